@@ -1,0 +1,37 @@
+"""Printing results: JSON for machines, text for people, progress on stderr."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from tqdm import tqdm
+
+
+def emit(args: argparse.Namespace, result: Any, fmt: Callable[[Any], str] | None = None) -> None:
+    """Print ``result``: JSON with ``--json`` (or without a formatter), else ``fmt(result)``."""
+    if getattr(args, "json", False) or fmt is None:
+        print(json.dumps(result, sort_keys=False))
+    else:
+        print(fmt(result))
+
+
+@contextmanager
+def progress_bar(desc: str, unit: str = "it") -> Iterator[Callable[[int, int], None]]:
+    """A ``progress(done, total)`` callback drawing a bar on standard error."""
+    bar = tqdm(desc=desc, unit=unit, file=sys.stderr, disable=None, leave=False)
+
+    def update(done: int, total: int) -> None:
+        if bar.total != total:
+            bar.total = total
+        bar.n = done
+        bar.refresh()
+
+    try:
+        yield update
+    finally:
+        bar.close()

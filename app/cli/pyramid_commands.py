@@ -1,0 +1,172 @@
+"""``segmend build``, ``info``, ``verify`` and ``demo``."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from app.cli.output import emit, progress_bar
+from app.model.build import build_pyramid
+from app.model.codec import COMPRESSIONS, DEFAULT_COMPRESSION
+from app.model.demo import build_demo
+from app.model.info import dataset_info
+from app.model.layout import DEFAULT_RULE, RULES
+from app.model.store import PyramidStore
+from app.model.verify import verify_levels
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add this module's commands to the ``segmend`` parser."""
+    p = sub.add_parser("build", help="build a pyramid from a plain volume")
+    p.add_argument("src", help="labels: FILE.h5:/dataset, FILE.npy, or a pyramid group")
+    p.add_argument("out", help="the pyramid file to write")
+    p.add_argument("--image", help="grayscale source, same forms as SRC")
+    p.add_argument("--block-size", type=_block_size, default=(64, 64, 64), metavar="N[,N,N]")
+    p.add_argument("--rule", choices=RULES, default=DEFAULT_RULE)
+    p.add_argument("--levels", type=int, help="number of scales (default: until one block)")
+    p.add_argument("--compression", choices=COMPRESSIONS, default=DEFAULT_COMPRESSION)
+    p.add_argument("--voxel-size", type=_voxel_size, default=(1.0, 1.0, 1.0), metavar="NM[,NM,NM]")
+    p.add_argument("--workers", type=int, help="threads (default: one per core)")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.set_defaults(func=cmd_build)
+
+    p = sub.add_parser("info", help="describe a pyramid")
+    p.add_argument("file")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("verify", help="check every level against a recompute from s0")
+    p.add_argument("file")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_verify)
+
+    p = sub.add_parser("demo", help="build the demo dataset from the bundled real cube, open it")
+    p.add_argument("--no-gui", action="store_true", help="build and summarise, without the app")
+    p.add_argument("--out", type=Path, help="where to write the demo pyramid")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_demo)
+
+
+def _block_size(text: str) -> tuple[int, int, int]:
+    parts = [int(v) for v in text.split(",")]
+    if len(parts) == 1:
+        parts *= 3
+    if len(parts) != 3 or any(v < 2 or v % 2 for v in parts):
+        raise argparse.ArgumentTypeError(f"block size must be one or three even sizes, got {text!r}")
+    return (parts[0], parts[1], parts[2])
+
+
+def _voxel_size(text: str) -> tuple[float, float, float]:
+    parts = [float(v) for v in text.split(",")]
+    if len(parts) == 1:
+        parts *= 3
+    if len(parts) != 3 or any(v <= 0 for v in parts):
+        raise argparse.ArgumentTypeError(f"voxel size must be one or three positive sizes, got {text!r}")
+    return (parts[0], parts[1], parts[2])
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    """``segmend build SRC OUT``."""
+    with progress_bar("build", unit="block") as tick:
+        out = build_pyramid(
+            args.src,
+            args.out,
+            image=args.image,
+            block_size=args.block_size,
+            rule=args.rule,
+            levels=args.levels,
+            compression=args.compression,
+            voxel_size_nm=args.voxel_size,
+            workers=args.workers,
+            progress=tick,
+        )
+    emit(args, dataset_info(out), _format_info)
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    """``segmend info FILE``."""
+    emit(args, dataset_info(args.file), _format_info)
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    """``segmend verify FILE``: exit 1 and a report on any difference."""
+    store = PyramidStore.open(args.file, "r")
+    try:
+        with progress_bar("verify", unit="block") as tick:
+            report = verify_levels(store, progress=tick)
+    finally:
+        store.close()
+    result = report.as_json()
+    emit(args, result, _format_verify)
+    return 0 if report.ok else 1
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """``segmend demo``: build the demo pyramid (if needed) and open it."""
+    out = args.out or _default_demo_path()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if not _is_current_demo(out):
+        with progress_bar("demo", unit="block") as tick:
+            build_demo(out, progress=tick)
+    gui = not args.no_gui and _have_display()
+    if not gui:
+        if not args.no_gui:
+            print("segmend: no display found; running headless (--no-gui)", file=sys.stderr)
+        emit(args, dataset_info(out), _format_info)
+        return 0
+    from app.ui.main import run_app
+
+    return run_app(str(out))
+
+
+def _default_demo_path() -> Path:
+    base = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
+    return base / "segmend" / "demo.h5"
+
+
+def _is_current_demo(path: Path) -> bool:
+    if not path.exists():
+        return False
+    try:
+        store = PyramidStore.open(path, "r")
+    except Exception:
+        return False
+    try:
+        return store.native and store.has_image
+    finally:
+        store.close()
+
+
+def _have_display() -> bool:
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
+def _format_info(info: dict[str, Any]) -> str:
+    lines = [
+        f"file:        {info['file']}",
+        f"format:      {info['format']}",
+        f"shape (zyx): {tuple(info['shape'])}",
+        f"block size:  {tuple(info['block_size'])}",
+        f"downres:     {info['downres_rule']}",
+        f"levels:      {len(info['levels'])}  " + " ".join("x".join(map(str, s)) for s in info["levels"]),
+        f"grayscale:   {'yes, ' + str(len(info['image_levels'])) + ' levels' if info['image_levels'] else 'no'}",
+        f"compression: {info['compression']}",
+        f"max label:   {info['max_label']}",
+        f"next label:  {info['next_label']}",
+        f"mutations:   {info['mutations']}",
+        f"outbox:      {info['outbox_pending']} pending",
+    ]
+    return "\n".join(lines)
+
+
+def _format_verify(result: dict[str, Any]) -> str:
+    lines = [f"{'OK' if result['ok'] else 'FAILED'}: {result['blocks_checked']} blocks checked, "
+             f"{result['mismatched_blocks']} differ"]
+    lines += [f"  {m}" for m in result["mismatches"]]
+    lines += [f"  {p}" for p in result["problems"]]
+    return "\n".join(lines)

@@ -1,0 +1,48 @@
+"""Pure Numba kernels over NumPy arrays (no I/O, no Qt, no app.model).
+
+Every public function here is a front end that validates its arguments (dtype,
+ndim, shape, contiguity) and dispatches to a single-threaded ``@njit(nogil=True)``
+kernel, so callers may run them in parallel on a thread pool.
+"""
+
+from app.kernels.counting import count_equal, count_in, label_counts
+from app.kernels.downsample import (
+    RULES,
+    downsample_image,
+    downsample_image_into,
+    downsample_labels,
+    downsample_labels_into,
+    downsampled_shape,
+)
+from app.kernels.relabel import relabel_inplace, remap_inplace, split_inplace
+from app.kernels.rle import (
+    check_rles_in_bounds,
+    encode_rles,
+    mask_to_rles,
+    parse_rles,
+    rles_block_coords,
+    rles_to_mask,
+    rles_voxel_count,
+)
+
+__all__ = [
+    "RULES",
+    "check_rles_in_bounds",
+    "count_equal",
+    "count_in",
+    "downsample_image",
+    "downsample_image_into",
+    "downsample_labels",
+    "downsample_labels_into",
+    "downsampled_shape",
+    "encode_rles",
+    "label_counts",
+    "mask_to_rles",
+    "parse_rles",
+    "relabel_inplace",
+    "remap_inplace",
+    "rles_block_coords",
+    "rles_to_mask",
+    "rles_voxel_count",
+    "split_inplace",
+]

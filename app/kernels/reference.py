@@ -1,0 +1,251 @@
+"""Plain NumPy/Python reference implementations of every kernel.
+
+Used by the tests (exact equality) and by the benchmarks. They favour clarity
+over speed: they follow the specification literally and share no code with the
+Numba kernels. None of them modifies its inputs.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections import Counter
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+__all__ = [
+    "count_equal_ref",
+    "count_in_ref",
+    "downsample_image_ref",
+    "downsample_labels_ref",
+    "encode_rles_ref",
+    "label_counts_ref",
+    "mask_to_rles_ref",
+    "parse_rles_ref",
+    "relabel_ref",
+    "remap_ref",
+    "rles_block_coords_ref",
+    "rles_to_mask_ref",
+    "rles_voxel_count_ref",
+    "split_ref",
+    "vote_ref",
+]
+
+
+# --------------------------------------------------------------------------- downsampling
+
+
+def vote_ref(values: list[int], rule: str = "labelmap") -> int:
+    """Winner of one group of label values under ``rule`` (see SPEC §2).
+
+    Parameters
+    ----------
+    values : list of int
+        The 1 to 8 labels of the group that lie inside the volume.
+    rule : {"labelmap", "labelblk"}
+
+    Returns
+    -------
+    int
+    """
+    counts = Counter(values)
+    if rule == "labelmap":
+        counts.pop(0, None)
+        if not counts:
+            return 0
+        most = max(counts.values())
+        return min(label for label, c in counts.items() if c == most)
+    if rule == "labelblk":
+        most = max(counts.values())
+        return max(label for label, c in counts.items() if c == most)
+    raise ValueError(f"unknown rule {rule!r}")
+
+
+def downsample_labels_ref(vol: NDArray[Any], rule: str = "labelmap") -> NDArray[Any]:
+    """2x2x2 label downsampling, one group at a time.
+
+    Parameters
+    ----------
+    vol : NDArray[unsigned int], shape (Z, Y, X)
+    rule : {"labelmap", "labelblk"}
+
+    Returns
+    -------
+    NDArray, shape (ceil(Z/2), ceil(Y/2), ceil(X/2)), dtype of ``vol``
+    """
+    nz, ny, nx = vol.shape
+    out = np.zeros(((nz + 1) // 2, (ny + 1) // 2, (nx + 1) // 2), dtype=vol.dtype)
+    for oz in range(out.shape[0]):
+        for oy in range(out.shape[1]):
+            for ox in range(out.shape[2]):
+                group = vol[2 * oz : 2 * oz + 2, 2 * oy : 2 * oy + 2, 2 * ox : 2 * ox + 2]
+                out[oz, oy, ox] = vote_ref([int(v) for v in group.ravel()], rule)
+    return out
+
+
+def downsample_image_ref(vol: NDArray[Any]) -> NDArray[Any]:
+    """2x2x2 mean of a grayscale volume, ``(sum + n // 2) // n`` per group.
+
+    ``n`` is the number of voxels of the group inside the volume.
+
+    Parameters
+    ----------
+    vol : NDArray[uint8 | uint16], shape (Z, Y, X)
+
+    Returns
+    -------
+    NDArray, shape (ceil(Z/2), ceil(Y/2), ceil(X/2)), dtype of ``vol``
+    """
+    nz, ny, nx = vol.shape
+    oshape = ((nz + 1) // 2, (ny + 1) // 2, (nx + 1) // 2)
+    total = np.zeros(oshape, dtype=np.int64)
+    n = np.zeros(oshape, dtype=np.int64)
+    for dz in (0, 1):
+        for dy in (0, 1):
+            for dx in (0, 1):
+                part = vol[dz::2, dy::2, dx::2].astype(np.int64)
+                sz, sy, sx = part.shape
+                total[:sz, :sy, :sx] += part
+                n[:sz, :sy, :sx] += 1
+    return ((total + n // 2) // n).astype(vol.dtype)
+
+
+# --------------------------------------------------------------------------- relabelling
+
+
+def relabel_ref(
+    block: NDArray[Any], labels: ArrayLike, target: int
+) -> tuple[NDArray[Any], int]:
+    """Copy of ``block`` with voxels in ``labels`` set to ``target``, and the
+    number of voxels whose value changed."""
+    wanted = {int(v) for v in np.asarray(labels).ravel().tolist()}
+    flat = [int(v) for v in block.ravel().tolist()]
+    new = [target if v in wanted else v for v in flat]
+    changed = sum(1 for a, b in zip(flat, new, strict=True) if a != b)
+    return np.array(new, dtype=block.dtype).reshape(block.shape), changed
+
+
+def remap_ref(
+    block: NDArray[Any], keys: ArrayLike, values: ArrayLike
+) -> tuple[NDArray[Any], int]:
+    """Copy of ``block`` with ``keys[i]`` replaced by ``values[i]``, and the
+    number of voxels whose value changed."""
+    mapping = dict(
+        zip(
+            [int(v) for v in np.asarray(keys).tolist()],
+            [int(v) for v in np.asarray(values).tolist()],
+            strict=True,
+        )
+    )
+    flat = [int(v) for v in block.ravel().tolist()]
+    new = [mapping.get(v, v) for v in flat]
+    changed = sum(1 for a, b in zip(flat, new, strict=True) if a != b)
+    return np.array(new, dtype=block.dtype).reshape(block.shape), changed
+
+
+def split_ref(
+    block: NDArray[Any], mask: NDArray[np.bool_], target: int, new_label: int
+) -> tuple[NDArray[Any], int]:
+    """Copy of ``block`` with voxels equal to ``target`` under ``mask`` set to
+    ``new_label``, and the number of voxels whose value changed."""
+    out = block.copy()
+    sel = mask & (block.astype(object) == target)
+    out[sel] = new_label
+    return out, int(np.count_nonzero(out != block))
+
+
+# --------------------------------------------------------------------------- counting
+
+
+def label_counts_ref(block: NDArray[Any]) -> tuple[NDArray[np.uint64], NDArray[np.int64]]:
+    """``np.unique(block, return_counts=True)`` as (uint64 labels, int64 counts)."""
+    u, c = np.unique(block, return_counts=True)
+    return u.astype(np.uint64), c.astype(np.int64)
+
+
+def count_equal_ref(block: NDArray[Any], label: int) -> int:
+    """Number of voxels equal to ``label``."""
+    return sum(1 for v in block.ravel().tolist() if int(v) == int(label))
+
+
+def count_in_ref(block: NDArray[Any], labels: ArrayLike) -> NDArray[np.int64]:
+    """Number of voxels equal to each of ``labels``, in the order given."""
+    counts = Counter(int(v) for v in block.ravel().tolist())
+    return np.array([counts.get(int(v), 0) for v in np.asarray(labels).tolist()], dtype=np.int64)
+
+
+# --------------------------------------------------------------------------- RLE
+
+
+def parse_rles_ref(data: bytes, headered: bool = True) -> NDArray[np.int32]:
+    """Decode DVID RLE bytes with ``struct`` (no validation beyond sizes)."""
+    if headered:
+        n = struct.unpack_from("<I", data, 8)[0]
+        body = data[12 : 12 + 16 * n]
+    else:
+        body = data
+    rows = [struct.unpack_from("<4i", body, 16 * i) for i in range(len(body) // 16)]
+    return np.array(rows, dtype=np.int32).reshape(-1, 4)
+
+
+def encode_rles_ref(spans: NDArray[Any], headered: bool = True) -> bytes:
+    """Encode spans with ``struct``."""
+    rows = [tuple(int(v) for v in row) for row in np.asarray(spans).reshape(-1, 4)]
+    body = b"".join(struct.pack("<4i", *row) for row in rows)
+    if not headered:
+        return body
+    voxels = sum(row[3] for row in rows) % 2**32
+    return bytes([0, 3, 0, 0]) + struct.pack("<II", voxels, len(rows)) + body
+
+
+def rles_to_mask_ref(
+    spans: NDArray[Any], offset_zyx: tuple[int, int, int], shape_zyx: tuple[int, int, int]
+) -> NDArray[np.bool_]:
+    """Rasterise spans voxel by voxel, keeping those inside the box."""
+    mask = np.zeros(shape_zyx, dtype=np.bool_)
+    oz, oy, ox = offset_zyx
+    for x, y, z, length in np.asarray(spans).reshape(-1, 4).tolist():
+        for xx in range(x, x + length):
+            lz, ly, lx = z - oz, y - oy, xx - ox
+            if 0 <= lz < shape_zyx[0] and 0 <= ly < shape_zyx[1] and 0 <= lx < shape_zyx[2]:
+                mask[lz, ly, lx] = True
+    return mask
+
+
+def mask_to_rles_ref(
+    mask: NDArray[np.bool_], offset_zyx: tuple[int, int, int] = (0, 0, 0)
+) -> NDArray[np.int32]:
+    """Maximal x-runs of ``mask``, ordered by z, y, x, in global coordinates."""
+    oz, oy, ox = offset_zyx
+    rows: list[tuple[int, int, int, int]] = []
+    for z in range(mask.shape[0]):
+        for y in range(mask.shape[1]):
+            line = mask[z, y].tolist()
+            x = 0
+            while x < len(line):
+                if line[x]:
+                    start = x
+                    while x < len(line) and line[x]:
+                        x += 1
+                    rows.append((start + ox, y + oy, z + oz, x - start))
+                else:
+                    x += 1
+    return np.array(rows, dtype=np.int32).reshape(-1, 4)
+
+
+def rles_block_coords_ref(
+    spans: NDArray[Any], block_size_zyx: tuple[int, int, int]
+) -> NDArray[np.int64]:
+    """Sorted unique (z, y, x) block coordinates of every voxel of the spans."""
+    bz, by, bx = block_size_zyx
+    blocks = set()
+    for x, y, z, length in np.asarray(spans).reshape(-1, 4).tolist():
+        for xx in range(x, x + length):
+            blocks.add((z // bz, y // by, xx // bx))
+    return np.array(sorted(blocks), dtype=np.int64).reshape(-1, 3)
+
+
+def rles_voxel_count_ref(spans: NDArray[Any]) -> int:
+    """Sum of the span lengths."""
+    return sum(int(row[3]) for row in np.asarray(spans).reshape(-1, 4).tolist())

@@ -1,0 +1,332 @@
+"""In-place relabelling of label blocks: merge, remap and split.
+
+All front ends work on any shape (the kernels are element-wise) but need a
+C-contiguous, writeable unsigned-integer array, because they change it in place.
+They return the number of voxels whose value changed.
+
+Kernels scan the block in chunks of ``_CHUNK`` voxels. A chunk whose voxels all
+hold one value (most chunks of supervoxel data, which come in long runs along x)
+is decided with one lookup and rewritten with a vectorised fill; other chunks are
+decided voxel by voxel.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from numba import njit
+from numpy.typing import ArrayLike, NDArray
+
+__all__ = ["relabel_inplace", "remap_inplace", "split_inplace"]
+
+_UNSIGNED = (np.dtype(np.uint8), np.dtype(np.uint16), np.dtype(np.uint32), np.dtype(np.uint64))
+
+# Voxels per chunk of the scanning kernels (tuned on 256**3 and 512**3 volumes).
+_CHUNK = 256
+# Up to this many labels, membership is a vectorised compare against each label;
+# above it, a binary search over the sorted labels.
+_LINEAR_MAX = 16
+
+
+# --------------------------------------------------------------------------- kernels
+
+
+@njit(cache=True, nogil=True)
+def _search(keys, v):
+    """Index of ``v`` in sorted ``keys``, or -1 (binary search with range reject)."""
+    n = keys.size
+    if n == 0 or v < keys[0] or v > keys[n - 1]:
+        return -1
+    # branch-free lower search: keys[lo] <= v < keys[lo + size]
+    lo = 0
+    while n > 1:
+        half = n >> 1
+        lo = lo + half if keys[lo + half] <= v else lo
+        n -= half
+    return lo if keys[lo] == v else -1
+
+
+@njit(cache=True, nogil=True)
+def _relabel_linear_kernel(flat, labels, target):
+    """Set voxels of ``flat`` (1D) found in ``labels`` (few, sorted) to ``target``."""
+    n = flat.size
+    nl = labels.size
+    lo = labels[0]
+    hi = labels[nl - 1]
+    hit = np.zeros(_CHUNK, dtype=np.uint8)
+    changed = 0
+    for c in range((n + _CHUNK - 1) // _CHUNK):
+        base = c * _CHUNK
+        cnt = min(_CHUNK, n - base)
+        v0 = flat[base]
+        diff = v0 ^ v0
+        for j in range(cnt):
+            diff |= flat[base + j] ^ v0
+        if diff == 0:
+            if v0 < lo or v0 > hi:
+                continue
+            found = False
+            for k in range(nl):
+                if labels[k] == v0:
+                    found = True
+            if found:
+                for j in range(cnt):
+                    flat[base + j] = target
+                changed += cnt
+            continue
+        for j in range(cnt):
+            hit[j] = 0
+        for k in range(nl):
+            lab = labels[k]
+            for j in range(cnt):
+                hit[j] |= flat[base + j] == lab
+        nhit = 0
+        for j in range(cnt):
+            h = hit[j]
+            nhit += h
+            flat[base + j] = target if h else flat[base + j]
+        changed += nhit
+    return changed
+
+
+@njit(cache=True, nogil=True)
+def _remap_sorted_kernel(flat, keys, values):
+    """Set voxels of ``flat`` (1D) equal to ``keys[i]`` (sorted) to ``values[i]``.
+
+    Works run by run: labels come in runs along x, so one lookup serves a run.
+    ``keys[i] != values[i]`` for all ``i`` so that every replacement counts.
+    """
+    n = flat.size
+    changed = 0
+    i = 0
+    while i < n:
+        v = flat[i]
+        j = i + 1
+        while j < n and flat[j] == v:
+            j += 1
+        k = _search(keys, v)
+        if k >= 0:
+            new = values[k]
+            for t in range(i, j):
+                flat[t] = new
+            changed += j - i
+        i = j
+    return changed
+
+
+@njit(cache=True, nogil=True)
+def _split_kernel(flat, mask, target, new_label):
+    """Set voxels of ``flat`` equal to ``target`` where ``mask`` to ``new_label``."""
+    changed = 0
+    for i in range(flat.size):
+        h = mask[i] & (flat[i] == target)
+        changed += h
+        flat[i] = new_label if h else flat[i]
+    return changed
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _check_block(block: Any, name: str = "block", *, writeable: bool = True) -> NDArray[Any]:
+    """Validate an unsigned-integer block and return it flattened (a view)."""
+    if not isinstance(block, np.ndarray):
+        raise TypeError(f"{name} must be a numpy.ndarray, got {type(block).__name__}")
+    if block.dtype not in _UNSIGNED:
+        raise TypeError(
+            f"{name} must have an unsigned integer dtype (uint8/16/32/64), got {block.dtype}"
+        )
+    if block.ndim < 1:
+        raise ValueError(f"{name} must have at least one axis, got a 0-d array")
+    if writeable:
+        if not block.flags.c_contiguous:
+            raise ValueError(f"{name} must be C-contiguous to be modified in place")
+        if not block.flags.writeable:
+            raise ValueError(f"{name} must be writeable")
+    return block.reshape(-1)
+
+
+def _as_label_array(labels: ArrayLike, name: str) -> NDArray[np.uint64]:
+    """Convert 1D non-negative integer labels to uint64 (no sorting)."""
+    arr = np.asarray(labels)
+    if arr.ndim != 1:
+        raise ValueError(f"{name} must be 1D, got ndim={arr.ndim}")
+    if arr.size == 0:
+        return np.zeros(0, dtype=np.uint64)
+    if arr.dtype.kind not in "ui":
+        if arr.dtype == np.dtype(object):
+            try:
+                arr = np.array([int(x) for x in arr], dtype=np.uint64)
+            except (TypeError, ValueError, OverflowError) as exc:
+                raise TypeError(f"{name} must hold non-negative integers < 2**64") from exc
+        else:
+            raise TypeError(f"{name} must hold integers, got dtype {arr.dtype}")
+    if arr.dtype.kind == "i" and bool((arr < 0).any()):
+        raise ValueError(f"{name} must be non-negative, got {int(arr.min())}")
+    return arr.astype(np.uint64, copy=False)
+
+
+def _label_scalar(value: Any, name: str) -> int:
+    """Validate a non-negative integer label given as a Python or NumPy integer."""
+    if isinstance(value, bool | np.bool_) or not isinstance(value, int | np.integer):
+        raise TypeError(f"{name} must be an integer, got {type(value).__name__}")
+    v = int(value)
+    if v < 0 or v >= 2**64:
+        raise ValueError(f"{name} must be in [0, 2**64), got {v}")
+    return v
+
+
+def _fit_scalar(value: int, dtype: np.dtype[Any], name: str) -> np.unsignedinteger[Any]:
+    """Cast a label that will be written into a block of ``dtype``."""
+    if value > np.iinfo(dtype).max:
+        raise ValueError(f"{name}={value} does not fit in the block's dtype {dtype}")
+    return dtype.type(value)  # type: ignore[no-any-return]
+
+
+def _representable(labels: NDArray[np.uint64], dtype: np.dtype[Any]) -> NDArray[Any]:
+    """The labels that can occur in a block of ``dtype``, cast to it."""
+    return labels[labels <= np.uint64(np.iinfo(dtype).max)].astype(dtype)
+
+
+# --------------------------------------------------------------------------- front ends
+
+
+def relabel_inplace(block: NDArray[Any], labels: ArrayLike, target: int) -> int:
+    """Set every voxel whose value is in ``labels`` to ``target``, in place.
+
+    Parameters
+    ----------
+    block : NDArray[uint8 | uint16 | uint32 | uint64], any shape
+        C-contiguous, writeable; modified in place.
+    labels : array_like of non-negative int, shape (n,)
+        Labels to replace; any order, duplicates allowed. Labels too large for
+        ``block``'s dtype cannot occur and are ignored.
+    target : int
+        Replacement label; must fit ``block``'s dtype.
+
+    Returns
+    -------
+    int
+        Number of voxels changed (voxels already equal to ``target`` do not count).
+
+    Raises
+    ------
+    TypeError
+        ``block`` is not an unsigned-integer ndarray, or ``labels``/``target`` are
+        not integers.
+    ValueError
+        ``block`` is not C-contiguous or not writeable, ``labels`` is not 1D or
+        holds negative values, ``target`` does not fit the dtype.
+    """
+    flat = _check_block(block)
+    labs = _as_label_array(labels, "labels")
+    tgt = _fit_scalar(_label_scalar(target, "target"), block.dtype, "target")
+    labs = np.unique(_representable(labs, block.dtype))
+    labs = labs[labs != tgt]
+    if labs.size == 0 or flat.size == 0:
+        return 0
+    if labs.size <= _LINEAR_MAX:
+        return int(_relabel_linear_kernel(flat, labs, tgt))
+    values = np.full(labs.size, tgt, dtype=block.dtype)
+    return int(_remap_sorted_kernel(flat, labs, values))
+
+
+def remap_inplace(block: NDArray[Any], keys: ArrayLike, values: ArrayLike) -> int:
+    """Set voxels equal to ``keys[i]`` to ``values[i]``, in place.
+
+    Voxels whose value is not in ``keys`` are unchanged. The mapping is applied
+    once (``{1: 2, 2: 3}`` maps 1 to 2, not to 3).
+
+    Parameters
+    ----------
+    block : NDArray[uint8 | uint16 | uint32 | uint64], any shape
+        C-contiguous, writeable; modified in place.
+    keys : array_like of non-negative int, shape (n,)
+        Distinct source labels, any order. Keys too large for the dtype are
+        ignored.
+    values : array_like of non-negative int, shape (n,)
+        Destination labels; must fit ``block``'s dtype.
+
+    Returns
+    -------
+    int
+        Number of voxels changed (keys mapped to themselves do not count).
+
+    Raises
+    ------
+    TypeError
+        Bad ``block`` type/dtype, or non-integer keys/values.
+    ValueError
+        ``block`` not C-contiguous/writeable; ``keys``/``values`` not 1D, of
+        different lengths, negative; duplicated keys; a value too large for the
+        dtype.
+    """
+    flat = _check_block(block)
+    k = _as_label_array(keys, "keys")
+    v = _as_label_array(values, "values")
+    if k.shape != v.shape:
+        raise ValueError(f"keys and values must have the same length, got {k.size} and {v.size}")
+    if k.size == 0 or flat.size == 0:
+        return 0
+    order = np.argsort(k, kind="stable")
+    k = k[order]
+    v = v[order]
+    dup = k[1:] == k[:-1]
+    if bool(dup.any()):
+        raise ValueError(f"keys must be unique; {int(k[1:][dup][0])} is repeated")
+    maxv = np.uint64(np.iinfo(block.dtype).max)
+    keep = k <= maxv
+    k = k[keep]
+    v = v[keep]
+    if v.size and bool((v > maxv).any()):
+        bad = int(v[v > maxv][0])
+        raise ValueError(f"values: {bad} does not fit in the block's dtype {block.dtype}")
+    keep = k != v
+    k = k[keep].astype(block.dtype)
+    v = v[keep].astype(block.dtype)
+    if k.size == 0:
+        return 0
+    return int(_remap_sorted_kernel(flat, k, v))
+
+
+def split_inplace(block: NDArray[Any], mask: NDArray[np.bool_], target: int, new_label: int) -> int:
+    """Set voxels equal to ``target`` where ``mask`` is True to ``new_label``, in place.
+
+    Parameters
+    ----------
+    block : NDArray[uint8 | uint16 | uint32 | uint64], any shape
+        C-contiguous, writeable; modified in place.
+    mask : NDArray[bool], same shape as ``block``
+        Region of the split (any layout).
+    target : int
+        Label being split. If it does not fit the dtype, nothing changes.
+    new_label : int
+        Label given to the split-off voxels; must fit ``block``'s dtype.
+
+    Returns
+    -------
+    int
+        Number of voxels changed (0 if ``new_label == target``).
+
+    Raises
+    ------
+    TypeError
+        Bad ``block`` or ``mask`` type/dtype, non-integer labels.
+    ValueError
+        ``block`` not C-contiguous/writeable, shape mismatch, ``new_label`` too
+        large for the dtype.
+    """
+    flat = _check_block(block)
+    if not isinstance(mask, np.ndarray):
+        raise TypeError(f"mask must be a numpy.ndarray, got {type(mask).__name__}")
+    if mask.dtype != np.bool_:
+        raise TypeError(f"mask must have dtype bool, got {mask.dtype}")
+    if mask.shape != block.shape:
+        raise ValueError(f"mask must have the block's shape {block.shape}, got {mask.shape}")
+    t = _label_scalar(target, "target")
+    new = _fit_scalar(_label_scalar(new_label, "new_label"), block.dtype, "new_label")
+    if t > np.iinfo(block.dtype).max or t == int(new) or flat.size == 0:
+        return 0
+    m = np.ascontiguousarray(mask).reshape(-1)
+    return int(_split_kernel(flat, m, block.dtype.type(t), new))

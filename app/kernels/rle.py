@@ -1,0 +1,379 @@
+"""DVID RLE (run-length encoded sparse volume) spans.
+
+Binary format, little-endian (interoperable with DVID):
+
+* headered: 12-byte header ``[0x00, 3, 0, 0, uint32 voxel_count, uint32 n_spans]``
+  (``voxel_count`` is ignored on read) followed by the spans;
+* headerless: the spans only.
+
+A span is four int32 ``(x, y, z, length)``: ``length`` voxels along x starting
+at ``(x, y, z)``, in scale-0 voxel coordinates. In memory, spans are an
+``(n, 4)`` integer array with columns ``(x, y, z, length)``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from numba import njit
+from numpy.typing import ArrayLike, NDArray
+
+__all__ = [
+    "check_rles_in_bounds",
+    "encode_rles",
+    "mask_to_rles",
+    "parse_rles",
+    "rles_block_coords",
+    "rles_to_mask",
+    "rles_voxel_count",
+]
+
+_HEADER_BYTES = 12
+_SPAN_BYTES = 16
+_SPAN_DTYPE = np.dtype("<i4")
+_INT32_MAX = 2**31 - 1
+
+
+# --------------------------------------------------------------------------- kernels
+
+
+@njit(cache=True, nogil=True)
+def _rles_to_mask_kernel(spans, oz, oy, ox, mask):
+    """Set the voxels of ``spans`` (int64 (n, 4)) inside the box to True.
+
+    The box starts at global ``(oz, oy, ox)`` and has ``mask``'s shape.
+    """
+    nz, ny, nx = mask.shape
+    for i in range(spans.shape[0]):
+        z = spans[i, 2] - oz
+        y = spans[i, 1] - oy
+        if z < 0 or z >= nz or y < 0 or y >= ny:
+            continue
+        x0 = max(spans[i, 0] - ox, 0)
+        x1 = min(spans[i, 0] + spans[i, 3] - ox, nx)
+        for x in range(x0, x1):
+            mask[z, y, x] = True
+
+
+@njit(cache=True, nogil=True)
+def _mask_to_rles_kernel(mask, oz, oy, ox):
+    """Maximal x-runs of C-contiguous 3D bool ``mask`` as int64 (n, 4) spans."""
+    nz, ny, nx = mask.shape
+    n = 0
+    for z in range(nz):
+        for y in range(ny):
+            row = mask[z, y]
+            prev = False
+            for x in range(nx):
+                cur = row[x]
+                n += cur and not prev
+                prev = cur
+    out = np.empty((n, 4), dtype=np.int64)
+    k = 0
+    for z in range(nz):
+        for y in range(ny):
+            row = mask[z, y]
+            x = 0
+            while x < nx:
+                if row[x]:
+                    start = x
+                    while x < nx and row[x]:
+                        x += 1
+                    out[k, 0] = start + ox
+                    out[k, 1] = y + oy
+                    out[k, 2] = z + oz
+                    out[k, 3] = x - start
+                    k += 1
+                else:
+                    x += 1
+    return out
+
+
+@njit(cache=True, nogil=True)
+def _block_coords_kernel(spans, bz, by, bx):
+    """All (z, y, x) block coordinates touched by each span (with repeats)."""
+    n = spans.shape[0]
+    total = 0
+    for i in range(n):
+        x0 = spans[i, 0]
+        x1 = x0 + spans[i, 3] - 1
+        total += x1 // bx - x0 // bx + 1
+    out = np.empty((total, 3), dtype=np.int64)
+    k = 0
+    for i in range(n):
+        x0 = spans[i, 0]
+        x1 = x0 + spans[i, 3] - 1
+        cz = spans[i, 2] // bz
+        cy = spans[i, 1] // by
+        for cx in range(x0 // bx, x1 // bx + 1):
+            out[k, 0] = cz
+            out[k, 1] = cy
+            out[k, 2] = cx
+            k += 1
+    return out
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _check_spans(spans: Any, name: str = "spans") -> NDArray[np.int64]:
+    """Validate an (n, 4) integer span array; return it as C-contiguous int64."""
+    if not isinstance(spans, np.ndarray):
+        raise TypeError(f"{name} must be a numpy.ndarray, got {type(spans).__name__}")
+    if spans.dtype.kind not in "iu":
+        raise TypeError(f"{name} must have an integer dtype, got {spans.dtype}")
+    if spans.ndim != 2 or spans.shape[1] != 4:
+        raise ValueError(f"{name} must have shape (n, 4) (x, y, z, length), got {spans.shape}")
+    s = np.ascontiguousarray(spans, dtype=np.int64)
+    if s.shape[0] and bool((s[:, 3] <= 0).any()):
+        i = int(np.flatnonzero(s[:, 3] <= 0)[0])
+        raise ValueError(f"{name}[{i}] has length {int(s[i, 3])} <= 0")
+    return s
+
+
+def _check_triple(value: Any, name: str, *, positive: bool) -> tuple[int, int, int]:
+    try:
+        t = tuple(int(v) for v in value)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"{name} must be 3 integers (z, y, x), got {value!r}") from exc
+    if len(t) != 3:
+        raise ValueError(f"{name} must be 3 integers (z, y, x), got {value!r}")
+    if positive and min(t) <= 0:
+        raise ValueError(f"{name} must be positive, got {t}")
+    return (t[0], t[1], t[2])
+
+
+# --------------------------------------------------------------------------- front ends
+
+
+def parse_rles(data: bytes, headered: bool = True) -> NDArray[np.int32]:
+    """Decode DVID RLE bytes into spans.
+
+    Parameters
+    ----------
+    data : bytes-like
+        Encoded spans.
+    headered : bool
+        True for the 12-byte-header form, False for spans only.
+
+    Returns
+    -------
+    NDArray[int32], shape (n, 4)
+        Columns ``(x, y, z, length)``.
+
+    Raises
+    ------
+    ValueError
+        Buffer too short for the header, bad header bytes, payload length not
+        ``16 * n_spans`` (headered) or not a multiple of 16 (headerless), a
+        length <= 0, or a negative coordinate.
+    """
+    buf = memoryview(data).cast("B")
+    if headered:
+        if len(buf) < _HEADER_BYTES:
+            raise ValueError(
+                f"RLE buffer too short for the {_HEADER_BYTES}-byte header: {len(buf)} bytes"
+            )
+        if buf[0] != 0 or buf[1] != 3:
+            raise ValueError(
+                f"bad RLE header: expected bytes 0x00 0x03 (3 dimensions), "
+                f"got 0x{buf[0]:02x} 0x{buf[1]:02x}"
+            )
+        n_spans = int(np.frombuffer(buf[8:12], dtype="<u4")[0])
+        payload = buf[_HEADER_BYTES:]
+        if len(payload) != _SPAN_BYTES * n_spans:
+            raise ValueError(
+                f"RLE payload is {len(payload)} bytes, expected 16 * n_spans = "
+                f"{_SPAN_BYTES * n_spans} for n_spans = {n_spans}"
+            )
+    else:
+        payload = buf
+        if len(payload) % _SPAN_BYTES:
+            raise ValueError(
+                f"headerless RLE length {len(payload)} is not a multiple of {_SPAN_BYTES} bytes"
+            )
+    spans = np.frombuffer(payload, dtype=_SPAN_DTYPE).reshape(-1, 4).astype(np.int32)
+    if spans.shape[0]:
+        bad = spans[:, 3] <= 0
+        if bool(bad.any()):
+            i = int(np.flatnonzero(bad)[0])
+            raise ValueError(f"RLE span {i} has length {int(spans[i, 3])} <= 0")
+        neg = (spans[:, :3] < 0).any(axis=1)
+        if bool(neg.any()):
+            i = int(np.flatnonzero(neg)[0])
+            x, y, z = (int(v) for v in spans[i, :3])
+            raise ValueError(f"RLE span {i} has a negative coordinate (x={x}, y={y}, z={z})")
+    return spans
+
+
+def encode_rles(spans: NDArray[np.integer[Any]], headered: bool = True) -> bytes:
+    """Encode spans in DVID's RLE binary format.
+
+    Parameters
+    ----------
+    spans : NDArray[integer], shape (n, 4)
+        Columns ``(x, y, z, length)``; every value must fit int32, lengths > 0.
+    headered : bool
+        Prepend the 12-byte header (voxel count = sum of lengths, modulo 2**32
+        as in DVID's uint32 field; span count).
+
+    Returns
+    -------
+    bytes
+    """
+    s = _check_spans(spans)
+    if s.size and (int(s.min()) < -(2**31) or int(s.max()) > _INT32_MAX):
+        raise ValueError("spans: values must fit int32")
+    body = s.astype(_SPAN_DTYPE).tobytes()
+    if not headered:
+        return body
+    if s.shape[0] > 2**32 - 1:
+        raise ValueError(f"too many spans for the RLE header: {s.shape[0]}")
+    voxels = rles_voxel_count(s) % 2**32
+    header = bytes([0, 3, 0, 0]) + np.array([voxels, s.shape[0]], dtype="<u4").tobytes()
+    return header + body
+
+
+def check_rles_in_bounds(spans: NDArray[np.integer[Any]], shape_zyx: ArrayLike) -> None:
+    """Raise if any span leaves the volume ``[0, shape)``.
+
+    Parameters
+    ----------
+    spans : NDArray[integer], shape (n, 4)
+        Columns ``(x, y, z, length)``.
+    shape_zyx : 3 ints
+        Volume shape ``(Z, Y, X)``.
+
+    Raises
+    ------
+    ValueError
+        Naming the first span (index and values) not inside the volume.
+    """
+    s = _check_spans(spans)
+    z, y, x = _check_triple(shape_zyx, "shape_zyx", positive=False)
+    if s.shape[0] == 0:
+        return
+    bad = (
+        (s[:, 0] < 0)
+        | (s[:, 1] < 0)
+        | (s[:, 2] < 0)
+        | (s[:, 0] + s[:, 3] > x)
+        | (s[:, 1] >= y)
+        | (s[:, 2] >= z)
+    )
+    if bool(bad.any()):
+        i = int(np.flatnonzero(bad)[0])
+        sx, sy, sz, sl = (int(v) for v in s[i])
+        raise ValueError(
+            f"RLE span {i} (x={sx}, y={sy}, z={sz}, length={sl}) is outside the volume "
+            f"of shape (z, y, x) = {(z, y, x)}"
+        )
+
+
+def rles_to_mask(
+    spans: NDArray[np.integer[Any]], offset_zyx: ArrayLike, shape_zyx: ArrayLike
+) -> NDArray[np.bool_]:
+    """Rasterise the spans inside the box ``[offset, offset + shape)``.
+
+    Spans are clipped to the box; spans outside it are ignored.
+
+    Parameters
+    ----------
+    spans : NDArray[integer], shape (n, 4)
+        Columns ``(x, y, z, length)``, global coordinates.
+    offset_zyx : 3 ints
+        Global coordinate of the box's first voxel.
+    shape_zyx : 3 positive ints
+        Box shape ``(Z, Y, X)``.
+
+    Returns
+    -------
+    NDArray[bool], shape ``shape_zyx``
+    """
+    s = _check_spans(spans)
+    oz, oy, ox = _check_triple(offset_zyx, "offset_zyx", positive=False)
+    shape = _check_triple(shape_zyx, "shape_zyx", positive=True)
+    mask = np.zeros(shape, dtype=np.bool_)
+    if s.shape[0]:
+        _rles_to_mask_kernel(s, oz, oy, ox, mask)
+    return mask
+
+
+def mask_to_rles(mask: NDArray[np.bool_], offset_zyx: ArrayLike = (0, 0, 0)) -> NDArray[np.int32]:
+    """Encode a mask as maximal runs along x.
+
+    Parameters
+    ----------
+    mask : NDArray[bool], shape (Z, Y, X)
+        Any layout.
+    offset_zyx : 3 ints
+        Global coordinate of ``mask[0, 0, 0]``; added to the span coordinates.
+
+    Returns
+    -------
+    NDArray[int32], shape (n, 4)
+        Columns ``(x, y, z, length)``, ordered by z, then y, then x.
+
+    Raises
+    ------
+    ValueError
+        Coordinates do not fit int32.
+    """
+    if not isinstance(mask, np.ndarray):
+        raise TypeError(f"mask must be a numpy.ndarray, got {type(mask).__name__}")
+    if mask.dtype != np.bool_:
+        raise TypeError(f"mask must have dtype bool, got {mask.dtype}")
+    if mask.ndim != 3:
+        raise ValueError(f"mask must be 3D (z, y, x), got ndim={mask.ndim}")
+    oz, oy, ox = _check_triple(offset_zyx, "offset_zyx", positive=False)
+    for o, n, axis in ((oz, mask.shape[0], "z"), (oy, mask.shape[1], "y"), (ox, mask.shape[2], "x")):
+        if o < -(2**31) or o + n > _INT32_MAX:
+            raise ValueError(f"offset_zyx: {axis} coordinates do not fit int32")
+    if mask.size == 0:
+        return np.zeros((0, 4), dtype=np.int32)
+    out = _mask_to_rles_kernel(np.ascontiguousarray(mask), oz, oy, ox)
+    return out.astype(np.int32)
+
+
+def rles_block_coords(
+    spans: NDArray[np.integer[Any]], block_size_zyx: ArrayLike
+) -> NDArray[np.int64]:
+    """Unique block coordinates touched by the spans.
+
+    Parameters
+    ----------
+    spans : NDArray[integer], shape (n, 4)
+        Columns ``(x, y, z, length)``.
+    block_size_zyx : 3 positive ints
+        Block shape ``(BZ, BY, BX)``.
+
+    Returns
+    -------
+    NDArray[int64], shape (m, 3)
+        Block coordinates ``(z, y, x)`` (voxel // block size, floor division),
+        sorted lexicographically, without repeats. A span crossing block
+        boundaries along x touches several blocks.
+    """
+    s = _check_spans(spans)
+    bz, by, bx = _check_triple(block_size_zyx, "block_size_zyx", positive=True)
+    if s.shape[0] == 0:
+        return np.zeros((0, 3), dtype=np.int64)
+    coords = _block_coords_kernel(s, bz, by, bx)
+    return np.unique(coords, axis=0)
+
+
+def rles_voxel_count(spans: NDArray[np.integer[Any]]) -> int:
+    """Total number of voxels of the spans (sum of lengths).
+
+    Parameters
+    ----------
+    spans : NDArray[integer], shape (n, 4)
+        Columns ``(x, y, z, length)``.
+
+    Returns
+    -------
+    int
+    """
+    s = _check_spans(spans)
+    return int(s[:, 3].sum())

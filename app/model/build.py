@@ -1,0 +1,248 @@
+"""Build a segmend pyramid from a plain volume, streaming slab by slab.
+
+The source is read once, one slab of ``block_size[0]`` z-planes at a time.  Each
+slab is cut into blocks that are encoded and written in parallel, and
+downsampled (in parallel y-stripes) into half a slab of the next level; two
+half slabs make the next level's slab, and so on down the pyramid.  Peak
+memory is about two slabs per level, never the whole volume.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from app.kernels import downsample_image_into, downsample_labels_into
+from app.model.errors import CancelledError, FormatError
+from app.model.layout import DEFAULT_BLOCK_SIZE, DEFAULT_RULE, level_shapes
+from app.model.sources import VolumeSource, open_source
+from app.model.store import IMAGE, LABELS, PyramidStore
+
+ProgressCallback = Callable[[int, int], None]
+"""Called as ``progress(blocks_done, blocks_total)`` from worker threads."""
+
+BlockObserver = Callable[[tuple[int, int, int], NDArray[np.uint64]], None]
+"""Called with every s0 label block written, from worker threads."""
+
+
+def default_workers() -> int:
+    """Worker threads for bulk jobs: one per core."""
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+
+
+def build_pyramid(
+    labels: str | Path,
+    out: str | Path,
+    *,
+    image: str | Path | None = None,
+    block_size: tuple[int, int, int] = DEFAULT_BLOCK_SIZE,
+    rule: str = DEFAULT_RULE,
+    levels: int | None = None,
+    compression: str = "blosc-lz4",
+    voxel_size_nm: tuple[float, float, float] = (1.0, 1.0, 1.0),
+    workers: int | None = None,
+    progress: ProgressCallback | None = None,
+    cancel: threading.Event | None = None,
+    block_observer: BlockObserver | None = None,
+    created_by: str = "segmend build",
+) -> Path:
+    """Write the full label (and optional grayscale) pyramid of a source volume.
+
+    Parameters
+    ----------
+    labels, image : str or Path
+        Source specs (``FILE.h5:/dataset``, ``FILE.npy``, or a pyramid group).
+        Labels must be non-negative integers (stored as uint64); grayscale
+        uint8 or uint16 of the same shape.
+    out : str or Path
+        The pyramid file to write.  It is written under a temporary name and
+        renamed at the end, so ``out`` is never left half-built.
+    block_size, rule, levels, compression, voxel_size_nm
+        See SPEC §2.  Block sizes must be even.
+    workers : int, optional
+        Threads encoding and downsampling (default: one per core).
+    progress : callable, optional
+        ``progress(done, total)`` in blocks, called from worker threads.
+    cancel : threading.Event, optional
+        Set it to stop the build; raises CancelledError and leaves no file.
+    block_observer : callable, optional
+        Sees every s0 label block (e.g. to build the label index).
+
+    Returns
+    -------
+    Path
+        ``out``.
+
+    Raises
+    ------
+    app.model.errors.FormatError
+        If a source cannot be read or has the wrong shape or dtype.
+    app.model.errors.CancelledError
+        If ``cancel`` was set.
+    """
+    out = Path(out)
+    if any(b % 2 for b in block_size):
+        raise ValueError(f"block sizes must be even, got {block_size}")
+    with open_source(labels) as lab, (open_source(image) if image else nullcontext()) as img:
+        shape = tuple(int(s) for s in lab.shape)
+        if img is not None:
+            if tuple(img.shape) != shape:
+                raise FormatError(f"grayscale shape {tuple(img.shape)} differs from labels shape {shape}")
+            if np.dtype(img.dtype) not in (np.uint8, np.uint16):
+                raise FormatError(f"grayscale must be uint8 or uint16, got {img.dtype}")
+        shapes = level_shapes(shape, block_size, levels)  # type: ignore[arg-type]
+        tmp = out.with_name(f".{out.name}.partial-{os.getpid()}")
+        store = PyramidStore.create(
+            tmp,
+            shape,  # type: ignore[arg-type]
+            block_size=block_size,
+            rule=rule,
+            levels=len(shapes),
+            compression=compression,
+            image_dtype=str(np.dtype(img.dtype)) if img is not None else None,
+            voxel_size_nm=voxel_size_nm,
+            created_by=created_by,
+        )
+        try:
+            total = sum(
+                int(np.prod(lv.grid)) for kind in (LABELS, IMAGE) for lv in store.levels(kind)
+            )
+            ticker = _Ticker(total, progress)
+            with ThreadPoolExecutor(workers or default_workers(), "segmend-build") as pool:
+                max_label = _SlabStream(
+                    store, LABELS, pool, ticker, cancel, rule, block_observer
+                ).run(lab)
+                if img is not None:
+                    _SlabStream(store, IMAGE, pool, ticker, cancel, rule, None).run(img)
+            store.set_attrs(max_label=max_label, next_label=max_label + 1)
+            store.close()
+            os.replace(tmp, out)
+        except BaseException:
+            store.close()
+            tmp.unlink(missing_ok=True)
+            raise
+    return out
+
+
+@dataclass
+class _Ticker:
+    total: int
+    callback: ProgressCallback | None
+    done: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def tick(self) -> None:
+        with self.lock:
+            self.done += 1
+            done = self.done
+        if self.callback is not None:
+            self.callback(done, self.total)
+
+
+class _SlabStream:
+    """Streams one pyramid (labels or image) from its source into the store."""
+
+    def __init__(
+        self,
+        store: PyramidStore,
+        kind: str,
+        pool: ThreadPoolExecutor,
+        ticker: _Ticker,
+        cancel: threading.Event | None,
+        rule: str,
+        observer: BlockObserver | None,
+    ) -> None:
+        self.store = store
+        self.kind = kind
+        self.levels = store.levels(kind)
+        self.pool = pool
+        self.ticker = ticker
+        self.cancel = cancel
+        self.rule = rule
+        self.observer = observer
+        self.bz = store.block_size[0]
+        self.pending: list[list[NDArray[Any]]] = [[] for _ in self.levels]
+        self.next_z = [0 for _ in self.levels]
+
+    def run(self, source: VolumeSource) -> int:
+        """Stream the whole source; returns its maximum value."""
+        depth = source.shape[0]
+        top = 0
+        for z0 in range(0, depth, self.bz):
+            self._check_cancel()
+            slab = self._convert(np.asarray(source[z0 : z0 + self.bz]), z0)
+            top = max(top, int(slab.max()))
+            self._emit(0, slab)
+        for k in range(1, len(self.levels)):
+            if self.pending[k]:
+                self._emit(k, np.concatenate(self.pending[k]))
+                self.pending[k] = []
+        return top
+
+    def _check_cancel(self) -> None:
+        if self.cancel is not None and self.cancel.is_set():
+            raise CancelledError("build cancelled")
+
+    def _convert(self, slab: NDArray[Any], z0: int) -> NDArray[Any]:
+        if self.kind == IMAGE:
+            return np.ascontiguousarray(slab)
+        if slab.dtype.kind == "i" and slab.size and int(slab.min()) < 0:
+            z = z0 + int(np.argwhere(slab < 0)[0][0])
+            raise FormatError(f"labels must be non-negative; found {int(slab.min())} in plane z={z}")
+        return np.ascontiguousarray(slab, dtype=np.uint64)
+
+    def _emit(self, k: int, slab: NDArray[Any]) -> None:
+        """Write the slab of level ``k`` starting at ``next_z[k]`` and feed level k+1."""
+        z0 = self.next_z[k]
+        self.next_z[k] += slab.shape[0]
+        bz_index = z0 // self.bz
+        level = self.levels[k]
+        writes: list[Future[None]] = []
+        for by in range(level.grid[1]):
+            for bx in range(level.grid[2]):
+                writes.append(self.pool.submit(self._write_block, k, (bz_index, by, bx), slab))
+        if k + 1 < len(self.levels):
+            half = self._downsample(slab)
+            self.pending[k + 1].append(half)
+            if sum(p.shape[0] for p in self.pending[k + 1]) >= self.bz:
+                merged = np.concatenate(self.pending[k + 1])
+                self.pending[k + 1] = []
+                self._emit(k + 1, merged)
+        for w in writes:
+            w.result()
+
+    def _write_block(self, k: int, coord: tuple[int, int, int], slab: NDArray[Any]) -> None:
+        level = self.levels[k]
+        sl = level.block_slices(coord)
+        block = np.ascontiguousarray(slab[(slice(None), sl[1], sl[2])])
+        payload = self.store.encode_block(self.kind, k, coord, block)
+        self.store.write_payload(self.kind, k, coord, payload)
+        if k == 0 and self.observer is not None:
+            self.observer(coord, block)
+        self.ticker.tick()
+
+    def _downsample(self, slab: NDArray[Any]) -> NDArray[Any]:
+        out_shape = tuple(-(-s // 2) for s in slab.shape)
+        out = np.empty(out_shape, slab.dtype)
+        step = self.store.block_size[1]
+        stripes = [(y, min(y + step, slab.shape[1])) for y in range(0, slab.shape[1], step)]
+
+        def work(y0: int, y1: int) -> None:
+            dst = out[:, y0 // 2 : -(-y1 // 2), :]
+            if self.kind == LABELS:
+                downsample_labels_into(slab[:, y0:y1, :], dst, self.rule)
+            else:
+                downsample_image_into(slab[:, y0:y1, :], dst)
+
+        for f in [self.pool.submit(work, y0, y1) for y0, y1 in stripes]:
+            f.result()
+        return out

@@ -1,0 +1,432 @@
+"""The Python API: open a dataset, read it at any scale, edit it durably.
+
+>>> ds = open_dataset("demo.h5", "r+")          # doctest: +SKIP
+>>> mid = ds.merge(7, [8, 9])                   # doctest: +SKIP
+>>> label, mid = ds.split(7, rles=rle_bytes)    # doctest: +SKIP
+>>> ds.labels(2)[10:20, :, 5]                   # doctest: +SKIP
+>>> ds.close()                                  # doctest: +SKIP
+
+Writers hold ``FILE.h5.segmend/writer.lock``; the HDF5 file is written only by
+checkpoints, through :class:`app.model.safefile.SafeFile`, from the journal's
+staged blocks; opening repairs whatever a crash interrupted.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import h5py
+import numpy as np
+from numpy.typing import NDArray
+
+from app.model.arrays import LevelArray
+from app.model.build import default_workers
+from app.model.engine import EngineSignals, MutationEngine
+from app.model.errors import FormatError, ReadOnlyError, SegmendError, WriterLockedError
+from app.model.index_check import check_label_index
+from app.model.journal import Coord, Journal
+from app.model.regions import SplitRegion
+from app.model.safefile import SafeFile, recover
+from app.model.sidecar import journal_path, lock_path, rollback_path, sidecar_dir
+from app.model.store import IMAGE, LABELS, PyramidStore
+from app.model.verify import VerifyReport, verify_levels
+
+Progress = Callable[[int, int], None]
+CHECKPOINT_BLOCKS = 256
+
+
+@dataclass(frozen=True)
+class SplitResult:
+    """What a split created."""
+
+    label: int
+    mutation_id: int
+
+
+class Dataset:
+    """An open segmend dataset.  Create with :func:`open_dataset`.
+
+    Attributes
+    ----------
+    signals : EngineSignals
+        psygnal events (mutation started/completed, blocks changed, labels
+        changed), emitted from the thread that runs the mutation.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        mode: str,
+        *,
+        workers: int | None,
+        user: str | None,
+        progress: Progress | None,
+        checkpoint_interval: float,
+        cache_bytes: int,
+    ) -> None:
+        self.path = path
+        self.mode = mode
+        self._lock_fd: int | None = None
+        self._safefile: SafeFile | None = None
+        self._journal: Journal | None = None
+        self._engine: MutationEngine | None = None
+        self._pool = ThreadPoolExecutor(workers or default_workers(), "segmend-block")
+        self._closing = threading.Event()
+        self._checkpoint_lock = threading.Lock()
+        self._checkpoint_wake = threading.Event()
+        self._checkpointer: threading.Thread | None = None
+        self.checkpoint_interval = checkpoint_interval
+        try:
+            if mode == "r+":
+                self._open_writer(user, progress, cache_bytes)
+            else:
+                self._open_reader(cache_bytes)
+        except BaseException:
+            self._release()
+            raise
+        self.signals: EngineSignals = self._engine.signals if self._engine else EngineSignals()
+
+    # ----------------------------------------------------------------- opening
+    def _open_writer(self, user: str | None, progress: Progress | None, cache_bytes: int) -> None:
+        if not self.path.exists():
+            raise FormatError(f"{self.path}: no such file")
+        if not h5py.is_hdf5(self.path):
+            raise FormatError(f"{self.path}: not an HDF5 file")
+        sidecar_dir(self.path).mkdir(exist_ok=True)
+        self._lock_fd = _take_writer_lock(self.path)
+        recover(self.path, rollback_path(self.path))
+        self._safefile = SafeFile(self.path, rollback_path(self.path))
+        try:
+            h5 = h5py.File(self._safefile, "r+")
+        except OSError as exc:
+            raise FormatError(f"{self.path}: cannot open HDF5 file ({exc})") from exc
+        try:
+            self.store = PyramidStore(h5, cache_bytes=cache_bytes)
+        except BaseException:
+            h5.close()
+            raise
+        if not self.store.native:
+            raise FormatError(
+                f"{self.path}: not a segmend pyramid; import it with 'segmend build' to edit it"
+            )
+        if any(lv.codec is None for lv in self.store.levels(LABELS)):
+            raise FormatError(f"{self.path}: label levels are not chunked one block per chunk")
+        self._journal = Journal(journal_path(self.path))
+        data_uuid = str(self.store.attr("data_uuid"))
+        owner = self._journal.get_meta("data_uuid")
+        if owner is None:
+            with self._journal.transaction() as cur:
+                Journal.set_meta(cur, "data_uuid", data_uuid)
+        elif owner != data_uuid:
+            raise FormatError(
+                f"{journal_path(self.path)} belongs to dataset {owner}, not to {data_uuid} "
+                f"({self.path}); move it away to start a new journal"
+            )
+        self._engine = MutationEngine(self.store, self._journal, self._pool,
+                                      uuid=data_uuid, user=user)
+        self.checkpoint()
+        self._engine.repair()
+        if self._journal.get_meta("index_built") is None:
+            self._engine.reindex(progress)
+        self.checkpoint()
+        self._checkpointer = threading.Thread(
+            target=self._checkpoint_loop, name="segmend-checkpoint", daemon=True
+        )
+        self._checkpointer.start()
+        self._engine.signals.mutation_completed.connect(self._maybe_wake_checkpoint)
+
+    def _maybe_wake_checkpoint(self, _record: dict[str, Any]) -> None:
+        if self.store.staged_count >= CHECKPOINT_BLOCKS:
+            self._checkpoint_wake.set()
+
+    def _open_reader(self, cache_bytes: int) -> None:
+        if rollback_path(self.path).exists():
+            try:
+                fd = _take_writer_lock(self.path)
+            except WriterLockedError:
+                pass
+            else:
+                try:
+                    recover(self.path, rollback_path(self.path))
+                finally:
+                    os.close(fd)
+        self.store = PyramidStore.open(self.path, "r", cache_bytes=cache_bytes)
+        jpath = journal_path(self.path)
+        if jpath.exists():
+            self._journal = Journal(jpath, readonly=True)
+            for key, gen, payload in self._journal.staged():
+                self.store.stage_payload(key, payload, gen)
+
+    # --------------------------------------------------------------- reading
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """s0 shape (z, y, x)."""
+        return self.store.shape
+
+    @property
+    def block_size(self) -> tuple[int, int, int]:
+        """Block shape (z, y, x)."""
+        return self.store.block_size
+
+    @property
+    def n_scales(self) -> int:
+        """Number of label scales."""
+        return len(self.store.levels(LABELS))
+
+    @property
+    def has_image(self) -> bool:
+        """True if the dataset has grayscale."""
+        return self.store.has_image
+
+    @property
+    def uuid(self) -> str:
+        """The data UUID (DVID's version UUID in events)."""
+        return str(self.store.attr("data_uuid", ""))
+
+    @property
+    def repo_uuid(self) -> str:
+        """The repository UUID (part of the Kafka topic)."""
+        return str(self.store.attr("repo_uuid", ""))
+
+    def labels(self, scale: int = 0) -> LevelArray:
+        """Labels at ``scale`` as a lazily read array-like (uint64, z y x)."""
+        return LevelArray(self.store, LABELS, scale)
+
+    def image(self, scale: int = 0) -> LevelArray:
+        """Grayscale at ``scale`` as a lazily read array-like."""
+        if not self.store.has_image:
+            raise FormatError(f"{self.path} has no grayscale")
+        return LevelArray(self.store, IMAGE, scale)
+
+    def label_size(self, label: int) -> int:
+        """Voxels of ``label`` at s0 (0 if none), from the label index."""
+        return self._index().label_size(int(label))
+
+    def label_blocks(self, label: int) -> dict[Coord, int]:
+        """s0 blocks holding ``label`` → its voxel count in each."""
+        return self._index().label_blocks(int(label))
+
+    @property
+    def max_label(self) -> int:
+        """The largest label present or ever handed out."""
+        if self._engine is not None:
+            return self._engine.max_label_value
+        value = self._journal.get_meta("max_label") if self._journal else None
+        return max(int(value or 0), int(self.store.attr("max_label", 0)))
+
+    def mutations(self, since: int = 0) -> list[dict[str, Any]]:
+        """The mutation log after ``since`` (records with DVID field names)."""
+        return self._journal.mutations(since) if self._journal else []
+
+    @property
+    def can_undo(self) -> bool:
+        """True if there is a mutation to undo."""
+        return bool(self._journal and self._journal.get_json("undo_stack", []))
+
+    @property
+    def can_redo(self) -> bool:
+        """True if there is an undone mutation to redo."""
+        return bool(self._journal and self._journal.get_json("redo_stack", []))
+
+    def _index(self) -> Journal:
+        if self._journal is None or self._journal.get_meta("index_built") is None:
+            raise SegmendError(
+                f"{self.path} has no label index yet; open it for writing once (or run "
+                "'segmend reindex') to build it"
+            )
+        return self._journal
+
+    # --------------------------------------------------------------- editing
+    @property
+    def engine(self) -> MutationEngine:
+        """The mutation engine (writable datasets only)."""
+        if self._engine is None:
+            raise ReadOnlyError(f"{self.path} is open read-only")
+        return self._engine
+
+    def merge(self, target: int, labels: Iterable[int]) -> int:
+        """Every voxel of ``labels`` becomes ``target``; returns the MutationID."""
+        return self.engine.merge(target, labels)
+
+    def split(
+        self,
+        target: int,
+        rles: bytes | NDArray[np.integer[Any]] | None = None,
+        *,
+        mask: NDArray[np.bool_] | None = None,
+        offset: tuple[int, int, int] = (0, 0, 0),
+        new_label: int | None = None,
+    ) -> SplitResult:
+        """Voxels of ``target`` in a region become a new label.
+
+        Parameters
+        ----------
+        rles : bytes or ndarray (n, 4), optional
+            DVID binary RLEs (with header) or spans ``(x, y, z, length)``.
+        mask, offset : optional
+            Or a boolean mask (z, y, x) whose first voxel is at s0 ``offset``.
+        new_label : int, optional
+            Use this unused label instead of allocating one.
+        """
+        if (rles is None) == (mask is None):
+            raise SegmendError("give the split region as rles or as a mask, not both or neither")
+        if mask is not None:
+            region = SplitRegion.from_mask(mask, offset)
+        elif isinstance(rles, bytes | bytearray | memoryview):
+            region = SplitRegion.from_rle_bytes(bytes(rles))
+        else:
+            region = SplitRegion(np.asarray(rles))
+        label, mid = self.engine.split(target, region, new_label)
+        return SplitResult(label, mid)
+
+    def split_coarse(self, target: int, blocks: Sequence[Sequence[int]],
+                     new_label: int | None = None) -> SplitResult:
+        """Every voxel of ``target`` in the given s0 blocks (z, y, x) becomes a new label."""
+        label, mid = self.engine.split_coarse(target, blocks, new_label)
+        return SplitResult(label, mid)
+
+    def next_label(self, n: int = 1) -> tuple[int, int]:
+        """Reserve ``n`` consecutive unused labels; returns (start, end)."""
+        return self.engine.next_label(n)
+
+    def set_max_label(self, value: int) -> int:
+        """Raise the max label; returns the MutationID."""
+        return self.engine.set_max_label(value)
+
+    def undo(self) -> int:
+        """Undo the last mutation (as a new mutation); returns its MutationID."""
+        return self.engine.undo()
+
+    def redo(self) -> int:
+        """Redo the last undone mutation (as a new mutation); returns its MutationID."""
+        return self.engine.redo()
+
+    def reindex(self, progress: Progress | None = None) -> int:
+        """Rebuild the label index from s0; returns the number of labels."""
+        return self.engine.reindex(progress)
+
+    # ----------------------------------------------------------- durability
+    def checkpoint(self) -> int:
+        """Write staged blocks into the HDF5 file, crash-safely; returns how many."""
+        if self._journal is None or self._safefile is None or self._engine is None:
+            return 0
+        with self._checkpoint_lock:
+            items = []
+            for key, gen, payload in self._journal.staged():
+                self.store.write_payload(key[0], key[1], key[2:], payload)  # type: ignore[arg-type]
+                items.append((key, gen))
+            engine = self._engine
+            self.store.set_attrs(
+                max_label=engine.max_label_value,
+                next_label=engine.next_label_value,
+                next_mutation_id=engine.next_mutation_id,
+            )
+            self.store.flush()
+            self._safefile.commit()
+            self._journal.drop_staged(items)
+            self.store.unstage(items)
+            return len(items)
+
+    def _checkpoint_loop(self) -> None:
+        while not self._closing.is_set():
+            self._checkpoint_wake.wait(self.checkpoint_interval)
+            self._checkpoint_wake.clear()
+            if self._closing.is_set():
+                return
+            if self.store.staged_count:
+                self.checkpoint()
+
+    def wait(self) -> None:
+        """Block until background work (checkpointing) is done."""
+        self.checkpoint()
+
+    # -------------------------------------------------------------- checking
+    def verify(self, progress: Progress | None = None) -> VerifyReport:
+        """Every level == recompute from the level below; label index == recount."""
+        report = verify_levels(self.store, progress=progress)
+        if self._journal is not None and self._journal.get_meta("index_built"):
+            report.problems.extend(check_label_index(self.store, self._journal, self._pool))
+        return report
+
+    # --------------------------------------------------------------- closing
+    def close(self) -> None:
+        """Checkpoint, close the files and release the writer lock."""
+        self._closing.set()
+        self._checkpoint_wake.set()
+        if self._checkpointer is not None:
+            self._checkpointer.join()
+        if self._engine is not None:
+            self.checkpoint()
+        self._release()
+
+    def _release(self) -> None:
+        store = getattr(self, "store", None)
+        if store is not None:
+            store.close()
+        if self._safefile is not None:
+            self._safefile.close()
+        if self._journal is not None:
+            self._journal.close()
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+        self._pool.shutdown(wait=True)
+
+    def __enter__(self) -> Dataset:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+
+def _take_writer_lock(path: Path) -> int:
+    fd = os.open(lock_path(path), os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "another process"
+        os.close(fd)
+        raise WriterLockedError(
+            f"{path} is open for writing by {holder}; open it read-only or close the other writer"
+        ) from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"pid {os.getpid()}\n".encode(), 0)
+    return fd
+
+
+def open_dataset(
+    path: str | Path,
+    mode: str = "r",
+    *,
+    workers: int | None = None,
+    user: str | None = None,
+    progress: Progress | None = None,
+    checkpoint_interval: float = 5.0,
+    cache_bytes: int = 512 << 20,
+) -> Dataset:
+    """Open a segmend dataset read-only (``"r"``) or for editing (``"r+"``).
+
+    Opening for editing takes the writer lock (one writer per dataset),
+    repairs what a crash interrupted, and builds the label index on first use
+    (``progress(done, total)`` reports it).
+
+    Raises
+    ------
+    app.model.errors.FormatError
+        Missing, foreign, corrupt file.
+    app.model.errors.WriterLockedError
+        Another process is writing the dataset.
+    """
+    if mode not in ("r", "r+"):
+        raise ValueError(f"mode must be 'r' or 'r+', got {mode!r}")
+    return Dataset(Path(path), mode, workers=workers, user=user, progress=progress,
+                   checkpoint_interval=checkpoint_interval, cache_bytes=cache_bytes)

@@ -1,0 +1,639 @@
+"""The mutation engine: validated, durable, block-parallel edits with exact downres.
+
+Every voxel mutation runs the same phases (SPEC §4):
+
+1. **validate** under the label locks, from the label index (clear error,
+   nothing changed);
+2. **s0 phase**: the touched s0 blocks (only those the index names) are
+   rewritten on the worker pool under their block locks; then ONE journal
+   transaction holds the mutation record, the new block images, the label
+   index rows, the counters, the undo data, the blocks whose lower levels are
+   now stale, and the start event.  After the commit the blocks are staged
+   for readers;
+3. **cascade**: the parents of changed blocks are recomputed level by level
+   from their (published) children, each under its block lock, and journaled;
+   a branch stops as soon as a parent comes out unchanged;
+4. **complete**: the stale marks are cleared and the complete event written.
+
+A crash after phase 2 leaves the stale marks in the journal; reopening
+recomputes those lower levels (:meth:`MutationEngine.repair`), so each
+mutation ends up fully applied or not at all.
+
+Threads: public methods may be called from any thread except the engine's own
+pool workers.  Signals are emitted from the calling thread (or, for
+:attr:`EngineSignals.blocks_changed` during a cascade, that same thread).
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from psygnal import Signal
+
+from app.kernels import (
+    count_in,
+    label_counts,
+    mask_to_rles,
+    relabel_inplace,
+    split_inplace,
+)
+from app.model.errors import InvalidMutationError, NothingToUndoError
+from app.model.events.gotime import now_go
+from app.model.journal import Coord, Journal
+from app.model.locks import LabelLocks, StripedLocks
+from app.model.mutation_events import complete_events, start_events
+from app.model.regions import SplitRegion
+from app.model.store import LABELS, PyramidStore
+from app.model.verify import recompute_block
+
+UNDO_DEPTH = 1000
+MAX_LABEL = (1 << 64) - 1
+
+Transform = Callable[[Coord, NDArray[np.uint64]], "BlockChange"]
+
+
+class EngineSignals:
+    """Plain (psygnal) events of the engine; see the module docstring for threads."""
+
+    mutation_started = Signal(dict)
+    """A mutation's s0 phase is durable: its record (DVID field names)."""
+    mutation_completed = Signal(dict)
+    """Every level of a mutation is written: its record."""
+    blocks_changed = Signal(int, list)
+    """``(scale, [block coords])`` now show new data."""
+    labels_changed = Signal(list)
+    """Labels whose size or blocks changed."""
+
+
+@dataclass(frozen=True)
+class BlockChange:
+    """What one block task produced."""
+
+    coord: Coord
+    new: NDArray[np.uint64] | None
+    changed: int
+    spans: NDArray[np.int32] | None = None
+    counts: dict[int, int] = field(default_factory=dict)
+    label_spans: dict[int, NDArray[np.int32]] = field(default_factory=dict)
+    old_payload: bytes | None = None
+    payload: bytes | None = None
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A validated voxel mutation, ready to run.
+
+    ``finish`` sees every block change, raises InvalidMutationError if the
+    result is not allowed (nothing is then written), and returns the record
+    fields and label index rows.
+    """
+
+    record: dict[str, Any]
+    coords: list[Coord]
+    transform: Transform
+    finish: Callable[[list[BlockChange]], tuple[dict[str, Any], list[tuple[int, Coord, int]]]]
+    keep_undo: bool
+    undoable: bool = True
+
+
+class MutationEngine:
+    """Edits one dataset's label pyramid.
+
+    Parameters
+    ----------
+    store : PyramidStore
+        The writable pyramid.
+    journal : Journal
+        Its journal.
+    pool : ThreadPoolExecutor
+        Workers running block tasks.
+    uuid : str
+        The version UUID written into records and events.
+    user : str, optional
+        Recorded in records and events.
+    """
+
+    def __init__(
+        self,
+        store: PyramidStore,
+        journal: Journal,
+        pool: ThreadPoolExecutor,
+        *,
+        uuid: str,
+        user: str | None = None,
+    ) -> None:
+        self.store = store
+        self.journal = journal
+        self.pool = pool
+        self.uuid = uuid
+        self.user = user
+        self.signals = EngineSignals()
+        self.label_locks = LabelLocks()
+        self.block_locks = StripedLocks()
+        self._gen = itertools.count(journal.max_generation() + 1)
+        self._counter_lock = threading.Lock()
+        self._undo_lock = threading.Lock()
+        attrs_next = int(store.attr("next_label", 1))
+        self.next_label_value = max(int(journal.get_meta("next_label") or 0), attrs_next, 1)
+        self.max_label_value = max(int(journal.get_meta("max_label") or 0), int(store.attr("max_label", 0)))
+        self.next_mutation_id = max(
+            int(journal.get_meta("next_mutation_id") or 0),
+            int(store.attr("next_mutation_id", 1)),
+            1,
+        )
+
+    # ----------------------------------------------------------------- helpers
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """s0 shape."""
+        return self.store.shape
+
+    @property
+    def block_size(self) -> tuple[int, int, int]:
+        """Block shape."""
+        return self.store.block_size
+
+    def _allocate(self, n: int = 1) -> int:
+        with self._counter_lock:
+            start = self.next_label_value
+            if start + n - 1 > MAX_LABEL:
+                raise InvalidMutationError("no more labels: the uint64 range is exhausted")
+            self.next_label_value += n
+            self.max_label_value = max(self.max_label_value, start + n - 1)
+            return start
+
+    def _note_label(self, label: int) -> None:
+        with self._counter_lock:
+            self.max_label_value = max(self.max_label_value, label)
+            self.next_label_value = max(self.next_label_value, label + 1)
+
+    def _mutation_id(self, n: int = 1) -> int:
+        """Reserve ``n`` consecutive MutationIDs; returns the first."""
+        with self._counter_lock:
+            mid = self.next_mutation_id
+            self.next_mutation_id += n
+            return mid
+
+    def _write_counters(self, cur: Any) -> None:
+        with self._counter_lock:
+            values = {
+                "next_label": self.next_label_value,
+                "max_label": self.max_label_value,
+                "next_mutation_id": self.next_mutation_id,
+            }
+        for key, value in values.items():
+            cur.execute(
+                "INSERT INTO meta VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = "
+                "CAST(MAX(CAST(value AS INTEGER), CAST(excluded.value AS INTEGER)) AS TEXT)",
+                (key, str(value)),
+            )
+
+    def _stamp(self, record: dict[str, Any], mid: int) -> dict[str, Any]:
+        stamped = {"Action": record["Action"], "MutationID": mid, "UUID": self.uuid,
+                   "Timestamp": now_go()}
+        stamped.update({k: v for k, v in record.items() if k != "Action"})
+        if self.user:
+            stamped["User"] = self.user
+        stamped["App"] = "segmend"
+        return stamped
+
+    def require_label(self, value: Any, what: str) -> int:
+        """``value`` as a valid non-zero uint64 label, or InvalidMutationError naming it."""
+        if isinstance(value, bool) or not isinstance(value, int | np.integer):
+            raise InvalidMutationError(f"{what} must be an integer label, got {value!r}")
+        label = int(value)
+        if label == 0:
+            raise InvalidMutationError(f"{what} is 0: label 0 is background and cannot be edited")
+        if not 0 < label <= MAX_LABEL:
+            raise InvalidMutationError(f"{what} {label} is not a uint64 label")
+        return label
+
+    def _blocks_of(self, label: int, what: str) -> dict[Coord, int]:
+        blocks = self.journal.label_blocks(label)
+        if not blocks:
+            raise InvalidMutationError(f"{what} {label} has no voxels")
+        return blocks
+
+    # -------------------------------------------------------------- operations
+    def merge(self, target: int, labels: Iterable[int]) -> int:
+        """Every voxel of ``labels`` becomes ``target``; returns the MutationID."""
+        target = self.require_label(target, "target")
+        sources = sorted({self.require_label(v, "label") for v in labels})
+        if not sources:
+            raise InvalidMutationError("merge needs at least one label to merge into the target")
+        if target in sources:
+            raise InvalidMutationError(f"target {target} is also among the labels to merge")
+        with self.label_locks.hold([target, *sources]):
+            plan = self._merge_plan(target, sources, {"Action": "merge"})
+            return self._run(plan, [target, *sources])
+
+    def _merge_plan(self, target: int, sources: list[int], record: dict[str, Any],
+                    keep_undo: bool = True) -> Plan:
+        target_blocks = self._blocks_of(target, "target")
+        source_blocks = {s: self._blocks_of(s, "label") for s in sources}
+        coords = sorted(set().union(*source_blocks.values()))
+        keys = np.array(sources, dtype=np.uint64)
+        expected = sum(sum(b.values()) for b in source_blocks.values())
+
+        def transform(coord: Coord, block: NDArray[np.uint64]) -> BlockChange:
+            new = block.copy()
+            n = relabel_inplace(new, keys, target)
+            return BlockChange(coord, new if n else None, n)
+
+        def finish(changes: list[BlockChange]) -> tuple[dict[str, Any], list[tuple[int, Coord, int]]]:
+            moved = sum(c.changed for c in changes)
+            if moved != expected:
+                raise InvalidMutationError(
+                    f"label index disagrees with the voxels ({moved} moved, index says "
+                    f"{expected}); run 'segmend reindex'"
+                )
+            rows: list[tuple[int, Coord, int]] = []
+            for c in coords:
+                total = target_blocks.get(c, 0) + sum(b.get(c, 0) for b in source_blocks.values())
+                rows.append((target, c, total))
+                rows.extend((s, c, 0) for s in sources if c in source_blocks[s])
+            size = sum(target_blocks.values()) + expected
+            return {"Target": target, "Labels": sources, "TargetSize": size}, rows
+
+        return Plan({**record}, coords, transform, finish, keep_undo=keep_undo)
+
+    def split(self, target: int, region: SplitRegion, new_label: int | None = None) -> tuple[int, int]:
+        """Voxels of ``target`` inside ``region`` become a new label.
+
+        Returns
+        -------
+        (label, MutationID)
+        """
+        target = self.require_label(target, "target")
+        region.check_bounds(self.shape)
+        lock = [target] if new_label is None else [target, self._check_new_label(new_label, target)]
+        with self.label_locks.hold(lock):
+            target_blocks = self._blocks_of(target, "target")
+            coords = [c for c in region.block_coords(self.block_size) if c in target_blocks]
+            if not coords:
+                raise InvalidMutationError(f"the split region holds no voxel of target {target}")
+            label = self._claim_new_label(new_label, target)
+
+            def transform(coord: Coord, block: NDArray[np.uint64]) -> BlockChange:
+                mask = region.mask(coord, self.block_size, block.shape)
+                new = block.copy()
+                n = split_inplace(new, mask, target, label)
+                spans = mask_to_rles(new == label, _origin(coord, self.block_size)) if n else None
+                return BlockChange(coord, new if n else None, n, spans)
+
+            plan = self._split_plan({"Action": "split"}, target, label, target_blocks, coords, transform)
+            return label, self._run(plan, lock)
+
+    def split_coarse(self, target: int, blocks: Sequence[Sequence[int]],
+                     new_label: int | None = None) -> tuple[int, int]:
+        """Every voxel of ``target`` in the given s0 blocks becomes a new label.
+
+        Returns
+        -------
+        (label, MutationID)
+        """
+        target = self.require_label(target, "target")
+        grid = self.store.level(LABELS, 0).grid
+        chosen: list[Coord] = []
+        for b in blocks:
+            coord = tuple(int(v) for v in b)
+            if len(coord) != 3 or any(not 0 <= c < g for c, g in zip(coord, grid, strict=True)):
+                raise InvalidMutationError(f"block {tuple(b)} is outside the block grid {grid}")
+            chosen.append(coord)  # type: ignore[arg-type]
+        if not chosen:
+            raise InvalidMutationError("split-coarse needs at least one block")
+        lock = [target] if new_label is None else [target, self._check_new_label(new_label, target)]
+        with self.label_locks.hold(lock):
+            target_blocks = self._blocks_of(target, "target")
+            coords = sorted(c for c in set(chosen) if c in target_blocks)
+            if not coords:
+                raise InvalidMutationError(f"the split blocks hold no voxel of target {target}")
+            if len(coords) == len(target_blocks):
+                raise InvalidMutationError(
+                    f"the split blocks hold all of target {target}; nothing would remain"
+                )
+            label = self._claim_new_label(new_label, target)
+            keys = np.array([target], dtype=np.uint64)
+
+            def transform(coord: Coord, block: NDArray[np.uint64]) -> BlockChange:
+                new = block.copy()
+                n = relabel_inplace(new, keys, label)
+                spans = mask_to_rles(new == label, _origin(coord, self.block_size))
+                return BlockChange(coord, new, n, spans)
+
+            record = {"Action": "splitcoarse", "Blocks": [list(c) for c in coords]}
+            plan = self._split_plan(record, target, label, target_blocks, coords, transform)
+            return label, self._run(plan, lock)
+
+    def _check_new_label(self, new_label: int, target: int) -> int:
+        label = self.require_label(new_label, "new label")
+        if label == target:
+            raise InvalidMutationError(f"new label {label} is the target itself")
+        return label
+
+    def _claim_new_label(self, new_label: int | None, target: int) -> int:
+        if new_label is None:
+            return self._allocate()
+        if self.journal.label_size(new_label):
+            raise InvalidMutationError(f"new label {new_label} is in use")
+        self._note_label(new_label)
+        return new_label
+
+    def _split_plan(self, record: dict[str, Any], target: int, label: int,
+                    target_blocks: dict[Coord, int], coords: list[Coord],
+                    transform: Transform) -> Plan:
+        size = sum(target_blocks.values())
+
+        def finish(changes: list[BlockChange]) -> tuple[dict[str, Any], list[tuple[int, Coord, int]]]:
+            moved = sum(c.changed for c in changes)
+            if moved == 0:
+                raise InvalidMutationError(f"the split region holds no voxel of target {target}")
+            if moved == size:
+                raise InvalidMutationError(
+                    f"the split region holds all {size} voxels of target {target}; "
+                    "nothing would remain"
+                )
+            rows: list[tuple[int, Coord, int]] = []
+            for c in changes:
+                if c.changed:
+                    rows.append((target, c.coord, target_blocks[c.coord] - c.changed))
+                    rows.append((label, c.coord, c.changed))
+            fields = {"Target": target, "NewLabel": label, "TargetSize": size - moved,
+                      "NewLabelSize": moved}
+            return fields, rows
+
+        return Plan(record, coords, transform, finish, keep_undo=False)
+
+    def next_label(self, n: int = 1) -> tuple[int, int]:
+        """Reserve ``n`` consecutive unused labels; returns (start, end)."""
+        if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 1:
+            raise InvalidMutationError(f"the number of labels to reserve must be >= 1, got {n!r}")
+        start = self._allocate(int(n))
+        end = start + int(n) - 1
+        self._commit_counter_record({"Action": "post-nextlabel", "Start Label": start,
+                                     "End Label": end})
+        return start, end
+
+    def set_max_label(self, value: int) -> int:
+        """Raise the max label to ``value`` (never lowers it); returns the MutationID."""
+        if isinstance(value, bool) or not isinstance(value, int | np.integer) or value <= 0:
+            raise InvalidMutationError(f"max label must be a positive integer, got {value!r}")
+        if value > MAX_LABEL:
+            raise InvalidMutationError(f"max label {value} is not a uint64 label")
+        with self._counter_lock:
+            if value < self.max_label_value:
+                raise InvalidMutationError(
+                    f"max label {value} is below the current max label {self.max_label_value}"
+                )
+        self._note_label(int(value))
+        return self._commit_counter_record({"Action": "post-maxlabel", "MaxLabel": int(value)})
+
+    def _commit_counter_record(self, record: dict[str, Any]) -> int:
+        mid = self._mutation_id()
+        stamped = self._stamp(record, mid)
+        with self.journal.transaction() as cur:
+            Journal.put_mutation(cur, stamped, "done")
+            self._write_counters(cur)
+            start_events(cur, stamped)
+        self.signals.mutation_completed.emit(stamped)
+        return mid
+
+    # ------------------------------------------------------------- undo / redo
+    def undo(self) -> int:
+        """Apply the inverse of the last undoable mutation as a new mutation."""
+        with self._undo_lock:
+            stack = self.journal.get_json("undo_stack", [])
+            if not stack:
+                raise NothingToUndoError("nothing to undo")
+            done = self.journal.mutation(stack[-1])
+            assert done is not None
+            target = int(done["Target"])
+            record = {"Action": "undo", "Undoes": done["MutationID"], "Of": done["Action"]}
+            if done["Action"] == "merge":
+                sources = [int(v) for v in done["Labels"]]
+                with self.label_locks.hold([target, *sources]):
+                    plan = self._restore_plan(done, target, sources, record)
+                    return self._run(plan, [target, *sources], stacks=("undo", done["MutationID"]))
+            label = int(done["NewLabel"])
+            with self.label_locks.hold([target, label]):
+                plan = self._merge_plan(target, [label], record, keep_undo=False)
+                return self._run(plan, [target, label], stacks=("undo", done["MutationID"]))
+
+    def redo(self) -> int:
+        """Apply again the last undone mutation, as a new mutation."""
+        with self._undo_lock:
+            stack = self.journal.get_json("redo_stack", [])
+            if not stack:
+                raise NothingToUndoError("nothing to redo")
+            done = self.journal.mutation(stack[-1])
+            assert done is not None
+            target = int(done["Target"])
+            record = {"Action": done["Action"], "Redoes": done["MutationID"]}
+            if done["Action"] == "merge":
+                sources = [int(v) for v in done["Labels"]]
+                with self.label_locks.hold([target, *sources]):
+                    plan = self._merge_plan(target, sources, record)
+                    return self._run(plan, [target, *sources], stacks=("redo", done["MutationID"]))
+            label = int(done["NewLabel"])
+            region = SplitRegion.from_rle_bytes(self.journal.get_blob(done["Split"]), headered=False)
+            with self.label_locks.hold([target, label]):
+                target_blocks = self._blocks_of(target, "target")
+                coords = [c for c in region.block_coords(self.block_size) if c in target_blocks]
+
+                def transform(coord: Coord, block: NDArray[np.uint64]) -> BlockChange:
+                    mask = region.mask(coord, self.block_size, block.shape)
+                    new = block.copy()
+                    n = split_inplace(new, mask, target, label)
+                    spans = mask_to_rles(new == label, _origin(coord, self.block_size)) if n else None
+                    return BlockChange(coord, new if n else None, n, spans)
+
+                if done["Action"] == "splitcoarse":
+                    record["Blocks"] = done["Blocks"]
+                plan = self._split_plan(record, target, label, target_blocks, coords, transform)
+                return self._run(plan, [target, label], stacks=("redo", done["MutationID"]))
+
+    def _restore_plan(self, done: dict[str, Any], target: int, sources: list[int],
+                      record: dict[str, Any]) -> Plan:
+        before = self.journal.undo_blocks(done["MutationID"])
+        keys = np.array(sources, dtype=np.uint64)
+        count_keys = np.array([target, *sources], dtype=np.uint64)
+
+        def transform(coord: Coord, block: NDArray[np.uint64]) -> BlockChange:
+            old = self.store.decode_payload(LABELS, 0, coord, before[coord])
+            restore = np.isin(old, keys) & (block == target)
+            new = block.copy()
+            new[restore] = old[restore]
+            n = int(restore.sum())
+            counts = dict(zip([target, *sources], (int(v) for v in count_in(new, count_keys)), strict=True))
+            origin = _origin(coord, self.block_size)
+            spans = {s: mask_to_rles(restore & (old == s), origin) for s in sources if counts[s]}
+            return BlockChange(coord, new if n else None, n, counts=counts, label_spans=spans)
+
+        target_size = self.journal.label_size(target)
+
+        def finish(changes: list[BlockChange]) -> tuple[dict[str, Any], list[tuple[int, Coord, int]]]:
+            rows = [(label, c.coord, n) for c in changes for label, n in c.counts.items()]
+            sizes = {s: sum(c.counts.get(s, 0) for c in changes) for s in sources}
+            return {"Target": target, "Labels": sources,
+                    "TargetSize": target_size - sum(c.changed for c in changes),
+                    "LabelSizes": {str(k): v for k, v in sizes.items()}}, rows
+
+        return Plan(record, sorted(before), transform, finish, keep_undo=False, undoable=False)
+
+    # ------------------------------------------------------------ the pipeline
+    def _run(self, plan: Plan, labels: Sequence[int],
+             stacks: tuple[str, int] | None = None) -> int:
+        keys = [(0, c) for c in plan.coords]
+        with self.block_locks.hold(keys):
+            changes = list(self.pool.map(lambda c: self._block_task(plan, c), plan.coords))
+            fields, rows = plan.finish(changes)
+            restored = sorted({label for c in changes for label in c.label_spans})
+            mid = self._mutation_id(max(1, len(restored)))
+            record = self._stamp({**plan.record, **fields}, mid)
+            written = [c for c in changes if c.new is not None]
+            gens = {c.coord: next(self._gen) for c in written}
+            spans = [c.spans for c in changes if c.spans is not None]
+            with self.journal.transaction() as cur:
+                if spans:
+                    record["Split"] = self.journal.put_spans(cur, np.concatenate(spans))
+                if restored:
+                    record["MutationIDs"] = list(range(mid, mid + len(restored)))
+                    record["Splits"] = [
+                        [label, self.journal.put_spans(cur, np.concatenate(
+                            [c.label_spans[label] for c in changes if label in c.label_spans]))]
+                        for label in restored
+                    ]
+                Journal.put_mutation(cur, record, "s0")
+                for c in written:
+                    assert c.payload is not None
+                    Journal.put_staged(cur, (LABELS, 0, *c.coord), gens[c.coord], c.payload)
+                Journal.set_label_counts(cur, rows)
+                Journal.put_dirty(cur, mid, [c.coord for c in written])
+                if plan.keep_undo:
+                    Journal.put_undo_blocks(
+                        cur, mid, [(c.coord, c.old_payload) for c in written if c.old_payload]
+                    )
+                self._update_stacks(cur, mid, plan.undoable, stacks)
+                self._write_counters(cur)
+                start_events(cur, record)
+            for c in written:
+                assert c.new is not None and c.payload is not None
+                self.store.stage((LABELS, 0, *c.coord), c.new, c.payload, gens[c.coord])
+        self.signals.mutation_started.emit(record)
+        self.signals.blocks_changed.emit(0, [c.coord for c in written])
+        self.signals.labels_changed.emit(sorted({r[0] for r in rows}))
+        self.cascade([c.coord for c in written])
+        self._complete(record)
+        return mid
+
+    def _block_task(self, plan: Plan, coord: Coord) -> BlockChange:
+        block = self.store.read_block(LABELS, 0, coord)
+        change = plan.transform(coord, block)
+        if change.new is None:
+            return change
+        old_payload = self.store.read_payload(LABELS, 0, coord) if plan.keep_undo else None
+        if plan.keep_undo and old_payload is None:
+            old_payload = self.store.encode_block(LABELS, 0, coord, block)
+        payload = self.store.encode_block(LABELS, 0, coord, change.new)
+        return BlockChange(change.coord, change.new, change.changed, change.spans,
+                           change.counts, change.label_spans, old_payload, payload)
+
+    def _update_stacks(self, cur: Any, mid: int, undoable: bool,
+                       stacks: tuple[str, int] | None) -> None:
+        undo = self.journal.get_json("undo_stack", [])
+        redo = self.journal.get_json("redo_stack", [])
+        if stacks is None:
+            if not undoable:
+                return
+            undo.append(mid)
+            redo = []
+        elif stacks[0] == "undo":
+            undo.remove(stacks[1])
+            redo.append(stacks[1])
+        else:
+            redo.remove(stacks[1])
+            undo.append(mid)
+        for dropped in undo[:-UNDO_DEPTH]:
+            cur.execute("DELETE FROM undo_blocks WHERE mutation_id = ?", (dropped,))
+        Journal.set_meta(cur, "undo_stack", undo[-UNDO_DEPTH:])
+        Journal.set_meta(cur, "redo_stack", redo)
+
+    def cascade(self, coords: Iterable[Coord]) -> None:
+        """Recompute the ancestors of changed s0 blocks, level by level."""
+        changed = set(coords)
+        for scale in range(1, len(self.store.levels(LABELS))):
+            if not changed:
+                return
+            parents = sorted({(z // 2, y // 2, x // 2) for z, y, x in changed})
+            results = list(self.pool.map(lambda p, s=scale: self._refresh(s, p), parents))
+            rows = [r for r in results if r is not None]
+            if rows:
+                with self.journal.transaction() as cur:
+                    for key, gen, payload in rows:
+                        Journal.put_staged(cur, key, gen, payload)
+            changed = {(r[0][2], r[0][3], r[0][4]) for r in rows}
+            self.signals.blocks_changed.emit(scale, sorted(changed))
+
+    def _refresh(self, scale: int, coord: Coord) -> tuple[Any, int, bytes] | None:
+        key = (LABELS, scale, *coord)
+        with self.block_locks.hold([(scale, coord)]):
+            new = recompute_block(self.store, LABELS, scale, coord)
+            if np.array_equal(new, self.store.read_block(LABELS, scale, coord)):
+                return None
+            payload = self.store.encode_block(LABELS, scale, coord, new)
+            gen = next(self._gen)
+            self.store.stage(key, new, payload, gen)
+        return key, gen, payload
+
+    def _complete(self, record: dict[str, Any]) -> None:
+        with self.journal.transaction() as cur:
+            Journal.clear_dirty(cur, record["MutationID"])
+            Journal.put_mutation(cur, record, "done")
+            complete_events(cur, record)
+        self.signals.mutation_completed.emit(record)
+
+    def repair(self) -> list[int]:
+        """Finish mutations a crash interrupted after their s0 phase; returns their ids."""
+        finished = []
+        for mid, coords in sorted(self.journal.dirty().items()):
+            self.cascade(coords)
+            record = self.journal.mutation(mid)
+            if record is not None:
+                self._complete(record)
+                finished.append(mid)
+        return finished
+
+    # ------------------------------------------------------------------- index
+    def reindex(self, progress: Callable[[int, int], None] | None = None) -> int:
+        """Rebuild the label index from s0; returns the number of labels."""
+        level = self.store.level(LABELS, 0)
+        coords = list(level.coords())
+        done = itertools.count(1)
+
+        def count(coord: Coord) -> list[tuple[int, Coord, int]]:
+            labels, counts = label_counts(self.store.read_block(LABELS, 0, coord))
+            if progress is not None:
+                progress(next(done), len(coords))
+            return [(int(lab), coord, int(n)) for lab, n in zip(labels, counts, strict=True) if lab]
+
+        rows = [r for block_rows in self.pool.map(count, coords) for r in block_rows]
+        top = max((r[0] for r in rows), default=0)
+        self._note_label(top)
+        with self.journal.transaction() as cur:
+            Journal.clear_label_index(cur)
+            Journal.set_label_counts(cur, rows)
+            Journal.set_meta(cur, "index_built", "1")
+            self._write_counters(cur)
+        return len({r[0] for r in rows})
+
+
+def _origin(coord: Coord, block_size: tuple[int, int, int]) -> tuple[int, int, int]:
+    return (coord[0] * block_size[0], coord[1] * block_size[1], coord[2] * block_size[2])
+

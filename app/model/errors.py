@@ -1,0 +1,33 @@
+"""Exceptions raised by the model; every message names what was wrong."""
+
+
+class SegmendError(Exception):
+    """Base class of every error segmend reports to a user."""
+
+
+class FormatError(SegmendError):
+    """The file is not a readable pyramid (foreign, corrupt or of an unknown version)."""
+
+
+class ReadOnlyError(SegmendError):
+    """A write was attempted on a dataset opened read-only."""
+
+
+class WriterLockedError(SegmendError):
+    """Another process holds the dataset open for writing."""
+
+
+class InvalidMutationError(SegmendError, ValueError):
+    """A mutation's arguments are invalid; nothing was changed."""
+
+
+class LabelBusyError(SegmendError):
+    """A label is being edited by a mutation still in flight."""
+
+
+class NothingToUndoError(SegmendError):
+    """``undo`` or ``redo`` was asked for with an empty stack."""
+
+
+class CancelledError(SegmendError):
+    """A long job was cancelled by its caller."""

@@ -1,0 +1,215 @@
+"""The durable event outbox: a table of the journal's SQLite database.
+
+A mutation appends its events with :func:`append_events` inside the very
+transaction that records the mutation, so an edit and its events are durable
+together or not at all.  Each event gets an increasing ``seq``; the sender
+publishes them in ``seq`` order and advances a single high-water mark,
+``last_sent_seq``, with :func:`mark_sent` once the broker has acknowledged them.
+An event is *sent* iff its ``seq <= last_sent_seq``; the backlog is the rest.
+
+Tables: ``outbox`` (the events) and ``outbox_state`` (one row: the mark).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+__all__ = [
+    "OUTBOX_TABLE",
+    "OutboxEvent",
+    "append_events",
+    "backlog",
+    "create_outbox_schema",
+    "last_seq",
+    "last_sent_seq",
+    "mark_sent",
+    "pending",
+    "tail",
+]
+
+#: Name of the events table in the journal database.
+OUTBOX_TABLE = "outbox"
+_STATE_TABLE = "outbox_state"
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxEvent:
+    """One event of the outbox.
+
+    Attributes
+    ----------
+    seq : int
+        Position in the outbox (publication order), from 1.
+    mutation_id : int
+        The mutation that produced the event.
+    action : str
+        The message's ``Action`` (e.g. ``"merge"``, ``"merge-complete"``).
+    payload : bytes
+        The Kafka value: the message's JSON.
+    sent : bool
+        Whether the broker has acknowledged it.
+    """
+
+    seq: int
+    mutation_id: int
+    action: str
+    payload: bytes
+    sent: bool
+
+
+def create_outbox_schema(conn: sqlite3.Connection) -> None:
+    """Create the outbox tables if they do not exist; does not commit.
+
+    Parameters
+    ----------
+    conn : sqlite3.Connection
+        A connection to the journal database.
+    """
+    conn.execute(
+        f"CREATE TABLE IF NOT EXISTS {OUTBOX_TABLE} ("
+        " seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+        " mutation_id INTEGER NOT NULL,"
+        " action TEXT NOT NULL,"
+        " payload BLOB NOT NULL,"
+        " created REAL NOT NULL)"
+    )
+    conn.execute(
+        f"CREATE TABLE IF NOT EXISTS {_STATE_TABLE} ("
+        " id INTEGER PRIMARY KEY CHECK (id = 0),"
+        " last_sent_seq INTEGER NOT NULL)"
+    )
+    conn.execute(f"INSERT OR IGNORE INTO {_STATE_TABLE} (id, last_sent_seq) VALUES (0, 0)")
+
+
+def append_events(
+    conn: sqlite3.Connection, mutation_id: int, action: str, payloads: Sequence[bytes]
+) -> list[int]:
+    """Append events to the outbox in the caller's transaction; does not commit.
+
+    Parameters
+    ----------
+    conn : sqlite3.Connection
+        The journal connection whose transaction records the mutation.
+    mutation_id : int
+        The mutation the events belong to (``>= 0``).
+    action : str
+        The mutation's action (for display; each payload carries its own).
+    payloads : sequence of bytes
+        Encoded messages, in publication order.
+
+    Returns
+    -------
+    list of int
+        The ``seq`` assigned to each payload, increasing.
+
+    Raises
+    ------
+    ValueError
+        On a negative mutation id, an empty action or a payload that is not bytes.
+    """
+    if isinstance(mutation_id, bool) or not isinstance(mutation_id, int) or mutation_id < 0:
+        raise ValueError(f"mutation_id must be a non-negative integer, got {mutation_id!r}")
+    if not isinstance(action, str) or not action:
+        raise ValueError(f"action must be a non-empty string, got {action!r}")
+    rows = []
+    for i, payload in enumerate(payloads):
+        if not isinstance(payload, bytes | bytearray | memoryview):
+            raise ValueError(f"payload {i} must be bytes, got {type(payload).__name__}")
+        rows.append(bytes(payload))
+    now = time.time()
+    seqs = []
+    for payload in rows:
+        cur = conn.execute(
+            f"INSERT INTO {OUTBOX_TABLE} (mutation_id, action, payload, created)"
+            " VALUES (?, ?, ?, ?)",
+            (mutation_id, action, payload, now),
+        )
+        assert cur.lastrowid is not None
+        seqs.append(int(cur.lastrowid))
+    return seqs
+
+
+def last_sent_seq(conn: sqlite3.Connection) -> int:
+    """The highest ``seq`` acknowledged by the broker (0 if none)."""
+    row = conn.execute(f"SELECT last_sent_seq FROM {_STATE_TABLE} WHERE id = 0").fetchone()
+    return int(row[0]) if row else 0
+
+
+def last_seq(conn: sqlite3.Connection) -> int:
+    """The highest ``seq`` in the outbox (0 if empty)."""
+    row = conn.execute(f"SELECT MAX(seq) FROM {OUTBOX_TABLE}").fetchone()
+    return int(row[0]) if row and row[0] is not None else 0
+
+
+def _events(rows: list[tuple[int, int, str, bytes]], sent_upto: int) -> list[OutboxEvent]:
+    return [
+        OutboxEvent(int(s), int(m), str(a), bytes(p), int(s) <= sent_upto) for s, m, a, p in rows
+    ]
+
+
+def pending(conn: sqlite3.Connection, after_seq: int, limit: int) -> list[OutboxEvent]:
+    """Unsent events with ``seq > after_seq``, in ``seq`` order, at most ``limit``.
+
+    Events at or below the acknowledged mark are never returned, whatever
+    ``after_seq`` is.
+
+    Raises
+    ------
+    ValueError
+        If ``limit`` is not positive.
+    """
+    if limit <= 0:
+        raise ValueError(f"limit must be positive, got {limit}")
+    sent_upto = last_sent_seq(conn)
+    rows = conn.execute(
+        f"SELECT seq, mutation_id, action, payload FROM {OUTBOX_TABLE}"
+        " WHERE seq > ? ORDER BY seq LIMIT ?",
+        (max(after_seq, sent_upto), limit),
+    ).fetchall()
+    return _events(rows, sent_upto)
+
+
+def mark_sent(conn: sqlite3.Connection, up_to_seq: int) -> None:
+    """Record that every event up to ``up_to_seq`` was acknowledged, and commit.
+
+    The mark only moves forward: a lower ``up_to_seq`` changes nothing.
+
+    Raises
+    ------
+    ValueError
+        If ``up_to_seq`` is negative or beyond the last event of the outbox.
+    """
+    if up_to_seq < 0:
+        raise ValueError(f"up_to_seq must be non-negative, got {up_to_seq}")
+    highest = last_seq(conn)
+    if up_to_seq > highest:
+        raise ValueError(f"cannot mark seq {up_to_seq} sent: the outbox ends at seq {highest}")
+    conn.execute(
+        f"UPDATE {_STATE_TABLE} SET last_sent_seq = ? WHERE id = 0 AND last_sent_seq < ?",
+        (up_to_seq, up_to_seq),
+    )
+    conn.commit()
+
+
+def backlog(conn: sqlite3.Connection) -> int:
+    """Number of events not yet acknowledged by the broker."""
+    row = conn.execute(
+        f"SELECT COUNT(*) FROM {OUTBOX_TABLE} WHERE seq > ?", (last_sent_seq(conn),)
+    ).fetchone()
+    return int(row[0])
+
+
+def tail(conn: sqlite3.Connection, n: int) -> list[OutboxEvent]:
+    """The last ``n`` events of the outbox (sent or not), in ``seq`` order."""
+    if n <= 0:
+        return []
+    sent_upto = last_sent_seq(conn)
+    rows = conn.execute(
+        f"SELECT seq, mutation_id, action, payload FROM {OUTBOX_TABLE}"
+        " ORDER BY seq DESC LIMIT ?",
+        (n,),
+    ).fetchall()
+    return _events(rows[::-1], sent_upto)

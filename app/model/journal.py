@@ -1,0 +1,346 @@
+"""The write-ahead journal of a dataset: SQLite in WAL mode beside the HDF5 file.
+
+One transaction per mutation phase holds everything that must agree: the
+mutation record, the new block images (``staged``), the label index rows, the
+counters, the blocks whose lower levels still need refreshing (``dirty``), the
+undo data and the outbound events (outbox and blob store).  SQLite with
+``synchronous=FULL`` makes a committed transaction survive ``kill -9`` and
+power loss; the HDF5 file is brought up to date from ``staged`` by checkpoints.
+
+Labels are uint64 and SQLite integers are signed 64-bit: labels at or above
+2**63 are stored as their two's complement (:func:`to_db` / :func:`from_db`).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from app.kernels import encode_rles
+from app.model.errors import FormatError
+from app.model.events.blobstore import create_blob_schema, get_blob, put_blob
+from app.model.events.outbox import create_outbox_schema
+
+Coord = tuple[int, int, int]
+BlockKey = tuple[str, int, int, int, int]
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS mutations (
+    id INTEGER PRIMARY KEY,
+    action TEXT NOT NULL,
+    state TEXT NOT NULL,
+    record TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS staged (
+    kind TEXT NOT NULL, scale INTEGER NOT NULL,
+    z INTEGER NOT NULL, y INTEGER NOT NULL, x INTEGER NOT NULL,
+    gen INTEGER NOT NULL, payload BLOB NOT NULL,
+    PRIMARY KEY (kind, scale, z, y, x)
+);
+CREATE TABLE IF NOT EXISTS dirty (
+    mutation_id INTEGER NOT NULL, z INTEGER NOT NULL, y INTEGER NOT NULL, x INTEGER NOT NULL,
+    PRIMARY KEY (mutation_id, z, y, x)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS label_index (
+    label INTEGER NOT NULL, z INTEGER NOT NULL, y INTEGER NOT NULL, x INTEGER NOT NULL,
+    count INTEGER NOT NULL,
+    PRIMARY KEY (label, z, y, x)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS undo_blocks (
+    mutation_id INTEGER NOT NULL, z INTEGER NOT NULL, y INTEGER NOT NULL, x INTEGER NOT NULL,
+    payload BLOB NOT NULL,
+    PRIMARY KEY (mutation_id, z, y, x)
+);
+"""
+
+
+def to_db(label: int) -> int:
+    """A uint64 label as a signed SQLite integer."""
+    return label - (1 << 64) if label >= 1 << 63 else label
+
+
+def from_db(value: int) -> int:
+    """Inverse of :func:`to_db`."""
+    return value + (1 << 64) if value < 0 else value
+
+
+class Journal:
+    """The SQLite journal of one dataset.
+
+    Parameters
+    ----------
+    path : Path
+        The database file (created if missing, with its directory).
+    readonly : bool
+        Open without writing (for readers beside a writer).
+
+    Notes
+    -----
+    One connection is shared by the writer's threads under a lock; every
+    write goes through :meth:`transaction`.  Other processes (readers, the
+    Kafka sender) open their own connections; WAL mode lets them read while
+    the writer writes.
+    """
+
+    def __init__(self, path: str | Path, *, readonly: bool = False) -> None:
+        self.path = Path(path)
+        self.readonly = readonly
+        if readonly:
+            uri = f"file:{self.path}?mode=ro"
+            self._conn = sqlite3.connect(uri, uri=True, check_same_thread=False, isolation_level=None)
+        else:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        self._lock = threading.RLock()
+        try:
+            self._conn.execute("PRAGMA busy_timeout = 10000")
+            if not readonly:
+                self._conn.execute("PRAGMA journal_mode = WAL")
+                self._conn.execute("PRAGMA synchronous = FULL")
+                self._create_schema()
+            version = self.get_meta("schema_version")
+            if version is not None and int(version) != SCHEMA_VERSION:
+                raise FormatError(f"{self.path}: journal schema {version} is not supported")
+        except sqlite3.DatabaseError as exc:
+            self._conn.close()
+            raise FormatError(f"{self.path}: damaged journal ({exc})") from exc
+
+    def _create_schema(self) -> None:
+        with self._lock:
+            self._conn.executescript(_SCHEMA)
+            create_outbox_schema(self._conn)
+            create_blob_schema(self._conn)
+            if self.get_meta("schema_version") is None:
+                self._conn.execute(
+                    "INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
+                )
+
+    @property
+    def connection(self) -> sqlite3.Connection:
+        """The shared connection (hold :meth:`transaction` to write)."""
+        return self._conn
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Cursor]:
+        """A write transaction, committed (durably) on exit or rolled back on error."""
+        with self._lock:
+            cur = self._conn.cursor()
+            cur.execute("BEGIN IMMEDIATE")
+            try:
+                yield cur
+            except BaseException:
+                cur.execute("ROLLBACK")
+                raise
+            cur.execute("COMMIT")
+
+    def close(self) -> None:
+        """Close the connection."""
+        with self._lock:
+            self._conn.close()
+
+    # -------------------------------------------------------------------- meta
+    def get_meta(self, key: str, default: str | None = None) -> str | None:
+        """A value of the meta table."""
+        with self._lock:
+            row = self._conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return default if row is None else str(row[0])
+
+    def get_json(self, key: str, default: Any) -> Any:
+        """A JSON value of the meta table."""
+        value = self.get_meta(key)
+        return default if value is None else json.loads(value)
+
+    @staticmethod
+    def set_meta(cur: sqlite3.Cursor, key: str, value: Any) -> None:
+        """Set a meta value (JSON-encoded unless a string) inside a transaction."""
+        text = value if isinstance(value, str) else json.dumps(value)
+        cur.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, text))
+
+    # --------------------------------------------------------------- mutations
+    @staticmethod
+    def put_mutation(cur: sqlite3.Cursor, record: dict[str, Any], state: str) -> None:
+        """Insert or update a mutation record (DVID field names) inside a transaction."""
+        cur.execute(
+            "INSERT OR REPLACE INTO mutations VALUES (?, ?, ?, ?)",
+            (record["MutationID"], record["Action"], state, json.dumps(record)),
+        )
+
+    def mutations(self, since: int = 0, state: str | None = None) -> list[dict[str, Any]]:
+        """Mutation records with ``MutationID > since`` in order (optionally of one state)."""
+        sql = "SELECT record FROM mutations WHERE id > ?"
+        args: list[Any] = [since]
+        if state is not None:
+            sql += " AND state = ?"
+            args.append(state)
+        with self._lock:
+            rows = self._conn.execute(sql + " ORDER BY id", args).fetchall()
+        return [json.loads(r[0]) for r in rows]
+
+    def mutation(self, mutation_id: int) -> dict[str, Any] | None:
+        """One mutation record, or None."""
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT record FROM mutations WHERE id = ?", (mutation_id,)
+            ).fetchone()
+        return None if row is None else json.loads(row[0])
+
+    def mutation_count(self) -> int:
+        """Number of recorded mutations."""
+        with self._lock:
+            return int(self._conn.execute("SELECT COUNT(*) FROM mutations").fetchone()[0])
+
+    # ------------------------------------------------------------ block images
+    @staticmethod
+    def put_staged(cur: sqlite3.Cursor, key: BlockKey, gen: int, payload: bytes) -> None:
+        """Record a block's newest image; an older generation never replaces a newer one."""
+        cur.execute(
+            "INSERT INTO staged VALUES (?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (kind, scale, z, y, x) DO UPDATE SET gen = excluded.gen, "
+            "payload = excluded.payload WHERE excluded.gen > staged.gen",
+            (*key, gen, payload),
+        )
+
+    def staged(self) -> list[tuple[BlockKey, int, bytes]]:
+        """Every staged block image: (key, generation, payload)."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT kind, scale, z, y, x, gen, payload FROM staged"
+            ).fetchall()
+        return [((r[0], r[1], r[2], r[3], r[4]), r[5], bytes(r[6])) for r in rows]
+
+    def max_generation(self) -> int:
+        """The highest block generation recorded."""
+        with self._lock:
+            row = self._conn.execute("SELECT MAX(gen) FROM staged").fetchone()
+        return int(row[0] or 0)
+
+    def drop_staged(self, items: Iterable[tuple[BlockKey, int]]) -> None:
+        """Forget staged images written to HDF5 (unless restaged with a newer generation)."""
+        with self.transaction() as cur:
+            cur.executemany(
+                "DELETE FROM staged WHERE kind = ? AND scale = ? AND z = ? AND y = ? AND x = ? "
+                "AND gen = ?",
+                [(*key, gen) for key, gen in items],
+            )
+
+    # ------------------------------------------------------------ dirty blocks
+    @staticmethod
+    def put_dirty(cur: sqlite3.Cursor, mutation_id: int, coords: Iterable[Coord]) -> None:
+        """Mark s0 blocks whose lower levels ``mutation_id`` has yet to refresh."""
+        cur.executemany(
+            "INSERT OR IGNORE INTO dirty VALUES (?, ?, ?, ?)",
+            [(mutation_id, *c) for c in coords],
+        )
+
+    @staticmethod
+    def clear_dirty(cur: sqlite3.Cursor, mutation_id: int) -> None:
+        """The lower levels of ``mutation_id``'s blocks are refreshed."""
+        cur.execute("DELETE FROM dirty WHERE mutation_id = ?", (mutation_id,))
+
+    def dirty(self) -> dict[int, list[Coord]]:
+        """Mutation id → s0 blocks whose lower levels still need a refresh."""
+        out: dict[int, list[Coord]] = {}
+        with self._lock:
+            for m, z, y, x in self._conn.execute("SELECT mutation_id, z, y, x FROM dirty"):
+                out.setdefault(m, []).append((z, y, x))
+        return out
+
+    # -------------------------------------------------------------- label index
+    def label_blocks(self, label: int) -> dict[Coord, int]:
+        """s0 blocks holding ``label`` → its voxel count in each."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT z, y, x, count FROM label_index WHERE label = ?", (to_db(label),)
+            ).fetchall()
+        return {(z, y, x): c for z, y, x, c in rows}
+
+    def label_size(self, label: int) -> int:
+        """Voxels of ``label`` in s0 (0 if it has none)."""
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT SUM(count) FROM label_index WHERE label = ?", (to_db(label),)
+            ).fetchone()
+        return int(row[0] or 0)
+
+    @staticmethod
+    def set_label_counts(
+        cur: sqlite3.Cursor, rows: Iterable[tuple[int, Coord, int]]
+    ) -> None:
+        """Set (label, block) → count rows; a count of 0 deletes the row."""
+        keep, drop = [], []
+        for label, coord, count in rows:
+            (keep if count else drop).append((to_db(label), *coord, count))
+        cur.executemany("INSERT OR REPLACE INTO label_index VALUES (?, ?, ?, ?, ?)", keep)
+        cur.executemany(
+            "DELETE FROM label_index WHERE label = ? AND z = ? AND y = ? AND x = ?",
+            [r[:4] for r in drop],
+        )
+
+    @staticmethod
+    def clear_label_index(cur: sqlite3.Cursor) -> None:
+        """Forget the whole label index (before a rebuild)."""
+        cur.execute("DELETE FROM label_index")
+
+    def label_index_rows(self) -> Iterator[tuple[int, Coord, int]]:
+        """Every (label, block, count) row, ordered by block then label."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT label, z, y, x, count FROM label_index ORDER BY z, y, x, label"
+            ).fetchall()
+        for label, z, y, x, count in rows:
+            yield from_db(label), (z, y, x), count
+
+    def labels_in_block(self, coord: Coord) -> dict[int, int]:
+        """Label → count for one s0 block, from the index."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT label, count FROM label_index WHERE z = ? AND y = ? AND x = ?", coord
+            ).fetchall()
+        return {from_db(label): count for label, count in rows}
+
+    def label_count(self) -> int:
+        """Number of distinct labels in the index."""
+        with self._lock:
+            row = self._conn.execute("SELECT COUNT(DISTINCT label) FROM label_index").fetchone()
+        return int(row[0])
+
+    # --------------------------------------------------------------- undo data
+    @staticmethod
+    def put_undo_blocks(
+        cur: sqlite3.Cursor, mutation_id: int, blocks: Iterable[tuple[Coord, bytes]]
+    ) -> None:
+        """Keep the before-images an undo of ``mutation_id`` needs."""
+        cur.executemany(
+            "INSERT OR REPLACE INTO undo_blocks VALUES (?, ?, ?, ?, ?)",
+            [(mutation_id, *coord, payload) for coord, payload in blocks],
+        )
+
+    def undo_blocks(self, mutation_id: int) -> dict[Coord, bytes]:
+        """The before-images kept for ``mutation_id``."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT z, y, x, payload FROM undo_blocks WHERE mutation_id = ?", (mutation_id,)
+            ).fetchall()
+        return {(z, y, x): bytes(p) for z, y, x, p in rows}
+
+    # ------------------------------------------------------------------- blobs
+    @staticmethod
+    def put_spans(cur: sqlite3.Cursor, spans: NDArray[np.integer[Any]]) -> str:
+        """Store RLE spans (headerless DVID form) in the blob store; returns the reference."""
+        return put_blob(cur.connection, encode_rles(spans, headered=False))
+
+    def get_blob(self, ref: str) -> bytes:
+        """A blob's bytes; KeyError naming the reference if absent."""
+        with self._lock:
+            return get_blob(self._conn, ref)

@@ -1,0 +1,138 @@
+"""The HDF5 layout of a segmend pyramid, and discovery of pyramids written by others.
+
+A segmend file::
+
+    /labels/s0 ... /labels/sN   uint64, chunked, one chunk = one block
+    /image/s0  ... /image/sM    optional uint8/uint16 grayscale, same block grid
+    /  attrs: format="segmend-pyramid", format_version, block_size, voxel_size_nm,
+             downres_rule, repo_uuid, data_uuid, max_label, next_label, created_by
+
+Files written by other tools open read-only too: pyramids named ``s0..sN`` or
+``0..N`` in any group.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+
+import h5py
+
+FORMAT_NAME = "segmend-pyramid"
+FORMAT_VERSION = 1
+DEFAULT_BLOCK_SIZE = (64, 64, 64)
+RULES = ("labelmap", "labelblk")
+DEFAULT_RULE = "labelmap"
+LABELS_GROUP = "labels"
+IMAGE_GROUP = "image"
+
+_LEVEL_NAME = re.compile(r"^s?(\d+)$")
+
+
+def level_shapes(
+    shape: tuple[int, int, int], block_size: tuple[int, int, int], levels: int | None = None
+) -> list[tuple[int, int, int]]:
+    """Shapes of every scale: each is ``ceil(previous / 2)`` per axis.
+
+    Levels continue until every axis fits in one block, or ``levels`` of them.
+
+    Raises
+    ------
+    ValueError
+        If a shape axis or block axis is not positive, or ``levels`` < 1.
+    """
+    if any(s < 1 for s in shape) or len(shape) != 3:
+        raise ValueError(f"volume shape must be three positive sizes, got {shape}")
+    if any(b < 2 for b in block_size) or len(block_size) != 3:
+        raise ValueError(f"block size must be three sizes >= 2, got {block_size}")
+    if levels is not None and levels < 1:
+        raise ValueError(f"levels must be >= 1, got {levels}")
+    shapes = [tuple(shape)]
+    while True:
+        last = shapes[-1]
+        if levels is not None:
+            if len(shapes) >= levels:
+                break
+        elif all(s <= b for s, b in zip(last, block_size, strict=True)):
+            break
+        shapes.append(tuple(math.ceil(s / 2) for s in last))
+    return shapes  # type: ignore[return-value]
+
+
+@dataclass(frozen=True)
+class PyramidGroups:
+    """Where the levels of a pyramid live inside an HDF5 file."""
+
+    labels: tuple[str, ...]
+    image: tuple[str, ...]
+    native: bool
+
+
+def find_pyramids(f: h5py.File) -> PyramidGroups:
+    """Locate the label (and optional image) pyramid in ``f``.
+
+    A native file has ``format="segmend-pyramid"``.  Otherwise the first group
+    holding 3D datasets named ``s0..sN`` or ``0..N`` with an integer label dtype
+    is taken as labels, and one with uint8/uint16 as grayscale.
+
+    Raises
+    ------
+    app.model.errors.FormatError
+        If no pyramid is found, or a native file has an unknown version.
+    """
+    from app.model.errors import FormatError
+
+    if f.attrs.get("format") == FORMAT_NAME:
+        version = int(f.attrs.get("format_version", 0))
+        if version != FORMAT_VERSION:
+            raise FormatError(
+                f"{f.filename}: segmend format version {version} is not supported "
+                f"(this segmend reads version {FORMAT_VERSION})"
+            )
+        if LABELS_GROUP not in f:
+            raise FormatError(f"{f.filename}: segmend pyramid without a /{LABELS_GROUP} group")
+        labels = _levels_in(f[LABELS_GROUP])
+        image = _levels_in(f[IMAGE_GROUP]) if IMAGE_GROUP in f else ()
+        if not labels:
+            raise FormatError(f"{f.filename}: /{LABELS_GROUP} holds no levels s0..sN")
+        return PyramidGroups(labels, image, native=True)
+
+    groups: list[h5py.Group] = [f]
+    f.visititems(lambda _n, o: groups.append(o) if isinstance(o, h5py.Group) else None)
+    candidates = [lv for g in groups if (lv := _levels_in(g))]
+    labels_c = [c for c in candidates if _is_label_dtype(f[c[0]].dtype) and _looks_like_labels(c)]
+    labels_c += [c for c in candidates if _is_label_dtype(f[c[0]].dtype) and c not in labels_c]
+    image_c = [c for c in candidates if f[c[0]].dtype in ("uint8", "uint16") and c not in labels_c[:1]]
+    if not labels_c:
+        raise FormatError(
+            f"{f.filename}: no label pyramid found (expected a segmend pyramid, or a group with "
+            "3D integer datasets named s0..sN or 0..N); a plain volume can be imported "
+            "with 'segmend build'"
+        )
+    return PyramidGroups(labels_c[0], image_c[0] if image_c else (), native=False)
+
+
+def _looks_like_labels(levels: tuple[str, ...]) -> bool:
+    parent = levels[0].rsplit("/", 1)[0].lower()
+    return any(word in parent for word in ("label", "seg"))
+
+
+def _is_label_dtype(dtype: object) -> bool:
+    import numpy as np
+
+    dt = np.dtype(dtype)  # type: ignore[call-overload]
+    return dt.kind in "ui" and dt.itemsize >= 4
+
+
+def _levels_in(group: h5py.Group) -> tuple[str, ...]:
+    """Dataset paths of consecutive levels 0..N inside ``group`` (empty if none)."""
+    found: dict[int, str] = {}
+    for name, obj in group.items():
+        m = _LEVEL_NAME.match(name)
+        if m and isinstance(obj, h5py.Dataset) and obj.ndim == 3:
+            found[int(m.group(1))] = obj.name
+    levels: list[str] = []
+    while len(levels) in found:
+        levels.append(found[len(levels)])
+    return tuple(levels)

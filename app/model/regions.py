@@ -1,0 +1,104 @@
+"""Split regions: DVID RLE spans (or a painted mask), bucketed by s0 block."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from app.kernels import check_rles_in_bounds, mask_to_rles, parse_rles, rles_to_mask
+from app.model.errors import InvalidMutationError
+
+Coord = tuple[int, int, int]
+
+
+class SplitRegion:
+    """A set of s0 voxels given as runs along x.
+
+    Parameters
+    ----------
+    spans : ndarray of int, shape (n, 4)
+        Rows ``(x, y, z, length)`` in s0 voxel coordinates (DVID's RLE order).
+    """
+
+    def __init__(self, spans: NDArray[np.integer[Any]]) -> None:
+        spans = np.asarray(spans)
+        if spans.ndim != 2 or spans.shape[1] != 4:
+            raise InvalidMutationError(
+                f"split spans must have shape (n, 4) as (x, y, z, length), got {spans.shape}"
+            )
+        self.spans = spans.astype(np.int64)
+        self._buckets: dict[Coord, NDArray[np.int64]] | None = None
+        self._bucket_size: tuple[int, int, int] | None = None
+
+    @classmethod
+    def from_rle_bytes(cls, data: bytes, headered: bool = True) -> SplitRegion:
+        """Parse DVID's binary RLE format; InvalidMutationError on malformed input."""
+        try:
+            return cls(parse_rles(data, headered=headered))
+        except ValueError as exc:
+            raise InvalidMutationError(f"malformed RLEs: {exc}") from exc
+
+    @classmethod
+    def from_mask(cls, mask: NDArray[np.bool_], offset: tuple[int, int, int] = (0, 0, 0)) -> SplitRegion:
+        """The True voxels of a boolean mask whose first voxel sits at s0 ``offset`` (z, y, x)."""
+        mask = np.asarray(mask)
+        if mask.ndim != 3 or mask.dtype != np.bool_:
+            raise InvalidMutationError(
+                f"a split mask must be a 3D boolean array, got {mask.dtype} with {mask.ndim} dims"
+            )
+        if any(int(o) < 0 for o in offset):
+            raise InvalidMutationError(f"mask offset {tuple(offset)} is negative")
+        return cls(mask_to_rles(np.ascontiguousarray(mask), offset))
+
+    @property
+    def voxel_count(self) -> int:
+        """Voxels covered (spans are assumed not to overlap)."""
+        return int(self.spans[:, 3].sum())
+
+    def check_bounds(self, shape: tuple[int, int, int]) -> None:
+        """Raise InvalidMutationError if empty, malformed or outside a volume of ``shape``."""
+        if len(self.spans) == 0:
+            raise InvalidMutationError("the split region is empty")
+        if (self.spans[:, 3] <= 0).any():
+            bad = self.spans[np.argmax(self.spans[:, 3] <= 0)]
+            raise InvalidMutationError(f"span {tuple(int(v) for v in bad)} has a length <= 0")
+        try:
+            check_rles_in_bounds(self.spans, shape)
+        except ValueError as exc:
+            raise InvalidMutationError(f"split region out of bounds: {exc}") from exc
+
+    def block_coords(self, block_size: tuple[int, int, int]) -> list[Coord]:
+        """The s0 blocks the region touches, sorted."""
+        return sorted(self._bucketed(block_size))
+
+    def mask(self, coord: Coord, block_size: tuple[int, int, int],
+             shape: tuple[int, ...]) -> NDArray[np.bool_]:
+        """The region inside block ``coord`` as a boolean array of the block's ``shape``."""
+        spans = self._bucketed(block_size).get(coord)
+        origin = tuple(c * b for c, b in zip(coord, block_size, strict=True))
+        if spans is None:
+            return np.zeros(shape, np.bool_)
+        return rles_to_mask(spans, origin, shape)
+
+    def _bucketed(self, block_size: tuple[int, int, int]) -> dict[Coord, NDArray[np.int64]]:
+        if self._buckets is not None and self._bucket_size == block_size:
+            return self._buckets
+        x, y, z, n = (self.spans[:, i] for i in range(4))
+        bx0 = x // block_size[2]
+        bx1 = (x + n - 1) // block_size[2]
+        reps = bx1 - bx0 + 1
+        idx = np.repeat(np.arange(len(self.spans)), reps)
+        step = np.arange(len(idx)) - np.repeat(np.cumsum(reps) - reps, reps)
+        keys = np.stack([z[idx] // block_size[0], y[idx] // block_size[1], bx0[idx] + step], axis=1)
+        order = np.lexsort(keys.T[::-1])
+        keys, idx = keys[order], idx[order]
+        buckets: dict[Coord, NDArray[np.int64]] = {}
+        if len(keys):
+            cut = np.flatnonzero((np.diff(keys, axis=0) != 0).any(axis=1)) + 1
+            for part_keys, part_idx in zip(np.split(keys, cut), np.split(idx, cut), strict=True):
+                coord = (int(part_keys[0, 0]), int(part_keys[0, 1]), int(part_keys[0, 2]))
+                buckets[coord] = self.spans[part_idx]
+        self._buckets, self._bucket_size = buckets, block_size
+        return buckets

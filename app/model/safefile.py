@@ -1,0 +1,236 @@
+"""Crash-safe HDF5 writing: a file object with buffered writes and a rollback file.
+
+HDF5 has no journal: a process killed while the library writes its metadata
+can leave a file that no longer opens.  segmend therefore hands HDF5 (through
+h5py's ``fileobj`` driver) a :class:`SafeFile`, which keeps every write in
+memory until :meth:`SafeFile.commit`, and commits the way SQLite's rollback
+journal does:
+
+1. the original bytes of every page about to be overwritten, and the file's
+   original length, go to the rollback file, which is fsync'ed;
+2. the buffered pages are written to the HDF5 file, which is fsync'ed;
+3. the rollback file is deleted (the commit point).
+
+:func:`recover` — run before every open — puts the pre-images back and
+truncates the file if a commit was interrupted after step 1 began, so the file
+is always exactly as it was after some completed commit: always openable.
+Callers flush HDF5 (``h5py.File.flush``) before committing, so that a
+committed file is a complete, consistent HDF5 file.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import struct
+import zlib
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from _typeshed import ReadableBuffer, WriteableBuffer
+
+PAGE_SIZE = 1 << 16
+_MAGIC = b"SEGMEND-ROLLBACK-1\n"
+_HEADER = struct.Struct("<QQ")  # original length, number of pre-images
+_ENTRY = struct.Struct("<QQ")  # offset, length
+_TRAILER = struct.Struct("<I8s")  # crc32 of everything before, end marker
+_END = b"COMPLETE"
+
+
+class SafeFile(io.RawIOBase):
+    """A read/write file object whose writes reach the disk only on :meth:`commit`.
+
+    Parameters
+    ----------
+    path : Path
+        The HDF5 file (must exist).
+    rollback : Path
+        Where pre-images go during a commit.
+    """
+
+    def __init__(self, path: str | Path, rollback: str | Path) -> None:
+        super().__init__()
+        self.path = Path(path)
+        self.rollback = Path(rollback)
+        self._file = open(self.path, "r+b")  # noqa: SIM115 - closed in close()
+        self._fd = self._file.fileno()
+        self._committed_size = os.fstat(self._fd).st_size
+        self._size = self._committed_size
+        self._pos = 0
+        self._dirty: dict[int, bytearray] = {}
+
+    # io.RawIOBase interface used by h5py's fileobj driver
+    def readable(self) -> bool:
+        return True
+
+    def writable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        if whence == io.SEEK_SET:
+            self._pos = offset
+        elif whence == io.SEEK_CUR:
+            self._pos += offset
+        else:
+            self._pos = self._size + offset
+        return self._pos
+
+    def tell(self) -> int:
+        return self._pos
+
+    def readinto(self, buffer: WriteableBuffer) -> int:
+        out = memoryview(buffer).cast("B")
+        n = max(0, min(len(out), self._size - self._pos))
+        if not self._dirty:
+            got = os.preadv(self._fd, [out[:n]], self._pos) if n else 0
+            out[got:n] = bytes(n - got)
+        else:
+            done = 0
+            while done < n:
+                pos = self._pos + done
+                page, start = divmod(pos, PAGE_SIZE)
+                take = min(n - done, PAGE_SIZE - start)
+                buf = self._dirty.get(page)
+                if buf is not None:
+                    out[done : done + take] = buf[start : start + take]
+                else:
+                    got = os.preadv(self._fd, [out[done : done + take]], pos)
+                    out[done + got : done + take] = bytes(take - got)
+                done += take
+        self._pos += n
+        return n
+
+    def write(self, data: ReadableBuffer) -> int:
+        src = memoryview(data).cast("B")
+        done = 0
+        while done < len(src):
+            page, start = divmod(self._pos + done, PAGE_SIZE)
+            take = min(len(src) - done, PAGE_SIZE - start)
+            self._page(page)[start : start + take] = src[done : done + take]
+            done += take
+        self._pos += done
+        self._size = max(self._size, self._pos)
+        return done
+
+    def truncate(self, size: int | None = None) -> int:
+        size = self._pos if size is None else size
+        if size < self._size:
+            for page in [p for p in self._dirty if p * PAGE_SIZE >= size]:
+                del self._dirty[page]
+            page, start = divmod(size, PAGE_SIZE)
+            if page in self._dirty:
+                self._dirty[page][start:] = bytes(PAGE_SIZE - start)
+            elif start and size < self._committed_size:
+                self._page(page)[start:] = bytes(PAGE_SIZE - start)
+        self._size = size
+        return size
+
+    def flush(self) -> None:
+        """Nothing to do: buffered writes wait for :meth:`commit`."""
+
+    def _page(self, page: int) -> bytearray:
+        buf = self._dirty.get(page)
+        if buf is None:
+            buf = bytearray(PAGE_SIZE)
+            offset = page * PAGE_SIZE
+            if offset < self._committed_size:
+                got = os.preadv(self._fd, [buf], offset)
+                buf[got:] = bytes(PAGE_SIZE - got)
+            self._dirty[page] = buf
+        return buf
+
+    @property
+    def pending_bytes(self) -> int:
+        """Bytes buffered and not yet committed."""
+        return len(self._dirty) * PAGE_SIZE
+
+    def commit(self) -> None:
+        """Make every buffered write durable, atomically (see the module docstring)."""
+        if not self._dirty and self._size == self._committed_size:
+            return
+        overwritten = sorted(p for p in self._dirty if p * PAGE_SIZE < self._committed_size)
+        parts = [_MAGIC, _HEADER.pack(self._committed_size, len(overwritten))]
+        for page in overwritten:
+            offset = page * PAGE_SIZE
+            length = min(PAGE_SIZE, self._committed_size - offset)
+            parts.append(_ENTRY.pack(offset, length))
+            parts.append(os.pread(self._fd, length, offset))
+        body = b"".join(parts)
+        _write_durably(self.rollback, body + _TRAILER.pack(zlib.crc32(body), _END))
+        for page in sorted(self._dirty):
+            offset = page * PAGE_SIZE
+            length = min(PAGE_SIZE, self._size - offset)
+            if length > 0:
+                os.pwrite(self._fd, memoryview(self._dirty[page])[:length], offset)
+        os.ftruncate(self._fd, self._size)
+        os.fsync(self._fd)
+        self.rollback.unlink()
+        _fsync_dir(self.rollback.parent)
+        self._dirty.clear()
+        self._committed_size = self._size
+
+    def discard(self) -> None:
+        """Drop every buffered write (the file stays as last committed)."""
+        self._dirty.clear()
+        self._size = self._committed_size
+
+    def close(self) -> None:
+        """Close without committing."""
+        if not self._file.closed:
+            self._file.close()
+        super().close()
+
+
+def recover(path: str | Path, rollback: str | Path) -> bool:
+    """Undo an interrupted commit of ``path``; returns True if something was rolled back.
+
+    A rollback file that is incomplete (the crash hit step 1) means the HDF5
+    file was not touched yet: it is simply removed.
+    """
+    rollback = Path(rollback)
+    if not rollback.exists():
+        return False
+    data = rollback.read_bytes()
+    body, trailer = data[: -_TRAILER.size], data[-_TRAILER.size :]
+    complete = (
+        len(data) >= len(_MAGIC) + _HEADER.size + _TRAILER.size
+        and data.startswith(_MAGIC)
+        and _TRAILER.unpack(trailer) == (zlib.crc32(body), _END)
+    )
+    if complete:
+        size, count = _HEADER.unpack_from(body, len(_MAGIC))
+        at = len(_MAGIC) + _HEADER.size
+        fd = os.open(path, os.O_RDWR)
+        try:
+            for _ in range(count):
+                offset, length = _ENTRY.unpack_from(body, at)
+                at += _ENTRY.size
+                os.pwrite(fd, body[at : at + length], offset)
+                at += length
+            os.ftruncate(fd, size)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    rollback.unlink()
+    _fsync_dir(rollback.parent)
+    return complete
+
+
+def _write_durably(path: Path, data: bytes) -> None:
+    with open(path, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

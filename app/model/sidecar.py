@@ -1,0 +1,34 @@
+"""Where a dataset's journal, lock and rollback file live: a directory beside it.
+
+``FILE.h5`` has ``FILE.h5.segmend/`` holding
+
+- ``journal.sqlite`` — the write-ahead journal (mutation log, staged blocks,
+  label index, counters, event outbox, blob store), SQLite in WAL mode;
+- ``writer.lock`` — held (``flock``) by the one process writing the dataset;
+- ``hdf5.rollback`` — pre-images of HDF5 bytes overwritten by a checkpoint in
+  progress (see :mod:`app.model.safefile`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def sidecar_dir(h5_path: str | Path) -> Path:
+    """The sidecar directory of the dataset at ``h5_path``."""
+    return Path(str(h5_path) + ".segmend")
+
+
+def journal_path(h5_path: str | Path) -> Path:
+    """The SQLite journal of the dataset at ``h5_path``."""
+    return sidecar_dir(h5_path) / "journal.sqlite"
+
+
+def lock_path(h5_path: str | Path) -> Path:
+    """The writer lock file of the dataset at ``h5_path``."""
+    return sidecar_dir(h5_path) / "writer.lock"
+
+
+def rollback_path(h5_path: str | Path) -> Path:
+    """The HDF5 rollback file of the dataset at ``h5_path``."""
+    return sidecar_dir(h5_path) / "hdf5.rollback"

@@ -1,0 +1,249 @@
+"""Tests of app.kernels.relabel against app.kernels.reference (exact equality)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+from numpy.typing import NDArray
+
+from app.kernels import relabel_inplace, remap_inplace, split_inplace
+from app.kernels.reference import relabel_ref, remap_ref, split_ref
+
+LABEL_DTYPES = [np.uint8, np.uint16, np.uint32, np.uint64]
+SHAPES = [(1, 1, 1), (1, 5, 7), (3, 4, 5), (65, 33, 17), (64, 64, 64)]
+
+
+def palette(dtype: Any, n: int = 40) -> NDArray[Any]:
+    """``n`` distinct labels of ``dtype``, including 0 and the top values
+    (above 2**63 for uint64)."""
+    top = int(np.iinfo(dtype).max)
+    low = list(range(n // 2))
+    high = [top - i for i in range(n - n // 2)]
+    return np.array(low + high, dtype=dtype)
+
+
+def runs_labels(shape: tuple[int, ...], dtype: Any, seed: int, n: int = 12) -> NDArray[Any]:
+    """Labels in runs along x of random lengths (as in real data), from a
+    palette of ``n`` values, with some isolated voxels."""
+    rng = np.random.default_rng(seed)
+    pal = palette(dtype, n)
+    size = int(np.prod(shape))
+    out = np.empty(size, dtype=dtype)
+    i = 0
+    while i < size:
+        length = int(rng.choice([1, 3, 17, 64, 300, 700]))
+        out[i : i + length] = pal[rng.integers(0, pal.size)]
+        i += length
+    flip = rng.random(size) < 0.02
+    out[flip] = pal[rng.integers(0, pal.size, size=int(flip.sum()))]
+    return out.reshape(shape)
+
+
+# --------------------------------------------------------------------------- relabel
+
+
+@pytest.mark.parametrize("n_labels", [1, 3, 10, 16, 17, 30])
+@pytest.mark.parametrize("dtype", LABEL_DTYPES)
+@pytest.mark.parametrize("shape", SHAPES)
+def test_relabel_equals_reference(shape: tuple[int, ...], dtype: Any, n_labels: int) -> None:
+    seed = (n_labels * 7919 + len(shape) + int(np.prod(shape))) % 2**32
+    block = runs_labels(shape, dtype, seed=seed, n=40)
+    rng = np.random.default_rng(seed)
+    pal = palette(dtype, 40)
+    labels = rng.choice(pal, size=n_labels, replace=False)
+    target = pal[-1] if n_labels % 2 else pal[1]
+    want, want_n = relabel_ref(block, labels, int(target))
+    got = block.copy()
+    n = relabel_inplace(got, labels, int(target))
+    assert n == want_n
+    np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("dtype", LABEL_DTYPES)
+def test_relabel_unsorted_duplicates_and_target_in_labels(dtype: Any) -> None:
+    top = int(np.iinfo(dtype).max)
+    block = np.array([[[top, 5, 5, 0, 7, top, 9, 5]]], dtype=dtype)
+    got = block.copy()
+    # target (7) is also in labels: its voxels are not counted as changed
+    n = relabel_inplace(got, np.array([top, 5, 7, 5, top, 7], dtype=np.uint64), 7)
+    assert n == 5
+    assert got.ravel().tolist() == [7, 7, 7, 0, 7, 7, 9, 7]
+    # labels too large for the dtype cannot occur: ignored; lists accepted
+    got = block.copy()
+    assert relabel_inplace(got, [2**64 - 1, 9], 0) == (1 if dtype != np.uint64 else 3)
+    assert relabel_inplace(got, [], 3) == 0
+
+
+def test_relabel_uint64_high_values_and_uniform_chunks() -> None:
+    hi = 2**63 + 12345
+    block = np.full((4, 8, 256), hi, dtype=np.uint64)  # whole uniform chunks
+    block[1, 2, 100:130] = 2**64 - 1
+    block[3, 7, 255] = 5
+    for labels in ([hi], [hi, 3, 4, 5], list(range(100, 140)) + [hi]):
+        got = block.copy()
+        want, want_n = relabel_ref(block, labels, 2**63)
+        assert relabel_inplace(got, np.array(labels, dtype=np.uint64), 2**63) == want_n
+        np.testing.assert_array_equal(got, want)
+
+
+def test_relabel_errors() -> None:
+    block = np.zeros((4, 4, 4), dtype=np.uint16)
+    with pytest.raises(ValueError, match="target"):
+        relabel_inplace(block, [1], 2**16)
+    with pytest.raises(ValueError, match="target"):
+        relabel_inplace(block, [1], -1)
+    with pytest.raises(TypeError, match="target"):
+        relabel_inplace(block, [1], 1.5)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="labels"):
+        relabel_inplace(block, [-1], 1)
+    with pytest.raises(ValueError, match="labels must be 1D"):
+        relabel_inplace(block, [[1]], 1)
+    with pytest.raises(TypeError, match="labels"):
+        relabel_inplace(block, [1.5], 1)
+    with pytest.raises(TypeError, match="block"):
+        relabel_inplace(block.astype(np.int32), [1], 1)
+    with pytest.raises(ValueError, match="C-contiguous"):
+        relabel_inplace(np.zeros((4, 4, 4), dtype=np.uint64)[:, ::2], [1], 2)
+    ro = np.zeros((2, 2, 2), dtype=np.uint64)
+    ro.flags.writeable = False
+    with pytest.raises(ValueError, match="writeable"):
+        relabel_inplace(ro, [0], 2)
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    block=arrays(
+        np.uint64,
+        st.tuples(st.integers(1, 4), st.integers(1, 4), st.integers(1, 70)),
+        elements=st.sampled_from([0, 1, 2, 3, 2**63, 2**64 - 1]),
+    ),
+    labels=st.lists(st.sampled_from([0, 1, 2, 5, 2**63, 2**64 - 1]), max_size=6),
+    target=st.sampled_from([0, 1, 4, 2**64 - 1]),
+)
+def test_relabel_hypothesis(block: NDArray[np.uint64], labels: list[int], target: int) -> None:
+    want, want_n = relabel_ref(block, labels, target)
+    got = block.copy()
+    assert relabel_inplace(got, np.array(labels, dtype=np.uint64), target) == want_n
+    np.testing.assert_array_equal(got, want)
+
+
+# --------------------------------------------------------------------------- remap
+
+
+@pytest.mark.parametrize("n_keys", [1, 5, 40])
+@pytest.mark.parametrize("dtype", LABEL_DTYPES)
+@pytest.mark.parametrize("shape", [(1, 1, 1), (3, 4, 5), (65, 33, 17)])
+def test_remap_equals_reference(shape: tuple[int, ...], dtype: Any, n_keys: int) -> None:
+    seed = n_keys + int(np.prod(shape))
+    block = runs_labels(shape, dtype, seed=seed, n=40)
+    rng = np.random.default_rng(seed)
+    pal = palette(dtype, 40)
+    keys = rng.choice(pal, size=n_keys, replace=False)
+    values = rng.choice(pal, size=n_keys)  # may map a key to itself or chain
+    want, want_n = remap_ref(block, keys, values)
+    got = block.copy()
+    assert remap_inplace(got, keys, values) == want_n
+    np.testing.assert_array_equal(got, want)
+
+
+def test_remap_applies_once_and_ignores_identity() -> None:
+    block = np.array([[[1, 2, 3, 1, 2**64 - 1]]], dtype=np.uint64)
+    got = block.copy()
+    n = remap_inplace(got, [2, 1, 3, 2**64 - 1], [3, 2, 3, 0])
+    assert n == 4
+    assert got.ravel().tolist() == [2, 3, 3, 2, 0]
+
+
+def test_remap_errors() -> None:
+    block = np.zeros((2, 2, 2), dtype=np.uint8)
+    with pytest.raises(ValueError, match="unique"):
+        remap_inplace(block, [1, 1], [2, 3])
+    with pytest.raises(ValueError, match="same length"):
+        remap_inplace(block, [1, 2], [2])
+    with pytest.raises(ValueError, match="values"):
+        remap_inplace(block, [1], [256])
+    # a key too large for the dtype is ignored, whatever its value
+    assert remap_inplace(block, [300], [2**40]) == 0
+    assert remap_inplace(block, [], []) == 0
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    block=arrays(
+        np.uint16,
+        st.tuples(st.integers(1, 3), st.integers(1, 3), st.integers(1, 80)),
+        elements=st.integers(0, 6),
+    ),
+    mapping=st.dictionaries(st.integers(0, 7), st.integers(0, 2**16 - 1), max_size=8),
+)
+def test_remap_hypothesis(block: NDArray[np.uint16], mapping: dict[int, int]) -> None:
+    keys = np.array(list(mapping), dtype=np.uint64)
+    values = np.array(list(mapping.values()), dtype=np.uint64)
+    want, want_n = remap_ref(block, keys, values)
+    got = block.copy()
+    assert remap_inplace(got, keys, values) == want_n
+    np.testing.assert_array_equal(got, want)
+
+
+# --------------------------------------------------------------------------- split
+
+
+@pytest.mark.parametrize("dtype", LABEL_DTYPES)
+@pytest.mark.parametrize("shape", SHAPES)
+def test_split_equals_reference(shape: tuple[int, ...], dtype: Any) -> None:
+    block = runs_labels(shape, dtype, seed=11, n=4)
+    rng = np.random.default_rng(12)
+    mask = rng.random(shape) < 0.5
+    target = int(block.reshape(-1)[0])
+    new = int(palette(dtype, 40)[25])
+    want, want_n = split_ref(block, mask, target, new)
+    got = block.copy()
+    assert split_inplace(got, mask, target, new) == want_n
+    np.testing.assert_array_equal(got, want)
+
+
+def test_split_edge_cases() -> None:
+    block = np.array([[[1, 1, 2, 1]]], dtype=np.uint8)
+    mask = np.array([[[True, False, True, True]]])
+    got = block.copy()
+    assert split_inplace(got, mask, 1, 9) == 2
+    assert got.ravel().tolist() == [9, 1, 2, 9]
+    got = block.copy()
+    assert split_inplace(got, mask, 1, 1) == 0  # new label == target
+    assert split_inplace(got, mask, 2**40, 3) == 0  # target cannot occur in uint8
+    np.testing.assert_array_equal(got, block)
+    # a non-contiguous mask is fine
+    big = np.zeros((2, 2, 8), dtype=bool)
+    big[..., ::2] = True
+    b = np.ones((2, 2, 4), dtype=np.uint64)
+    assert split_inplace(b, big[..., ::2], 1, 2**64 - 1) == 16
+    with pytest.raises(ValueError, match="shape"):
+        split_inplace(block, mask[..., :2], 1, 9)
+    with pytest.raises(TypeError, match="mask"):
+        split_inplace(block, mask.astype(np.uint8), 1, 9)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="new_label"):
+        split_inplace(block, mask, 1, 256)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    block=arrays(
+        np.uint32,
+        st.tuples(st.integers(1, 3), st.integers(1, 3), st.integers(1, 20)),
+        elements=st.integers(0, 3),
+    ),
+    data=st.data(),
+)
+def test_split_hypothesis(block: NDArray[np.uint32], data: st.DataObject) -> None:
+    mask = data.draw(arrays(np.bool_, block.shape))
+    target = data.draw(st.integers(0, 3))
+    new = data.draw(st.integers(0, 5))
+    want, want_n = split_ref(block, mask, target, new)
+    got = block.copy()
+    assert split_inplace(got, mask, target, new) == want_n
+    np.testing.assert_array_equal(got, want)

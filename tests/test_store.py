@@ -1,0 +1,141 @@
+"""The pyramid store: layout, block I/O, overlay, foreign files, bad files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import h5py
+import hdf5plugin
+import numpy as np
+import pytest
+
+from app.model.arrays import LevelArray
+from app.model.codec import COMPRESSIONS
+from app.model.errors import FormatError, ReadOnlyError
+from app.model.layout import level_shapes
+from app.model.store import IMAGE, LABELS, PyramidStore
+
+
+def test_level_shapes_halve_until_one_block() -> None:
+    assert level_shapes((250, 250, 250), (64, 64, 64)) == [
+        (250, 250, 250), (125, 125, 125), (63, 63, 63)
+    ]
+    assert level_shapes((5, 1, 300), (4, 4, 4)) == [
+        (5, 1, 300), (3, 1, 150), (2, 1, 75), (1, 1, 38), (1, 1, 19), (1, 1, 10), (1, 1, 5),
+        (1, 1, 3),
+    ]
+    assert level_shapes((100, 100, 100), (64, 64, 64), levels=4)[-1] == (13, 13, 13)
+    with pytest.raises(ValueError, match="levels must be"):
+        level_shapes((10, 10, 10), (4, 4, 4), levels=0)
+
+
+@pytest.mark.parametrize("compression", COMPRESSIONS)
+def test_blocks_round_trip_through_any_hdf5_reader(tmp_path: Path, compression: str) -> None:
+    rng = np.random.default_rng(1)
+    store = PyramidStore.create(tmp_path / "p.h5", (21, 35, 18), block_size=(8, 16, 8),
+                                compression=compression, image_dtype="uint16")
+    truth = rng.integers(0, 2**64 - 1, (21, 35, 18), dtype=np.uint64, endpoint=True)
+    gray = rng.integers(0, 65535, (21, 35, 18), dtype=np.uint16)
+    lv = store.level(LABELS, 0)
+    for coord in lv.coords():
+        sl = lv.block_slices(coord)
+        store.write_block(LABELS, 0, coord, truth[sl])
+        store.write_block(IMAGE, 0, coord, gray[sl])
+    assert np.array_equal(store.read_region(LABELS, 0, (0, 0, 0), (21, 35, 18)), truth)
+    assert np.array_equal(LevelArray(store, IMAGE, 0)[3:20:2, -5, 1:], gray[3:20:2, -5, 1:])
+    store.close()
+    with h5py.File(tmp_path / "p.h5", "r") as f:  # plain h5py + hdf5plugin decodes our chunks
+        assert np.array_equal(f["labels/s0"][:], truth)
+        assert np.array_equal(f["image/s0"][:], gray)
+
+
+def test_unwritten_blocks_read_as_background(tmp_path: Path) -> None:
+    store = PyramidStore.create(tmp_path / "p.h5", (10, 10, 10), block_size=(4, 4, 4))
+    block = store.read_block(LABELS, 0, (2, 2, 2))
+    assert block.shape == (2, 2, 2) and not block.any()
+    with pytest.raises(IndexError, match="outside labels/s0"):
+        store.read_block(LABELS, 0, (3, 0, 0))
+    store.close()
+
+
+def test_staged_blocks_are_seen_at_once_and_written_later(tmp_path: Path) -> None:
+    store = PyramidStore.create(tmp_path / "p.h5", (8, 8, 8), block_size=(4, 4, 4))
+    new = np.full((4, 4, 4), 7, np.uint64)
+    key = (LABELS, 0, 1, 0, 1)
+    payload = store.encode_block(LABELS, 0, (1, 0, 1), new)
+    store.stage(key, new, payload, gen=2)
+    store.stage(key, np.zeros((4, 4, 4), np.uint64), payload, gen=1)  # older: ignored
+    assert store.read_block(LABELS, 0, (1, 0, 1))[0, 0, 0] == 7
+    assert store.read_payload(LABELS, 0, (1, 0, 1)) == payload
+    assert not new.flags.writeable
+    with h5py.File(tmp_path / "p.h5", "r") as f:
+        assert f["labels/s0"][4, 0, 4] == 0
+    store.write_payload(LABELS, 0, (1, 0, 1), payload)
+    store.unstage([(key, 1)])
+    assert store.staged_count == 1
+    store.unstage([(key, 2)])
+    assert store.staged_count == 0
+    store.cache.clear()
+    assert store.read_block(LABELS, 0, (1, 0, 1))[0, 0, 0] == 7
+    store.close()
+    with h5py.File(tmp_path / "p.h5", "r") as f:
+        assert f["labels/s0"][4, 0, 4] == 7
+
+
+def test_read_only_store_refuses_writes(small_pyramid: Path) -> None:
+    store = PyramidStore.open(small_pyramid, "r")
+    with pytest.raises(ReadOnlyError, match="read-only"):
+        store.write_block(LABELS, 0, (0, 0, 0), np.zeros((16, 16, 16), np.uint64))
+    store.close()
+
+
+@pytest.mark.parametrize("names", [("s0", "s1"), ("0", "1")])
+def test_foreign_pyramids_open(tmp_path: Path, names: tuple[str, str]) -> None:
+    rng = np.random.default_rng(2)
+    s0 = rng.integers(0, 5, (20, 20, 20), dtype=np.uint32)
+    with h5py.File(tmp_path / "f.h5", "w") as f:
+        g = f.create_group("volumes/segmentation")
+        g.create_dataset(names[0], data=s0, chunks=(10, 10, 10), **hdf5plugin.LZ4())
+        g.create_dataset(names[1], data=s0[::2, ::2, ::2])
+        f.create_dataset("raw/0", data=rng.integers(0, 255, (20, 20, 20), dtype=np.uint8))
+    store = PyramidStore.open(tmp_path / "f.h5")
+    assert not store.native and len(store.levels(LABELS)) == 2
+    assert np.array_equal(store.read_region(LABELS, 0, (0, 0, 0), (20, 20, 20)), s0)
+    assert np.array_equal(LevelArray(store, LABELS, 1)[...], s0[::2, ::2, ::2])
+    assert store.has_image
+    store.close()
+
+
+def test_bad_files_give_clear_errors(tmp_path: Path) -> None:
+    with pytest.raises(FormatError, match="no such file"):
+        PyramidStore.open(tmp_path / "missing.h5")
+    (tmp_path / "text.h5").write_text("not hdf5 at all")
+    with pytest.raises(FormatError, match="not an HDF5 file"):
+        PyramidStore.open(tmp_path / "text.h5")
+    with h5py.File(tmp_path / "plain.h5", "w") as f:
+        f.create_dataset("seg", data=np.zeros((4, 4, 4), np.uint64))
+    with pytest.raises(FormatError, match="segmend build"):
+        PyramidStore.open(tmp_path / "plain.h5")
+    with h5py.File(tmp_path / "future.h5", "w") as f:
+        f.attrs["format"] = "segmend-pyramid"
+        f.attrs["format_version"] = 99
+    with pytest.raises(FormatError, match="version 99"):
+        PyramidStore.open(tmp_path / "future.h5")
+
+
+def test_truncated_file_is_reported_not_crashed(small_pyramid: Path, tmp_path: Path) -> None:
+    data = small_pyramid.read_bytes()
+    cut = tmp_path / "cut.h5"
+    cut.write_bytes(data[: len(data) // 2])
+    with pytest.raises(FormatError):
+        store = PyramidStore.open(cut)
+        store.read_region(LABELS, 0, (0, 0, 0), store.shape)
+
+
+def test_corrupt_chunk_is_named(small_pyramid: Path) -> None:
+    store = PyramidStore.open(small_pyramid, "r+")
+    store.write_payload(LABELS, 0, (1, 1, 1), b"\x02\x01garbage-not-a-blosc-frame")
+    store.cache.clear()
+    with pytest.raises(FormatError, match=r"labels/s0 block \(1, 1, 1\) is corrupt"):
+        store.read_block(LABELS, 0, (1, 1, 1))
+    store.close()
