@@ -48,7 +48,9 @@ def blocky_labels(shape: tuple[int, int, int], dtype: Any, seed: int) -> NDArray
     pal = palette(dtype)
     cz, cy, cx = (-(-s // 8) for s in shape)
     coarse = pal[rng.integers(0, pal.size, size=(cz, cy, cx))]
-    vol = np.repeat(np.repeat(np.repeat(coarse, 8, 0), 8, 1), 8, 2)[: shape[0], : shape[1], : shape[2]]
+    vol = np.repeat(np.repeat(np.repeat(coarse, 8, 0), 8, 1), 8, 2)[
+        : shape[0], : shape[1], : shape[2]
+    ]
     vol = np.ascontiguousarray(vol)
     n = max(1, vol.size // 500)
     idx = rng.integers(0, vol.size, size=n)
@@ -230,9 +232,7 @@ label_values = st.sampled_from([0, 1, 2, 2**63 + 1, 2**64 - 1])
 @given(
     vol=arrays(
         np.uint64,
-        st.tuples(
-            st.integers(1, 5), st.integers(1, 5), st.integers(1, 40)
-        ),
+        st.tuples(st.integers(1, 5), st.integers(1, 5), st.integers(1, 40)),
         elements=label_values,
     ),
     rule=st.sampled_from(RULES),

@@ -84,7 +84,7 @@ def test_relabel_uint64_high_values_and_uniform_chunks() -> None:
     block = np.full((4, 8, 256), hi, dtype=np.uint64)  # whole uniform chunks
     block[1, 2, 100:130] = 2**64 - 1
     block[3, 7, 255] = 5
-    for labels in ([hi], [hi, 3, 4, 5], list(range(100, 140)) + [hi]):
+    for labels in ([hi], [hi, 3, 4, 5], [*range(100, 140), hi]):
         got = block.copy()
         want, want_n = relabel_ref(block, labels, 2**63)
         assert relabel_inplace(got, np.array(labels, dtype=np.uint64), 2**63) == want_n

@@ -11,11 +11,11 @@ from typing import Any
 from app.cli.output import emit, progress_bar
 from app.model.build import build_pyramid
 from app.model.codec import COMPRESSIONS, DEFAULT_COMPRESSION
+from app.model.dataset import open_dataset
 from app.model.demo import build_demo
 from app.model.info import dataset_info
 from app.model.layout import DEFAULT_RULE, RULES
 from app.model.store import PyramidStore
-from app.model.verify import verify_levels
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -95,12 +95,8 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 def cmd_verify(args: argparse.Namespace) -> int:
     """``segmend verify FILE``: exit 1 and a report on any difference."""
-    store = PyramidStore.open(args.file, "r")
-    try:
-        with progress_bar("verify", unit="block") as tick:
-            report = verify_levels(store, progress=tick)
-    finally:
-        store.close()
+    with open_dataset(args.file, "r") as ds, progress_bar("verify", unit="block") as tick:
+        report = ds.verify(progress=tick)
     result = report.as_json()
     emit(args, result, _format_verify)
     return 0 if report.ok else 1

@@ -28,7 +28,14 @@ _CHUNK = 64
 
 
 @njit(cache=True, nogil=True)
-def _hash_insert(keys, counts, used, shift, v, n):
+def _hash_insert(
+    keys: NDArray[Any],
+    counts: NDArray[np.int64],
+    used: NDArray[np.uint8],
+    shift: Any,
+    v: Any,
+    n: int,
+) -> int:
     """Add ``n`` to the count of ``v``; return 1 if ``v`` is new, else 0."""
     mask = keys.size - 1
     h = np.int64((np.uint64(v) * _HASH_MUL) >> shift)
@@ -45,7 +52,9 @@ def _hash_insert(keys, counts, used, shift, v, n):
 
 
 @njit(cache=True, nogil=True)
-def _label_counts_kernel(flat, max_distinct):
+def _label_counts_kernel(
+    flat: NDArray[Any], max_distinct: int
+) -> tuple[NDArray[Any], NDArray[np.int64], bool]:
     """Distinct values of ``flat`` (1D, non-empty) and their counts, unsorted.
 
     Returns ``(keys, counts, ok)``; ``ok`` is False if more than
@@ -108,7 +117,7 @@ def _label_counts_kernel(flat, max_distinct):
 
 
 @njit(cache=True, nogil=True)
-def _count_equal_kernel(flat, label):
+def _count_equal_kernel(flat: NDArray[Any], label: Any) -> int:
     """Number of elements of ``flat`` equal to ``label`` (vectorised)."""
     c = 0
     for i in range(flat.size):
@@ -117,7 +126,7 @@ def _count_equal_kernel(flat, label):
 
 
 @njit(cache=True, nogil=True)
-def _count_in_kernel(flat, keys):
+def _count_in_kernel(flat: NDArray[Any], keys: NDArray[Any]) -> NDArray[np.int64]:
     """Per-key counts of ``flat``'s values in sorted ``keys`` (run by run)."""
     out = np.zeros(keys.size, dtype=np.int64)
     n = flat.size
@@ -161,8 +170,9 @@ def label_counts(block: NDArray[Any]) -> tuple[NDArray[np.uint64], NDArray[np.in
     ValueError
         ``block`` is 0-d.
     """
-    flat = _check_block(np.ascontiguousarray(block) if isinstance(block, np.ndarray) else block,
-                        writeable=False)
+    flat = _check_block(
+        np.ascontiguousarray(block) if isinstance(block, np.ndarray) else block, writeable=False
+    )
     if flat.size == 0:
         return np.zeros(0, dtype=np.uint64), np.zeros(0, dtype=np.int64)
     keys, counts, ok = _label_counts_kernel(flat, _MAX_DISTINCT)
@@ -186,8 +196,9 @@ def count_equal(block: NDArray[Any], label: int) -> int:
     -------
     int
     """
-    flat = _check_block(np.ascontiguousarray(block) if isinstance(block, np.ndarray) else block,
-                        writeable=False)
+    flat = _check_block(
+        np.ascontiguousarray(block) if isinstance(block, np.ndarray) else block, writeable=False
+    )
     v = _label_scalar(label, "label")
     if v > np.iinfo(flat.dtype).max or flat.size == 0:
         return 0
@@ -208,8 +219,9 @@ def count_in(block: NDArray[Any], labels: ArrayLike) -> NDArray[np.int64]:
     NDArray[int64], shape (n,)
         ``counts[i]`` is the number of voxels equal to ``labels[i]``.
     """
-    flat = _check_block(np.ascontiguousarray(block) if isinstance(block, np.ndarray) else block,
-                        writeable=False)
+    flat = _check_block(
+        np.ascontiguousarray(block) if isinstance(block, np.ndarray) else block, writeable=False
+    )
     labs = _as_label_array(labels, "labels")
     out = np.zeros(labs.size, dtype=np.int64)
     maxv = np.uint64(np.iinfo(flat.dtype).max)

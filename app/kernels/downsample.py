@@ -50,7 +50,9 @@ _CHUNK = 16
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _vote8(a0, a1, a2, a3, a4, a5, a6, a7, labelblk):
+def _vote8(
+    a0: Any, a1: Any, a2: Any, a3: Any, a4: Any, a5: Any, a6: Any, a7: Any, labelblk: bool
+) -> Any:
     """Winner of a full 2x2x2 group of 8 values (pairwise-comparison counting)."""
     e01 = a0 == a1
     e02 = a0 == a2
@@ -148,7 +150,7 @@ def _vote8(a0, a1, a2, a3, a4, a5, a6, a7, labelblk):
 
 
 @njit(cache=True, nogil=True)
-def _vote_n(buf, n, labelblk):
+def _vote_n(buf: NDArray[Any], n: int, labelblk: bool) -> Any:
     """Winner among the first ``n`` (1..8) values of ``buf`` (partial groups)."""
     best = buf[0]
     bc = 0
@@ -171,7 +173,7 @@ def _vote_n(buf, n, labelblk):
 
 
 @njit(cache=True, nogil=True)
-def _downsample_labels_kernel(vol, out, labelblk):
+def _downsample_labels_kernel(vol: NDArray[Any], out: NDArray[Any], labelblk: bool) -> None:
     """Write the 2x2x2 label vote of C-contiguous 3D ``vol`` into ``out``.
 
     ``out`` has shape ``ceil(vol.shape / 2)`` and any layout.
@@ -248,7 +250,7 @@ def _downsample_labels_kernel(vol, out, labelblk):
 
 
 @njit(cache=True, nogil=True)
-def _downsample_image_kernel(vol, out):
+def _downsample_image_kernel(vol: NDArray[Any], out: NDArray[Any]) -> None:
     """Write the rounded 2x2x2 mean of C-contiguous 3D ``vol`` into ``out``."""
     nz, ny, nx = vol.shape
     oz_n, oy_n, ox_n = out.shape
@@ -339,8 +341,9 @@ def _check_out(out: Any, vol: NDArray[Any]) -> None:
         raise TypeError(f"out must have dtype {vol.dtype} (same as vol), got {out.dtype}")
     expected = downsampled_shape(vol.shape)
     if out.shape != expected:
-        raise ValueError(f"out must have shape {expected} for vol of shape {vol.shape}, "
-                         f"got {out.shape}")
+        raise ValueError(
+            f"out must have shape {expected} for vol of shape {vol.shape}, got {out.shape}"
+        )
     if not out.flags.writeable:
         raise ValueError("out must be writeable")
     if np.shares_memory(out, vol):
@@ -385,9 +388,7 @@ def downsample_labels(vol: NDArray[U], rule: str = "labelmap") -> NDArray[U]:
     return out
 
 
-def downsample_labels_into(
-    vol: NDArray[U], out: NDArray[U], rule: str = "labelmap"
-) -> NDArray[U]:
+def downsample_labels_into(vol: NDArray[U], out: NDArray[U], rule: str = "labelmap") -> NDArray[U]:
     """Downsample a label volume 2x2x2 into a preallocated array (in place).
 
     Parameters

@@ -33,6 +33,13 @@ __all__ = [
 ]
 
 
+def _ints(values: ArrayLike) -> list[int]:
+    """Python ints of a 1D array or sequence (never through float64)."""
+    if isinstance(values, np.ndarray):
+        return [int(v) for v in values.ravel().tolist()]
+    return [int(v) for v in values]  # type: ignore[arg-type, union-attr]
+
+
 # --------------------------------------------------------------------------- downsampling
 
 
@@ -114,30 +121,20 @@ def downsample_image_ref(vol: NDArray[Any]) -> NDArray[Any]:
 # --------------------------------------------------------------------------- relabelling
 
 
-def relabel_ref(
-    block: NDArray[Any], labels: ArrayLike, target: int
-) -> tuple[NDArray[Any], int]:
+def relabel_ref(block: NDArray[Any], labels: ArrayLike, target: int) -> tuple[NDArray[Any], int]:
     """Copy of ``block`` with voxels in ``labels`` set to ``target``, and the
     number of voxels whose value changed."""
-    wanted = {int(v) for v in np.asarray(labels).ravel().tolist()}
+    wanted = set(_ints(labels))
     flat = [int(v) for v in block.ravel().tolist()]
     new = [target if v in wanted else v for v in flat]
     changed = sum(1 for a, b in zip(flat, new, strict=True) if a != b)
     return np.array(new, dtype=block.dtype).reshape(block.shape), changed
 
 
-def remap_ref(
-    block: NDArray[Any], keys: ArrayLike, values: ArrayLike
-) -> tuple[NDArray[Any], int]:
+def remap_ref(block: NDArray[Any], keys: ArrayLike, values: ArrayLike) -> tuple[NDArray[Any], int]:
     """Copy of ``block`` with ``keys[i]`` replaced by ``values[i]``, and the
     number of voxels whose value changed."""
-    mapping = dict(
-        zip(
-            [int(v) for v in np.asarray(keys).tolist()],
-            [int(v) for v in np.asarray(values).tolist()],
-            strict=True,
-        )
-    )
+    mapping = dict(zip(_ints(keys), _ints(values), strict=True))
     flat = [int(v) for v in block.ravel().tolist()]
     new = [mapping.get(v, v) for v in flat]
     changed = sum(1 for a, b in zip(flat, new, strict=True) if a != b)
@@ -172,7 +169,7 @@ def count_equal_ref(block: NDArray[Any], label: int) -> int:
 def count_in_ref(block: NDArray[Any], labels: ArrayLike) -> NDArray[np.int64]:
     """Number of voxels equal to each of ``labels``, in the order given."""
     counts = Counter(int(v) for v in block.ravel().tolist())
-    return np.array([counts.get(int(v), 0) for v in np.asarray(labels).tolist()], dtype=np.int64)
+    return np.array([counts.get(v, 0) for v in _ints(labels)], dtype=np.int64)
 
 
 # --------------------------------------------------------------------------- RLE

@@ -33,7 +33,7 @@ _LINEAR_MAX = 16
 
 
 @njit(cache=True, nogil=True)
-def _search(keys, v):
+def _search(keys: NDArray[Any], v: Any) -> int:
     """Index of ``v`` in sorted ``keys``, or -1 (binary search with range reject)."""
     n = keys.size
     if n == 0 or v < keys[0] or v > keys[n - 1]:
@@ -48,7 +48,7 @@ def _search(keys, v):
 
 
 @njit(cache=True, nogil=True)
-def _relabel_linear_kernel(flat, labels, target):
+def _relabel_linear_kernel(flat: NDArray[Any], labels: NDArray[Any], target: Any) -> int:
     """Set voxels of ``flat`` (1D) found in ``labels`` (few, sorted) to ``target``."""
     n = flat.size
     nl = labels.size
@@ -91,7 +91,7 @@ def _relabel_linear_kernel(flat, labels, target):
 
 
 @njit(cache=True, nogil=True)
-def _remap_sorted_kernel(flat, keys, values):
+def _remap_sorted_kernel(flat: NDArray[Any], keys: NDArray[Any], values: NDArray[Any]) -> int:
     """Set voxels of ``flat`` (1D) equal to ``keys[i]`` (sorted) to ``values[i]``.
 
     Works run by run: labels come in runs along x, so one lookup serves a run.
@@ -116,7 +116,7 @@ def _remap_sorted_kernel(flat, keys, values):
 
 
 @njit(cache=True, nogil=True)
-def _split_kernel(flat, mask, target, new_label):
+def _split_kernel(flat: NDArray[Any], mask: NDArray[np.bool_], target: Any, new_label: Any) -> int:
     """Set voxels of ``flat`` equal to ``target`` where ``mask`` to ``new_label``."""
     changed = 0
     for i in range(flat.size):
@@ -148,23 +148,41 @@ def _check_block(block: Any, name: str = "block", *, writeable: bool = True) -> 
 
 
 def _as_label_array(labels: ArrayLike, name: str) -> NDArray[np.uint64]:
-    """Convert 1D non-negative integer labels to uint64 (no sorting)."""
-    arr = np.asarray(labels)
+    """Convert 1D non-negative integer labels to uint64 (no sorting).
+
+    Python sequences are converted element by element (never through float64,
+    which would corrupt labels above 2**53).
+    """
+    if isinstance(labels, np.ndarray):
+        arr = labels
+    else:
+        arr = np.empty(0, dtype=object) if _is_empty(labels) else np.asarray(labels, dtype=object)
     if arr.ndim != 1:
         raise ValueError(f"{name} must be 1D, got ndim={arr.ndim}")
     if arr.size == 0:
         return np.zeros(0, dtype=np.uint64)
+    if arr.dtype == np.dtype(object):
+        items = arr.tolist()
+        if not all(isinstance(x, int | np.integer) and not isinstance(x, bool) for x in items):
+            raise TypeError(f"{name} must hold integers")
+        ints = [int(x) for x in items]
+        if min(ints) < 0:
+            raise ValueError(f"{name} must be non-negative, got {min(ints)}")
+        if max(ints) >= 2**64:
+            raise ValueError(f"{name} must be < 2**64, got {max(ints)}")
+        return np.array(ints, dtype=np.uint64)
     if arr.dtype.kind not in "ui":
-        if arr.dtype == np.dtype(object):
-            try:
-                arr = np.array([int(x) for x in arr], dtype=np.uint64)
-            except (TypeError, ValueError, OverflowError) as exc:
-                raise TypeError(f"{name} must hold non-negative integers < 2**64") from exc
-        else:
-            raise TypeError(f"{name} must hold integers, got dtype {arr.dtype}")
+        raise TypeError(f"{name} must hold integers, got dtype {arr.dtype}")
     if arr.dtype.kind == "i" and bool((arr < 0).any()):
         raise ValueError(f"{name} must be non-negative, got {int(arr.min())}")
     return arr.astype(np.uint64, copy=False)
+
+
+def _is_empty(values: Any) -> bool:
+    try:
+        return len(values) == 0
+    except TypeError:
+        return False
 
 
 def _label_scalar(value: Any, name: str) -> int:
@@ -181,7 +199,7 @@ def _fit_scalar(value: int, dtype: np.dtype[Any], name: str) -> np.unsignedinteg
     """Cast a label that will be written into a block of ``dtype``."""
     if value > np.iinfo(dtype).max:
         raise ValueError(f"{name}={value} does not fit in the block's dtype {dtype}")
-    return dtype.type(value)  # type: ignore[no-any-return]
+    return dtype.type(value)
 
 
 def _representable(labels: NDArray[np.uint64], dtype: np.dtype[Any]) -> NDArray[Any]:

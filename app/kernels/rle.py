@@ -39,7 +39,9 @@ _INT32_MAX = 2**31 - 1
 
 
 @njit(cache=True, nogil=True)
-def _rles_to_mask_kernel(spans, oz, oy, ox, mask):
+def _rles_to_mask_kernel(
+    spans: NDArray[np.int64], oz: int, oy: int, ox: int, mask: NDArray[np.bool_]
+) -> None:
     """Set the voxels of ``spans`` (int64 (n, 4)) inside the box to True.
 
     The box starts at global ``(oz, oy, ox)`` and has ``mask``'s shape.
@@ -57,7 +59,7 @@ def _rles_to_mask_kernel(spans, oz, oy, ox, mask):
 
 
 @njit(cache=True, nogil=True)
-def _mask_to_rles_kernel(mask, oz, oy, ox):
+def _mask_to_rles_kernel(mask: NDArray[np.bool_], oz: int, oy: int, ox: int) -> NDArray[np.int64]:
     """Maximal x-runs of C-contiguous 3D bool ``mask`` as int64 (n, 4) spans."""
     nz, ny, nx = mask.shape
     n = 0
@@ -91,7 +93,7 @@ def _mask_to_rles_kernel(mask, oz, oy, ox):
 
 
 @njit(cache=True, nogil=True)
-def _block_coords_kernel(spans, bz, by, bx):
+def _block_coords_kernel(spans: NDArray[np.int64], bz: int, by: int, bx: int) -> NDArray[np.int64]:
     """All (z, y, x) block coordinates touched by each span (with repeats)."""
     n = spans.shape[0]
     total = 0
@@ -327,7 +329,11 @@ def mask_to_rles(mask: NDArray[np.bool_], offset_zyx: ArrayLike = (0, 0, 0)) -> 
     if mask.ndim != 3:
         raise ValueError(f"mask must be 3D (z, y, x), got ndim={mask.ndim}")
     oz, oy, ox = _check_triple(offset_zyx, "offset_zyx", positive=False)
-    for o, n, axis in ((oz, mask.shape[0], "z"), (oy, mask.shape[1], "y"), (ox, mask.shape[2], "x")):
+    for o, n, axis in (
+        (oz, mask.shape[0], "z"),
+        (oy, mask.shape[1], "y"),
+        (ox, mask.shape[2], "x"),
+    ):
         if o < -(2**31) or o + n > _INT32_MAX:
             raise ValueError(f"offset_zyx: {axis} coordinates do not fit int32")
     if mask.size == 0:

@@ -30,6 +30,7 @@ from numpy.typing import NDArray
 from app.model.arrays import LevelArray
 from app.model.build import default_workers
 from app.model.engine import EngineSignals, MutationEngine
+from app.model.events.settings import KafkaSettings
 from app.model.errors import FormatError, ReadOnlyError, SegmendError, WriterLockedError
 from app.model.index_check import check_label_index
 from app.model.journal import Coord, Journal
@@ -71,6 +72,7 @@ class Dataset:
         progress: Progress | None,
         checkpoint_interval: float,
         cache_bytes: int,
+        kafka: KafkaSettings | None = None,
     ) -> None:
         self.path = path
         self.mode = mode
@@ -84,6 +86,7 @@ class Dataset:
         self._checkpoint_wake = threading.Event()
         self._checkpointer: threading.Thread | None = None
         self.checkpoint_interval = checkpoint_interval
+        self.kafka = kafka or KafkaSettings()
         try:
             if mode == "r+":
                 self._open_writer(user, progress, cache_bytes)
@@ -225,6 +228,12 @@ class Dataset:
     def mutations(self, since: int = 0) -> list[dict[str, Any]]:
         """The mutation log after ``since`` (records with DVID field names)."""
         return self._journal.mutations(since) if self._journal else []
+
+    def blob(self, ref: str) -> bytes:
+        """Bytes in the dataset's blob store (e.g. a split's RLE spans); KeyError if absent."""
+        if self._journal is None:
+            raise KeyError(f"no blob {ref}: {self.path} has no journal")
+        return self._journal.get_blob(ref)
 
     @property
     def can_undo(self) -> bool:
@@ -412,6 +421,7 @@ def open_dataset(
     progress: Progress | None = None,
     checkpoint_interval: float = 5.0,
     cache_bytes: int = 512 << 20,
+    kafka: KafkaSettings | None = None,
 ) -> Dataset:
     """Open a segmend dataset read-only (``"r"``) or for editing (``"r+"``).
 
@@ -429,4 +439,5 @@ def open_dataset(
     if mode not in ("r", "r+"):
         raise ValueError(f"mode must be 'r' or 'r+', got {mode!r}")
     return Dataset(Path(path), mode, workers=workers, user=user, progress=progress,
-                   checkpoint_interval=checkpoint_interval, cache_bytes=cache_bytes)
+                   checkpoint_interval=checkpoint_interval, cache_bytes=cache_bytes,
+                   kafka=kafka)

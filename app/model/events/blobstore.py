@@ -133,7 +133,7 @@ def has_blob(conn: sqlite3.Connection, ref: str) -> bool:
     return row is not None
 
 
-def pack_rles(rles: NDArray[np.integer] | Sequence[Sequence[int]] | Iterable[Sequence[int]]) -> bytes:
+def pack_rles(rles: NDArray[np.integer] | Iterable[Sequence[int]]) -> bytes:
     """Pack RLE spans ``(x, y, z, length)`` as DVID's headerless RLE bytes.
 
     Parameters
@@ -149,7 +149,7 @@ def pack_rles(rles: NDArray[np.integer] | Sequence[Sequence[int]] | Iterable[Seq
     Raises
     ------
     ValueError
-        If the spans are not ``n × 4`` integers fitting int32 with positive lengths.
+        If the spans are not ``(n, 4)`` integers fitting int32 with positive lengths.
     """
     arr = np.asarray(list(rles) if not isinstance(rles, np.ndarray) else rles)
     if arr.size == 0:

@@ -796,7 +796,7 @@ def annotation_delta(
 # --------------------------------------------------------------------------- conformance
 
 
-def _type_problem(field: str, value: object, expected: type) -> str | None:
+def _type_problem(field: str, value: Any, expected: type) -> str | None:
     if expected is int:
         if isinstance(value, bool) or not isinstance(value, int):
             return f"{field} must be a JSON integer, got {type(value).__name__} {value!r}"
@@ -805,13 +805,18 @@ def _type_problem(field: str, value: object, expected: type) -> str | None:
         return None
     if not isinstance(value, expected):
         return f"{field} must be a JSON {expected.__name__}, got {type(value).__name__}"
+    return _content_problem(field, value)
+
+
+def _content_problem(field: str, value: Any) -> str | None:
+    """Problems inside a list or object field of the right type."""
     if field in _UINT64_LIST_FIELDS or field == "Pos":
-        for i, item in enumerate(value):  # type: ignore[attr-defined]
+        for i, item in enumerate(value):
             problem = _type_problem(f"{field}[{i}]", item, int)
             if problem:
                 return problem
     if field == "SVSplits":
-        for key, pair in value.items():  # type: ignore[attr-defined]
+        for key, pair in value.items():
             if not (isinstance(key, str) and key.isdigit()):
                 return f"SVSplits key {key!r} must be a decimal uint64 string"
             if not isinstance(pair, dict) or set(pair) != {"Split", "Remain"}:
@@ -822,7 +827,7 @@ def _type_problem(field: str, value: object, expected: type) -> str | None:
                     return problem
     if field == "Delta":
         for part in ("Add", "Del"):
-            elements = value.get(part)  # type: ignore[attr-defined]
+            elements = value.get(part)
             if not isinstance(elements, list):
                 return f"Delta.{part} must be a list of ElementPos"
             for i, element in enumerate(elements):
@@ -858,7 +863,8 @@ def schema_problems(msg: Mapping[str, Any], schema: Mapping[str, type] | None = 
         action = msg.get("Action")
         if action not in DVID_SCHEMAS:
             return [f"unknown Action {action!r}"]
-        schema = SVSPLITS_SCHEMA if action == "split" and "SVSplits" in msg else DVID_SCHEMAS[action]
+        with_sv = action == "split" and "SVSplits" in msg
+        schema = SVSPLITS_SCHEMA if with_sv else DVID_SCHEMAS[action]
     problems: list[str] = []
     moved = msg.get("DataRefField") if "DataRef" in msg else None
     for field, expected in schema.items():

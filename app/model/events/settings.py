@@ -1,0 +1,476 @@
+"""Kafka settings: the ``[kafka]`` section of segmend's config file, and kafka-python kwargs.
+
+Publishing is off unless ``bootstrap_servers`` is set (``--kafka HOST:PORT``,
+the config file or the settings dialog).  The config file is TOML, by default
+``$SEGMEND_CONFIG`` or ``~/.config/segmend/config.toml``::
+
+    [kafka]
+    bootstrap_servers = "broker1:9092,broker2:9092"   # or a list of strings
+    topic_prefix = "prod-"
+    security_protocol = "SASL_SSL"
+    sasl_mechanism = "SCRAM-SHA-512"
+    sasl_username = "proofreader"
+    sasl_password_env = "SEGMEND_KAFKA_PASSWORD"       # or sasl_password = "..."
+    ssl_cafile = "/etc/ssl/kafka-ca.pem"
+
+The SASL password is never shown: :class:`KafkaSettings` redacts it from its
+``repr``, and no error message includes it.
+
+kafka-python is imported through :func:`import_kafka`, which silences the one
+``DeprecationWarning`` kafka-python 3.0 raises at import on Python 3.11 and
+closes the sockets it leaks on failed connection attempts.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+import warnings
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from app.model.errors import SegmendError
+
+__all__ = [
+    "DEFAULT_CONFIG_PATH",
+    "KafkaConfigError",
+    "KafkaSettings",
+    "admin_kwargs",
+    "default_config_path",
+    "import_kafka",
+    "load_settings",
+    "producer_kwargs",
+    "topic_name",
+]
+
+#: Where the config file is looked for when ``$SEGMEND_CONFIG`` is unset.
+DEFAULT_CONFIG_PATH = Path("~/.config/segmend/config.toml")
+
+SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER", "GSSAPI")
+_NEEDS_PASSWORD = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+_TOPIC_CHARS = re.compile(r"[A-Za-z0-9._-]*")
+_HOST_PORT = re.compile(r"(?P<host>\[[0-9A-Fa-f:.]+\]|[^\s:,\[\]]+):(?P<port>\d{1,5})")
+_REDACTED = "***"
+
+
+class KafkaConfigError(SegmendError, ValueError):
+    """Kafka settings that cannot be used; the message names the file and key."""
+
+
+@dataclass(frozen=True, repr=False)
+class KafkaSettings:
+    """How to reach the Kafka cluster, or ``bootstrap_servers=None`` for off.
+
+    Attributes
+    ----------
+    bootstrap_servers : str or None
+        ``"host:port[,host:port...]"``; None turns publishing off.
+    topic_prefix : str
+        Prepended to DVID's topic name (see :func:`topic_name`).
+    client_id : str
+        Kafka client id.
+    security_protocol : str
+        One of ``PLAINTEXT``, ``SSL``, ``SASL_PLAINTEXT``, ``SASL_SSL``.
+    sasl_mechanism, sasl_username, sasl_password : str or None
+        SASL credentials (the password never appears in ``repr`` or ``str``).
+    ssl_cafile, ssl_certfile, ssl_keyfile : str or None
+        TLS files.
+    ssl_check_hostname : bool
+        Verify the broker's certificate host name.
+    connect_timeout_s : float
+        Longest wait to reach a broker before declaring it down.
+    request_timeout_s : float
+        Longest wait for a produce acknowledgement.
+    max_backoff_s : float
+        Cap of the exponential back-off between reconnection attempts.
+
+    Raises
+    ------
+    ValueError
+        Naming the first field with a bad value.
+    """
+
+    bootstrap_servers: str | None = None
+    topic_prefix: str = ""
+    client_id: str = "segmend"
+    security_protocol: str = "PLAINTEXT"
+    sasl_mechanism: str | None = None
+    sasl_username: str | None = None
+    sasl_password: str | None = None
+    ssl_cafile: str | None = None
+    ssl_certfile: str | None = None
+    ssl_keyfile: str | None = None
+    ssl_check_hostname: bool = True
+    connect_timeout_s: float = 5.0
+    request_timeout_s: float = 10.0
+    max_backoff_s: float = 30.0
+
+    def __post_init__(self) -> None:
+        if self.bootstrap_servers is not None:
+            self.bootstrap_hosts()  # validates
+        if not isinstance(self.topic_prefix, str) or not _TOPIC_CHARS.fullmatch(self.topic_prefix):
+            raise ValueError(
+                f"topic_prefix may only hold letters, digits, '.', '_' and '-', "
+                f"got {self.topic_prefix!r}"
+            )
+        if not isinstance(self.client_id, str) or not self.client_id:
+            raise ValueError(f"client_id must be a non-empty string, got {self.client_id!r}")
+        if self.security_protocol not in SECURITY_PROTOCOLS:
+            raise ValueError(
+                f"security_protocol must be one of {', '.join(SECURITY_PROTOCOLS)}, "
+                f"got {self.security_protocol!r}"
+            )
+        sasl = self.security_protocol.startswith("SASL_")
+        if self.sasl_mechanism is not None and self.sasl_mechanism not in SASL_MECHANISMS:
+            raise ValueError(
+                f"sasl_mechanism must be one of {', '.join(SASL_MECHANISMS)}, "
+                f"got {self.sasl_mechanism!r}"
+            )
+        if sasl and self.sasl_mechanism is None:
+            raise ValueError(f"security_protocol {self.security_protocol} needs a sasl_mechanism")
+        if not sasl and self.sasl_mechanism is not None:
+            raise ValueError(
+                f"sasl_mechanism {self.sasl_mechanism} needs security_protocol "
+                f"SASL_PLAINTEXT or SASL_SSL, not {self.security_protocol}"
+            )
+        if sasl and self.sasl_mechanism in _NEEDS_PASSWORD:
+            if not self.sasl_username:
+                raise ValueError(f"sasl_mechanism {self.sasl_mechanism} needs a sasl_username")
+            if not self.sasl_password:
+                raise ValueError(f"sasl_mechanism {self.sasl_mechanism} needs a sasl_password")
+        for name in ("connect_timeout_s", "request_timeout_s", "max_backoff_s"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+                raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
+        if not isinstance(self.ssl_check_hostname, bool):
+            raise ValueError(
+                f"ssl_check_hostname must be true or false, got {self.ssl_check_hostname!r}"
+            )
+
+    def __repr__(self) -> str:
+        parts = []
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name == "sasl_password" and value is not None:
+                parts.append(f"{f.name}={_REDACTED!r}")
+            else:
+                parts.append(f"{f.name}={value!r}")
+        return f"KafkaSettings({', '.join(parts)})"
+
+    __str__ = __repr__
+
+    @property
+    def enabled(self) -> bool:
+        """Whether a broker is configured."""
+        return self.bootstrap_servers is not None
+
+    def bootstrap_hosts(self) -> list[tuple[str, int]]:
+        """``bootstrap_servers`` as ``[(host, port), ...]`` (empty when off).
+
+        Raises
+        ------
+        ValueError
+            If an entry is not ``host:port`` with a port in 1..65535.
+        """
+        if self.bootstrap_servers is None:
+            return []
+        if not isinstance(self.bootstrap_servers, str) or not self.bootstrap_servers.strip():
+            raise ValueError(
+                f"bootstrap_servers must be 'host:port[,host:port]', got {self.bootstrap_servers!r}"
+            )
+        hosts = []
+        for entry in self.bootstrap_servers.split(","):
+            match = _HOST_PORT.fullmatch(entry.strip())
+            port = int(match["port"]) if match else 0
+            if match is None or not 1 <= port <= 65535:
+                raise ValueError(
+                    f"bootstrap_servers entry {entry.strip()!r} is not host:port "
+                    "(e.g. localhost:9092)"
+                )
+            hosts.append((match["host"].strip("[]"), port))
+        return hosts
+
+    def redact(self, text: str) -> str:
+        """``text`` with the SASL password (if any) replaced by ``***``."""
+        if self.sasl_password:
+            return text.replace(self.sasl_password, _REDACTED)
+        return text
+
+
+def topic_name(prefix: str, repo_uuid: str, data_uuid: str) -> str:
+    """DVID's topic of a data instance: ``<prefix>dvidrepo-<repo_uuid>-data-<data_uuid>``.
+
+    Raises
+    ------
+    ValueError
+        If a UUID is empty or the name is not a legal Kafka topic.
+    """
+    for name, value in (("repo_uuid", repo_uuid), ("data_uuid", data_uuid)):
+        if not isinstance(value, str) or not value:
+            raise ValueError(f"{name} must be a non-empty string, got {value!r}")
+    topic = f"{prefix}dvidrepo-{repo_uuid}-data-{data_uuid}"
+    if not _TOPIC_CHARS.fullmatch(topic) or len(topic) > 249:
+        raise ValueError(
+            f"{topic!r} is not a legal Kafka topic (letters, digits, '.', '_', '-'; "
+            "at most 249 characters)"
+        )
+    return topic
+
+
+# --------------------------------------------------------------------------- config file
+
+_FIELD_TYPES: dict[str, tuple[type, ...]] = {
+    "bootstrap_servers": (str, list),
+    "topic_prefix": (str,),
+    "client_id": (str,),
+    "security_protocol": (str,),
+    "sasl_mechanism": (str,),
+    "sasl_username": (str,),
+    "sasl_password": (str,),
+    "ssl_cafile": (str,),
+    "ssl_certfile": (str,),
+    "ssl_keyfile": (str,),
+    "ssl_check_hostname": (bool,),
+    "connect_timeout_s": (int, float),
+    "request_timeout_s": (int, float),
+    "max_backoff_s": (int, float),
+}
+_FILE_ONLY_KEYS = ("sasl_password_env",)
+
+
+def default_config_path() -> tuple[Path, bool]:
+    """The config file to read and whether it was named explicitly (``$SEGMEND_CONFIG``)."""
+    env = os.environ.get("SEGMEND_CONFIG")
+    if env:
+        return Path(env).expanduser(), True
+    return DEFAULT_CONFIG_PATH.expanduser(), False
+
+
+def _read_section(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            data = tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise KafkaConfigError(f"{path}: not valid TOML: {exc}") from None
+    except OSError as exc:
+        raise KafkaConfigError(f"{path}: cannot read the config file: {exc.strerror}") from None
+    section = data.get("kafka", {})
+    if not isinstance(section, dict):
+        raise KafkaConfigError(f"{path}: 'kafka' must be a table ([kafka])")
+    values: dict[str, Any] = {}
+    for key, value in section.items():
+        where = f"{path}: [kafka] {key}"
+        if key == "sasl_password_env":
+            if not isinstance(value, str) or not value:
+                raise KafkaConfigError(f"{where} must name an environment variable")
+            if value not in os.environ:
+                raise KafkaConfigError(f"{where}: environment variable {value} is not set")
+            values["sasl_password"] = os.environ[value]
+            continue
+        if key not in _FIELD_TYPES:
+            known = ", ".join([*_FIELD_TYPES, *_FILE_ONLY_KEYS])
+            raise KafkaConfigError(f"{path}: unknown key [kafka] {key} (known: {known})")
+        types = _FIELD_TYPES[key]
+        if isinstance(value, bool) and bool not in types:
+            types = ()
+        if not isinstance(value, types):
+            shown = "<hidden>" if key == "sasl_password" else repr(value)
+            wanted = " or ".join("list of strings" if t is list else t.__name__ for t in types)
+            raise KafkaConfigError(f"{where} must be {wanted or 'a number'}, got {shown}")
+        if key == "bootstrap_servers" and isinstance(value, list):
+            if not value or not all(isinstance(v, str) for v in value):
+                raise KafkaConfigError(f"{where} must be a non-empty list of 'host:port' strings")
+            value = ",".join(value)
+        values[key] = value
+    return values
+
+
+def load_settings(path: str | Path | None = None, **overrides: Any) -> KafkaSettings:
+    """Read the ``[kafka]`` section of a config file, then apply ``overrides``.
+
+    Parameters
+    ----------
+    path : str or Path, optional
+        The TOML file.  By default ``$SEGMEND_CONFIG``, else
+        ``~/.config/segmend/config.toml``.  A missing default file means all
+        defaults (Kafka off); a missing file named by ``path`` or
+        ``$SEGMEND_CONFIG`` is an error.
+    **overrides
+        :class:`KafkaSettings` fields (e.g. from the command line); a value of
+        None means "not given" and keeps the file's value.
+
+    Returns
+    -------
+    KafkaSettings
+
+    Raises
+    ------
+    KafkaConfigError
+        On a malformed file (naming the file and the key), an unknown key, a
+        value of the wrong type, or settings that do not fit together.
+    """
+    if path is None:
+        file, explicit = default_config_path()
+    else:
+        file, explicit = Path(path).expanduser(), True
+    values: dict[str, Any] = {}
+    if file.exists():
+        values = _read_section(file)
+        source = f"{file}: [kafka]"
+    elif explicit:
+        raise KafkaConfigError(f"{file}: config file not found")
+    else:
+        source = "Kafka settings"
+    known = {f.name for f in fields(KafkaSettings)}
+    for key, value in overrides.items():
+        if key not in known:
+            names = ", ".join(sorted(known))
+            raise KafkaConfigError(f"unknown Kafka setting {key!r} (known: {names})")
+        if value is not None:
+            values[key] = value
+    try:
+        return KafkaSettings(**values)
+    except ValueError as exc:
+        raise KafkaConfigError(f"{source}: {exc}") from None
+
+
+def with_overrides(settings: KafkaSettings, **overrides: Any) -> KafkaSettings:
+    """``settings`` with the non-None ``overrides`` applied (``KafkaConfigError`` if invalid)."""
+    try:
+        return replace(settings, **{k: v for k, v in overrides.items() if v is not None})
+    except (TypeError, ValueError) as exc:
+        raise KafkaConfigError(f"Kafka settings: {exc}") from None
+
+
+# --------------------------------------------------------------------------- kafka-python
+
+_kafka: ModuleType | None = None
+
+
+def import_kafka() -> ModuleType:
+    """Import kafka-python (once) and return the ``kafka`` module.
+
+    kafka-python 3.0 calls the deprecated ``importlib.resources.read_text`` while
+    importing its protocol classes; that one ``DeprecationWarning`` is silenced
+    here (import from the main thread: ``warnings.catch_warnings`` is not
+    thread-safe).  It also leaves a socket open whenever a connection attempt
+    fails (an unreachable broker), which surfaces as ``ResourceWarning``\\ s; the
+    connect coroutine is wrapped to close the socket on failure.
+    """
+    global _kafka
+    if _kafka is None:
+        with warnings.catch_warnings():
+            warnings.filterwarnings(
+                "ignore", message=r"read_text is deprecated", category=DeprecationWarning
+            )
+            import kafka
+            import kafka.admin
+            import kafka.errors
+        _close_sockets_of_failed_connects()
+        _kafka = kafka
+    return _kafka
+
+
+def _close_sockets_of_failed_connects() -> None:
+    """Wrap kafka-python's ``KafkaNetSocket.sock_connect`` to close the socket on failure."""
+    try:
+        from kafka.net import inet
+    except ImportError:  # kafka-python 2.x: different internals, no such leak
+        return
+    cls = getattr(inet, "KafkaNetSocket", None)
+    original = getattr(cls, "sock_connect", None)
+    if cls is None or original is None or getattr(original, "_segmend_closes_socket", False):
+        return
+
+    async def sock_connect(self: Any, net: Any, sock: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await original(self, net, sock, *args, **kwargs)
+        except BaseException:
+            sock.close()
+            raise
+
+    sock_connect._segmend_closes_socket = True  # type: ignore[attr-defined]
+    cls.sock_connect = sock_connect
+
+
+def _supported(kwargs: dict[str, Any], client_class: Any) -> dict[str, Any]:
+    known = getattr(client_class, "DEFAULT_CONFIG", None)
+    if not isinstance(known, dict):
+        return kwargs
+    return {k: v for k, v in kwargs.items() if k in known}
+
+
+def _common_kwargs(settings: KafkaSettings) -> dict[str, Any]:
+    connect_ms = int(settings.connect_timeout_s * 1000)
+    request_ms = int(settings.request_timeout_s * 1000)
+    kwargs: dict[str, Any] = {
+        "bootstrap_servers": [
+            f"[{h}]:{p}" if ":" in h else f"{h}:{p}" for h, p in settings.bootstrap_hosts()
+        ],
+        "client_id": settings.client_id,
+        "request_timeout_ms": request_ms,
+        "bootstrap_timeout_ms": connect_ms,  # kafka-python 3
+        "api_version_auto_timeout_ms": connect_ms,  # kafka-python 2
+        "reconnect_backoff_ms": 100,
+        "reconnect_backoff_max_ms": int(settings.max_backoff_s * 1000),
+        "security_protocol": settings.security_protocol,
+    }
+    if settings.sasl_mechanism is not None:
+        kwargs["sasl_mechanism"] = settings.sasl_mechanism
+        kwargs["sasl_plain_username"] = settings.sasl_username
+        kwargs["sasl_plain_password"] = settings.sasl_password
+    for name in ("ssl_cafile", "ssl_certfile", "ssl_keyfile"):
+        if getattr(settings, name) is not None:
+            kwargs[name] = getattr(settings, name)
+    if settings.security_protocol in ("SSL", "SASL_SSL"):
+        kwargs["ssl_check_hostname"] = settings.ssl_check_hostname
+    return kwargs
+
+
+def producer_kwargs(settings: KafkaSettings) -> dict[str, Any]:
+    """Keyword arguments for ``kafka.KafkaProducer`` (contains the password: never log them).
+
+    Ordered, acknowledged delivery: ``acks="all"``, one request in flight per
+    connection, idempotence where the installed kafka-python supports it,
+    bounded retries and short timeouts so that an unreachable broker is
+    noticed in seconds.  Only options the installed version knows are kept.
+
+    Raises
+    ------
+    ValueError
+        If Kafka is off (``bootstrap_servers`` is None).
+    """
+    if not settings.enabled:
+        raise ValueError("Kafka is off: bootstrap_servers is not set")
+    request_ms = int(settings.request_timeout_s * 1000)
+    kwargs = _common_kwargs(settings)
+    kwargs.update(
+        acks="all",
+        retries=5,
+        max_in_flight_requests_per_connection=1,
+        enable_idempotence=True,
+        max_block_ms=request_ms,
+        delivery_timeout_ms=2 * request_ms + 1000,
+        linger_ms=0,
+    )
+    return _supported(kwargs, import_kafka().KafkaProducer)
+
+
+def admin_kwargs(settings: KafkaSettings) -> dict[str, Any]:
+    """Keyword arguments for ``kafka.KafkaAdminClient`` (contains the password)."""
+    if not settings.enabled:
+        raise ValueError("Kafka is off: bootstrap_servers is not set")
+    return _supported(_common_kwargs(settings), import_kafka().KafkaAdminClient)
+
+
+def consumer_kwargs(settings: KafkaSettings) -> dict[str, Any]:
+    """Keyword arguments for a plain ``kafka.KafkaConsumer`` on assigned partitions."""
+    if not settings.enabled:
+        raise ValueError("Kafka is off: bootstrap_servers is not set")
+    kwargs = _common_kwargs(settings)
+    kwargs.update(enable_auto_commit=False, group_id=None, auto_offset_reset="earliest")
+    return _supported(kwargs, import_kafka().KafkaConsumer)

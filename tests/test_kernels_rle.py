@@ -1,0 +1,226 @@
+"""Tests of app.kernels.rle against app.kernels.reference and DVID's byte format."""
+
+from __future__ import annotations
+
+import struct
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+from numpy.typing import NDArray
+
+from app.kernels import (
+    check_rles_in_bounds,
+    encode_rles,
+    mask_to_rles,
+    parse_rles,
+    rles_block_coords,
+    rles_to_mask,
+    rles_voxel_count,
+)
+from app.kernels.reference import (
+    encode_rles_ref,
+    mask_to_rles_ref,
+    parse_rles_ref,
+    rles_block_coords_ref,
+    rles_to_mask_ref,
+    rles_voxel_count_ref,
+)
+
+SPANS = np.array([[1, 2, 3, 4], [0, 0, 0, 1], [60, 5, 70, 10]], dtype=np.int32)
+
+
+def dvid_bytes(spans: list[tuple[int, int, int, int]], headered: bool = True) -> bytes:
+    """Bytes written by hand following DVID's layout."""
+    body = b"".join(struct.pack("<iiii", *s) for s in spans)
+    if not headered:
+        return body
+    voxels = sum(s[3] for s in spans)
+    return b"\x00\x03\x00\x00" + struct.pack("<I", voxels) + struct.pack("<I", len(spans)) + body
+
+
+# --------------------------------------------------------------------------- binary format
+
+
+def test_encode_matches_dvid_layout() -> None:
+    rows = [tuple(int(v) for v in r) for r in SPANS]
+    assert encode_rles(SPANS) == dvid_bytes(rows)  # type: ignore[arg-type]
+    assert encode_rles(SPANS, headered=False) == dvid_bytes(rows, headered=False)  # type: ignore[arg-type]
+    assert encode_rles(SPANS) == encode_rles_ref(SPANS)
+    assert encode_rles(SPANS)[4:8] == struct.pack("<I", 15)
+    empty = np.zeros((0, 4), dtype=np.int32)
+    assert encode_rles(empty) == b"\x00\x03\x00\x00" + bytes(8)
+    assert encode_rles(empty, headered=False) == b""
+
+
+def test_parse_roundtrip_and_reference() -> None:
+    data = encode_rles(SPANS)
+    got = parse_rles(data)
+    assert got.dtype == np.int32
+    assert got.shape == (3, 4)
+    np.testing.assert_array_equal(got, SPANS)
+    np.testing.assert_array_equal(got, parse_rles_ref(data))
+    np.testing.assert_array_equal(parse_rles(encode_rles(SPANS, False), headered=False), SPANS)
+    np.testing.assert_array_equal(parse_rles(bytearray(data)), SPANS)
+    np.testing.assert_array_equal(parse_rles(memoryview(data)), SPANS)
+    # the header's voxel count is ignored on read
+    bad_count = data[:4] + struct.pack("<I", 999) + data[8:]
+    np.testing.assert_array_equal(parse_rles(bad_count), SPANS)
+    assert parse_rles(b"", headered=False).shape == (0, 4)
+
+
+@pytest.mark.parametrize(
+    ("data", "headered", "match"),
+    [
+        (b"\x00\x03\x00", True, "too short"),
+        (b"\x01\x03\x00\x00" + bytes(8), True, "header"),
+        (b"\x00\x02\x00\x00" + bytes(8), True, "header"),
+        (dvid_bytes([(1, 2, 3, 4)])[:-1], True, "payload"),
+        (dvid_bytes([(1, 2, 3, 4)]) + bytes(16), True, "payload"),
+        (bytes(17), False, "multiple of 16"),
+        (dvid_bytes([(1, 2, 3, 0)]), True, "length"),
+        (dvid_bytes([(1, 2, 3, 4), (1, 2, 3, -2)], headered=False), False, "span 1 has length"),
+        (dvid_bytes([(-1, 2, 3, 4)]), True, "negative"),
+        (dvid_bytes([(1, 2, -3, 4)]), True, "negative"),
+    ],
+)
+def test_parse_errors(data: bytes, headered: bool, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        parse_rles(data, headered=headered)
+
+
+def test_encode_errors() -> None:
+    with pytest.raises(ValueError, match=r"\(n, 4\)"):
+        encode_rles(np.zeros((2, 3), dtype=np.int32))
+    with pytest.raises(TypeError, match="integer"):
+        encode_rles(np.zeros((2, 4), dtype=np.float64))
+    with pytest.raises(ValueError, match="length"):
+        encode_rles(np.array([[0, 0, 0, 0]]))
+    with pytest.raises(ValueError, match="int32"):
+        encode_rles(np.array([[2**31, 0, 0, 1]], dtype=np.int64))
+
+
+# --------------------------------------------------------------------------- geometry
+
+
+def test_check_in_bounds() -> None:
+    check_rles_in_bounds(np.array([[0, 0, 0, 5], [2, 3, 4, 3]]), (5, 4, 5))
+    check_rles_in_bounds(np.zeros((0, 4), dtype=np.int32), (1, 1, 1))
+    with pytest.raises(ValueError, match=r"span 1 \(x=2, y=3, z=4, length=4\)"):
+        check_rles_in_bounds(np.array([[0, 0, 0, 5], [2, 3, 4, 4], [9, 9, 9, 9]]), (5, 4, 5))
+    with pytest.raises(ValueError, match="span 0"):
+        check_rles_in_bounds(np.array([[0, 4, 0, 1]]), (5, 4, 5))
+    with pytest.raises(ValueError, match="span 0"):
+        check_rles_in_bounds(np.array([[0, 0, 5, 1]]), (5, 4, 5))
+    with pytest.raises(ValueError, match="span 0"):
+        check_rles_in_bounds(np.array([[-1, 0, 0, 1]]), (5, 4, 5))
+
+
+def test_rles_to_mask_clips_to_box() -> None:
+    spans = np.array(
+        [
+            [0, 5, 3, 20],  # crosses both x-bounds of the box
+            [12, 6, 4, 3],  # crosses the high x-bound
+            [2, 6, 4, 2],  # ends right before the box
+            [4, 7, 3, 1],  # inside
+            [5, 9, 3, 1],  # y outside
+            [5, 6, 2, 1],  # z outside
+        ],
+        dtype=np.int32,
+    )
+    offset, shape = (3, 5, 4), (2, 3, 10)
+    mask = rles_to_mask(spans, offset, shape)
+    assert mask.dtype == np.bool_ and mask.shape == shape
+    np.testing.assert_array_equal(mask, rles_to_mask_ref(spans, offset, shape))
+    assert mask[0, 0].all()  # z=3, y=5: x 4..13 all inside the 20-long span
+    assert mask[1, 1].tolist() == [False] * 8 + [True] * 2
+    assert mask[0, 2].tolist() == [True] + [False] * 9
+    assert int(mask.sum()) == 13
+
+
+def test_mask_to_rles_order_and_offset() -> None:
+    mask = np.zeros((2, 2, 6), dtype=bool)
+    mask[1, 0, 1:3] = True
+    mask[1, 0, 4:6] = True
+    mask[0, 1, :] = True
+    got = mask_to_rles(mask, (10, 20, 30))
+    assert got.dtype == np.int32
+    assert got.tolist() == [[30, 21, 10, 6], [31, 20, 11, 2], [34, 20, 11, 2]]
+    np.testing.assert_array_equal(got, mask_to_rles_ref(mask, (10, 20, 30)))
+    assert mask_to_rles(np.zeros((3, 3, 3), dtype=bool)).shape == (0, 4)
+    np.testing.assert_array_equal(
+        mask_to_rles(mask[:, :, ::-1]), mask_to_rles_ref(mask[:, :, ::-1])
+    )
+    with pytest.raises(TypeError, match="mask"):
+        mask_to_rles(mask.astype(np.uint8))  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="3D"):
+        mask_to_rles(mask[0])
+    with pytest.raises(ValueError, match="int32"):
+        mask_to_rles(mask, (0, 0, 2**31 - 3))
+
+
+def test_block_coords_and_voxel_count() -> None:
+    spans = np.array([[60, 5, 70, 10], [0, 0, 0, 1], [63, 64, 0, 1], [0, 0, 0, 200]])
+    got = rles_block_coords(spans, (64, 64, 64))
+    assert got.dtype == np.int64
+    assert got.tolist() == [
+        [0, 0, 0],
+        [0, 0, 1],
+        [0, 0, 2],
+        [0, 0, 3],
+        [0, 1, 0],
+        [1, 0, 0],
+        [1, 0, 1],
+    ]
+    np.testing.assert_array_equal(got, rles_block_coords_ref(spans, (64, 64, 64)))
+    assert rles_block_coords(np.zeros((0, 4), dtype=np.int32), (8, 8, 8)).shape == (0, 3)
+    assert rles_voxel_count(spans) == 212 == rles_voxel_count_ref(spans)
+    assert rles_voxel_count(np.zeros((0, 4), dtype=np.int32)) == 0
+    with pytest.raises(ValueError, match="block_size_zyx"):
+        rles_block_coords(spans, (64, 0, 64))
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    mask=arrays(np.bool_, st.tuples(st.integers(1, 4), st.integers(1, 4), st.integers(1, 20))),
+    offset=st.tuples(st.integers(0, 100), st.integers(0, 100), st.integers(0, 100)),
+)
+def test_mask_roundtrip_hypothesis(mask: NDArray[np.bool_], offset: tuple[int, int, int]) -> None:
+    spans = mask_to_rles(mask, offset)
+    np.testing.assert_array_equal(spans, mask_to_rles_ref(mask, offset))
+    np.testing.assert_array_equal(rles_to_mask(spans, offset, mask.shape), mask)
+    np.testing.assert_array_equal(parse_rles(encode_rles(spans)), spans)
+    assert rles_voxel_count(spans) == int(mask.sum())
+
+
+span_rows = st.tuples(
+    st.integers(0, 40), st.integers(0, 12), st.integers(0, 12), st.integers(1, 30)
+)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    rows=st.lists(span_rows, max_size=12),
+    offset=st.tuples(st.integers(0, 10), st.integers(0, 10), st.integers(0, 30)),
+    shape=st.tuples(st.integers(1, 4), st.integers(1, 4), st.integers(1, 16)),
+    block=st.tuples(st.integers(1, 8), st.integers(1, 8), st.integers(1, 16)),
+)
+def test_spans_hypothesis(
+    rows: list[tuple[int, int, int, int]],
+    offset: tuple[int, int, int],
+    shape: tuple[int, int, int],
+    block: tuple[int, int, int],
+) -> None:
+    spans = np.array(rows, dtype=np.int32).reshape(-1, 4)
+    np.testing.assert_array_equal(
+        rles_to_mask(spans, offset, shape), rles_to_mask_ref(spans, offset, shape)
+    )
+    np.testing.assert_array_equal(
+        rles_block_coords(spans, block), rles_block_coords_ref(spans, block)
+    )
+    data = encode_rles(spans)
+    assert data == encode_rles_ref(spans)
+    np.testing.assert_array_equal(parse_rles(data), spans)
+    np.testing.assert_array_equal(parse_rles(data[12:], headered=False), spans)
