@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import h5py
@@ -9,7 +10,9 @@ import numpy as np
 import pytest
 from numpy.typing import NDArray
 
+from app.kernels import reference
 from app.model.build import build_pyramid
+from app.model.dataset import Dataset, open_dataset
 from app.model.demo import demo_cube_path
 
 
@@ -60,3 +63,32 @@ def small_pyramid(tmp_path: Path, real_sources: tuple[str, str], rule: str) -> P
     return build_pyramid(
         labels, tmp_path / "small.h5", image=image, block_size=(16, 16, 16), rule=rule
     )
+
+
+@pytest.fixture
+def ds(small_pyramid: Path) -> Iterator[Dataset]:
+    """The small real pyramid open for editing, closed after the test."""
+    dataset = open_dataset(small_pyramid, "r+", checkpoint_interval=0.2)
+    yield dataset
+    dataset.close()
+
+
+@pytest.fixture
+def model(real_labels: NDArray[np.uint64]) -> NDArray[np.uint64]:
+    """A plain NumPy copy of s0 that tests edit alongside the dataset."""
+    return real_labels.copy()
+
+
+def assert_matches_model(ds: Dataset, model: NDArray[np.uint64]) -> None:
+    """s0 equals the model; every level equals a full recompute; the index equals a recount."""
+    assert np.array_equal(ds.labels(0)[...], model)
+    want = model
+    for scale in range(1, ds.n_scales):
+        want = reference.downsample_labels_ref(want, ds.store.rule)
+        assert np.array_equal(ds.labels(scale)[...], want), f"scale {scale}"
+    labels, counts = np.unique(model, return_counts=True)
+    for label, count in zip(labels, counts, strict=True):
+        if label:
+            assert ds.label_size(int(label)) == count, f"label {label}"
+    report = ds.verify()
+    assert report.ok, report.as_json()

@@ -55,10 +55,10 @@ def open_source(spec: str | Path) -> Iterator[VolumeSource]:
         return
     if not h5py.is_hdf5(path):
         raise FormatError(f"{path}: neither an HDF5 file nor a .npy file")
-    with h5py.File(path, "r") as f:
-        obj = f[inner] if inner else f
+    with h5py.File(path, "r", locking=False) as f:
         if inner and inner not in f:
             raise FormatError(f"{path}: no dataset {inner!r}")
+        obj = f[inner] if inner else f
         if isinstance(obj, h5py.Group):
             with contextlib.suppress(FormatError):
                 obj = _group_scale0(obj)

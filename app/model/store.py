@@ -333,18 +333,17 @@ class PyramidStore:
                     f"{self.h5.filename}: cannot read {level.kind}/s{level.scale} block {coord} "
                     f"({exc})"
                 ) from exc
-        offset = tuple(s.start for s in slices)
         try:
-            _mask, payload = level.dataset.id.read_direct_chunk(offset)
-        except RuntimeError:  # chunk never written: fill value
-            return np.full(
-                tuple(s.stop - s.start for s in slices), level.dataset.fillvalue, level.dtype
-            )
+            payload = _read_chunk(level, coord)
         except OSError as exc:
             raise FormatError(
                 f"{self.h5.filename}: cannot read {level.kind}/s{level.scale} block {coord} ({exc})"
             ) from exc
-        return self.decode_payload(level.kind, level.scale, coord, bytes(payload))
+        if payload is None:  # never written: the fill value
+            return np.full(
+                tuple(s.stop - s.start for s in slices), level.dataset.fillvalue, level.dtype
+            )
+        return self.decode_payload(level.kind, level.scale, coord, payload)
 
     def read_region(
         self, kind: str, scale: int, start: Coord, stop: Coord
@@ -460,12 +459,7 @@ class PyramidStore:
             staged = self._overlay.get((kind, scale, *coord))
         if staged is not None:
             return staged.payload
-        level = self.level(kind, scale)
-        offset = tuple(c * b for c, b in zip(coord, level.block_size, strict=True))
-        try:
-            return bytes(level.dataset.id.read_direct_chunk(offset)[1])
-        except RuntimeError:
-            return None
+        return _read_chunk(self.level(kind, scale), coord)
 
     def decode_payload(self, kind: str, scale: int, coord: Coord, payload: bytes) -> NDArray[Any]:
         """Decode an encoded chunk of a block to its clipped shape.
@@ -502,11 +496,19 @@ class PyramidStore:
             self.h5.close()
 
 
+def _read_chunk(level: Level, coord: Coord) -> bytes | None:
+    """The stored bytes of one chunk, or None if it was never written."""
+    offset = tuple(c * b for c, b in zip(coord, level.block_size, strict=True))
+    if level.dataset.id.get_chunk_info_by_coord(offset).byte_offset is None:
+        return None
+    return bytes(level.dataset.id.read_direct_chunk(offset)[1])
+
+
 def open_h5(path: str | Path, mode: str) -> h5py.File:
     """Open an HDF5 file, turning every failure into a FormatError naming the file.
 
-    Writers open without HDF5's own file lock so that other processes can
-    still open the file for reading (segmend enforces one writer itself).
+    segmend opens without HDF5's own file lock: readers must be allowed while
+    a writer works (segmend enforces one writer itself, with its own lock).
     """
     p = Path(path)
     if not p.exists():
@@ -514,6 +516,6 @@ def open_h5(path: str | Path, mode: str) -> h5py.File:
     if not h5py.is_hdf5(p):
         raise FormatError(f"{p}: not an HDF5 file")
     try:
-        return h5py.File(p, mode, locking=False if mode != "r" else None)
+        return h5py.File(p, mode, locking=False)
     except OSError as exc:
         raise FormatError(f"{p}: cannot open HDF5 file ({exc})") from exc

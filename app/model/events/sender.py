@@ -172,7 +172,8 @@ class _KafkaLink:
         self.producer: Any = None
 
     def _explain(self, exc: BaseException, since: float) -> str:
-        text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        name, message = type(exc).__name__, str(exc)
+        text = message if message.startswith(name) else f"{name}: {message}" if message else name
         detail = _kafka_log_tap().latest_since(since)
         if detail and detail not in text:
             text = f"{text} ({detail})"
@@ -247,7 +248,9 @@ class _KafkaLink:
                 ]
                 future = producer.send(self.topic, key=key, value=event.payload, headers=headers)
                 futures.append((event.seq, future))
-            producer.flush(timeout=self.settings.request_timeout_s)
+            self._wait_for_acks(producer, futures)
+        except _BrokerDown as exc:
+            error = str(exc)
         except Exception as exc:
             error = self._explain(exc, since)
         acked: int | None = None
@@ -262,10 +265,46 @@ class _KafkaLink:
             error = "Kafka: not every event could be queued"
         return acked, error
 
-    def close(self, timeout: float = 0.0) -> None:
-        if self.producer is not None:
-            _close_quietly(self.producer, timeout=timeout)
-            self.producer = None
+    def _wait_for_acks(self, producer: Any, futures: list[tuple[int, Any]]) -> None:
+        """Wait until every future is done, up to ``request_timeout_s``.
+
+        Every second without completion the broker's port is probed, so that
+        a broker that went away is reported at once rather than at the timeout.
+        """
+        deadline = time.monotonic() + self.settings.request_timeout_s
+        while not all(future.is_done for _, future in futures):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            with contextlib.suppress(import_kafka().errors.KafkaTimeoutError):
+                producer.flush(timeout=min(1.0, remaining))
+            if not all(future.is_done for _, future in futures):
+                _probe_tcp(self.settings)
+
+    def close(self) -> None:
+        """Close the producer, dropping records not yet acknowledged (they stay in the outbox)."""
+        producer, self.producer = self.producer, None
+        if producer is not None:
+            _close_producer(producer)
+
+
+def _close_producer(producer: Any, timeout: float = 2.0) -> None:
+    """Close a kafka-python producer even when its records cannot be delivered.
+
+    ``KafkaProducer.close()`` first flushes, and gives up (raising, leaving the
+    producer and its I/O thread alive) when records cannot be delivered — the
+    usual case here, as the broker is gone.  Force-closing its I/O thread first
+    fails those records, so that ``close`` then completes.
+    """
+    io_thread = getattr(producer, "_sender", None)
+    if io_thread is not None and hasattr(io_thread, "force_close"):
+        with contextlib.suppress(Exception):
+            io_thread.force_close()
+            io_thread.join(timeout)
+    try:
+        producer.close(timeout=timeout)
+    except Exception as exc:
+        log.debug("closing the Kafka producer: %s", exc)
 
 
 def probe_broker(settings: KafkaSettings) -> tuple[SenderState, str | None]:
@@ -536,8 +575,10 @@ class OutboxSender:
                         self._answer_flush(gen, ok=True)
                         self._sleep(self.poll_interval, on_new_events=True)
                         continue
+                    self._set_status(backlog=backlog(conn))
                     if link.producer is None:
-                        self._set_status(state="connecting", backlog=backlog(conn))
+                        if self._status.state != "down":
+                            self._set_status(state="connecting")
                         link.connect()
                         self._set_status(state="connected")
                     acked, error = link.send(events, self.key)
@@ -582,7 +623,7 @@ class OutboxSender:
                     backoff = min(backoff * 2, self.settings.max_backoff_s)
         finally:
             if link is not None:
-                link.close(timeout=0.0)
+                link.close()
             if conn is not None:
                 _close_quietly(conn)
             with self._cond:

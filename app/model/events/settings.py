@@ -355,7 +355,7 @@ def import_kafka() -> ModuleType:
     """Import kafka-python (once) and return the ``kafka`` module.
 
     kafka-python 3.0 calls the deprecated ``importlib.resources.read_text`` while
-    importing its protocol classes; that one ``DeprecationWarning`` is silenced
+    importing its protocol classes; those ``DeprecationWarning`` messages are silenced
     here (import from the main thread: ``warnings.catch_warnings`` is not
     thread-safe).  It also leaves a socket open whenever a connection attempt
     fails (an unreachable broker), which surfaces as ``ResourceWarning``\\ s; the
@@ -365,7 +365,9 @@ def import_kafka() -> ModuleType:
     if _kafka is None:
         with warnings.catch_warnings():
             warnings.filterwarnings(
-                "ignore", message=r"read_text is deprecated", category=DeprecationWarning
+                "ignore",
+                message=r"(read|open)_(text|binary) is deprecated",
+                category=DeprecationWarning,
             )
             import kafka
             import kafka.admin

@@ -1,0 +1,304 @@
+"""``segmend events status|flush|tail`` and ``segmend blob get``.
+
+The events of dataset ``FILE`` wait in the outbox of its journal
+(``app.model.sidecar.journal_path(FILE)``); these commands show the backlog
+and the Kafka connection state, publish the backlog, list recent events, and
+print blobs (split regions, oversized message fields) by reference.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import sqlite3
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import h5py
+
+from app.cli.output import emit
+from app.model.errors import SegmendError
+from app.model.events.blobstore import get_blob
+from app.model.events.outbox import OutboxEvent, backlog, last_sent_seq, last_seq, tail
+from app.model.events.sender import OutboxSender, probe_broker
+from app.model.events.settings import KafkaSettings, load_settings, topic_name
+from app.model.sidecar import journal_path
+
+__all__ = ["cmd_blob_get", "cmd_events_flush", "cmd_events_status", "cmd_events_tail", "register"]
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``events`` and ``blob`` to the ``segmend`` parser."""
+    events = sub.add_parser("events", help="the Kafka event outbox: status, flush, tail")
+    actions = events.add_subparsers(dest="events_command", metavar="ACTION", required=True)
+
+    p = actions.add_parser("status", help="backlog and Kafka connection state")
+    _dataset_args(p, kafka=True)
+    p.set_defaults(func=cmd_events_status)
+
+    p = actions.add_parser("flush", help="publish every waiting event, then exit")
+    _dataset_args(p, kafka=True)
+    p.add_argument(
+        "--timeout", type=_positive_float, default=60.0, metavar="S",
+        help="give up after S seconds (default 60)",
+    )
+    p.set_defaults(func=cmd_events_flush)
+
+    p = actions.add_parser("tail", help="the last events of the outbox")
+    _dataset_args(p, kafka=False)
+    p.add_argument("-n", type=_count, default=10, metavar="N", help="how many (default 10)")
+    p.set_defaults(func=cmd_events_tail)
+
+    blob = sub.add_parser("blob", help="the dataset's blob store")
+    blob_actions = blob.add_subparsers(dest="blob_command", metavar="ACTION", required=True)
+    p = blob_actions.add_parser("get", help="a blob's bytes, to standard output by default")
+    p.add_argument("file", help="the pyramid file")
+    p.add_argument("ref", help="the blob reference (64 hex digits)")
+    p.add_argument("--out", type=Path, metavar="PATH", help="write the bytes to PATH instead")
+    p.set_defaults(func=cmd_blob_get)
+
+
+def _dataset_args(p: argparse.ArgumentParser, *, kafka: bool) -> None:
+    p.add_argument("file", help="the pyramid file")
+    if kafka:
+        p.add_argument("--kafka", metavar="HOST:PORT", help="the broker (overrides the config)")
+        p.add_argument("--topic-prefix", metavar="P", help="prefix of the topic name")
+        p.add_argument("--config", type=Path, metavar="PATH", help="config file ([kafka] section)")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+    return value
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {text}")
+    return value
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def dataset_uuids(path: str | Path) -> tuple[str, str]:
+    """``(repo_uuid, data_uuid)`` from the root attributes of the pyramid file.
+
+    Raises
+    ------
+    SegmendError
+        If the file is missing, not HDF5, or lacks either attribute.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise SegmendError(f"{p}: no such file")
+    try:
+        with h5py.File(p, "r", locking=False) as h5:
+            attrs = {name: h5.attrs.get(name) for name in ("repo_uuid", "data_uuid")}
+    except OSError as exc:
+        raise SegmendError(f"{p}: cannot read the pyramid file ({exc})") from None
+    values = []
+    for name, value in attrs.items():
+        if isinstance(value, bytes):
+            value = value.decode()
+        if not isinstance(value, str) or not value:
+            raise SegmendError(f"{p}: no {name} attribute on the root group")
+        values.append(value)
+    return values[0], values[1]
+
+
+@contextlib.contextmanager
+def _read_journal(path: str | Path) -> Iterator[sqlite3.Connection | None]:
+    """A read-only connection to the dataset's journal, or None if it has none yet."""
+    journal = journal_path(path)
+    if not journal.exists():
+        yield None
+        return
+    try:
+        conn = sqlite3.connect(f"{journal.resolve().as_uri()}?mode=ro", uri=True, timeout=5.0)
+    except sqlite3.Error as exc:
+        raise SegmendError(f"{journal}: cannot open the journal ({exc})") from None
+    try:
+        conn.execute("PRAGMA busy_timeout = 5000")
+        yield conn
+    except sqlite3.Error as exc:
+        raise SegmendError(f"{journal}: cannot read the journal ({exc})") from None
+    finally:
+        conn.close()
+
+
+def _has_table(conn: sqlite3.Connection, name: str) -> bool:
+    row = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)
+    ).fetchone()
+    return row is not None
+
+
+def _outbox_counts(path: str | Path) -> dict[str, int]:
+    with _read_journal(path) as conn:
+        if conn is None or not _has_table(conn, "outbox"):
+            return {"events": 0, "backlog": 0, "last_sent_seq": 0, "last_seq": 0}
+        return {
+            "events": int(conn.execute("SELECT COUNT(*) FROM outbox").fetchone()[0]),
+            "backlog": backlog(conn),
+            "last_sent_seq": last_sent_seq(conn),
+            "last_seq": last_seq(conn),
+        }
+
+
+def _settings(args: argparse.Namespace) -> KafkaSettings:
+    return load_settings(
+        getattr(args, "config", None),
+        bootstrap_servers=getattr(args, "kafka", None),
+        topic_prefix=getattr(args, "topic_prefix", None),
+    )
+
+
+# --------------------------------------------------------------------------- commands
+
+
+def cmd_events_status(args: argparse.Namespace) -> int:
+    """``segmend events status FILE``: backlog, topic, and whether the broker answers."""
+    settings = _settings(args)
+    repo_uuid, data_uuid = dataset_uuids(args.file)
+    counts = _outbox_counts(args.file)
+    state, error = probe_broker(settings)
+    result: dict[str, Any] = {
+        "file": str(args.file),
+        "journal": str(journal_path(args.file)),
+        "topic": topic_name(settings.topic_prefix, repo_uuid, data_uuid),
+        "broker": settings.bootstrap_servers,
+        "state": state,
+        **counts,
+        "last_error": error,
+    }
+    emit(args, result, _format_status)
+    return 0
+
+
+def _format_status(r: dict[str, Any]) -> str:
+    kafka = "off (no broker configured)" if r["state"] == "off" else f"{r['broker']} ({r['state']})"
+    lines = [
+        f"topic:    {r['topic']}",
+        f"kafka:    {kafka}",
+        f"backlog:  {r['backlog']} event(s) waiting "
+        f"(sent up to seq {r['last_sent_seq']} of {r['last_seq']})",
+    ]
+    if r["last_error"]:
+        lines.append(f"error:    {r['last_error']}")
+    return "\n".join(lines)
+
+
+def cmd_events_flush(args: argparse.Namespace) -> int:
+    """``segmend events flush FILE``: publish the backlog; fails if some is left."""
+    settings = _settings(args)
+    repo_uuid, data_uuid = dataset_uuids(args.file)
+    before = _outbox_counts(args.file)
+    topic = topic_name(settings.topic_prefix, repo_uuid, data_uuid)
+    result: dict[str, Any] = {"topic": topic, "broker": settings.bootstrap_servers}
+    if before["backlog"] == 0:
+        emit(args, {**result, "sent": 0, "backlog": 0, "state": "idle"}, _format_flush)
+        return 0
+    if not settings.enabled:
+        raise SegmendError(
+            f"{before['backlog']} event(s) waiting but no Kafka broker is configured: "
+            "pass --kafka HOST:PORT or set bootstrap_servers in the [kafka] config section"
+        )
+    start = time.monotonic()
+    sender = OutboxSender(
+        journal_path(args.file), settings, repo_uuid=repo_uuid, data_uuid=data_uuid
+    ).start()
+    try:
+        done = sender.flush(args.timeout)
+        status = sender.status()
+    finally:
+        sender.stop(timeout=settings.request_timeout_s)
+    after = _outbox_counts(args.file)
+    result.update(
+        sent=after["last_sent_seq"] - before["last_sent_seq"],
+        backlog=after["backlog"],
+        state=status.state,
+        seconds=round(time.monotonic() - start, 3),
+    )
+    if not done or after["backlog"]:
+        reason = status.last_error or f"not done within {args.timeout:g} s"
+        raise SegmendError(
+            f"{after['backlog']} event(s) still waiting (sent {result['sent']}): {reason}"
+        )
+    emit(args, result, _format_flush)
+    return 0
+
+
+def _format_flush(r: dict[str, Any]) -> str:
+    if r["sent"] == 0 and r["backlog"] == 0:
+        return f"nothing to send: the outbox of {r['topic']} is empty"
+    return f"sent {r['sent']} event(s) to {r['topic']} at {r['broker']}"
+
+
+def _event_json(event: OutboxEvent) -> dict[str, Any]:
+    try:
+        message: Any = json.loads(event.payload)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        message = event.payload.decode("utf-8", errors="replace")
+    return {
+        "seq": event.seq,
+        "mutation_id": event.mutation_id,
+        "action": event.action,
+        "sent": event.sent,
+        "message": message,
+    }
+
+
+def cmd_events_tail(args: argparse.Namespace) -> int:
+    """``segmend events tail FILE [-n N]``: the last N events, oldest first."""
+    with _read_journal(args.file) as conn:
+        if conn is None or not _has_table(conn, "outbox"):
+            events: list[OutboxEvent] = []
+        else:
+            events = tail(conn, args.n)
+    emit(args, [_event_json(e) for e in events], _format_tail)
+    return 0
+
+
+def _format_tail(rows: list[dict[str, Any]]) -> str:
+    if not rows:
+        return "the outbox is empty"
+    return "\n".join(
+        f"{r['seq']:>8}  {'sent   ' if r['sent'] else 'waiting'}  mutation {r['mutation_id']:<6} "
+        f"{json.dumps(r['message'], separators=(',', ':'))}"
+        for r in rows
+    )
+
+
+def cmd_blob_get(args: argparse.Namespace) -> int:
+    """``segmend blob get FILE REF [--out PATH]``: the blob's bytes."""
+    with _read_journal(args.file) as conn:
+        if conn is None or not _has_table(conn, "blobs"):
+            raise SegmendError(f"{args.file}: the dataset has no blob store yet (no {args.ref})")
+        try:
+            data = get_blob(conn, args.ref)
+        except KeyError:
+            raise SegmendError(f"{args.file}: no blob {args.ref} in the blob store") from None
+    if args.out is not None:
+        try:
+            args.out.write_bytes(data)
+        except OSError as exc:
+            raise SegmendError(f"{args.out}: cannot write the blob ({exc.strerror})") from None
+        return 0
+    sys.stdout.flush()
+    sys.stdout.buffer.write(data)
+    sys.stdout.buffer.flush()
+    return 0

@@ -1,0 +1,288 @@
+"""The mutation engine against a plain NumPy model of the volume, on real data."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+from tests.conftest import assert_matches_model
+from numpy.typing import NDArray
+
+from app.kernels import encode_rles, mask_to_rles
+from app.model.dataset import Dataset, open_dataset
+from app.model.errors import (
+    InvalidMutationError,
+    NothingToUndoError,
+    ReadOnlyError,
+    WriterLockedError,
+)
+from app.model.replay import ApplyError, apply_lines, log_lines
+
+
+def biggest(model: NDArray[np.uint64], n: int) -> list[int]:
+    labels, counts = np.unique(model[model > 0], return_counts=True)
+    return [int(v) for v in labels[np.argsort(-counts)][:n]]
+
+
+def box_rles(start: tuple[int, int, int], stop: tuple[int, int, int]) -> bytes:
+    mask = np.ones(tuple(b - a for a, b in zip(start, stop, strict=True)), bool)
+    return encode_rles(mask_to_rles(mask, start))
+
+
+def snapshot(ds: Dataset) -> tuple[list[NDArray[np.uint64]], int]:
+    return [ds.labels(s)[...] for s in range(ds.n_scales)], len(ds.mutations())
+
+
+def assert_unchanged(ds: Dataset, before: tuple[list[NDArray[np.uint64]], int]) -> None:
+    levels, count = snapshot(ds)
+    assert count == before[1]
+    for a, b in zip(levels, before[0], strict=True):
+        assert np.array_equal(a, b)
+
+
+def test_merge_matches_model(ds: Dataset, model: NDArray[np.uint64]) -> None:
+    a, b, c = biggest(model, 3)
+    mid = ds.merge(a, [b, c])
+    model[np.isin(model, [b, c])] = a
+    assert_matches_model(ds, model)
+    record = ds.mutations()[-1]
+    assert (record["MutationID"], record["Action"], record["Target"]) == (mid, "merge", a)
+    assert record["Labels"] == sorted([b, c]) and record["TargetSize"] == int((model == a).sum())
+
+
+def test_split_by_rles_touches_only_the_target(ds: Dataset, model: NDArray[np.uint64]) -> None:
+    target = biggest(model, 1)[0]
+    start, stop = (3, 10, 20), (30, 50, 77)  # crosses several 16^3 blocks and other bodies
+    result = ds.split(target, box_rles(start, stop))
+    region = np.zeros(model.shape, bool)
+    region[3:30, 10:50, 20:77] = True
+    model[region & (model == target)] = result.label
+    assert result.label == ds.max_label and ds.label_size(result.label) > 0
+    assert_matches_model(ds, model)
+    spans = np.frombuffer(ds.blob(ds.mutations()[-1]["Split"]), "<i4").reshape(-1, 4)
+    assert int(spans[:, 3].sum()) == int((model == result.label).sum())
+
+
+def test_split_by_mask_with_offset_and_given_label(ds: Dataset, model: NDArray[np.uint64]) -> None:
+    target = biggest(model, 2)[1]
+    mask = np.zeros((10, 30, 40), bool)
+    mask[2:9, 5:25, ::2] = True
+    new = ds.max_label + 100
+    result = ds.split(target, mask=mask, offset=(20, 30, 50), new_label=new)
+    assert result.label == new
+    region = np.zeros(model.shape, bool)
+    region[20:30, 30:60, 50:90] = mask
+    model[region & (model == target)] = new
+    assert_matches_model(ds, model)
+    assert ds.next_label(1)[0] == new + 1  # allocation never reuses a handed-out label
+
+
+def test_split_coarse_matches_model(ds: Dataset, model: NDArray[np.uint64]) -> None:
+    target = biggest(model, 1)[0]
+    blocks = sorted(ds.label_blocks(target))[:2]
+    result = ds.split_coarse(target, blocks + [blocks[0]])
+    region = np.zeros(model.shape, bool)
+    for z, y, x in blocks:
+        region[z * 16 : z * 16 + 16, y * 16 : y * 16 + 16, x * 16 : x * 16 + 16] = True
+    model[region & (model == target)] = result.label
+    assert_matches_model(ds, model)
+    assert ds.mutations()[-1]["Blocks"] == [list(b) for b in blocks]
+
+
+def test_label_allocation_and_max_label(ds: Dataset, model: NDArray[np.uint64]) -> None:
+    top = int(model.max())
+    assert ds.max_label == top
+    assert ds.next_label(3) == (top + 1, top + 3)
+    assert ds.max_label == top + 3
+    ds.set_max_label(top + 10)
+    assert ds.next_label() == (top + 11, top + 11)
+    with pytest.raises(InvalidMutationError, match="below the current max label"):
+        ds.set_max_label(top)
+    with pytest.raises(InvalidMutationError, match="positive"):
+        ds.set_max_label(0)
+    with pytest.raises(InvalidMutationError, match=">= 1"):
+        ds.next_label(0)
+    actions = [r["Action"] for r in ds.mutations()]
+    assert actions == ["post-nextlabel", "post-maxlabel", "post-nextlabel"]
+
+
+def test_undo_redo_restore_exactly_and_survive_reopen(
+    small_pyramid: Path, model: NDArray[np.uint64]
+) -> None:
+    original = model.copy()
+    ds = open_dataset(small_pyramid, "r+")
+    a, b, c = biggest(model, 3)
+    ds.merge(a, [b, c])
+    split = ds.split(a, box_rles((0, 0, 0), (20, 70, 101)))
+    after = ds.labels(0)[...]
+    ds.close()
+
+    ds = open_dataset(small_pyramid, "r+")
+    assert ds.can_undo and not ds.can_redo
+    ds.undo()
+    model[np.isin(model, [b, c])] = a
+    assert_matches_model(ds, model)
+    ds.undo()
+    assert_matches_model(ds, original)
+    with pytest.raises(NothingToUndoError):
+        ds.undo()
+    ds.redo()
+    assert_matches_model(ds, model)
+    ds.redo()
+    assert np.array_equal(ds.labels(0)[...], after)
+    assert ds.label_size(split.label) == int((after == split.label).sum())
+    with pytest.raises(NothingToUndoError):
+        ds.redo()
+    ds.undo()
+    ds.merge(a, [biggest(original, 4)[3]])  # a new edit clears the redo stack
+    assert not ds.can_redo
+    ds.close()
+
+
+def test_bad_edits_are_refused_and_change_nothing(ds: Dataset, model: NDArray[np.uint64]) -> None:
+    a, b = biggest(model, 2)
+    absent = int(model.max()) + 5
+    before = snapshot(ds)
+    cases = [
+        (lambda: ds.merge(0, [a]), "label 0 is background"),
+        (lambda: ds.merge(a, [0]), "label 0 is background"),
+        (lambda: ds.merge(a, [a, b]), "also among the labels"),
+        (lambda: ds.merge(a, []), "at least one label"),
+        (lambda: ds.merge(a, [absent]), f"label {absent} has no voxels"),
+        (lambda: ds.merge(absent, [a]), f"target {absent} has no voxels"),
+        (lambda: ds.merge(a, [2**64]), "not a uint64 label"),
+        (lambda: ds.merge(a, ["7"]), "must be an integer"),  # type: ignore[list-item]
+        (lambda: ds.split(a, b""), "malformed RLEs"),
+        (lambda: ds.split(a, b"\x00\x03\x00\x00" + bytes(8) + bytes(3)), "malformed RLEs"),
+        (lambda: ds.split(a, b"\x01\x03\x00\x00" + bytes(8)), "malformed RLEs"),
+        (lambda: ds.split(a, encode_rles(np.zeros((0, 4), np.int32))), "region is empty"),
+        (lambda: ds.split(a, np.array([[0, 0, 0, 0]])), "length <= 0"),
+        (lambda: ds.split(a, np.array([[95, 0, 0, 10]])), "out of bounds"),
+        (lambda: ds.split(a, np.array([[0, 0, 37, 1]])), "out of bounds"),
+        (lambda: ds.split(a, np.array([[-1, 0, 0, 1]])), "out of bounds"),
+        (lambda: ds.split(a, box_rles((0, 0, 0), (37, 70, 101))), "holds all"),
+        (lambda: ds.split(absent, box_rles((0, 0, 0), (5, 5, 5))), "has no voxels"),
+        (lambda: ds.split(a, mask=np.zeros((3, 3, 3), bool)), "region is empty"),
+        (lambda: ds.split(a, box_rles((0, 0, 0), (37, 70, 101)), new_label=b), "in use"),
+        (lambda: ds.split(a, box_rles((0, 0, 0), (5, 5, 5)), new_label=a), "target itself"),
+        (lambda: ds.split_coarse(a, [(9, 0, 0)]), "outside the block grid"),
+        (lambda: ds.split_coarse(a, []), "at least one block"),
+        (lambda: ds.split_coarse(a, list(ds.label_blocks(a))), "hold all"),
+    ]
+    empty_corner = [c for c in np.ndindex(3, 5, 7) if c not in ds.label_blocks(a)]
+    if empty_corner:
+        cases.append((lambda: ds.split_coarse(a, [empty_corner[0]]), "hold no voxel"))
+    outside = np.argwhere(model != a)[0]
+    z, y, x = (int(v) for v in outside)
+    cases.append((lambda: ds.split(a, np.array([[x, y, z, 1]])), "no voxel of target"))
+    for call, message in cases:
+        with pytest.raises(InvalidMutationError, match=message):
+            call()
+    assert_unchanged(ds, before)
+    assert_matches_model(ds, model)
+
+
+def test_read_only_and_second_writer(small_pyramid: Path) -> None:
+    writer = open_dataset(small_pyramid, "r+")
+    with pytest.raises(WriterLockedError, match="open for writing by pid"):
+        open_dataset(small_pyramid, "r+")
+    code = (
+        "import sys\nfrom app.model.dataset import open_dataset\n"
+        "from app.model.errors import WriterLockedError\n"
+        f"try:\n    open_dataset({str(small_pyramid)!r}, 'r+')\n"
+        "except WriterLockedError as e:\n    print('LOCKED', e); sys.exit(3)\n"
+    )
+    other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert other.returncode == 3 and "LOCKED" in other.stdout
+    a = int(writer.labels(0)[18, 35, 50])
+    b = int(writer.labels(0)[36, 69, 100])
+    writer.merge(a, [b])
+    reader = open_dataset(small_pyramid, "r")  # sees the journaled edit before any checkpoint
+    assert int(reader.labels(0)[36, 69, 100]) == a
+    with pytest.raises(ReadOnlyError, match="read-only"):
+        reader.merge(a, [int(reader.labels(0)[0, 0, 0])])
+    reader.close()
+    writer.checkpoint()
+    with h5py.File(small_pyramid, "r") as f:  # a plain HDF5 reader while the writer is open
+        assert f["labels/s0"][36, 69, 100] == a
+    writer.close()
+
+
+def test_concurrent_disjoint_and_overlapping_merges(ds: Dataset, model: NDArray[np.uint64]) -> None:
+    labels = biggest(model, 12)
+    pairs = [(labels[i], labels[i + 1]) for i in range(0, 8, 2)]  # disjoint
+    pairs += [(labels[0], labels[9]), (labels[0], labels[10])]  # overlap on labels[0]
+    errors: list[BaseException] = []
+
+    def run(t: int, s: int) -> None:
+        try:
+            ds.merge(t, [s])
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=p) for p in pairs]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    for t, s in pairs:
+        model[model == s] = t
+    assert_matches_model(ds, model)
+    ids = [r["MutationID"] for r in ds.mutations()]
+    assert sorted(ids) == list(range(1, len(pairs) + 1))
+
+
+def test_log_then_apply_replays_identically(
+    small_pyramid: Path, tmp_path: Path, model: NDArray[np.uint64]
+) -> None:
+    copy = tmp_path / "copy.h5"
+    shutil.copy(small_pyramid, copy)
+    a, b, c = biggest(model, 3)
+    with open_dataset(small_pyramid, "r+") as src:
+        src.merge(a, [b])
+        src.next_label(2)
+        src.split(a, box_rles((5, 5, 5), (25, 40, 60)))
+        src.split_coarse(c, sorted(src.label_blocks(c))[:1])
+        src.undo()
+        src.redo()
+        src.set_max_label(src.max_label + 7)
+        src.undo()
+        lines = [json.dumps(line) for line in log_lines(src)]
+        final = src.labels(0)[...]
+        allocated = src.next_label()
+    with open_dataset(copy, "r+") as dst:
+        apply_lines(dst, lines)
+        assert np.array_equal(dst.labels(0)[...], final)
+        assert dst.next_label() == allocated
+        assert dst.verify().ok
+
+
+def test_apply_stops_at_the_first_bad_line(ds: Dataset, model: NDArray[np.uint64]) -> None:
+    a, b, c = biggest(model, 3)
+    lines = [
+        json.dumps({"Action": "merge", "Target": a, "Labels": [b]}),
+        "",
+        json.dumps({"Action": "merge", "Target": a, "Labels": [b]}),
+        json.dumps({"Action": "merge", "Target": a, "Labels": [c]}),
+    ]
+    with pytest.raises(ApplyError, match=f"line 3: label {b} has no voxels"):
+        apply_lines(ds, lines)
+    model[model == b] = a
+    assert_matches_model(ds, model)
+    for bad, message in [
+        ("{not json", "not JSON"),
+        ("[1, 2]", "expected a JSON object"),
+        (json.dumps({"Action": "explode"}), "unknown Action"),
+        (json.dumps({"Action": "merge", "Target": a}), "missing field 'Labels'"),
+        (json.dumps({"Action": "split", "Target": a, "RLEs": [[1, 2, 3]]}), "RLEs must be"),
+    ]:
+        with pytest.raises(ApplyError, match=f"line 1: {message}"):
+            apply_lines(ds, [bad])
