@@ -40,7 +40,15 @@ import pytest
 
 from app.model.events.settings import import_kafka
 
-__all__ = ["KafkaRecord", "TansuBroker", "free_port", "kafka_broker", "read_topic"]
+__all__ = [
+    "KafkaRecord",
+    "TansuBroker",
+    "first_occurrences",
+    "free_port",
+    "kafka_broker",
+    "read_topic",
+    "seqs_of",
+]
 
 
 def free_port() -> int:
@@ -211,7 +219,8 @@ def read_topic(
     timeout: float = 30.0,
     partition: int = 0,
 ) -> list[KafkaRecord]:
-    """Read a partition from the beginning until ``expect`` records or ``timeout``.
+    """Read a partition from the beginning: at least ``expect`` records, and up to
+    the end offset seen at the start, or until ``timeout``.
 
     Returns whatever was read (possibly fewer than ``expect``: the caller asserts).
     """
@@ -227,9 +236,12 @@ def read_topic(
         tp = kafka.TopicPartition(topic, partition)
         consumer.assign([tp])
         consumer.seek_to_beginning(tp)
+        end = int(consumer.end_offsets([tp])[tp])
         deadline = time.monotonic() + timeout
-        while len(records) < expect and time.monotonic() < deadline:
-            batches = consumer.poll(timeout_ms=500, max_records=5000)
+        while time.monotonic() < deadline:
+            if len(records) >= expect and (not records or records[-1].offset + 1 >= end):
+                break
+            batches = consumer.poll(timeout_ms=200, max_records=5000)
             for batch in batches.values():
                 for rec in batch:
                     headers = {k: bytes(v) for k, v in (rec.headers or [])}
@@ -237,6 +249,22 @@ def read_topic(
     finally:
         consumer.close()
     return records
+
+
+def seqs_of(records: list[KafkaRecord]) -> list[int]:
+    """The outbox ``seq`` of each record (its ``segmend-seq`` header)."""
+    return [int(r.headers["segmend-seq"]) for r in records]
+
+
+def first_occurrences(seqs: list[int]) -> list[int]:
+    """``seqs`` without re-deliveries: each value kept at its first appearance."""
+    seen: set[int] = set()
+    out = []
+    for s in seqs:
+        if s not in seen:
+            seen.add(s)
+            out.append(s)
+    return out
 
 
 def env_with_repo_on_path() -> dict[str, str]:

@@ -28,27 +28,72 @@ _CHUNK = 64
 
 
 @njit(cache=True, nogil=True)
-def _hash_insert(
+def _count_pass(
+    flat: NDArray[Any],
+    chunk: int,
     keys: NDArray[Any],
     counts: NDArray[np.int64],
     used: NDArray[np.uint8],
-    shift: Any,
-    v: Any,
-    n: int,
-) -> int:
-    """Add ``n`` to the count of ``v``; return 1 if ``v`` is new, else 0."""
-    mask = keys.size - 1
-    h = np.int64((np.uint64(v) * _HASH_MUL) >> shift)
-    while True:
-        if used[h] == 0:
-            used[h] = 1
-            keys[h] = v
-            counts[h] = n
-            return 1
-        if keys[h] == v:
-            counts[h] += n
-            return 0
-        h = (h + 1) & mask
+    bits: int,
+    run_v: Any,
+    run_n: int,
+    n_distinct: int,
+) -> tuple[int, Any, int, int]:
+    """Count ``flat`` from chunk ``chunk`` on into the hash table.
+
+    Open addressing with linear probing and Fibonacci hashing on a table of
+    ``2**bits`` slots; ``used`` marks occupied slots (0 is a valid label).
+    Chunks of ``_CHUNK`` voxels equal to the pending run's value ``run_v`` only
+    extend the run (``run_n`` voxels, not yet in the table); other chunks are
+    counted voxel by voxel. Stops after the chunk that fills the table to half.
+
+    Returns ``(next_chunk, run_v, run_n, n_distinct)``.
+    """
+    n = flat.size
+    n_chunks = (n + _CHUNK - 1) // _CHUNK
+    shift = np.uint64(64 - bits)
+    mask = (1 << bits) - 1
+    half = (1 << bits) >> 1
+    c = chunk
+    while c < n_chunks:
+        base = c * _CHUNK
+        cnt = min(_CHUNK, n - base)
+        c += 1
+        diff = run_v ^ run_v
+        for j in range(cnt):
+            diff |= flat[base + j] ^ run_v
+        if diff == 0:
+            # the whole chunk continues the pending run
+            run_n += cnt
+            continue
+        # mixed chunk: flush the pending run (j == 0), then count voxel by voxel
+        for j in range(cnt + 1):
+            if j == 0:
+                x = run_v
+                m = run_n
+                if m == 0:
+                    continue
+            else:
+                x = flat[base + j - 1]
+                m = 1
+            h = np.int64((np.uint64(x) * _HASH_MUL) >> shift)
+            while True:
+                if used[h] == 0:
+                    used[h] = 1
+                    keys[h] = x
+                    counts[h] = m
+                    n_distinct += 1
+                    break
+                if keys[h] == x:
+                    counts[h] += m
+                    break
+                h = (h + 1) & mask
+        # start a new, empty run with the chunk's last value
+        run_v = flat[base + cnt - 1]
+        run_n = 0
+        if n_distinct > half:
+            break
+    return c, run_v, run_n, n_distinct
 
 
 @njit(cache=True, nogil=True)
@@ -64,47 +109,49 @@ def _label_counts_kernel(
     keys = np.empty(1 << bits, dtype=flat.dtype)
     counts = np.zeros(1 << bits, dtype=np.int64)
     used = np.zeros(1 << bits, dtype=np.uint8)
-    shift = np.uint64(64 - bits)
-    n_distinct = 0
-    n = flat.size
+    n_chunks = (flat.size + _CHUNK - 1) // _CHUNK
+    c = 0
     run_v = flat[0]
     run_n = 0
-    for c in range((n + _CHUNK - 1) // _CHUNK):
-        base = c * _CHUNK
-        cnt = min(_CHUNK, n - base)
-        diff = run_v ^ run_v
-        for j in range(cnt):
-            diff |= flat[base + j] ^ run_v
-        if diff == 0:
-            # the whole chunk continues the current run
-            run_n += cnt
-            continue
-        for j in range(cnt):
-            v = flat[base + j]
-            if v == run_v:
-                run_n += 1
-                continue
-            if run_n > 0:
-                n_distinct += _hash_insert(keys, counts, used, shift, run_v, run_n)
-            run_v = v
-            run_n = 1
-        if 2 * n_distinct > keys.size:
-            if n_distinct > max_distinct:
-                return keys[:0], counts[:0], False
-            # grow the table 4x and rehash
-            old_keys = keys
-            old_counts = counts
-            old_used = used
-            bits += 2
-            keys = np.empty(1 << bits, dtype=flat.dtype)
-            counts = np.zeros(1 << bits, dtype=np.int64)
-            used = np.zeros(1 << bits, dtype=np.uint8)
-            shift = np.uint64(64 - bits)
-            for k in range(old_keys.size):
-                if old_used[k]:
-                    _hash_insert(keys, counts, used, shift, old_keys[k], old_counts[k])
+    n_distinct = 0
+    while True:
+        c, run_v, run_n, n_distinct = _count_pass(
+            flat, c, keys, counts, used, bits, run_v, run_n, n_distinct
+        )
+        if c >= n_chunks and 2 * n_distinct <= keys.size:
+            break
+        if n_distinct > max_distinct:
+            return keys[:0], counts[:0], False
+        # the table is half full: grow it 4x and rehash
+        bits += 2
+        new_keys = np.empty(1 << bits, dtype=flat.dtype)
+        new_counts = np.zeros(1 << bits, dtype=np.int64)
+        new_used = np.zeros(1 << bits, dtype=np.uint8)
+        shift = np.uint64(64 - bits)
+        mask = (1 << bits) - 1
+        for k in range(keys.size):
+            if used[k]:
+                x = keys[k]
+                h = np.int64((np.uint64(x) * _HASH_MUL) >> shift)
+                while new_used[h]:
+                    h = (h + 1) & mask
+                new_used[h] = 1
+                new_keys[h] = x
+                new_counts[h] = counts[k]
+        keys = new_keys
+        counts = new_counts
+        used = new_used
+    # flush the last run (the table has room: it is at most half full)
     if run_n > 0:
-        n_distinct += _hash_insert(keys, counts, used, shift, run_v, run_n)
+        mask = (1 << bits) - 1
+        h = np.int64((np.uint64(run_v) * _HASH_MUL) >> np.uint64(64 - bits))
+        while used[h] and keys[h] != run_v:
+            h = (h + 1) & mask
+        if used[h] == 0:
+            used[h] = 1
+            keys[h] = run_v
+            n_distinct += 1
+        counts[h] += run_n
     out_keys = np.empty(n_distinct, dtype=flat.dtype)
     out_counts = np.empty(n_distinct, dtype=np.int64)
     m = 0

@@ -565,8 +565,14 @@ class MutationEngine:
         Journal.set_meta(cur, "undo_stack", undo[-UNDO_DEPTH:])
         Journal.set_meta(cur, "redo_stack", redo)
 
-    def cascade(self, coords: Iterable[Coord]) -> None:
-        """Recompute the ancestors of changed s0 blocks, level by level."""
+    def cascade(self, coords: Iterable[Coord], *, stop_early: bool = True) -> None:
+        """Recompute the ancestors of changed s0 blocks, level by level.
+
+        With ``stop_early`` a branch ends at the first parent that comes out
+        unchanged (its ancestors cannot change either).  Repair after a crash
+        passes False: an interrupted cascade may have refreshed a parent but
+        not its own parent.
+        """
         changed = set(coords)
         for scale in range(1, len(self.store.levels(LABELS))):
             if not changed:
@@ -578,8 +584,9 @@ class MutationEngine:
                 with self.journal.transaction() as cur:
                     for key, gen, payload in rows:
                         Journal.put_staged(cur, key, gen, payload)
-            changed = {(r[0][2], r[0][3], r[0][4]) for r in rows}
-            self.signals.blocks_changed.emit(scale, sorted(changed))
+            redrawn = sorted({(r[0][2], r[0][3], r[0][4]) for r in rows})
+            self.signals.blocks_changed.emit(scale, redrawn)
+            changed = set(redrawn) if stop_early else set(parents)
 
     def _refresh(self, scale: int, coord: Coord) -> tuple[Any, int, bytes] | None:
         key = (LABELS, scale, *coord)
@@ -603,7 +610,7 @@ class MutationEngine:
         """Finish mutations a crash interrupted after their s0 phase; returns their ids."""
         finished = []
         for mid, coords in sorted(self.journal.dirty().items()):
-            self.cascade(coords)
+            self.cascade(coords, stop_early=False)
             record = self.journal.mutation(mid)
             if record is not None:
                 self._complete(record)

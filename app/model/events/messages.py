@@ -261,13 +261,13 @@ def _tail(
     order: tuple[str, ...] = ("MutationID", "UUID", "Timestamp"),
 ) -> Message:
     """Add the common fields in ``order``, then ``User`` and ``App`` when given."""
-    values = {
-        "MutationID": None if mutation_id is None else _uint64("MutationID", mutation_id),
-        "UUID": _text("UUID", uuid),
-        "Timestamp": _timestamp(timestamp),
-    }
     for name in order:
-        msg[name] = values[name]
+        if name == "MutationID":
+            msg[name] = _uint64("MutationID", mutation_id)
+        elif name == "UUID":
+            msg[name] = _text("UUID", uuid)
+        else:
+            msg[name] = _timestamp(timestamp)
     if user is not None:
         msg["User"] = _text("User", user)
     if app is not None:

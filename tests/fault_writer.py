@@ -1,0 +1,59 @@
+"""A writer process for the kill -9 test: edits a dataset until it is killed.
+
+Usage: python tests/fault_writer.py DATASET SEED
+
+Opens DATASET for writing (which repairs what the previous kill interrupted),
+then performs random merges, splits and undos, checkpointing very often, with
+slowed fsyncs, so that kills land inside HDF5 commits too.  After each mutation returns it prints
+``ACK <MutationID>`` and flushes: the parent then knows it was acknowledged.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+import numpy as np
+
+from app.model.dataset import open_dataset
+from app.model.errors import InvalidMutationError, NothingToUndoError
+
+
+def _slow_fsync(fd: int, _fsync=os.fsync) -> None:  # type: ignore[no-untyped-def]
+    """Widen HDF5 commits (their fsyncs) so that kills land inside them often."""
+    _fsync(fd)
+    time.sleep(0.02)
+
+
+def main(path: str, seed: int) -> None:
+    os.fsync = _slow_fsync
+    rng = np.random.default_rng(seed)
+    ds = open_dataset(path, "r+", checkpoint_interval=0.01)
+    print("OPEN", flush=True)
+    shape = ds.shape
+    while True:
+        z, y, x = (int(rng.integers(0, s)) for s in shape)
+        a = int(ds.labels(0)[z, y, x])
+        z2, y2, x2 = (int(rng.integers(0, s)) for s in shape)
+        b = int(ds.labels(0)[z2, y2, x2])
+        op = rng.random()
+        try:
+            if op < 0.4 and a and b and a != b:
+                mid = ds.merge(a, [b])
+            elif op < 0.75 and a:
+                lo = [max(0, c - int(rng.integers(1, 12))) for c in (z, y, x)]
+                hi = [min(s, c + int(rng.integers(1, 12))) for c, s in zip((z, y, x), shape, strict=True)]
+                mask = np.ones([h - l_ for l_, h in zip(lo, hi, strict=True)], bool)
+                mid = ds.split(a, mask=mask, offset=tuple(lo)).mutation_id  # type: ignore[arg-type]
+            elif op < 0.9:
+                mid = ds.undo()
+            else:
+                mid = ds.redo()
+        except (InvalidMutationError, NothingToUndoError):
+            continue
+        print(f"ACK {mid}", flush=True)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], int(sys.argv[2]))

@@ -1,0 +1,167 @@
+"""Durability: kill -9 a writer at random points; nothing acknowledged is lost,
+every mutation is all-or-nothing, and the HDF5 file always opens."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+from numpy.typing import NDArray
+
+from app.model.build import build_pyramid
+from app.model.dataset import open_dataset
+from app.model.replay import log_lines
+from app.model.safefile import PAGE_SIZE, SafeFile, recover
+from app.model.sidecar import rollback_path
+from app.model.store import LABELS, PyramidStore
+
+WRITER = Path(__file__).with_name("fault_writer.py")
+
+
+def replay_model(base: NDArray[np.uint64], lines: list[dict]) -> NDArray[np.uint64]:  # type: ignore[type-arg]
+    """The log replayed on a plain NumPy volume (undo/redo as a stack of states)."""
+    cur = base.copy()
+    past: list[NDArray[np.uint64]] = []
+    future: list[NDArray[np.uint64]] = []
+    for line in lines:
+        action = line["Action"]
+        if action == "undo":
+            future.append(cur)
+            cur = past.pop()
+            continue
+        if action == "redo":
+            past.append(cur)
+            cur = future.pop()
+            continue
+        past.append(cur.copy())
+        future.clear()
+        if action == "merge":
+            cur[np.isin(cur, line["Labels"])] = line["Target"]
+        elif action == "split":
+            region = np.zeros(cur.shape, bool)
+            for x, y, z, n in line["RLEs"]:
+                region[z, y, x : x + n] = True
+            cur[region & (cur == line["Target"])] = line["NewLabel"]
+        else:
+            raise AssertionError(f"unexpected action {action}")
+    return cur
+
+
+@pytest.mark.slow
+def test_kill_9_at_random_points(tmp_path: Path, real_sources: tuple[str, str],
+                                 real_labels: NDArray[np.uint64]) -> None:
+    path = build_pyramid(real_sources[0], tmp_path / "victim.h5", block_size=(16, 16, 16))
+    rng = random.Random(20261122)
+    acked: set[int] = set()
+    torn = 0
+    for round_ in range(14):
+        proc = subprocess.Popen(
+            [sys.executable, str(WRITER), str(path), str(round_)],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        )
+        assert proc.stdout is not None
+        opened = threading.Event()
+        lines: list[str] = []
+
+        def read(stream=proc.stdout, out=lines, ev=opened) -> None:  # type: ignore[no-untyped-def]
+            for text in stream:
+                out.append(text.strip())
+                if text.startswith("OPEN"):
+                    ev.set()
+
+        reader = threading.Thread(target=read)
+        reader.start()
+        if not opened.wait(120):
+            proc.kill()
+            raise AssertionError("writer never opened the dataset")
+        threading.Event().wait(rng.uniform(0.05, 0.9))
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        reader.join()
+        proc.stdout.close()
+        acked |= {int(t.split()[1]) for t in lines if t.startswith("ACK")}
+        if rollback_path(path).exists():
+            torn += 1  # killed inside an HDF5 commit: reopening must roll it back
+
+        with open_dataset(path, "r+") as ds:
+            records = ds.mutations()
+            logged = {r["MutationID"] for r in records}
+            assert acked <= logged, f"round {round_}: lost {sorted(acked - logged)}"
+            report = ds.verify()
+            assert report.ok, report.as_json()
+            log = list(log_lines(ds))
+            expected = replay_model(real_labels, log)
+            assert np.array_equal(ds.labels(0)[...], expected), f"round {round_}"
+        with h5py.File(path, "r", locking=False) as f:  # any HDF5 reader opens it
+            assert np.array_equal(f["labels/s0"][...], expected)
+    assert len(acked) >= 14, "the writer acknowledged too few mutations to test anything"
+    print(f"{len(acked)} acknowledged mutations, {torn} kills inside an HDF5 commit")
+
+
+def _file_with_pending_writes(tmp_path: Path) -> tuple[Path, bytes, SafeFile, h5py.File]:
+    path = tmp_path / "p.h5"
+    store = PyramidStore.create(path, (40, 40, 40), block_size=(8, 8, 8))
+    for coord in store.level(LABELS, 0).coords():
+        store.write_block(LABELS, 0, coord, np.full((8, 8, 8), 5, np.uint64))
+    store.close()
+    original = path.read_bytes()
+    safe = SafeFile(path, tmp_path / "rollback")
+    h5 = h5py.File(safe, "r+")
+    store = PyramidStore(h5)
+    rng = np.random.default_rng(3)
+    for coord in list(store.level(LABELS, 0).coords())[::3]:
+        store.write_block(LABELS, 0, coord, rng.integers(0, 9, (8, 8, 8)).astype(np.uint64))
+    store.set_attrs(max_label=9)
+    h5.flush()
+    return path, original, safe, h5
+
+
+@pytest.mark.parametrize("fraction", [0.0, 0.3, 0.6, 0.99])
+def test_interrupted_commit_rolls_back_to_the_last_commit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fraction: float
+) -> None:
+    path, original, safe, h5 = _file_with_pending_writes(tmp_path)
+    assert path.read_bytes() == original  # nothing reaches the disk before commit
+    pages = safe.pending_bytes // PAGE_SIZE
+    assert pages >= 2
+    crash_after = int(pages * fraction)
+    real_pwrite = os.pwrite
+    calls = [0]
+
+    def crashing_pwrite(fd: int, data: bytes, offset: int) -> int:
+        calls[0] += 1
+        if calls[0] > crash_after:
+            raise SystemExit("simulated crash")
+        return real_pwrite(fd, data, offset)
+
+    monkeypatch.setattr(os, "pwrite", crashing_pwrite)
+    with pytest.raises(SystemExit):
+        safe.commit()
+    monkeypatch.setattr(os, "pwrite", real_pwrite)
+    assert recover(path, tmp_path / "rollback")
+    assert path.read_bytes() == original
+    assert not (tmp_path / "rollback").exists()
+    safe.close()
+
+
+def test_torn_rollback_file_means_untouched_hdf5(tmp_path: Path) -> None:
+    path, original, safe, h5 = _file_with_pending_writes(tmp_path)
+    (tmp_path / "rollback").write_bytes(b"SEGMEND-ROLLBACK-1\n\x00\x01")  # crash while writing it
+    assert not recover(path, tmp_path / "rollback")
+    assert path.read_bytes() == original and not (tmp_path / "rollback").exists()
+    safe.commit()
+    h5.close()
+    safe.close()
+    first = np.random.default_rng(3).integers(0, 9, (8, 8, 8)).astype(np.uint64)
+    with h5py.File(path, "r", locking=False) as f:
+        assert f.attrs["max_label"] == 9
+        assert np.array_equal(f["labels/s0"][0:8, 0:8, 0:8], first)
+        assert f["labels/s0"][8, 0, 0] == 5

@@ -1,0 +1,449 @@
+"""DVID message conformance, Go timestamps, the blob store and DataRef."""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from app.model.events import blobstore, gotime, messages
+from app.model.events.messages import (
+    ANNOTATION_SCHEMAS,
+    DVID_SCHEMAS,
+    SVSPLITS_SCHEMA,
+    encode_message,
+    schema_problems,
+)
+
+SEED = Path("/work/shared/seeds/002_e1e8912e9f16532b.txt")
+UUID = "28841c8277e044a7b187dda03e18da13"
+TS = "2026-11-22 03:04:05.123456789 +0000 UTC"
+REF = blobstore.blob_ref(b"some rle spans")
+
+EXTRAS = {"User", "App"}
+
+
+# --------------------------------------------------------------------------- samples
+
+
+def _samples() -> dict[str, dict[str, Any]]:
+    """One message per action, as the builders produce it, keyed by a unique name."""
+    common = {"uuid": UUID, "mutation_id": 42, "timestamp": TS, "user": "alice"}
+    return {
+        "merge": messages.merge_start(target=7, labels=[8, 9], **common),
+        "merge-complete": messages.merge_complete(
+            target=7, labels=[8, 9], target_size=1234, **common
+        ),
+        "split": messages.split_start(target=7, new_label=12, split_ref=REF, **common),
+        "split (labelmap)": messages.split_start(
+            target=7, new_label=12, split_ref=REF, sv_splits={100: (101, 102)}, **common
+        ),
+        "split-complete": messages.split_complete(
+            target=7, new_label=12, split_ref=REF, target_size=900, new_label_size=334, **common
+        ),
+        "splitcoarse": messages.splitcoarse_start(target=7, new_label=13, split_ref=REF, **common),
+        "splitcoarse-complete": messages.splitcoarse_complete(
+            target=7, new_label=13, split_ref=REF, target_size=5, new_label_size=6, **common
+        ),
+        "cleave": messages.cleave_start(
+            orig_label=7, cleaved_label=14, cleaved_supervoxels=[3, 4, 5], **common
+        ),
+        "cleave-complete": messages.cleave_complete(
+            orig_label=7, cleaved_label=14, cleaved_supervoxels=[3, 4, 5],
+            orig_size=10, cleaved_size=20, **common,
+        ),
+        "split-supervoxel": messages.split_supervoxel_start(
+            supervoxel=100, split_supervoxel=101, remain_supervoxel=102, split_ref=REF, **common
+        ),
+        "split-supervoxel-complete": messages.split_supervoxel_complete(
+            supervoxel=100, split_supervoxel=101, remain_supervoxel=102, split_ref=REF,
+            split_size=30, remain_size=40, **common,
+        ),
+        "post-maxlabel": messages.maxlabel(max_label=2**63 + 5, uuid=UUID, timestamp=TS),
+        "post-nextlabel": messages.nextlabel(start=15, end=24, uuid=UUID, timestamp=TS),
+        "postkv": messages.postkv(key="notes/1", nbytes=512, uuid=UUID, timestamp=TS),
+    }
+
+
+def _schema_for(name: str) -> dict[str, type]:
+    return SVSPLITS_SCHEMA if name == "split (labelmap)" else DVID_SCHEMAS[name]
+
+
+SAMPLES = _samples()
+
+# What each -complete message repeats and adds (DVID issues #267, #333).
+COMPLETE_EXTRAS = {
+    "merge-complete": {"Target", "Labels", "TargetSize"},
+    "split-complete": {"Target", "NewLabel", "Split", "TargetSize", "NewLabelSize"},
+    "splitcoarse-complete": {"Target", "NewLabel", "Split", "TargetSize", "NewLabelSize"},
+    "cleave-complete": {
+        "OrigLabel", "CleavedLabel", "CleavedSupervoxels", "OrigSize", "CleavedSize"
+    },
+    "split-supervoxel-complete": {
+        "Supervoxel", "SplitSupervoxel", "RemainSupervoxel", "Split", "SplitSize", "RemainSize"
+    },
+}
+
+
+# --------------------------------------------------------------------------- the seed reference
+
+
+_GO_TYPES: list[tuple[str, type]] = [
+    (r"\[\]uint64", list),
+    (r"map\[uint64\]SVSplit", dict),
+    (r"DeltaModifyElements", dict),
+    (r"uint64", int),
+    (r"len\(data\)", int),
+    (r"string", str),
+    (r"time\.Now\(\)\.String\(\)", str),
+]
+
+
+def _go_type(text: str) -> type:
+    for pattern, kind in _GO_TYPES:
+        if re.match(pattern, text):
+            return kind
+    raise AssertionError(f"unknown Go type in the seed: {text!r}")
+
+
+def _seed_schemas() -> list[tuple[str, str, dict[str, type]]]:
+    """(section, action, field -> type) for every message block of the reference."""
+    text = SEED.read_text()
+    out = []
+    section = ""
+    block: list[str] | None = None
+    for line in text.splitlines():
+        stripped = line.strip()
+        if stripped in ("labelmap", "labelarray", "keyvalue", "annotation"):
+            section = stripped
+        if stripped == "{":
+            block = []
+            continue
+        if stripped == "}" and block is not None:
+            fields: dict[str, type] = {}
+            action = None
+            for entry in block:
+                m = re.match(r'"([^"]+)":\s*(.+?),*\s*(//.*)?$', entry)
+                if not m:
+                    continue
+                name, value = m.group(1), m.group(2)
+                if name == "Action":
+                    action = value.strip('"')
+                    fields[name] = str
+                else:
+                    fields[name] = _go_type(value)
+            if action is not None:
+                out.append((section, action, fields))
+            block = None
+            continue
+        if block is not None:
+            block.append(stripped)
+    return out
+
+
+@pytest.mark.skipif(not SEED.exists(), reason="the seed reference is not on this machine")
+def test_schemas_match_the_seed_reference() -> None:
+    seen = _seed_schemas()
+    actions = {(s, a) for s, a, _ in seen}
+    # labelmap 10, labelarray 6, keyvalue 1, annotation 6
+    assert len(seen) == 23, f"parsed {len(seen)} message blocks from the seed, expected 23"
+    for section, action, fields in seen:
+        if section == "annotation":
+            ours = ANNOTATION_SCHEMAS[action]
+        elif section == "labelmap" and action == "split":
+            ours = SVSPLITS_SCHEMA
+        else:
+            ours = DVID_SCHEMAS[action]
+        assert ours == fields, f"{section} {action}: ours {ours} != seed {fields}"
+    # every action we know is in the reference
+    for action in DVID_SCHEMAS:
+        assert any(a == action for _, a in actions), action
+    for action in ANNOTATION_SCHEMAS:
+        assert ("annotation", action) in actions, action
+
+
+# --------------------------------------------------------------------------- builders
+
+
+@pytest.mark.parametrize("name", list(SAMPLES))
+def test_every_action_has_exactly_the_documented_fields_and_types(name: str) -> None:
+    msg = SAMPLES[name]
+    schema = _schema_for(name)
+    action = name.split(" ")[0]
+    assert msg["Action"] == action
+    documented = set(schema)
+    allowed = documented | EXTRAS | COMPLETE_EXTRAS.get(action, set())
+    assert documented <= set(msg), f"missing {documented - set(msg)}"
+    assert set(msg) <= allowed, f"unexpected {set(msg) - allowed}"
+    # through JSON, as a consumer sees it
+    decoded = json.loads(encode_message(msg, lambda b: pytest.fail("no blob expected")))
+    assert decoded == msg
+    assert schema_problems(decoded, schema) == []
+    for field, kind in schema.items():
+        value = decoded[field]
+        assert type(value) is kind, f"{name}.{field} is {type(value).__name__}, want {kind}"
+    if "App" in msg:
+        assert msg["App"] == "segmend"
+
+
+@pytest.mark.parametrize("name", list(COMPLETE_EXTRAS))
+def test_complete_messages_repeat_the_start_fields_and_carry_sizes(name: str) -> None:
+    msg = SAMPLES[name]
+    start = SAMPLES[name.removesuffix("-complete")]
+    for field in COMPLETE_EXTRAS[name]:
+        assert field in msg, field
+        if field in start:
+            assert msg[field] == start[field], field
+    assert msg["User"] == "alice" and msg["App"] == "segmend"
+
+
+def test_documented_field_order_is_kept() -> None:
+    assert list(SAMPLES["merge"])[:6] == [
+        "Action", "Target", "Labels", "UUID", "MutationID", "Timestamp"
+    ]
+    assert list(SAMPLES["split (labelmap)"])[:8] == [
+        "Action", "Target", "NewLabel", "Split", "MutationID", "UUID", "SVSplits", "Timestamp"
+    ]
+    assert list(SAMPLES["post-nextlabel"])[:5] == [
+        "Action", "Start Label", "End Label", "UUID", "Timestamp"
+    ]
+
+
+def test_nextlabel_uses_dvid_names_with_spaces() -> None:
+    msg = SAMPLES["post-nextlabel"]
+    assert msg["Start Label"] == 15 and msg["End Label"] == 24
+    assert "StartLabel" not in msg and "start" not in msg
+    with pytest.raises(ValueError, match="End Label 3 is below Start Label 4"):
+        messages.nextlabel(start=4, end=3, uuid=UUID)
+
+
+def test_svsplits_is_a_map_of_decimal_keys_to_split_remain() -> None:
+    msg = messages.split_start(
+        target=1, new_label=2, split_ref=REF, uuid=UUID, mutation_id=3,
+        sv_splits={2**40: {"Split": 5, "Remain": 6}, 7: (8, 9)},
+    )
+    assert msg["SVSplits"] == {str(2**40): {"Split": 5, "Remain": 6}, "7": {"Split": 8, "Remain": 9}}
+    with pytest.raises(ValueError, match=r"SVSplits\[7\]"):
+        messages.split_start(
+            target=1, new_label=2, split_ref=REF, uuid=UUID, mutation_id=3, sv_splits={7: 8}
+        )
+
+
+def test_uint64_values_are_json_integers_even_from_numpy() -> None:
+    msg = messages.merge_start(
+        target=np.uint64(2**64 - 1), labels=np.array([1, 2**63], dtype=np.uint64),
+        uuid=UUID, mutation_id=np.int64(5),
+    )
+    decoded = json.loads(encode_message(msg, lambda b: ""))
+    assert decoded["Target"] == 2**64 - 1 and decoded["Labels"] == [1, 2**63]
+    assert all(type(v) is int for v in decoded["Labels"])
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"target": True}, "Target"),
+        ({"target": -1}, "Target"),
+        ({"target": 2**64}, "Target"),
+        ({"target": 1.5}, "Target"),
+        ({"labels": [1, "2"]}, r"Labels\[1\]"),
+        ({"labels": "12"}, "Labels"),
+        ({"uuid": ""}, "UUID"),
+        ({"mutation_id": None}, "MutationID"),
+        ({"timestamp": "yesterday"}, "Go time"),
+        ({"user": 5}, "User"),
+    ],
+)
+def test_bad_input_names_the_field(kwargs: dict[str, Any], field: str) -> None:
+    args: dict[str, Any] = {"target": 1, "labels": [2], "uuid": UUID, "mutation_id": 1}
+    args.update(kwargs)
+    with pytest.raises(ValueError, match=field):
+        messages.merge_start(**args)
+
+
+def test_split_ref_must_be_a_blob_reference() -> None:
+    with pytest.raises(ValueError, match="Split must be a blob reference"):
+        messages.split_start(target=1, new_label=2, split_ref="abc", uuid=UUID, mutation_id=1)
+
+
+def test_schema_problems_catches_wrong_types() -> None:
+    bad = dict(SAMPLES["merge"], Target="7", Labels=[1, True], MutationID=-1)
+    del bad["UUID"]
+    problems = schema_problems(bad)
+    assert any("missing field 'UUID'" in p for p in problems)
+    assert any(p.startswith("Target must be a JSON integer") for p in problems)
+    assert any(p.startswith("Labels[1]") for p in problems)
+    assert any(p.startswith("MutationID must fit uint64") for p in problems)
+    assert schema_problems({"Action": "nope"}) == ["unknown Action 'nope'"]
+
+
+@pytest.mark.parametrize("action", list(ANNOTATION_SCHEMAS))
+def test_annotation_deltas(action: str) -> None:
+    element = messages.element_pos(label=5, kind=2, pos=[10, 20, 30])
+    mutation_id = None if action == "ingest-block" else 8
+    msg = messages.annotation_delta(
+        action, add=[element], delete=[element], uuid=UUID, mutation_id=mutation_id, timestamp=TS
+    )
+    schema = ANNOTATION_SCHEMAS[action]
+    assert set(schema) <= set(msg) <= set(schema) | EXTRAS
+    assert schema_problems(msg, schema) == []
+    assert msg["Delta"] == {"Add": [element], "Del": [element]}
+    with pytest.raises(ValueError, match="Kind"):
+        messages.element_pos(label=5, kind=256, pos=[1, 2, 3])
+
+
+def test_annotation_delta_rejects_unknown_actions_and_missing_ids() -> None:
+    with pytest.raises(ValueError, match="unknown annotation action 'frob'"):
+        messages.annotation_delta("frob", uuid=UUID, mutation_id=1)
+    with pytest.raises(ValueError, match="needs a mutation_id"):
+        messages.annotation_delta("merge", uuid=UUID)
+
+
+# --------------------------------------------------------------------------- Go timestamps
+
+
+@pytest.mark.parametrize(
+    ("dt", "text"),
+    [
+        (datetime(2026, 11, 22, 3, 4, 5, 123456, UTC), "2026-11-22 03:04:05.123456 +0000 UTC"),
+        (datetime(2026, 11, 22, 3, 4, 5, 500000, UTC), "2026-11-22 03:04:05.5 +0000 UTC"),
+        (datetime(2026, 11, 22, 3, 4, 5, 10, UTC), "2026-11-22 03:04:05.00001 +0000 UTC"),
+        (datetime(2026, 11, 22, 3, 4, 5, 0, UTC), "2026-11-22 03:04:05 +0000 UTC"),
+        (
+            datetime(2026, 11, 21, 23, 4, 5, 1, timezone(timedelta(hours=-4))),
+            "2026-11-22 03:04:05.000001 +0000 UTC",
+        ),
+        (datetime(999, 1, 2, 3, 4, 5, tzinfo=UTC), "0999-01-02 03:04:05 +0000 UTC"),
+    ],
+)
+def test_go_time_string(dt: datetime, text: str) -> None:
+    assert gotime.go_time_string(dt) == text
+    assert gotime.parse_go_time(text) == dt
+
+
+def test_go_time_rejects_naive_datetimes() -> None:
+    with pytest.raises(ValueError, match="naive"):
+        gotime.go_time_string(datetime(2026, 1, 1))
+
+
+def test_now_go_has_nanoseconds_trimmed_like_go() -> None:
+    before = datetime.now(UTC)
+    text = gotime.now_go()
+    after = datetime.now(UTC)
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(\.\d{0,8}[1-9])? \+0000 UTC", text), text
+    parsed = gotime.parse_go_time(text)
+    assert before - timedelta(microseconds=1) <= parsed <= after
+
+
+def test_parse_go_time_accepts_dvid_forms() -> None:
+    local = gotime.parse_go_time("2019-11-10 13:04:05.123456789 -0500 EST m=+0.004512345")
+    assert local == datetime(2019, 11, 10, 18, 4, 5, 123456, UTC)
+    assert local.utcoffset() == timedelta(hours=-5)
+    for bad in ["2026-11-22T03:04:05Z", "2026-11-22 03:04:05 UTC", "", "2026-13-01 00:00:00 +0000 UTC"]:
+        with pytest.raises(ValueError, match="Go"):
+            gotime.parse_go_time(bad)
+
+
+# --------------------------------------------------------------------------- blob store / DataRef
+
+
+@pytest.fixture
+def conn(tmp_path: Path) -> sqlite3.Connection:
+    c = sqlite3.connect(tmp_path / "journal.sqlite")
+    blobstore.create_blob_schema(c)
+    c.commit()
+    yield c  # type: ignore[misc]
+    c.close()
+
+
+def _putter(conn: sqlite3.Connection) -> Callable[[bytes], str]:
+    return lambda data: blobstore.put_blob(conn, data)
+
+
+def test_blob_roundtrip_is_content_addressed_and_idempotent(conn: sqlite3.Connection) -> None:
+    ref = blobstore.put_blob(conn, b"\x00\x01binary\xff")
+    assert ref == blobstore.blob_ref(b"\x00\x01binary\xff") and len(ref) == 64
+    assert blobstore.put_blob(conn, b"\x00\x01binary\xff") == ref
+    assert conn.execute("SELECT COUNT(*) FROM blobs").fetchone()[0] == 1
+    assert blobstore.get_blob(conn, ref) == b"\x00\x01binary\xff"
+    assert blobstore.put_blob(conn, b"") == blobstore.blob_ref(b"")
+
+
+def test_put_blob_does_not_commit(conn: sqlite3.Connection) -> None:
+    ref = blobstore.put_blob(conn, b"uncommitted")
+    conn.rollback()
+    with pytest.raises(KeyError, match=ref):
+        blobstore.get_blob(conn, ref)
+
+
+def test_get_blob_errors(conn: sqlite3.Connection) -> None:
+    missing = "0" * 64
+    with pytest.raises(KeyError, match=f"no blob {missing}"):
+        blobstore.get_blob(conn, missing)
+    for bad in ["abc", "A" * 64, "g" * 64, "0" * 65]:
+        with pytest.raises(ValueError, match="not a blob reference"):
+            blobstore.get_blob(conn, bad)
+    with pytest.raises(TypeError, match="bytes"):
+        blobstore.put_blob(conn, "text")  # type: ignore[arg-type]
+
+
+def test_rle_packing_is_headerless_int32_xyzl() -> None:
+    rles = [[1, 2, 3, 4], [-5, 0, 7, 100]]
+    data = blobstore.pack_rles(rles)
+    assert len(data) == 32
+    assert data[:16] == np.array([1, 2, 3, 4], "<i4").tobytes()
+    assert blobstore.unpack_rles(data).tolist() == rles
+    assert blobstore.pack_rles([]) == b""
+    with pytest.raises(ValueError, match="shape"):
+        blobstore.pack_rles([[1, 2, 3]])
+    with pytest.raises(ValueError, match="lengths must be positive"):
+        blobstore.pack_rles([[1, 2, 3, 0]])
+    with pytest.raises(ValueError, match="multiple of 16"):
+        blobstore.unpack_rles(b"\x00" * 17)
+
+
+def test_big_message_gets_a_dataref(conn: sqlite3.Connection) -> None:
+    labels = list(range(2**40, 2**40 + 80_000))  # ~1.1 MB of JSON
+    msg = messages.merge_start(target=1, labels=labels, uuid=UUID, mutation_id=3, timestamp=TS)
+    data = encode_message(msg, _putter(conn))
+    assert len(data) <= messages.MESSAGE_LIMIT
+    decoded = json.loads(data)
+    assert "Labels" not in decoded
+    assert decoded["DataRefField"] == "Labels"
+    assert blobstore.is_blob_ref(decoded["DataRef"])
+    assert json.loads(blobstore.get_blob(conn, decoded["DataRef"])) == labels
+    assert schema_problems(decoded) == []
+    assert {k: v for k, v in decoded.items() if not k.startswith("DataRef")} == {
+        k: v for k, v in msg.items() if k != "Labels"
+    }
+
+
+def test_message_just_under_the_limit_is_sent_whole(conn: sqlite3.Connection) -> None:
+    msg = messages.merge_start(target=1, labels=range(1000), uuid=UUID, mutation_id=3)
+    size = len(encode_message(msg, _putter(conn)))
+    assert json.loads(encode_message(msg, _putter(conn), limit=size)) == msg
+    decoded = json.loads(encode_message(msg, _putter(conn), limit=size - 1))
+    assert decoded["DataRefField"] == "Labels"
+
+
+def test_largest_big_field_is_the_one_moved(conn: sqlite3.Connection) -> None:
+    msg = messages.cleave_complete(
+        orig_label=1, cleaved_label=2, cleaved_supervoxels=list(range(50_000)),
+        orig_size=1, cleaved_size=2, uuid=UUID, mutation_id=1,
+    )
+    decoded = json.loads(encode_message(msg, _putter(conn), limit=100_000))
+    assert decoded["DataRefField"] == "CleavedSupervoxels"
+    assert schema_problems(decoded) == []
+
+
+def test_oversized_message_without_a_big_field_is_an_error(conn: sqlite3.Connection) -> None:
+    msg = messages.postkv(key="k" * 2000, nbytes=1, uuid=UUID)
+    with pytest.raises(ValueError, match="postkv message is .* over the 1000-byte limit"):
+        encode_message(msg, _putter(conn), limit=1000)
