@@ -43,7 +43,10 @@ def main(path: str, seed: int) -> None:
                 mid = ds.merge(a, [b])
             elif op < 0.75 and a:
                 lo = [max(0, c - int(rng.integers(1, 12))) for c in (z, y, x)]
-                hi = [min(s, c + int(rng.integers(1, 12))) for c, s in zip((z, y, x), shape, strict=True)]
+                hi = [
+                    min(s, c + int(rng.integers(1, 12)))
+                    for c, s in zip((z, y, x), shape, strict=True)
+                ]
                 mask = np.ones([h - l_ for l_, h in zip(lo, hi, strict=True)], bool)
                 mid = ds.split(a, mask=mask, offset=tuple(lo)).mutation_id  # type: ignore[arg-type]
             elif op < 0.9:

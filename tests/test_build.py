@@ -62,8 +62,11 @@ def test_npy_source_odd_shape_partial_blocks(tmp_path: Path, rule: str) -> None:
     np.save(tmp_path / "v.npy", vol)
     out = build_pyramid(tmp_path / "v.npy", tmp_path / "v.h5", block_size=(4, 6, 8), rule=rule)
     with h5py.File(out, "r") as f:
-        want = full_recompute(vol.astype(np.uint64), len(f["labels"]),
-                              lambda a: reference.downsample_labels_ref(a, rule))
+        want = full_recompute(
+            vol.astype(np.uint64),
+            len(f["labels"]),
+            lambda a: reference.downsample_labels_ref(a, rule),
+        )
         for k, w in enumerate(want):
             assert np.array_equal(f[f"labels/s{k}"][:], w)
     store = PyramidStore.open(out)
@@ -71,7 +74,9 @@ def test_npy_source_odd_shape_partial_blocks(tmp_path: Path, rule: str) -> None:
     store.close()
 
 
-def test_progress_and_block_observer_see_every_block(tmp_path: Path, real_sources: tuple[str, str]) -> None:
+def test_progress_and_block_observer_see_every_block(
+    tmp_path: Path, real_sources: tuple[str, str]
+) -> None:
     seen: list[tuple[int, int]] = []
     blocks: dict[tuple[int, int, int], NDArray[np.uint64]] = {}
     lock = threading.Lock()
@@ -80,9 +85,14 @@ def test_progress_and_block_observer_see_every_block(tmp_path: Path, real_source
         with lock:
             blocks[coord] = block
 
-    out = build_pyramid(real_sources[0], tmp_path / "o.h5", image=real_sources[1],
-                        block_size=(16, 16, 16), progress=lambda d, t: seen.append((d, t)),
-                        block_observer=observe)
+    out = build_pyramid(
+        real_sources[0],
+        tmp_path / "o.h5",
+        image=real_sources[1],
+        block_size=(16, 16, 16),
+        progress=lambda d, t: seen.append((d, t)),
+        block_observer=observe,
+    )
     store = PyramidStore.open(out)
     total = sum(int(np.prod(lv.grid)) for k in (LABELS, IMAGE) for lv in store.levels(k))
     assert sorted(d for d, _ in seen) == list(range(1, total + 1))

@@ -56,8 +56,9 @@ def replay_model(base: NDArray[np.uint64], lines: list[dict]) -> NDArray[np.uint
 
 
 @pytest.mark.slow
-def test_kill_9_at_random_points(tmp_path: Path, real_sources: tuple[str, str],
-                                 real_labels: NDArray[np.uint64]) -> None:
+def test_kill_9_at_random_points(
+    tmp_path: Path, real_sources: tuple[str, str], real_labels: NDArray[np.uint64]
+) -> None:
     path = build_pyramid(real_sources[0], tmp_path / "victim.h5", block_size=(16, 16, 16))
     rng = random.Random(20261122)
     acked: set[int] = set()
@@ -65,7 +66,9 @@ def test_kill_9_at_random_points(tmp_path: Path, real_sources: tuple[str, str],
     for round_ in range(14):
         proc = subprocess.Popen(
             [sys.executable, str(WRITER), str(path), str(round_)],
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
         )
         assert proc.stdout is not None
         opened = threading.Event()
@@ -128,7 +131,7 @@ def _file_with_pending_writes(tmp_path: Path) -> tuple[Path, bytes, SafeFile, h5
 def test_interrupted_commit_rolls_back_to_the_last_commit(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fraction: float
 ) -> None:
-    path, original, safe, h5 = _file_with_pending_writes(tmp_path)
+    path, original, safe, _h5 = _file_with_pending_writes(tmp_path)
     assert path.read_bytes() == original  # nothing reaches the disk before commit
     pages = safe.pending_bytes // PAGE_SIZE
     assert pages >= 2

@@ -12,7 +12,6 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-from tests.conftest import assert_matches_model
 from numpy.typing import NDArray
 
 from app.kernels import encode_rles, mask_to_rles
@@ -24,6 +23,7 @@ from app.model.errors import (
     WriterLockedError,
 )
 from app.model.replay import ApplyError, apply_lines, log_lines
+from tests.conftest import assert_matches_model
 
 
 def biggest(model: NDArray[np.uint64], n: int) -> list[int]:
@@ -87,7 +87,7 @@ def test_split_by_mask_with_offset_and_given_label(ds: Dataset, model: NDArray[n
 def test_split_coarse_matches_model(ds: Dataset, model: NDArray[np.uint64]) -> None:
     target = biggest(model, 1)[0]
     blocks = sorted(ds.label_blocks(target))[:2]
-    result = ds.split_coarse(target, blocks + [blocks[0]])
+    result = ds.split_coarse(target, [*blocks, blocks[0]])
     region = np.zeros(model.shape, bool)
     for z, y, x in blocks:
         region[z * 16 : z * 16 + 16, y * 16 : y * 16 + 16, x * 16 : x * 16 + 16] = True
@@ -199,7 +199,9 @@ def test_read_only_and_second_writer(small_pyramid: Path) -> None:
         f"try:\n    open_dataset({str(small_pyramid)!r}, 'r+')\n"
         "except WriterLockedError as e:\n    print('LOCKED', e); sys.exit(3)\n"
     )
-    other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    other = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
+    )
     assert other.returncode == 3 and "LOCKED" in other.stdout
     a = int(writer.labels(0)[18, 35, 50])
     b = int(writer.labels(0)[36, 69, 100])

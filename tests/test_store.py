@@ -18,10 +18,18 @@ from app.model.store import IMAGE, LABELS, PyramidStore
 
 def test_level_shapes_halve_until_one_block() -> None:
     assert level_shapes((250, 250, 250), (64, 64, 64)) == [
-        (250, 250, 250), (125, 125, 125), (63, 63, 63)
+        (250, 250, 250),
+        (125, 125, 125),
+        (63, 63, 63),
     ]
     assert level_shapes((5, 1, 300), (4, 4, 4)) == [
-        (5, 1, 300), (3, 1, 150), (2, 1, 75), (1, 1, 38), (1, 1, 19), (1, 1, 10), (1, 1, 5),
+        (5, 1, 300),
+        (3, 1, 150),
+        (2, 1, 75),
+        (1, 1, 38),
+        (1, 1, 19),
+        (1, 1, 10),
+        (1, 1, 5),
         (1, 1, 3),
     ]
     assert level_shapes((100, 100, 100), (64, 64, 64), levels=4)[-1] == (13, 13, 13)
@@ -32,8 +40,13 @@ def test_level_shapes_halve_until_one_block() -> None:
 @pytest.mark.parametrize("compression", COMPRESSIONS)
 def test_blocks_round_trip_through_any_hdf5_reader(tmp_path: Path, compression: str) -> None:
     rng = np.random.default_rng(1)
-    store = PyramidStore.create(tmp_path / "p.h5", (21, 35, 18), block_size=(8, 16, 8),
-                                compression=compression, image_dtype="uint16")
+    store = PyramidStore.create(
+        tmp_path / "p.h5",
+        (21, 35, 18),
+        block_size=(8, 16, 8),
+        compression=compression,
+        image_dtype="uint16",
+    )
     truth = rng.integers(0, 2**64 - 1, (21, 35, 18), dtype=np.uint64, endpoint=True)
     gray = rng.integers(0, 65535, (21, 35, 18), dtype=np.uint16)
     lv = store.level(LABELS, 0)

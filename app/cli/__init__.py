@@ -66,8 +66,11 @@ def _open_app(parser: argparse.ArgumentParser, argv: list[str]) -> int:
     try:
         from app.ui.main import run_app
     except ImportError as exc:
-        print(f"segmend: error: the desktop app is not available ({exc}); "
-              "use 'segmend demo --no-gui' or 'segmend --help'", file=sys.stderr)
+        print(
+            f"segmend: error: the desktop app is not available ({exc}); "
+            "use 'segmend demo --no-gui' or 'segmend --help'",
+            file=sys.stderr,
+        )
         return 1
     return run_app(args.file, screenshot=args.screenshot, select=args.select)
 

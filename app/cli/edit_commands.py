@@ -21,7 +21,9 @@ from app.model.replay import apply_lines, log_lines
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add this module's commands to the ``segmend`` parser."""
 
-    def mutating(name: str, help_text: str, func: Callable[[argparse.Namespace], int]) -> argparse.ArgumentParser:
+    def mutating(
+        name: str, help_text: str, func: Callable[[argparse.Namespace], int]
+    ) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_text)
         p.add_argument("file", help="the dataset (a segmend pyramid)")
         p.add_argument("--kafka", metavar="HOST:PORT", help="also send the events to this broker")
@@ -37,8 +39,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
     p = mutating("split", "split the voxels of a target inside RLEs into a new label", cmd_split)
     p.add_argument("target", type=int)
-    p.add_argument("--rles", required=True, type=Path, metavar="RLEFILE",
-                   help="DVID binary RLEs (with header)")
+    p.add_argument(
+        "--rles", required=True, type=Path, metavar="RLEFILE", help="DVID binary RLEs (with header)"
+    )
     p.add_argument("--new-label", type=int, metavar="N")
 
     p = mutating("split-coarse", "split a target's voxels in whole s0 blocks", cmd_split_coarse)
@@ -81,11 +84,14 @@ def _block(text: str) -> tuple[int, int, int]:
 
 @contextmanager
 def _writable(args: argparse.Namespace) -> Iterator[Dataset]:
-    kafka = load_settings(bootstrap_servers=getattr(args, "kafka", None),
-                          topic_prefix=getattr(args, "topic_prefix", None))
+    kafka = load_settings(
+        bootstrap_servers=getattr(args, "kafka", None),
+        topic_prefix=getattr(args, "topic_prefix", None),
+    )
     with progress_bar("index", unit="block") as tick:
-        ds = open_dataset(args.file, "r+", user=getattr(args, "user", None), progress=tick,
-                          kafka=kafka)
+        ds = open_dataset(
+            args.file, "r+", user=getattr(args, "user", None), progress=tick, kafka=kafka
+        )
     try:
         yield ds
     finally:

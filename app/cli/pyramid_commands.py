@@ -55,7 +55,9 @@ def _block_size(text: str) -> tuple[int, int, int]:
     if len(parts) == 1:
         parts *= 3
     if len(parts) != 3 or any(v < 2 or v % 2 for v in parts):
-        raise argparse.ArgumentTypeError(f"block size must be one or three even sizes, got {text!r}")
+        raise argparse.ArgumentTypeError(
+            f"block size must be one or three even sizes, got {text!r}"
+        )
     return (parts[0], parts[1], parts[2])
 
 
@@ -64,7 +66,9 @@ def _voxel_size(text: str) -> tuple[float, float, float]:
     if len(parts) == 1:
         parts *= 3
     if len(parts) != 3 or any(v <= 0 for v in parts):
-        raise argparse.ArgumentTypeError(f"voxel size must be one or three positive sizes, got {text!r}")
+        raise argparse.ArgumentTypeError(
+            f"voxel size must be one or three positive sizes, got {text!r}"
+        )
     return (parts[0], parts[1], parts[2])
 
 
@@ -149,8 +153,9 @@ def _format_info(info: dict[str, Any]) -> str:
         f"shape (zyx): {tuple(info['shape'])}",
         f"block size:  {tuple(info['block_size'])}",
         f"downres:     {info['downres_rule']}",
-        f"levels:      {len(info['levels'])}  " + " ".join("x".join(map(str, s)) for s in info["levels"]),
-        f"grayscale:   {'yes, ' + str(len(info['image_levels'])) + ' levels' if info['image_levels'] else 'no'}",
+        f"levels:      {len(info['levels'])}  "
+        + " ".join("x".join(map(str, s)) for s in info["levels"]),
+        f"grayscale:   {len(info['image_levels']) or 'no'} levels",
         f"compression: {info['compression']}",
         f"max label:   {info['max_label']}",
         f"next label:  {info['next_label']}",
@@ -161,8 +166,10 @@ def _format_info(info: dict[str, Any]) -> str:
 
 
 def _format_verify(result: dict[str, Any]) -> str:
-    lines = [f"{'OK' if result['ok'] else 'FAILED'}: {result['blocks_checked']} blocks checked, "
-             f"{result['mismatched_blocks']} differ"]
+    lines = [
+        f"{'OK' if result['ok'] else 'FAILED'}: {result['blocks_checked']} blocks checked, "
+        f"{result['mismatched_blocks']} differ"
+    ]
     lines += [f"  {m}" for m in result["mismatches"]]
     lines += [f"  {p}" for p in result["problems"]]
     return "\n".join(lines)

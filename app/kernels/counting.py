@@ -20,7 +20,9 @@ __all__ = ["count_equal", "count_in", "label_counts"]
 
 # Past this many distinct values the hash pass gives up and np.unique sorts.
 _MAX_DISTINCT = 1 << 20
-_HASH_MUL = np.uint64(0x9E3779B97F4A7C15)  # 2**64 / golden ratio (Fibonacci hashing)
+# Multiplicative hashing: slot = bits 32.. of label * (2**64 / golden ratio).
+# (Written out in each kernel: a helper function, even inlined, was much slower.)
+_HASH_MUL = np.uint64(0x9E3779B97F4A7C15)
 _CHUNK = 64
 
 
@@ -30,7 +32,6 @@ _CHUNK = 64
 @njit(cache=True, nogil=True)
 def _count_pass(
     flat: NDArray[Any],
-    chunk: int,
     keys: NDArray[Any],
     counts: NDArray[np.int64],
     used: NDArray[np.uint8],
@@ -39,7 +40,7 @@ def _count_pass(
     run_n: int,
     n_distinct: int,
 ) -> tuple[int, Any, int, int]:
-    """Count ``flat`` from chunk ``chunk`` on into the hash table.
+    """Count ``flat`` into the hash table, chunk by chunk, from its start.
 
     Open addressing with linear probing and Fibonacci hashing on a table of
     ``2**bits`` slots; ``used`` marks occupied slots (0 is a valid label).
@@ -47,18 +48,19 @@ def _count_pass(
     extend the run (``run_n`` voxels, not yet in the table); other chunks are
     counted voxel by voxel. Stops after the chunk that fills the table to half.
 
-    Returns ``(next_chunk, run_v, run_n, n_distinct)``.
+    Returns ``(chunks_done, run_v, run_n, n_distinct)``; the caller resumes
+    on ``flat[chunks_done * _CHUNK:]`` after growing the table.
     """
     n = flat.size
     n_chunks = (n + _CHUNK - 1) // _CHUNK
-    shift = np.uint64(64 - bits)
     mask = (1 << bits) - 1
     half = (1 << bits) >> 1
-    c = chunk
-    while c < n_chunks:
+    next_chunk = n_chunks
+    # NB: loop shapes were measured. Starting at a variable chunk (instead of
+    # slicing in the caller) or a `while` loop made this kernel 2-4x slower.
+    for c in range(n_chunks):
         base = c * _CHUNK
         cnt = min(_CHUNK, n - base)
-        c += 1
         diff = run_v ^ run_v
         for j in range(cnt):
             diff |= flat[base + j] ^ run_v
@@ -66,17 +68,17 @@ def _count_pass(
             # the whole chunk continues the pending run
             run_n += cnt
             continue
-        # mixed chunk: flush the pending run (j == 0), then count voxel by voxel
-        for j in range(cnt + 1):
-            if j == 0:
+        # mixed chunk: flush the pending run (j == -1), then count voxel by
+        # voxel. A flush with run_n == 0 adds 0 to a label already counted (or,
+        # on the very first chunk, to flat[0], which j == 0 then counts).
+        for j in range(-1, cnt):
+            if j < 0:
                 x = run_v
                 m = run_n
-                if m == 0:
-                    continue
             else:
-                x = flat[base + j - 1]
+                x = flat[base + j]
                 m = 1
-            h = np.int64((np.uint64(x) * _HASH_MUL) >> shift)
+            h = np.int64((np.uint64(x) * _HASH_MUL) >> np.uint64(32)) & mask
             while True:
                 if used[h] == 0:
                     used[h] = 1
@@ -92,59 +94,51 @@ def _count_pass(
         run_v = flat[base + cnt - 1]
         run_n = 0
         if n_distinct > half:
+            next_chunk = c + 1
             break
-    return c, run_v, run_n, n_distinct
+    return next_chunk, run_v, run_n, n_distinct
 
 
 @njit(cache=True, nogil=True)
-def _label_counts_kernel(
-    flat: NDArray[Any], max_distinct: int
-) -> tuple[NDArray[Any], NDArray[np.int64], bool]:
-    """Distinct values of ``flat`` (1D, non-empty) and their counts, unsorted.
+def _hash_rehash(
+    keys: NDArray[Any],
+    counts: NDArray[np.int64],
+    used: NDArray[np.uint8],
+    new_keys: NDArray[Any],
+    new_counts: NDArray[np.int64],
+    new_used: NDArray[np.uint8],
+    new_bits: int,
+) -> None:
+    """Move every entry of a hash table into an empty one of ``2**new_bits`` slots."""
+    mask = (1 << new_bits) - 1
+    for k in range(keys.size):
+        if used[k]:
+            x = keys[k]
+            h = np.int64((np.uint64(x) * _HASH_MUL) >> np.uint64(32)) & mask
+            while new_used[h]:
+                h = (h + 1) & mask
+            new_used[h] = 1
+            new_keys[h] = x
+            new_counts[h] = counts[k]
 
-    Returns ``(keys, counts, ok)``; ``ok`` is False if more than
-    ``max_distinct`` distinct values were met (results are then meaningless).
+
+@njit(cache=True, nogil=True)
+def _hash_finish(
+    keys: NDArray[Any],
+    counts: NDArray[np.int64],
+    used: NDArray[np.uint8],
+    bits: int,
+    run_v: Any,
+    run_n: int,
+    n_distinct: int,
+) -> tuple[NDArray[Any], NDArray[np.int64]]:
+    """Add the pending run, then return the table's labels and counts (unsorted).
+
+    The table must have a free slot (it is at most half full).
     """
-    bits = 10
-    keys = np.empty(1 << bits, dtype=flat.dtype)
-    counts = np.zeros(1 << bits, dtype=np.int64)
-    used = np.zeros(1 << bits, dtype=np.uint8)
-    n_chunks = (flat.size + _CHUNK - 1) // _CHUNK
-    c = 0
-    run_v = flat[0]
-    run_n = 0
-    n_distinct = 0
-    while True:
-        c, run_v, run_n, n_distinct = _count_pass(
-            flat, c, keys, counts, used, bits, run_v, run_n, n_distinct
-        )
-        if c >= n_chunks and 2 * n_distinct <= keys.size:
-            break
-        if n_distinct > max_distinct:
-            return keys[:0], counts[:0], False
-        # the table is half full: grow it 4x and rehash
-        bits += 2
-        new_keys = np.empty(1 << bits, dtype=flat.dtype)
-        new_counts = np.zeros(1 << bits, dtype=np.int64)
-        new_used = np.zeros(1 << bits, dtype=np.uint8)
-        shift = np.uint64(64 - bits)
-        mask = (1 << bits) - 1
-        for k in range(keys.size):
-            if used[k]:
-                x = keys[k]
-                h = np.int64((np.uint64(x) * _HASH_MUL) >> shift)
-                while new_used[h]:
-                    h = (h + 1) & mask
-                new_used[h] = 1
-                new_keys[h] = x
-                new_counts[h] = counts[k]
-        keys = new_keys
-        counts = new_counts
-        used = new_used
-    # flush the last run (the table has room: it is at most half full)
     if run_n > 0:
         mask = (1 << bits) - 1
-        h = np.int64((np.uint64(run_v) * _HASH_MUL) >> np.uint64(64 - bits))
+        h = np.int64((np.uint64(run_v) * _HASH_MUL) >> np.uint64(32)) & mask
         while used[h] and keys[h] != run_v:
             h = (h + 1) & mask
         if used[h] == 0:
@@ -152,7 +146,7 @@ def _label_counts_kernel(
             keys[h] = run_v
             n_distinct += 1
         counts[h] += run_n
-    out_keys = np.empty(n_distinct, dtype=flat.dtype)
+    out_keys = np.empty(n_distinct, dtype=keys.dtype)
     out_counts = np.empty(n_distinct, dtype=np.int64)
     m = 0
     for k in range(keys.size):
@@ -160,7 +154,49 @@ def _label_counts_kernel(
             out_keys[m] = keys[k]
             out_counts[m] = counts[k]
             m += 1
-    return out_keys, out_counts, True
+    return out_keys, out_counts
+
+
+def _label_counts_hash(
+    flat: NDArray[Any], max_distinct: int
+) -> tuple[NDArray[Any], NDArray[np.int64]] | None:
+    """Unsorted distinct values and counts of non-empty 1D ``flat``, or None if
+    there are more than ``max_distinct`` distinct values.
+
+    Drives the kernels from Python: the table grows (4x) a handful of times at
+    most, and keeping the growth out of the njit scanning loop keeps it fast.
+    """
+    bits = 10
+    keys = np.empty(1 << bits, dtype=flat.dtype)
+    counts = np.zeros(1 << bits, dtype=np.int64)
+    used = np.zeros(1 << bits, dtype=np.uint8)
+    n_chunks = (flat.size + _CHUNK - 1) // _CHUNK
+    chunk, run_v, run_n, n_distinct = 0, flat[0], 0, 0
+    while True:
+        done, run_v, run_n, n_distinct = _count_pass(
+            flat[chunk * _CHUNK :],
+            keys,
+            counts,
+            used,
+            bits,
+            flat.dtype.type(run_v),
+            run_n,
+            n_distinct,
+        )
+        chunk += done
+        if chunk >= n_chunks and 2 * n_distinct <= keys.size:
+            break
+        if n_distinct > max_distinct:
+            return None
+        bits += 2
+        new_keys = np.empty(1 << bits, dtype=flat.dtype)
+        new_counts = np.zeros(1 << bits, dtype=np.int64)
+        new_used = np.zeros(1 << bits, dtype=np.uint8)
+        _hash_rehash(keys, counts, used, new_keys, new_counts, new_used, bits)
+        keys, counts, used = new_keys, new_counts, new_used
+    return _hash_finish(  # type: ignore[no-any-return]
+        keys, counts, used, bits, flat.dtype.type(run_v), run_n, n_distinct
+    )
 
 
 @njit(cache=True, nogil=True)
@@ -222,10 +258,11 @@ def label_counts(block: NDArray[Any]) -> tuple[NDArray[np.uint64], NDArray[np.in
     )
     if flat.size == 0:
         return np.zeros(0, dtype=np.uint64), np.zeros(0, dtype=np.int64)
-    keys, counts, ok = _label_counts_kernel(flat, _MAX_DISTINCT)
-    if not ok:
+    found = _label_counts_hash(flat, _MAX_DISTINCT)
+    if found is None:
         u, c = np.unique(flat, return_counts=True)
         return u.astype(np.uint64), c.astype(np.int64)
+    keys, counts = found
     order = np.argsort(keys)
     return keys[order].astype(np.uint64), counts[order]
 

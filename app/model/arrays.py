@@ -61,9 +61,7 @@ class LevelArray:
         start = tuple(r.start for r in index)
         stop = tuple(r.stop for r in index)
         region = self._store.read_region(self.kind, self.scale, start, stop)  # type: ignore[arg-type]
-        picks = tuple(
-            0 if r.is_int else slice(None, None, r.step) for r in index
-        )
+        picks = tuple(0 if r.is_int else slice(None, None, r.step) for r in index)
         return region[picks]
 
 

@@ -36,7 +36,9 @@ BlockObserver = Callable[[tuple[int, int, int], NDArray[np.uint64]], None]
 
 def default_workers() -> int:
     """Worker threads for bulk jobs: one per core."""
-    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+    return max(
+        1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    )
 
 
 def build_pyramid(
@@ -92,11 +94,13 @@ def build_pyramid(
     out = Path(out)
     if any(b % 2 for b in block_size):
         raise ValueError(f"block sizes must be even, got {block_size}")
-    with open_source(labels) as lab, (open_source(image) if image else nullcontext()) as img:
+    with open_source(labels) as lab, open_source(image) if image else nullcontext() as img:
         shape = tuple(int(s) for s in lab.shape)
         if img is not None:
             if tuple(img.shape) != shape:
-                raise FormatError(f"grayscale shape {tuple(img.shape)} differs from labels shape {shape}")
+                raise FormatError(
+                    f"grayscale shape {tuple(img.shape)} differs from labels shape {shape}"
+                )
             if np.dtype(img.dtype) not in (np.uint8, np.uint16):
                 raise FormatError(f"grayscale must be uint8 or uint16, got {img.dtype}")
         shapes = level_shapes(shape, block_size, levels)  # type: ignore[arg-type]
@@ -197,7 +201,9 @@ class _SlabStream:
             return np.ascontiguousarray(slab)
         if slab.dtype.kind == "i" and slab.size and int(slab.min()) < 0:
             z = z0 + int(np.argwhere(slab < 0)[0][0])
-            raise FormatError(f"labels must be non-negative; found {int(slab.min())} in plane z={z}")
+            raise FormatError(
+                f"labels must be non-negative; found {int(slab.min())} in plane z={z}"
+            )
         return np.ascontiguousarray(slab, dtype=np.uint64)
 
     def _emit(self, k: int, slab: NDArray[Any]) -> None:

@@ -50,7 +50,9 @@ def dataset_filter_kwargs(compression: str) -> dict[str, Any]:
         return {"compression": "gzip", "compression_opts": 1}
     if compression == "none":
         return {}
-    raise ValueError(f"unknown compression {compression!r}; choose one of {', '.join(COMPRESSIONS)}")
+    raise ValueError(
+        f"unknown compression {compression!r}; choose one of {', '.join(COMPRESSIONS)}"
+    )
 
 
 @dataclass(frozen=True)
@@ -79,18 +81,22 @@ class BlockCodec:
             return None
         plist = dset.id.get_create_plist()
         filters = tuple(
-            (int(fid), tuple(int(v) for v in cd)) for fid, _flags, cd, _name in
-            (plist.get_filter(i) for i in range(plist.get_nfilters()))
+            (int(fid), tuple(int(v) for v in cd))
+            for fid, _flags, cd, _name in (plist.get_filter(i) for i in range(plist.get_nfilters()))
         )
-        codec = cls(np.dtype(dset.dtype), tuple(dset.chunks), filters)  # type: ignore[arg-type]
+        codec = cls(np.dtype(dset.dtype), tuple(dset.chunks), filters)
         return codec if codec.supported else None
 
     @property
     def supported(self) -> bool:
         """True if this module can produce and read the pipeline's bytes itself."""
         ids = tuple(fid for fid, _ in self.filters)
-        return ids in ((), (BLOSC_FILTER_ID,), (DEFLATE_FILTER_ID,),
-                       (SHUFFLE_FILTER_ID, DEFLATE_FILTER_ID))
+        return ids in (
+            (),
+            (BLOSC_FILTER_ID,),
+            (DEFLATE_FILTER_ID,),
+            (SHUFFLE_FILTER_ID, DEFLATE_FILTER_ID),
+        )
 
     @property
     def chunk_nbytes(self) -> int:
@@ -105,7 +111,7 @@ class BlockCodec:
         chunk : ndarray of ``dtype``, shape ``chunk_shape``
             C-contiguous.
         """
-        data: bytes | NDArray[Any] = np.ascontiguousarray(chunk, dtype=self.dtype)
+        data: Any = np.ascontiguousarray(chunk, dtype=self.dtype)
         for fid, cd in self.filters:
             if fid == SHUFFLE_FILTER_ID:
                 data = _byte_shuffle(np.frombuffer(data, np.uint8), self.dtype.itemsize)
@@ -129,7 +135,7 @@ class BlockCodec:
         ValueError
             If the payload does not decode to exactly one chunk.
         """
-        data: bytes | NDArray[Any] = payload
+        data: Any = payload
         for fid, _cd in reversed(self.filters):
             if fid == BLOSC_FILTER_ID:
                 data = blosc.decompress(data)
@@ -138,10 +144,9 @@ class BlockCodec:
             elif fid == SHUFFLE_FILTER_ID:
                 data = _byte_unshuffle(np.frombuffer(data, np.uint8), self.dtype.itemsize)
         arr = np.frombuffer(data, dtype=self.dtype)
-        if arr.size * self.dtype.itemsize != self.chunk_nbytes:
-            raise ValueError(
-                f"chunk decodes to {arr.size * self.dtype.itemsize} bytes, expected {self.chunk_nbytes}"
-            )
+        got = arr.size * self.dtype.itemsize
+        if got != self.chunk_nbytes:
+            raise ValueError(f"chunk decodes to {got} bytes, expected {self.chunk_nbytes}")
         return arr.reshape(self.chunk_shape)
 
 

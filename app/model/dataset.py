@@ -30,8 +30,8 @@ from numpy.typing import NDArray
 from app.model.arrays import LevelArray
 from app.model.build import default_workers
 from app.model.engine import EngineSignals, MutationEngine
-from app.model.events.settings import KafkaSettings
 from app.model.errors import FormatError, ReadOnlyError, SegmendError, WriterLockedError
+from app.model.events.settings import KafkaSettings
 from app.model.index_check import check_label_index
 from app.model.journal import Coord, Journal
 from app.model.regions import SplitRegion
@@ -133,8 +133,9 @@ class Dataset:
                 f"{journal_path(self.path)} belongs to dataset {owner}, not to {data_uuid} "
                 f"({self.path}); move it away to start a new journal"
             )
-        self._engine = MutationEngine(self.store, self._journal, self._pool,
-                                      uuid=data_uuid, user=user)
+        self._engine = MutationEngine(
+            self.store, self._journal, self._pool, uuid=data_uuid, user=user
+        )
         self.checkpoint()
         self._engine.repair()
         if self._journal.get_meta("index_built") is None:
@@ -296,8 +297,9 @@ class Dataset:
         label, mid = self.engine.split(target, region, new_label)
         return SplitResult(label, mid)
 
-    def split_coarse(self, target: int, blocks: Sequence[Sequence[int]],
-                     new_label: int | None = None) -> SplitResult:
+    def split_coarse(
+        self, target: int, blocks: Sequence[Sequence[int]], new_label: int | None = None
+    ) -> SplitResult:
         """Every voxel of ``target`` in the given s0 blocks (z, y, x) becomes a new label."""
         label, mid = self.engine.split_coarse(target, blocks, new_label)
         return SplitResult(label, mid)
@@ -330,14 +332,17 @@ class Dataset:
         with self._checkpoint_lock:
             items = []
             for key, gen, payload in self._journal.staged():
-                self.store.write_payload(key[0], key[1], key[2:], payload)  # type: ignore[arg-type]
+                self.store.write_payload(key[0], key[1], (key[2], key[3], key[4]), payload)
                 items.append((key, gen))
             engine = self._engine
-            self.store.set_attrs(
-                max_label=engine.max_label_value,
-                next_label=engine.next_label_value,
-                next_mutation_id=engine.next_mutation_id,
-            )
+            counters = {
+                "max_label": engine.max_label_value,
+                "next_label": engine.next_label_value,
+                "next_mutation_id": engine.next_mutation_id,
+            }
+            if not items and all(self.store.attr(k) == v for k, v in counters.items()):
+                return 0
+            self.store.set_attrs(**counters)
             self.store.flush()
             self._safefile.commit()
             self._journal.drop_staged(items)
@@ -392,8 +397,12 @@ class Dataset:
     def __enter__(self) -> Dataset:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.close()
 
 
@@ -438,6 +447,13 @@ def open_dataset(
     """
     if mode not in ("r", "r+"):
         raise ValueError(f"mode must be 'r' or 'r+', got {mode!r}")
-    return Dataset(Path(path), mode, workers=workers, user=user, progress=progress,
-                   checkpoint_interval=checkpoint_interval, cache_bytes=cache_bytes,
-                   kafka=kafka)
+    return Dataset(
+        Path(path),
+        mode,
+        workers=workers,
+        user=user,
+        progress=progress,
+        checkpoint_interval=checkpoint_interval,
+        cache_bytes=cache_bytes,
+        kafka=kafka,
+    )

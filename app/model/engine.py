@@ -142,7 +142,9 @@ class MutationEngine:
         self._undo_lock = threading.Lock()
         attrs_next = int(store.attr("next_label", 1))
         self.next_label_value = max(int(journal.get_meta("next_label") or 0), attrs_next, 1)
-        self.max_label_value = max(int(journal.get_meta("max_label") or 0), int(store.attr("max_label", 0)))
+        self.max_label_value = max(
+            int(journal.get_meta("max_label") or 0), int(store.attr("max_label", 0))
+        )
         self.next_mutation_id = max(
             int(journal.get_meta("next_mutation_id") or 0),
             int(store.attr("next_mutation_id", 1)),
@@ -196,8 +198,12 @@ class MutationEngine:
             )
 
     def _stamp(self, record: dict[str, Any], mid: int) -> dict[str, Any]:
-        stamped = {"Action": record["Action"], "MutationID": mid, "UUID": self.uuid,
-                   "Timestamp": now_go()}
+        stamped = {
+            "Action": record["Action"],
+            "MutationID": mid,
+            "UUID": self.uuid,
+            "Timestamp": now_go(),
+        }
         stamped.update({k: v for k, v in record.items() if k != "Action"})
         if self.user:
             stamped["User"] = self.user
@@ -234,8 +240,9 @@ class MutationEngine:
             plan = self._merge_plan(target, sources, {"Action": "merge"})
             return self._run(plan, [target, *sources])
 
-    def _merge_plan(self, target: int, sources: list[int], record: dict[str, Any],
-                    keep_undo: bool = True) -> Plan:
+    def _merge_plan(
+        self, target: int, sources: list[int], record: dict[str, Any], keep_undo: bool = True
+    ) -> Plan:
         target_blocks = self._blocks_of(target, "target")
         source_blocks = {s: self._blocks_of(s, "label") for s in sources}
         coords = sorted(set().union(*source_blocks.values()))
@@ -247,7 +254,9 @@ class MutationEngine:
             n = relabel_inplace(new, keys, target)
             return BlockChange(coord, new if n else None, n)
 
-        def finish(changes: list[BlockChange]) -> tuple[dict[str, Any], list[tuple[int, Coord, int]]]:
+        def finish(
+            changes: list[BlockChange],
+        ) -> tuple[dict[str, Any], list[tuple[int, Coord, int]]]:
             moved = sum(c.changed for c in changes)
             if moved != expected:
                 raise InvalidMutationError(
@@ -264,7 +273,9 @@ class MutationEngine:
 
         return Plan({**record}, coords, transform, finish, keep_undo=keep_undo)
 
-    def split(self, target: int, region: SplitRegion, new_label: int | None = None) -> tuple[int, int]:
+    def split(
+        self, target: int, region: SplitRegion, new_label: int | None = None
+    ) -> tuple[int, int]:
         """Voxels of ``target`` inside ``region`` become a new label.
 
         Returns
@@ -288,11 +299,14 @@ class MutationEngine:
                 spans = mask_to_rles(new == label, _origin(coord, self.block_size)) if n else None
                 return BlockChange(coord, new if n else None, n, spans)
 
-            plan = self._split_plan({"Action": "split"}, target, label, target_blocks, coords, transform)
+            plan = self._split_plan(
+                {"Action": "split"}, target, label, target_blocks, coords, transform
+            )
             return label, self._run(plan, lock)
 
-    def split_coarse(self, target: int, blocks: Sequence[Sequence[int]],
-                     new_label: int | None = None) -> tuple[int, int]:
+    def split_coarse(
+        self, target: int, blocks: Sequence[Sequence[int]], new_label: int | None = None
+    ) -> tuple[int, int]:
         """Every voxel of ``target`` in the given s0 blocks becomes a new label.
 
         Returns
@@ -303,10 +317,10 @@ class MutationEngine:
         grid = self.store.level(LABELS, 0).grid
         chosen: list[Coord] = []
         for b in blocks:
-            coord = tuple(int(v) for v in b)
-            if len(coord) != 3 or any(not 0 <= c < g for c, g in zip(coord, grid, strict=True)):
+            values = tuple(int(v) for v in b)
+            if len(values) != 3 or any(not 0 <= c < g for c, g in zip(values, grid, strict=True)):
                 raise InvalidMutationError(f"block {tuple(b)} is outside the block grid {grid}")
-            chosen.append(coord)  # type: ignore[arg-type]
+            chosen.append((values[0], values[1], values[2]))
         if not chosen:
             raise InvalidMutationError("split-coarse needs at least one block")
         lock = [target] if new_label is None else [target, self._check_new_label(new_label, target)]
@@ -346,12 +360,20 @@ class MutationEngine:
         self._note_label(new_label)
         return new_label
 
-    def _split_plan(self, record: dict[str, Any], target: int, label: int,
-                    target_blocks: dict[Coord, int], coords: list[Coord],
-                    transform: Transform) -> Plan:
+    def _split_plan(
+        self,
+        record: dict[str, Any],
+        target: int,
+        label: int,
+        target_blocks: dict[Coord, int],
+        coords: list[Coord],
+        transform: Transform,
+    ) -> Plan:
         size = sum(target_blocks.values())
 
-        def finish(changes: list[BlockChange]) -> tuple[dict[str, Any], list[tuple[int, Coord, int]]]:
+        def finish(
+            changes: list[BlockChange],
+        ) -> tuple[dict[str, Any], list[tuple[int, Coord, int]]]:
             moved = sum(c.changed for c in changes)
             if moved == 0:
                 raise InvalidMutationError(f"the split region holds no voxel of target {target}")
@@ -365,8 +387,12 @@ class MutationEngine:
                 if c.changed:
                     rows.append((target, c.coord, target_blocks[c.coord] - c.changed))
                     rows.append((label, c.coord, c.changed))
-            fields = {"Target": target, "NewLabel": label, "TargetSize": size - moved,
-                      "NewLabelSize": moved}
+            fields = {
+                "Target": target,
+                "NewLabel": label,
+                "TargetSize": size - moved,
+                "NewLabelSize": moved,
+            }
             return fields, rows
 
         return Plan(record, coords, transform, finish, keep_undo=False)
@@ -377,8 +403,9 @@ class MutationEngine:
             raise InvalidMutationError(f"the number of labels to reserve must be >= 1, got {n!r}")
         start = self._allocate(int(n))
         end = start + int(n) - 1
-        self._commit_counter_record({"Action": "post-nextlabel", "Start Label": start,
-                                     "End Label": end})
+        self._commit_counter_record(
+            {"Action": "post-nextlabel", "Start Label": start, "End Label": end}
+        )
         return start, end
 
     def set_max_label(self, value: int) -> int:
@@ -442,7 +469,9 @@ class MutationEngine:
                     plan = self._merge_plan(target, sources, record)
                     return self._run(plan, [target, *sources], stacks=("redo", done["MutationID"]))
             label = int(done["NewLabel"])
-            region = SplitRegion.from_rle_bytes(self.journal.get_blob(done["Split"]), headered=False)
+            region = SplitRegion.from_rle_bytes(
+                self.journal.get_blob(done["Split"]), headered=False
+            )
             with self.label_locks.hold([target, label]):
                 target_blocks = self._blocks_of(target, "target")
                 coords = [c for c in region.block_coords(self.block_size) if c in target_blocks]
@@ -451,7 +480,9 @@ class MutationEngine:
                     mask = region.mask(coord, self.block_size, block.shape)
                     new = block.copy()
                     n = split_inplace(new, mask, target, label)
-                    spans = mask_to_rles(new == label, _origin(coord, self.block_size)) if n else None
+                    spans = (
+                        mask_to_rles(new == label, _origin(coord, self.block_size)) if n else None
+                    )
                     return BlockChange(coord, new if n else None, n, spans)
 
                 if done["Action"] == "splitcoarse":
@@ -459,8 +490,9 @@ class MutationEngine:
                 plan = self._split_plan(record, target, label, target_blocks, coords, transform)
                 return self._run(plan, [target, label], stacks=("redo", done["MutationID"]))
 
-    def _restore_plan(self, done: dict[str, Any], target: int, sources: list[int],
-                      record: dict[str, Any]) -> Plan:
+    def _restore_plan(
+        self, done: dict[str, Any], target: int, sources: list[int], record: dict[str, Any]
+    ) -> Plan:
         before = self.journal.undo_blocks(done["MutationID"])
         keys = np.array(sources, dtype=np.uint64)
         count_keys = np.array([target, *sources], dtype=np.uint64)
@@ -471,25 +503,31 @@ class MutationEngine:
             new = block.copy()
             new[restore] = old[restore]
             n = int(restore.sum())
-            counts = dict(zip([target, *sources], (int(v) for v in count_in(new, count_keys)), strict=True))
+            counts = dict(
+                zip([target, *sources], (int(v) for v in count_in(new, count_keys)), strict=True)
+            )
             origin = _origin(coord, self.block_size)
             spans = {s: mask_to_rles(restore & (old == s), origin) for s in sources if counts[s]}
             return BlockChange(coord, new if n else None, n, counts=counts, label_spans=spans)
 
         target_size = self.journal.label_size(target)
 
-        def finish(changes: list[BlockChange]) -> tuple[dict[str, Any], list[tuple[int, Coord, int]]]:
+        def finish(
+            changes: list[BlockChange],
+        ) -> tuple[dict[str, Any], list[tuple[int, Coord, int]]]:
             rows = [(label, c.coord, n) for c in changes for label, n in c.counts.items()]
             sizes = {s: sum(c.counts.get(s, 0) for c in changes) for s in sources}
-            return {"Target": target, "Labels": sources,
-                    "TargetSize": target_size - sum(c.changed for c in changes),
-                    "LabelSizes": {str(k): v for k, v in sizes.items()}}, rows
+            return {
+                "Target": target,
+                "Labels": sources,
+                "TargetSize": target_size - sum(c.changed for c in changes),
+                "LabelSizes": {str(k): v for k, v in sizes.items()},
+            }, rows
 
         return Plan(record, sorted(before), transform, finish, keep_undo=False, undoable=False)
 
     # ------------------------------------------------------------ the pipeline
-    def _run(self, plan: Plan, labels: Sequence[int],
-             stacks: tuple[str, int] | None = None) -> int:
+    def _run(self, plan: Plan, labels: Sequence[int], stacks: tuple[str, int] | None = None) -> int:
         keys = [(0, c) for c in plan.coords]
         with self.block_locks.hold(keys):
             changes = list(self.pool.map(lambda c: self._block_task(plan, c), plan.coords))
@@ -506,8 +544,19 @@ class MutationEngine:
                 if restored:
                     record["MutationIDs"] = list(range(mid, mid + len(restored)))
                     record["Splits"] = [
-                        [label, self.journal.put_spans(cur, np.concatenate(
-                            [c.label_spans[label] for c in changes if label in c.label_spans]))]
+                        [
+                            label,
+                            self.journal.put_spans(
+                                cur,
+                                np.concatenate(
+                                    [
+                                        c.label_spans[label]
+                                        for c in changes
+                                        if label in c.label_spans
+                                    ]
+                                ),
+                            ),
+                        ]
                         for label in restored
                     ]
                 Journal.put_mutation(cur, record, "s0")
@@ -542,11 +591,20 @@ class MutationEngine:
         if plan.keep_undo and old_payload is None:
             old_payload = self.store.encode_block(LABELS, 0, coord, block)
         payload = self.store.encode_block(LABELS, 0, coord, change.new)
-        return BlockChange(change.coord, change.new, change.changed, change.spans,
-                           change.counts, change.label_spans, old_payload, payload)
+        return BlockChange(
+            change.coord,
+            change.new,
+            change.changed,
+            change.spans,
+            change.counts,
+            change.label_spans,
+            old_payload,
+            payload,
+        )
 
-    def _update_stacks(self, cur: Any, mid: int, undoable: bool,
-                       stacks: tuple[str, int] | None) -> None:
+    def _update_stacks(
+        self, cur: Any, mid: int, undoable: bool, stacks: tuple[str, int] | None
+    ) -> None:
         undo = self.journal.get_json("undo_stack", [])
         redo = self.journal.get_json("redo_stack", [])
         if stacks is None:
@@ -643,4 +701,3 @@ class MutationEngine:
 
 def _origin(coord: Coord, block_size: tuple[int, int, int]) -> tuple[int, int, int]:
     return (coord[0] * block_size[0], coord[1] * block_size[1], coord[2] * block_size[2])
-

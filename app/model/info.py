@@ -20,8 +20,12 @@ def dataset_info(path: str | Path) -> dict[str, Any]:
         try:
             mutations = journal.mutation_count()
             pending = backlog(journal.connection)
-            max_label = max(int(journal.get_meta("max_label") or 0), int(store.attr("max_label", 0)))
-            next_label = max(int(journal.get_meta("next_label") or 0), int(store.attr("next_label", 1)))
+            max_label = max(
+                int(journal.get_meta("max_label") or 0), int(store.attr("max_label", 0))
+            )
+            next_label = max(
+                int(journal.get_meta("next_label") or 0), int(store.attr("next_label", 1))
+            )
         finally:
             journal.close()
     else:

@@ -98,7 +98,9 @@ class Journal:
         self.readonly = readonly
         if readonly:
             uri = f"file:{self.path}?mode=ro"
-            self._conn = sqlite3.connect(uri, uri=True, check_same_thread=False, isolation_level=None)
+            self._conn = sqlite3.connect(
+                uri, uri=True, check_same_thread=False, isolation_level=None
+            )
         else:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
@@ -274,11 +276,10 @@ class Journal:
         return int(row[0] or 0)
 
     @staticmethod
-    def set_label_counts(
-        cur: sqlite3.Cursor, rows: Iterable[tuple[int, Coord, int]]
-    ) -> None:
+    def set_label_counts(cur: sqlite3.Cursor, rows: Iterable[tuple[int, Coord, int]]) -> None:
         """Set (label, block) → count rows; a count of 0 deletes the row."""
-        keep, drop = [], []
+        keep: list[tuple[int, int, int, int, int]] = []
+        drop: list[tuple[int, int, int, int, int]] = []
         for label, coord, count in rows:
             (keep if count else drop).append((to_db(label), *coord, count))
         cur.executemany("INSERT OR REPLACE INTO label_index VALUES (?, ?, ?, ?, ?)", keep)

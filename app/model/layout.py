@@ -103,7 +103,9 @@ def find_pyramids(f: h5py.File) -> PyramidGroups:
     candidates = [lv for g in groups if (lv := _levels_in(g))]
     labels_c = [c for c in candidates if _is_label_dtype(f[c[0]].dtype) and _looks_like_labels(c)]
     labels_c += [c for c in candidates if _is_label_dtype(f[c[0]].dtype) and c not in labels_c]
-    image_c = [c for c in candidates if f[c[0]].dtype in ("uint8", "uint16") and c not in labels_c[:1]]
+    image_c = [
+        c for c in candidates if f[c[0]].dtype in ("uint8", "uint16") and c not in labels_c[:1]
+    ]
     if not labels_c:
         raise FormatError(
             f"{f.filename}: no label pyramid found (expected a segmend pyramid, or a group with "

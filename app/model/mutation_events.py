@@ -43,34 +43,72 @@ def _inverse_splits(record: dict[str, Any]) -> Iterator[tuple[int, int, str, int
 def _messages(record: dict[str, Any], complete: bool) -> list[Message]:
     action = record["Action"]
     if action == "post-maxlabel":
-        return [] if complete else [messages.maxlabel(
-            max_label=record["MaxLabel"], uuid=record["UUID"], timestamp=record["Timestamp"],
-            user=record.get("User"))]
+        return (
+            []
+            if complete
+            else [
+                messages.maxlabel(
+                    max_label=record["MaxLabel"],
+                    uuid=record["UUID"],
+                    timestamp=record["Timestamp"],
+                    user=record.get("User"),
+                )
+            ]
+        )
     if action == "post-nextlabel":
-        return [] if complete else [messages.nextlabel(
-            start=record["Start Label"], end=record["End Label"], uuid=record["UUID"],
-            timestamp=record["Timestamp"], user=record.get("User"))]
+        return (
+            []
+            if complete
+            else [
+                messages.nextlabel(
+                    start=record["Start Label"],
+                    end=record["End Label"],
+                    uuid=record["UUID"],
+                    timestamp=record["Timestamp"],
+                    user=record.get("User"),
+                )
+            ]
+        )
     if action == "undo" and record["Of"] == "merge":
         out = []
         for mid, label, ref, size in _inverse_splits(record):
             common = _common(record, mid)
             if complete:
-                out.append(messages.split_complete(
-                    target=record["Target"], new_label=label, split_ref=ref,
-                    target_size=record["TargetSize"], new_label_size=size, **common))
+                out.append(
+                    messages.split_complete(
+                        target=record["Target"],
+                        new_label=label,
+                        split_ref=ref,
+                        target_size=record["TargetSize"],
+                        new_label_size=size,
+                        **common,
+                    )
+                )
             else:
-                out.append(messages.split_start(
-                    target=record["Target"], new_label=label, split_ref=ref, **common))
+                out.append(
+                    messages.split_start(
+                        target=record["Target"], new_label=label, split_ref=ref, **common
+                    )
+                )
         return out
     common = _common(record)
     if action == "merge" or action == "undo":
         labels = record["Labels"]
         if complete:
-            return [messages.merge_complete(target=record["Target"], labels=labels,
-                                            target_size=record["TargetSize"], **common)]
+            return [
+                messages.merge_complete(
+                    target=record["Target"],
+                    labels=labels,
+                    target_size=record["TargetSize"],
+                    **common,
+                )
+            ]
         return [messages.merge_start(target=record["Target"], labels=labels, **common)]
-    fields = {"target": record["Target"], "new_label": record["NewLabel"],
-              "split_ref": record["Split"]}
+    fields = {
+        "target": record["Target"],
+        "new_label": record["NewLabel"],
+        "split_ref": record["Split"],
+    }
     if complete:
         sizes = {"target_size": record["TargetSize"], "new_label_size": record["NewLabelSize"]}
         build = messages.split_complete if action == "split" else messages.splitcoarse_complete

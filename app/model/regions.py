@@ -41,7 +41,9 @@ class SplitRegion:
             raise InvalidMutationError(f"malformed RLEs: {exc}") from exc
 
     @classmethod
-    def from_mask(cls, mask: NDArray[np.bool_], offset: tuple[int, int, int] = (0, 0, 0)) -> SplitRegion:
+    def from_mask(
+        cls, mask: NDArray[np.bool_], offset: tuple[int, int, int] = (0, 0, 0)
+    ) -> SplitRegion:
         """The True voxels of a boolean mask whose first voxel sits at s0 ``offset`` (z, y, x)."""
         mask = np.asarray(mask)
         if mask.ndim != 3 or mask.dtype != np.bool_:
@@ -73,8 +75,9 @@ class SplitRegion:
         """The s0 blocks the region touches, sorted."""
         return sorted(self._bucketed(block_size))
 
-    def mask(self, coord: Coord, block_size: tuple[int, int, int],
-             shape: tuple[int, ...]) -> NDArray[np.bool_]:
+    def mask(
+        self, coord: Coord, block_size: tuple[int, int, int], shape: tuple[int, ...]
+    ) -> NDArray[np.bool_]:
         """The region inside block ``coord`` as a boolean array of the block's ``shape``."""
         spans = self._bucketed(block_size).get(coord)
         origin = tuple(c * b for c, b in zip(coord, block_size, strict=True))

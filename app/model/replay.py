@@ -40,10 +40,19 @@ def log_lines(ds: Dataset, since: int = 0) -> Iterator[dict[str, Any]]:
         elif "Redoes" in record:
             yield {"Action": "redo", **head, "Redoes": record["Redoes"]}
         elif action == "merge":
-            yield {"Action": "merge", **head, "Target": record["Target"], "Labels": record["Labels"]}
+            yield {
+                "Action": "merge",
+                **head,
+                "Target": record["Target"],
+                "Labels": record["Labels"],
+            }
         elif action in ("split", "splitcoarse"):
-            line: dict[str, Any] = {"Action": action, **head, "Target": record["Target"],
-                                    "NewLabel": record["NewLabel"]}
+            line: dict[str, Any] = {
+                "Action": action,
+                **head,
+                "Target": record["Target"],
+                "NewLabel": record["NewLabel"],
+            }
             if action == "split":
                 spans = parse_rles(ds.blob(record["Split"]), headered=False)
                 line["RLEs"] = spans.tolist()
@@ -51,8 +60,12 @@ def log_lines(ds: Dataset, since: int = 0) -> Iterator[dict[str, Any]]:
                 line["Blocks"] = record["Blocks"]
             yield line
         elif action == "post-nextlabel":
-            yield {"Action": action, **head, "Start Label": record["Start Label"],
-                   "End Label": record["End Label"]}
+            yield {
+                "Action": action,
+                **head,
+                "Start Label": record["Start Label"],
+                "End Label": record["End Label"],
+            }
         elif action == "post-maxlabel":
             yield {"Action": action, **head, "MaxLabel": record["MaxLabel"]}
 
@@ -95,11 +108,15 @@ def apply_one(ds: Dataset, op: dict[str, Any]) -> dict[str, Any]:
     if action == "split":
         spans = op["RLEs"]
         if not isinstance(spans, list) or not all(
-            isinstance(s, list) and len(s) == 4 and all(isinstance(v, int) for v in s) for s in spans
+            isinstance(s, list) and len(s) == 4 and all(isinstance(v, int) for v in s)
+            for s in spans
         ):
             raise InvalidMutationError("RLEs must be a list of [x, y, z, length] integer lists")
-        result = ds.split(_int(op, "Target"), np.array(spans, dtype=np.int64).reshape(-1, 4),
-                          new_label=_opt_int(op, "NewLabel"))
+        result = ds.split(
+            _int(op, "Target"),
+            np.array(spans, dtype=np.int64).reshape(-1, 4),
+            new_label=_opt_int(op, "NewLabel"),
+        )
         return {"label": result.label, "MutationID": result.mutation_id}
     if action == "splitcoarse":
         blocks = op["Blocks"]

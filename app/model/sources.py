@@ -41,7 +41,9 @@ def open_source(spec: str | Path) -> Iterator[VolumeSource]:
         volume is not 3D.
     """
     text = str(spec)
-    path_text, _, inner = text.partition(":") if ".h5:" in text or ".hdf5:" in text else (text, "", "")
+    path_text, _, inner = (
+        text.partition(":") if ".h5:" in text or ".hdf5:" in text else (text, "", "")
+    )
     path = Path(path_text)
     if not path.exists():
         raise FormatError(f"{path}: no such file")

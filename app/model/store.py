@@ -13,6 +13,7 @@ into the HDF5 file.  The engine keeps the overlay durable in its journal.
 
 from __future__ import annotations
 
+import itertools
 import threading
 import uuid as uuidlib
 from collections.abc import Iterable, Iterator
@@ -74,7 +75,7 @@ class Level:
     @property
     def shape(self) -> tuple[int, int, int]:
         """Voxel shape (z, y, x)."""
-        return tuple(self.dataset.shape)  # type: ignore[return-value]
+        return tuple(self.dataset.shape)
 
     @property
     def dtype(self) -> np.dtype[Any]:
@@ -141,9 +142,10 @@ class PyramidStore:
         self.writable = h5.mode == "r+"
         s0 = h5[groups.labels[0]]
         if self.native:
-            self.block_size: tuple[int, int, int] = tuple(int(v) for v in h5.attrs["block_size"])  # type: ignore[assignment]
+            bz, by, bx = (int(v) for v in h5.attrs["block_size"])
+            self.block_size: tuple[int, int, int] = (bz, by, bx)
         else:
-            self.block_size = tuple(s0.chunks) if s0.chunks else DEFAULT_BLOCK_SIZE  # type: ignore[assignment]
+            self.block_size = tuple(s0.chunks) if s0.chunks else DEFAULT_BLOCK_SIZE
         self._levels: dict[str, list[Level]] = {
             LABELS: [self._make_level(LABELS, i, h5[p]) for i, p in enumerate(groups.labels)],
             IMAGE: [self._make_level(IMAGE, i, h5[p]) for i, p in enumerate(groups.image)],
@@ -156,7 +158,9 @@ class PyramidStore:
 
     # ------------------------------------------------------------------ opening
     @classmethod
-    def open(cls, path: str | Path, mode: str = "r", *, cache_bytes: int = 256 << 20) -> PyramidStore:
+    def open(
+        cls, path: str | Path, mode: str = "r", *, cache_bytes: int = 256 << 20
+    ) -> PyramidStore:
         """Open the pyramid at ``path`` read-only (``"r"``) or for writing (``"r+"``).
 
         Raises
@@ -216,6 +220,7 @@ class PyramidStore:
                 data_uuid=uuidlib.uuid4().hex,
                 max_label=0,
                 next_label=1,
+                next_mutation_id=1,
                 created_by=created_by,
                 compression=compression,
             )
@@ -238,7 +243,7 @@ class PyramidStore:
 
     def _check_shapes(self) -> None:
         for kind, levels in self._levels.items():
-            for prev, nxt in zip(levels, levels[1:], strict=False):
+            for prev, nxt in itertools.pairwise(levels):
                 want = tuple(-(-s // 2) for s in prev.shape)
                 if nxt.shape != want:
                     raise FormatError(
@@ -345,9 +350,7 @@ class PyramidStore:
             )
         return self.decode_payload(level.kind, level.scale, coord, payload)
 
-    def read_region(
-        self, kind: str, scale: int, start: Coord, stop: Coord
-    ) -> NDArray[Any]:
+    def read_region(self, kind: str, scale: int, start: Coord, stop: Coord) -> NDArray[Any]:
         """The voxels in ``[start, stop)`` of a level, assembled from its blocks.
 
         Returns
@@ -369,9 +372,17 @@ class PyramidStore:
                     coord = (bz, by, bx)
                     block = self.read_block(kind, scale, coord)
                     lo = [max(a, c * b) for a, c, b in zip(start, coord, bs, strict=True)]
-                    hi = [min(e, c * b + n) for e, c, b, n in zip(stop, coord, bs, block.shape, strict=True)]
-                    src = tuple(slice(lo_ - c * b, hi_ - c * b) for lo_, hi_, c, b in zip(lo, hi, coord, bs, strict=True))
-                    dst = tuple(slice(lo_ - a, hi_ - a) for lo_, hi_, a in zip(lo, hi, start, strict=True))
+                    hi = [
+                        min(e, c * b + n)
+                        for e, c, b, n in zip(stop, coord, bs, block.shape, strict=True)
+                    ]
+                    src = tuple(
+                        slice(lo_ - c * b, hi_ - c * b)
+                        for lo_, hi_, c, b in zip(lo, hi, coord, bs, strict=True)
+                    )
+                    dst = tuple(
+                        slice(lo_ - a, hi_ - a) for lo_, hi_, a in zip(lo, hi, start, strict=True)
+                    )
                     out[dst] = block[src]
         return out
 

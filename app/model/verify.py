@@ -71,9 +71,9 @@ def recompute_block(store: PyramidStore, kind: str, scale: int, coord: Coord) ->
     """
     level = store.level(kind, scale)
     sl = level.block_slices(coord)
-    below = store.read_region(
-        kind, scale - 1, tuple(2 * s.start for s in sl), tuple(2 * s.stop for s in sl)  # type: ignore[arg-type]
-    )
+    start = (2 * sl[0].start, 2 * sl[1].start, 2 * sl[2].start)
+    stop = (2 * sl[0].stop, 2 * sl[1].stop, 2 * sl[2].stop)
+    below = store.read_region(kind, scale - 1, start, stop)
     if kind == LABELS:
         return downsample_labels(below, store.rule)
     return downsample_image(below)
@@ -123,9 +123,13 @@ def verify_levels(
                     origin = tuple(c * b for c, b in zip(coord, store.block_size, strict=True))
                     report.mismatches.append(
                         BlockMismatch(
-                            kind, scale, coord, int(diff.sum()),
+                            kind,
+                            scale,
+                            coord,
+                            int(diff.sum()),
                             tuple(o + i for o, i in zip(origin, first, strict=True)),  # type: ignore[arg-type]
-                            int(expected[first]), int(found[first]),
+                            int(expected[first]),
+                            int(found[first]),
                         )
                     )
             done = report.blocks_checked

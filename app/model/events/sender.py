@@ -241,7 +241,7 @@ class _KafkaLink:
         futures = []
         error: str | None = None
         try:
-            for event in events:
+            for event in reversed(events):
                 headers = [
                     ("segmend-seq", str(event.seq).encode()),
                     ("segmend-action", event.action.encode()),

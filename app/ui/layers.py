@@ -1,0 +1,228 @@
+"""The napari layers of a dataset: grayscale, segmentation, selected bodies.
+
+All three are multiscale and read lazily per block through
+:class:`app.ui.lazy.CachedLevel` (never a whole level, never on the GUI
+thread).  After an edit the model stages the new blocks in its cache and says
+which blocks changed; the layers showing that level refresh at once (s0 first,
+lower levels as the cascade finishes them).
+
+Roles are kept in ``layer.metadata["segmend_role"]`` (``"grayscale"``,
+``"segmentation"``, ``"selection"``) with ``metadata["segmend_path"]``, so the
+napari reader's layers can be adopted by the proofreading widget.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from napari.layers import Image, Labels
+from napari.utils.colormaps import DirectLabelColormap
+from qtpy.QtCore import QObject, QTimer, Signal, Slot
+
+from app.model.dataset import Dataset
+from app.model.store import IMAGE, LABELS
+from app.ui.controller import Session
+from app.ui.lazy import BlockLoader, CachedLevel
+from app.ui.selection import Selection, selection_color
+
+ROLE = "segmend_role"
+PATH = "segmend_path"
+REFRESH_MS = 30
+"""Refreshes asked for within this many milliseconds are done once."""
+
+
+def level_arrays(dataset: Dataset, kind: str, loader: BlockLoader | None) -> list[CachedLevel]:
+    """One :class:`CachedLevel` per scale of ``kind`` (labels or image), s0 first."""
+    if kind == IMAGE:
+        n = len(dataset.store.levels(IMAGE))
+        arrays = [dataset.image(s) for s in range(n)]
+    else:
+        arrays = [dataset.labels(s) for s in range(dataset.n_scales)]
+    return [CachedLevel(a, dataset.block_size, loader) for a in arrays]
+
+
+def image_contrast(dataset: Dataset) -> tuple[float, float]:
+    """Contrast limits from the grayscale dtype (no data is read)."""
+    dtype = dataset.store.levels(IMAGE)[0].dtype
+    return (0.0, float(np.iinfo(dtype).max)) if dtype.kind in "ui" else (0.0, 1.0)
+
+
+def layer_data(dataset: Dataset, loader: BlockLoader | None) -> list[tuple[Any, dict[str, Any], str]]:
+    """napari ``LayerData`` tuples (grayscale if any, segmentation) for a dataset."""
+    meta = {PATH: str(dataset.path)}
+    out: list[tuple[Any, dict[str, Any], str]] = []
+    if dataset.has_image:
+        out.append((
+            level_arrays(dataset, IMAGE, loader),
+            {"name": "grayscale", "multiscale": True, "contrast_limits": image_contrast(dataset),
+             "metadata": {**meta, ROLE: "grayscale"}},
+            "image",
+        ))
+    out.append((
+        level_arrays(dataset, LABELS, loader),
+        {"name": "segmentation", "multiscale": True, "opacity": 0.45,
+         "metadata": {**meta, ROLE: "segmentation"}},
+        "labels",
+    ))
+    return out
+
+
+def selection_colormap(ids: list[int]) -> DirectLabelColormap:
+    """Only the selected ids coloured (by position), everything else transparent."""
+    colors: dict[int | None, Any] = {None: (0.0, 0.0, 0.0, 0.0), 0: (0.0, 0.0, 0.0, 0.0)}
+    for i, label in enumerate(ids):
+        colors[int(label)] = selection_color(i)
+    return DirectLabelColormap(color_dict=colors)
+
+
+class DatasetLayers(QObject):
+    """Shows the session's dataset in a napari viewer and keeps it current.
+
+    Parameters
+    ----------
+    viewer : napari.Viewer
+        Where the layers go.
+    session : Session
+        Whose dataset is shown; layers are added on ``opened`` and removed on
+        ``closed``.
+    selection : Selection
+        The selected bodies, drawn on the ``selected bodies`` layer.
+    """
+
+    settled = Signal()
+    """Every visible block is loaded and drawn; emitted on the GUI thread."""
+
+    def __init__(self, viewer: Any, session: Session, selection: Selection,
+                 parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.viewer = viewer
+        self.session = session
+        self.selection = selection
+        self.loader: BlockLoader | None = None
+        self.grayscale: Image | None = None
+        self.segmentation: Labels | None = None
+        self.selected: Labels | None = None
+        self.show_selected_only = False
+        self.refreshes = 0
+        self._dirty: set[str] = set()
+        self._timer = QTimer(self)
+        self._timer.setSingleShot(True)
+        self._timer.setInterval(REFRESH_MS)
+        self._timer.timeout.connect(self._refresh_now)
+        session.opened.connect(self.show)
+        session.closed.connect(self.clear)
+        session.blocks_changed.connect(self._on_blocks_changed)
+        selection.changed.connect(self._on_selection)
+
+    # -------------------------------------------------------------- layers
+    @Slot(object)
+    def show(self, dataset: Dataset) -> None:
+        """Add (or adopt, if the napari reader made them) the dataset's layers."""
+        self.clear()
+        self.loader = BlockLoader(dataset, self.session.runner, self)
+        self.loader.loaded.connect(self._on_loaded)
+        self.loader.failed.connect(lambda msg: self.session.reporter.error(msg))
+        self.loader.idle.connect(self._maybe_settled)
+        adopted = {layer.metadata.get(ROLE): layer for layer in self.viewer.layers
+                   if layer.metadata.get(PATH) == str(dataset.path)}
+        for data, kwargs, kind in layer_data(dataset, self.loader):
+            role = kwargs["metadata"][ROLE]
+            layer = adopted.get(role)
+            if layer is not None:
+                layer.data = data
+            elif kind == "image":
+                layer = self.viewer.add_image(data, **kwargs)
+            else:
+                layer = self.viewer.add_labels(data, **kwargs)
+            setattr(self, role, layer)
+        labels = level_arrays(dataset, LABELS, self.loader)
+        self.selected = adopted.get("selection") or self.viewer.add_labels(
+            labels, multiscale=True, name="selected bodies", opacity=0.85,
+            colormap=selection_colormap(self.selection.ids),
+            metadata={PATH: str(dataset.path), ROLE: "selection"},
+        )
+        self.selected.visible = bool(len(self.selection))
+        if self.segmentation is not None:
+            self.viewer.layers.selection.active = self.segmentation
+        self._apply_visibility()
+
+    @Slot()
+    def clear(self) -> None:
+        """Remove the layers (the dataset was closed)."""
+        if self.loader is not None:
+            self.loader.close()
+            self.loader = None
+        for role in ("selected", "segmentation", "grayscale"):
+            layer = getattr(self, role)
+            if layer is not None and layer in self.viewer.layers:
+                self.viewer.layers.remove(layer)
+            setattr(self, role, None)
+        self._dirty.clear()
+        self._timer.stop()
+
+    @property
+    def labels_layers(self) -> list[Labels]:
+        """The layers showing labels (segmentation, selected bodies)."""
+        return [layer for layer in (self.segmentation, self.selected) if layer is not None]
+
+    # ------------------------------------------------------------ selection
+    @Slot(list)
+    def _on_selection(self, ids: list[int]) -> None:
+        if self.selected is None:
+            return
+        self.selected.colormap = selection_colormap(ids)
+        self.selected.visible = bool(ids)
+        self._apply_visibility()
+
+    def set_show_selected_only(self, on: bool) -> None:
+        """Hide every body but the selected ones."""
+        self.show_selected_only = bool(on)
+        self._apply_visibility()
+
+    def _apply_visibility(self) -> None:
+        if self.segmentation is not None:
+            self.segmentation.visible = not (self.show_selected_only and len(self.selection))
+
+    # ------------------------------------------------------------- refresh
+    @Slot(int, list)
+    def _on_blocks_changed(self, scale: int, _coords: list[Any]) -> None:
+        for layer in self.labels_layers:
+            if int(getattr(layer, "data_level", 0)) == scale:
+                self._dirty.add(layer.name)
+        if self._dirty and not self._timer.isActive():
+            self._timer.start()
+
+    @Slot(str, int)
+    def _on_loaded(self, kind: str, scale: int) -> None:
+        layers = [self.grayscale] if kind == IMAGE else self.labels_layers
+        for layer in layers:
+            if layer is not None:
+                self._dirty.add(layer.name)
+        if not self._timer.isActive():
+            self._timer.start()
+
+    def refresh(self) -> None:
+        """Refresh every layer now (re-slices from the cache; no I/O)."""
+        for layer in (self.grayscale, *self.labels_layers):
+            if layer is not None:
+                self._dirty.add(layer.name)
+        self._refresh_now()
+
+    @Slot()
+    def _refresh_now(self) -> None:
+        dirty, self._dirty = self._dirty, set()
+        for layer in (self.grayscale, *self.labels_layers):
+            if layer is not None and layer.name in dirty and layer in self.viewer.layers:
+                layer.refresh()
+                self.refreshes += 1
+        self._maybe_settled()
+
+    def _maybe_settled(self) -> None:
+        if self.is_settled():
+            self.settled.emit()
+
+    def is_settled(self) -> bool:
+        """True when no block read or refresh is pending for the current view."""
+        return (self.loader is None or not self.loader.busy) and not self._timer.isActive() \
+            and not self._dirty

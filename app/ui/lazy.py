@@ -1,0 +1,248 @@
+"""Pyramid levels for napari that never read the file on the GUI thread.
+
+napari slices layer data on the GUI thread.  :class:`CachedLevel` answers a
+slice from the blocks already decoded in the model's block cache; blocks that
+are not there yet are asked of a :class:`BlockLoader`, which reads them on the
+worker pool and emits :attr:`BlockLoader.loaded` on the GUI thread -- the layer
+then refreshes and shows them.  Until then the missing part reads as zeros
+(background), so the view fills in block by block and the GUI thread never
+waits on HDF5.
+
+Edited blocks are staged by the model straight into the same cache, so a
+refresh after an edit shows the new labels without any read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from qtpy.QtCore import QObject, Signal
+
+from app.model.arrays import LevelArray
+from app.model.dataset import Dataset
+from app.ui.workers import Job, TaskRunner
+
+Coord = tuple[int, int, int]
+BlockKey = tuple[str, int, int, int, int]
+BATCH = 4
+"""Blocks read by one pool job."""
+
+
+class BlockLoader(QObject):
+    """Reads pyramid blocks into the model's block cache on the worker pool.
+
+    Parameters
+    ----------
+    dataset : Dataset
+        The open dataset.
+    runner : TaskRunner
+        Where the reads run.
+    """
+
+    loaded = Signal(str, int)
+    """``(kind, scale)``: blocks of that level are now cached; emitted on the GUI thread."""
+    failed = Signal(str)
+    """A block could not be read (one-line message); emitted on the GUI thread."""
+    idle = Signal()
+    """No read is in flight any more; emitted on the GUI thread."""
+
+    def __init__(self, dataset: Dataset, runner: TaskRunner, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.dataset = dataset
+        self.runner = runner
+        self._inflight: set[BlockKey] = set()
+        self._failed: set[BlockKey] = set()
+        self.closed = False
+
+    @property
+    def busy(self) -> bool:
+        """True while reads are in flight."""
+        return bool(self._inflight)
+
+    def is_cached(self, kind: str, scale: int, coord: Coord) -> bool:
+        """True if the block is decoded in memory (reading it costs no I/O)."""
+        return self.dataset.store.cache.get((kind, scale, *coord)) is not None
+
+    def cached_block(self, kind: str, scale: int, coord: Coord) -> NDArray[Any] | None:
+        """The decoded block if cached, else None (never reads the file)."""
+        return self.dataset.store.cache.get((kind, scale, *coord))
+
+    def request(self, kind: str, scale: int, coords: Iterable[Coord]) -> None:
+        """Read these blocks in the background (already requested ones are skipped)."""
+        if self.closed:
+            return
+        keys = [(kind, scale, *c) for c in coords]
+        new = [k for k in keys if k not in self._inflight and k not in self._failed]
+        if not new:
+            return
+        self._inflight.update(new)
+        for i in range(0, len(new), BATCH):
+            batch = new[i : i + BATCH]
+            self.runner.submit(
+                lambda job, b=batch: self._read(job, b),
+                name="read blocks",
+                on_done=lambda _r, b=batch: self._done(b, None),
+                on_error=lambda exc, b=batch: self._done(b, exc),
+            )
+
+    def _read(self, job: Job, keys: list[BlockKey]) -> int:
+        """Pool thread: decode the blocks into the cache."""
+        store = self.dataset.store
+        for kind, scale, z, y, x in keys:
+            if job.cancelled or self.closed:
+                break
+            store.read_block(kind, scale, (z, y, x))
+        return len(keys)
+
+    def _done(self, keys: list[BlockKey], exc: BaseException | None) -> None:
+        """GUI thread: forget the keys, tell the layers."""
+        self._inflight.difference_update(keys)
+        if self.closed:
+            return
+        if exc is not None:
+            self._failed.update(keys)
+            self.failed.emit(f"cannot read blocks of {keys[0][0]}/s{keys[0][1]}: {exc}")
+        for kind, scale in sorted({(k[0], k[1]) for k in keys}):
+            self.loaded.emit(kind, scale)
+        if not self._inflight:
+            self.idle.emit()
+
+    def close(self) -> None:
+        """Stop issuing reads (results of running ones are ignored)."""
+        self.closed = True
+        self._inflight.clear()
+
+
+class CachedLevel:
+    """A NumPy-style, read-only view of one pyramid level for napari.
+
+    Answers ``__getitem__`` from cached blocks only; missing blocks read as
+    zeros and are requested from the loader.  With ``loader=None`` it reads
+    synchronously (plain :class:`LevelArray` behaviour).
+
+    Parameters
+    ----------
+    array : LevelArray
+        The model's view of the level.
+    block_size : tuple of int
+        The pyramid's block shape (z, y, x).
+    loader : BlockLoader or None
+        Where missing blocks are asked for.
+    """
+
+    def __init__(self, array: LevelArray, block_size: tuple[int, int, int],
+                 loader: BlockLoader | None) -> None:
+        self.array = array
+        self.loader = loader
+        self.kind = array.kind
+        self.scale = array.scale
+        self._block_size = (int(block_size[0]), int(block_size[1]), int(block_size[2]))
+
+    # ndarray-ish protocol ----------------------------------------------------
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """Voxel shape (z, y, x)."""
+        return self.array.shape
+
+    @property
+    def dtype(self) -> np.dtype[Any]:
+        """Element type."""
+        return self.array.dtype
+
+    @property
+    def ndim(self) -> int:
+        """Always 3."""
+        return 3
+
+    @property
+    def size(self) -> int:
+        """Number of voxels."""
+        return self.array.size
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __repr__(self) -> str:
+        return f"CachedLevel({self.kind}/s{self.scale}, shape={self.shape}, dtype={self.dtype})"
+
+    def __array__(self, dtype: Any = None, copy: bool | None = None) -> NDArray[Any]:
+        arr = self[...]
+        return arr if dtype is None else arr.astype(dtype)
+
+    def __getitem__(self, key: Any) -> NDArray[Any]:
+        if self.loader is None or self.loader.closed:
+            return self.array[key]
+        starts, stops, picks = _bounding_box(key, self.shape)
+        out, missing = self._assemble(starts, stops)
+        if missing:
+            self.loader.request(self.kind, self.scale, missing)
+        return out[picks]
+
+    def missing_blocks(self, key: Any) -> list[Coord]:
+        """Blocks a slice needs that are not cached yet."""
+        starts, stops, _ = _bounding_box(key, self.shape)
+        assert self.loader is not None
+        return [c for c in self._coords(starts, stops)
+                if not self.loader.is_cached(self.kind, self.scale, c)]
+
+    # internals -----------------------------------------------------------------
+    def _coords(self, starts: list[int], stops: list[int]) -> list[Coord]:
+        bs = self._block_size
+        ranges = [range(a // b, (e - 1) // b + 1) if e > a else range(0)
+                  for a, e, b in zip(starts, stops, bs, strict=True)]
+        return [(z, y, x) for z in ranges[0] for y in ranges[1] for x in ranges[2]]
+
+    def _assemble(self, starts: list[int], stops: list[int]) -> tuple[NDArray[Any], list[Coord]]:
+        assert self.loader is not None
+        out = np.zeros(tuple(b - a for a, b in zip(starts, stops, strict=True)), self.dtype)
+        missing: list[Coord] = []
+        bs = self._block_size
+        for coord in self._coords(starts, stops):
+            block = self.loader.cached_block(self.kind, self.scale, coord)
+            if block is None:
+                missing.append(coord)
+                continue
+            lo = [max(a, c * b) for a, c, b in zip(starts, coord, bs, strict=True)]
+            hi = [min(e, c * b + n) for e, c, b, n in zip(stops, coord, bs, block.shape, strict=True)]
+            if any(h <= lo_ for lo_, h in zip(lo, hi, strict=True)):
+                continue
+            src = tuple(slice(lo_ - c * b, h - c * b) for lo_, h, c, b in zip(lo, hi, coord, bs, strict=True))
+            dst = tuple(slice(lo_ - a, h - a) for lo_, h, a in zip(lo, hi, starts, strict=True))
+            out[dst] = block[src]
+        return out, missing
+
+
+def _bounding_box(key: Any, shape: tuple[int, ...]) -> tuple[list[int], list[int], tuple[Any, ...]]:
+    """Start/stop per axis of an index, and how to pick the result from that box."""
+    if not isinstance(key, tuple):
+        key = (key,)
+    if any(k is Ellipsis for k in key):
+        i = next(i for i, k in enumerate(key) if k is Ellipsis)
+        key = key[:i] + (slice(None),) * (len(shape) - len(key) + 1) + key[i + 1 :]
+    if len(key) > len(shape):
+        raise IndexError(f"too many indices: {len(key)} for a {len(shape)}-d array")
+    key = key + (slice(None),) * (len(shape) - len(key))
+    starts: list[int] = []
+    stops: list[int] = []
+    picks: list[Any] = []
+    for k, n in zip(key, shape, strict=True):
+        if isinstance(k, slice):
+            start, stop, step = k.indices(n)
+            if step < 0:
+                raise IndexError("negative slice steps are not supported")
+            starts.append(start)
+            stops.append(max(stop, start))
+            picks.append(slice(None, None, step))
+        elif isinstance(k, int | np.integer):
+            i = int(k) + n if k < 0 else int(k)
+            if not 0 <= i < n:
+                raise IndexError(f"index {int(k)} is out of bounds for axis of size {n}")
+            starts.append(i)
+            stops.append(i + 1)
+            picks.append(0)
+        else:
+            raise TypeError(f"unsupported index {k!r}: use integers and slices")
+    return starts, stops, tuple(picks)

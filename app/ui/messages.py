@@ -1,0 +1,89 @@
+"""Telling the user what went wrong, without blocking anyone.
+
+:class:`MessageReporter` turns an exception or a text into one clear line,
+emits :attr:`MessageReporter.error_shown` (tests wait on it) and shows a
+*non-modal* message box, so neither the event loop nor a test ever waits on
+the user.
+"""
+
+from __future__ import annotations
+
+from qtpy.QtCore import QObject, Qt, Signal
+from qtpy.QtWidgets import QMessageBox, QWidget
+
+from app.model.errors import SegmendError
+
+
+def one_line(exc: BaseException | str) -> str:
+    """A one-line message for an exception (or a text).
+
+    Model errors already carry clear messages; other exceptions are prefixed
+    by their type name so that the user can report them.
+    """
+    if isinstance(exc, str):
+        text = exc
+    elif isinstance(exc, SegmendError | OSError | ValueError):
+        text = str(exc) or type(exc).__name__
+    else:
+        text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return lines[0] if lines else "unknown error"
+
+
+class MessageReporter(QObject):
+    """Shows errors and notices.  Use from the GUI thread only.
+
+    Parameters
+    ----------
+    parent_widget : QWidget, optional
+        Parent of the message boxes.
+    show_boxes : bool
+        False to only emit signals (no box), e.g. inside a dock widget whose
+        host shows messages itself.
+    """
+
+    error_shown = Signal(str)
+    """A one-line error message was shown; emitted on the GUI thread."""
+    info_shown = Signal(str)
+    """A one-line notice was shown; emitted on the GUI thread."""
+
+    def __init__(self, parent_widget: QWidget | None = None, *, show_boxes: bool = True) -> None:
+        super().__init__(parent_widget)
+        self._parent_widget = parent_widget
+        self.show_boxes = show_boxes
+        self.last_error = ""
+        self.boxes: list[QMessageBox] = []
+
+    def error(self, what: BaseException | str, context: str = "") -> str:
+        """Show an error; returns the line shown."""
+        line = one_line(what)
+        if context and not line.lower().startswith(context.lower()):
+            line = f"{context}: {line}"
+        self.last_error = line
+        self.error_shown.emit(line)
+        if self.show_boxes:
+            self._box(QMessageBox.Icon.Warning, "segmend", line)
+        return line
+
+    def info(self, text: str) -> None:
+        """Show a notice (status only, no box)."""
+        self.info_shown.emit(text)
+
+    def _box(self, icon: QMessageBox.Icon, title: str, text: str) -> None:
+        box = QMessageBox(icon, title, text, QMessageBox.StandardButton.Ok, self._parent_widget)
+        box.setWindowModality(Qt.WindowModality.NonModal)
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        box.setObjectName("segmend-error")
+        box.finished.connect(lambda _r, b=box: self._forget(b))
+        self.boxes.append(box)
+        box.show()
+
+    def _forget(self, box: QMessageBox) -> None:
+        if box in self.boxes:
+            self.boxes.remove(box)
+
+    def close_boxes(self) -> None:
+        """Close every open message box (tests, shutdown)."""
+        for box in list(self.boxes):
+            box.close()
+        self.boxes.clear()

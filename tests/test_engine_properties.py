@@ -1,0 +1,147 @@
+"""A hypothesis state machine: random merges, splits, split-coarse, undo and redo on
+real data, checked after every step against a plain NumPy model of the volume."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
+from numpy.typing import NDArray
+
+from app.model.build import build_pyramid
+from app.model.dataset import Dataset, open_dataset
+from app.model.demo import demo_cube_path
+from app.model.errors import InvalidMutationError
+from tests.conftest import assert_matches_model
+
+SHAPE = (13, 22, 27)
+BLOCK = (4, 8, 8)
+
+
+def _crop() -> NDArray[np.uint64]:
+    with h5py.File(demo_cube_path(), "r") as f:
+        return f["automated/bodies"][120:133, 60:82, 90:117]
+
+
+class EditSession(RuleBasedStateMachine):
+    """Edits a small real crop (odd shape, partial blocks, 4 levels) and a NumPy twin."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tmp = tempfile.TemporaryDirectory()
+        self.ds: Dataset | None = None
+        self.model: NDArray[np.uint64] = np.zeros(SHAPE, np.uint64)
+        self.past: list[NDArray[np.uint64]] = []
+        self.future: list[NDArray[np.uint64]] = []
+
+    @initialize(rule=st.sampled_from(["labelmap", "labelblk"]))
+    def open(self, rule: str) -> None:
+        crop = _crop()
+        src = Path(self.tmp.name) / "crop.npy"
+        np.save(src, crop)
+        path = build_pyramid(src, Path(self.tmp.name) / "p.h5", block_size=BLOCK, rule=rule)
+        self.ds = open_dataset(path, "r+", workers=2)
+        self.model = crop.copy()
+
+    def teardown(self) -> None:
+        if self.ds is not None:
+            self.ds.close()
+        self.tmp.cleanup()
+
+    def _label_at(self, point: tuple[int, int, int]) -> int:
+        return int(self.model[point])
+
+    def _do(self, new: NDArray[np.uint64]) -> None:
+        self.past.append(self.model)
+        self.future.clear()
+        self.model = new
+
+    points = st.tuples(*(st.integers(0, s - 1) for s in SHAPE))
+
+    @rule(a=points, b=points)
+    def merge(self, a: tuple[int, int, int], b: tuple[int, int, int]) -> None:
+        assert self.ds is not None
+        target, source = self._label_at(a), self._label_at(b)
+        if 0 in (target, source) or target == source:
+            with pytest.raises(InvalidMutationError):
+                self.ds.merge(target, [source])
+            return
+        self.ds.merge(target, [source])
+        new = self.model.copy()
+        new[new == source] = target
+        self._do(new)
+
+    @rule(p=points, size=st.tuples(st.integers(1, 9), st.integers(1, 12), st.integers(1, 14)))
+    def split(self, p: tuple[int, int, int], size: tuple[int, int, int]) -> None:
+        assert self.ds is not None
+        target = self._label_at(p)
+        lo = p
+        hi = tuple(min(s, a + n) for a, n, s in zip(p, size, SHAPE, strict=True))
+        region = np.zeros(SHAPE, bool)
+        region[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]] = True
+        hit = region & (self.model == target)
+        if target == 0 or hit.sum() == (self.model == target).sum():
+            with pytest.raises(InvalidMutationError):
+                self.ds.split(
+                    target, mask=region[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]], offset=lo
+                )
+            return
+        result = self.ds.split(
+            target, mask=region[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]], offset=lo
+        )
+        new = self.model.copy()
+        new[hit] = result.label
+        self._do(new)
+
+    @rule(p=points)
+    def split_coarse(self, p: tuple[int, int, int]) -> None:
+        assert self.ds is not None
+        target = self._label_at(p)
+        block = tuple(c // b for c, b in zip(p, BLOCK, strict=True))
+        region = np.zeros(SHAPE, bool)
+        region[tuple(slice(c * b, (c + 1) * b) for c, b in zip(block, BLOCK, strict=True))] = True
+        hit = region & (self.model == target)
+        if target == 0 or hit.sum() == (self.model == target).sum():
+            with pytest.raises(InvalidMutationError):
+                self.ds.split_coarse(target, [block])
+            return
+        result = self.ds.split_coarse(target, [block])
+        new = self.model.copy()
+        new[hit] = result.label
+        self._do(new)
+
+    @precondition(lambda self: bool(self.past))
+    @rule()
+    def undo(self) -> None:
+        assert self.ds is not None
+        self.ds.undo()
+        self.future.append(self.model)
+        self.model = self.past.pop()
+
+    @precondition(lambda self: bool(self.future))
+    @rule()
+    def redo(self) -> None:
+        assert self.ds is not None
+        self.ds.redo()
+        self.past.append(self.model)
+        self.model = self.future.pop()
+
+    @invariant()
+    def matches_model(self) -> None:
+        if self.ds is not None:
+            assert_matches_model(self.ds, self.model)
+
+
+EditSession.TestCase.settings = settings(
+    max_examples=30,
+    stateful_step_count=10,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+test_edit_session = pytest.mark.slow(EditSession.TestCase)

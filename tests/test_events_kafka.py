@@ -1,0 +1,510 @@
+"""The outbox sender against a real Kafka-protocol broker, failures, and the CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+import app.cli as cli
+from app.cli import events_commands
+from app.model.events import blobstore, messages, outbox
+from app.model.events.outbox import append_events
+from app.model.events.sender import OutboxSender, SenderStatus
+from app.model.events.settings import KafkaSettings
+from app.model.sidecar import journal_path
+from app.model.store import PyramidStore
+from tests.kafka_fixtures import (
+    TansuBroker,
+    first_occurrences,
+    free_port,
+    kafka_broker,  # noqa: F401
+    read_topic,
+    seqs_of,
+)
+
+REPO, DATA = "a1b2c3", "d4e5f6"
+TOPIC = f"dvidrepo-{REPO}-data-{DATA}"
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
+    """Poll ``predicate`` (a condition held by another thread or process) up to ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, timeout=10)
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA busy_timeout = 10000")
+    return conn
+
+
+@pytest.fixture
+def journal(tmp_path: Path) -> Path:
+    path = tmp_path / "journal.sqlite"
+    with _connect(path) as conn:
+        outbox.create_outbox_schema(conn)
+        blobstore.create_blob_schema(conn)
+    return path
+
+
+@pytest.fixture
+def conn(journal: Path) -> Iterator[sqlite3.Connection]:
+    c = _connect(journal)
+    yield c
+    c.close()
+
+
+def _append_merge(conn: sqlite3.Connection, mutation_id: int) -> bytes:
+    """Append (and commit) a merge + merge-complete pair; returns the merge payload."""
+    start = messages.merge_start(target=1, labels=[mutation_id + 1], uuid=DATA, mutation_id=mutation_id)
+    done = messages.merge_complete(
+        target=1, labels=[mutation_id + 1], target_size=mutation_id * 10, uuid=DATA,
+        mutation_id=mutation_id,
+    )
+    put = lambda data: blobstore.put_blob(conn, data)  # noqa: E731
+    payloads = [messages.encode_message(start, put), messages.encode_message(done, put)]
+    append_events(conn, mutation_id, "merge", payloads)
+    conn.commit()
+    return payloads[0]
+
+
+def _sender(journal: Path, bootstrap: str, **settings: object) -> OutboxSender:
+    options: dict[str, object] = {"max_backoff_s": 0.5, "request_timeout_s": 5.0}
+    options.update(settings)
+    return OutboxSender(
+        journal,
+        KafkaSettings(bootstrap_servers=bootstrap, **options),  # type: ignore[arg-type]
+        repo_uuid=REPO,
+        data_uuid=DATA,
+        min_backoff=0.05,
+    )
+
+
+# --------------------------------------------------------------------------- delivery
+
+
+@pytest.mark.kafka
+def test_events_arrive_in_seq_order_with_topic_and_key(
+    kafka_broker: TansuBroker, journal: Path, conn: sqlite3.Connection  # noqa: F811
+) -> None:
+    statuses: list[SenderStatus] = []
+    sender = _sender(journal, kafka_broker.bootstrap)
+    sender.status_changed.connect(statuses.append)
+    with sender:
+        for mid in range(1, 126):
+            _append_merge(conn, mid)
+            sender.wake()
+        assert sender.flush(30.0), f"not flushed: {sender.status()}"
+        status = sender.status()
+    assert status.state == "connected" and status.backlog == 0 and status.last_error is None
+    assert status.last_sent_seq == 250 and status.topic == TOPIC
+    assert any(s.state == "connected" for s in statuses)
+
+    records = read_topic(kafka_broker.bootstrap, TOPIC, expect=250)
+    assert len(records) == 250, f"read {len(records)} records"
+    assert [r.offset for r in records] == list(range(250))
+    assert seqs_of(records) == list(range(1, 251))
+    assert {r.key for r in records} == {DATA.encode()}
+    expected = [e.payload for e in outbox.tail(conn, 250)]
+    assert [r.value for r in records] == expected
+    decoded = [json.loads(r.value) for r in records]
+    assert [m["Action"] for m in decoded[:4]] == ["merge", "merge-complete"] * 2
+    assert [m["MutationID"] for m in decoded[::2]] == list(range(1, 126))
+    assert all(messages.schema_problems(m) == [] for m in decoded)
+    assert outbox.backlog(conn) == 0 and outbox.last_sent_seq(conn) == 250
+
+
+@pytest.mark.kafka
+def test_sender_creates_its_topic_with_one_partition(
+    kafka_broker: TansuBroker, journal: Path, conn: sqlite3.Connection  # noqa: F811
+) -> None:
+    _append_merge(conn, 1)
+    with _sender(journal, kafka_broker.bootstrap, topic_prefix="test.") as sender:
+        assert sender.flush(30.0), f"not flushed: {sender.status()}"
+    from app.model.events.settings import import_kafka
+
+    admin = import_kafka().KafkaAdminClient(bootstrap_servers=[kafka_broker.bootstrap])
+    try:
+        assert f"test.{TOPIC}" in admin.list_topics()
+        described = admin.describe_topics([f"test.{TOPIC}"])
+        assert len(described[0]["partitions"]) == 1
+    finally:
+        admin.close()
+
+
+@pytest.mark.kafka
+def test_outage_appends_never_block_and_nothing_is_lost(
+    kafka_broker: TansuBroker, journal: Path, conn: sqlite3.Connection  # noqa: F811
+) -> None:
+    with _sender(journal, kafka_broker.bootstrap) as sender:
+        for mid in range(1, 6):
+            _append_merge(conn, mid)
+        sender.wake()
+        assert sender.flush(30.0), f"not flushed before the outage: {sender.status()}"
+        before = outbox.last_sent_seq(conn)
+        assert before == 10
+
+        kafka_broker.stop()
+        slowest = 0.0
+        started = time.monotonic()
+        for i in range(1000):
+            t0 = time.perf_counter()
+            append_events(conn, 100 + i, "merge", [json.dumps({"i": i}).encode()])
+            conn.commit()
+            sender.wake()
+            slowest = max(slowest, time.perf_counter() - t0)
+        total = time.monotonic() - started
+        assert slowest < 0.25, f"an append took {slowest:.3f} s while the broker was down"
+        assert total < 15.0, f"1,000 appends took {total:.1f} s while the broker was down"
+
+        wait_for(lambda: sender.status().state == "down", 20.0, "the sender to report 'down'")
+        down = sender.status()
+        assert down.last_error and "refused" in down.last_error, down.last_error
+        assert outbox.backlog(conn) >= 1000 - 0  # nothing acknowledged by a dead broker
+
+        kafka_broker.start()  # same port, empty (in-memory) broker
+        assert sender.flush(60.0), f"not flushed after the outage: {sender.status()}"
+        assert sender.status().state == "connected"
+
+    records = read_topic(kafka_broker.bootstrap, TOPIC, expect=1000, timeout=60.0)
+    seqs = seqs_of(records)
+    firsts = first_occurrences(seqs)
+    assert firsts == sorted(firsts), "first deliveries out of order"
+    missing = set(range(before + 1, before + 1001)) - set(seqs)
+    assert not missing, f"{len(missing)} events lost, e.g. {sorted(missing)[:5]}"
+    assert [json.loads(r.value)["i"] for r in records if int(r.headers["segmend-seq"]) > 10][
+        :5
+    ] == [0, 1, 2, 3, 4]
+
+
+CHILD = textwrap.dedent(
+    """
+    import sqlite3, sys, time
+    from app.model.events import OutboxSender, KafkaSettings, append_events
+    journal, bootstrap = sys.argv[1], sys.argv[2]
+    conn = sqlite3.connect(journal, timeout=10)
+    conn.execute("PRAGMA busy_timeout = 10000")
+    sender = OutboxSender(journal, KafkaSettings(bootstrap_servers=bootstrap),
+                          repo_uuid=sys.argv[3], data_uuid=sys.argv[4], batch_size=50).start()
+    i = 0
+    while True:  # until SIGKILLed
+        i += 1
+        append_events(conn, i, "merge", [b'{"Action":"merge","MutationID":%d}' % i])
+        conn.commit()
+        sender.wake()
+        if i % 100 == 0:
+            time.sleep(0.001)
+    """
+)
+
+
+@pytest.mark.kafka
+@pytest.mark.slow
+def test_kill_9_mid_send_loses_nothing(
+    kafka_broker: TansuBroker, journal: Path, conn: sqlite3.Connection  # noqa: F811
+) -> None:
+    child = subprocess.Popen(
+        [sys.executable, "-c", CHILD, str(journal), kafka_broker.bootstrap, REPO, DATA],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        wait_for(
+            lambda: child.poll() is not None or outbox.last_sent_seq(conn) >= 300,
+            60.0,
+            "the child to send 300 events",
+        )
+        assert child.poll() is None, child.stderr.read().decode() if child.stderr else ""
+    finally:
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait(10)
+        if child.stderr:
+            child.stderr.close()
+    assert child.returncode == -signal.SIGKILL
+    committed = outbox.last_seq(conn)
+    sent_by_child = outbox.last_sent_seq(conn)
+    assert 300 <= sent_by_child < committed, "the kill did not land mid-stream"
+
+    with _sender(journal, kafka_broker.bootstrap) as sender:
+        assert sender.flush(60.0), f"not flushed: {sender.status()}"
+    records = read_topic(kafka_broker.bootstrap, TOPIC, expect=committed, timeout=60.0)
+    seqs = seqs_of(records)
+    assert set(seqs) == set(range(1, committed + 1)), "events lost or invented"
+    firsts = first_occurrences(seqs)
+    assert firsts == sorted(firsts), "first deliveries out of order"
+    mids = [json.loads(r.value)["MutationID"] for r in records]
+    assert first_occurrences(mids) == list(range(1, committed + 1))
+
+
+# --------------------------------------------------------------------------- bad configuration
+
+
+class _SilentBroker:
+    """A TCP port that accepts connections and never answers (a hung broker)."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.bootstrap = f"127.0.0.1:{self.sock.getsockname()[1]}"
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def _check_down_and_unblocked(
+    journal: Path, conn: sqlite3.Connection, settings: KafkaSettings, error_part: str
+) -> SenderStatus:
+    _append_merge(conn, 1)
+    sender = OutboxSender(journal, settings, repo_uuid=REPO, data_uuid=DATA, min_backoff=0.05)
+    with sender:
+        wait_for(lambda: sender.status().state == "down", 30.0, "state 'down'")
+        for mid in range(2, 22):
+            t0 = time.perf_counter()
+            _append_merge(conn, mid)
+            sender.wake()
+            assert time.perf_counter() - t0 < 0.25, "an append waited for the broker"
+        status = sender.status()
+        assert sender.flush(0.5) is False
+    assert sender.stop() is True
+    assert status.last_error and error_part in status.last_error, status.last_error
+    assert outbox.last_sent_seq(conn) == 0 and outbox.backlog(conn) == 42
+    return status
+
+
+def test_unknown_host_is_down_with_a_clear_error(journal: Path, conn: sqlite3.Connection) -> None:
+    settings = KafkaSettings(bootstrap_servers="no-such-host.invalid:9092", max_backoff_s=0.5)
+    _check_down_and_unblocked(journal, conn, settings, "cannot resolve host 'no-such-host.invalid'")
+
+
+def test_wrong_port_is_down_with_a_clear_error(journal: Path, conn: sqlite3.Connection) -> None:
+    port = free_port()
+    settings = KafkaSettings(bootstrap_servers=f"127.0.0.1:{port}", max_backoff_s=0.5)
+    _check_down_and_unblocked(journal, conn, settings, f"connection refused by 127.0.0.1:{port}")
+
+
+def test_silent_broker_is_down_not_hanging(journal: Path, conn: sqlite3.Connection) -> None:
+    silent = _SilentBroker()
+    try:
+        settings = KafkaSettings(
+            bootstrap_servers=silent.bootstrap, connect_timeout_s=1.0, max_backoff_s=0.5
+        )
+        _check_down_and_unblocked(journal, conn, settings, "Unable to bootstrap")
+    finally:
+        silent.close()
+
+
+@pytest.mark.kafka
+def test_bad_sasl_settings_are_down_and_keep_the_password_secret(
+    kafka_broker: TansuBroker, journal: Path, conn: sqlite3.Connection  # noqa: F811
+) -> None:
+    password = "hunter2-do-not-print"
+    settings = KafkaSettings(
+        bootstrap_servers=kafka_broker.bootstrap,
+        security_protocol="SASL_PLAINTEXT",
+        sasl_mechanism="SCRAM-SHA-256",
+        sasl_username="proofreader",
+        sasl_password=password,
+        connect_timeout_s=2.0,
+        max_backoff_s=0.5,
+    )
+    status = _check_down_and_unblocked(journal, conn, settings, "SASL")
+    assert password not in repr(status)
+    assert password not in (status.last_error or "")
+    for path in journal.parent.iterdir():
+        if path.name.startswith(journal.name):
+            assert password.encode() not in path.read_bytes(), f"password written to {path}"
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+@pytest.fixture
+def events_cli(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Callable[..., int]:
+    """``app.cli.main`` with the events commands registered and an empty config file."""
+    if events_commands not in cli.COMMAND_MODULES:
+        monkeypatch.setattr(cli, "COMMAND_MODULES", (*cli.COMMAND_MODULES, events_commands))
+    config = tmp_path / "config.toml"
+    config.write_text("# no [kafka] section: Kafka off\n")
+    monkeypatch.setenv("SEGMEND_CONFIG", str(config))
+    return lambda *argv: cli.main([str(a) for a in argv])
+
+
+@pytest.fixture
+def dataset(tmp_path: Path) -> tuple[Path, sqlite3.Connection, str]:
+    """A tiny pyramid with a journal holding 3 merges (6 events) and one blob."""
+    path = tmp_path / "tiny.h5"
+    PyramidStore.create(path, (8, 8, 8), block_size=(4, 4, 4)).close()
+    journal = journal_path(path)
+    journal.parent.mkdir(parents=True, exist_ok=True)
+    conn = _connect(journal)
+    outbox.create_outbox_schema(conn)
+    blobstore.create_blob_schema(conn)
+    for mid in (1, 2, 3):
+        _append_merge(conn, mid)
+    ref = blobstore.put_blob(conn, b"\x00\x01\x02 rle \xff\n")
+    conn.commit()
+    yield path, conn, ref  # type: ignore[misc]
+    conn.close()
+
+
+def _topic_of(path: Path) -> str:
+    repo, data = events_commands.dataset_uuids(path)
+    return f"dvidrepo-{repo}-data-{data}"
+
+
+def test_cli_status_and_tail_with_kafka_off(
+    events_cli: Callable[..., int],
+    dataset: tuple[Path, sqlite3.Connection, str],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    path, _, _ = dataset
+    assert events_cli("events", "status", path, "--json") == 0
+    status = json.loads(capsys.readouterr().out)
+    assert status["state"] == "off" and status["broker"] is None
+    assert status["backlog"] == 6 and status["events"] == 6 and status["last_seq"] == 6
+    assert status["topic"] == _topic_of(path)
+
+    assert events_cli("events", "status", path) == 0
+    text = capsys.readouterr().out
+    assert "off" in text and "6 event(s) waiting" in text
+
+    assert events_cli("events", "tail", path, "-n", "2", "--json") == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["seq"] for r in rows] == [5, 6]
+    assert rows[1]["message"]["Action"] == "merge-complete"
+    assert rows[1]["message"]["MutationID"] == 3 and rows[1]["sent"] is False
+
+    assert events_cli("events", "tail", path) == 0
+    assert len(capsys.readouterr().out.strip().splitlines()) == 6
+
+
+def test_cli_flush_without_a_broker_fails_clearly(
+    events_cli: Callable[..., int],
+    dataset: tuple[Path, sqlite3.Connection, str],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    path, conn, _ = dataset
+    assert events_cli("events", "flush", path) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert "6 event(s) waiting but no Kafka broker is configured" in err
+
+    port = free_port()
+    assert events_cli("events", "flush", path, "--kafka", f"127.0.0.1:{port}", "--timeout", "1") == 1
+    err = capsys.readouterr().err.strip()
+    assert "6 event(s) still waiting" in err and "connection refused" in err
+    assert outbox.backlog(conn) == 6
+
+
+def test_cli_errors_name_what_is_wrong(
+    events_cli: Callable[..., int],
+    dataset: tuple[Path, sqlite3.Connection, str],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    path, _, _ = dataset
+    assert events_cli("events", "status", tmp_path / "missing.h5") == 1
+    assert "missing.h5: no such file" in capsys.readouterr().err
+    assert events_cli("events", "status", path, "--kafka", "nohostport") == 1
+    assert "'nohostport' is not host:port" in capsys.readouterr().err
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[kafka]\ntopic_prefix = 3\n")
+    assert events_cli("events", "status", path, "--config", bad) == 1
+    err = capsys.readouterr().err
+    assert str(bad) in err and "topic_prefix" in err
+
+
+@pytest.mark.kafka
+def test_cli_status_and_flush_with_a_broker(
+    kafka_broker: TansuBroker,  # noqa: F811
+    events_cli: Callable[..., int],
+    dataset: tuple[Path, sqlite3.Connection, str],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    path, conn, _ = dataset
+    assert events_cli("events", "status", path, "--kafka", kafka_broker.bootstrap, "--json") == 0
+    status = json.loads(capsys.readouterr().out)
+    assert status["state"] == "connected" and status["backlog"] == 6
+
+    assert events_cli("events", "flush", path, "--kafka", kafka_broker.bootstrap, "--json") == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["sent"] == 6 and result["backlog"] == 0
+    assert outbox.backlog(conn) == 0
+    records = read_topic(kafka_broker.bootstrap, _topic_of(path), expect=6)
+    assert seqs_of(records) == [1, 2, 3, 4, 5, 6]
+
+    assert events_cli("events", "flush", path, "--kafka", kafka_broker.bootstrap) == 0
+    assert "nothing to send" in capsys.readouterr().out
+    assert events_cli("events", "tail", path, "-n", "1", "--json") == 0
+    assert json.loads(capsys.readouterr().out)[0]["sent"] is True
+
+
+def test_cli_blob_get(
+    events_cli: Callable[..., int],
+    dataset: tuple[Path, sqlite3.Connection, str],
+    tmp_path: Path,
+    capsysbinary: pytest.CaptureFixture[bytes],
+) -> None:
+    path, _, ref = dataset
+    assert events_cli("blob", "get", path, ref) == 0
+    assert capsysbinary.readouterr().out == b"\x00\x01\x02 rle \xff\n"
+
+    out = tmp_path / "blob.bin"
+    assert events_cli("blob", "get", path, ref, "--out", out) == 0
+    assert out.read_bytes() == b"\x00\x01\x02 rle \xff\n"
+    assert capsysbinary.readouterr().out == b""
+
+    missing = "f" * 64
+    assert events_cli("blob", "get", path, missing) == 1
+    assert f"no blob {missing}".encode() in capsysbinary.readouterr().err
+    assert events_cli("blob", "get", path, "xyz") == 1
+    assert b"not a blob reference: 'xyz'" in capsysbinary.readouterr().err
+
+
+def test_status_does_not_create_a_journal(
+    events_cli: Callable[..., int], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "fresh.h5"
+    PyramidStore.create(path, (8, 8, 8), block_size=(4, 4, 4)).close()
+    assert events_cli("events", "status", path, "--json") == 0
+    assert json.loads(capsys.readouterr().out)["backlog"] == 0
+    assert events_cli("events", "tail", path) == 0
+    assert "empty" in capsys.readouterr().out
+    assert not journal_path(path).exists()
+
+
+def test_status_changed_is_emitted_from_the_sender_thread(
+    journal: Path, conn: sqlite3.Connection
+) -> None:
+    threads: list[str] = []
+    got = threading.Event()
+    sender = _sender(journal, f"127.0.0.1:{free_port()}")
+
+    def slot(status: SenderStatus) -> None:
+        threads.append(threading.current_thread().name)
+        if status.state == "down":
+            got.set()
+
+    sender.status_changed.connect(slot)
+    _append_merge(conn, 1)
+    with sender:
+        assert got.wait(20.0), f"no 'down' status emitted: {sender.status()}"
+    assert threads and all(name.startswith("segmend-outbox") for name in threads)
