@@ -49,9 +49,7 @@ class Row:
     ratio: float | None = None  # segmend speed-up over this row
 
 
-def measure(
-    fn: Callable[[], Any], repeats: int, setup: Callable[[], None] | None = None
-) -> float:
+def measure(fn: Callable[[], Any], repeats: int, setup: Callable[[], None] | None = None) -> float:
     """Median wall time of ``fn`` over ``repeats`` runs after one warm-up run.
 
     ``setup`` (untimed) runs before each call, e.g. to restore an array that

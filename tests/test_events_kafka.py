@@ -73,7 +73,9 @@ def conn(journal: Path) -> Iterator[sqlite3.Connection]:
 
 def _append_merge(conn: sqlite3.Connection, mutation_id: int) -> bytes:
     """Append (and commit) a merge + merge-complete pair; returns the merge payload."""
-    start = messages.merge_start(target=1, labels=[mutation_id + 1], uuid=DATA, mutation_id=mutation_id)
+    start = messages.merge_start(
+        target=1, labels=[mutation_id + 1], uuid=DATA, mutation_id=mutation_id
+    )
     done = messages.merge_complete(
         target=1, labels=[mutation_id + 1], target_size=mutation_id * 10, uuid=DATA,
         mutation_id=mutation_id,
@@ -348,7 +350,7 @@ def events_cli(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Callable[...,
 
 
 @pytest.fixture
-def dataset(tmp_path: Path) -> tuple[Path, sqlite3.Connection, str]:
+def dataset(tmp_path: Path) -> Iterator[tuple[Path, sqlite3.Connection, str]]:
     """A tiny pyramid with a journal holding 3 merges (6 events) and one blob."""
     path = tmp_path / "tiny.h5"
     PyramidStore.create(path, (8, 8, 8), block_size=(4, 4, 4)).close()
@@ -361,7 +363,7 @@ def dataset(tmp_path: Path) -> tuple[Path, sqlite3.Connection, str]:
         _append_merge(conn, mid)
     ref = blobstore.put_blob(conn, b"\x00\x01\x02 rle \xff\n")
     conn.commit()
-    yield path, conn, ref  # type: ignore[misc]
+    yield path, conn, ref
     conn.close()
 
 
@@ -408,7 +410,8 @@ def test_cli_flush_without_a_broker_fails_clearly(
     assert "6 event(s) waiting but no Kafka broker is configured" in err
 
     port = free_port()
-    assert events_cli("events", "flush", path, "--kafka", f"127.0.0.1:{port}", "--timeout", "1") == 1
+    dead = f"127.0.0.1:{port}"
+    assert events_cli("events", "flush", path, "--kafka", dead, "--timeout", "1") == 1
     err = capsys.readouterr().err.strip()
     assert "6 event(s) still waiting" in err and "connection refused" in err
     assert outbox.backlog(conn) == 6

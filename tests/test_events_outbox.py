@@ -233,10 +233,10 @@ def test_malformed_config_names_the_file_and_key(no_config: Path, text: str, mat
 def test_explicitly_named_missing_config_is_an_error(
     no_config: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    with pytest.raises(KafkaConfigError, match="nope.toml: config file not found"):
+    with pytest.raises(KafkaConfigError, match=r"nope\.toml: config file not found"):
         load_settings(no_config / "nope.toml")
     monkeypatch.setenv("SEGMEND_CONFIG", str(no_config / "gone.toml"))
-    with pytest.raises(KafkaConfigError, match="gone.toml: config file not found"):
+    with pytest.raises(KafkaConfigError, match=r"gone\.toml: config file not found"):
         load_settings()
 
 

@@ -14,7 +14,7 @@ import numpy as np
 from numba import njit
 from numpy.typing import ArrayLike, NDArray
 
-from app.kernels.relabel import _as_label_array, _check_block, _label_scalar, _search
+from app.kernels.relabel import _as_label_array, _build_table, _check_block, _label_scalar
 
 __all__ = ["count_equal", "count_in", "label_counts"]
 
@@ -192,11 +192,9 @@ def _label_counts_hash(
         new_keys = np.empty(1 << bits, dtype=flat.dtype)
         new_counts = np.zeros(1 << bits, dtype=np.int64)
         new_used = np.zeros(1 << bits, dtype=np.uint8)
-        _hash_rehash(keys, counts, used, new_keys, new_counts, new_used, bits)
+        _hash_rehash(keys[:-1], counts, used, new_keys, new_counts, new_used, bits)
         keys, counts, used = new_keys, new_counts, new_used
-    return _hash_finish(  # type: ignore[no-any-return]
-        keys, counts, used, bits, flat.dtype.type(run_v), run_n, n_distinct
-    )
+    return _hash_finish(keys, counts, used, bits, flat.dtype.type(run_v), run_n, n_distinct)
 
 
 @njit(cache=True, nogil=True)
@@ -209,20 +207,43 @@ def _count_equal_kernel(flat: NDArray[Any], label: Any) -> int:
 
 
 @njit(cache=True, nogil=True)
-def _count_in_kernel(flat: NDArray[Any], keys: NDArray[Any]) -> NDArray[np.int64]:
-    """Per-key counts of ``flat``'s values in sorted ``keys`` (run by run)."""
-    out = np.zeros(keys.size, dtype=np.int64)
-    n = flat.size
-    i = 0
-    while i < n:
+def _count_in_kernel(
+    flat: NDArray[Any],
+    tkeys: NDArray[Any],
+    tidx: NDArray[np.int64],
+    used: NDArray[np.uint8],
+    kmin: Any,
+    kmax: Any,
+    n_keys: int,
+) -> NDArray[np.int64]:
+    """Per-key voxel counts; keys are in the hash table ``tkeys/tidx/used``
+    (from ``relabel._build_table``) and bounded by ``kmin``/``kmax``. A voxel
+    equal to the previous one reuses its lookup."""
+    out = np.zeros(n_keys, dtype=np.int64)
+    mask = tkeys.size - 1
+    prev = flat[0]
+    prev_idx = -1
+    if kmin <= prev <= kmax:
+        h = np.int64((np.uint64(prev) * _HASH_MUL) >> np.uint64(32)) & mask
+        while used[h]:
+            if tkeys[h] == prev:
+                prev_idx = tidx[h]
+                break
+            h = (h + 1) & mask
+    for i in range(flat.size):
         v = flat[i]
-        j = i + 1
-        while j < n and flat[j] == v:
-            j += 1
-        k = _search(keys, v)
-        if k >= 0:
-            out[k] += j - i
-        i = j
+        if v != prev:
+            prev = v
+            prev_idx = -1
+            if kmin <= v <= kmax:
+                h = np.int64((np.uint64(v) * _HASH_MUL) >> np.uint64(32)) & mask
+                while used[h]:
+                    if tkeys[h] == v:
+                        prev_idx = tidx[h]
+                        break
+                    h = (h + 1) & mask
+        if prev_idx >= 0:
+            out[prev_idx] += 1
     return out
 
 
@@ -313,6 +334,9 @@ def count_in(block: NDArray[Any], labels: ArrayLike) -> NDArray[np.int64]:
     keys = np.unique(labs[fits])
     if keys.size == 0 or flat.size == 0:
         return out
-    per_key = _count_in_kernel(flat, keys.astype(flat.dtype))
+    k = keys.astype(flat.dtype)
+    bits = max(4, int(k.size - 1).bit_length() + 2)  # table at most 1/4 full
+    tkeys, tidx, used = _build_table(k, bits)
+    per_key = _count_in_kernel(flat, tkeys, tidx, used, k[0], k[-1], k.size)
     out[fits] = per_key[np.searchsorted(keys, labs[fits])]
     return out

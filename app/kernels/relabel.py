@@ -25,26 +25,13 @@ _UNSIGNED = (np.dtype(np.uint8), np.dtype(np.uint16), np.dtype(np.uint32), np.dt
 # Voxels per chunk of the scanning kernels (tuned on 256**3 and 512**3 volumes).
 _CHUNK = 256
 # Up to this many labels, membership is a vectorised compare against each label;
-# above it, a binary search over the sorted labels.
+# above it, a hash-table lookup.
 _LINEAR_MAX = 16
+# Multiplicative hashing: slot = bits 32.. of label * (2**64 / golden ratio).
+_HASH_MUL = np.uint64(0x9E3779B97F4A7C15)
 
 
 # --------------------------------------------------------------------------- kernels
-
-
-@njit(cache=True, nogil=True)
-def _search(keys: NDArray[Any], v: Any) -> int:
-    """Index of ``v`` in sorted ``keys``, or -1 (binary search with range reject)."""
-    n = keys.size
-    if n == 0 or v < keys[0] or v > keys[n - 1]:
-        return -1
-    # branch-free lower search: keys[lo] <= v < keys[lo + size]
-    lo = 0
-    while n > 1:
-        half = n >> 1
-        lo = lo + half if keys[lo + half] <= v else lo
-        n -= half
-    return lo if keys[lo] == v else -1
 
 
 @njit(cache=True, nogil=True)
@@ -91,28 +78,79 @@ def _relabel_linear_kernel(flat: NDArray[Any], labels: NDArray[Any], target: Any
 
 
 @njit(cache=True, nogil=True)
-def _remap_sorted_kernel(flat: NDArray[Any], keys: NDArray[Any], values: NDArray[Any]) -> int:
-    """Set voxels of ``flat`` (1D) equal to ``keys[i]`` (sorted) to ``values[i]``.
+def _build_table(
+    keys: NDArray[Any], bits: int
+) -> tuple[NDArray[Any], NDArray[np.int64], NDArray[np.uint8]]:
+    """Open-addressing hash table (``2**bits`` slots) mapping ``keys[i]`` to ``i``."""
+    size = 1 << bits
+    mask = size - 1
+    tkeys = np.zeros(size, dtype=keys.dtype)
+    tidx = np.zeros(size, dtype=np.int64)
+    used = np.zeros(size, dtype=np.uint8)
+    for i in range(keys.size):
+        x = keys[i]
+        h = np.int64((np.uint64(x) * _HASH_MUL) >> np.uint64(32)) & mask
+        while used[h]:
+            h = (h + 1) & mask
+        used[h] = 1
+        tkeys[h] = x
+        tidx[h] = i
+    return tkeys, tidx, used
 
-    Works run by run: labels come in runs along x, so one lookup serves a run.
-    ``keys[i] != values[i]`` for all ``i`` so that every replacement counts.
+
+@njit(cache=True, nogil=True)
+def _remap_hash_kernel(
+    flat: NDArray[Any],
+    tkeys: NDArray[Any],
+    tidx: NDArray[np.int64],
+    used: NDArray[np.uint8],
+    kmin: Any,
+    kmax: Any,
+    values: NDArray[Any],
+) -> int:
+    """Set voxels of ``flat`` (1D) that are keys of the hash table to their value.
+
+    ``tkeys/tidx/used`` is a table from :func:`_build_table` (at most 1/4 full);
+    ``kmin``/``kmax`` bound the keys (cheap reject). A voxel equal to the
+    previous one reuses its lookup (labels come in runs along x). Values differ
+    from their keys so that every replacement counts. (The lookup is written
+    out: a helper function made the loop several times slower.)
     """
     n = flat.size
+    mask = tkeys.size - 1
     changed = 0
-    i = 0
-    while i < n:
+    prev = flat[0]
+    prev_idx = -1
+    if kmin <= prev <= kmax:
+        h = np.int64((np.uint64(prev) * _HASH_MUL) >> np.uint64(32)) & mask
+        while used[h]:
+            if tkeys[h] == prev:
+                prev_idx = tidx[h]
+                break
+            h = (h + 1) & mask
+    for i in range(n):
         v = flat[i]
-        j = i + 1
-        while j < n and flat[j] == v:
-            j += 1
-        k = _search(keys, v)
-        if k >= 0:
-            new = values[k]
-            for t in range(i, j):
-                flat[t] = new
-            changed += j - i
-        i = j
+        if v != prev:
+            prev = v
+            prev_idx = -1
+            if kmin <= v <= kmax:
+                h = np.int64((np.uint64(v) * _HASH_MUL) >> np.uint64(32)) & mask
+                while used[h]:
+                    if tkeys[h] == v:
+                        prev_idx = tidx[h]
+                        break
+                    h = (h + 1) & mask
+        if prev_idx >= 0:
+            flat[i] = values[prev_idx]
+            changed += 1
     return changed
+
+
+def _remap_sorted(flat: NDArray[Any], keys: NDArray[Any], values: NDArray[Any]) -> int:
+    """Apply ``keys[i] -> values[i]`` (distinct, sorted keys of flat's dtype)."""
+    bits = max(4, int(keys.size - 1).bit_length() + 2)  # at most 1/4 full
+    tkeys, tidx, used = _build_table(keys, bits)
+    return int(_remap_hash_kernel(flat, tkeys, tidx, used, keys[0], keys[-1], values))
 
 
 @njit(cache=True, nogil=True)
@@ -247,7 +285,7 @@ def relabel_inplace(block: NDArray[Any], labels: ArrayLike, target: int) -> int:
     if labs.size <= _LINEAR_MAX:
         return int(_relabel_linear_kernel(flat, labs, tgt))
     values = np.full(labs.size, tgt, dtype=block.dtype)
-    return int(_remap_sorted_kernel(flat, labs, values))
+    return _remap_sorted(flat, labs, values)
 
 
 def remap_inplace(block: NDArray[Any], keys: ArrayLike, values: ArrayLike) -> int:
@@ -305,7 +343,7 @@ def remap_inplace(block: NDArray[Any], keys: ArrayLike, values: ArrayLike) -> in
     v = v[keep].astype(block.dtype)
     if k.size == 0:
         return 0
-    return int(_remap_sorted_kernel(flat, k, v))
+    return _remap_sorted(flat, k, v)
 
 
 def split_inplace(block: NDArray[Any], mask: NDArray[np.bool_], target: int, new_label: int) -> int:

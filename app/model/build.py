@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import nullcontext
@@ -176,6 +177,7 @@ class _SlabStream:
         self.bz = store.block_size[0]
         self.pending: list[list[NDArray[Any]]] = [[] for _ in self.levels]
         self.next_z = [0 for _ in self.levels]
+        self.writes: deque[Future[None]] = deque()
 
     def run(self, source: VolumeSource) -> int:
         """Stream the whole source; returns its maximum value."""
@@ -190,6 +192,8 @@ class _SlabStream:
             if self.pending[k]:
                 self._emit(k, np.concatenate(self.pending[k]))
                 self.pending[k] = []
+        while self.writes:
+            self.writes.popleft().result()
         return top
 
     def _check_cancel(self) -> None:
@@ -212,10 +216,9 @@ class _SlabStream:
         self.next_z[k] += slab.shape[0]
         bz_index = z0 // self.bz
         level = self.levels[k]
-        writes: list[Future[None]] = []
         for by in range(level.grid[1]):
             for bx in range(level.grid[2]):
-                writes.append(self.pool.submit(self._write_block, k, (bz_index, by, bx), slab))
+                self.writes.append(self.pool.submit(self._write_block, k, (bz_index, by, bx), slab))
         if k + 1 < len(self.levels):
             half = self._downsample(slab)
             self.pending[k + 1].append(half)
@@ -223,8 +226,9 @@ class _SlabStream:
                 merged = np.concatenate(self.pending[k + 1])
                 self.pending[k + 1] = []
                 self._emit(k + 1, merged)
-        for w in writes:
-            w.result()
+        blocks_per_slab = level.grid[1] * level.grid[2] if k == 0 else 0
+        while len(self.writes) > 2 * blocks_per_slab:  # bound the slabs held in memory
+            self.writes.popleft().result()
 
     def _write_block(self, k: int, coord: tuple[int, int, int], slab: NDArray[Any]) -> None:
         level = self.levels[k]

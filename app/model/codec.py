@@ -135,6 +135,8 @@ class BlockCodec:
         ValueError
             If the payload does not decode to exactly one chunk.
         """
+        if self.filters and self.filters[-1][0] == BLOSC_FILTER_ID and len(self.filters) == 1:
+            return self._decode_blosc(payload)
         data: Any = payload
         for fid, _cd in reversed(self.filters):
             if fid == BLOSC_FILTER_ID:
@@ -148,6 +150,15 @@ class BlockCodec:
         if got != self.chunk_nbytes:
             raise ValueError(f"chunk decodes to {got} bytes, expected {self.chunk_nbytes}")
         return arr.reshape(self.chunk_shape)
+
+    def _decode_blosc(self, payload: bytes) -> NDArray[Any]:
+        """Blosc straight into a new array (no intermediate bytes object)."""
+        nbytes, _cbytes, _blocksize = blosc.get_cbuffer_sizes(payload)
+        if nbytes != self.chunk_nbytes:
+            raise ValueError(f"chunk decodes to {nbytes} bytes, expected {self.chunk_nbytes}")
+        arr = np.empty(self.chunk_shape, self.dtype)
+        blosc.decompress_ptr(payload, arr.__array_interface__["data"][0])
+        return arr
 
 
 def _byte_shuffle(raw: NDArray[np.uint8], itemsize: int) -> NDArray[np.uint8]:

@@ -46,17 +46,19 @@ from app.kernels import (
 )
 from app.model.errors import InvalidMutationError, NothingToUndoError
 from app.model.events.gotime import now_go
-from app.model.journal import Coord, Journal
+from app.model.journal import BlockKey, Coord, Journal
 from app.model.locks import LabelLocks, StripedLocks
 from app.model.mutation_events import complete_events, start_events
+from app.model.octants import parent_of, refresh_block
 from app.model.regions import SplitRegion
 from app.model.store import LABELS, PyramidStore
-from app.model.verify import recompute_block
 
 UNDO_DEPTH = 1000
 MAX_LABEL = (1 << 64) - 1
 
 Transform = Callable[[Coord, NDArray[np.uint64]], "BlockChange"]
+StagedRow = tuple[BlockKey, int, bytes]
+"""A block image for the journal: (key, generation, payload)."""
 
 
 class EngineSignals:
@@ -578,8 +580,7 @@ class MutationEngine:
         self.signals.mutation_started.emit(record)
         self.signals.blocks_changed.emit(0, [c.coord for c in written])
         self.signals.labels_changed.emit(sorted({r[0] for r in rows}))
-        self.cascade([c.coord for c in written])
-        self._complete(record)
+        self._complete(record, self.cascade([c.coord for c in written]))
         return mid
 
     def _block_task(self, plan: Plan, coord: Coord) -> BlockChange:
@@ -623,42 +624,65 @@ class MutationEngine:
         Journal.set_meta(cur, "undo_stack", undo[-UNDO_DEPTH:])
         Journal.set_meta(cur, "redo_stack", redo)
 
-    def cascade(self, coords: Iterable[Coord], *, stop_early: bool = True) -> None:
+    def cascade(self, coords: Iterable[Coord], *, stop_early: bool = True) -> list[StagedRow]:
         """Recompute the ancestors of changed s0 blocks, level by level.
 
-        With ``stop_early`` a branch ends at the first parent that comes out
+        Only the octants of changed children are recomputed.  With
+        ``stop_early`` a branch ends at the first parent that comes out
         unchanged (its ancestors cannot change either).  Repair after a crash
         passes False: an interrupted cascade may have refreshed a parent but
-        not its own parent.
+        not its own parent, so every octant of every ancestor is recomputed.
+
+        Returns
+        -------
+        list
+            The new block images ``(key, generation, payload)``, staged for
+            readers; the caller journals them.
         """
         changed = set(coords)
+        staged: list[StagedRow] = []
         for scale in range(1, len(self.store.levels(LABELS))):
             if not changed:
-                return
-            parents = sorted({(z // 2, y // 2, x // 2) for z, y, x in changed})
-            results = list(self.pool.map(lambda p, s=scale: self._refresh(s, p), parents))
+                break
+            by_parent: dict[Coord, list[Coord]] = {}
+            for child in sorted(changed):
+                by_parent.setdefault(parent_of(child), []).append(child)
+            results = list(
+                self.pool.map(
+                    lambda item, s=scale: self._refresh(
+                        s, item[0], item[1] if stop_early else None
+                    ),
+                    by_parent.items(),
+                )
+            )
             rows = [r for r in results if r is not None]
-            if rows:
-                with self.journal.transaction() as cur:
-                    for key, gen, payload in rows:
-                        Journal.put_staged(cur, key, gen, payload)
-            redrawn = sorted({(r[0][2], r[0][3], r[0][4]) for r in rows})
+            staged.extend(rows)
+            redrawn = sorted((r[0][2], r[0][3], r[0][4]) for r in rows)
             self.signals.blocks_changed.emit(scale, redrawn)
-            changed = set(redrawn) if stop_early else set(parents)
+            changed = set(redrawn) if stop_early else set(by_parent)
+        return staged
 
-    def _refresh(self, scale: int, coord: Coord) -> tuple[Any, int, bytes] | None:
+    def _refresh(self, scale: int, coord: Coord, children: list[Coord] | None) -> StagedRow | None:
         key = (LABELS, scale, *coord)
         with self.block_locks.hold([(scale, coord)]):
-            new = recompute_block(self.store, LABELS, scale, coord)
-            if np.array_equal(new, self.store.read_block(LABELS, scale, coord)):
+            old = self.store.read_block(LABELS, scale, coord)
+            new = refresh_block(self.store, LABELS, scale, coord, children, old)
+            if np.array_equal(new, old):
                 return None
             payload = self.store.encode_block(LABELS, scale, coord, new)
             gen = next(self._gen)
             self.store.stage(key, new, payload, gen)
         return key, gen, payload
 
-    def _complete(self, record: dict[str, Any]) -> None:
-        with self.journal.transaction() as cur:
+    def _complete(self, record: dict[str, Any], staged: list[StagedRow]) -> None:
+        """Journal the refreshed lower levels, clear the stale marks, add the complete event.
+
+        Not fsync'ed: if a crash loses it, the stale marks are still there and
+        reopening refreshes the same levels and writes the same event again.
+        """
+        with self.journal.transaction(durable=False) as cur:
+            for key, gen, payload in staged:
+                Journal.put_staged(cur, key, gen, payload)
             Journal.clear_dirty(cur, record["MutationID"])
             Journal.put_mutation(cur, record, "done")
             complete_events(cur, record)
@@ -668,10 +692,10 @@ class MutationEngine:
         """Finish mutations a crash interrupted after their s0 phase; returns their ids."""
         finished = []
         for mid, coords in sorted(self.journal.dirty().items()):
-            self.cascade(coords, stop_early=False)
+            staged = self.cascade(coords, stop_early=False)
             record = self.journal.mutation(mid)
             if record is not None:
-                self._complete(record)
+                self._complete(record, staged)
                 finished.append(mid)
         return finished
 

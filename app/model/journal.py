@@ -105,6 +105,7 @@ class Journal:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         self._lock = threading.RLock()
+        self._durable = True
         try:
             self._conn.execute("PRAGMA busy_timeout = 10000")
             if not readonly:
@@ -134,10 +135,17 @@ class Journal:
         return self._conn
 
     @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Cursor]:
-        """A write transaction, committed (durably) on exit or rolled back on error."""
+    def transaction(self, *, durable: bool = True) -> Iterator[sqlite3.Cursor]:
+        """A write transaction, committed on exit or rolled back on error.
+
+        ``durable`` commits are fsync'ed (they survive power loss); others
+        survive a killed process but may be lost with the machine's power.
+        """
         with self._lock:
             cur = self._conn.cursor()
+            if durable != self._durable:
+                cur.execute(f"PRAGMA synchronous = {'FULL' if durable else 'NORMAL'}")
+                self._durable = durable
             cur.execute("BEGIN IMMEDIATE")
             try:
                 yield cur

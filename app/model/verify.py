@@ -11,8 +11,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from app.kernels import downsample_image, downsample_labels
 from app.model.errors import CancelledError
+from app.model.octants import refresh_block
 from app.model.store import IMAGE, LABELS, Coord, PyramidStore
 
 
@@ -61,24 +61,6 @@ class VerifyReport:
         }
 
 
-def recompute_block(store: PyramidStore, kind: str, scale: int, coord: Coord) -> NDArray[Any]:
-    """Block ``coord`` of ``scale`` (≥ 1) recomputed from scale - 1.
-
-    Returns
-    -------
-    ndarray
-        Shape of the block clipped to the level; the level's dtype.
-    """
-    level = store.level(kind, scale)
-    sl = level.block_slices(coord)
-    start = (2 * sl[0].start, 2 * sl[1].start, 2 * sl[2].start)
-    stop = (2 * sl[0].stop, 2 * sl[1].stop, 2 * sl[2].stop)
-    below = store.read_region(kind, scale - 1, start, stop)
-    if kind == LABELS:
-        return downsample_labels(below, store.rule)
-    return downsample_image(below)
-
-
 def verify_levels(
     store: PyramidStore,
     *,
@@ -111,7 +93,7 @@ def verify_levels(
         if cancel is not None and cancel.is_set():
             raise CancelledError("verify cancelled")
         kind, scale, coord = job
-        expected = recompute_block(store, kind, scale, coord)
+        expected = refresh_block(store, kind, scale, coord)
         found = store.read_block(kind, scale, coord)
         diff = expected != found
         with lock:

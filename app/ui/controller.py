@@ -173,7 +173,8 @@ class Session(QObject):
             try:
                 return open_dataset(path, "r+", user=user, workers=workers, progress=job.report), ""
             except WriterLockedError as exc:
-                return open_dataset(path, "r", workers=workers), f"opened read-only: {one_line(exc)}"
+                note = f"opened read-only: {one_line(exc)}"
+                return open_dataset(path, "r", workers=workers), note
             except FormatError as first:
                 try:
                     ds = open_dataset(path, "r", workers=workers)
@@ -268,7 +269,8 @@ class Session(QObject):
         target, labels = int(target), [int(v) for v in labels]
         return self._edit("merge", lambda ds: ds.merge(target, labels))
 
-    def split(self, target: int, mask: NDArray[np.bool_], offset: tuple[int, int, int]) -> Job | None:
+    def split(self, target: int, mask: NDArray[np.bool_],
+              offset: tuple[int, int, int]) -> Job | None:
         """Split the voxels of ``target`` under ``mask`` (placed at s0 ``offset``) off."""
         target = int(target)
         off = (int(offset[0]), int(offset[1]), int(offset[2]))
@@ -343,7 +345,8 @@ class Session(QObject):
             else:
                 self.reporter.error(exc, context=f"{name} failed")
 
-        return self.runner.submit(lambda _job: fn(dataset), name=name, on_done=done, on_error=failed)
+        return self.runner.submit(lambda _job: fn(dataset), name=name, on_done=done,
+                                  on_error=failed)
 
     def refresh_history(self) -> None:
         """Re-read the mutation log, undo state and counters in the background."""

@@ -48,10 +48,13 @@ def image_contrast(dataset: Dataset) -> tuple[float, float]:
     return (0.0, float(np.iinfo(dtype).max)) if dtype.kind in "ui" else (0.0, 1.0)
 
 
-def layer_data(dataset: Dataset, loader: BlockLoader | None) -> list[tuple[Any, dict[str, Any], str]]:
+LayerData = tuple[Any, dict[str, Any], str]
+
+
+def layer_data(dataset: Dataset, loader: BlockLoader | None) -> list[LayerData]:
     """napari ``LayerData`` tuples (grayscale if any, segmentation) for a dataset."""
     meta = {PATH: str(dataset.path)}
-    out: list[tuple[Any, dict[str, Any], str]] = []
+    out: list[LayerData] = []
     if dataset.has_image:
         out.append((
             level_arrays(dataset, IMAGE, loader),

@@ -80,13 +80,19 @@ class BlockLoader(QObject):
             return
         self._inflight.update(new)
         for i in range(0, len(new), BATCH):
-            batch = new[i : i + BATCH]
-            self.runner.submit(
-                lambda job, b=batch: self._read(job, b),
-                name="read blocks",
-                on_done=lambda _r, b=batch: self._done(b, None),
-                on_error=lambda exc, b=batch: self._done(b, exc),
-            )
+            self._submit(new[i : i + BATCH])
+
+    def _submit(self, batch: list[BlockKey]) -> None:
+        def read(job: Job) -> int:
+            return self._read(job, batch)
+
+        def done(_result: object) -> None:
+            self._done(batch, None)
+
+        def failed(exc: BaseException) -> None:
+            self._done(batch, exc)
+
+        self.runner.submit(read, name="read blocks", on_done=done, on_error=failed)
 
     def _read(self, job: Job, keys: list[BlockKey]) -> int:
         """Pool thread: decode the blocks into the cache."""
@@ -206,10 +212,12 @@ class CachedLevel:
                 missing.append(coord)
                 continue
             lo = [max(a, c * b) for a, c, b in zip(starts, coord, bs, strict=True)]
-            hi = [min(e, c * b + n) for e, c, b, n in zip(stops, coord, bs, block.shape, strict=True)]
+            hi = [min(e, c * b + n)
+                  for e, c, b, n in zip(stops, coord, bs, block.shape, strict=True)]
             if any(h <= lo_ for lo_, h in zip(lo, hi, strict=True)):
                 continue
-            src = tuple(slice(lo_ - c * b, h - c * b) for lo_, h, c, b in zip(lo, hi, coord, bs, strict=True))
+            src = tuple(slice(lo_ - c * b, h - c * b)
+                        for lo_, h, c, b in zip(lo, hi, coord, bs, strict=True))
             dst = tuple(slice(lo_ - a, h - a) for lo_, h, a in zip(lo, hi, starts, strict=True))
             out[dst] = block[src]
         return out, missing

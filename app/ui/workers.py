@@ -27,6 +27,20 @@ Callback = Callable[[Any], None]
 ProgressCallback = Callable[[int, int], None]
 
 
+class _Box:
+    """Carries a result through a queued signal.
+
+    PySide6 (seen with 6.12) mis-counts references of ``None`` sent through a
+    ``Signal(object)`` across threads and crashes the interpreter; results
+    always travel boxed.
+    """
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+
 class JobSignals(QObject):
     """Signals of one job.
 
@@ -36,7 +50,7 @@ class JobSignals(QObject):
     """
 
     finished = Signal(int, object)
-    """``(job id, result)``: the job returned."""
+    """``(job id, boxed result)``: the job returned."""
     failed = Signal(int, object)
     """``(job id, exception)``: the job raised."""
     progress = Signal(int, int, int)
@@ -58,6 +72,7 @@ class Job(QRunnable):
 
     def __init__(self, job_id: int, fn: Callable[[Job], Any], name: str) -> None:
         super().__init__()
+        self.setAutoDelete(False)
         self.id = job_id
         self.fn = fn
         self.name = name
@@ -73,7 +88,7 @@ class Job(QRunnable):
             self.traceback = traceback.format_exc()
             self.signals.failed.emit(self.id, exc)
         else:
-            self.signals.finished.emit(self.id, result)
+            self.signals.finished.emit(self.id, _Box(result))
 
     def report(self, done: int, total: int) -> None:
         """Report progress (call from ``fn``, any thread)."""
@@ -90,7 +105,7 @@ class Job(QRunnable):
 
 
 class _Pending:
-    __slots__ = ("job", "on_done", "on_error", "on_progress", "lane")
+    __slots__ = ("job", "lane", "on_done", "on_error", "on_progress")
 
     def __init__(self, job: Job, on_done: Callback | None, on_error: Callback | None,
                  on_progress: ProgressCallback | None, lane: str | None) -> None:
@@ -123,7 +138,8 @@ class TaskRunner(QObject):
     def __init__(self, max_threads: int | None = None, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.pool = QThreadPool(self)
-        self.pool.setMaxThreadCount(max(2, max_threads or QThreadPool.globalInstance().maxThreadCount()))
+        ideal = QThreadPool.globalInstance().maxThreadCount()
+        self.pool.setMaxThreadCount(max(2, max_threads or ideal))
         self._ids = itertools.count(1)
         self._pending: dict[int, _Pending] = {}
         self._lanes: dict[str, deque[_Pending]] = {}
@@ -185,10 +201,10 @@ class TaskRunner(QObject):
 
     # --------------------------------------------------------------- results
     @Slot(int, object)
-    def _on_finished(self, job_id: int, result: Any) -> None:
+    def _on_finished(self, job_id: int, boxed: _Box) -> None:
         entry = self._retire(job_id)
         if entry is not None and entry.on_done is not None:
-            entry.on_done(result)
+            entry.on_done(boxed.value)
 
     @Slot(int, object)
     def _on_failed(self, job_id: int, exc: Any) -> None:

@@ -22,6 +22,8 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
+import numpy as np
+
 from app.model.events.blobstore import is_blob_ref
 from app.model.events.gotime import go_time_string, now_go, parse_go_time
 
@@ -55,6 +57,8 @@ __all__ = [
 
 Message = dict[str, Any]
 Timestamp = str | datetime | None
+#: An unsigned 64-bit value: a Python or NumPy integer.
+UInt = int | np.integer[Any]
 
 #: The ``App`` field segmend writes unless told otherwise.
 DEFAULT_APP = "segmend"
@@ -254,7 +258,7 @@ def _tail(
     msg: Message,
     *,
     uuid: str,
-    mutation_id: int | None,
+    mutation_id: UInt | None,
     timestamp: Timestamp,
     user: str | None,
     app: str | None,
@@ -280,10 +284,10 @@ def _tail(
 
 def merge_start(
     *,
-    target: int,
-    labels: Iterable[int],
+    target: UInt,
+    labels: Iterable[UInt],
     uuid: str,
-    mutation_id: int,
+    mutation_id: UInt,
     timestamp: Timestamp = None,
     user: str | None = None,
     app: str | None = DEFAULT_APP,
@@ -333,11 +337,11 @@ def merge_start(
 
 def merge_complete(
     *,
-    target: int,
-    labels: Iterable[int],
-    target_size: int,
+    target: UInt,
+    labels: Iterable[UInt],
+    target_size: UInt,
     uuid: str,
-    mutation_id: int,
+    mutation_id: UInt,
     timestamp: Timestamp = None,
     user: str | None = None,
     app: str | None = DEFAULT_APP,
@@ -375,8 +379,8 @@ def _extras(msg: Message, user: str | None, app: str | None) -> Message:
 
 def _split_fields(
     action: str,
-    target: int,
-    new_label: int,
+    target: UInt,
+    new_label: UInt,
     split_ref: str,
     sv_splits: Mapping[Any, Any] | None,
 ) -> Message:
@@ -393,11 +397,11 @@ def _split_fields(
 
 def split_start(
     *,
-    target: int,
-    new_label: int,
+    target: UInt,
+    new_label: UInt,
     split_ref: str,
     uuid: str,
-    mutation_id: int,
+    mutation_id: UInt,
     sv_splits: Mapping[Any, Any] | None = None,
     timestamp: Timestamp = None,
     user: str | None = None,
@@ -436,13 +440,13 @@ def split_start(
 
 def split_complete(
     *,
-    target: int,
-    new_label: int,
+    target: UInt,
+    new_label: UInt,
     split_ref: str,
-    target_size: int,
-    new_label_size: int,
+    target_size: UInt,
+    new_label_size: UInt,
     uuid: str,
-    mutation_id: int,
+    mutation_id: UInt,
     sv_splits: Mapping[Any, Any] | None = None,
     timestamp: Timestamp = None,
     user: str | None = None,
@@ -472,11 +476,11 @@ def split_complete(
 
 def splitcoarse_start(
     *,
-    target: int,
-    new_label: int,
+    target: UInt,
+    new_label: UInt,
     split_ref: str,
     uuid: str,
-    mutation_id: int,
+    mutation_id: UInt,
     timestamp: Timestamp = None,
     user: str | None = None,
     app: str | None = DEFAULT_APP,
@@ -493,13 +497,13 @@ def splitcoarse_start(
 
 def splitcoarse_complete(
     *,
-    target: int,
-    new_label: int,
+    target: UInt,
+    new_label: UInt,
     split_ref: str,
-    target_size: int,
-    new_label_size: int,
+    target_size: UInt,
+    new_label_size: UInt,
     uuid: str,
-    mutation_id: int,
+    mutation_id: UInt,
     timestamp: Timestamp = None,
     user: str | None = None,
     app: str | None = DEFAULT_APP,
@@ -517,7 +521,7 @@ def splitcoarse_complete(
     )
 
 
-def _cleave_fields(orig_label: int, cleaved_label: int, supervoxels: Iterable[int]) -> Message:
+def _cleave_fields(orig_label: UInt, cleaved_label: UInt, supervoxels: Iterable[UInt]) -> Message:
     return {
         "Action": "cleave",
         "OrigLabel": _uint64("OrigLabel", orig_label),
@@ -528,11 +532,11 @@ def _cleave_fields(orig_label: int, cleaved_label: int, supervoxels: Iterable[in
 
 def cleave_start(
     *,
-    orig_label: int,
-    cleaved_label: int,
-    cleaved_supervoxels: Iterable[int],
+    orig_label: UInt,
+    cleaved_label: UInt,
+    cleaved_supervoxels: Iterable[UInt],
     uuid: str,
-    mutation_id: int,
+    mutation_id: UInt,
     timestamp: Timestamp = None,
     user: str | None = None,
     app: str | None = DEFAULT_APP,
@@ -548,13 +552,13 @@ def cleave_start(
 
 def cleave_complete(
     *,
-    orig_label: int,
-    cleaved_label: int,
-    cleaved_supervoxels: Iterable[int],
-    orig_size: int,
-    cleaved_size: int,
+    orig_label: UInt,
+    cleaved_label: UInt,
+    cleaved_supervoxels: Iterable[UInt],
+    orig_size: UInt,
+    cleaved_size: UInt,
     uuid: str,
-    mutation_id: int,
+    mutation_id: UInt,
     timestamp: Timestamp = None,
     user: str | None = None,
     app: str | None = DEFAULT_APP,
@@ -573,7 +577,7 @@ def cleave_complete(
 
 
 def _split_supervoxel_fields(
-    supervoxel: int, split_supervoxel: int, remain_supervoxel: int, split_ref: str
+    supervoxel: UInt, split_supervoxel: UInt, remain_supervoxel: UInt, split_ref: str
 ) -> Message:
     return {
         "Action": "split-supervoxel",
@@ -586,12 +590,12 @@ def _split_supervoxel_fields(
 
 def split_supervoxel_start(
     *,
-    supervoxel: int,
-    split_supervoxel: int,
-    remain_supervoxel: int,
+    supervoxel: UInt,
+    split_supervoxel: UInt,
+    remain_supervoxel: UInt,
     split_ref: str,
     uuid: str,
-    mutation_id: int,
+    mutation_id: UInt,
     timestamp: Timestamp = None,
     user: str | None = None,
     app: str | None = DEFAULT_APP,
@@ -608,14 +612,14 @@ def split_supervoxel_start(
 
 def split_supervoxel_complete(
     *,
-    supervoxel: int,
-    split_supervoxel: int,
-    remain_supervoxel: int,
+    supervoxel: UInt,
+    split_supervoxel: UInt,
+    remain_supervoxel: UInt,
     split_ref: str,
-    split_size: int,
-    remain_size: int,
+    split_size: UInt,
+    remain_size: UInt,
     uuid: str,
-    mutation_id: int,
+    mutation_id: UInt,
     timestamp: Timestamp = None,
     user: str | None = None,
     app: str | None = DEFAULT_APP,
@@ -637,10 +641,10 @@ def split_supervoxel_complete(
 def _complete(
     action: str,
     start_fields: Message,
-    sizes: Mapping[str, int],
+    sizes: Mapping[str, UInt],
     *,
     uuid: str,
-    mutation_id: int,
+    mutation_id: UInt,
     timestamp: Timestamp,
     user: str | None,
     app: str | None,
@@ -658,7 +662,7 @@ def _complete(
 
 def maxlabel(
     *,
-    max_label: int,
+    max_label: UInt,
     uuid: str,
     timestamp: Timestamp = None,
     user: str | None = None,
@@ -674,8 +678,8 @@ def maxlabel(
 
 def nextlabel(
     *,
-    start: int,
-    end: int,
+    start: UInt,
+    end: UInt,
     uuid: str,
     timestamp: Timestamp = None,
     user: str | None = None,
@@ -704,7 +708,7 @@ def nextlabel(
 def postkv(
     *,
     key: str,
-    nbytes: int,
+    nbytes: UInt,
     uuid: str,
     timestamp: Timestamp = None,
     user: str | None = None,
@@ -725,7 +729,7 @@ def postkv(
 # --------------------------------------------------------------------------- annotation deltas
 
 
-def element_pos(label: int, kind: int, pos: Iterable[int]) -> dict[str, Any]:
+def element_pos(label: UInt, kind: UInt, pos: Iterable[UInt]) -> dict[str, Any]:
     """One ``ElementPos`` of an annotation delta: ``{"Label", "Kind", "Pos": [x, y, z]}``.
 
     Raises
@@ -748,7 +752,7 @@ def annotation_delta(
     add: Iterable[Mapping[str, Any]] = (),
     delete: Iterable[Mapping[str, Any]] = (),
     uuid: str,
-    mutation_id: int | None = None,
+    mutation_id: UInt | None = None,
     timestamp: Timestamp = None,
     user: str | None = None,
     app: str | None = DEFAULT_APP,

@@ -166,9 +166,12 @@ def _close_quietly(obj: Any, *args: Any, **kwargs: Any) -> None:
 class _KafkaLink:
     """A producer (created lazily) for one topic; every failure becomes :class:`_BrokerDown`."""
 
-    def __init__(self, settings: KafkaSettings, topic: str) -> None:
+    def __init__(
+        self, settings: KafkaSettings, topic: str, stopping: Callable[[], bool] = lambda: False
+    ) -> None:
         self.settings = settings
         self.topic = topic
+        self.stopping = stopping
         self.producer: Any = None
 
     def _explain(self, exc: BaseException, since: float) -> str:
@@ -241,7 +244,7 @@ class _KafkaLink:
         futures = []
         error: str | None = None
         try:
-            for event in reversed(events):
+            for event in events:
                 headers = [
                     ("segmend-seq", str(event.seq).encode()),
                     ("segmend-action", event.action.encode()),
@@ -274,7 +277,7 @@ class _KafkaLink:
         deadline = time.monotonic() + self.settings.request_timeout_s
         while not all(future.is_done for _, future in futures):
             remaining = deadline - time.monotonic()
-            if remaining <= 0:
+            if remaining <= 0 or self.stopping():
                 return
             with contextlib.suppress(import_kafka().errors.KafkaTimeoutError):
                 producer.flush(timeout=min(1.0, remaining))
@@ -318,6 +321,7 @@ def probe_broker(settings: KafkaSettings) -> tuple[SenderState, str | None]:
     """
     if not settings.enabled:
         return "off", None
+    _kafka_log_tap()
     link = _KafkaLink(settings, topic="")
     try:
         _probe_tcp(settings)
@@ -548,7 +552,11 @@ class OutboxSender:
         return events
 
     def _run(self) -> None:
-        link = _KafkaLink(self.settings, self.topic) if self.settings.enabled else None
+        link = (
+            _KafkaLink(self.settings, self.topic, lambda: self._stopping)
+            if self.settings.enabled
+            else None
+        )
         conn: sqlite3.Connection | None = None
         cursor = 0
         backoff = self.min_backoff

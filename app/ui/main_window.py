@@ -1,0 +1,286 @@
+"""The segmend application window: napari's viewer with segmend's dock, menus and status.
+
+:class:`SegmendWindow` wraps a ``napari.Viewer`` (the viewer's own window is
+the main window) and adds:
+
+- the :class:`~app.ui.proofreading.ProofreadingWidget` dock;
+- File menu entries: open a dataset, import a plain volume, recent files,
+  settings; a Proofread menu with every editing action; Help > shortcuts;
+- drag and drop of pyramid files (plain volumes open the import dialog);
+- status-bar indicators: pending work, mutation count, outbox backlog, Kafka.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from qtpy.QtCore import QEvent, QObject, Signal, Slot
+from qtpy.QtGui import QAction, QDropEvent
+from qtpy.QtWidgets import QFileDialog, QMainWindow, QMenu
+
+from app.model.dataset import Dataset
+from app.ui.controller import LANE, Session
+from app.ui.import_dialog import ImportDialog
+from app.ui.messages import MessageReporter
+from app.ui.proofreading import ProofreadingWidget
+from app.ui.settings import AppSettings, SettingsDialog
+from app.ui.stats import DatasetStats
+from app.ui.status import StatusIndicators
+from app.ui.workers import TaskRunner
+
+PYRAMID_SUFFIXES = (".h5", ".hdf5", ".hdf", ".he5")
+VOLUME_SUFFIXES = (".npy",)
+TITLE = "segmend"
+
+
+class SegmendWindow(QObject):
+    """The application window.
+
+    Parameters
+    ----------
+    viewer : napari.Viewer, optional
+        The viewer to build on (tests pass napari's fixture viewer); by
+        default a new one is made.
+    settings : AppSettings, optional
+        User settings (default: read from ``QSettings``).
+    save_settings : bool
+        Write changed settings (recent files, the settings dialog) back.
+    show : bool
+        Show the window (when making the viewer).
+    """
+
+    error_shown = Signal(str)
+    """An error message was shown (non-modal box + status bar); GUI thread."""
+    dataset_opened = Signal(object)
+    """A dataset is open and its layers are added; GUI thread."""
+
+    def __init__(self, viewer: Any = None, *, settings: AppSettings | None = None,
+                 save_settings: bool = True, show: bool = True) -> None:
+        super().__init__()
+        if viewer is None:
+            import napari
+
+            viewer = napari.Viewer(title=TITLE, show=show)
+        self.viewer = viewer
+        self.settings = settings if settings is not None else AppSettings.load()
+        self.save_settings = save_settings
+        self.qt_window: QMainWindow = viewer.window._qt_window
+        self.reporter = MessageReporter(self.qt_window)
+        self.reporter.error_shown.connect(self._on_error)
+        self.reporter.info_shown.connect(self.show_message)
+        self.runner = TaskRunner(self.settings.workers or None, parent=self)
+        self.session = Session(self.runner, reporter=self.reporter,
+                               user=self.settings.effective_user,
+                               workers=self.settings.workers or None, parent=self)
+        self.widget = ProofreadingWidget(viewer, self.session, reporter=self.reporter)
+        self.dock = viewer.window.add_dock_widget(self.widget, name="Proofreading", area="right")
+        self.status = StatusIndicators()
+        self.qt_window.statusBar().addPermanentWidget(self.status)
+        self._import: ImportDialog | None = None
+        self._settings_dialog: SettingsDialog | None = None
+        self.file_actions = self._make_file_actions()
+        self._install_menus()
+        self.qt_viewer = viewer.window._qt_viewer
+        self.qt_viewer.installEventFilter(self)
+        self.qt_window.installEventFilter(self)
+        self._closing = False
+        self._shut = False
+
+        s = self.session
+        s.opened.connect(self._on_opened)
+        s.closed.connect(lambda: self._set_title(None))
+        s.stats_changed.connect(self.status.set_stats)
+        s.pending_changed.connect(self._on_pending)
+        self.widget.status_message.connect(self.show_message)
+        viewer.title = TITLE
+
+    # ---------------------------------------------------------------- menus
+    def _make_file_actions(self) -> dict[str, QAction]:
+        parent = self.qt_window
+        actions = {
+            "open": QAction("Open segmend dataset...", parent),
+            "import": QAction("Import volume (build pyramid)...", parent),
+            "settings": QAction("segmend settings...", parent),
+        }
+        actions["open"].triggered.connect(self.open_dialog)
+        actions["import"].triggered.connect(lambda: self.import_dialog())
+        actions["settings"].triggered.connect(self.settings_dialog)
+        for name, action in actions.items():
+            action.setObjectName(f"segmend.file.{name}")
+        self.recent_menu = QMenu("Open recent segmend dataset", parent)
+        self.recent_menu.setObjectName("segmend.file.recent")
+        self._fill_recent()
+        return actions
+
+    def _install_menus(self) -> None:
+        window = self.viewer.window
+        file_menu: QMenu = window.file_menu
+        file_menu.aboutToShow.connect(self._ensure_file_menu)
+        self._ensure_file_menu()
+        self.proofread_menu = QMenu("&Proofread", self.qt_window)
+        a = self.widget.commands
+        for names in (("merge",), ("undo", "redo"),
+                      ("split_start", "brush_3d", "split_preview", "split_commit", "split_discard",
+                       "split_coarse"),
+                      ("show_selected_only", "goto", "clear_selection")):
+            for name in names:
+                self.proofread_menu.addAction(a[name])
+            self.proofread_menu.addSeparator()
+        self.proofread_menu.addAction(a["help"])
+        menubar = window.main_menu
+        help_menu = getattr(window, "help_menu", None)
+        if help_menu is not None:
+            menubar.insertMenu(help_menu.menuAction(), self.proofread_menu)
+        else:
+            menubar.addMenu(self.proofread_menu)
+
+    def _ensure_file_menu(self) -> None:
+        """Put segmend's entries at the top of napari's File menu (again, if it was rebuilt)."""
+        file_menu: QMenu = self.viewer.window.file_menu
+        if self.file_actions["open"] in file_menu.actions():
+            return
+        first = file_menu.actions()[0] if file_menu.actions() else None
+        for action in (self.file_actions["open"], self.recent_menu.menuAction(),
+                       self.file_actions["import"], self.file_actions["settings"]):
+            file_menu.insertAction(first, action)  # type: ignore[arg-type]
+        file_menu.insertSeparator(first)  # type: ignore[arg-type]
+
+    def _fill_recent(self) -> None:
+        self.recent_menu.clear()
+        for path in self.settings.recent:
+            action = self.recent_menu.addAction(path)
+            action.triggered.connect(lambda _c=False, p=path: self.open_path(p))
+        self.recent_menu.setEnabled(bool(self.settings.recent))
+
+    # -------------------------------------------------------------- opening
+    def open_dialog(self) -> None:
+        """Ask for a pyramid file and open it."""
+        path, _ = QFileDialog.getOpenFileName(
+            self.qt_window, "Open segmend dataset", self._last_dir(),
+            "HDF5 pyramids (*.h5 *.hdf5 *.hdf);;All files (*)")
+        if path:
+            self.open_path(path)
+
+    def _last_dir(self) -> str:
+        return str(Path(self.settings.recent[0]).parent) if self.settings.recent else ""
+
+    def open_path(self, path: str | Path) -> None:
+        """Open a dataset in the background (the current one stays open if this fails)."""
+        path = Path(path)
+        if path.suffix.lower() in VOLUME_SUFFIXES:
+            self.import_dialog(str(path))
+            return
+        self.show_message(f"opening {path.name}...")
+        self.session.open(path)
+
+    @Slot(object)
+    def _on_opened(self, dataset: Dataset) -> None:
+        self._set_title(dataset)
+        self.settings = self.settings.with_recent(dataset.path)
+        if self.save_settings:
+            self.settings.save()
+        self._fill_recent()
+        self.dataset_opened.emit(dataset)
+
+    def _set_title(self, dataset: Dataset | None) -> None:
+        if dataset is None:
+            self.viewer.title = TITLE
+        else:
+            ro = "" if dataset.mode == "r+" else " [read-only]"
+            self.viewer.title = f"{TITLE} - {dataset.path.name}{ro}"
+
+    def import_dialog(self, source: str | None = None) -> ImportDialog:
+        """Show the import dialog (non-modal); the pyramid it builds is opened."""
+        dialog = ImportDialog(self.runner, self.reporter, self.qt_window)
+        dialog.built.connect(self.open_path)
+        if source:
+            dialog.set_source(source)
+        dialog.show()
+        self._import = dialog
+        return dialog
+
+    def settings_dialog(self) -> SettingsDialog:
+        """Show the settings dialog (non-modal); accepted values are stored."""
+        dialog = SettingsDialog(self.settings, self.qt_window)
+        dialog.accepted.connect(lambda: self.apply_settings(dialog.values()))
+        dialog.show()
+        self._settings_dialog = dialog
+        return dialog
+
+    def apply_settings(self, settings: AppSettings) -> None:
+        """Use (and store) new settings; user and workers apply to the next dataset opened."""
+        self.settings = settings
+        if self.save_settings:
+            settings.save()
+        self.session.user = settings.effective_user
+        self.session.workers = settings.workers or None
+        if settings.workers:
+            self.runner.pool.setMaxThreadCount(max(2, settings.workers))
+        self.show_message("settings saved")
+
+    # --------------------------------------------------------------- status
+    def set_kafka_status(self, state: str, backlog: int) -> None:
+        """Show the Kafka sender's state (``connected``, ``down``, ``off``) and backlog."""
+        self.status.set_kafka_status(state, backlog)
+
+    def show_message(self, text: str) -> None:
+        """A transient status-bar message."""
+        self.qt_window.statusBar().showMessage(text, 8000)
+
+    @Slot(str)
+    def _on_error(self, line: str) -> None:
+        self.qt_window.statusBar().showMessage(line, 15000)
+        self.error_shown.emit(line)
+
+    @Slot(int)
+    def _on_pending(self, jobs: int) -> None:
+        edits = self.runner.pending_in(LANE)
+        self.status.set_pending(jobs, edits)
+        if self._closing and edits == 0:
+            self.qt_window.close()
+
+    @property
+    def stats(self) -> DatasetStats:
+        """The counters shown."""
+        return self.session.stats
+
+    # ---------------------------------------------------- drop & close events
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        """Drops of files onto the viewer; closing the window."""
+        etype = event.type()
+        if watched is self.qt_viewer and etype in (QEvent.Type.DragEnter, QEvent.Type.DragMove):
+            if self._dropped_paths(event):  # type: ignore[arg-type]
+                event.accept()
+                return True
+        elif watched is self.qt_viewer and etype == QEvent.Type.Drop:
+            paths = self._dropped_paths(event)  # type: ignore[arg-type]
+            if paths:
+                event.accept()
+                self.open_path(paths[0])
+                return True
+        elif watched is self.qt_window and etype == QEvent.Type.Close:
+            if self.runner.pending_in(LANE) and not self._shut:
+                self._closing = True
+                self.show_message("finishing the edits in progress before closing...")
+                event.ignore()
+                return True
+            self.shutdown()
+        return False
+
+    @staticmethod
+    def _dropped_paths(event: QDropEvent) -> list[str]:
+        mime = event.mimeData()
+        if mime is None or not mime.hasUrls():
+            return []
+        paths = [u.toLocalFile() for u in mime.urls() if u.isLocalFile()]
+        return [p for p in paths if Path(p).suffix.lower() in PYRAMID_SUFFIXES + VOLUME_SUFFIXES]
+
+    def shutdown(self) -> None:
+        """Finish the edits, close the dataset, stop the pool (blocks; at exit only)."""
+        if self._shut:
+            return
+        self._shut = True
+        self.reporter.close_boxes()
+        self.widget.detach()
+        self.session.shutdown()

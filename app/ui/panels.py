@@ -1,0 +1,294 @@
+"""The panels of the proofreading widget: bodies, split tools, mutation history.
+
+Each panel takes the objects it shows (selection, session, split tool) and the
+shared ``QAction`` s (so a button and its keyboard shortcut are one action),
+connects to their signals, and only ever runs on the GUI thread.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from qtpy.QtCore import Qt, Signal, Slot
+from qtpy.QtGui import QAction, QColor, QIntValidator
+from qtpy.QtWidgets import (
+    QCheckBox,
+    QGridLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QListWidgetItem,
+    QPushButton,
+    QSizePolicy,
+    QSpinBox,
+    QTableWidget,
+    QTableWidgetItem,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.model.dataset import Dataset
+from app.ui.controller import Session
+from app.ui.selection import Selection, selection_color
+from app.ui.split_canvas import SplitTool
+
+
+def action_button(action: QAction, parent: QWidget | None = None) -> QToolButton:
+    """A button that triggers ``action`` (and shows its text, state and shortcut tip)."""
+    button = QToolButton(parent)
+    button.setDefaultAction(action)
+    button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
+    button.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+    return button
+
+
+class BodyPanel(QGroupBox):
+    """The selected bodies with their sizes; go to a body by id; show only the selection.
+
+    Parameters
+    ----------
+    session : Session
+        Sizes come from its label index (read on the pool).
+    selection : Selection
+        The bodies listed.
+    actions : mapping of str to QAction
+        Needs ``merge``, ``show_selected_only``, ``clear_selection``.
+    """
+
+    goto_requested = Signal(int)
+    """The user asked to jump to this body id; GUI thread."""
+
+    def __init__(self, session: Session, selection: Selection, actions: Mapping[str, QAction],
+                 parent: QWidget | None = None) -> None:
+        super().__init__("Bodies", parent)
+        self.session = session
+        self.selection = selection
+        self.sizes: dict[int, int] = {}
+        self._size_request = 0
+
+        self.goto_edit = QLineEdit(self)
+        self.goto_edit.setPlaceholderText("body id")
+        self.goto_edit.setValidator(QIntValidator(1, 2**31 - 1, self))
+        self.goto_edit.returnPressed.connect(self._goto)
+        goto_button = QPushButton("Go", self)
+        goto_button.clicked.connect(self._goto)
+
+        self.table = QTableWidget(0, 3, self)
+        self.table.setHorizontalHeaderLabels(["", "body", "voxels"])
+        self.table.verticalHeader().setVisible(False)
+        self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        self.table.setSelectionBehavior(QTableWidget.SelectionBehavior.SelectRows)
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
+        header.setSectionResizeMode(2, QHeaderView.ResizeMode.Stretch)
+        self.table.setMinimumHeight(120)
+
+        remove_button = QPushButton("Remove", self)
+        remove_button.setToolTip("Remove the highlighted rows from the selection")
+        remove_button.clicked.connect(self._remove_rows)
+
+        self.show_only = QCheckBox("Show selected only", self)
+        self.show_only.toggled.connect(actions["show_selected_only"].setChecked)
+        actions["show_selected_only"].toggled.connect(self.show_only.setChecked)
+
+        self.summary = QLabel("click a body to select it; shift-click adds", self)
+        self.summary.setWordWrap(True)
+
+        top = QHBoxLayout()
+        top.addWidget(QLabel("Go to", self))
+        top.addWidget(self.goto_edit, 1)
+        top.addWidget(goto_button)
+        buttons = QHBoxLayout()
+        buttons.addWidget(action_button(actions["merge"], self))
+        buttons.addWidget(remove_button)
+        buttons.addWidget(action_button(actions["clear_selection"], self))
+        layout = QVBoxLayout(self)
+        layout.addLayout(top)
+        layout.addWidget(self.table)
+        layout.addWidget(self.show_only)
+        layout.addLayout(buttons)
+        layout.addWidget(self.summary)
+
+        selection.changed.connect(self._on_selection)
+        session.labels_changed.connect(self._on_labels_changed)
+        session.opened.connect(lambda _ds: self._on_selection(self.selection.ids))
+
+    # ---------------------------------------------------------------- slots
+    def focus_goto(self) -> None:
+        """Put the cursor in the body id field."""
+        self.goto_edit.setFocus()
+        self.goto_edit.selectAll()
+
+    def _goto(self) -> None:
+        text = self.goto_edit.text().strip()
+        if text.isdigit() and int(text) > 0:
+            self.goto_requested.emit(int(text))
+
+    def _remove_rows(self) -> None:
+        rows = {i.row() for i in self.table.selectedIndexes()}
+        ids = self.selection.ids
+        self.selection.remove([ids[r] for r in rows if r < len(ids)])
+
+    @Slot(list)
+    def _on_selection(self, ids: list[int]) -> None:
+        self._fill(ids)
+        self.request_sizes(ids)
+
+    @Slot(list)
+    def _on_labels_changed(self, labels: list[int]) -> None:
+        if set(labels) & set(self.selection.ids):
+            self.request_sizes(self.selection.ids)
+
+    def request_sizes(self, ids: list[int]) -> None:
+        """Look the sizes up in the label index (on the pool)."""
+        if not ids or self.session.dataset is None:
+            return
+        self._size_request += 1
+        request = self._size_request
+        wanted = list(ids)
+
+        def sizes(ds: Dataset) -> dict[int, int]:
+            return {label: ds.label_size(label) for label in wanted}
+
+        self.session.read(sizes, lambda result: self._sizes_ready(request, result),
+                          name="body sizes")
+
+    def _sizes_ready(self, request: int, sizes: dict[int, int]) -> None:
+        self.sizes.update(sizes)
+        if request == self._size_request:
+            self._fill(self.selection.ids)
+
+    def _fill(self, ids: list[int]) -> None:
+        self.table.setRowCount(len(ids))
+        for row, label in enumerate(ids):
+            swatch = QTableWidgetItem("")
+            swatch.setBackground(QColor(selection_color(row)))
+            self.table.setItem(row, 0, swatch)
+            tag = "  (target)" if row == 0 and len(ids) > 1 else ""
+            self.table.setItem(row, 1, QTableWidgetItem(f"{label}{tag}"))
+            size = self.sizes.get(label)
+            item = QTableWidgetItem("..." if size is None else f"{size:,}")
+            item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+            self.table.setItem(row, 2, item)
+        if not ids:
+            self.summary.setText("click a body to select it; shift-click adds")
+        else:
+            known = [self.sizes[i] for i in ids if i in self.sizes]
+            total = f", {sum(known):,} voxels" if len(known) == len(ids) else ""
+            self.summary.setText(f"{len(ids)} selected{total}")
+
+    def rows(self) -> list[tuple[int, int | None]]:
+        """(body id, size or None) as listed, for tests."""
+        return [(label, self.sizes.get(label)) for label in self.selection.ids]
+
+
+class SplitPanel(QGroupBox):
+    """Split tools: open a canvas, brush 2D/3D and size, preview, commit, split-coarse.
+
+    Parameters
+    ----------
+    tool : SplitTool
+        The split canvas.
+    actions : mapping of str to QAction
+        Needs ``split_start``, ``brush_3d``, ``split_preview``, ``split_commit``,
+        ``split_discard``, ``split_coarse``.
+    """
+
+    def __init__(self, tool: SplitTool, actions: Mapping[str, QAction],
+                 parent: QWidget | None = None) -> None:
+        super().__init__("Split", parent)
+        self.tool = tool
+        self.brush_size = QSpinBox(self)
+        self.brush_size.setRange(1, 100)
+        self.brush_size.setValue(tool.brush_size)
+        self.brush_size.valueChanged.connect(tool.set_brush_size)
+        self.brush_3d = QCheckBox("3D brush (ball)", self)
+        self.brush_3d.toggled.connect(actions["brush_3d"].setChecked)
+        actions["brush_3d"].toggled.connect(self.brush_3d.setChecked)
+        self.status = QLabel("select a body, then Split body... and paint the part to split off",
+                             self)
+        self.status.setWordWrap(True)
+        tool.message.connect(self.status.setText)
+
+        grid = QGridLayout()
+        grid.addWidget(action_button(actions["split_start"], self), 0, 0)
+        grid.addWidget(action_button(actions["split_coarse"], self), 0, 1)
+        grid.addWidget(QLabel("brush size", self), 1, 0)
+        grid.addWidget(self.brush_size, 1, 1)
+        grid.addWidget(self.brush_3d, 2, 0, 1, 2)
+        grid.addWidget(action_button(actions["split_preview"], self), 3, 0)
+        grid.addWidget(action_button(actions["split_commit"], self), 3, 1)
+        grid.addWidget(action_button(actions["split_discard"], self), 4, 0, 1, 2)
+        layout = QVBoxLayout(self)
+        layout.addLayout(grid)
+        layout.addWidget(self.status)
+
+
+def describe_mutation(record: Mapping[str, Any], limit: int = 6) -> str:
+    """One line for a mutation record (DVID field names)."""
+
+    def ids(values: Any) -> str:
+        values = [str(v) for v in (values or [])]
+        more = f" +{len(values) - limit} more" if len(values) > limit else ""
+        return ", ".join(values[:limit]) + more
+
+    action = str(record.get("Action", "?"))
+    mid = record.get("MutationID", "?")
+    target = record.get("Target")
+    if action == "merge":
+        text = f"merge {ids(record.get('Labels'))} into {target}"
+    elif action in ("split", "splitcoarse"):
+        text = f"{action} {target} -> new {record.get('NewLabel', '?')}"
+    elif action == "undo":
+        text = f"undo #{record.get('Undoes', '?')} ({record.get('Of', '?')})"
+    else:
+        text = action if target is None else f"{action} {target}"
+    if "Redoes" in record:
+        text += f" (redo of #{record['Redoes']})"
+    user = record.get("User")
+    return f"#{mid}  {text}" + (f"  [{user}]" if user else "")
+
+
+class HistoryPanel(QGroupBox):
+    """The mutation log of the dataset, newest first, with undo and redo.
+
+    Parameters
+    ----------
+    session : Session
+        Whose history is shown.
+    actions : mapping of str to QAction
+        Needs ``undo`` and ``redo``.
+    """
+
+    def __init__(self, session: Session, actions: Mapping[str, QAction],
+                 parent: QWidget | None = None) -> None:
+        super().__init__("History", parent)
+        self.list = QListWidget(self)
+        self.list.setMinimumHeight(100)
+        buttons = QHBoxLayout()
+        buttons.addWidget(action_button(actions["undo"], self))
+        buttons.addWidget(action_button(actions["redo"], self))
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.list)
+        layout.addLayout(buttons)
+        session.history_changed.connect(self.show_history)
+        session.closed.connect(self.list.clear)
+
+    @Slot(list)
+    def show_history(self, records: list[dict[str, Any]]) -> None:
+        """List the records, newest first."""
+        self.list.clear()
+        for record in reversed(records):
+            item = QListWidgetItem(describe_mutation(record))
+            item.setToolTip(f"{record.get('Timestamp', '')}\n{record.get('UUID', '')}")
+            self.list.addItem(item)
+
+    def lines(self) -> list[str]:
+        """The listed lines, newest first (for tests)."""
+        return [self.list.item(i).text() for i in range(self.list.count())]

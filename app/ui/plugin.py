@@ -1,0 +1,101 @@
+"""napari plugin entry points (see ``app/napari.yaml``): reader, sample data.
+
+The dock widget is :class:`app.ui.proofreading.ProofreadingWidget` itself --
+the same class the segmend app docks.
+
+- :func:`get_reader` opens segmend pyramids (and pyramids of other tools,
+  read-only) as multiscale grayscale + segmentation layers, and plain HDF5
+  label volumes as a (lazy, read-only) labels layer.  A pyramid opened here is
+  proofread by the widget, which adopts its layers.
+- :func:`demo_sample` builds the shipped real cube into a temporary pyramid.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import h5py
+
+from app.model.errors import FormatError
+from app.model.layout import find_pyramids
+from app.ui import registry
+from app.ui.layers import PATH, ROLE, layer_data
+
+LayerData = tuple[Any, dict[str, Any], str]
+SUFFIXES = (".h5", ".hdf5", ".hdf", ".he5")
+_open_files: list[h5py.File] = []
+
+
+def get_reader(path: str | list[str]) -> Callable[[str | list[str]], list[LayerData]] | None:
+    """napari reader hook: a reader for segmend pyramids and label HDF5 files, or None."""
+    if isinstance(path, list):
+        if len(path) != 1:
+            return None
+        path = path[0]
+    p = Path(path)
+    if p.suffix.lower() not in SUFFIXES or not p.is_file():
+        return None
+    try:
+        if not h5py.is_hdf5(p):
+            return None
+    except OSError:
+        return None
+    return read_path
+
+
+def read_path(path: str | list[str]) -> list[LayerData]:
+    """Layers for one HDF5 file: a pyramid (multiscale) or plain 3D volumes.
+
+    Raises
+    ------
+    app.model.errors.FormatError
+        If the file holds neither a pyramid nor a 3D integer volume.
+    """
+    if isinstance(path, list):
+        path = path[0]
+    with h5py.File(path, "r") as f:
+        try:
+            find_pyramids(f)
+            pyramid = True
+        except FormatError:
+            pyramid = False
+    if pyramid:
+        return layer_data(registry.open_shared(path), None)
+    return read_plain(path)
+
+
+def read_plain(path: str) -> list[LayerData]:
+    """A plain label volume (and a uint8 grayscale if any) as read-only lazy layers."""
+    f = h5py.File(path, "r")
+    volumes: list[h5py.Dataset] = []
+    f.visititems(lambda _n, o: volumes.append(o) if isinstance(o, h5py.Dataset) and o.ndim == 3
+                 else None)
+    labels = [d for d in volumes if d.dtype.kind in "ui" and d.dtype.itemsize >= 2]
+    images = [d for d in volumes if d.dtype in ("uint8",)]
+    if not labels:
+        f.close()
+        raise FormatError(f"{path}: no 3D label volume found")
+    _open_files.append(f)
+    meta = {"segmend_source": str(path)}
+    out: list[LayerData] = []
+    if images:
+        out.append((images[0], {"name": f"{Path(path).stem} grayscale", "contrast_limits": (0, 255),
+                                "metadata": {**meta, "segmend_dataset": images[0].name}}, "image"))
+    out.append((labels[0], {"name": f"{Path(path).stem} labels",
+                            "metadata": {**meta, "segmend_dataset": labels[0].name}}, "labels"))
+    return out
+
+
+def demo_sample() -> list[LayerData]:
+    """napari sample data: the shipped FIB-SEM cube, built into a temporary pyramid."""
+    from app.model.demo import build_demo
+
+    out = Path(tempfile.mkdtemp(prefix="segmend-demo-")) / "demo.h5"
+    build_demo(out)
+    return read_path(str(out))
+
+
+__all__ = ["PATH", "ROLE", "demo_sample", "get_reader", "read_path", "read_plain"]

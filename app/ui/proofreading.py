@@ -1,0 +1,349 @@
+"""The proofreading widget: the same dock in the segmend app and in napari.
+
+:class:`ProofreadingWidget` puts together, over a napari viewer and a
+:class:`~app.ui.controller.Session`: the dataset's layers, click selection,
+the body / split / history panels, and the ``QAction`` s that carry segmend's
+keyboard shortcuts (window-wide, see :mod:`app.ui.shortcuts`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from qtpy.QtCore import Qt, Signal, Slot
+from qtpy.QtGui import QAction, QKeySequence
+from qtpy.QtWidgets import (
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QScrollArea,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.model.dataset import Dataset, SplitResult
+from app.ui import registry
+from app.ui.controller import Session
+from app.ui.help import ShortcutsDialog
+from app.ui.layers import PATH, ROLE, DatasetLayers
+from app.ui.messages import MessageReporter
+from app.ui.panels import BodyPanel, HistoryPanel, SplitPanel
+from app.ui.selection import ClickPicker, Selection
+from app.ui.shortcuts import SHORTCUTS
+from app.ui.split_canvas import SplitTool
+from app.ui.stats import DatasetStats
+
+Coord = tuple[int, int, int]
+
+
+class ProofreadingWidget(QWidget):
+    """Select, merge, split, undo: the proofreading dock.
+
+    Parameters
+    ----------
+    napari_viewer : napari.Viewer
+        The viewer to proofread in (napari passes it when the widget is opened
+        from the Plugins menu).
+    session : Session, optional
+        The session to use; by default the widget makes its own (plugin use).
+    reporter : MessageReporter, optional
+        Where errors are shown (default: non-modal message boxes).
+    """
+
+    status_message = Signal(str)
+    """A one-line status for the host's status bar; GUI thread."""
+
+    def __init__(self, napari_viewer: Any, session: Session | None = None, *,
+                 reporter: MessageReporter | None = None, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.viewer = napari_viewer
+        self.reporter = reporter if reporter is not None else MessageReporter(self)
+        self.session = session if session is not None else Session(reporter=self.reporter,
+                                                                     parent=self)
+        self.selection = Selection(self)
+        self.layers = DatasetLayers(self.viewer, self.session, self.selection, self)
+        self.picker = ClickPicker(self.viewer, self.session, self.selection, self)
+        self.split_tool = SplitTool(self.viewer, self.session, self)
+        self.commands = self._make_commands()
+        self._help: ShortcutsDialog | None = None
+
+        self.file_label = QLabel("no dataset open", self)
+        self.file_label.setWordWrap(True)
+        open_button = QPushButton("Open...", self)
+        open_button.setToolTip("Open a segmend pyramid (HDF5)")
+        open_button.clicked.connect(self.open_dialog)
+        self.body_panel = BodyPanel(self.session, self.selection, self.commands, self)
+        self.split_panel = SplitPanel(self.split_tool, self.commands, self)
+        self.history_panel = HistoryPanel(self.session, self.commands, self)
+        self.status_label = QLabel("", self)
+        self.status_label.setWordWrap(True)
+
+        top = QHBoxLayout()
+        top.addWidget(self.file_label, 1)
+        top.addWidget(open_button)
+        inner = QWidget(self)
+        column = QVBoxLayout(inner)
+        column.addLayout(top)
+        column.addWidget(self.body_panel)
+        column.addWidget(self.split_panel)
+        column.addWidget(self.history_panel, 1)
+        column.addWidget(self.status_label)
+        scroll = QScrollArea(self)
+        scroll.setWidgetResizable(True)
+        scroll.setWidget(inner)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(scroll)
+        self.setMinimumWidth(300)
+
+        s = self.session
+        s.opened.connect(self._on_opened)
+        s.closed.connect(self._on_closed)
+        s.edit_finished.connect(self._on_edit_finished)
+        s.edit_failed.connect(lambda _a, msg: self._status(msg))
+        s.undo_state_changed.connect(self._on_undo_state)
+        s.notice.connect(self._status)
+        s.stats_changed.connect(self._on_stats)
+        s.pending_changed.connect(lambda _n: self._update_status_line())
+        self.split_tool.message.connect(self._status)
+        self.split_tool.started.connect(lambda _t: self._update_enabled())
+        self.split_tool.discarded.connect(self._update_enabled)
+        self.split_tool.committed.connect(lambda _r: self._update_enabled())
+        self.selection.changed.connect(lambda _ids: self._update_enabled())
+        self.body_panel.goto_requested.connect(self.goto_body)
+        self.viewer.layers.events.inserted.connect(self._on_layer_inserted)
+        self._update_enabled()
+        if self.session.dataset is not None:
+            self._on_opened(self.session.dataset)
+        else:
+            self._adopt_reader_layers()
+
+    # ---------------------------------------------------------------- actions
+    def _make_commands(self) -> dict[str, QAction]:
+        handlers = {
+            "merge": self.merge_selected,
+            "undo": self.undo,
+            "redo": self.redo,
+            "split_start": self.start_split,
+            "brush_3d": None,
+            "split_preview": self.split_tool.preview,
+            "split_commit": self.split_tool.commit,
+            "split_discard": self.split_tool.discard,
+            "split_coarse": self.split_coarse,
+            "show_selected_only": None,
+            "goto": lambda: self.body_panel.focus_goto(),
+            "clear_selection": self.selection.clear,
+            "help": self.show_help,
+        }
+        actions: dict[str, QAction] = {}
+        for spec in SHORTCUTS:
+            action = QAction(spec.text, self)
+            action.setObjectName(f"segmend.{spec.name}")
+            if spec.key:
+                action.setShortcut(QKeySequence(spec.key))
+                action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
+                action.setToolTip(f"{spec.help} ({spec.key})")
+            else:
+                action.setToolTip(spec.help)
+            handler = handlers.get(spec.name)
+            if handler is not None:
+                action.triggered.connect(lambda _checked=False, h=handler: h())
+            self.addAction(action)
+            actions[spec.name] = action
+        actions["brush_3d"].setCheckable(True)
+        actions["brush_3d"].toggled.connect(self.split_tool.set_brush_3d)
+        actions["show_selected_only"].setCheckable(True)
+        actions["show_selected_only"].toggled.connect(self.layers.set_show_selected_only)
+        return actions
+
+    def _update_enabled(self) -> None:
+        has = self.session.dataset is not None
+        writable = self.session.writable
+        n = len(self.selection)
+        canvas = self.split_tool.active
+        a = self.commands
+        a["merge"].setEnabled(writable and n >= 2)
+        a["undo"].setEnabled(writable and self.session.can_undo)
+        a["redo"].setEnabled(writable and self.session.can_redo)
+        a["split_start"].setEnabled(writable and n >= 1)
+        a["split_coarse"].setEnabled(writable and (n >= 1 or canvas))
+        for name in ("split_preview", "split_commit", "split_discard"):
+            a[name].setEnabled(canvas)
+        a["goto"].setEnabled(has)
+        a["clear_selection"].setEnabled(n > 0)
+
+    # --------------------------------------------------------------- opening
+    def open_dialog(self) -> None:
+        """Ask for a pyramid file and open it."""
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Open segmend dataset", "", "HDF5 pyramids (*.h5 *.hdf5 *.hdf);;All files (*)"
+        )
+        if path:
+            self.session.open(path)
+
+    def open(self, path: str) -> None:
+        """Open a dataset (in the background)."""
+        self.session.open(path)
+
+    def _adopt_reader_layers(self) -> None:
+        """If the napari reader opened a segmend dataset, proofread it."""
+        for layer in list(self.viewer.layers):
+            path = layer.metadata.get(PATH)
+            if path and layer.metadata.get(ROLE) == "segmentation":
+                dataset = registry.take(path)
+                if dataset is not None:
+                    self.session.attach(dataset)
+                    return
+
+    def _on_layer_inserted(self, event: Any) -> None:
+        layer = event.value
+        if self.session.dataset is None and layer.metadata.get(ROLE) == "segmentation" \
+                and layer.metadata.get(PATH):
+            self._adopt_reader_layers()
+
+    @Slot(object)
+    def _on_opened(self, dataset: Dataset) -> None:
+        mode = "" if dataset.mode == "r+" else " (read-only)"
+        self.file_label.setText(f"{dataset.path.name}{mode}\n{dataset.shape[0]}x{dataset.shape[1]}"
+                                f"x{dataset.shape[2]}, {dataset.n_scales} scales")
+        self.file_label.setToolTip(str(dataset.path))
+        self.selection.clear()
+        self._update_enabled()
+        self._status(f"opened {dataset.path.name}{mode}")
+
+    @Slot()
+    def _on_closed(self) -> None:
+        self.file_label.setText("no dataset open")
+        self.selection.clear()
+        self._update_enabled()
+
+    # ---------------------------------------------------------------- editing
+    def merge_selected(self) -> None:
+        """Merge the selected bodies into the first one."""
+        ids = self.selection.ids
+        if len(ids) < 2:
+            self.reporter.error("select at least two bodies (click, then shift-click)",
+                                context="merge")
+            return
+        if self.session.merge(ids[0], ids[1:]) is not None:
+            self._status(f"merging {len(ids) - 1} bodies into {ids[0]}...")
+
+    def undo(self) -> None:
+        """Undo the last mutation."""
+        if self.session.undo() is not None:
+            self._status("undoing...")
+
+    def redo(self) -> None:
+        """Redo the last undone mutation."""
+        if self.session.redo() is not None:
+            self._status("redoing...")
+
+    def start_split(self) -> None:
+        """Open a split canvas for the first selected body."""
+        target = self.selection.first
+        if target is None:
+            self.reporter.error("select the body to split first", context="split")
+            return
+        self.split_tool.start(target)
+
+    def split_coarse(self) -> None:
+        """Split-coarse the body being split (or the first selected) at the paint / cursor."""
+        target = self.split_tool.target or self.selection.first
+        position = tuple(float(v) for v in self.viewer.cursor.position[-3:])
+        if self.picker.last_voxel is not None and not self._cursor_in_volume(position):
+            position = tuple(float(v) for v in self.picker.last_voxel)
+        self.split_tool.split_coarse(target, position)  # type: ignore[arg-type]
+
+    def _cursor_in_volume(self, position: tuple[float, ...]) -> bool:
+        dataset = self.session.dataset
+        return dataset is not None and len(position) == 3 and all(
+            -0.5 <= p < n - 0.5 for p, n in zip(position, dataset.shape, strict=True))
+
+    @Slot(str, object)
+    def _on_edit_finished(self, action: str, result: Any) -> None:
+        ids = self.selection.ids
+        if action == "merge" and ids:
+            self.selection.set([ids[0]])
+            self._status(f"merged into {ids[0]} (mutation {result})")
+        elif isinstance(result, SplitResult):
+            target = ids[0] if ids else None
+            self.selection.set([v for v in (target, result.label) if v])
+        elif action in ("undo", "redo"):
+            self._status(f"{action} done (mutation {result})")
+            self.body_panel.request_sizes(ids)
+            self._drop_vanished(ids)
+        self._update_enabled()
+
+    def _drop_vanished(self, ids: list[int]) -> None:
+        """After undo/redo: keep only selected bodies that still have voxels."""
+        if not ids:
+            return
+        self.session.read(lambda ds: [i for i in ids if ds.label_size(i) > 0],
+                          lambda alive: self.selection.set(alive), name="check bodies")
+
+    @Slot(bool, bool)
+    def _on_undo_state(self, _can_undo: bool, _can_redo: bool) -> None:
+        self._update_enabled()
+
+    # ------------------------------------------------------------- navigation
+    def goto_body(self, label: int) -> None:
+        """Jump to body ``label`` (its densest block) and select it."""
+        label = int(label)
+
+        def locate(ds: Dataset) -> Coord:
+            blocks = ds.label_blocks(label)
+            if not blocks:
+                raise ValueError(f"body {label} has no voxels")
+            coord = max(blocks, key=lambda c: blocks[c])
+            bs = ds.block_size
+            lo = [c * b for c, b in zip(coord, bs, strict=True)]
+            block = ds.labels(0)[tuple(slice(a, a + b) for a, b in zip(lo, bs, strict=True))]
+            where = np.argwhere(block == np.uint64(label))
+            centre = where.mean(axis=0)
+            nearest = where[np.argmin(((where - centre) ** 2).sum(axis=1))]
+            return tuple(int(a + v) for a, v in zip(lo, nearest, strict=True))  # type: ignore[return-value]
+
+        self.session.read(locate, lambda zyx: self._go(label, zyx), name=f"go to {label}",
+                          on_error=self._goto_failed)
+
+    def _goto_failed(self, exc: BaseException) -> None:
+        self.reporter.error(exc, context="go to body")
+
+    def _go(self, label: int, zyx: Coord) -> None:
+        self.viewer.dims.set_point(0, zyx[0])
+        self.viewer.camera.center = tuple(float(v) for v in zyx)
+        self.selection.set([label])
+        self._status(f"body {label} at z={zyx[0]}, y={zyx[1]}, x={zyx[2]}")
+
+    # ------------------------------------------------------------------- misc
+    def show_help(self) -> None:
+        """Show the keyboard shortcuts (non-modal)."""
+        if self._help is None:
+            self._help = ShortcutsDialog(self)
+        self._help.show()
+        self._help.raise_()
+
+    @Slot(object)
+    def _on_stats(self, stats: DatasetStats) -> None:
+        self._update_status_line()
+
+    def _status(self, text: str) -> None:
+        self.status_message.emit(text)
+        self._update_status_line(text)
+
+    def _update_status_line(self, text: str | None = None) -> None:
+        if text is not None:
+            self._last_status = text
+        pending = self.session.runner.pending
+        stats = self.session.stats
+        parts = [getattr(self, "_last_status", "")]
+        jobs = f", {pending} jobs pending" if pending else ""
+        parts.append(f"{stats.mutations} mutations{jobs}")
+        self.status_label.setText("\n".join(p for p in parts if p))
+
+    def detach(self) -> None:
+        """Disconnect from the viewer (mouse callbacks, layer events)."""
+        self.picker.detach()
+        self.viewer.layers.events.inserted.disconnect(self._on_layer_inserted)

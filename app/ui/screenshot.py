@@ -1,0 +1,134 @@
+"""``segmend FILE --screenshot OUT.png``: open, wait until drawn, save the window, exit.
+
+:class:`ScreenshotDriver` is a small state machine on the GUI thread (no
+sleeping, no waiting): open the file, optionally go to and select bodies, then
+poll until no background job is pending and every visible block is loaded and
+drawn (two polls in a row), grab the whole window and save it.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from qtpy.QtCore import QObject, QTimer, Signal
+from qtpy.QtWidgets import QWidget
+
+from app.ui.main_window import SegmendWindow
+
+POLL_MS = 100
+STABLE_POLLS = 3
+TIMEOUT_S = 300.0
+
+
+def grab_window(widget: QWidget, out: str | Path) -> Path:
+    """Render ``widget`` (OpenGL canvas included) and save it as an image file."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if not widget.grab().save(str(out)):
+        raise OSError(f"cannot write {out}")
+    return out
+
+
+class ScreenshotDriver(QObject):
+    """Drives a :class:`SegmendWindow` to a screenshot.
+
+    Parameters
+    ----------
+    window : SegmendWindow
+        The window (shown).
+    out : str or Path
+        Where to save the PNG.
+    select : list of int
+        Bodies to select (the view goes to the first; only they are shown).
+    timeout_s : float
+        Give up (exit status 1) after this long.
+    """
+
+    finished = Signal(int)
+    """The exit status (0 = saved); GUI thread."""
+
+    def __init__(self, window: SegmendWindow, out: str | Path, select: list[int] | None = None,
+                 *, timeout_s: float = TIMEOUT_S) -> None:
+        super().__init__(window)
+        self.window = window
+        self.out = Path(out)
+        self.select = [int(v) for v in (select or [])]
+        self.error: str | None = None
+        self._stable = 0
+        self._ready = False
+        self._done = False
+        self._poll = QTimer(self)
+        self._poll.setInterval(POLL_MS)
+        self._poll.timeout.connect(self._check)
+        self._deadline = QTimer(self)
+        self._deadline.setSingleShot(True)
+        self._deadline.setInterval(int(timeout_s * 1000))
+        self._deadline.timeout.connect(lambda: self._fail(f"timed out after {timeout_s:.0f} s"))
+        window.session.opened.connect(self._on_opened)
+        window.session.open_failed.connect(self._fail)
+
+    def start(self, path: str | Path | None) -> None:
+        """Open ``path`` (or nothing) and shoot when everything is drawn."""
+        self._deadline.start()
+        if path is None:
+            self._ready = True
+            self._poll.start()
+        else:
+            self.window.open_path(path)
+
+    def _on_opened(self, _dataset: object) -> None:
+        if not self.select:
+            self._ready = True
+            self._poll.start()
+            return
+        widget = self.window.widget
+        widget.reporter.error_shown.connect(self._fail)
+        widget.selection.changed.connect(self._on_selected)
+        widget.commands["show_selected_only"].setChecked(True)
+        widget.goto_body(self.select[0])
+
+    def _on_selected(self, ids: list[int]) -> None:
+        widget = self.window.widget
+        if ids and ids[0] == self.select[0] and ids != self.select:
+            widget.selection.set(self.select)
+            return
+        if ids == self.select:
+            widget.selection.changed.disconnect(self._on_selected)
+            self._ready = True
+            self._poll.start()
+
+    def _check(self) -> None:
+        window = self.window
+        idle = self._ready and window.runner.pending == 0 and window.widget.layers.is_settled()
+        if not idle:
+            self._stable = 0
+            return
+        self._stable += 1
+        if self._stable >= STABLE_POLLS:
+            self._shoot()
+
+    def _shoot(self) -> None:
+        self._poll.stop()
+        self._deadline.stop()
+        try:
+            grab_window(self.window.qt_window, self.out)
+        except OSError as exc:
+            self._fail(str(exc))
+            return
+        self._finish(0)
+
+    def _fail(self, message: str) -> None:
+        if self._done:
+            return
+        self.error = message
+        print(f"segmend: error: {message}", file=sys.stderr)
+        self._finish(1)
+
+    def _finish(self, code: int) -> None:
+        if self._done:
+            return
+        self._done = True
+        self._poll.stop()
+        self._deadline.stop()
+        self.finished.emit(code)

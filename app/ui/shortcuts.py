@@ -1,0 +1,72 @@
+"""The keyboard shortcuts of segmend: one table, used by the actions and the help dialog."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Shortcut:
+    """One command and its key.
+
+    Attributes
+    ----------
+    name : str
+        Internal name (the key of the action in the widgets' ``actions`` dicts).
+    text : str
+        Menu / button text.
+    key : str
+        Qt key sequence (portable text), empty if none.
+    help : str
+        What it does.
+    """
+
+    name: str
+    text: str
+    key: str
+    help: str
+
+
+SHORTCUTS: tuple[Shortcut, ...] = (
+    Shortcut("merge", "Merge into first", "M",
+             "Merge every selected body into the first selected one"),
+    Shortcut("undo", "Undo", "Ctrl+Z", "Undo the last mutation (survives reopening)"),
+    Shortcut("redo", "Redo", "Ctrl+Shift+Z", "Redo the last undone mutation"),
+    Shortcut("split_start", "Split body...", "S",
+             "Open a split canvas around the first selected body"),
+    Shortcut("brush_3d", "3D brush", "D",
+             "Toggle the split brush between the current plane (2D) and a ball (3D)"),
+    Shortcut("split_preview", "Preview split", "Shift+S",
+             "Show which voxels of the body the painted region splits off"),
+    Shortcut("split_commit", "Commit split", "Ctrl+Return",
+             "Split the painted voxels of the body off into a new body"),
+    Shortcut("split_discard", "Discard canvas", "Shift+Escape",
+             "Remove the split canvas without splitting"),
+    Shortcut("split_coarse", "Split coarse (blocks)", "K",
+             "Split off the body's s0 blocks touched by the paint, or the block under the cursor"),
+    Shortcut("show_selected_only", "Show selected only", "H",
+             "Hide every body except the selected ones"),
+    Shortcut("goto", "Go to body...", "J", "Type a body id and jump to it"),
+    Shortcut("clear_selection", "Clear selection", "Ctrl+Shift+A", "Select nothing"),
+    Shortcut("help", "Keyboard shortcuts", "F1", "Show this list"),
+)
+"""segmend's own shortcuts (active anywhere in the window)."""
+
+MOUSE_AND_NAPARI: tuple[tuple[str, str], ...] = (
+    ("Click", "Select the body under the cursor"),
+    ("Shift+Click", "Add the body to the selection (or remove it)"),
+    ("Drag", "Pan; scroll to zoom"),
+    ("Ctrl+Y", "Toggle 2D / 3D view (napari)"),
+    ("P / E", "Paint / erase on the split canvas (napari)"),
+    ("[ / ]", "Smaller / larger brush (napari)"),
+    ("Left / Right", "Previous / next plane (napari)"),
+)
+"""Mouse gestures and napari keys worth knowing while proofreading."""
+
+
+def shortcut(name: str) -> Shortcut:
+    """The shortcut called ``name``."""
+    for s in SHORTCUTS:
+        if s.name == name:
+            return s
+    raise KeyError(name)

@@ -1,0 +1,67 @@
+"""Permanent status-bar indicators: pending work, mutations, outbox backlog, Kafka state."""
+
+from __future__ import annotations
+
+from qtpy.QtCore import Slot
+from qtpy.QtWidgets import QHBoxLayout, QLabel, QWidget
+
+from app.ui.stats import DatasetStats
+
+KAFKA_STATES = ("connected", "down", "off")
+_KAFKA_COLOURS = {"connected": "#3fb950", "down": "#f85149", "off": "#8b949e"}
+
+
+class StatusIndicators(QWidget):
+    """Four small labels for the main window's status bar.  GUI thread only."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.pending = QLabel(self)
+        self.mutations = QLabel(self)
+        self.backlog = QLabel(self)
+        self.kafka = QLabel(self)
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(0, 0, 6, 0)
+        layout.setSpacing(14)
+        for label in (self.pending, self.mutations, self.backlog, self.kafka):
+            layout.addWidget(label)
+        self.kafka_state = "off"
+        self.kafka_backlog: int | None = None
+        self.stats_backlog: int | None = None
+        self.set_pending(0, 0)
+        self.set_stats(DatasetStats(0, None))
+        self.set_kafka_status("off", 0)
+
+    @Slot(int, int)
+    def set_pending(self, jobs: int, edits: int) -> None:
+        """Background jobs (reads and edits) and edits among them."""
+        if jobs:
+            self.pending.setText(f"working: {edits} edit(s), {jobs} job(s)")
+        else:
+            self.pending.setText("idle")
+
+    @Slot(object)
+    def set_stats(self, stats: DatasetStats) -> None:
+        """Mutation count and outbox backlog of the open dataset."""
+        self.mutations.setText(f"mutations: {stats.mutations}")
+        self.stats_backlog = stats.backlog
+        self._show_backlog()
+
+    def set_kafka_status(self, state: str, backlog: int) -> None:
+        """Kafka sender state (``connected``, ``down`` or ``off``) and its backlog."""
+        if state not in KAFKA_STATES:
+            raise ValueError(f"Kafka state must be one of {', '.join(KAFKA_STATES)}, got {state!r}")
+        self.kafka_state = state
+        self.kafka_backlog = int(backlog)
+        colour = _KAFKA_COLOURS[state]
+        self.kafka.setText(f"Kafka: <span style='color:{colour}'>{state}</span>")
+        self._show_backlog()
+
+    def _show_backlog(self) -> None:
+        value = self.kafka_backlog if self.kafka_state != "off" and self.kafka_backlog is not None \
+            else self.stats_backlog
+        self.backlog.setText(f"outbox: {value if value is not None else '-'}")
+
+    def texts(self) -> list[str]:
+        """The four texts (for tests)."""
+        return [w.text() for w in (self.pending, self.mutations, self.backlog, self.kafka)]
