@@ -74,7 +74,7 @@ def _count_pass(
         for j in range(-1, cnt):
             if j < 0:
                 x = run_v
-                m = run_n
+                m = run_n + 1
             else:
                 x = flat[base + j]
                 m = 1
@@ -192,7 +192,7 @@ def _label_counts_hash(
         new_keys = np.empty(1 << bits, dtype=flat.dtype)
         new_counts = np.zeros(1 << bits, dtype=np.int64)
         new_used = np.zeros(1 << bits, dtype=np.uint8)
-        _hash_rehash(keys[:-1], counts, used, new_keys, new_counts, new_used, bits)
+        _hash_rehash(keys, counts, used, new_keys, new_counts, new_used, bits)
         keys, counts, used = new_keys, new_counts, new_used
     return _hash_finish(keys, counts, used, bits, flat.dtype.type(run_v), run_n, n_distinct)
 
