@@ -64,10 +64,11 @@ def test_label_counts_noise_and_zero(dtype: Any) -> None:
     assert counts.tolist() == [120]
 
 
-def test_label_counts_many_distinct_grows_table() -> None:
-    # > 1024 distinct values forces rehashing; colliding values (multiples of
-    # 2**52) and values above 2**63 stress the hash
-    rng = np.random.default_rng(4)
+@pytest.mark.parametrize("seed", [4, 5, 6, 7])
+def test_label_counts_many_distinct_grows_table(seed: int) -> None:
+    # > 1024 distinct values forces rehashing (several times); colliding values
+    # (multiples of 2**52) and values above 2**63 stress the hash
+    rng = np.random.default_rng(seed)
     values = np.concatenate(
         [
             np.arange(1, 3000, dtype=np.uint64) << np.uint64(52) >> np.uint64(0),

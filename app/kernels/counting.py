@@ -74,7 +74,7 @@ def _count_pass(
         for j in range(-1, cnt):
             if j < 0:
                 x = run_v
-                m = run_n + 1
+                m = run_n
             else:
                 x = flat[base + j]
                 m = 1
