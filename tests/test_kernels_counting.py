@@ -97,7 +97,7 @@ def test_label_counts_non_contiguous_and_errors() -> None:
     with pytest.raises(TypeError, match="block"):
         label_counts(block.astype(np.int64))
     with pytest.raises(TypeError, match="block"):
-        label_counts(block.tolist())  # type: ignore[arg-type]
+        label_counts(block.tolist())
 
 
 @settings(max_examples=100, deadline=None)

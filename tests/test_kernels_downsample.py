@@ -127,6 +127,21 @@ def test_labels_ties_and_zero(dtype: Any) -> None:
 
 
 @pytest.mark.parametrize("rule", RULES)
+def test_labels_every_group_of_three_values(rule: str) -> None:
+    # all 3**8 groups over {0, 5, 2**64 - 1}, side by side along x (plus one
+    # extra uniform group, so that the last chunk is partial)
+    values = np.array([0, 5, 2**64 - 1], dtype=np.uint64)
+    idx = np.indices((3,) * 8).reshape(8, -1).T  # (6561, 8)
+    groups = values[idx].reshape(-1, 2, 2, 2)  # (g, z, y, x)
+    vol = np.concatenate(
+        [groups.transpose(1, 2, 0, 3).reshape(2, 2, -1), np.full((2, 2, 2), 5, np.uint64)], axis=2
+    )
+    got = downsample_labels(vol, rule).reshape(-1)
+    want = [vote_ref([int(v) for v in g.ravel()], rule) for g in groups] + [5]
+    assert got.tolist() == want
+
+
+@pytest.mark.parametrize("rule", RULES)
 @pytest.mark.parametrize("dtype", LABEL_DTYPES)
 def test_labels_far_edge_partial_groups(dtype: Any, rule: str) -> None:
     top = int(np.iinfo(dtype).max)
@@ -204,9 +219,9 @@ def test_labels_errors() -> None:
     with pytest.raises(ValueError, match="'mode'"):
         downsample_labels(vol, "mode")
     with pytest.raises(TypeError, match="vol"):
-        downsample_labels(vol.astype(np.int64))
+        downsample_labels(vol.astype(np.int64))  # type: ignore[type-var]
     with pytest.raises(TypeError, match="vol"):
-        downsample_labels(vol.astype(np.float64))
+        downsample_labels(vol.astype(np.float64))  # type: ignore[type-var]
     with pytest.raises(TypeError, match="vol"):
         downsample_labels(vol.tolist())  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="3D"):

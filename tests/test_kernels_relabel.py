@@ -225,7 +225,7 @@ def test_split_edge_cases() -> None:
     with pytest.raises(ValueError, match="shape"):
         split_inplace(block, mask[..., :2], 1, 9)
     with pytest.raises(TypeError, match="mask"):
-        split_inplace(block, mask.astype(np.uint8), 1, 9)  # type: ignore[arg-type]
+        split_inplace(block, mask.astype(np.uint8), 1, 9)
     with pytest.raises(ValueError, match="new_label"):
         split_inplace(block, mask, 1, 256)
 

@@ -154,7 +154,7 @@ def test_mask_to_rles_order_and_offset() -> None:
         mask_to_rles(mask[:, :, ::-1]), mask_to_rles_ref(mask[:, :, ::-1])
     )
     with pytest.raises(TypeError, match="mask"):
-        mask_to_rles(mask.astype(np.uint8))  # type: ignore[arg-type]
+        mask_to_rles(mask.astype(np.uint8))
     with pytest.raises(ValueError, match="3D"):
         mask_to_rles(mask[0])
     with pytest.raises(ValueError, match="int32"):

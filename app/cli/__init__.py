@@ -12,10 +12,10 @@ import sys
 from collections.abc import Sequence
 
 from app import __version__
-from app.cli import edit_commands, pyramid_commands
+from app.cli import edit_commands, events_commands, pyramid_commands
 from app.model.errors import SegmendError
 
-COMMAND_MODULES = (pyramid_commands, edit_commands)
+COMMAND_MODULES = (pyramid_commands, edit_commands, events_commands)
 
 
 def make_parser() -> argparse.ArgumentParser:

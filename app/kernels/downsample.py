@@ -53,99 +53,99 @@ _CHUNK = 16
 def _vote8(
     a0: Any, a1: Any, a2: Any, a3: Any, a4: Any, a5: Any, a6: Any, a7: Any, labelblk: bool
 ) -> Any:
-    """Winner of a full 2x2x2 group of 8 values (pairwise-comparison counting)."""
-    e01 = a0 == a1
-    e02 = a0 == a2
-    e03 = a0 == a3
-    e04 = a0 == a4
-    e05 = a0 == a5
-    e06 = a0 == a6
-    e07 = a0 == a7
-    e12 = a1 == a2
-    e13 = a1 == a3
-    e14 = a1 == a4
-    e15 = a1 == a5
-    e16 = a1 == a6
-    e17 = a1 == a7
-    e23 = a2 == a3
-    e24 = a2 == a4
-    e25 = a2 == a5
-    e26 = a2 == a6
-    e27 = a2 == a7
-    e34 = a3 == a4
-    e35 = a3 == a5
-    e36 = a3 == a6
-    e37 = a3 == a7
-    e45 = a4 == a5
-    e46 = a4 == a6
-    e47 = a4 == a7
-    e56 = a5 == a6
-    e57 = a5 == a7
-    e67 = a6 == a7
-    c0 = 1 + e01 + e02 + e03 + e04 + e05 + e06 + e07
-    c1 = 1 + e01 + e12 + e13 + e14 + e15 + e16 + e17
-    c2 = 1 + e02 + e12 + e23 + e24 + e25 + e26 + e27
-    c3 = 1 + e03 + e13 + e23 + e34 + e35 + e36 + e37
-    c4 = 1 + e04 + e14 + e24 + e34 + e45 + e46 + e47
-    c5 = 1 + e05 + e15 + e25 + e35 + e45 + e56 + e57
-    c6 = 1 + e06 + e16 + e26 + e36 + e46 + e56 + e67
-    c7 = 1 + e07 + e17 + e27 + e37 + e47 + e57 + e67
-    # Branch-free selection (the caller's loop vectorises): keep the running
-    # winner ``best`` with score ``bc`` and replace it when ``take`` is true.
-    best = a0
+    """Winner of a full 2x2x2 group of 8 values; branch-free, so that the
+    caller's loop vectorises (SIMD min/max, compares and blends).
+
+    Sorts the 8 values with an optimal 19-comparator network, computes the
+    length of the run of equal values ending at each sorted position, and keeps
+    the best run scanning in ascending order: a strictly longer run replaces the
+    winner for ``labelmap`` (so ties keep the smaller label; zeros score 0), a
+    longer or equal one for ``labelblk`` (ties go to the larger label). A run's
+    partial lengths never exceed its full length, so only full runs matter.
+    """
+    # sorting network (Knuth, TAOCP 5.3.4; 19 comparators, depth 6)
+    b0, b2 = min(a0, a2), max(a0, a2)
+    b1, b3 = min(a1, a3), max(a1, a3)
+    b4, b6 = min(a4, a6), max(a4, a6)
+    b5, b7 = min(a5, a7), max(a5, a7)
+    c0, c4 = min(b0, b4), max(b0, b4)
+    c1, c5 = min(b1, b5), max(b1, b5)
+    c2, c6 = min(b2, b6), max(b2, b6)
+    c3, c7 = min(b3, b7), max(b3, b7)
+    s0, d1 = min(c0, c1), max(c0, c1)
+    d2, d3 = min(c2, c3), max(c2, c3)
+    d4, d5 = min(c4, c5), max(c4, c5)
+    d6, s7 = min(c6, c7), max(c6, c7)
+    e2, e4 = min(d2, d4), max(d2, d4)
+    e3, e5 = min(d3, d5), max(d3, d5)
+    f1, f4 = min(d1, e4), max(d1, e4)
+    f3, f6 = min(e3, d6), max(e3, d6)
+    s1, s2 = min(f1, e2), max(f1, e2)
+    s3, s4 = min(f3, f4), max(f3, f4)
+    s5, s6 = min(e5, f6), max(e5, f6)
+    # length of the run of equal values ending at each sorted position
+    n1 = 2 if s1 == s0 else 1
+    n2 = n1 + 1 if s2 == s1 else 1
+    n3 = n2 + 1 if s3 == s2 else 1
+    n4 = n3 + 1 if s4 == s3 else 1
+    n5 = n4 + 1 if s5 == s4 else 1
+    n6 = n5 + 1 if s6 == s5 else 1
+    n7 = n6 + 1 if s7 == s6 else 1
+    best = s0
     if labelblk:
         # zero votes like any label; a tie goes to the larger label
-        bc = c0
-        t = (c1 > bc) | ((c1 == bc) & (a1 > best))
-        best = a1 if t else best
-        bc = c1 if t else bc
-        t = (c2 > bc) | ((c2 == bc) & (a2 > best))
-        best = a2 if t else best
-        bc = c2 if t else bc
-        t = (c3 > bc) | ((c3 == bc) & (a3 > best))
-        best = a3 if t else best
-        bc = c3 if t else bc
-        t = (c4 > bc) | ((c4 == bc) & (a4 > best))
-        best = a4 if t else best
-        bc = c4 if t else bc
-        t = (c5 > bc) | ((c5 == bc) & (a5 > best))
-        best = a5 if t else best
-        bc = c5 if t else bc
-        t = (c6 > bc) | ((c6 == bc) & (a6 > best))
-        best = a6 if t else best
-        bc = c6 if t else bc
-        t = (c7 > bc) | ((c7 == bc) & (a7 > best))
-        best = a7 if t else best
+        bn = 1
+        t = n1 >= bn
+        best = s1 if t else best
+        bn = n1 if t else bn
+        t = n2 >= bn
+        best = s2 if t else best
+        bn = n2 if t else bn
+        t = n3 >= bn
+        best = s3 if t else best
+        bn = n3 if t else bn
+        t = n4 >= bn
+        best = s4 if t else best
+        bn = n4 if t else bn
+        t = n5 >= bn
+        best = s5 if t else best
+        bn = n5 if t else bn
+        t = n6 >= bn
+        best = s6 if t else best
+        bn = n6 if t else bn
+        t = n7 >= bn
+        best = s7 if t else best
         return best
-    # labelmap: zero scores 0 (does not vote); a tie goes to the smaller label
-    bc = c0 * (a0 != 0)
-    s = c1 * (a1 != 0)
-    t = (s > bc) | ((s == bc) & (a1 < best))
-    best = a1 if t else best
-    bc = s if t else bc
-    s = c2 * (a2 != 0)
-    t = (s > bc) | ((s == bc) & (a2 < best))
-    best = a2 if t else best
-    bc = s if t else bc
-    s = c3 * (a3 != 0)
-    t = (s > bc) | ((s == bc) & (a3 < best))
-    best = a3 if t else best
-    bc = s if t else bc
-    s = c4 * (a4 != 0)
-    t = (s > bc) | ((s == bc) & (a4 < best))
-    best = a4 if t else best
-    bc = s if t else bc
-    s = c5 * (a5 != 0)
-    t = (s > bc) | ((s == bc) & (a5 < best))
-    best = a5 if t else best
-    bc = s if t else bc
-    s = c6 * (a6 != 0)
-    t = (s > bc) | ((s == bc) & (a6 < best))
-    best = a6 if t else best
-    bc = s if t else bc
-    s = c7 * (a7 != 0)
-    t = (s > bc) | ((s == bc) & (a7 < best))
-    best = a7 if t else best
+    # labelmap: zero scores 0 (does not vote); a tie goes to the smaller label.
+    # Zeros sort first, so an all-zero group keeps best = s0 = 0.
+    bn = 1 * (s0 != 0)
+    k = n1 * (s1 != 0)
+    t = k > bn
+    best = s1 if t else best
+    bn = k if t else bn
+    k = n2 * (s2 != 0)
+    t = k > bn
+    best = s2 if t else best
+    bn = k if t else bn
+    k = n3 * (s3 != 0)
+    t = k > bn
+    best = s3 if t else best
+    bn = k if t else bn
+    k = n4 * (s4 != 0)
+    t = k > bn
+    best = s4 if t else best
+    bn = k if t else bn
+    k = n5 * (s5 != 0)
+    t = k > bn
+    best = s5 if t else best
+    bn = k if t else bn
+    k = n6 * (s6 != 0)
+    t = k > bn
+    best = s6 if t else best
+    bn = k if t else bn
+    k = n7 * (s7 != 0)
+    t = k > bn
+    best = s7 if t else best
     return best
 
 
@@ -200,8 +200,8 @@ def _downsample_labels_kernel(vol: NDArray[Any], out: NDArray[Any], labelblk: bo
                 # Interior: full 8-voxel groups, in chunks of _CHUNK groups along
                 # x. A first (vectorised) pass writes the first voxel of each
                 # group and detects whether any group of the chunk is mixed; only
-                # then a second (vectorised, branch-free) pass votes. Most chunks
-                # of supervoxel data are uniform and cost one streaming read.
+                # then a second (vectorised, branch-free) pass votes. Uniform
+                # chunks (frequent in supervoxel data) cost one streaming read.
                 for c in range((fx + _CHUNK - 1) // _CHUNK):
                     base = c * _CHUNK
                     cnt = min(_CHUNK, fx - base)

@@ -4,10 +4,14 @@ All front ends work on any shape (the kernels are element-wise) but need a
 C-contiguous, writeable unsigned-integer array, because they change it in place.
 They return the number of voxels whose value changed.
 
-Kernels scan the block in chunks of ``_CHUNK`` voxels. A chunk whose voxels all
-hold one value (most chunks of supervoxel data, which come in long runs along x)
-is decided with one lookup and rewritten with a vectorised fill; other chunks are
-decided voxel by voxel.
+Kernels:
+
+* few labels (<= ``_LINEAR_MAX``, the common merge): chunks of ``_CHUNK``
+  voxels. A chunk holding one value (frequent in supervoxel data, whose labels
+  come in long runs along x) is decided by one membership test and filled; any
+  other chunk is compared against each label with vectorised (SIMD) loops.
+* many labels, and ``remap_inplace``: an open-addressing hash table of the keys;
+  a voxel equal to the previous one reuses its lookup.
 """
 
 from __future__ import annotations

@@ -149,7 +149,7 @@ def _check_triple(value: Any, name: str, *, positive: bool) -> tuple[int, int, i
 # --------------------------------------------------------------------------- front ends
 
 
-def parse_rles(data: bytes, headered: bool = True) -> NDArray[np.int32]:
+def parse_rles(data: bytes | bytearray | memoryview, headered: bool = True) -> NDArray[np.int32]:
     """Decode DVID RLE bytes into spans.
 
     Parameters

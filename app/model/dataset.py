@@ -31,6 +31,7 @@ from app.model.arrays import LevelArray
 from app.model.build import default_workers
 from app.model.engine import EngineSignals, MutationEngine
 from app.model.errors import FormatError, ReadOnlyError, SegmendError, WriterLockedError
+from app.model.events.sender import OutboxSender, SenderStatus
 from app.model.events.settings import KafkaSettings
 from app.model.index_check import check_label_index
 from app.model.journal import Coord, Journal
@@ -85,6 +86,7 @@ class Dataset:
         self._checkpoint_lock = threading.Lock()
         self._checkpoint_wake = threading.Event()
         self._checkpointer: threading.Thread | None = None
+        self.sender: OutboxSender | None = None
         self.checkpoint_interval = checkpoint_interval
         self.kafka = kafka or KafkaSettings()
         try:
@@ -146,6 +148,11 @@ class Dataset:
         )
         self._checkpointer.start()
         self._engine.signals.mutation_completed.connect(self._maybe_wake_checkpoint)
+        self.sender = OutboxSender(
+            journal_path(self.path), self.kafka, repo_uuid=self.repo_uuid, data_uuid=data_uuid
+        ).start()
+        self._engine.signals.mutation_started.connect(lambda _r: self.sender.wake())
+        self._engine.signals.mutation_completed.connect(lambda _r: self.sender.wake())
 
     def _maybe_wake_checkpoint(self, _record: dict[str, Any]) -> None:
         if self.store.staged_count >= CHECKPOINT_BLOCKS:
@@ -358,9 +365,24 @@ class Dataset:
             if self.store.staged_count:
                 self.checkpoint()
 
-    def wait(self) -> None:
-        """Block until background work (checkpointing) is done."""
+    def wait(self, events_timeout: float = 0.0) -> bool:
+        """Block until background work is done: staged blocks are in the HDF5 file and,
+        with Kafka on, the outbox is sent (for at most ``events_timeout`` seconds).
+
+        Returns
+        -------
+        bool
+            False if events still wait (broker down or slow); they stay in the
+            outbox and go out later.
+        """
         self.checkpoint()
+        if self.sender is None or not self.kafka.enabled:
+            return True
+        return self.sender.flush(events_timeout)
+
+    def events_status(self) -> SenderStatus | None:
+        """The Kafka sender's state and the outbox backlog (None when read-only)."""
+        return None if self.sender is None else self.sender.status()
 
     # -------------------------------------------------------------- checking
     def verify(self, progress: Progress | None = None) -> VerifyReport:
@@ -371,8 +393,11 @@ class Dataset:
         return report
 
     # --------------------------------------------------------------- closing
-    def close(self) -> None:
-        """Checkpoint, close the files and release the writer lock."""
+    def close(self, events_timeout: float = 2.0) -> None:
+        """Checkpoint, give the Kafka sender ``events_timeout`` seconds to send what
+        waits (the rest stays in the outbox), close the files, release the lock."""
+        if self.sender is not None and self.kafka.enabled:
+            self.sender.flush(events_timeout)
         self._closing.set()
         self._checkpoint_wake.set()
         if self._checkpointer is not None:
@@ -382,6 +407,9 @@ class Dataset:
         self._release()
 
     def _release(self) -> None:
+        if self.sender is not None:
+            self.sender.stop()
+            self.sender = None
         store = getattr(self, "store", None)
         if store is not None:
             store.close()

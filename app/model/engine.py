@@ -138,10 +138,13 @@ class MutationEngine:
         self.user = user
         self.signals = EngineSignals()
         self.label_locks = LabelLocks()
-        self.block_locks = StripedLocks()
+        # One lock set per scale: the holders of s0 locks wait for pool tasks,
+        # and pool tasks take only locks of scales >= 1, so no cycle can form.
+        self.block_locks = [StripedLocks() for _ in store.levels(LABELS)]
         self._gen = itertools.count(journal.max_generation() + 1)
         self._counter_lock = threading.Lock()
         self._undo_lock = threading.Lock()
+        self._visible: tuple[int, frozenset[Coord]] = (0, frozenset())
         attrs_next = int(store.attr("next_label", 1))
         self.next_label_value = max(int(journal.get_meta("next_label") or 0), attrs_next, 1)
         self.max_label_value = max(
@@ -530,37 +533,23 @@ class MutationEngine:
 
     # ------------------------------------------------------------ the pipeline
     def _run(self, plan: Plan, labels: Sequence[int], stacks: tuple[str, int] | None = None) -> int:
-        keys = [(0, c) for c in plan.coords]
-        with self.block_locks.hold(keys):
-            changes = list(self.pool.map(lambda c: self._block_task(plan, c), plan.coords))
-            fields, rows = plan.finish(changes)
+        coords = self._visible_first(0, plan.coords)
+        with self.block_locks[0].hold(coords):
+            changes, previewed = self._compute(plan, coords)
+            try:
+                fields, rows = plan.finish(changes)
+            except BaseException:
+                self._revert(previewed)
+                raise
             restored = sorted({label for c in changes for label in c.label_spans})
             mid = self._mutation_id(max(1, len(restored)))
             record = self._stamp({**plan.record, **fields}, mid)
             written = [c for c in changes if c.new is not None]
-            gens = {c.coord: next(self._gen) for c in written}
-            spans = [c.spans for c in changes if c.spans is not None]
+            gens = {
+                c.coord: previewed.get(c.coord, (0, None))[0] or next(self._gen) for c in written
+            }
             with self.journal.transaction() as cur:
-                if spans:
-                    record["Split"] = self.journal.put_spans(cur, np.concatenate(spans))
-                if restored:
-                    record["MutationIDs"] = list(range(mid, mid + len(restored)))
-                    record["Splits"] = [
-                        [
-                            label,
-                            self.journal.put_spans(
-                                cur,
-                                np.concatenate(
-                                    [
-                                        c.label_spans[label]
-                                        for c in changes
-                                        if label in c.label_spans
-                                    ]
-                                ),
-                            ),
-                        ]
-                        for label in restored
-                    ]
+                self._store_spans(cur, record, changes, restored)
                 Journal.put_mutation(cur, record, "s0")
                 for c in written:
                     assert c.payload is not None
@@ -575,13 +564,94 @@ class MutationEngine:
                 self._write_counters(cur)
                 start_events(cur, record)
             for c in written:
-                assert c.new is not None and c.payload is not None
-                self.store.stage((LABELS, 0, *c.coord), c.new, c.payload, gens[c.coord])
+                if c.coord not in previewed:
+                    assert c.new is not None and c.payload is not None
+                    self.store.stage((LABELS, 0, *c.coord), c.new, c.payload, gens[c.coord])
         self.signals.mutation_started.emit(record)
-        self.signals.blocks_changed.emit(0, [c.coord for c in written])
+        self.signals.blocks_changed.emit(0, [c.coord for c in written if c.coord not in previewed])
         self.signals.labels_changed.emit(sorted({r[0] for r in rows}))
         self._complete(record, self.cascade([c.coord for c in written]))
         return mid
+
+    def _compute(
+        self, plan: Plan, coords: list[Coord]
+    ) -> tuple[list[BlockChange], dict[Coord, tuple[int, NDArray[np.uint64]]]]:
+        """Run the block tasks; blocks in view are shown as soon as they are computed.
+
+        Returns the changes and the previewed blocks (coord → (generation, old
+        array)), which :meth:`_revert` puts back if the mutation is refused.
+        """
+        visible = self._visibility(0)
+        previewed: dict[Coord, tuple[int, NDArray[np.uint64]]] = {}
+        changes = []
+        try:
+            for change in self.pool.map(lambda c: self._block_task(plan, c), coords):
+                changes.append(change)
+                if change.new is not None and visible(change.coord):
+                    assert change.payload is not None
+                    old = self.store.read_block(LABELS, 0, change.coord)
+                    gen = next(self._gen)
+                    self.store.stage((LABELS, 0, *change.coord), change.new, change.payload, gen)
+                    previewed[change.coord] = (gen, old)
+                    self.signals.blocks_changed.emit(0, [change.coord])
+        except BaseException:
+            self._revert(previewed)
+            raise
+        return changes, previewed
+
+    def _revert(self, previewed: dict[Coord, tuple[int, NDArray[np.uint64]]]) -> None:
+        for coord, (_gen, old) in previewed.items():
+            payload = self.store.encode_block(LABELS, 0, coord, old)
+            self.store.stage((LABELS, 0, *coord), old, payload, next(self._gen))
+        if previewed:
+            self.signals.blocks_changed.emit(0, sorted(previewed))
+
+    def _store_spans(
+        self, cur: Any, record: dict[str, Any], changes: list[BlockChange], restored: list[int]
+    ) -> None:
+        """Put a split's voxels (or an undone merge's, per label) in the blob store."""
+        spans = [c.spans for c in changes if c.spans is not None]
+        if spans:
+            record["Split"] = self.journal.put_spans(cur, np.concatenate(spans))
+        if restored:
+            mid = record["MutationID"]
+            record["MutationIDs"] = list(range(mid, mid + len(restored)))
+            record["Splits"] = [
+                [
+                    label,
+                    self.journal.put_spans(
+                        cur,
+                        np.concatenate(
+                            [c.label_spans[label] for c in changes if label in c.label_spans]
+                        ),
+                    ),
+                ]
+                for label in restored
+            ]
+
+    # ------------------------------------------------------------- visibility
+    def set_visible(self, scale: int, coords: Iterable[Coord]) -> None:
+        """The blocks a viewer shows at ``scale``: their work goes first.
+
+        Called from any thread; replaces the previous visible set.
+        """
+        with self._counter_lock:
+            self._visible = (scale, frozenset(coords))
+
+    def _visibility(self, scale: int) -> Callable[[Coord], bool]:
+        """Whether a block of ``scale`` covers (or lies inside) a visible block."""
+        with self._counter_lock:
+            vis_scale, vis = self._visible
+        if vis_scale >= scale:
+            down = vis_scale - scale
+            return lambda c: (c[0] >> down, c[1] >> down, c[2] >> down) in vis
+        up = scale - vis_scale
+        coarse = {(z >> up, y >> up, x >> up) for z, y, x in vis}
+        return lambda c: c in coarse
+
+    def _visible_first(self, scale: int, coords: Iterable[Coord]) -> list[Coord]:
+        visible = self._visibility(scale)
+        return sorted(coords, key=lambda c: (not visible(c), c))
 
     def _block_task(self, plan: Plan, coord: Coord) -> BlockChange:
         block = self.store.read_block(LABELS, 0, coord)
@@ -647,6 +717,8 @@ class MutationEngine:
             by_parent: dict[Coord, list[Coord]] = {}
             for child in sorted(changed):
                 by_parent.setdefault(parent_of(child), []).append(child)
+            order = self._visible_first(scale, by_parent)
+            by_parent = {p: by_parent[p] for p in order}
             results = list(
                 self.pool.map(
                     lambda item, s=scale: self._refresh(
@@ -664,7 +736,7 @@ class MutationEngine:
 
     def _refresh(self, scale: int, coord: Coord, children: list[Coord] | None) -> StagedRow | None:
         key = (LABELS, scale, *coord)
-        with self.block_locks.hold([(scale, coord)]):
+        with self.block_locks[scale].hold([coord]):
             old = self.store.read_block(LABELS, scale, coord)
             new = refresh_block(self.store, LABELS, scale, coord, children, old)
             if np.array_equal(new, old):

@@ -21,10 +21,6 @@ class InvalidMutationError(SegmendError, ValueError):
     """A mutation's arguments are invalid; nothing was changed."""
 
 
-class LabelBusyError(SegmendError):
-    """A label is being edited by a mutation still in flight."""
-
-
 class NothingToUndoError(SegmendError):
     """``undo`` or ``redo`` was asked for with an empty stack."""
 

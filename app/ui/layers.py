@@ -125,7 +125,7 @@ class DatasetLayers(QObject):
         self.clear()
         self.loader = BlockLoader(dataset, self.session.runner, self)
         self.loader.loaded.connect(self._on_loaded)
-        self.loader.failed.connect(lambda msg: self.session.reporter.error(msg))
+        self.loader.failed.connect(self._on_load_failed)
         self.loader.idle.connect(self._maybe_settled)
         adopted = {layer.metadata.get(ROLE): layer for layer in self.viewer.layers
                    if layer.metadata.get(PATH) == str(dataset.path)}
@@ -149,6 +149,10 @@ class DatasetLayers(QObject):
         if self.segmentation is not None:
             self.viewer.layers.selection.active = self.segmentation
         self._apply_visibility()
+
+    @Slot(str)
+    def _on_load_failed(self, message: str) -> None:
+        self.session.reporter.error(message)
 
     @Slot()
     def clear(self) -> None:

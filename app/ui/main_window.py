@@ -17,7 +17,7 @@ from typing import Any
 
 from qtpy.QtCore import QEvent, QObject, Signal, Slot
 from qtpy.QtGui import QAction, QDropEvent
-from qtpy.QtWidgets import QFileDialog, QMainWindow, QMenu
+from qtpy.QtWidgets import QFileDialog, QMainWindow, QMenu, QWidget
 
 from app.model.dataset import Dataset
 from app.ui.controller import LANE, Session
@@ -81,7 +81,7 @@ class SegmendWindow(QObject):
         self._settings_dialog: SettingsDialog | None = None
         self.file_actions = self._make_file_actions()
         self._install_menus()
-        self.qt_viewer = viewer.window._qt_viewer
+        self.qt_viewer: QWidget | None = viewer.window._qt_viewer
         self.qt_viewer.installEventFilter(self)
         self.qt_window.installEventFilter(self)
         self._closing = False
@@ -89,7 +89,7 @@ class SegmendWindow(QObject):
 
         s = self.session
         s.opened.connect(self._on_opened)
-        s.closed.connect(lambda: self._set_title(None))
+        s.closed.connect(self._on_closed)
         s.stats_changed.connect(self.status.set_stats)
         s.pending_changed.connect(self._on_pending)
         self.widget.status_message.connect(self.show_message)
@@ -104,12 +104,13 @@ class SegmendWindow(QObject):
             "settings": QAction("segmend settings...", parent),
         }
         actions["open"].triggered.connect(self.open_dialog)
-        actions["import"].triggered.connect(lambda: self.import_dialog())
+        actions["import"].triggered.connect(self._import_triggered)
         actions["settings"].triggered.connect(self.settings_dialog)
         for name, action in actions.items():
             action.setObjectName(f"segmend.file.{name}")
         self.recent_menu = QMenu("Open recent segmend dataset", parent)
         self.recent_menu.setObjectName("segmend.file.recent")
+        self.recent_menu.triggered.connect(self._open_recent)
         self._fill_recent()
         return actions
 
@@ -150,8 +151,16 @@ class SegmendWindow(QObject):
         self.recent_menu.clear()
         for path in self.settings.recent:
             action = self.recent_menu.addAction(path)
-            action.triggered.connect(lambda _c=False, p=path: self.open_path(p))
+            action.setData(path)
         self.recent_menu.setEnabled(bool(self.settings.recent))
+
+    @Slot(QAction)
+    def _open_recent(self, action: QAction) -> None:
+        self.open_path(str(action.data()))
+
+    @Slot()
+    def _import_triggered(self) -> None:
+        self.import_dialog()
 
     # -------------------------------------------------------------- opening
     def open_dialog(self) -> None:
@@ -183,6 +192,10 @@ class SegmendWindow(QObject):
         self._fill_recent()
         self.dataset_opened.emit(dataset)
 
+    @Slot()
+    def _on_closed(self) -> None:
+        self._set_title(None)
+
     def _set_title(self, dataset: Dataset | None) -> None:
         if dataset is None:
             self.viewer.title = TITLE
@@ -203,10 +216,15 @@ class SegmendWindow(QObject):
     def settings_dialog(self) -> SettingsDialog:
         """Show the settings dialog (non-modal); accepted values are stored."""
         dialog = SettingsDialog(self.settings, self.qt_window)
-        dialog.accepted.connect(lambda: self.apply_settings(dialog.values()))
-        dialog.show()
         self._settings_dialog = dialog
+        dialog.accepted.connect(self._settings_accepted)
+        dialog.show()
         return dialog
+
+    @Slot()
+    def _settings_accepted(self) -> None:
+        if self._settings_dialog is not None:
+            self.apply_settings(self._settings_dialog.values())
 
     def apply_settings(self, settings: AppSettings) -> None:
         """Use (and store) new settings; user and workers apply to the next dataset opened."""
@@ -284,3 +302,6 @@ class SegmendWindow(QObject):
         self.reporter.close_boxes()
         self.widget.detach()
         self.session.shutdown()
+        if self.qt_viewer is not None:
+            self.qt_viewer.removeEventFilter(self)
+            self.qt_viewer = None

@@ -49,7 +49,6 @@ class MessageReporter(QObject):
 
     def __init__(self, parent_widget: QWidget | None = None, *, show_boxes: bool = True) -> None:
         super().__init__(parent_widget)
-        self._parent_widget = parent_widget
         self.show_boxes = show_boxes
         self.last_error = ""
         self.boxes: list[QMessageBox] = []
@@ -70,20 +69,24 @@ class MessageReporter(QObject):
         self.info_shown.emit(text)
 
     def _box(self, icon: QMessageBox.Icon, title: str, text: str) -> None:
-        box = QMessageBox(icon, title, text, QMessageBox.StandardButton.Ok, self._parent_widget)
+        self._prune()
+        parent = self.parent()
+        box = QMessageBox(icon, title, text, QMessageBox.StandardButton.Ok,
+                          parent if isinstance(parent, QWidget) else None)
         box.setWindowModality(Qt.WindowModality.NonModal)
-        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         box.setObjectName("segmend-error")
-        box.finished.connect(lambda _r, b=box: self._forget(b))
         self.boxes.append(box)
         box.show()
 
-    def _forget(self, box: QMessageBox) -> None:
-        if box in self.boxes:
+    def _prune(self) -> None:
+        """Forget (and delete) the boxes the user closed."""
+        for box in [b for b in self.boxes if not b.isVisible()]:
             self.boxes.remove(box)
+            box.deleteLater()
 
     def close_boxes(self) -> None:
         """Close every open message box (tests, shutdown)."""
-        for box in list(self.boxes):
+        for box in self.boxes:
             box.close()
+            box.deleteLater()
         self.boxes.clear()

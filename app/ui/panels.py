@@ -117,9 +117,13 @@ class BodyPanel(QGroupBox):
 
         selection.changed.connect(self._on_selection)
         session.labels_changed.connect(self._on_labels_changed)
-        session.opened.connect(lambda _ds: self._on_selection(self.selection.ids))
+        session.opened.connect(self._on_opened)
 
     # ---------------------------------------------------------------- slots
+    @Slot(object)
+    def _on_opened(self, _dataset: object) -> None:
+        self._on_selection(self.selection.ids)
+
     def focus_goto(self) -> None:
         """Put the cursor in the body id field."""
         self.goto_edit.setFocus()

@@ -11,8 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from qtpy.QtCore import Qt, Signal, Slot
-from qtpy.QtGui import QAction, QKeySequence
+from qtpy.QtCore import QEvent, QObject, Qt, Signal, Slot
+from qtpy.QtGui import QAction, QKeySequence, QShowEvent
 from qtpy.QtWidgets import (
     QFileDialog,
     QHBoxLayout,
@@ -25,6 +25,7 @@ from qtpy.QtWidgets import (
 
 from app.model.dataset import Dataset, SplitResult
 from app.ui import registry
+from app.ui.compat import camera
 from app.ui.controller import Session
 from app.ui.help import ShortcutsDialog
 from app.ui.layers import PATH, ROLE, DatasetLayers
@@ -60,8 +61,10 @@ class ProofreadingWidget(QWidget):
         super().__init__(parent)
         self.viewer = napari_viewer
         self.reporter = reporter if reporter is not None else MessageReporter(self)
+        self.owns_session = session is None
         self.session = session if session is not None else Session(reporter=self.reporter,
                                                                      parent=self)
+        self._host: QWidget | None = None
         self.selection = Selection(self)
         self.layers = DatasetLayers(self.viewer, self.session, self.selection, self)
         self.picker = ClickPicker(self.viewer, self.session, self.selection, self)
@@ -102,16 +105,16 @@ class ProofreadingWidget(QWidget):
         s.opened.connect(self._on_opened)
         s.closed.connect(self._on_closed)
         s.edit_finished.connect(self._on_edit_finished)
-        s.edit_failed.connect(lambda _a, msg: self._status(msg))
+        s.edit_failed.connect(self._on_edit_failed)
         s.undo_state_changed.connect(self._on_undo_state)
         s.notice.connect(self._status)
         s.stats_changed.connect(self._on_stats)
-        s.pending_changed.connect(lambda _n: self._update_status_line())
+        s.pending_changed.connect(self._on_pending)
         self.split_tool.message.connect(self._status)
-        self.split_tool.started.connect(lambda _t: self._update_enabled())
+        self.split_tool.started.connect(self._update_enabled)
         self.split_tool.discarded.connect(self._update_enabled)
-        self.split_tool.committed.connect(lambda _r: self._update_enabled())
-        self.selection.changed.connect(lambda _ids: self._update_enabled())
+        self.split_tool.committed.connect(self._update_enabled)
+        self.selection.changed.connect(self._update_enabled)
         self.body_panel.goto_requested.connect(self.goto_body)
         self.viewer.layers.events.inserted.connect(self._on_layer_inserted)
         self._update_enabled()
@@ -133,7 +136,7 @@ class ProofreadingWidget(QWidget):
             "split_discard": self.split_tool.discard,
             "split_coarse": self.split_coarse,
             "show_selected_only": None,
-            "goto": lambda: self.body_panel.focus_goto(),
+            "goto": self.focus_goto,
             "clear_selection": self.selection.clear,
             "help": self.show_help,
         }
@@ -149,7 +152,7 @@ class ProofreadingWidget(QWidget):
                 action.setToolTip(spec.help)
             handler = handlers.get(spec.name)
             if handler is not None:
-                action.triggered.connect(lambda _checked=False, h=handler: h())
+                action.triggered.connect(handler)
             self.addAction(action)
             actions[spec.name] = action
         actions["brush_3d"].setCheckable(True)
@@ -158,6 +161,19 @@ class ProofreadingWidget(QWidget):
         actions["show_selected_only"].toggled.connect(self.layers.set_show_selected_only)
         return actions
 
+    def focus_goto(self) -> None:
+        """Put the cursor in the body id field."""
+        self.body_panel.focus_goto()
+
+    @Slot(str, str)
+    def _on_edit_failed(self, _action: str, message: str) -> None:
+        self._status(message)
+
+    @Slot(int)
+    def _on_pending(self, _n: int) -> None:
+        self._update_status_line()
+
+    @Slot()
     def _update_enabled(self) -> None:
         has = self.session.dataset is not None
         writable = self.session.writable
@@ -313,7 +329,7 @@ class ProofreadingWidget(QWidget):
 
     def _go(self, label: int, zyx: Coord) -> None:
         self.viewer.dims.set_point(0, zyx[0])
-        self.viewer.camera.center = tuple(float(v) for v in zyx)
+        camera(self.viewer).center = tuple(float(v) for v in zyx)
         self.selection.set([label])
         self._status(f"body {label} at z={zyx[0]}, y={zyx[1]}, x={zyx[2]}")
 
@@ -347,3 +363,35 @@ class ProofreadingWidget(QWidget):
         """Disconnect from the viewer (mouse callbacks, layer events)."""
         self.picker.detach()
         self.viewer.layers.events.inserted.disconnect(self._on_layer_inserted)
+
+    def shutdown(self) -> None:
+        """Detach and, if the widget made its own session (napari plugin), close it.
+
+        Blocks until the edits asked for are written: call at exit only.
+        """
+        if getattr(self, "_shut", False):
+            return
+        self._shut = True
+        if self._host is not None:
+            self._host.removeEventFilter(self)
+            self._host = None
+        self.reporter.close_boxes()
+        self.detach()
+        if self.owns_session:
+            self.session.shutdown()
+
+    def showEvent(self, event: QShowEvent) -> None:
+        """Watch the top-level window: when it closes, close an own session."""
+        super().showEvent(event)
+        host = self.window()
+        if self.owns_session and host is not self and host is not self._host:
+            if self._host is not None:
+                self._host.removeEventFilter(self)
+            self._host = host
+            host.installEventFilter(self)
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        """Close the own session when the napari window closes."""
+        if watched is self._host and event.type() == QEvent.Type.Close:
+            self.shutdown()
+        return False

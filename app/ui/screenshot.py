@@ -64,9 +64,13 @@ class ScreenshotDriver(QObject):
         self._deadline = QTimer(self)
         self._deadline.setSingleShot(True)
         self._deadline.setInterval(int(timeout_s * 1000))
-        self._deadline.timeout.connect(lambda: self._fail(f"timed out after {timeout_s:.0f} s"))
+        self.timeout_s = timeout_s
+        self._deadline.timeout.connect(self._timed_out)
         window.session.opened.connect(self._on_opened)
         window.session.open_failed.connect(self._fail)
+
+    def _timed_out(self) -> None:
+        self._fail(f"timed out after {self.timeout_s:.0f} s")
 
     def start(self, path: str | Path | None) -> None:
         """Open ``path`` (or nothing) and shoot when everything is drawn."""

@@ -72,7 +72,6 @@ class Job(QRunnable):
 
     def __init__(self, job_id: int, fn: Callable[[Job], Any], name: str) -> None:
         super().__init__()
-        self.setAutoDelete(False)
         self.id = job_id
         self.fn = fn
         self.name = name

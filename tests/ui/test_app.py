@@ -1,0 +1,421 @@
+"""The segmend window on the real demo cube: open, select, merge, split, undo/redo.
+
+Selections are made with real mouse clicks on the OpenGL canvas (QTest events
+through vispy and napari's mouse callbacks) where the test is about clicking,
+and otherwise through :meth:`ClickPicker.click` -- the method the napari mouse
+callback calls once it has decided that a press/release was a click.
+Painting uses napari's own brush (:meth:`napari.layers.Labels.paint`, what a
+click in paint mode calls).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from qtpy.QtCore import QPoint, Qt
+from qtpy.QtTest import QTest
+
+from app.model.dataset import SplitResult, open_dataset
+from app.ui.compat import camera as viewer_camera
+from app.ui.lazy import CachedLevel
+from app.ui.main_window import SegmendWindow
+from tests.ui.conftest import WAIT_MS, wait_idle
+
+pytestmark = pytest.mark.gui
+
+Z = 124  # the plane the viewer opens on (middle of 250)
+A_POS = (Z, 100, 100)
+B_POS = (Z, 100, 120)
+
+
+def label_at(win: SegmendWindow, zyx: tuple[int, int, int]) -> int:
+    """The s0 label at a voxel, read from the model (test thread)."""
+    assert win.session.dataset is not None
+    return int(win.session.dataset.labels(0)[zyx])
+
+
+def shown_at(win: SegmendWindow, zyx: tuple[int, int, int]) -> int:
+    """The label the segmentation layer currently displays at a voxel (no file read)."""
+    layer = win.widget.layers.segmentation
+    assert layer is not None
+    value = layer.get_value(zyx, world=True)
+    return int(value[1] if isinstance(value, tuple) else value)
+
+
+def canvas_pos(win: SegmendWindow, y: float, x: float) -> QPoint:
+    """Canvas pixel of a world (y, x) in the 2D view."""
+    camera = viewer_camera(win.viewer)
+    native = win.viewer.window._qt_viewer.canvas.native
+    cy, cx = camera.center[-2:]
+    px = (x - cx) * camera.zoom + native.width() / 2
+    py = (y - cy) * camera.zoom + native.height() / 2
+    return QPoint(round(px), round(py))
+
+
+def click_canvas(win: SegmendWindow, y: float, x: float,
+                 modifier: Qt.KeyboardModifier = Qt.KeyboardModifier.NoModifier) -> None:
+    native = win.viewer.window._qt_viewer.canvas.native
+    pos = canvas_pos(win, y, x)
+    QTest.mouseMove(native, pos)
+    QTest.mouseClick(native, Qt.MouseButton.LeftButton, modifier, pos)
+
+
+def select(qtbot: Any, win: SegmendWindow, *positions: tuple[int, int, int]) -> list[int]:
+    """Select the bodies at these voxels (click, then shift-clicks)."""
+    for i, pos in enumerate(positions):
+        with qtbot.waitSignal(win.widget.picker.picked, timeout=WAIT_MS):
+            win.widget.picker.click(pos, shift=i > 0)
+    return win.widget.selection.ids
+
+
+# --------------------------------------------------------------------------- opening
+def test_open_shows_lazy_multiscale_layers(opened: SegmendWindow) -> None:
+    win = opened
+    ds = win.session.dataset
+    assert ds is not None and win.session.writable
+    names = [layer.name for layer in win.viewer.layers]
+    assert names[:3] == ["grayscale", "segmentation", "selected bodies"]
+    seg = win.widget.layers.segmentation
+    gray = win.widget.layers.grayscale
+    assert seg is not None and gray is not None
+    assert seg.multiscale and gray.multiscale
+    assert len(seg.data) == ds.n_scales == 3
+    assert all(isinstance(level, CachedLevel) for level in seg.data)
+    assert [level.shape for level in seg.data] == [ds.labels(s).shape for s in range(3)]
+    assert win.viewer.dims.point[0] == Z
+    assert shown_at(win, A_POS) == label_at(win, A_POS) != 0
+    assert "demo.h5" in win.viewer.title
+    assert win.settings.recent[0] == str(ds.path.resolve())
+    assert win.status.texts()[0] == "idle"
+    assert win.status.texts()[3].endswith("off</span>")
+
+
+def test_view_fills_in_block_by_block_off_the_gui_thread(opened: SegmendWindow,
+                                                         qtbot: Any) -> None:
+    win = opened
+    seg = win.widget.layers.segmentation
+    assert seg is not None and win.widget.layers.loader is not None
+    level = seg.data[0]
+    key = (0, slice(0, 64), slice(0, 64))
+    win.session.dataset.store.cache.clear()  # type: ignore[union-attr]
+    assert level.missing_blocks(key) == [(0, 0, 0)]
+    assert not level[key].any()  # not cached yet: background, and a read is queued
+    assert win.widget.layers.loader.busy
+    qtbot.waitUntil(lambda: not level.missing_blocks(key), timeout=WAIT_MS)
+    np.testing.assert_array_equal(level[key], win.session.dataset.labels(0)[key])  # type: ignore[union-attr]
+    wait_idle(qtbot, win)
+
+
+# ------------------------------------------------------------------------- selecting
+def test_click_selects_and_shift_click_adds(opened: SegmendWindow, qtbot: Any) -> None:
+    win = opened
+    a, b = label_at(win, A_POS), label_at(win, B_POS)
+    assert a != b and a and b
+    with qtbot.waitSignal(win.widget.selection.changed, timeout=WAIT_MS):
+        click_canvas(win, A_POS[1], A_POS[2])
+    assert win.widget.selection.ids == [a]
+    with qtbot.waitSignal(win.widget.selection.changed, timeout=WAIT_MS):
+        click_canvas(win, B_POS[1], B_POS[2], Qt.KeyboardModifier.ShiftModifier)
+    assert win.widget.selection.ids == [a, b]
+    assert win.widget.picker.last_voxel == B_POS
+    ds = win.session.dataset
+    qtbot.waitUntil(lambda: win.widget.body_panel.rows() == [
+        (a, ds.label_size(a)), (b, ds.label_size(b))], timeout=WAIT_MS)  # type: ignore[union-attr]
+    assert win.widget.layers.selected is not None and win.widget.layers.selected.visible
+    # shift-click again removes; a plain click replaces
+    with qtbot.waitSignal(win.widget.selection.changed, timeout=WAIT_MS):
+        click_canvas(win, B_POS[1], B_POS[2], Qt.KeyboardModifier.ShiftModifier)
+    assert win.widget.selection.ids == [a]
+
+
+def test_drag_pans_without_selecting(opened: SegmendWindow, qtbot: Any) -> None:
+    win = opened
+    native = win.viewer.window._qt_viewer.canvas.native
+    start = canvas_pos(win, A_POS[1], A_POS[2])
+    QTest.mousePress(native, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, start)
+    for dx in range(0, 60, 10):
+        QTest.qWait(15)  # vispy drops mouse moves less than 10 ms apart (input pacing)
+        QTest.mouseMove(native, start + QPoint(dx, 0))
+    QTest.mouseRelease(native, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier,
+                       start + QPoint(60, 0))
+    wait_idle(qtbot, win)
+    assert win.widget.selection.ids == []
+
+
+def test_show_selected_only_and_go_to_body(opened: SegmendWindow, qtbot: Any) -> None:
+    win = opened
+    ds = win.session.dataset
+    assert ds is not None
+    target = int(ds.labels(0)[30, 200, 40])
+    with qtbot.waitSignal(win.widget.selection.changed, timeout=WAIT_MS):
+        win.widget.body_panel.goto_edit.setText(str(target))
+        win.widget.body_panel.goto_edit.returnPressed.emit()
+    assert win.widget.selection.ids == [target]
+    z = int(win.viewer.dims.point[0])
+    centre = viewer_camera(win.viewer).center
+    assert int(ds.labels(0)[z, round(centre[1]), round(centre[2])]) == target
+    win.widget.commands["show_selected_only"].trigger()
+    assert win.widget.body_panel.show_only.isChecked()
+    assert not win.widget.layers.segmentation.visible  # type: ignore[union-attr]
+    assert win.widget.layers.selected.visible  # type: ignore[union-attr]
+    cmap = win.widget.layers.selected.colormap  # type: ignore[union-attr]
+    assert target in cmap.color_dict and cmap.color_dict[target][3] > 0
+    # an unknown id: a clear message, nothing changes
+    with qtbot.waitSignal(win.error_shown, timeout=WAIT_MS) as blocker:
+        win.widget.goto_body(ds.max_label + 1000)
+    assert "has no voxels" in blocker.args[0]
+    assert win.widget.selection.ids == [target]
+
+
+# --------------------------------------------------------------------------- merging
+def test_merge_selected_into_first(opened: SegmendWindow, qtbot: Any) -> None:
+    win = opened
+    ds = win.session.dataset
+    assert ds is not None
+    a, b = select(qtbot, win, A_POS, B_POS)
+    size_a, size_b = ds.label_size(a), ds.label_size(b)
+    assert shown_at(win, B_POS) == b
+    with qtbot.waitSignal(win.session.edit_finished, timeout=WAIT_MS) as done:
+        win.qt_window.activateWindow()
+        win.widget.commands["merge"].trigger()  # the M shortcut's action
+    assert done.args[0] == "merge"
+    wait_idle(qtbot, win)
+    # the model changed exactly as expected
+    assert ds.label_size(b) == 0 and ds.label_size(a) == size_a + size_b
+    assert label_at(win, B_POS) == a and label_at(win, A_POS) == a
+    record = ds.mutations()[-1]
+    assert record["Action"] == "merge" and record["Target"] == a and record["Labels"] == [b]
+    # the display refreshed, the panels followed
+    assert shown_at(win, B_POS) == a
+    assert win.widget.selection.ids == [a]
+    qtbot.waitUntil(lambda: win.widget.history_panel.lines()[:1] == [f"#1  merge {b} into {a}"],
+                    timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: win.widget.body_panel.rows() == [(a, size_a + size_b)],
+                    timeout=WAIT_MS)
+    assert win.status.texts()[1] == "mutations: 1"
+    assert win.widget.commands["undo"].isEnabled()
+
+
+def test_merge_shortcut_key_m(opened: SegmendWindow, qtbot: Any) -> None:
+    win = opened
+    a, b = select(qtbot, win, A_POS, B_POS)
+    native = win.viewer.window._qt_viewer.canvas.native
+    win.qt_window.activateWindow()
+    native.setFocus()
+    qtbot.waitUntil(lambda: win.qt_window.isActiveWindow(), timeout=WAIT_MS)
+    with qtbot.waitSignal(win.session.edit_finished, timeout=WAIT_MS):
+        QTest.keyClick(native, Qt.Key.Key_M)
+    wait_idle(qtbot, win)
+    assert label_at(win, B_POS) == a and shown_at(win, B_POS) == a
+
+
+# ------------------------------------------------------------------------- splitting
+def start_split(qtbot: Any, win: SegmendWindow, pos: tuple[int, int, int]) -> int:
+    (target,) = select(qtbot, win, pos)
+    with qtbot.waitSignal(win.widget.split_tool.started, timeout=WAIT_MS):
+        win.widget.commands["split_start"].trigger()
+    canvas = win.widget.split_tool.canvas
+    assert canvas is not None and canvas.mode == "paint" and canvas.data.dtype == np.uint8
+    assert win.viewer.layers.selection.active is canvas
+    return target
+
+
+def test_split_painted_region(opened: SegmendWindow, qtbot: Any) -> None:
+    win = opened
+    ds = win.session.dataset
+    assert ds is not None
+    target = start_split(qtbot, win, A_POS)
+    tool = win.widget.split_tool
+    roi = tool.roi
+    assert roi is not None
+    assert all(o <= p < o + n for o, p, n in zip(roi.origin, A_POS, roi.shape, strict=True))
+    assert max(roi.shape) <= 256
+    tool.set_brush_size(9)
+    for dy in (0, 3):
+        tool.paint_at((A_POS[0], A_POS[1] + dy, A_POS[2]))  # napari's own brush
+    painted = np.argwhere(tool.canvas.data > 0) + np.array(roi.origin)
+    assert set(painted[:, 0]) == {Z}  # the 2D brush paints the current plane only
+    before = ds.labels(0)[Z, 80:120, 80:120].copy()
+    expected = int(sum(ds.labels(0)[tuple(p)] == target for p in painted))
+    size = ds.label_size(target)
+    with qtbot.waitSignal(tool.previewed, timeout=WAIT_MS) as preview:
+        win.widget.commands["split_preview"].trigger()
+    assert preview.args[0].split_off == expected > 0
+    assert preview.args[0].remaining == size - expected
+    assert tool.preview_layer is not None
+    assert ds.label_size(target) == size  # a preview changes nothing
+    with qtbot.waitSignal(tool.committed, timeout=WAIT_MS) as committed:
+        win.widget.commands["split_commit"].trigger()
+    result = committed.args[0]
+    assert isinstance(result, SplitResult)
+    wait_idle(qtbot, win)
+    new = result.label
+    assert ds.label_size(new) == expected and ds.label_size(target) == size - expected
+    after = ds.labels(0)[Z, 80:120, 80:120]
+    changed = after != before
+    assert changed.sum() == expected
+    assert set(np.unique(before[changed])) == {target} and set(np.unique(after[changed])) == {new}
+    assert label_at(win, A_POS) == new and shown_at(win, A_POS) == new
+    assert not tool.active and "split canvas" not in [layer.name for layer in win.viewer.layers]
+    assert win.widget.selection.ids == [target, new]
+    assert ds.mutations()[-1]["Action"] == "split"
+
+
+def test_split_with_3d_brush(opened: SegmendWindow, qtbot: Any) -> None:
+    win = opened
+    ds = win.session.dataset
+    assert ds is not None
+    target = start_split(qtbot, win, A_POS)
+    tool = win.widget.split_tool
+    win.widget.commands["brush_3d"].trigger()
+    assert tool.canvas.n_edit_dimensions == 3 and win.widget.split_panel.brush_3d.isChecked()
+    tool.set_brush_size(5)
+    tool.paint_at(A_POS)
+    painted = np.argwhere(tool.canvas.data > 0) + np.array(tool.roi.origin)  # type: ignore[union-attr]
+    assert len(set(painted[:, 0])) == 5  # a ball, across planes
+    hits = [tuple(p) for p in painted if ds.labels(0)[tuple(p)] == target]
+    with qtbot.waitSignal(tool.committed, timeout=WAIT_MS) as committed:
+        win.widget.commands["split_commit"].trigger()
+    new = committed.args[0].label
+    wait_idle(qtbot, win)
+    assert ds.label_size(new) == len(hits)
+    assert all(int(ds.labels(0)[p]) == new for p in hits)
+
+
+def test_split_coarse_block_under_cursor(opened: SegmendWindow, qtbot: Any) -> None:
+    win = opened
+    ds = win.session.dataset
+    assert ds is not None
+    (target,) = select(qtbot, win, A_POS)
+    blocks = ds.label_blocks(target)
+    assert len(blocks) > 1
+    block = tuple(v // 64 for v in A_POS)
+    size = ds.label_size(target)
+    win.viewer.cursor.position = A_POS
+    with qtbot.waitSignal(win.session.edit_finished, timeout=WAIT_MS) as done:
+        win.widget.commands["split_coarse"].trigger()
+    result = done.args[1]
+    wait_idle(qtbot, win)
+    assert ds.label_size(result.label) == blocks[block]
+    assert ds.label_size(target) == size - blocks[block]
+    assert ds.mutations()[-1]["Action"] == "splitcoarse"
+    assert shown_at(win, A_POS) == result.label
+
+
+# ------------------------------------------------------------------------ undo / redo
+def test_undo_redo_survive_reopening(opened: SegmendWindow, qtbot: Any) -> None:
+    win = opened
+    path = win.session.path
+    assert path is not None
+    a, b = select(qtbot, win, A_POS, B_POS)
+    with qtbot.waitSignal(win.session.edit_finished, timeout=WAIT_MS):
+        win.widget.commands["merge"].trigger()
+    wait_idle(qtbot, win)
+    assert label_at(win, B_POS) == a
+    # close and reopen the file: the undo stack is in the dataset's journal
+    with qtbot.waitSignal(win.session.opened, timeout=WAIT_MS):
+        win.open_path(path)
+    qtbot.waitUntil(lambda: win.widget.commands["undo"].isEnabled(), timeout=WAIT_MS)
+    wait_idle(qtbot, win)
+    win.qt_window.activateWindow()
+    native = win.viewer.window._qt_viewer.canvas.native
+    native.setFocus()
+    qtbot.waitUntil(lambda: win.qt_window.isActiveWindow(), timeout=WAIT_MS)
+    with qtbot.waitSignal(win.session.edit_finished, timeout=WAIT_MS) as undone:
+        QTest.keyClick(native, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    assert undone.args[0] == "undo"
+    wait_idle(qtbot, win)
+    assert label_at(win, B_POS) == b and shown_at(win, B_POS) == b
+    ds = win.session.dataset
+    assert ds is not None and ds.label_size(b) > 0
+    qtbot.waitUntil(lambda: win.widget.commands["redo"].isEnabled(), timeout=WAIT_MS)
+    with qtbot.waitSignal(win.session.edit_finished, timeout=WAIT_MS) as redone:
+        QTest.keyClick(native, Qt.Key.Key_Z,
+                       Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
+    assert redone.args[0] == "redo"
+    wait_idle(qtbot, win)
+    assert label_at(win, B_POS) == a and shown_at(win, B_POS) == a
+    assert [r["Action"] for r in ds.mutations()] == ["merge", "undo", "merge"]
+    qtbot.waitUntil(lambda: len(win.widget.history_panel.lines()) == 3, timeout=WAIT_MS)
+    assert win.widget.history_panel.lines()[0].startswith("#3  merge")
+
+
+# ----------------------------------------------------------------------- bad input
+def test_non_pyramid_and_corrupt_files_lose_nothing(opened: SegmendWindow, qtbot: Any,
+                                                    tmp_path: Path) -> None:
+    import h5py
+
+    win = opened
+    current = win.session.dataset
+    plain = tmp_path / "plain.h5"
+    with h5py.File(plain, "w") as f:
+        f.create_dataset("volume", data=np.zeros((4, 4, 4), np.uint64))
+    corrupt = tmp_path / "corrupt.h5"
+    corrupt.write_bytes(b"\x89HDF\r\n\x1a\n" + bytes(range(256)) * 8)
+    for bad, words in ((plain, "Import"), (corrupt, "corrupt.h5")):
+        with qtbot.waitSignal(win.error_shown, timeout=WAIT_MS) as shown:
+            win.open_path(bad)
+        assert words in shown.args[0]
+        assert win.session.dataset is current  # the open dataset stays
+        assert any(box.isVisible() and not box.isModal() for box in win.reporter.boxes)
+    assert win.widget.layers.segmentation in win.viewer.layers
+    wait_idle(qtbot, win)
+
+
+def test_split_with_empty_canvas_is_refused(opened: SegmendWindow, qtbot: Any) -> None:
+    win = opened
+    ds = win.session.dataset
+    assert ds is not None
+    target = start_split(qtbot, win, A_POS)
+    size = ds.label_size(target)
+    with qtbot.waitSignal(win.error_shown, timeout=WAIT_MS) as shown:
+        win.widget.commands["split_commit"].trigger()
+    assert "canvas is empty" in shown.args[0]
+    assert win.widget.split_tool.active  # the canvas stays
+    # a region holding none of the body: the model refuses, the canvas stays painted
+    roi = win.widget.split_tool.roi
+    assert roi is not None
+    plane = ds.labels(0)[Z, roi.slices[1], roi.slices[2]]
+    y, x = (int(v) for v in np.argwhere(plane != target)[0])
+    win.widget.split_tool.set_brush_size(1)
+    win.widget.split_tool.paint_at((Z, roi.origin[1] + y, roi.origin[2] + x))
+    assert win.widget.split_tool.canvas.data.sum() == 1
+    with qtbot.waitSignal(win.error_shown, timeout=WAIT_MS) as refused:
+        win.widget.commands["split_commit"].trigger()
+    assert "no voxel of target" in refused.args[0]
+    assert win.widget.split_tool.active and win.widget.split_tool.canvas.data.any()
+    assert ds.label_size(target) == size and ds.mutations() == []
+    win.widget.commands["split_discard"].trigger()
+    assert not win.widget.split_tool.active
+
+
+def test_merge_needs_two_bodies(opened: SegmendWindow, qtbot: Any) -> None:
+    win = opened
+    select(qtbot, win, A_POS)
+    assert not win.widget.commands["merge"].isEnabled()
+    with qtbot.waitSignal(win.error_shown, timeout=WAIT_MS) as shown:
+        win.widget.merge_selected()
+    assert "at least two" in shown.args[0]
+
+
+def test_read_only_when_locked_by_another_writer(window: SegmendWindow, demo_path: Path,
+                                                 qtbot: Any) -> None:
+    other = open_dataset(demo_path, "r+")
+    try:
+        with qtbot.waitSignal(window.session.opened, timeout=WAIT_MS):
+            window.open_path(demo_path)
+        assert not window.session.writable
+        assert "read-only" in window.viewer.title
+        wait_idle(qtbot, window)
+        window.widget.selection.set([int(other.labels(0)[A_POS]), int(other.labels(0)[B_POS])])
+        assert not window.widget.commands["merge"].isEnabled()
+        with qtbot.waitSignal(window.error_shown, timeout=WAIT_MS) as shown:
+            window.widget.merge_selected()
+        assert "read-only" in shown.args[0]
+        window.session.close_async()
+        wait_idle(qtbot, window)
+    finally:
+        other.close()
