@@ -148,11 +148,12 @@ class Dataset:
         )
         self._checkpointer.start()
         self._engine.signals.mutation_completed.connect(self._maybe_wake_checkpoint)
-        self.sender = OutboxSender(
+        sender = OutboxSender(
             journal_path(self.path), self.kafka, repo_uuid=self.repo_uuid, data_uuid=data_uuid
         ).start()
-        self._engine.signals.mutation_started.connect(lambda _r: self.sender.wake())
-        self._engine.signals.mutation_completed.connect(lambda _r: self.sender.wake())
+        self._engine.signals.mutation_started.connect(lambda _r: sender.wake())
+        self._engine.signals.mutation_completed.connect(lambda _r: sender.wake())
+        self.sender = sender
 
     def _maybe_wake_checkpoint(self, _record: dict[str, Any]) -> None:
         if self.store.staged_count >= CHECKPOINT_BLOCKS:
