@@ -212,8 +212,17 @@ def test_read_only_and_second_writer(small_pyramid: Path) -> None:
         reader.merge(a, [int(reader.labels(0)[0, 0, 0])])
     reader.close()
     writer.checkpoint()
-    with h5py.File(small_pyramid, "r") as f:  # a plain HDF5 reader while the writer is open
+    with h5py.File(small_pyramid, "r", locking=False) as f:  # plain HDF5, writer still open
         assert f["labels/s0"][36, 69, 100] == a
+    reader_code = (  # another process, with HDF5's default file locking
+        f"import h5py, hdf5plugin\nf = h5py.File({str(small_pyramid)!r}, 'r')\n"
+        "print(int(f['labels/s0'][36, 69, 100]), int(f['labels/s3'][...].max()))\n"
+    )
+    other = subprocess.run(
+        [sys.executable, "-c", reader_code], capture_output=True, text=True, timeout=120
+    )
+    assert other.returncode == 0, other.stderr
+    assert int(other.stdout.split()[0]) == a
     writer.close()
 
 

@@ -79,6 +79,12 @@ def selection_colormap(ids: list[int]) -> DirectLabelColormap:
     return DirectLabelColormap(color_dict=colors)
 
 
+def _set_visible(layer: Any, visible: bool) -> None:
+    """Change a layer's visibility only if it differs (napari re-slices on every set)."""
+    if bool(layer.visible) != visible:
+        layer.visible = visible
+
+
 class DatasetLayers(QObject):
     """Shows the session's dataset in a napari viewer and keeps it current.
 
@@ -179,7 +185,7 @@ class DatasetLayers(QObject):
         if self.selected is None:
             return
         self.selected.colormap = selection_colormap(ids)
-        self.selected.visible = bool(ids)
+        _set_visible(self.selected, bool(ids))
         self._apply_visibility()
 
     def set_show_selected_only(self, on: bool) -> None:
@@ -189,7 +195,7 @@ class DatasetLayers(QObject):
 
     def _apply_visibility(self) -> None:
         if self.segmentation is not None:
-            self.segmentation.visible = not (self.show_selected_only and len(self.selection))
+            _set_visible(self.segmentation, not (self.show_selected_only and len(self.selection)))
 
     # ------------------------------------------------------------- refresh
     @Slot(int, list)

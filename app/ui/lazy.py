@@ -122,12 +122,22 @@ class BlockLoader(QObject):
         self._inflight.clear()
 
 
+Item = range | int
+"""One axis of an index: the range of positions kept, or one position (axis dropped)."""
+
+
 class CachedLevel:
     """A NumPy-style, read-only view of one pyramid level for napari.
 
-    Answers ``__getitem__`` from cached blocks only; missing blocks read as
-    zeros and are requested from the loader.  With ``loader=None`` it reads
-    synchronously (plain :class:`LevelArray` behaviour).
+    Pure slicing (``level[a:b, :, c:d]``) is lazy, like dask: it returns a
+    :class:`Window` and reads nothing.  napari slices every non-displayed
+    axis whole before picking the plane; a level that materialised on
+    slicing would read the whole depth of the visible region.  Data is read
+    when an index drops an axis (picks a plane) or on ``np.asarray``.
+
+    Reads are answered from cached blocks only; missing blocks read as zeros
+    and are requested from the loader.  With ``loader=None`` reads are
+    synchronous (plain :class:`LevelArray` behaviour, through the cache).
 
     Parameters
     ----------
@@ -175,22 +185,42 @@ class CachedLevel:
         return f"CachedLevel({self.kind}/s{self.scale}, shape={self.shape}, dtype={self.dtype})"
 
     def __array__(self, dtype: Any = None, copy: bool | None = None) -> NDArray[Any]:
-        arr = self[...]
+        arr = self.read([range(n) for n in self.shape])
         return arr if dtype is None else arr.astype(dtype)
 
-    def __getitem__(self, key: Any) -> NDArray[Any]:
+    def __getitem__(self, key: Any) -> Window | NDArray[Any]:
+        return self.take(axis_items(key, self.shape))
+
+    # reading -------------------------------------------------------------------
+    def take(self, items: list[Item]) -> Window | NDArray[Any]:
+        """A lazy :class:`Window` if every axis is kept, else the data."""
+        if all(isinstance(i, range) for i in items):
+            return Window(self, items)  # type: ignore[arg-type]
+        return self.read(items)
+
+    def read(self, items: list[Item]) -> NDArray[Any]:
+        """The voxels an index selects (never reads the file if a loader is set)."""
+        if any(isinstance(i, range) and len(i) == 0 for i in items):
+            shape = tuple(len(i) for i in items if isinstance(i, range))
+            return np.zeros(shape, self.dtype)
+        starts = [i if isinstance(i, int) else i.start for i in items]
+        stops = [i + 1 if isinstance(i, int) else i[-1] + 1 for i in items]
+        picks = tuple(0 if isinstance(i, int) else slice(None, None, i.step) for i in items)
         if self.loader is None or self.loader.closed:
-            return self.array[key]
-        starts, stops, picks = _bounding_box(key, self.shape)
+            box = tuple(slice(a, b) for a, b in zip(starts, stops, strict=True))
+            return self.array[box][picks]
         out, missing = self._assemble(starts, stops)
         if missing:
             self.loader.request(self.kind, self.scale, missing)
         return out[picks]
 
     def missing_blocks(self, key: Any) -> list[Coord]:
-        """Blocks a slice needs that are not cached yet."""
-        starts, stops, _ = _bounding_box(key, self.shape)
+        """Blocks an index needs that are not cached yet."""
         assert self.loader is not None
+        items = axis_items(key, self.shape)
+        starts = [i if isinstance(i, int) else i.start for i in items]
+        stops = [i + 1 if isinstance(i, int) else (i[-1] + 1 if len(i) else i.start)
+                 for i in items]
         return [c for c in self._coords(starts, stops)
                 if not self.loader.is_cached(self.kind, self.scale, c)]
 
@@ -223,8 +253,65 @@ class CachedLevel:
         return out, missing
 
 
-def _bounding_box(key: Any, shape: tuple[int, ...]) -> tuple[list[int], list[int], tuple[Any, ...]]:
-    """Start/stop per axis of an index, and how to pick the result from that box."""
+class Window:
+    """A lazy, strided box of a :class:`CachedLevel` (what pure slicing returns).
+
+    Indexing it again composes with the box (still lazy while every axis is
+    kept); ``np.asarray`` or an index that drops an axis reads the data.
+    """
+
+    def __init__(self, level: CachedLevel, ranges: list[range]) -> None:
+        self.level = level
+        self.ranges = ranges
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """Voxel shape of the box."""
+        return tuple(len(r) for r in self.ranges)
+
+    @property
+    def dtype(self) -> np.dtype[Any]:
+        """Element type."""
+        return self.level.dtype
+
+    @property
+    def ndim(self) -> int:
+        """Number of axes (3)."""
+        return len(self.ranges)
+
+    @property
+    def size(self) -> int:
+        """Number of voxels."""
+        return int(np.prod(self.shape))
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __repr__(self) -> str:
+        box = ", ".join(f"{r.start}:{r.stop}:{r.step}" for r in self.ranges)
+        return f"Window({self.level!r}[{box}])"
+
+    def __getitem__(self, key: Any) -> Window | NDArray[Any]:
+        rel = axis_items(key, self.shape)
+        items: list[Item] = [r[k] if isinstance(k, int) else r[slice(k.start, k.stop, k.step)]
+                             for r, k in zip(self.ranges, rel, strict=True)]
+        return self.level.take(items)
+
+    def __array__(self, dtype: Any = None, copy: bool | None = None) -> NDArray[Any]:
+        arr = self.level.read(list(self.ranges))
+        return arr if dtype is None else arr.astype(dtype)
+
+
+def axis_items(key: Any, shape: tuple[int, ...]) -> list[Item]:
+    """Per axis, the ``range`` of positions a NumPy basic index keeps, or the one it picks.
+
+    Raises
+    ------
+    IndexError
+        Out-of-bounds integers, too many indices, negative steps.
+    TypeError
+        Anything but integers, slices and Ellipsis.
+    """
     if not isinstance(key, tuple):
         key = (key,)
     if any(k is Ellipsis for k in key):
@@ -233,24 +320,22 @@ def _bounding_box(key: Any, shape: tuple[int, ...]) -> tuple[list[int], list[int
     if len(key) > len(shape):
         raise IndexError(f"too many indices: {len(key)} for a {len(shape)}-d array")
     key = key + (slice(None),) * (len(shape) - len(key))
-    starts: list[int] = []
-    stops: list[int] = []
-    picks: list[Any] = []
+    items: list[Item] = []
     for k, n in zip(key, shape, strict=True):
         if isinstance(k, slice):
-            start, stop, step = k.indices(n)
-            if step < 0:
+            r = range(n)[slice(_int_or_none(k.start), _int_or_none(k.stop), _int_or_none(k.step))]
+            if r.step < 0:
                 raise IndexError("negative slice steps are not supported")
-            starts.append(start)
-            stops.append(max(stop, start))
-            picks.append(slice(None, None, step))
-        elif isinstance(k, int | np.integer):
-            i = int(k) + n if k < 0 else int(k)
-            if not 0 <= i < n:
-                raise IndexError(f"index {int(k)} is out of bounds for axis of size {n}")
-            starts.append(i)
-            stops.append(i + 1)
-            picks.append(0)
+            items.append(r)
+        elif isinstance(k, int | np.integer) and not isinstance(k, bool):
+            i = int(k)
+            if not -n <= i < n:
+                raise IndexError(f"index {i} is out of bounds for axis of size {n}")
+            items.append(i % n)
         else:
             raise TypeError(f"unsupported index {k!r}: use integers and slices")
-    return starts, stops, tuple(picks)
+    return items
+
+
+def _int_or_none(value: Any) -> int | None:
+    return None if value is None else int(value)

@@ -16,7 +16,10 @@ pytestmark = pytest.mark.gui
 
 TICK_MS = 10
 MIN_RATE_HZ = 20.0
-MAX_GAP_S = 0.25
+MAX_GAP_S = 0.5
+"""Longest pause tolerated: software OpenGL (Mesa llvmpipe under Xvfb) repaints
+compete with the merge for two cores; a GUI thread that waited on the merge
+would pause for its whole duration."""
 
 
 def test_event_loop_keeps_ticking_during_a_large_merge(opened: SegmendWindow, qtbot: Any) -> None:
