@@ -297,3 +297,24 @@ def test_apply_stops_at_the_first_bad_line(ds: Dataset, model: NDArray[np.uint64
     ]:
         with pytest.raises(ApplyError, match=f"line 1: {message}"):
             apply_lines(ds, [bad])
+
+
+def test_visible_blocks_are_computed_and_shown_first(
+    ds: Dataset, model: NDArray[np.uint64]
+) -> None:
+    a, b = biggest(model, 2)
+    blocks = sorted(set(ds.label_blocks(b)))
+    assert len(blocks) > 3
+    seen_at_s1 = tuple(c // 2 for c in blocks[-1])
+    under = {c for c in blocks if tuple(v // 2 for v in c) == seen_at_s1}
+    ds.set_visible(1, [seen_at_s1])
+    events: list[tuple[int, list[tuple[int, int, int]]]] = []
+    ds.signals.blocks_changed.connect(lambda scale, coords: events.append((scale, list(coords))))
+    ds.merge(a, [b])
+    first = [coords for scale, coords in events[: len(under)]]
+    assert all(scale == 0 for scale, _ in events[: len(under)])
+    assert {c for coords in first for c in coords} == under  # shown one by one, first
+    shown = {c for scale, coords in events if scale == 0 for c in coords}
+    assert set(blocks) <= shown
+    model[model == b] = a
+    assert_matches_model(ds, model)

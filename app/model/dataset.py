@@ -328,6 +328,12 @@ class Dataset:
         """Redo the last undone mutation (as a new mutation); returns its MutationID."""
         return self.engine.redo()
 
+    def set_visible(self, scale: int, coords: Iterable[Coord]) -> None:
+        """Tell the engine which blocks of ``scale`` a viewer shows: edits compute
+        (and show) them first.  No-op on a read-only dataset."""
+        if self._engine is not None:
+            self._engine.set_visible(scale, coords)
+
     def reindex(self, progress: Progress | None = None) -> int:
         """Rebuild the label index from s0; returns the number of labels."""
         return self.engine.reindex(progress)
