@@ -13,6 +13,7 @@ staged blocks; opening repairs whatever a crash interrupted.
 
 from __future__ import annotations
 
+import atexit
 import fcntl
 import os
 import threading
@@ -83,6 +84,7 @@ class Dataset:
         self._engine: MutationEngine | None = None
         self._pool = ThreadPoolExecutor(workers or default_workers(), "segmend-block")
         self._closing = threading.Event()
+        self._closed = False
         self._checkpoint_lock = threading.Lock()
         self._checkpoint_wake = threading.Event()
         self._checkpointer: threading.Thread | None = None
@@ -148,6 +150,7 @@ class Dataset:
         )
         self._checkpointer.start()
         self._engine.signals.mutation_completed.connect(self._maybe_wake_checkpoint)
+        atexit.register(self.close)  # HDF5 must let go of the file object before Python does
         sender = OutboxSender(
             journal_path(self.path), self.kafka, repo_uuid=self.repo_uuid, data_uuid=data_uuid
         ).start()
@@ -402,7 +405,14 @@ class Dataset:
     # --------------------------------------------------------------- closing
     def close(self, events_timeout: float = 2.0) -> None:
         """Checkpoint, give the Kafka sender ``events_timeout`` seconds to send what
-        waits (the rest stays in the outbox), close the files, release the lock."""
+        waits (the rest stays in the outbox), close the files, release the lock.
+
+        Closing twice is harmless; a writer left open is closed at interpreter exit.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        atexit.unregister(self.close)
         if self.sender is not None and self.kafka.enabled:
             self.sender.flush(events_timeout)
         self._closing.set()

@@ -64,6 +64,8 @@ class Level:
         Block (= chunk) shape (z, y, x).
     codec : BlockCodec or None
         Direct chunk codec, or None for HDF5's own slicing path.
+    shape, dtype
+        The dataset's, read once (asking HDF5 costs a call under h5py's lock).
     """
 
     kind: str
@@ -71,16 +73,8 @@ class Level:
     dataset: h5py.Dataset
     block_size: tuple[int, int, int]
     codec: BlockCodec | None
-
-    @property
-    def shape(self) -> tuple[int, int, int]:
-        """Voxel shape (z, y, x)."""
-        return tuple(self.dataset.shape)
-
-    @property
-    def dtype(self) -> np.dtype[Any]:
-        """Element type."""
-        return np.dtype(self.dataset.dtype)
+    shape: tuple[int, int, int]
+    dtype: np.dtype[Any]
 
     @property
     def grid(self) -> tuple[int, int, int]:
@@ -151,6 +145,7 @@ class PyramidStore:
             IMAGE: [self._make_level(IMAGE, i, h5[p]) for i, p in enumerate(groups.image)],
         }
         self._check_shapes()
+        self._rule = str(h5.attrs.get("downres_rule", DEFAULT_RULE))
         self.cache = BlockCache(cache_bytes)
         self._overlay: dict[BlockKey, StagedBlock] = {}
         self._versions: dict[BlockKey, int] = {}
@@ -239,7 +234,8 @@ class PyramidStore:
         one_block = tuple(min(b, n) for b, n in zip(self.block_size, dset.shape, strict=True))
         if codec is not None and codec.chunk_shape != one_block:
             codec = None
-        return Level(kind, scale, dset, self.block_size, codec)
+        sz, sy, sx = (int(v) for v in dset.shape)
+        return Level(kind, scale, dset, self.block_size, codec, (sz, sy, sx), np.dtype(dset.dtype))
 
     def _check_shapes(self) -> None:
         for kind, levels in self._levels.items():
@@ -271,7 +267,7 @@ class PyramidStore:
     @property
     def rule(self) -> str:
         """The downres rule stored in the file (``labelmap`` for foreign files)."""
-        return str(self.h5.attrs.get("downres_rule", DEFAULT_RULE))
+        return self._rule
 
     @property
     def has_image(self) -> bool:

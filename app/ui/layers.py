@@ -154,6 +154,8 @@ class DatasetLayers(QObject):
         self.selected.visible = bool(len(self.selection))
         if self.segmentation is not None:
             self.viewer.layers.selection.active = self.segmentation
+        if self.viewer.dims.ndim == 3:
+            self.viewer.dims.axis_labels = ("z", "y", "x")
         self._apply_visibility()
 
     @Slot(str)

@@ -9,7 +9,7 @@ import h5py
 import numpy as np
 import pytest
 from qtpy.QtCore import QMimeData, QPoint, QPointF, QSettings, Qt, QUrl
-from qtpy.QtGui import QDropEvent
+from qtpy.QtGui import QDragEnterEvent, QDropEvent
 from qtpy.QtWidgets import QApplication
 
 from app.model.demo import demo_cube_path
@@ -91,11 +91,15 @@ def test_drop_a_pyramid_file_opens_it(window: SegmendWindow, demo_path: Path, qt
     mime = QMimeData()
     mime.setUrls([QUrl.fromLocalFile(str(demo_path))])
     target = window.viewer.window._qt_viewer
-    drop = QDropEvent(QPointF(QPoint(200, 200)), Qt.DropAction.CopyAction, mime,
-                      Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
+    buttons, mods = Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier
+    enter = QDragEnterEvent(QPoint(200, 200), Qt.DropAction.CopyAction, mime, buttons, mods)
+    drop = QDropEvent(QPointF(QPoint(200, 200)), Qt.DropAction.CopyAction, mime, buttons, mods)
+    QApplication.sendEvent(target, enter)  # Qt delivers a drop only after its drag entered
+    assert enter.isAccepted()
     with qtbot.waitSignal(window.session.opened, timeout=WAIT_MS):
         QApplication.sendEvent(target, drop)
     assert drop.isAccepted()
+    assert [layer.name for layer in window.viewer.layers][:2] == ["grayscale", "segmentation"]
     assert window.session.path == demo_path
     wait_idle(qtbot, window)
 
