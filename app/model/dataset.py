@@ -6,9 +6,11 @@
 >>> ds.labels(2)[10:20, :, 5]                   # doctest: +SKIP
 >>> ds.close()                                  # doctest: +SKIP
 
-Writers hold ``FILE.h5.segmend/writer.lock``; the HDF5 file is written only by
-checkpoints, through :class:`app.model.safefile.SafeFile`, from the journal's
-staged blocks; opening repairs whatever a crash interrupted.
+Writers hold ``FILE.h5.segmend/writer.lock``.  Edits are durable in the journal
+when they return; the HDF5 file is written only by checkpoints, through
+:class:`app.model.safefile.SafeFile`, with the id of the last mutation it holds
+(``checkpoint_mutation_id``).  Opening replays the mutations recorded after it,
+which repairs whatever a crash interrupted.
 """
 
 from __future__ import annotations
@@ -140,8 +142,7 @@ class Dataset:
         self._engine = MutationEngine(
             self.store, self._journal, self._pool, uuid=data_uuid, user=user
         )
-        self.checkpoint()
-        self._engine.repair()
+        self._engine.replay(int(self.store.attr("checkpoint_mutation_id", 0)), complete=True)
         if self._journal.get_meta("index_built") is None:
             self._engine.reindex(progress)
         self.checkpoint()
@@ -175,10 +176,10 @@ class Dataset:
                     os.close(fd)
         self.store = PyramidStore.open(self.path, "r", cache_bytes=cache_bytes)
         jpath = journal_path(self.path)
-        if jpath.exists():
+        if jpath.exists() and self.store.native:
             self._journal = Journal(jpath, readonly=True)
-            for key, gen, payload in self._journal.staged():
-                self.store.stage_payload(key, payload, gen)
+            replayer = MutationEngine(self.store, self._journal, self._pool, uuid=self.uuid)
+            replayer.replay(int(self.store.attr("checkpoint_mutation_id", 0)), complete=False)
 
     # --------------------------------------------------------------- reading
     @property
@@ -343,27 +344,31 @@ class Dataset:
 
     # ----------------------------------------------------------- durability
     def checkpoint(self) -> int:
-        """Write staged blocks into the HDF5 file, crash-safely; returns how many."""
-        if self._journal is None or self._safefile is None or self._engine is None:
+        """Write the staged blocks into the HDF5 file, crash-safely; returns how many.
+
+        Edits wait while it runs (it needs a state in which every mutation is
+        complete or not begun), so it is kept short: compressed chunks go
+        straight into the file, then one :meth:`SafeFile.commit`.
+        """
+        if self._safefile is None or self._engine is None:
             return 0
-        with self._checkpoint_lock:
-            items = []
-            for key, gen, payload in self._journal.staged():
+        engine = self._engine
+        with self._checkpoint_lock, engine.gate.exclusive():
+            items = self.store.staged_items()
+            for key, _gen, payload in items:
                 self.store.write_payload(key[0], key[1], (key[2], key[3], key[4]), payload)
-                items.append((key, gen))
-            engine = self._engine
-            counters = {
+            values = {
                 "max_label": engine.max_label_value,
                 "next_label": engine.next_label_value,
                 "next_mutation_id": engine.next_mutation_id,
+                "checkpoint_mutation_id": engine.next_mutation_id - 1,
             }
-            if not items and all(self.store.attr(k) == v for k, v in counters.items()):
+            if not items and all(self.store.attr(k) == v for k, v in values.items()):
                 return 0
-            self.store.set_attrs(**counters)
+            self.store.set_attrs(**values)
             self.store.flush()
             self._safefile.commit()
-            self._journal.drop_staged(items)
-            self.store.unstage(items)
+            self.store.unstage([(key, gen) for key, gen, _ in items])
             return len(items)
 
     def _checkpoint_loop(self) -> None:

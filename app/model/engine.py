@@ -5,23 +5,25 @@ Every voxel mutation runs the same phases (SPEC §4):
 1. **validate** under the label locks, from the label index (clear error,
    nothing changed);
 2. **s0 phase**: the touched s0 blocks (only those the index names) are
-   rewritten on the worker pool under their block locks; then ONE journal
-   transaction holds the mutation record, the new block images, the label
-   index rows, the counters, the undo data, the blocks whose lower levels are
-   now stale, and the start event.  After the commit the blocks are staged
-   for readers;
-3. **cascade**: the parents of changed blocks are recomputed level by level
-   from their (published) children, each under its block lock, and journaled;
-   a branch stops as soon as a parent comes out unchanged;
-4. **complete**: the stale marks are cleared and the complete event written.
+   rewritten on the worker pool under their block locks; then ONE small
+   journal transaction holds the mutation record (with the blocks it
+   touched), the label index rows, the counters, the undo data and the start
+   event.  After this commit the edit is durable and the new blocks are
+   staged for readers;
+3. **cascade**: the parents of changed blocks are recomputed level by level,
+   only in the octants of changed children, each under its block lock; a
+   branch stops as soon as a parent comes out unchanged;
+4. **complete**: the record is marked done and the complete event written.
 
-A crash after phase 2 leaves the stale marks in the journal; reopening
-recomputes those lower levels (:meth:`MutationEngine.repair`), so each
-mutation ends up fully applied or not at all.
+Block images are not journaled: a checkpoint (:mod:`app.model.dataset`)
+writes the staged blocks into the HDF5 file with the id of the last mutation
+they contain, and reopening :meth:`MutationEngine.replay`-s the recorded
+mutations after it.  Replay applies the same block transforms to the same
+blocks, so a crash at any point leaves each mutation fully applied or not at
+all.
 
 Threads: public methods may be called from any thread except the engine's own
-pool workers.  Signals are emitted from the calling thread (or, for
-:attr:`EngineSignals.blocks_changed` during a cascade, that same thread).
+pool workers.  Signals are emitted from the calling thread.
 """
 
 from __future__ import annotations
@@ -46,8 +48,8 @@ from app.kernels import (
 )
 from app.model.errors import InvalidMutationError, NothingToUndoError
 from app.model.events.gotime import now_go
-from app.model.journal import BlockKey, Coord, Journal
-from app.model.locks import LabelLocks, StripedLocks
+from app.model.journal import Coord, Journal
+from app.model.locks import Gate, LabelLocks, StripedLocks
 from app.model.mutation_events import complete_events, start_events
 from app.model.octants import parent_of, refresh_block
 from app.model.regions import SplitRegion
@@ -57,8 +59,6 @@ UNDO_DEPTH = 1000
 MAX_LABEL = (1 << 64) - 1
 
 Transform = Callable[[Coord, NDArray[np.uint64]], "BlockChange"]
-StagedRow = tuple[BlockKey, int, bytes]
-"""A block image for the journal: (key, generation, payload)."""
 
 
 class EngineSignals:
@@ -84,7 +84,7 @@ class BlockChange:
     spans: NDArray[np.int32] | None = None
     counts: dict[int, int] = field(default_factory=dict)
     label_spans: dict[int, NDArray[np.int32]] = field(default_factory=dict)
-    old_payload: bytes | None = None
+    undo_map: bytes | None = None
     payload: bytes | None = None
 
 
@@ -141,7 +141,8 @@ class MutationEngine:
         # One lock set per scale: the holders of s0 locks wait for pool tasks,
         # and pool tasks take only locks of scales >= 1, so no cycle can form.
         self.block_locks = [StripedLocks() for _ in store.levels(LABELS)]
-        self._gen = itertools.count(journal.max_generation() + 1)
+        self._gen = itertools.count(1)
+        self.gate = Gate()
         self._counter_lock = threading.Lock()
         self._undo_lock = threading.Lock()
         self._visible: tuple[int, frozenset[Coord]] = (0, frozenset())
@@ -233,6 +234,62 @@ class MutationEngine:
         return blocks
 
     # -------------------------------------------------------------- operations
+    # -------------------------------------------------------- block transforms
+    @staticmethod
+    def _merge_transform(target: int, sources: Sequence[int]) -> Transform:
+        keys = np.array(sources, dtype=np.uint64)
+
+        def transform(coord: Coord, block: NDArray[np.uint64]) -> BlockChange:
+            new = block.copy()
+            n = relabel_inplace(new, keys, target)
+            return BlockChange(coord, new if n else None, n)
+
+        return transform
+
+    def _split_transform(self, target: int, label: int, region: SplitRegion) -> Transform:
+        def transform(coord: Coord, block: NDArray[np.uint64]) -> BlockChange:
+            mask = region.mask(coord, self.block_size, block.shape)
+            new = block.copy()
+            n = split_inplace(new, mask, target, label)
+            spans = mask_to_rles(new == label, _origin(coord, self.block_size)) if n else None
+            return BlockChange(coord, new if n else None, n, spans)
+
+        return transform
+
+    def _restore_transform(self, target: int, sources: Sequence[int], undone: int) -> Transform:
+        """Put back the labels a merge changed (from its undo maps)."""
+        maps = self.journal.undo_maps(undone)
+        count_keys = np.array([target, *sources], dtype=np.uint64)
+
+        def transform(coord: Coord, block: NDArray[np.uint64]) -> BlockChange:
+            before = self.store.decode_payload(LABELS, 0, coord, maps[coord])
+            restore = (before != 0) & (block == target)
+            new = block.copy()
+            new[restore] = before[restore]
+            n = int(restore.sum())
+            counts = dict(
+                zip([target, *sources], (int(v) for v in count_in(new, count_keys)), strict=True)
+            )
+            origin = _origin(coord, self.block_size)
+            spans = {s: mask_to_rles(restore & (before == s), origin) for s in sources if counts[s]}
+            return BlockChange(coord, new if n else None, n, counts=counts, label_spans=spans)
+
+        return transform
+
+    def _transform_of(self, record: dict[str, Any]) -> Transform | None:
+        """The block transform a recorded mutation applied (None: no voxels changed)."""
+        action = record["Action"]
+        if action.startswith("post-"):
+            return None
+        target = int(record["Target"])
+        if action == "undo" and record["Of"] == "merge":
+            return self._restore_transform(target, record["Labels"], record["Undoes"])
+        if action in ("merge", "undo"):
+            return self._merge_transform(target, record["Labels"])
+        region = SplitRegion.from_rle_bytes(self.journal.get_blob(record["Split"]), headered=False)
+        return self._split_transform(target, int(record["NewLabel"]), region)
+
+    # -------------------------------------------------------------- operations
     def merge(self, target: int, labels: Iterable[int]) -> int:
         """Every voxel of ``labels`` becomes ``target``; returns the MutationID."""
         target = self.require_label(target, "target")
@@ -243,7 +300,7 @@ class MutationEngine:
             raise InvalidMutationError(f"target {target} is also among the labels to merge")
         with self.label_locks.hold([target, *sources]):
             plan = self._merge_plan(target, sources, {"Action": "merge"})
-            return self._run(plan, [target, *sources])
+            return self._run(plan)
 
     def _merge_plan(
         self, target: int, sources: list[int], record: dict[str, Any], keep_undo: bool = True
@@ -251,13 +308,7 @@ class MutationEngine:
         target_blocks = self._blocks_of(target, "target")
         source_blocks = {s: self._blocks_of(s, "label") for s in sources}
         coords = sorted(set().union(*source_blocks.values()))
-        keys = np.array(sources, dtype=np.uint64)
         expected = sum(sum(b.values()) for b in source_blocks.values())
-
-        def transform(coord: Coord, block: NDArray[np.uint64]) -> BlockChange:
-            new = block.copy()
-            n = relabel_inplace(new, keys, target)
-            return BlockChange(coord, new if n else None, n)
 
         def finish(
             changes: list[BlockChange],
@@ -276,6 +327,7 @@ class MutationEngine:
             size = sum(target_blocks.values()) + expected
             return {"Target": target, "Labels": sources, "TargetSize": size}, rows
 
+        transform = self._merge_transform(target, sources)
         return Plan({**record}, coords, transform, finish, keep_undo=keep_undo)
 
     def split(
@@ -296,18 +348,11 @@ class MutationEngine:
             if not coords:
                 raise InvalidMutationError(f"the split region holds no voxel of target {target}")
             label = self._claim_new_label(new_label, target)
-
-            def transform(coord: Coord, block: NDArray[np.uint64]) -> BlockChange:
-                mask = region.mask(coord, self.block_size, block.shape)
-                new = block.copy()
-                n = split_inplace(new, mask, target, label)
-                spans = mask_to_rles(new == label, _origin(coord, self.block_size)) if n else None
-                return BlockChange(coord, new if n else None, n, spans)
-
+            transform = self._split_transform(target, label, region)
             plan = self._split_plan(
                 {"Action": "split"}, target, label, target_blocks, coords, transform
             )
-            return label, self._run(plan, lock)
+            return label, self._run(plan)
 
     def split_coarse(
         self, target: int, blocks: Sequence[Sequence[int]], new_label: int | None = None
@@ -349,7 +394,7 @@ class MutationEngine:
 
             record = {"Action": "splitcoarse", "Blocks": [list(c) for c in coords]}
             plan = self._split_plan(record, target, label, target_blocks, coords, transform)
-            return label, self._run(plan, lock)
+            return label, self._run(plan)
 
     def _check_new_label(self, new_label: int, target: int) -> int:
         label = self.require_label(new_label, "new label")
@@ -406,11 +451,12 @@ class MutationEngine:
         """Reserve ``n`` consecutive unused labels; returns (start, end)."""
         if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 1:
             raise InvalidMutationError(f"the number of labels to reserve must be >= 1, got {n!r}")
-        start = self._allocate(int(n))
-        end = start + int(n) - 1
-        self._commit_counter_record(
-            {"Action": "post-nextlabel", "Start Label": start, "End Label": end}
-        )
+        with self.gate.shared():
+            start = self._allocate(int(n))
+            end = start + int(n) - 1
+            self._commit_counter_record(
+                {"Action": "post-nextlabel", "Start Label": start, "End Label": end}
+            )
         return start, end
 
     def set_max_label(self, value: int) -> int:
@@ -419,13 +465,14 @@ class MutationEngine:
             raise InvalidMutationError(f"max label must be a positive integer, got {value!r}")
         if value > MAX_LABEL:
             raise InvalidMutationError(f"max label {value} is not a uint64 label")
-        with self._counter_lock:
-            if value < self.max_label_value:
-                raise InvalidMutationError(
-                    f"max label {value} is below the current max label {self.max_label_value}"
-                )
-        self._note_label(int(value))
-        return self._commit_counter_record({"Action": "post-maxlabel", "MaxLabel": int(value)})
+        with self.gate.shared():
+            with self._counter_lock:
+                if value < self.max_label_value:
+                    raise InvalidMutationError(
+                        f"max label {value} is below the current max label {self.max_label_value}"
+                    )
+            self._note_label(int(value))
+            return self._commit_counter_record({"Action": "post-maxlabel", "MaxLabel": int(value)})
 
     def _commit_counter_record(self, record: dict[str, Any]) -> int:
         mid = self._mutation_id()
@@ -448,15 +495,16 @@ class MutationEngine:
             assert done is not None
             target = int(done["Target"])
             record = {"Action": "undo", "Undoes": done["MutationID"], "Of": done["Action"]}
+            stacks = ("undo", done["MutationID"])
             if done["Action"] == "merge":
                 sources = [int(v) for v in done["Labels"]]
                 with self.label_locks.hold([target, *sources]):
                     plan = self._restore_plan(done, target, sources, record)
-                    return self._run(plan, [target, *sources], stacks=("undo", done["MutationID"]))
+                    return self._run(plan, stacks)
             label = int(done["NewLabel"])
             with self.label_locks.hold([target, label]):
                 plan = self._merge_plan(target, [label], record, keep_undo=False)
-                return self._run(plan, [target, label], stacks=("undo", done["MutationID"]))
+                return self._run(plan, stacks)
 
     def redo(self) -> int:
         """Apply again the last undone mutation, as a new mutation."""
@@ -468,53 +516,25 @@ class MutationEngine:
             assert done is not None
             target = int(done["Target"])
             record = {"Action": done["Action"], "Redoes": done["MutationID"]}
+            stacks = ("redo", done["MutationID"])
             if done["Action"] == "merge":
                 sources = [int(v) for v in done["Labels"]]
                 with self.label_locks.hold([target, *sources]):
-                    plan = self._merge_plan(target, sources, record)
-                    return self._run(plan, [target, *sources], stacks=("redo", done["MutationID"]))
+                    return self._run(self._merge_plan(target, sources, record), stacks)
             label = int(done["NewLabel"])
-            region = SplitRegion.from_rle_bytes(
-                self.journal.get_blob(done["Split"]), headered=False
-            )
             with self.label_locks.hold([target, label]):
                 target_blocks = self._blocks_of(target, "target")
-                coords = [c for c in region.block_coords(self.block_size) if c in target_blocks]
-
-                def transform(coord: Coord, block: NDArray[np.uint64]) -> BlockChange:
-                    mask = region.mask(coord, self.block_size, block.shape)
-                    new = block.copy()
-                    n = split_inplace(new, mask, target, label)
-                    spans = (
-                        mask_to_rles(new == label, _origin(coord, self.block_size)) if n else None
-                    )
-                    return BlockChange(coord, new if n else None, n, spans)
-
+                transform = self._transform_of(done)
+                assert transform is not None
+                coords = [c for c in _touched(done) if c in target_blocks]
                 if done["Action"] == "splitcoarse":
                     record["Blocks"] = done["Blocks"]
                 plan = self._split_plan(record, target, label, target_blocks, coords, transform)
-                return self._run(plan, [target, label], stacks=("redo", done["MutationID"]))
+                return self._run(plan, stacks)
 
     def _restore_plan(
         self, done: dict[str, Any], target: int, sources: list[int], record: dict[str, Any]
     ) -> Plan:
-        before = self.journal.undo_blocks(done["MutationID"])
-        keys = np.array(sources, dtype=np.uint64)
-        count_keys = np.array([target, *sources], dtype=np.uint64)
-
-        def transform(coord: Coord, block: NDArray[np.uint64]) -> BlockChange:
-            old = self.store.decode_payload(LABELS, 0, coord, before[coord])
-            restore = np.isin(old, keys) & (block == target)
-            new = block.copy()
-            new[restore] = old[restore]
-            n = int(restore.sum())
-            counts = dict(
-                zip([target, *sources], (int(v) for v in count_in(new, count_keys)), strict=True)
-            )
-            origin = _origin(coord, self.block_size)
-            spans = {s: mask_to_rles(restore & (old == s), origin) for s in sources if counts[s]}
-            return BlockChange(coord, new if n else None, n, counts=counts, label_spans=spans)
-
         target_size = self.journal.label_size(target)
 
         def finish(
@@ -529,78 +549,76 @@ class MutationEngine:
                 "LabelSizes": {str(k): v for k, v in sizes.items()},
             }, rows
 
-        return Plan(record, sorted(before), transform, finish, keep_undo=False, undoable=False)
+        transform = self._restore_transform(target, sources, done["MutationID"])
+        return Plan(record, _touched(done), transform, finish, keep_undo=False, undoable=False)
 
     # ------------------------------------------------------------ the pipeline
-    def _run(self, plan: Plan, labels: Sequence[int], stacks: tuple[str, int] | None = None) -> int:
-        coords = self._visible_first(0, plan.coords)
-        with self.block_locks[0].hold(coords):
-            changes, previewed = self._compute(plan, coords)
-            try:
-                fields, rows = plan.finish(changes)
-            except BaseException:
-                self._revert(previewed)
-                raise
-            restored = sorted({label for c in changes for label in c.label_spans})
-            mid = self._mutation_id(max(1, len(restored)))
-            record = self._stamp({**plan.record, **fields}, mid)
-            written = [c for c in changes if c.new is not None]
-            gens = {
-                c.coord: previewed.get(c.coord, (0, None))[0] or next(self._gen) for c in written
-            }
-            with self.journal.transaction() as cur:
-                self._store_spans(cur, record, changes, restored)
-                Journal.put_mutation(cur, record, "s0")
-                for c in written:
-                    assert c.payload is not None
-                    Journal.put_staged(cur, (LABELS, 0, *c.coord), gens[c.coord], c.payload)
-                Journal.set_label_counts(cur, rows)
-                Journal.put_dirty(cur, mid, [c.coord for c in written])
-                if plan.keep_undo:
-                    Journal.put_undo_blocks(
-                        cur, mid, [(c.coord, c.old_payload) for c in written if c.old_payload]
-                    )
-                self._update_stacks(cur, mid, plan.undoable, stacks)
-                self._write_counters(cur)
-                start_events(cur, record)
-            for c in written:
-                if c.coord not in previewed:
-                    assert c.new is not None and c.payload is not None
-                    self.store.stage((LABELS, 0, *c.coord), c.new, c.payload, gens[c.coord])
-        self.signals.mutation_started.emit(record)
-        self.signals.blocks_changed.emit(0, [c.coord for c in written if c.coord not in previewed])
-        self.signals.labels_changed.emit(sorted({r[0] for r in rows}))
-        self._complete(record, self.cascade([c.coord for c in written]))
+    def _run(self, plan: Plan, stacks: tuple[str, int] | None = None) -> int:
+        with self.gate.shared():
+            coords = self._visible_first(0, plan.coords)
+            with self.block_locks[0].hold(coords):
+                changes, previewed = self._compute(plan, coords)
+                try:
+                    fields, rows = plan.finish(changes)
+                except BaseException:
+                    self._revert(previewed)
+                    raise
+                restored = sorted({label for c in changes for label in c.label_spans})
+                mid = self._mutation_id(max(1, len(restored)))
+                record = self._stamp({**plan.record, **fields}, mid)
+                written = [c for c in changes if c.new is not None]
+                record["TouchedBlocks"] = [list(c.coord) for c in written]
+                with self.journal.transaction() as cur:
+                    self._store_spans(cur, record, changes, restored)
+                    Journal.put_mutation(cur, record, "s0")
+                    Journal.set_label_counts(cur, rows)
+                    if plan.keep_undo:
+                        Journal.put_undo_maps(
+                            cur, mid, [(c.coord, c.undo_map) for c in written if c.undo_map]
+                        )
+                    self._update_stacks(cur, mid, plan.undoable, stacks)
+                    self._write_counters(cur)
+                    start_events(cur, record)
+                self._stage(c for c in written if c.coord not in previewed)
+            self.signals.mutation_started.emit(record)
+            self.signals.blocks_changed.emit(
+                0, [c.coord for c in written if c.coord not in previewed]
+            )
+            self.signals.labels_changed.emit(sorted({r[0] for r in rows}))
+            self.cascade([c.coord for c in written])
+            self._complete(record)
         return mid
+
+    def _stage(self, changes: Iterable[BlockChange]) -> None:
+        for c in changes:
+            assert c.new is not None and c.payload is not None
+            self.store.stage((LABELS, 0, *c.coord), c.new, c.payload, next(self._gen))
 
     def _compute(
         self, plan: Plan, coords: list[Coord]
-    ) -> tuple[list[BlockChange], dict[Coord, tuple[int, NDArray[np.uint64]]]]:
+    ) -> tuple[list[BlockChange], dict[Coord, NDArray[np.uint64]]]:
         """Run the block tasks; blocks in view are shown as soon as they are computed.
 
-        Returns the changes and the previewed blocks (coord → (generation, old
-        array)), which :meth:`_revert` puts back if the mutation is refused.
+        Returns the changes and the previewed blocks (coord → old array), which
+        :meth:`_revert` puts back if the mutation is refused.
         """
         visible = self._visibility(0)
-        previewed: dict[Coord, tuple[int, NDArray[np.uint64]]] = {}
+        previewed: dict[Coord, NDArray[np.uint64]] = {}
         changes = []
         try:
             for change in self.pool.map(lambda c: self._block_task(plan, c), coords):
                 changes.append(change)
                 if change.new is not None and visible(change.coord):
-                    assert change.payload is not None
-                    old = self.store.read_block(LABELS, 0, change.coord)
-                    gen = next(self._gen)
-                    self.store.stage((LABELS, 0, *change.coord), change.new, change.payload, gen)
-                    previewed[change.coord] = (gen, old)
+                    previewed[change.coord] = self.store.read_block(LABELS, 0, change.coord)
+                    self._stage([change])
                     self.signals.blocks_changed.emit(0, [change.coord])
         except BaseException:
             self._revert(previewed)
             raise
         return changes, previewed
 
-    def _revert(self, previewed: dict[Coord, tuple[int, NDArray[np.uint64]]]) -> None:
-        for coord, (_gen, old) in previewed.items():
+    def _revert(self, previewed: dict[Coord, NDArray[np.uint64]]) -> None:
+        for coord, old in previewed.items():
             payload = self.store.encode_block(LABELS, 0, coord, old)
             self.store.stage((LABELS, 0, *coord), old, payload, next(self._gen))
         if previewed:
@@ -658,9 +676,10 @@ class MutationEngine:
         change = plan.transform(coord, block)
         if change.new is None:
             return change
-        old_payload = self.store.read_payload(LABELS, 0, coord) if plan.keep_undo else None
-        if plan.keep_undo and old_payload is None:
-            old_payload = self.store.encode_block(LABELS, 0, coord, block)
+        undo_map = None
+        if plan.keep_undo:
+            before = np.where(change.new != block, block, np.uint64(0))
+            undo_map = self.store.encode_block(LABELS, 0, coord, before)
         payload = self.store.encode_block(LABELS, 0, coord, change.new)
         return BlockChange(
             change.coord,
@@ -669,7 +688,7 @@ class MutationEngine:
             change.spans,
             change.counts,
             change.label_spans,
-            old_payload,
+            undo_map,
             payload,
         )
 
@@ -689,87 +708,83 @@ class MutationEngine:
         else:
             redo.remove(stacks[1])
             undo.append(mid)
-        for dropped in undo[:-UNDO_DEPTH]:
-            cur.execute("DELETE FROM undo_blocks WHERE mutation_id = ?", (dropped,))
+        Journal.drop_undo_maps(cur, undo[:-UNDO_DEPTH])
         Journal.set_meta(cur, "undo_stack", undo[-UNDO_DEPTH:])
         Journal.set_meta(cur, "redo_stack", redo)
 
-    def cascade(self, coords: Iterable[Coord], *, stop_early: bool = True) -> list[StagedRow]:
+    def cascade(self, coords: Iterable[Coord]) -> None:
         """Recompute the ancestors of changed s0 blocks, level by level.
 
-        Only the octants of changed children are recomputed.  With
-        ``stop_early`` a branch ends at the first parent that comes out
-        unchanged (its ancestors cannot change either).  Repair after a crash
-        passes False: an interrupted cascade may have refreshed a parent but
-        not its own parent, so every octant of every ancestor is recomputed.
-
-        Returns
-        -------
-        list
-            The new block images ``(key, generation, payload)``, staged for
-            readers; the caller journals them.
+        Only the octants of changed children are recomputed, and a branch ends
+        at the first parent that comes out unchanged (its ancestors cannot
+        change either).  New blocks are staged for readers as they come.
         """
         changed = set(coords)
-        staged: list[StagedRow] = []
         for scale in range(1, len(self.store.levels(LABELS))):
             if not changed:
-                break
+                return
             by_parent: dict[Coord, list[Coord]] = {}
             for child in sorted(changed):
                 by_parent.setdefault(parent_of(child), []).append(child)
             order = self._visible_first(scale, by_parent)
-            by_parent = {p: by_parent[p] for p in order}
-            results = list(
-                self.pool.map(
-                    lambda item, s=scale: self._refresh(
-                        s, item[0], item[1] if stop_early else None
-                    ),
-                    by_parent.items(),
-                )
+            results = self.pool.map(
+                lambda p, s=scale, kids=by_parent: self._refresh(s, p, kids[p]), order
             )
-            rows = [r for r in results if r is not None]
-            staged.extend(rows)
-            redrawn = sorted((r[0][2], r[0][3], r[0][4]) for r in rows)
-            self.signals.blocks_changed.emit(scale, redrawn)
-            changed = set(redrawn) if stop_early else set(by_parent)
-        return staged
+            changed = {p for p, redrawn in zip(order, results, strict=True) if redrawn}
+            self.signals.blocks_changed.emit(scale, sorted(changed))
 
-    def _refresh(self, scale: int, coord: Coord, children: list[Coord] | None) -> StagedRow | None:
-        key = (LABELS, scale, *coord)
+    def _refresh(self, scale: int, coord: Coord, children: list[Coord]) -> bool:
+        """Refresh the octants of ``children`` in block ``coord``; True if it changed."""
         with self.block_locks[scale].hold([coord]):
             old = self.store.read_block(LABELS, scale, coord)
             new = refresh_block(self.store, LABELS, scale, coord, children, old)
             if np.array_equal(new, old):
-                return None
+                return False
             payload = self.store.encode_block(LABELS, scale, coord, new)
-            gen = next(self._gen)
-            self.store.stage(key, new, payload, gen)
-        return key, gen, payload
+            self.store.stage((LABELS, scale, *coord), new, payload, next(self._gen))
+        return True
 
-    def _complete(self, record: dict[str, Any], staged: list[StagedRow]) -> None:
-        """Journal the refreshed lower levels, clear the stale marks, add the complete event.
+    def _complete(self, record: dict[str, Any]) -> None:
+        """Mark the mutation done and add its complete event.
 
-        Not fsync'ed: if a crash loses it, the stale marks are still there and
-        reopening refreshes the same levels and writes the same event again.
+        Not fsync'ed: if a crash loses it, reopening replays the mutation and
+        writes the same event again.
         """
         with self.journal.transaction(durable=False) as cur:
-            for key, gen, payload in staged:
-                Journal.put_staged(cur, key, gen, payload)
-            Journal.clear_dirty(cur, record["MutationID"])
             Journal.put_mutation(cur, record, "done")
             complete_events(cur, record)
         self.signals.mutation_completed.emit(record)
 
-    def repair(self) -> list[int]:
-        """Finish mutations a crash interrupted after their s0 phase; returns their ids."""
-        finished = []
-        for mid, coords in sorted(self.journal.dirty().items()):
-            staged = self.cascade(coords, stop_early=False)
-            record = self.journal.mutation(mid)
-            if record is not None:
-                self._complete(record, staged)
-                finished.append(mid)
-        return finished
+    def replay(self, after: int, *, complete: bool) -> list[int]:
+        """Re-apply, on the blocks as read, every recorded mutation after MutationID
+        ``after`` (the last one the HDF5 file holds), in order; returns their ids.
+
+        With ``complete``, mutations a crash interrupted are marked done and
+        their complete events written (a writer reopening); a reader only
+        stages the blocks in memory.
+        """
+        replayed = []
+        for record in self.journal.mutations(after):
+            transform = self._transform_of(record)
+            if transform is not None:
+                coords = _touched(record)
+                with self.block_locks[0].hold(coords):
+                    changes = list(
+                        self.pool.map(lambda c, t=transform: self._redo_block(t, c), coords)
+                    )
+                    self._stage(c for c in changes if c.new is not None)
+                self.cascade(coords)
+            if complete and self.journal.mutation_state(record["MutationID"]) != "done":
+                self._complete(record)
+            replayed.append(record["MutationID"])
+        return replayed
+
+    def _redo_block(self, transform: Transform, coord: Coord) -> BlockChange:
+        change = transform(coord, self.store.read_block(LABELS, 0, coord))
+        if change.new is None:
+            return change
+        payload = self.store.encode_block(LABELS, 0, coord, change.new)
+        return BlockChange(coord, change.new, change.changed, payload=payload)
 
     # ------------------------------------------------------------------- index
     def reindex(self, progress: Callable[[int, int], None] | None = None) -> int:
@@ -793,6 +808,11 @@ class MutationEngine:
             Journal.set_meta(cur, "index_built", "1")
             self._write_counters(cur)
         return len({r[0] for r in rows})
+
+
+def _touched(record: dict[str, Any]) -> list[Coord]:
+    """The s0 blocks a recorded mutation changed."""
+    return [(int(z), int(y), int(x)) for z, y, x in record.get("TouchedBlocks", [])]
 
 
 def _origin(coord: Coord, block_size: tuple[int, int, int]) -> tuple[int, int, int]:

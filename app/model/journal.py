@@ -1,11 +1,14 @@
-"""The write-ahead journal of a dataset: SQLite in WAL mode beside the HDF5 file.
+"""The journal of a dataset: SQLite in WAL mode beside the HDF5 file.
 
-One transaction per mutation phase holds everything that must agree: the
-mutation record, the new block images (``staged``), the label index rows, the
-counters, the blocks whose lower levels still need refreshing (``dirty``), the
-undo data and the outbound events (outbox and blob store).  SQLite with
-``synchronous=FULL`` makes a committed transaction survive ``kill -9`` and
-power loss; the HDF5 file is brought up to date from ``staged`` by checkpoints.
+It is a *logical* redo log.  One small transaction per mutation holds what
+must agree: the mutation record (with the s0 blocks it touched), the label
+index rows, the counters, the undo data and the outbound events (outbox and
+blob store).  SQLite with ``synchronous=FULL`` makes a committed transaction
+survive ``kill -9`` and power loss.  Block images are not journaled: the HDF5
+file holds the state after some mutation (its ``checkpoint_mutation_id``
+attribute, written atomically with the blocks), and reopening replays the
+mutations recorded after it.  An edit's durable cost is therefore a few
+hundred bytes, whatever the size of the bodies.
 
 Labels are uint64 and SQLite integers are signed 64-bit: labels at or above
 2**63 are stored as their two's complement (:func:`to_db` / :func:`from_db`).
@@ -30,7 +33,6 @@ from app.model.events.blobstore import create_blob_schema, get_blob, put_blob
 from app.model.events.outbox import create_outbox_schema
 
 Coord = tuple[int, int, int]
-BlockKey = tuple[str, int, int, int, int]
 
 SCHEMA_VERSION = 1
 
@@ -42,22 +44,12 @@ CREATE TABLE IF NOT EXISTS mutations (
     state TEXT NOT NULL,
     record TEXT NOT NULL
 );
-CREATE TABLE IF NOT EXISTS staged (
-    kind TEXT NOT NULL, scale INTEGER NOT NULL,
-    z INTEGER NOT NULL, y INTEGER NOT NULL, x INTEGER NOT NULL,
-    gen INTEGER NOT NULL, payload BLOB NOT NULL,
-    PRIMARY KEY (kind, scale, z, y, x)
-);
-CREATE TABLE IF NOT EXISTS dirty (
-    mutation_id INTEGER NOT NULL, z INTEGER NOT NULL, y INTEGER NOT NULL, x INTEGER NOT NULL,
-    PRIMARY KEY (mutation_id, z, y, x)
-) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS label_index (
     label INTEGER NOT NULL, z INTEGER NOT NULL, y INTEGER NOT NULL, x INTEGER NOT NULL,
     count INTEGER NOT NULL,
     PRIMARY KEY (label, z, y, x)
 ) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS undo_blocks (
+CREATE TABLE IF NOT EXISTS undo_maps (
     mutation_id INTEGER NOT NULL, z INTEGER NOT NULL, y INTEGER NOT NULL, x INTEGER NOT NULL,
     payload BLOB NOT NULL,
     PRIMARY KEY (mutation_id, z, y, x)
@@ -205,66 +197,18 @@ class Journal:
             ).fetchone()
         return None if row is None else json.loads(row[0])
 
+    def mutation_state(self, mutation_id: int) -> str | None:
+        """``"s0"`` (durable, lower levels pending) or ``"done"``; None if unknown."""
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT state FROM mutations WHERE id = ?", (mutation_id,)
+            ).fetchone()
+        return None if row is None else str(row[0])
+
     def mutation_count(self) -> int:
         """Number of recorded mutations."""
         with self._lock:
             return int(self._conn.execute("SELECT COUNT(*) FROM mutations").fetchone()[0])
-
-    # ------------------------------------------------------------ block images
-    @staticmethod
-    def put_staged(cur: sqlite3.Cursor, key: BlockKey, gen: int, payload: bytes) -> None:
-        """Record a block's newest image; an older generation never replaces a newer one."""
-        cur.execute(
-            "INSERT INTO staged VALUES (?, ?, ?, ?, ?, ?, ?) "
-            "ON CONFLICT (kind, scale, z, y, x) DO UPDATE SET gen = excluded.gen, "
-            "payload = excluded.payload WHERE excluded.gen > staged.gen",
-            (*key, gen, payload),
-        )
-
-    def staged(self) -> list[tuple[BlockKey, int, bytes]]:
-        """Every staged block image: (key, generation, payload)."""
-        with self._lock:
-            rows = self._conn.execute(
-                "SELECT kind, scale, z, y, x, gen, payload FROM staged"
-            ).fetchall()
-        return [((r[0], r[1], r[2], r[3], r[4]), r[5], bytes(r[6])) for r in rows]
-
-    def max_generation(self) -> int:
-        """The highest block generation recorded."""
-        with self._lock:
-            row = self._conn.execute("SELECT MAX(gen) FROM staged").fetchone()
-        return int(row[0] or 0)
-
-    def drop_staged(self, items: Iterable[tuple[BlockKey, int]]) -> None:
-        """Forget staged images written to HDF5 (unless restaged with a newer generation)."""
-        with self.transaction() as cur:
-            cur.executemany(
-                "DELETE FROM staged WHERE kind = ? AND scale = ? AND z = ? AND y = ? AND x = ? "
-                "AND gen = ?",
-                [(*key, gen) for key, gen in items],
-            )
-
-    # ------------------------------------------------------------ dirty blocks
-    @staticmethod
-    def put_dirty(cur: sqlite3.Cursor, mutation_id: int, coords: Iterable[Coord]) -> None:
-        """Mark s0 blocks whose lower levels ``mutation_id`` has yet to refresh."""
-        cur.executemany(
-            "INSERT OR IGNORE INTO dirty VALUES (?, ?, ?, ?)",
-            [(mutation_id, *c) for c in coords],
-        )
-
-    @staticmethod
-    def clear_dirty(cur: sqlite3.Cursor, mutation_id: int) -> None:
-        """The lower levels of ``mutation_id``'s blocks are refreshed."""
-        cur.execute("DELETE FROM dirty WHERE mutation_id = ?", (mutation_id,))
-
-    def dirty(self) -> dict[int, list[Coord]]:
-        """Mutation id → s0 blocks whose lower levels still need a refresh."""
-        out: dict[int, list[Coord]] = {}
-        with self._lock:
-            for m, z, y, x in self._conn.execute("SELECT mutation_id, z, y, x FROM dirty"):
-                out.setdefault(m, []).append((z, y, x))
-        return out
 
     # -------------------------------------------------------------- label index
     def label_blocks(self, label: int) -> dict[Coord, int]:
@@ -326,20 +270,26 @@ class Journal:
 
     # --------------------------------------------------------------- undo data
     @staticmethod
-    def put_undo_blocks(
-        cur: sqlite3.Cursor, mutation_id: int, blocks: Iterable[tuple[Coord, bytes]]
+    def put_undo_maps(
+        cur: sqlite3.Cursor, mutation_id: int, maps: Iterable[tuple[Coord, bytes]]
     ) -> None:
-        """Keep the before-images an undo of ``mutation_id`` needs."""
+        """Keep what an undo of ``mutation_id`` needs: per s0 block, the encoded map
+        of the voxels it changed to their previous labels (0 elsewhere)."""
         cur.executemany(
-            "INSERT OR REPLACE INTO undo_blocks VALUES (?, ?, ?, ?, ?)",
-            [(mutation_id, *coord, payload) for coord, payload in blocks],
+            "INSERT OR REPLACE INTO undo_maps VALUES (?, ?, ?, ?, ?)",
+            [(mutation_id, *coord, payload) for coord, payload in maps],
         )
 
-    def undo_blocks(self, mutation_id: int) -> dict[Coord, bytes]:
-        """The before-images kept for ``mutation_id``."""
+    @staticmethod
+    def drop_undo_maps(cur: sqlite3.Cursor, mutation_ids: Iterable[int]) -> None:
+        """Forget the undo data of mutations that can no longer be undone."""
+        cur.executemany("DELETE FROM undo_maps WHERE mutation_id = ?", [(m,) for m in mutation_ids])
+
+    def undo_maps(self, mutation_id: int) -> dict[Coord, bytes]:
+        """The undo maps kept for ``mutation_id``."""
         with self._lock:
             rows = self._conn.execute(
-                "SELECT z, y, x, payload FROM undo_blocks WHERE mutation_id = ?", (mutation_id,)
+                "SELECT z, y, x, payload FROM undo_maps WHERE mutation_id = ?", (mutation_id,)
             ).fetchall()
         return {(z, y, x): bytes(p) for z, y, x, p in rows}
 

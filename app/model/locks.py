@@ -67,3 +67,49 @@ class StripedLocks:
         finally:
             for lock in reversed(taken):
                 lock.release()
+
+
+class Gate:
+    """Many holders of the shared side, or one of the exclusive side.
+
+    Mutations pass the gate shared for their whole run; a checkpoint closes it
+    (exclusive) to write a state in which every mutation is either complete or
+    not begun.  Waiting writers take precedence over new shared holders, so a
+    stream of edits cannot starve a checkpoint.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._shared = 0
+        self._exclusive = False
+        self._waiting = 0
+
+    @contextmanager
+    def shared(self) -> Iterator[None]:
+        """Hold the shared side for the ``with`` block."""
+        with self._cond:
+            while self._exclusive or self._waiting:
+                self._cond.wait()
+            self._shared += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._shared -= 1
+                self._cond.notify_all()
+
+    @contextmanager
+    def exclusive(self) -> Iterator[None]:
+        """Hold the exclusive side for the ``with`` block."""
+        with self._cond:
+            self._waiting += 1
+            while self._exclusive or self._shared:
+                self._cond.wait()
+            self._waiting -= 1
+            self._exclusive = True
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._exclusive = False
+                self._cond.notify_all()

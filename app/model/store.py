@@ -216,6 +216,7 @@ class PyramidStore:
                 max_label=0,
                 next_label=1,
                 next_mutation_id=1,
+                checkpoint_mutation_id=0,
                 created_by=created_by,
                 compression=compression,
             )
@@ -437,15 +438,6 @@ class PyramidStore:
             self._versions[key] = self._versions.get(key, 0) + 1
             self.cache.put(key, block)
 
-    def stage_payload(self, key: BlockKey, payload: bytes, gen: int) -> None:
-        """Stage an encoded block (decoded on first read), e.g. from a writer's journal."""
-        with self._overlay_lock:
-            current = self._overlay.get(key)
-            if current is None or current.gen < gen:
-                self._overlay[key] = StagedBlock(payload, gen)
-                self._versions[key] = self._versions.get(key, 0) + 1
-                self.cache.discard(key)
-
     def unstage(self, items: Iterable[tuple[BlockKey, int]]) -> None:
         """Forget staged blocks now in the file, unless restaged with a newer generation."""
         with self._overlay_lock:
@@ -453,6 +445,11 @@ class PyramidStore:
                 staged = self._overlay.get(key)
                 if staged is not None and staged.gen == gen:
                     del self._overlay[key]
+
+    def staged_items(self) -> list[tuple[BlockKey, int, bytes]]:
+        """Every staged block: (key, generation, payload)."""
+        with self._overlay_lock:
+            return [(key, st.gen, st.payload) for key, st in self._overlay.items()]
 
     @property
     def staged_count(self) -> int:

@@ -18,16 +18,31 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from qtpy.QtCore import QObject, Signal, Slot
+from qtpy.QtCore import QObject, QTimer, Signal, Slot
 
 from app.model.dataset import Dataset, SplitResult, open_dataset
-from app.model.errors import FormatError, WriterLockedError
+from app.model.errors import FormatError, SegmendError, WriterLockedError
+from app.model.events.settings import KafkaSettings, load_settings
 from app.ui.messages import MessageReporter, one_line
 from app.ui.stats import DatasetStats, dataset_stats
 from app.ui.workers import Job, TaskRunner
 
 LANE = "dataset"
 """The lane of edits and of opening/closing: one at a time, in order."""
+STATUS_POLL_MS = 2000
+"""How often the Kafka sender's state and backlog are read."""
+
+
+def kafka_settings(servers: str, prefix: str) -> tuple[KafkaSettings, str]:
+    """Kafka settings: the config file's, with the settings dialog's servers and prefix.
+
+    Returns the settings and a notice (empty if fine); unusable settings turn
+    publishing off (events still wait in the outbox) rather than fail the open.
+    """
+    try:
+        return load_settings(bootstrap_servers=servers or None, topic_prefix=prefix or None), ""
+    except SegmendError as exc:
+        return KafkaSettings(), f"Kafka off: {one_line(exc)}"
 
 
 class _ModelBridge(QObject):
@@ -68,6 +83,8 @@ class Session(QObject):
         Recorded in mutation records and events.
     workers : int, optional
         Threads of the model's block pool (default: one per core).
+    kafka_servers, topic_prefix : str
+        Kafka bootstrap servers (empty: the config file's, else off) and topic prefix.
     parent : QObject, optional
         Qt parent.
     """
@@ -110,9 +127,13 @@ class Session(QObject):
         reporter: MessageReporter | None = None,
         user: str | None = None,
         workers: int | None = None,
+        kafka_servers: str = "",
+        topic_prefix: str = "",
         parent: QObject | None = None,
     ) -> None:
         super().__init__(parent)
+        self.kafka_servers = kafka_servers
+        self.topic_prefix = topic_prefix
         self.runner = runner if runner is not None else TaskRunner(parent=self)
         self.reporter = reporter if reporter is not None else MessageReporter(show_boxes=False)
         self.user = user or None
@@ -130,7 +151,11 @@ class Session(QObject):
         self._bridge.labels.connect(self._on_labels)
         self._history_job: Job | None = None
         self._history_dirty = False
+        self._status_job: Job | None = None
         self.runner.pending_changed.connect(self._on_pending)
+        self._status_timer = QTimer(self)
+        self._status_timer.setInterval(STATUS_POLL_MS)
+        self._status_timer.timeout.connect(self.poll_status)
 
     # ------------------------------------------------------------ properties
     @property
@@ -166,12 +191,16 @@ class Session(QObject):
         if reopen_same:
             self.close_async()
         user, workers = self.user, self.workers
+        servers, prefix = self.kafka_servers, self.topic_prefix
 
         def work(job: Job) -> tuple[Dataset, str]:
             if not writable:
                 return open_dataset(path, "r", workers=workers), ""
+            kafka, kafka_note = kafka_settings(servers, prefix)
             try:
-                return open_dataset(path, "r+", user=user, workers=workers, progress=job.report), ""
+                ds = open_dataset(path, "r+", user=user, workers=workers, progress=job.report,
+                                  kafka=kafka)
+                return ds, kafka_note
             except WriterLockedError as exc:
                 note = f"opened read-only: {one_line(exc)}"
                 return open_dataset(path, "r", workers=workers), note
@@ -219,6 +248,7 @@ class Session(QObject):
         self.history = []
         self.opened.emit(dataset)
         self.refresh_history()
+        self._status_timer.start()
 
     def _detach(self) -> Dataset | None:
         dataset = self.dataset
@@ -232,6 +262,9 @@ class Session(QObject):
             (sig.labels_changed, self._bridge.on_labels),
         ):
             signal.disconnect(slot, missing_ok=True)
+        self._status_timer.stop()
+        self._history_job = self._status_job = None  # their results are dropped now
+        self._history_dirty = False
         self.dataset = None
         self.generation += 1
         self.history = []
@@ -372,6 +405,23 @@ class Session(QObject):
         self.stats_changed.emit(self.stats)
         if self._history_dirty:
             self.refresh_history()
+
+    def poll_status(self) -> None:
+        """Re-read the Kafka sender's state and the outbox backlog in the background."""
+        if self.dataset is None or self._status_job is not None:
+            return
+        mutations = self.stats.mutations
+        self._status_job = self.read(lambda ds: dataset_stats(ds, mutations), self._status_ready,
+                                     name="read events status", on_error=self._status_error)
+
+    def _status_ready(self, stats: DatasetStats) -> None:
+        self._status_job = None
+        if stats != self.stats:
+            self.stats = stats
+            self.stats_changed.emit(stats)
+
+    def _status_error(self, _exc: BaseException) -> None:
+        self._status_job = None
 
     def _history_error(self, exc: BaseException) -> None:
         self._history_job = None

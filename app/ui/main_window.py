@@ -72,7 +72,9 @@ class SegmendWindow(QObject):
         self.runner = TaskRunner(self.settings.workers or None, parent=self)
         self.session = Session(self.runner, reporter=self.reporter,
                                user=self.settings.effective_user,
-                               workers=self.settings.workers or None, parent=self)
+                               workers=self.settings.workers or None,
+                               kafka_servers=self.settings.kafka_servers,
+                               topic_prefix=self.settings.topic_prefix, parent=self)
         self.widget = ProofreadingWidget(viewer, self.session, reporter=self.reporter)
         self.dock = viewer.window.add_dock_widget(self.widget, name="Proofreading", area="right")
         self.status = StatusIndicators()
@@ -227,19 +229,22 @@ class SegmendWindow(QObject):
             self.apply_settings(self._settings_dialog.values())
 
     def apply_settings(self, settings: AppSettings) -> None:
-        """Use (and store) new settings; user and workers apply to the next dataset opened."""
+        """Use (and store) new settings; they apply to the next dataset opened."""
         self.settings = settings
         if self.save_settings:
             settings.save()
         self.session.user = settings.effective_user
         self.session.workers = settings.workers or None
+        self.session.kafka_servers = settings.kafka_servers
+        self.session.topic_prefix = settings.topic_prefix
         if settings.workers:
             self.runner.pool.setMaxThreadCount(max(2, settings.workers))
         self.show_message("settings saved")
 
     # --------------------------------------------------------------- status
-    def set_kafka_status(self, state: str, backlog: int) -> None:
-        """Show the Kafka sender's state (``connected``, ``down``, ``off``) and backlog."""
+    def set_kafka_status(self, state: str, backlog: int | None) -> None:
+        """Show the Kafka sender's state (``connected``, ``connecting``, ``down``, ``off``)
+        and the outbox backlog.  The session also polls the model's sender status."""
         self.status.set_kafka_status(state, backlog)
 
     def show_message(self, text: str) -> None:

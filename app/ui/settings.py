@@ -131,7 +131,8 @@ class SettingsDialog(QDialog):
         form.addRow("Kafka topic prefix", self.topic_prefix)
         form.addRow("User name (goes into events)", self.user)
         form.addRow("Worker threads", self.workers)
-        note = QLabel("User name and worker threads apply to the next dataset opened.", self)
+        note = QLabel("These apply to the next dataset opened.  Other Kafka options (SASL, TLS) "
+                      "come from the config file (~/.config/segmend/config.toml).", self)
         note.setWordWrap(True)
         buttons = QDialogButtonBox(
             QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel, self)

@@ -1,8 +1,7 @@
-"""Counters shown in the status bar: mutation count and event outbox backlog."""
+"""Counters shown in the status bar: mutations, outbox backlog, Kafka sender state."""
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,39 +17,28 @@ class DatasetStats:
     mutations : int
         Mutations recorded in the dataset's log.
     backlog : int or None
-        Events in the outbox not yet acknowledged by Kafka (None if unknown).
+        Events in the outbox not yet acknowledged by Kafka (None if unknown,
+        e.g. read-only).
+    kafka : str
+        The Kafka sender's state: ``off``, ``connecting``, ``connected`` or ``down``.
+    kafka_error : str or None
+        The sender's last failure, for the tooltip.
     """
 
     mutations: int
     backlog: int | None
+    kafka: str = "off"
+    kafka_error: str | None = None
 
 
 def dataset_stats(dataset: Dataset, mutations: int | None = None) -> DatasetStats:
-    """Read the counters (call on a worker thread: it queries the journal).
-
-    Uses ``Dataset.mutation_count`` / ``Dataset.outbox_backlog`` when the model
-    provides them, else reads the journal's outbox table directly.
-    """
-    count = getattr(dataset, "mutation_count", None)
+    """Read the counters (call on a worker thread: it queries the journal)."""
     if mutations is None:
+        count: Any = getattr(dataset, "mutation_count", None)
         mutations = int(count() if callable(count) else count) if count is not None else len(
-            dataset.mutations()
-        )
-    return DatasetStats(int(mutations), outbox_backlog(dataset))
-
-
-def outbox_backlog(dataset: Dataset) -> int | None:
-    """Events not yet acknowledged by the broker, or None if it cannot be told."""
-    value: Any = getattr(dataset, "outbox_backlog", None)
-    if value is not None:
-        return int(value() if callable(value) else value)
-    journal = getattr(dataset, "_journal", None)
-    if journal is None:
-        return None
-    try:
-        from app.model.events.outbox import backlog
-
-        with journal._lock:
-            return int(backlog(journal.connection))
-    except (ImportError, AttributeError, sqlite3.Error):
-        return None
+            dataset.mutations())
+    status_of = getattr(dataset, "events_status", None)
+    status = status_of() if callable(status_of) else None
+    if status is None:
+        return DatasetStats(int(mutations), None)
+    return DatasetStats(int(mutations), int(status.backlog), str(status.state), status.last_error)

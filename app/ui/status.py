@@ -7,8 +7,9 @@ from qtpy.QtWidgets import QHBoxLayout, QLabel, QWidget
 
 from app.ui.stats import DatasetStats
 
-KAFKA_STATES = ("connected", "down", "off")
-_KAFKA_COLOURS = {"connected": "#3fb950", "down": "#f85149", "off": "#8b949e"}
+KAFKA_STATES = ("connected", "connecting", "down", "off")
+_KAFKA_COLOURS = {"connected": "#3fb950", "connecting": "#d29922", "down": "#f85149",
+                  "off": "#8b949e"}
 
 
 class StatusIndicators(QWidget):
@@ -27,10 +28,8 @@ class StatusIndicators(QWidget):
             layout.addWidget(label)
         self.kafka_state = "off"
         self.kafka_backlog: int | None = None
-        self.stats_backlog: int | None = None
         self.set_pending(0, 0)
         self.set_stats(DatasetStats(0, None))
-        self.set_kafka_status("off", 0)
 
     @Slot(int, int)
     def set_pending(self, jobs: int, edits: int) -> None:
@@ -42,24 +41,21 @@ class StatusIndicators(QWidget):
 
     @Slot(object)
     def set_stats(self, stats: DatasetStats) -> None:
-        """Mutation count and outbox backlog of the open dataset."""
+        """Mutation count, outbox backlog and Kafka state of the open dataset."""
         self.mutations.setText(f"mutations: {stats.mutations}")
-        self.stats_backlog = stats.backlog
-        self._show_backlog()
+        self.kafka.setToolTip(stats.kafka_error or "")
+        self.set_kafka_status(stats.kafka, stats.backlog)
 
-    def set_kafka_status(self, state: str, backlog: int) -> None:
-        """Kafka sender state (``connected``, ``down`` or ``off``) and its backlog."""
+    def set_kafka_status(self, state: str, backlog: int | None) -> None:
+        """Kafka sender state (``connected``, ``connecting``, ``down`` or ``off``) and the
+        outbox backlog (None: unknown)."""
         if state not in KAFKA_STATES:
             raise ValueError(f"Kafka state must be one of {', '.join(KAFKA_STATES)}, got {state!r}")
         self.kafka_state = state
-        self.kafka_backlog = int(backlog)
+        self.kafka_backlog = None if backlog is None else int(backlog)
         colour = _KAFKA_COLOURS[state]
         self.kafka.setText(f"Kafka: <span style='color:{colour}'>{state}</span>")
-        self._show_backlog()
-
-    def _show_backlog(self) -> None:
-        value = self.kafka_backlog if self.kafka_state != "off" and self.kafka_backlog is not None \
-            else self.stats_backlog
+        value = self.kafka_backlog
         self.backlog.setText(f"outbox: {value if value is not None else '-'}")
 
     def texts(self) -> list[str]:

@@ -33,11 +33,11 @@ with warnings.catch_warnings():
     import napari  # noqa: F401
     import npe2  # noqa: F401
 
-from qtpy.QtCore import QSettings  # noqa: E402
+from qtpy.QtCore import QSettings
 
-from app.model.demo import build_demo  # noqa: E402
-from app.ui.main_window import SegmendWindow  # noqa: E402
-from app.ui.settings import AppSettings  # noqa: E402
+from app.model.demo import build_demo
+from app.ui.main_window import SegmendWindow
+from app.ui.settings import AppSettings
 
 WAIT_MS = 60_000
 

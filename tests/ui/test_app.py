@@ -201,7 +201,7 @@ def test_merge_selected_into_first(opened: SegmendWindow, qtbot: Any) -> None:
 
 def test_merge_shortcut_key_m(opened: SegmendWindow, qtbot: Any) -> None:
     win = opened
-    a, b = select(qtbot, win, A_POS, B_POS)
+    a, _b = select(qtbot, win, A_POS, B_POS)
     native = win.viewer.window._qt_viewer.canvas.native
     win.qt_window.activateWindow()
     native.setFocus()
@@ -292,7 +292,7 @@ def test_split_coarse_block_under_cursor(opened: SegmendWindow, qtbot: Any) -> N
     (target,) = select(qtbot, win, A_POS)
     blocks = ds.label_blocks(target)
     assert len(blocks) > 1
-    block = tuple(v // 64 for v in A_POS)
+    block = (A_POS[0] // 64, A_POS[1] // 64, A_POS[2] // 64)
     size = ds.label_size(target)
     win.viewer.cursor.position = A_POS
     with qtbot.waitSignal(win.session.edit_finished, timeout=WAIT_MS) as done:

@@ -66,7 +66,7 @@ def test_reader_accepts_only_hdf5(tmp_path: Path, demo_path: Path) -> None:
 def test_reader_then_widget_proofreads_the_same_dataset(
         dock: tuple[Any, ProofreadingWidget], demo_path: Path, qtbot: Any) -> None:
     viewer, widget = dock
-    layers = viewer.open(str(demo_path), plugin="segmend")
+    layers: list[Any] = viewer.open(str(demo_path), plugin="segmend")
     assert [layer.name for layer in layers] == ["grayscale", "segmentation"]
     assert all(layer.multiscale for layer in layers)
     # the widget took the dataset over and adopted the reader's layers
@@ -74,7 +74,7 @@ def test_reader_then_widget_proofreads_the_same_dataset(
     ds = widget.session.dataset
     assert ds is not None and widget.session.writable
     seg = layers[1]
-    assert widget.layers.segmentation is seg
+    assert widget.layers.segmentation is seg and seg is not None
     assert all(isinstance(level, CachedLevel) and level.loader is not None for level in seg.data)
     assert [layer.metadata.get(ROLE) for layer in viewer.layers] == [
         "grayscale", "segmentation", "selection"]

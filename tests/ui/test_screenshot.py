@@ -24,7 +24,8 @@ def run_segmend(*args: str) -> subprocess.CompletedProcess[str]:
 def image_array(path: Path) -> np.ndarray:
     """The image as (height, width, 3) RGB."""
     image = QImage(str(path)).convertToFormat(QImage.Format.Format_RGB888)
-    rows = [np.frombuffer(bytes(image.constScanLine(y))[: 3 * image.width()], np.uint8)
+    rows = [np.frombuffer(bytes(image.constScanLine(y))[: 3 * image.width()],  # type: ignore[call-overload]
+                          np.uint8)
             for y in range(image.height())]
     return np.stack(rows).reshape(image.height(), image.width(), 3)
 

@@ -68,7 +68,8 @@ def test_settings_round_trip_and_user_goes_into_records(
         window.open_path(demo_path)
     ds = window.session.dataset
     assert ds is not None
-    window.widget.selection.set([int(ds.labels(0)[124, 100, 100]), int(ds.labels(0)[124, 100, 120])])
+    labels = ds.labels(0)
+    window.widget.selection.set([int(labels[124, 100, 100]), int(labels[124, 100, 120])])
     with qtbot.waitSignal(window.session.edit_finished, timeout=WAIT_MS):
         window.widget.commands["merge"].trigger()
     assert ds.mutations()[-1]["User"] == "proofreader-7"
