@@ -114,6 +114,7 @@ class DatasetLayers(QObject):
         self.selected: Labels | None = None
         self.show_selected_only = False
         self.refreshes = 0
+        self._visible: tuple[int, frozenset[tuple[int, int, int]]] | None = None
         self._dirty: set[str] = set()
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
@@ -156,7 +157,10 @@ class DatasetLayers(QObject):
             self.viewer.layers.selection.active = self.segmentation
         if self.viewer.dims.ndim == 3:
             self.viewer.dims.axis_labels = ("z", "y", "x")
+        if self.segmentation is not None:
+            self.segmentation.events.set_data.connect(self._report_visible)
         self._apply_visibility()
+        self._report_visible()
 
     @Slot(str)
     def _on_load_failed(self, message: str) -> None:
@@ -168,6 +172,9 @@ class DatasetLayers(QObject):
         if self.loader is not None:
             self.loader.close()
             self.loader = None
+        if self.segmentation is not None:
+            self.segmentation.events.set_data.disconnect(self._report_visible)
+        self._visible = None
         for role in ("selected", "segmentation", "grayscale"):
             layer = getattr(self, role)
             if layer is not None and layer in self.viewer.layers:
@@ -198,6 +205,39 @@ class DatasetLayers(QObject):
     def _apply_visibility(self) -> None:
         if self.segmentation is not None:
             _set_visible(self.segmentation, not (self.show_selected_only and len(self.selection)))
+
+    def visible_blocks(self) -> tuple[int, frozenset[tuple[int, int, int]]] | None:
+        """The scale shown and the blocks of it in view (from napari's corner pixels)."""
+        dataset, seg = self.session.dataset, self.segmentation
+        if dataset is None or seg is None:
+            return None
+        level = int(seg.data_level)
+        corners = np.asarray(seg.corner_pixels, dtype=float)
+        if corners.shape != (2, 3):
+            return None
+        shape = np.asarray(seg.level_shapes[level])
+        lo, hi = corners[0].copy(), corners[1].copy()
+        point = np.asarray(self.viewer.dims.point, dtype=float)[-3:]
+        factors = np.asarray(seg.downsample_factors[level], dtype=float)
+        for d in self.viewer.dims.not_displayed:
+            lo[d] = hi[d] = np.round(point[d] / factors[d])
+        lo = np.clip(lo, 0, shape - 1).astype(int)
+        hi = np.clip(hi, 0, shape - 1).astype(int)
+        bs = dataset.block_size
+        ranges = [range(int(a) // b, int(e) // b + 1) for a, e, b in zip(lo, hi, bs, strict=True)]
+        coords = frozenset((z, y, x) for z in ranges[0] for y in ranges[1] for x in ranges[2])
+        return level, coords
+
+    def _report_visible(self, _event: object = None) -> None:
+        """Tell the model which blocks are in view: edits compute those first."""
+        dataset = self.session.dataset
+        visible = self.visible_blocks()
+        if dataset is None or visible is None or visible == self._visible:
+            return
+        self._visible = visible
+        set_visible = getattr(dataset, "set_visible", None)
+        if set_visible is not None and dataset.mode == "r+":
+            set_visible(*visible)
 
     # ------------------------------------------------------------- refresh
     @Slot(int, list)

@@ -86,6 +86,10 @@ def test_open_shows_lazy_multiscale_layers(opened: SegmendWindow) -> None:
     assert all(isinstance(level, CachedLevel) for level in seg.data)
     assert [level.shape for level in seg.data] == [ds.labels(s).shape for s in range(3)]
     assert win.viewer.dims.point[0] == Z
+    # the engine is told which blocks are in view (plane z=124 is in block row 1)
+    visible = win.widget.layers.visible_blocks()
+    assert visible is not None and visible[0] == 0
+    assert {c[0] for c in visible[1]} == {Z // 64} and len(visible[1]) == 16
     assert shown_at(win, A_POS) == label_at(win, A_POS) != 0
     assert "demo.h5" in win.viewer.title
     assert win.settings.recent[0] == str(ds.path.resolve())

@@ -171,7 +171,10 @@ def test_status_bar_shows_pending_mutations_backlog_and_kafka(opened: SegmendWin
     wait_idle(qtbot, win)
     assert any(text.startswith("working: 1 edit") for text in seen)
     assert win.status.texts()[1] == "mutations: 1"
-    assert win.status.texts()[2] == "outbox: 2"  # merge + merge-complete, no broker
+    status = ds.events_status()
+    assert status is not None and status.state == "off" and status.backlog > 0
+    qtbot.waitUntil(lambda: win.status.texts()[2] == f"outbox: {status.backlog}",
+                    timeout=WAIT_MS)  # no broker: the events wait in the outbox
     win.set_kafka_status("down", 5)
     assert "down" in win.status.texts()[3] and win.status.texts()[2] == "outbox: 5"
     win.set_kafka_status("connected", 0)
