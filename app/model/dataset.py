@@ -203,6 +203,31 @@ class Dataset:
         return self.store.has_image
 
     @property
+    def n_image_scales(self) -> int:
+        """Number of grayscale scales (0 without grayscale)."""
+        return len(self.store.levels(IMAGE))
+
+    @property
+    def image_dtype(self) -> np.dtype[Any] | None:
+        """The grayscale element type, or None without grayscale."""
+        levels = self.store.levels(IMAGE)
+        return levels[0].dtype if levels else None
+
+    @property
+    def native(self) -> bool:
+        """True for a segmend pyramid; False for another tool's (read-only)."""
+        return self.store.native
+
+    def read_block(self, kind: str, scale: int, coord: Coord) -> NDArray[Any]:
+        """One block (``kind`` ``"labels"`` or ``"image"``), clipped to the volume,
+        read through the block cache; read-only."""
+        return self.store.read_block(kind, scale, coord)
+
+    def cached_block(self, kind: str, scale: int, coord: Coord) -> NDArray[Any] | None:
+        """The block if it is decoded in memory, else None; never reads the file."""
+        return self.store.cache.get((kind, scale, *coord))
+
+    @property
     def uuid(self) -> str:
         """The data UUID (DVID's version UUID in events)."""
         return str(self.store.attr("data_uuid", ""))
@@ -237,6 +262,10 @@ class Dataset:
             return self._engine.max_label_value
         value = self._journal.get_meta("max_label") if self._journal else None
         return max(int(value or 0), int(self.store.attr("max_label", 0)))
+
+    def mutation_count(self) -> int:
+        """Number of recorded mutations."""
+        return self._journal.mutation_count() if self._journal else 0
 
     def mutations(self, since: int = 0) -> list[dict[str, Any]]:
         """The mutation log after ``since`` (records with DVID field names)."""

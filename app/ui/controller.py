@@ -90,35 +90,35 @@ class Session(QObject):
     """
 
     opened = Signal(object)
-    """The dataset is open (a :class:`~app.model.dataset.Dataset`)."""
+    """The dataset is open (a :class:`~app.model.dataset.Dataset`). GUI thread."""
     closed = Signal()
-    """The dataset was closed (or replaced); widgets drop their layers."""
+    """The dataset was closed (or replaced); widgets drop their layers. GUI thread."""
     open_failed = Signal(str)
-    """Opening failed; the one-line reason.  The previous dataset stays open."""
+    """Opening failed; the one-line reason.  The previous dataset stays open. GUI thread."""
     notice = Signal(str)
-    """Something the user should know (e.g. "opened read-only: ...")."""
+    """Something the user should know (e.g. "opened read-only: ..."). GUI thread."""
     mutation_started = Signal(dict)
-    """A mutation's s0 blocks are written (its record, DVID field names)."""
+    """A mutation's s0 blocks are written (its record, DVID field names). GUI thread."""
     mutation_completed = Signal(dict)
-    """Every level of a mutation is written."""
+    """Every level of a mutation is written. GUI thread."""
     blocks_changed = Signal(int, list)
-    """``(scale, [block coords])`` now show new data."""
+    """``(scale, [block coords])`` now show new data. GUI thread."""
     labels_changed = Signal(list)
-    """Labels whose size or blocks changed."""
+    """Labels whose size or blocks changed. GUI thread."""
     edit_finished = Signal(str, object)
-    """``(action, result)``: an edit returned (MutationID, or SplitResult for splits)."""
+    """``(action, result)``: an edit returned (MutationID, or SplitResult). GUI thread."""
     edit_failed = Signal(str, str)
-    """``(action, message)``: an edit was refused or failed; nothing changed."""
+    """``(action, message)``: an edit was refused or failed; nothing changed. GUI thread."""
     history_changed = Signal(list)
-    """The mutation log (records, oldest first)."""
+    """The mutation log (records, oldest first). GUI thread."""
     undo_state_changed = Signal(bool, bool)
-    """``(can_undo, can_redo)``."""
+    """``(can_undo, can_redo)``. GUI thread."""
     stats_changed = Signal(object)
-    """A :class:`~app.ui.stats.DatasetStats` (mutation count, outbox backlog)."""
+    """A :class:`~app.ui.stats.DatasetStats` (mutation count, outbox backlog). GUI thread."""
     pending_changed = Signal(int)
-    """Background jobs not yet delivered (reads and edits)."""
+    """Background jobs not yet delivered (reads and edits). GUI thread."""
     edits_pending_changed = Signal(int)
-    """Edits (and opens/closes) queued or running."""
+    """Edits (and opens/closes) queued or running. GUI thread."""
 
     def __init__(
         self,
@@ -205,10 +205,14 @@ class Session(QObject):
                 note = f"opened read-only: {one_line(exc)}"
                 return open_dataset(path, "r", workers=workers), note
             except FormatError as first:
+                # a pyramid written by another tool can be viewed, not edited
                 try:
                     ds = open_dataset(path, "r", workers=workers)
                 except FormatError:
                     raise first from None
+                if ds.native:  # a segmend file that cannot be edited: damaged
+                    ds.close()
+                    raise
                 return ds, f"opened read-only: {one_line(first)}"
 
         return self.runner.submit(
@@ -282,7 +286,7 @@ class Session(QObject):
             return
         self.runner.submit(
             lambda _job: dataset.close(), name=f"close {dataset.path.name}", lane=LANE,
-            on_done=lambda _r: on_closed() if on_closed is not None else None,
+            on_done=lambda _r: on_closed() if on_closed is not None else None, essential=True,
         )
 
     def shutdown(self) -> None:
@@ -290,7 +294,8 @@ class Session(QObject):
         self.runner.wait_for_done()
         leftovers = self.runner.drain_lane(LANE)
         for job in leftovers:  # queued edits the event loop never started: run them now
-            job.run()
+            if job.essential:
+                job.run()
         dataset = self._detach()
         self.runner.wait_for_done()
         if dataset is not None:
@@ -333,7 +338,7 @@ class Session(QObject):
             return None
         gen = self.generation
         return self.runner.submit(
-            lambda _job: fn(dataset), name=action, lane=LANE,
+            lambda _job: fn(dataset), name=action, lane=LANE, essential=True,
             on_done=lambda result: self._edit_ok(gen, action, result),
             on_error=lambda exc: self._edit_error(action, exc),
         )

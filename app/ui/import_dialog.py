@@ -63,7 +63,7 @@ class ImportDialog(QDialog):
     """
 
     built = Signal(str)
-    """The path of the pyramid built; GUI thread."""
+    """The path of the pyramid built.  GUI thread."""
 
     def __init__(self, runner: TaskRunner, reporter: MessageReporter,
                  parent: QWidget | None = None) -> None:

@@ -35,8 +35,7 @@ REFRESH_MS = 30
 def level_arrays(dataset: Dataset, kind: str, loader: BlockLoader | None) -> list[CachedLevel]:
     """One :class:`CachedLevel` per scale of ``kind`` (labels or image), s0 first."""
     if kind == IMAGE:
-        n = len(dataset.store.levels(IMAGE))
-        arrays = [dataset.image(s) for s in range(n)]
+        arrays = [dataset.image(s) for s in range(dataset.n_image_scales)]
     else:
         arrays = [dataset.labels(s) for s in range(dataset.n_scales)]
     return [CachedLevel(a, dataset.block_size, loader) for a in arrays]
@@ -44,8 +43,12 @@ def level_arrays(dataset: Dataset, kind: str, loader: BlockLoader | None) -> lis
 
 def image_contrast(dataset: Dataset) -> tuple[float, float]:
     """Contrast limits from the grayscale dtype (no data is read)."""
-    dtype = dataset.store.levels(IMAGE)[0].dtype
-    return (0.0, float(np.iinfo(dtype).max)) if dtype.kind in "ui" else (0.0, 1.0)
+    dtype = dataset.image_dtype
+    return (
+        (0.0, float(np.iinfo(dtype).max))
+        if dtype is not None and dtype.kind in "ui"
+        else (0.0, 1.0)
+    )
 
 
 LayerData = tuple[Any, dict[str, Any], str]
@@ -56,18 +59,30 @@ def layer_data(dataset: Dataset, loader: BlockLoader | None) -> list[LayerData]:
     meta = {PATH: str(dataset.path)}
     out: list[LayerData] = []
     if dataset.has_image:
-        out.append((
-            level_arrays(dataset, IMAGE, loader),
-            {"name": "grayscale", "multiscale": True, "contrast_limits": image_contrast(dataset),
-             "metadata": {**meta, ROLE: "grayscale"}},
-            "image",
-        ))
-    out.append((
-        level_arrays(dataset, LABELS, loader),
-        {"name": "segmentation", "multiscale": True, "opacity": 0.45,
-         "metadata": {**meta, ROLE: "segmentation"}},
-        "labels",
-    ))
+        out.append(
+            (
+                level_arrays(dataset, IMAGE, loader),
+                {
+                    "name": "grayscale",
+                    "multiscale": True,
+                    "contrast_limits": image_contrast(dataset),
+                    "metadata": {**meta, ROLE: "grayscale"},
+                },
+                "image",
+            )
+        )
+    out.append(
+        (
+            level_arrays(dataset, LABELS, loader),
+            {
+                "name": "segmentation",
+                "multiscale": True,
+                "opacity": 0.45,
+                "metadata": {**meta, ROLE: "segmentation"},
+            },
+            "labels",
+        )
+    )
     return out
 
 
@@ -102,8 +117,9 @@ class DatasetLayers(QObject):
     settled = Signal()
     """Every visible block is loaded and drawn; emitted on the GUI thread."""
 
-    def __init__(self, viewer: Any, session: Session, selection: Selection,
-                 parent: QObject | None = None) -> None:
+    def __init__(
+        self, viewer: Any, session: Session, selection: Selection, parent: QObject | None = None
+    ) -> None:
         super().__init__(parent)
         self.viewer = viewer
         self.session = session
@@ -114,6 +130,7 @@ class DatasetLayers(QObject):
         self.selected: Labels | None = None
         self.show_selected_only = False
         self.refreshes = 0
+        self._load_failed = False
         self._visible: tuple[int, frozenset[tuple[int, int, int]]] | None = None
         self._dirty: set[str] = set()
         self._timer = QTimer(self)
@@ -130,12 +147,16 @@ class DatasetLayers(QObject):
     def show(self, dataset: Dataset) -> None:
         """Add (or adopt, if the napari reader made them) the dataset's layers."""
         self.clear()
+        self._load_failed = False
         self.loader = BlockLoader(dataset, self.session.runner, self)
         self.loader.loaded.connect(self._on_loaded)
         self.loader.failed.connect(self._on_load_failed)
         self.loader.idle.connect(self._maybe_settled)
-        adopted = {layer.metadata.get(ROLE): layer for layer in self.viewer.layers
-                   if layer.metadata.get(PATH) == str(dataset.path)}
+        adopted = {
+            layer.metadata.get(ROLE): layer
+            for layer in self.viewer.layers
+            if layer.metadata.get(PATH) == str(dataset.path)
+        }
         for data, kwargs, kind in layer_data(dataset, self.loader):
             role = kwargs["metadata"][ROLE]
             layer = adopted.get(role)
@@ -148,7 +169,10 @@ class DatasetLayers(QObject):
             setattr(self, role, layer)
         labels = level_arrays(dataset, LABELS, self.loader)
         self.selected = adopted.get("selection") or self.viewer.add_labels(
-            labels, multiscale=True, name="selected bodies", opacity=0.85,
+            labels,
+            multiscale=True,
+            name="selected bodies",
+            opacity=0.85,
             colormap=selection_colormap(self.selection.ids),
             metadata={PATH: str(dataset.path), ROLE: "selection"},
         )
@@ -164,7 +188,10 @@ class DatasetLayers(QObject):
 
     @Slot(str)
     def _on_load_failed(self, message: str) -> None:
-        self.session.reporter.error(message)
+        """Show the first unreadable block of a dataset (not one box per block)."""
+        if not self._load_failed:
+            self._load_failed = True
+            self.session.reporter.error(message + " (shown as background)")
 
     @Slot()
     def clear(self) -> None:
@@ -279,5 +306,8 @@ class DatasetLayers(QObject):
 
     def is_settled(self) -> bool:
         """True when no block read or refresh is pending for the current view."""
-        return (self.loader is None or not self.loader.busy) and not self._timer.isActive() \
+        return (
+            (self.loader is None or not self.loader.busy)
+            and not self._timer.isActive()
             and not self._dirty
+        )

@@ -64,11 +64,11 @@ class BlockLoader(QObject):
 
     def is_cached(self, kind: str, scale: int, coord: Coord) -> bool:
         """True if the block is decoded in memory (reading it costs no I/O)."""
-        return self.dataset.store.cache.get((kind, scale, *coord)) is not None
+        return self.dataset.cached_block(kind, scale, coord) is not None
 
     def cached_block(self, kind: str, scale: int, coord: Coord) -> NDArray[Any] | None:
         """The decoded block if cached, else None (never reads the file)."""
-        return self.dataset.store.cache.get((kind, scale, *coord))
+        return self.dataset.cached_block(kind, scale, coord)
 
     def request(self, kind: str, scale: int, coords: Iterable[Coord]) -> None:
         """Read these blocks in the background (already requested ones are skipped)."""
@@ -96,11 +96,10 @@ class BlockLoader(QObject):
 
     def _read(self, job: Job, keys: list[BlockKey]) -> int:
         """Pool thread: decode the blocks into the cache."""
-        store = self.dataset.store
         for kind, scale, z, y, x in keys:
             if job.cancelled or self.closed:
                 break
-            store.read_block(kind, scale, (z, y, x))
+            self.dataset.read_block(kind, scale, (z, y, x))
         return len(keys)
 
     def _done(self, keys: list[BlockKey], exc: BaseException | None) -> None:

@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Sequence
 
 SCREENSHOT_SIZE = (1400, 900)
+
+
+def display_problem() -> str | None:
+    """Why no window can be shown here, or None (Linux without X11/Wayland display)."""
+    if not sys.platform.startswith("linux") or os.environ.get("QT_QPA_PLATFORM"):
+        return None
+    if os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"):
+        return None
+    return "no display found (set DISPLAY, or run under xvfb-run); see 'segmend --help'"
 
 
 def run_app(file: str | None = None, *, screenshot: str | None = None,
@@ -26,6 +37,10 @@ def run_app(file: str | None = None, *, screenshot: str | None = None,
     int
         The exit status: 0, or 1 if the screenshot could not be made.
     """
+    problem = display_problem()
+    if problem is not None:
+        print(f"segmend: error: {problem}", file=sys.stderr)
+        return 1
     import napari
     from napari.qt import get_qapp
 

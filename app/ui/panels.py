@@ -87,7 +87,8 @@ class BodyPanel(QGroupBox):
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
         header.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
         header.setSectionResizeMode(2, QHeaderView.ResizeMode.Stretch)
-        self.table.setMinimumHeight(120)
+        self.table.setMinimumHeight(90)
+        self.table.setMaximumHeight(170)
 
         remove_button = QPushButton("Remove", self)
         remove_button.setToolTip("Remove the highlighted rows from the selection")
@@ -161,7 +162,12 @@ class BodyPanel(QGroupBox):
             return {label: ds.label_size(label) for label in wanted}
 
         self.session.read(sizes, lambda result: self._sizes_ready(request, result),
-                          name="body sizes")
+                          name="body sizes", on_error=self._sizes_unknown)
+
+    def _sizes_unknown(self, exc: BaseException) -> None:
+        """No label index (a read-only foreign pyramid): sizes are not known."""
+        self.summary.setToolTip(str(exc))
+        self.summary.setText(f"{len(self.selection)} selected (sizes unknown: no label index)")
 
     def _sizes_ready(self, request: int, sizes: dict[int, int]) -> None:
         self.sizes.update(sizes)
@@ -274,7 +280,7 @@ class HistoryPanel(QGroupBox):
                  parent: QWidget | None = None) -> None:
         super().__init__("History", parent)
         self.list = QListWidget(self)
-        self.list.setMinimumHeight(100)
+        self.list.setMinimumHeight(60)
         buttons = QHBoxLayout()
         buttons.addWidget(action_button(actions["undo"], self))
         buttons.addWidget(action_button(actions["redo"], self))

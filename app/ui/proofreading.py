@@ -32,6 +32,7 @@ from app.ui.layers import PATH, ROLE, DatasetLayers
 from app.ui.messages import MessageReporter
 from app.ui.panels import BodyPanel, HistoryPanel, SplitPanel
 from app.ui.selection import ClickPicker, Selection
+from app.ui.settings import AppSettings
 from app.ui.shortcuts import SHORTCUTS
 from app.ui.split_canvas import SplitTool
 from app.ui.stats import DatasetStats
@@ -62,9 +63,11 @@ class ProofreadingWidget(QWidget):
         self.viewer = napari_viewer
         self.reporter = reporter if reporter is not None else MessageReporter(self)
         self.owns_session = session is None
-        self.session = session if session is not None else Session(reporter=self.reporter,
-                                                                     parent=self)
+        self.session = session if session is not None else self._own_session()
         self._host: QWidget | None = None
+        self._shut = False
+        self._detached = False
+        self._last_status = ""
         self.selection = Selection(self)
         self.layers = DatasetLayers(self.viewer, self.session, self.selection, self)
         self.picker = ClickPicker(self.viewer, self.session, self.selection, self)
@@ -123,6 +126,13 @@ class ProofreadingWidget(QWidget):
             self._on_opened(self.session.dataset)
         else:
             self._adopt_reader_layers()
+
+    def _own_session(self) -> Session:
+        """A session with the user's settings (napari plugin use)."""
+        settings = AppSettings.load()
+        return Session(reporter=self.reporter, user=settings.effective_user,
+                       workers=settings.workers or None, kafka_servers=settings.kafka_servers,
+                       topic_prefix=settings.topic_prefix, parent=self)
 
     # ---------------------------------------------------------------- actions
     def _make_commands(self) -> dict[str, QAction]:
@@ -355,13 +365,16 @@ class ProofreadingWidget(QWidget):
             self._last_status = text
         pending = self.session.runner.pending
         stats = self.session.stats
-        parts = [getattr(self, "_last_status", "")]
+        parts = [self._last_status]
         jobs = f", {pending} jobs pending" if pending else ""
         parts.append(f"{stats.mutations} mutations{jobs}")
         self.status_label.setText("\n".join(p for p in parts if p))
 
     def detach(self) -> None:
-        """Disconnect from the viewer (mouse callbacks, layer events)."""
+        """Disconnect from the viewer (mouse callbacks, layer events); idempotent."""
+        if self._detached:
+            return
+        self._detached = True
         self.picker.detach()
         self.viewer.layers.events.inserted.disconnect(self._on_layer_inserted)
 
@@ -370,7 +383,7 @@ class ProofreadingWidget(QWidget):
 
         Blocks until the edits asked for are written: call at exit only.
         """
-        if getattr(self, "_shut", False):
+        if self._shut:
             return
         self._shut = True
         if self._host is not None:

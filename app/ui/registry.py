@@ -39,11 +39,16 @@ def open_shared(path: str | Path) -> Dataset:
             return dataset
         try:
             dataset = open_dataset(path, "r+")
-        except (WriterLockedError, FormatError) as first:
+        except WriterLockedError:
+            dataset = open_dataset(path, "r")
+        except FormatError as first:  # another tool's pyramid: view it read-only
             try:
                 dataset = open_dataset(path, "r")
             except FormatError:
                 raise first from None
+            if dataset.native:
+                dataset.close()
+                raise
         _shared[key] = dataset
         return dataset
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from app.model.dataset import Dataset
 
@@ -34,11 +33,8 @@ class DatasetStats:
 def dataset_stats(dataset: Dataset, mutations: int | None = None) -> DatasetStats:
     """Read the counters (call on a worker thread: it queries the journal)."""
     if mutations is None:
-        count: Any = getattr(dataset, "mutation_count", None)
-        mutations = int(count() if callable(count) else count) if count is not None else len(
-            dataset.mutations())
-    status_of = getattr(dataset, "events_status", None)
-    status = status_of() if callable(status_of) else None
+        mutations = dataset.mutation_count()
+    status = dataset.events_status()
     if status is None:
         return DatasetStats(int(mutations), None)
     return DatasetStats(int(mutations), int(status.backlog), str(status.state), status.last_error)

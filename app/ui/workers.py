@@ -68,13 +68,17 @@ class Job(QRunnable):
         ``fn(job) -> result``; runs on a pool thread.
     name : str
         What the job does (shown in the status bar and in error messages).
+    essential : bool
+        Must run even at shutdown (edits the user asked for, closing a dataset).
     """
 
-    def __init__(self, job_id: int, fn: Callable[[Job], Any], name: str) -> None:
+    def __init__(self, job_id: int, fn: Callable[[Job], Any], name: str,
+                 essential: bool = False) -> None:
         super().__init__()
         self.id = job_id
         self.fn = fn
         self.name = name
+        self.essential = essential
         self.signals = JobSignals()
         self.cancel_event = threading.Event()
         self.traceback = ""
@@ -154,6 +158,7 @@ class TaskRunner(QObject):
         on_error: Callback | None = None,
         on_progress: ProgressCallback | None = None,
         lane: str | None = None,
+        essential: bool = False,
     ) -> Job:
         """Run ``fn(job)`` on the pool.
 
@@ -168,13 +173,15 @@ class TaskRunner(QObject):
             ``(done, total)``.
         lane : str, optional
             Jobs of one lane run one at a time, in submission order.
+        essential : bool
+            Must run even at shutdown (see :meth:`drain_lane`).
 
         Returns
         -------
         Job
             The job (call :meth:`Job.cancel` to ask it to stop).
         """
-        job = Job(next(self._ids), fn, name)
+        job = Job(next(self._ids), fn, name, essential)
         entry = _Pending(job, on_done, on_error, on_progress, lane)
         self._pending[job.id] = entry
         job.signals.finished.connect(self._on_finished)

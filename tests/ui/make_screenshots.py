@@ -73,8 +73,10 @@ def split_shot(demo: Path, out: Path) -> None:
     win.widget.split_tool.start(target)
     wait(lambda: win.widget.split_tool.active)
     tool = win.widget.split_tool
-    tool.set_brush_size(12)
-    centre = camera(win.viewer).center  # goto centred the view on the body
+    win.widget.split_panel.brush_size.setValue(12)
+    view = camera(win.viewer)
+    view.zoom = view.zoom * 2.5
+    centre = view.center  # goto centred the view on the body
     for dy in range(-10, 12, 3):
         tool.paint_at((z, float(centre[1]) + dy, float(centre[2]) - 6))
     tool.preview()

@@ -423,3 +423,70 @@ def test_read_only_when_locked_by_another_writer(window: SegmendWindow, demo_pat
         wait_idle(qtbot, window)
     finally:
         other.close()
+
+
+def test_lower_levels_redraw_when_the_cascade_reaches_them(opened: SegmendWindow,
+                                                           qtbot: Any) -> None:
+    win = opened
+    ds = win.session.dataset
+    seg = win.widget.layers.segmentation
+    assert ds is not None and seg is not None
+    view = viewer_camera(win.viewer)
+    view.zoom = view.zoom / 8  # far out: napari shows a coarse level
+    qtbot.waitUntil(lambda: seg.data_level > 0, timeout=WAIT_MS)
+    wait_idle(qtbot, win)
+    level = seg.data_level
+    factor = 2 ** level
+    a, b = select(qtbot, win, A_POS, B_POS)
+    coarse = ds.labels(level)
+    spots = np.argwhere(coarse[Z // factor] == b)
+    assert len(spots), "body b shows at the coarse level"
+    spot = (Z // factor * factor, int(spots[0][0]) * factor, int(spots[0][1]) * factor)
+    assert shown_at(win, spot) == b
+    with qtbot.waitSignal(win.session.mutation_completed, timeout=WAIT_MS):
+        win.widget.commands["merge"].trigger()
+    wait_idle(qtbot, win)
+    assert int(ds.labels(level)[tuple(v // factor for v in spot)]) == a
+    assert seg.data_level == level and shown_at(win, spot) == a
+
+
+def test_damaged_block_is_a_clear_error(window: SegmendWindow, demo_path: Path,
+                                        qtbot: Any) -> None:
+    import h5py
+
+    with h5py.File(demo_path, "r") as f:
+        info = f["labels/s0"].id.get_chunk_info_by_coord((64, 64, 64))
+    with demo_path.open("r+b") as raw:
+        raw.seek(info.byte_offset + 16)
+        raw.write(b"\xff" * 64)
+    with qtbot.waitSignal(window.error_shown, timeout=WAIT_MS) as shown:
+        window.open_path(demo_path)
+    assert "cannot open demo.h5" in shown.args[0] and "corrupt" in shown.args[0]
+    assert window.session.dataset is None
+    wait_idle(qtbot, window)
+
+
+def test_foreign_pyramid_opens_read_only(window: SegmendWindow, tmp_path: Path,
+                                         qtbot: Any) -> None:
+    import h5py
+
+    from app.model.demo import demo_cube_path
+
+    path = tmp_path / "foreign.h5"
+    with h5py.File(demo_cube_path(), "r") as cube, h5py.File(path, "w") as f:
+        s0 = cube["automated/bodies"][:64, :64, :64].astype(np.uint32)
+        f.create_dataset("seg/s0", data=s0, chunks=(32, 32, 32))
+        f.create_dataset("seg/s1", data=s0[::2, ::2, ::2], chunks=(32, 32, 32))
+    with qtbot.waitSignal(window.session.opened, timeout=WAIT_MS):
+        window.open_path(path)
+    assert not window.session.writable and "read-only" in window.viewer.title
+    wait_idle(qtbot, window)
+    pos = (int(window.viewer.dims.point[0]), 10, 10)
+    label = int(s0[pos])
+    with qtbot.waitSignal(window.widget.selection.changed, timeout=WAIT_MS):
+        window.widget.picker.click(pos)
+    assert window.widget.selection.ids == [label]
+    qtbot.waitUntil(lambda: "sizes unknown" in window.widget.body_panel.summary.text(),
+                    timeout=WAIT_MS)
+    assert shown_at(window, pos) == label
+    assert not window.widget.commands["split_start"].isEnabled()

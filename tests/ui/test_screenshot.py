@@ -52,3 +52,14 @@ def test_screenshot_of_a_bad_file_fails_cleanly(tmp_path: Path) -> None:
     assert proc.returncode == 1
     assert proc.stderr.strip().splitlines()[-1].startswith("segmend: error: cannot open bad.h5")
     assert not out.exists()
+
+
+def test_no_display_is_a_clear_error(monkeypatch: pytest.MonkeyPatch,
+                                     capsys: pytest.CaptureFixture[str]) -> None:
+    from app.ui.main import run_app
+
+    for name in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(sys, "platform", "linux")
+    assert run_app("whatever.h5", screenshot="out.png") == 1
+    assert capsys.readouterr().err.startswith("segmend: error: no display found")

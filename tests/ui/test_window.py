@@ -49,7 +49,7 @@ def test_settings_round_trip_and_user_goes_into_records(
         window: SegmendWindow, demo_path: Path, qtbot: Any, _private_qsettings: Path) -> None:
     dialog = window.settings_dialog()
     assert isinstance(dialog, SettingsDialog) and not dialog.isModal()
-    dialog.kafka_servers.setText("broker:9092")
+    dialog.kafka_servers.setText("127.0.0.1:9")  # nobody listens: the sender is down
     dialog.topic_prefix.setText("test-")
     dialog.user.setText("proofreader-7")
     dialog.workers.setValue(3)
@@ -57,7 +57,7 @@ def test_settings_round_trip_and_user_goes_into_records(
     dialog.accept()
     stored = AppSettings.load()
     assert (stored.kafka_servers, stored.topic_prefix, stored.user, stored.workers) == (
-        "broker:9092", "test-", "proofreader-7", 3)
+        "127.0.0.1:9", "test-", "proofreader-7", 3)
     assert Path(qsettings().fileName()).is_relative_to(_private_qsettings)
     # an injected store (an ini file) works the same
     ini = QSettings(str(_private_qsettings / "other.ini"), QSettings.Format.IniFormat)
@@ -73,7 +73,10 @@ def test_settings_round_trip_and_user_goes_into_records(
     with qtbot.waitSignal(window.session.edit_finished, timeout=WAIT_MS):
         window.widget.commands["merge"].trigger()
     assert ds.mutations()[-1]["User"] == "proofreader-7"
+    assert ds.kafka.bootstrap_servers == "127.0.0.1:9" and ds.kafka.topic_prefix == "test-"
     assert AppSettings.load().recent[0] == str(demo_path.resolve())
+    # the status bar follows the model's sender: never "off" with a broker configured
+    qtbot.waitUntil(lambda: window.status.kafka_state in ("connecting", "down"), timeout=WAIT_MS)
     wait_idle(qtbot, window)
 
 
