@@ -168,3 +168,25 @@ def test_torn_rollback_file_means_untouched_hdf5(tmp_path: Path) -> None:
         assert f.attrs["max_label"] == 9
         assert np.array_equal(f["labels/s0"][0:8, 0:8, 0:8], first)
         assert f["labels/s0"][8, 0, 0] == 5
+
+
+def test_a_refused_commit_rolls_back_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path, original, safe, h5 = _file_with_pending_writes(tmp_path)
+    safe.truncate(len(original) // 2)  # HDF5 may shrink the file: it never shrinks on disk
+
+    real_ftruncate = os.ftruncate
+
+    def no_space(fd: int, size: int) -> None:  # the disk fills after the new pages
+        monkeypatch.setattr(os, "ftruncate", real_ftruncate)
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "ftruncate", no_space)
+    with pytest.raises(OSError, match="No space"):
+        safe.commit()
+    monkeypatch.undo()
+    assert path.read_bytes() == original and not (tmp_path / "rollback").exists()
+    with pytest.raises(OSError, match="an earlier checkpoint failed"):
+        safe.commit()
+    safe.close()

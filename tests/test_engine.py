@@ -318,3 +318,21 @@ def test_visible_blocks_are_computed_and_shown_first(
     assert set(blocks) <= shown
     model[model == b] = a
     assert_matches_model(ds, model)
+
+
+def test_labels_at_the_top_of_the_uint64_range(small_pyramid: Path) -> None:
+    with open_dataset(small_pyramid, "r+") as ds:
+        a = int(ds.labels(0)[18, 35, 50])
+        high = 2**63 + 5
+        first = ds.split(a, box_rles((14, 30, 40), (24, 50, 70)), new_label=high)
+        assert first.label == high and ds.label_size(high) > 0
+        second = ds.split(a, box_rles((0, 0, 0), (5, 70, 101)))
+        assert second.label == high + 1
+    with open_dataset(small_pyramid, "r+") as ds:
+        assert ds.max_label == high + 1 and ds.next_label() == (high + 2, high + 2)
+        ds.set_max_label(2**64 - 1)
+    with open_dataset(small_pyramid, "r+") as ds:
+        assert ds.max_label == 2**64 - 1
+        with pytest.raises(InvalidMutationError, match="exhausted"):
+            ds.next_label()
+        assert ds.verify().ok

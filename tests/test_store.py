@@ -79,7 +79,7 @@ def test_staged_blocks_are_seen_at_once_and_written_later(tmp_path: Path) -> Non
     store.stage(key, new, payload, gen=2)
     store.stage(key, np.zeros((4, 4, 4), np.uint64), payload, gen=1)  # older: ignored
     assert store.read_block(LABELS, 0, (1, 0, 1))[0, 0, 0] == 7
-    assert store.read_payload(LABELS, 0, (1, 0, 1)) == payload
+    assert store.staged_items() == [(key, 2, payload)]
     assert not new.flags.writeable
     with h5py.File(tmp_path / "p.h5", "r", locking=False) as f:
         assert f["labels/s0"][4, 0, 4] == 0

@@ -19,8 +19,9 @@ import atexit
 import fcntl
 import os
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -32,7 +33,7 @@ from numpy.typing import NDArray
 
 from app.model.arrays import LevelArray
 from app.model.build import default_workers
-from app.model.engine import EngineSignals, MutationEngine
+from app.model.engine import MAX_LABEL, EngineSignals, MutationEngine
 from app.model.errors import FormatError, ReadOnlyError, SegmendError, WriterLockedError
 from app.model.events.sender import OutboxSender, SenderStatus
 from app.model.events.settings import KafkaSettings
@@ -40,7 +41,13 @@ from app.model.index_check import check_label_index
 from app.model.journal import Coord, Journal
 from app.model.regions import SplitRegion
 from app.model.safefile import SafeFile, recover
-from app.model.sidecar import journal_path, lock_path, rollback_path, sidecar_dir
+from app.model.sidecar import (
+    checkpoint_lock_path,
+    journal_path,
+    lock_path,
+    rollback_path,
+    sidecar_dir,
+)
 from app.model.store import IMAGE, LABELS, PyramidStore
 from app.model.verify import VerifyReport, verify_levels
 
@@ -91,6 +98,8 @@ class Dataset:
         self._checkpoint_wake = threading.Event()
         self._checkpointer: threading.Thread | None = None
         self.sender: OutboxSender | None = None
+        self.checkpoint_error: str | None = None
+        """Why the last background checkpoint failed (None if it did not)."""
         self.checkpoint_interval = checkpoint_interval
         self.kafka = kafka or KafkaSettings()
         try:
@@ -174,7 +183,8 @@ class Dataset:
                     recover(self.path, rollback_path(self.path))
                 finally:
                     os.close(fd)
-        self.store = PyramidStore.open(self.path, "r", cache_bytes=cache_bytes)
+        with _file_lock(checkpoint_lock_path(self.path), exclusive=False):
+            self.store = PyramidStore.open(self.path, "r", cache_bytes=cache_bytes)
         jpath = journal_path(self.path)
         if jpath.exists() and self.store.native:
             self._journal = Journal(jpath, readonly=True)
@@ -386,28 +396,48 @@ class Dataset:
             items = self.store.staged_items()
             for key, _gen, payload in items:
                 self.store.write_payload(key[0], key[1], (key[2], key[3], key[4]), payload)
-            values = {
+            values = {  # uint64 attributes; next_label past the range means "exhausted"
                 "max_label": engine.max_label_value,
-                "next_label": engine.next_label_value,
+                "next_label": min(engine.next_label_value, MAX_LABEL),
                 "next_mutation_id": engine.next_mutation_id,
                 "checkpoint_mutation_id": engine.next_mutation_id - 1,
             }
             if not items and all(self.store.attr(k) == v for k, v in values.items()):
                 return 0
-            self.store.set_attrs(**values)
+            self.store.set_attrs(**{k: np.uint64(v) for k, v in values.items()})
             self.store.flush()
-            self._safefile.commit()
+            self._journal_sync()
+            with _file_lock(checkpoint_lock_path(self.path), exclusive=True):
+                self._safefile.commit()
             self.store.unstage([(key, gen) for key, gen, _ in items])
             return len(items)
 
+    def _journal_sync(self) -> None:
+        """Make the journal durable up to here: the file about to be committed holds
+        mutations whose last (non-fsync'ed) journal writes must not be lost."""
+        assert self._journal is not None
+        with self._journal.transaction():
+            pass
+
     def _checkpoint_loop(self) -> None:
+        """The checkpoint thread: every ``checkpoint_interval`` or when many blocks
+        wait.  A failure is kept in :attr:`checkpoint_error` and retried later,
+        ever more slowly; edits stay durable in the journal meanwhile."""
+        delay = self.checkpoint_interval
         while not self._closing.is_set():
-            self._checkpoint_wake.wait(self.checkpoint_interval)
+            self._checkpoint_wake.wait(delay)
             self._checkpoint_wake.clear()
             if self._closing.is_set():
                 return
-            if self.store.staged_count:
-                self.checkpoint()
+            try:
+                if self.store.staged_count:
+                    self.checkpoint()
+            except Exception as exc:  # reported to the user, retried
+                self.checkpoint_error = f"checkpoint failed: {exc}"
+                delay = min(delay * 2, 300.0)
+            else:
+                self.checkpoint_error = None
+                delay = self.checkpoint_interval
 
     def wait(self, events_timeout: float = 0.0) -> bool:
         """Block until background work is done: staged blocks are in the HDF5 file and,
@@ -483,6 +513,22 @@ class Dataset:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+@contextmanager
+def _file_lock(path: Path, *, exclusive: bool) -> Iterator[None]:
+    """Hold ``flock`` on ``path`` (if its directory exists): writers commit a
+    checkpoint exclusively, readers open the HDF5 file shared, so that no reader
+    opens a file whose commit is half written."""
+    if not path.parent.exists():
+        yield
+        return
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+        yield
+    finally:
+        os.close(fd)
 
 
 def _take_writer_lock(path: Path) -> int:

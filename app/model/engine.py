@@ -62,7 +62,9 @@ Transform = Callable[[Coord, NDArray[np.uint64]], "BlockChange"]
 
 
 class EngineSignals:
-    """Plain (psygnal) events of the engine; see the module docstring for threads."""
+    """Plain (psygnal) events of the engine, emitted from the thread running the
+    mutation while it holds the engine: slots must return quickly and must not
+    call back into the dataset (hand work to another thread or a Qt queue)."""
 
     mutation_started = Signal(dict)
     """A mutation's s0 phase is durable: its record (DVID field names)."""
@@ -147,10 +149,13 @@ class MutationEngine:
         self._undo_lock = threading.Lock()
         self._visible: tuple[int, frozenset[Coord]] = (0, frozenset())
         attrs_next = int(store.attr("next_label", 1))
-        self.next_label_value = max(int(journal.get_meta("next_label") or 0), attrs_next, 1)
         self.max_label_value = max(
             int(journal.get_meta("max_label") or 0), int(store.attr("max_label", 0))
         )
+        self.next_label_value = max(
+            int(journal.get_meta("next_label") or 0), attrs_next, self.max_label_value + 1
+        )
+        self._new_labels: set[int] = set()  # allocated to mutations still running
         self.next_mutation_id = max(
             int(journal.get_meta("next_mutation_id") or 0),
             int(store.attr("next_mutation_id", 1)),
@@ -177,6 +182,10 @@ class MutationEngine:
             self.max_label_value = max(self.max_label_value, start + n - 1)
             return start
 
+    def _release_new_label(self, label: int) -> None:
+        with self._counter_lock:
+            self._new_labels.discard(label)
+
     def _note_label(self, label: int) -> None:
         with self._counter_lock:
             self.max_label_value = max(self.max_label_value, label)
@@ -190,6 +199,11 @@ class MutationEngine:
             return mid
 
     def _write_counters(self, cur: Any) -> None:
+        """Raise the persisted counters to the engine's (never lower them).
+
+        Kept as decimal text and compared in Python: labels span the whole
+        uint64 range, beyond SQLite's signed integers.
+        """
         with self._counter_lock:
             values = {
                 "next_label": self.next_label_value,
@@ -197,11 +211,9 @@ class MutationEngine:
                 "next_mutation_id": self.next_mutation_id,
             }
         for key, value in values.items():
-            cur.execute(
-                "INSERT INTO meta VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = "
-                "CAST(MAX(CAST(value AS INTEGER), CAST(excluded.value AS INTEGER)) AS TEXT)",
-                (key, str(value)),
-            )
+            row = cur.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+            if row is None or int(row[0]) < value:
+                Journal.set_meta(cur, key, str(value))
 
     def _stamp(self, record: dict[str, Any], mid: int) -> dict[str, Any]:
         stamped = {
@@ -348,11 +360,14 @@ class MutationEngine:
             if not coords:
                 raise InvalidMutationError(f"the split region holds no voxel of target {target}")
             label = self._claim_new_label(new_label, target)
-            transform = self._split_transform(target, label, region)
-            plan = self._split_plan(
-                {"Action": "split"}, target, label, target_blocks, coords, transform
-            )
-            return label, self._run(plan)
+            try:
+                transform = self._split_transform(target, label, region)
+                plan = self._split_plan(
+                    {"Action": "split"}, target, label, target_blocks, coords, transform
+                )
+                return label, self._run(plan)
+            finally:
+                self._release_new_label(label)
 
     def split_coarse(
         self, target: int, blocks: Sequence[Sequence[int]], new_label: int | None = None
@@ -394,7 +409,10 @@ class MutationEngine:
 
             record = {"Action": "splitcoarse", "Blocks": [list(c) for c in coords]}
             plan = self._split_plan(record, target, label, target_blocks, coords, transform)
-            return label, self._run(plan)
+            try:
+                return label, self._run(plan)
+            finally:
+                self._release_new_label(label)
 
     def _check_new_label(self, new_label: int, target: int) -> int:
         label = self.require_label(new_label, "new label")
@@ -403,12 +421,24 @@ class MutationEngine:
         return label
 
     def _claim_new_label(self, new_label: int | None, target: int) -> int:
+        """A label for a split: allocated, or ``new_label`` if nobody uses it.
+
+        The label counts as in use until :meth:`_release_new_label`, so that a
+        concurrent split cannot be given the same one.
+        """
         if new_label is None:
-            return self._allocate()
-        if self.journal.label_size(new_label):
-            raise InvalidMutationError(f"new label {new_label} is in use")
-        self._note_label(new_label)
-        return new_label
+            label = self._allocate()
+        else:
+            label = new_label
+            with self._counter_lock:
+                if label in self._new_labels:
+                    raise InvalidMutationError(f"new label {label} is in use")
+            if self.journal.label_size(label):
+                raise InvalidMutationError(f"new label {label} is in use")
+            self._note_label(label)
+        with self._counter_lock:
+            self._new_labels.add(label)
+        return label
 
     def _split_plan(
         self,
@@ -559,26 +589,10 @@ class MutationEngine:
             with self.block_locks[0].hold(coords):
                 changes, previewed = self._compute(plan, coords)
                 try:
-                    fields, rows = plan.finish(changes)
+                    record, rows, written = self._commit(plan, changes, stacks)
                 except BaseException:
                     self._revert(previewed)
                     raise
-                restored = sorted({label for c in changes for label in c.label_spans})
-                mid = self._mutation_id(max(1, len(restored)))
-                record = self._stamp({**plan.record, **fields}, mid)
-                written = [c for c in changes if c.new is not None]
-                record["TouchedBlocks"] = [list(c.coord) for c in written]
-                with self.journal.transaction() as cur:
-                    self._store_spans(cur, record, changes, restored)
-                    Journal.put_mutation(cur, record, "s0")
-                    Journal.set_label_counts(cur, rows)
-                    if plan.keep_undo:
-                        Journal.put_undo_maps(
-                            cur, mid, [(c.coord, c.undo_map) for c in written if c.undo_map]
-                        )
-                    self._update_stacks(cur, mid, plan.undoable, stacks)
-                    self._write_counters(cur)
-                    start_events(cur, record)
                 self._stage(c for c in written if c.coord not in previewed)
             self.signals.mutation_started.emit(record)
             self.signals.blocks_changed.emit(
@@ -587,7 +601,30 @@ class MutationEngine:
             self.signals.labels_changed.emit(sorted({r[0] for r in rows}))
             self.cascade([c.coord for c in written])
             self._complete(record)
-        return mid
+        return int(record["MutationID"])
+
+    def _commit(
+        self, plan: Plan, changes: list[BlockChange], stacks: tuple[str, int] | None
+    ) -> tuple[dict[str, Any], list[tuple[int, Coord, int]], list[BlockChange]]:
+        """Validate the result and journal the mutation in one durable transaction."""
+        fields, rows = plan.finish(changes)
+        restored = sorted({label for c in changes for label in c.label_spans})
+        mid = self._mutation_id(max(1, len(restored)))
+        record = self._stamp({**plan.record, **fields}, mid)
+        written = [c for c in changes if c.new is not None]
+        record["TouchedBlocks"] = [list(c.coord) for c in written]
+        with self.journal.transaction() as cur:
+            self._store_spans(cur, record, changes, restored)
+            Journal.put_mutation(cur, record, "s0")
+            Journal.set_label_counts(cur, rows)
+            if plan.keep_undo:
+                Journal.put_undo_maps(
+                    cur, mid, [(c.coord, c.undo_map) for c in written if c.undo_map]
+                )
+            self._update_stacks(cur, mid, plan.undoable, stacks)
+            self._write_counters(cur)
+            start_events(cur, record)
+        return record, rows, written
 
     def _stage(self, changes: Iterable[BlockChange]) -> None:
         for c in changes:
@@ -703,21 +740,27 @@ class MutationEngine:
             undo.append(mid)
             redo = []
         elif stacks[0] == "undo":
+            if stacks[1] not in undo:
+                raise NothingToUndoError(f"mutation {stacks[1]} was undone meanwhile")
             undo.remove(stacks[1])
             redo.append(stacks[1])
         else:
+            if stacks[1] not in redo:
+                raise NothingToUndoError(f"mutation {stacks[1]} can no longer be redone")
             redo.remove(stacks[1])
             undo.append(mid)
         Journal.drop_undo_maps(cur, undo[:-UNDO_DEPTH])
         Journal.set_meta(cur, "undo_stack", undo[-UNDO_DEPTH:])
         Journal.set_meta(cur, "redo_stack", redo)
 
-    def cascade(self, coords: Iterable[Coord]) -> None:
+    def cascade(self, coords: Iterable[Coord], *, full: bool = False) -> None:
         """Recompute the ancestors of changed s0 blocks, level by level.
 
         Only the octants of changed children are recomputed, and a branch ends
         at the first parent that comes out unchanged (its ancestors cannot
         change either).  New blocks are staged for readers as they come.
+        ``full`` recomputes every octant of every ancestor: the repair of a
+        cascade that was interrupted part way.
         """
         changed = set(coords)
         for scale in range(1, len(self.store.levels(LABELS))):
@@ -728,12 +771,14 @@ class MutationEngine:
                 by_parent.setdefault(parent_of(child), []).append(child)
             order = self._visible_first(scale, by_parent)
             results = self.pool.map(
-                lambda p, s=scale, kids=by_parent: self._refresh(s, p, kids[p]), order
+                lambda p, s=scale, kids=by_parent: self._refresh(s, p, None if full else kids[p]),
+                order,
             )
-            changed = {p for p, redrawn in zip(order, results, strict=True) if redrawn}
-            self.signals.blocks_changed.emit(scale, sorted(changed))
+            redrawn = {p for p, changed_p in zip(order, results, strict=True) if changed_p}
+            self.signals.blocks_changed.emit(scale, sorted(redrawn))
+            changed = set(by_parent) if full else redrawn
 
-    def _refresh(self, scale: int, coord: Coord, children: list[Coord]) -> bool:
+    def _refresh(self, scale: int, coord: Coord, children: list[Coord] | None) -> bool:
         """Refresh the octants of ``children`` in block ``coord``; True if it changed."""
         with self.block_locks[scale].hold([coord]):
             old = self.store.read_block(LABELS, scale, coord)
@@ -763,6 +808,11 @@ class MutationEngine:
         their complete events written (a writer reopening); a reader only
         stages the blocks in memory.
         """
+        if complete:  # the file holds them, but a crash cut their cascade short
+            for record in self.journal.mutations(0, state="s0"):
+                if record["MutationID"] <= after:
+                    self.cascade(_touched(record), full=True)
+                    self._complete(record)
         replayed = []
         for record in self.journal.mutations(after):
             transform = self._transform_of(record)
@@ -799,7 +849,12 @@ class MutationEngine:
                 progress(next(done), len(coords))
             return [(int(lab), coord, int(n)) for lab, n in zip(labels, counts, strict=True) if lab]
 
-        rows = [r for block_rows in self.pool.map(count, coords) for r in block_rows]
+        with self.gate.exclusive():
+            rows = [r for block_rows in self.pool.map(count, coords) for r in block_rows]
+            self._write_index(rows)
+        return len({r[0] for r in rows})
+
+    def _write_index(self, rows: list[tuple[int, Coord, int]]) -> None:
         top = max((r[0] for r in rows), default=0)
         self._note_label(top)
         with self.journal.transaction() as cur:
@@ -807,7 +862,6 @@ class MutationEngine:
             Journal.set_label_counts(cur, rows)
             Journal.set_meta(cur, "index_built", "1")
             self._write_counters(cur)
-        return len({r[0] for r in rows})
 
 
 def _touched(record: dict[str, Any]) -> list[Coord]:

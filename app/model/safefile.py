@@ -59,6 +59,7 @@ class SafeFile(io.RawIOBase):
         self._size = self._committed_size
         self._pos = 0
         self._dirty: dict[int, bytearray] = {}
+        self.failed = False
 
     # io.RawIOBase interface used by h5py's fileobj driver
     def readable(self) -> bool:
@@ -149,8 +150,21 @@ class SafeFile(io.RawIOBase):
         return len(self._dirty) * PAGE_SIZE
 
     def commit(self) -> None:
-        """Make every buffered write durable, atomically (see the module docstring)."""
-        if not self._dirty and self._size == self._committed_size:
+        """Make every buffered write durable, atomically (see the module docstring).
+
+        The file never shrinks (bytes past HDF5's end of file are harmless), so
+        the pre-images of overwritten pages are all a rollback needs.
+
+        Raises
+        ------
+        OSError
+            If the disk refuses the writes; the file is then rolled back at once
+            and this object refuses further commits (reopen the dataset: the
+            journal still holds every edit).
+        """
+        if self.failed:
+            raise OSError(f"{self.path}: an earlier checkpoint failed; reopen the dataset")
+        if not self._dirty and self._size <= self._committed_size:
             return
         overwritten = sorted(p for p in self._dirty if p * PAGE_SIZE < self._committed_size)
         parts = [_MAGIC, _HEADER.pack(self._committed_size, len(overwritten))]
@@ -161,17 +175,23 @@ class SafeFile(io.RawIOBase):
             parts.append(os.pread(self._fd, length, offset))
         body = b"".join(parts)
         _write_durably(self.rollback, body + _TRAILER.pack(zlib.crc32(body), _END))
-        for page in sorted(self._dirty):
-            offset = page * PAGE_SIZE
-            length = min(PAGE_SIZE, self._size - offset)
-            if length > 0:
-                os.pwrite(self._fd, memoryview(self._dirty[page])[:length], offset)
-        os.ftruncate(self._fd, self._size)
-        os.fsync(self._fd)
+        size = max(self._size, self._committed_size)
+        try:
+            for page in sorted(self._dirty):
+                offset = page * PAGE_SIZE
+                length = min(PAGE_SIZE, size - offset)
+                if length > 0:
+                    os.pwrite(self._fd, memoryview(self._dirty[page])[:length], offset)
+            os.ftruncate(self._fd, size)
+            os.fsync(self._fd)
+        except OSError:
+            self.failed = True
+            recover(self.path, self.rollback)
+            raise
         self.rollback.unlink()
         _fsync_dir(self.rollback.parent)
         self._dirty.clear()
-        self._committed_size = self._size
+        self._committed_size = size
 
     def discard(self) -> None:
         """Drop every buffered write (the file stays as last committed)."""

@@ -5,6 +5,8 @@
 - ``journal.sqlite`` — the write-ahead journal (mutation log, staged blocks,
   label index, counters, event outbox, blob store), SQLite in WAL mode;
 - ``writer.lock`` — held (``flock``) by the one process writing the dataset;
+- ``checkpoint.lock`` — held exclusively while a checkpoint commits to the HDF5
+  file and shared by readers while they open it;
 - ``hdf5.rollback`` — pre-images of HDF5 bytes overwritten by a checkpoint in
   progress (see :mod:`app.model.safefile`).
 """
@@ -27,6 +29,11 @@ def journal_path(h5_path: str | Path) -> Path:
 def lock_path(h5_path: str | Path) -> Path:
     """The writer lock file of the dataset at ``h5_path``."""
     return sidecar_dir(h5_path) / "writer.lock"
+
+
+def checkpoint_lock_path(h5_path: str | Path) -> Path:
+    """The lock a checkpoint commit holds (readers open the HDF5 file under it)."""
+    return sidecar_dir(h5_path) / "checkpoint.lock"
 
 
 def rollback_path(h5_path: str | Path) -> Path:

@@ -337,6 +337,8 @@ class PyramidStore:
                 ) from exc
         try:
             payload = _read_chunk(level, coord)
+        except _SkippedFilters:  # let HDF5 decode the odd chunk itself
+            return np.ascontiguousarray(level.dataset[slices])
         except OSError as exc:
             raise FormatError(
                 f"{self.h5.filename}: cannot read {level.kind}/s{level.scale} block {coord} ({exc})"
@@ -457,14 +459,6 @@ class PyramidStore:
         with self._overlay_lock:
             return len(self._overlay)
 
-    def read_payload(self, kind: str, scale: int, coord: Coord) -> bytes | None:
-        """The encoded chunk of a block as stored (staged or in the file); None if unwritten."""
-        with self._overlay_lock:
-            staged = self._overlay.get((kind, scale, *coord))
-        if staged is not None:
-            return staged.payload
-        return _read_chunk(self.level(kind, scale), coord)
-
     def decode_payload(self, kind: str, scale: int, coord: Coord, payload: bytes) -> NDArray[Any]:
         """Decode an encoded chunk of a block to its clipped shape.
 
@@ -501,11 +495,25 @@ class PyramidStore:
 
 
 def _read_chunk(level: Level, coord: Coord) -> bytes | None:
-    """The stored bytes of one chunk, or None if it was never written."""
+    """The stored bytes of one chunk, or None if it was never written.
+
+    Raises
+    ------
+    _SkippedFilters
+        If HDF5 stored the chunk without some of its filters (a writer may skip
+        an optional filter, e.g. Blosc on incompressible data).
+    """
     offset = tuple(c * b for c, b in zip(coord, level.block_size, strict=True))
     if level.dataset.id.get_chunk_info_by_coord(offset).byte_offset is None:
         return None
-    return bytes(level.dataset.id.read_direct_chunk(offset)[1])
+    mask, payload = level.dataset.id.read_direct_chunk(offset)
+    if mask:
+        raise _SkippedFilters
+    return bytes(payload)
+
+
+class _SkippedFilters(Exception):
+    """A chunk was stored with some of the dataset's filters skipped."""
 
 
 def open_h5(path: str | Path, mode: str) -> h5py.File:

@@ -38,7 +38,7 @@ def _format(wall: datetime, nanosecond: int) -> str:
     """Format a UTC wall time (its microseconds ignored) plus ``nanosecond``."""
     text = wall.strftime("%Y-%m-%d %H:%M:%S")
     if wall.year < 1000:  # strftime does not pad years on every platform
-        text = f"{wall.year:04d}{text[text.index('-'):]}"
+        text = f"{wall.year:04d}{text[text.index('-') :]}"
     fraction = f"{nanosecond:09d}".rstrip("0")
     if fraction:
         text = f"{text}.{fraction}"

@@ -671,7 +671,12 @@ def maxlabel(
     """The ``post-maxlabel`` message: ``Action, MaxLabel, UUID, Timestamp``."""
     msg: Message = {"Action": "post-maxlabel", "MaxLabel": _uint64("MaxLabel", max_label)}
     return _tail(
-        msg, uuid=uuid, mutation_id=None, timestamp=timestamp, user=user, app=app,
+        msg,
+        uuid=uuid,
+        mutation_id=None,
+        timestamp=timestamp,
+        user=user,
+        app=app,
         order=("UUID", "Timestamp"),
     )
 
@@ -700,7 +705,12 @@ def nextlabel(
         raise ValueError(f"End Label {last} is below Start Label {first}")
     msg: Message = {"Action": "post-nextlabel", "Start Label": first, "End Label": last}
     return _tail(
-        msg, uuid=uuid, mutation_id=None, timestamp=timestamp, user=user, app=app,
+        msg,
+        uuid=uuid,
+        mutation_id=None,
+        timestamp=timestamp,
+        user=user,
+        app=app,
         order=("UUID", "Timestamp"),
     )
 
@@ -721,7 +731,12 @@ def postkv(
         "Bytes": _uint64("Bytes", nbytes),
     }
     return _tail(
-        msg, uuid=uuid, mutation_id=None, timestamp=timestamp, user=user, app=app,
+        msg,
+        uuid=uuid,
+        mutation_id=None,
+        timestamp=timestamp,
+        user=user,
+        app=app,
         order=("UUID", "Timestamp"),
     )
 
@@ -791,8 +806,15 @@ def annotation_delta(
     }
     msg: Message = {"Action": action}
     order = ("UUID", "Timestamp") if mutation_id is None else ("MutationID", "UUID", "Timestamp")
-    _tail(msg, uuid=uuid, mutation_id=mutation_id, timestamp=timestamp, user=None, app=None,
-          order=order)
+    _tail(
+        msg,
+        uuid=uuid,
+        mutation_id=mutation_id,
+        timestamp=timestamp,
+        user=None,
+        app=None,
+        order=order,
+    )
     msg["Delta"] = delta
     return _extras(msg, user, app)
 

@@ -208,8 +208,7 @@ def tail(conn: sqlite3.Connection, n: int) -> list[OutboxEvent]:
         return []
     sent_upto = last_sent_seq(conn)
     rows = conn.execute(
-        f"SELECT seq, mutation_id, action, payload FROM {OUTBOX_TABLE}"
-        " ORDER BY seq DESC LIMIT ?",
+        f"SELECT seq, mutation_id, action, payload FROM {OUTBOX_TABLE} ORDER BY seq DESC LIMIT ?",
         (n,),
     ).fetchall()
     return _events(rows[::-1], sent_upto)

@@ -536,9 +536,7 @@ class OutboxSender:
     def _open_journal(self) -> sqlite3.Connection:
         if not self.journal.exists():
             raise sqlite3.OperationalError(f"journal {self.journal} does not exist")
-        conn = sqlite3.connect(
-            f"{self.journal.resolve().as_uri()}?mode=rw", uri=True, timeout=5.0
-        )
+        conn = sqlite3.connect(f"{self.journal.resolve().as_uri()}?mode=rw", uri=True, timeout=5.0)
         conn.execute("PRAGMA busy_timeout = 5000")
         return conn
 
@@ -577,9 +575,7 @@ class OutboxSender:
                         continue
                     events = self._read_batch(conn, cursor)
                     if not events:
-                        self._set_status(
-                            backlog=0, last_sent_seq=max(cursor, last_sent_seq(conn))
-                        )
+                        self._set_status(backlog=0, last_sent_seq=max(cursor, last_sent_seq(conn)))
                         self._answer_flush(gen, ok=True)
                         self._sleep(self.poll_interval, on_new_events=True)
                         continue
