@@ -173,7 +173,7 @@ def test_torn_rollback_file_means_untouched_hdf5(tmp_path: Path) -> None:
 def test_a_refused_commit_rolls_back_at_once(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    path, original, safe, h5 = _file_with_pending_writes(tmp_path)
+    path, original, safe, _h5 = _file_with_pending_writes(tmp_path)
     safe.truncate(len(original) // 2)  # HDF5 may shrink the file: it never shrinks on disk
 
     real_ftruncate = os.ftruncate
