@@ -22,7 +22,8 @@ from app.model.events.messages import (
     schema_problems,
 )
 
-SEED = Path("/work/shared/seeds/002_e1e8912e9f16532b.txt")
+# the message reference among the project's seed documents, beside the checkout
+SEED = Path(__file__).resolve().parents[2] / "shared" / "seeds" / "002_e1e8912e9f16532b.txt"
 UUID = "28841c8277e044a7b187dda03e18da13"
 TS = "2026-11-22 03:04:05.123456789 +0000 UTC"
 REF = blobstore.blob_ref(b"some rle spans")
