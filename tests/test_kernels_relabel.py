@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from numpy.typing import NDArray
 
-from app.kernels import relabel_inplace, remap_inplace, split_inplace
-from app.kernels.reference import relabel_ref, remap_ref, split_ref
+from app.kernels import changed_labels, relabel_inplace, remap_inplace, split_inplace
+from app.kernels.reference import changed_labels_ref, relabel_ref, remap_ref, split_ref
 
 LABEL_DTYPES = [np.uint8, np.uint16, np.uint32, np.uint64]
 SHAPES = [(1, 1, 1), (1, 5, 7), (3, 4, 5), (65, 33, 17), (64, 64, 64)]
@@ -247,3 +247,30 @@ def test_split_hypothesis(block: NDArray[np.uint32], data: st.DataObject) -> Non
     got = block.copy()
     assert split_inplace(got, mask, target, new) == want_n
     np.testing.assert_array_equal(got, want)
+
+
+# --------------------------------------------------------------------------- changed labels
+
+
+@pytest.mark.parametrize("dtype", LABEL_DTYPES)
+@pytest.mark.parametrize("shape", SHAPES)
+def test_changed_labels_equals_reference(shape: tuple[int, ...], dtype: Any) -> None:
+    before = runs_labels(shape, dtype, seed=7)
+    after = before.copy()
+    relabel_inplace(after, palette(dtype, 12)[[1, -1]], int(palette(dtype, 12)[2]))
+    got = changed_labels(before, after)
+    assert got.dtype == before.dtype
+    assert np.array_equal(got, changed_labels_ref(before, after))
+    assert np.array_equal(
+        changed_labels(before[:, ::-1], after[:, ::-1]), changed_labels_ref(before, after)[:, ::-1]
+    )
+
+
+def test_changed_labels_errors() -> None:
+    a = np.zeros((2, 3, 4), np.uint64)
+    with pytest.raises(TypeError, match="differ in dtype"):
+        changed_labels(a, a.astype(np.uint32))
+    with pytest.raises(ValueError, match="differ in shape"):
+        changed_labels(a, a[:1])
+    with pytest.raises(TypeError, match="unsigned-integer"):
+        changed_labels(a.astype(np.int64), a)

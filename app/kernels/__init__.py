@@ -14,7 +14,7 @@ from app.kernels.downsample import (
     downsample_labels_into,
     downsampled_shape,
 )
-from app.kernels.relabel import relabel_inplace, remap_inplace, split_inplace
+from app.kernels.relabel import changed_labels, relabel_inplace, remap_inplace, split_inplace
 from app.kernels.rle import (
     check_rles_in_bounds,
     encode_rles,
@@ -27,6 +27,7 @@ from app.kernels.rle import (
 
 __all__ = [
     "RULES",
+    "changed_labels",
     "check_rles_in_bounds",
     "count_equal",
     "count_in",

@@ -141,6 +141,11 @@ def remap_ref(block: NDArray[Any], keys: ArrayLike, values: ArrayLike) -> tuple[
     return np.array(new, dtype=block.dtype).reshape(block.shape), changed
 
 
+def changed_labels_ref(before: NDArray[Any], after: NDArray[Any]) -> NDArray[Any]:
+    """Reference of :func:`app.kernels.relabel.changed_labels`."""
+    return np.where(after != before, before, np.zeros((), before.dtype))
+
+
 def split_ref(
     block: NDArray[Any], mask: NDArray[np.bool_], target: int, new_label: int
 ) -> tuple[NDArray[Any], int]:

@@ -22,7 +22,7 @@ import numpy as np
 from numba import njit
 from numpy.typing import ArrayLike, NDArray
 
-__all__ = ["relabel_inplace", "remap_inplace", "split_inplace"]
+__all__ = ["changed_labels", "relabel_inplace", "remap_inplace", "split_inplace"]
 
 _UNSIGNED = (np.dtype(np.uint8), np.dtype(np.uint16), np.dtype(np.uint32), np.dtype(np.uint64))
 
@@ -36,6 +36,15 @@ _HASH_MUL = np.uint64(0x9E3779B97F4A7C15)
 
 
 # --------------------------------------------------------------------------- kernels
+
+
+@njit(cache=True, nogil=True)
+def _changed_labels_kernel(before: NDArray[Any], after: NDArray[Any], out: NDArray[Any]) -> None:
+    """``out[i] = before[i]`` where the two differ, else 0 (all 1D, same size)."""
+    zero = before[0] ^ before[0]
+    for i in range(before.size):
+        b = before[i]
+        out[i] = b if b != after[i] else zero
 
 
 @njit(cache=True, nogil=True)
@@ -390,3 +399,40 @@ def split_inplace(block: NDArray[Any], mask: NDArray[np.bool_], target: int, new
         return 0
     m = np.ascontiguousarray(mask).reshape(-1)
     return int(_split_kernel(flat, m, block.dtype.type(t), new))
+
+
+def changed_labels(before: NDArray[Any], after: NDArray[Any]) -> NDArray[Any]:
+    """The previous labels of the voxels an edit changed, 0 elsewhere (undo data).
+
+    Parameters
+    ----------
+    before, after : NDArray[uint8 | uint16 | uint32 | uint64], same shape and dtype
+        A block before and after an edit (any layout).
+
+    Returns
+    -------
+    NDArray, same shape and dtype
+        New C-contiguous array: ``before`` where ``after`` differs, else 0.
+
+    Raises
+    ------
+    TypeError
+        Not unsigned-integer arrays, or different dtypes.
+    ValueError
+        Different shapes.
+    """
+    for name, arr in (("before", before), ("after", after)):
+        if not isinstance(arr, np.ndarray) or arr.dtype not in _UNSIGNED:
+            raise TypeError(f"{name} must be an unsigned-integer numpy.ndarray")
+    if before.dtype != after.dtype:
+        raise TypeError(f"before and after differ in dtype: {before.dtype} vs {after.dtype}")
+    if before.shape != after.shape:
+        raise ValueError(f"before and after differ in shape: {before.shape} vs {after.shape}")
+    out = np.empty(before.shape, before.dtype)
+    if before.size:
+        _changed_labels_kernel(
+            np.ascontiguousarray(before).reshape(-1),
+            np.ascontiguousarray(after).reshape(-1),
+            out.reshape(-1),
+        )
+    return out

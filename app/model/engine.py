@@ -40,6 +40,7 @@ from numpy.typing import NDArray
 from psygnal import Signal
 
 from app.kernels import (
+    changed_labels,
     count_in,
     label_counts,
     mask_to_rles,
@@ -715,8 +716,7 @@ class MutationEngine:
             return change
         undo_map = None
         if plan.keep_undo:
-            before = np.where(change.new != block, block, np.uint64(0))
-            undo_map = self.store.encode_block(LABELS, 0, coord, before)
+            undo_map = self.store.encode_block(LABELS, 0, coord, changed_labels(block, change.new))
         payload = self.store.encode_block(LABELS, 0, coord, change.new)
         return BlockChange(
             change.coord,
