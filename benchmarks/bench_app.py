@@ -18,8 +18,11 @@ on Linux, so the parent and its children share the clock).
    layer's ``set_data`` event read the layer's displayed slice
    (``layer.get_value(p)``) at a voxel ``p`` of a merged body until it shows the
    target label ("data"); "drawn" is the next vispy ``draw`` event after that.
-   Series: the demo cube (fit-to-window view) and a synthetic Voronoi pyramid
-   (fit-to-window, and zoomed 4x on ``p``).  Body size = s0 blocks rewritten.
+   Series: the demo cube (fit-to-window view) and a synthetic 512³ Voronoi
+   pyramid (400 bodies of ~70³ voxels; fit-to-window, and zoomed 4x on ``p``).
+   Body size = s0 blocks the merge rewrites.  The synthetic labels are kept
+   below 2**63 (PySide6 turns larger ints into -1 in ``Signal(list)`` and
+   ``Signal(dict)`` payloads, which the app uses for label ids).
 2. **Cold start of ``segmend demo`` <= napari's own start + 1 s.**  (a)
    ``import napari; v = napari.Viewer()`` until the canvas' first ``draw``
    event; (b) ``segmend demo --out FILE`` (the real CLI, demo already built and
@@ -27,7 +30,9 @@ on Linux, so the parent and its children share the clock).
    displayed slice holds non-zero labels ("first frame with data"), and until
    the first ``draw`` with every visible block loaded ("complete frame").  Both
    from just before ``Popen`` in the parent, median of several fresh processes
-   after one unmeasured warm-up of each (Numba cache, page cache).
+   after one unmeasured warm-up of each (Numba cache, page cache).  With
+   ``SEGMEND_BENCH_PROFILE=OUT.prof`` the segmend child writes a cProfile of its
+   GUI thread up to that frame.
 3. **Memory while browsing a 1024³ pyramid <= 1.5 GiB RSS.**  A uint64 Voronoi
    label pyramid plus a uint8 grayscale one are built with ``build_pyramid``
    (``.npy`` sources in the work directory, deleted afterwards), opened in the
@@ -39,6 +44,7 @@ on Linux, so the parent and its children share the clock).
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import shutil
@@ -148,8 +154,23 @@ def settle(window: Any, quiet_ms: int = 150, timeout_s: float = 120.0) -> None:
     wait_until(quiet, timeout_s, "the view to settle")
 
 
-def open_in(window: Any, path: str | Path, timeout_s: float = 600.0) -> None:
-    """Open a dataset in the window (as File > Open does) and wait until it is drawn."""
+def try_settle(window: Any, timeout_s: float) -> float | None:
+    """Like :func:`settle`; returns the seconds it took, or None if it never settled."""
+    t = time.perf_counter()
+    try:
+        settle(window, timeout_s=timeout_s)
+    except TimeoutError:
+        return None
+    return time.perf_counter() - t
+
+
+def open_in(window: Any, path: str | Path, timeout_s: float = 600.0,
+            settle_s: float | None = None) -> float | None:
+    """Open a dataset in the window (as File > Open does) and wait until it is drawn.
+
+    With ``settle_s``, give up waiting for the view to settle after that long
+    and return None (else the seconds the settling took).
+    """
     opened: list[Any] = []
     window.session.opened.connect(opened.append)
     window.session.open_failed.connect(lambda msg: opened.append(RuntimeError(msg)))
@@ -157,7 +178,10 @@ def open_in(window: Any, path: str | Path, timeout_s: float = 600.0) -> None:
     wait_until(lambda: bool(opened), timeout_s, f"{path} to open")
     if isinstance(opened[0], Exception):
         raise opened[0]
+    if settle_s is not None:
+        return try_settle(window, settle_s)
     settle(window, timeout_s=timeout_s)
+    return 0.0
 
 
 def scene_canvas(viewer: Any) -> Any:
@@ -242,24 +266,47 @@ def plan_merges(ds: Any, n: int, seed: int, used: set[int]) -> list[dict[str, An
 
 
 class MergeProbe:
-    """Times one merge from the action's trigger to the view showing it."""
+    """Times one merge from the action's trigger to the view showing it.
 
-    def __init__(self, window: Any, plan: dict[str, Any]) -> None:
+    Besides "data" and "drawn", it stamps the stages in between (ms from the
+    trigger): ``job`` the pool thread enters ``Dataset.merge``; ``engine_first``
+    the engine stages its first s0 block (engine thread, psygnal); ``engine_block``
+    the engine stages the block holding ``p`` (engine thread, psygnal);
+    ``gui_block`` the Session re-emits that on the GUI thread; ``refresh`` the
+    layers' debounced refresh of the segmentation layer starts; ``refreshed``
+    the refresh of every layer is done; ``s0_durable`` / ``complete`` the
+    mutation_started / mutation_completed signals on the GUI thread;
+    ``returned`` the edit's result was delivered.
+    """
+
+    def __init__(self, window: Any, plan: dict[str, Any],
+                 checkpoints: list[tuple[float, float, int]]) -> None:
         from qtpy.QtCore import QTimer
 
         self.window = window
         self.plan = plan
+        self.checkpoints = checkpoints
+        self.ds = window.session.dataset
         self.layers = window.widget.layers
         self.seg = self.layers.segmentation
         self.p = tuple(float(v) for v in plan["p"])
-        bs = window.session.dataset.block_size
+        bs = self.ds.block_size
         self.p_block = tuple(int(v) // b for v, b in zip(plan["p"], bs, strict=True))
         self.t: dict[str, float] = {}
+        self.ticks: list[float] = []
+        self.failed = ""
         self.refreshes0 = self.layers.refreshes
         self.poll = QTimer()
         self.poll.setInterval(2)
-        self.poll.timeout.connect(self.check)
+        self.poll.timeout.connect(self.on_tick)
         self.canvas = scene_canvas(window.viewer)
+
+    def stamp(self, key: str) -> None:
+        self.t.setdefault(key, time.perf_counter())
+
+    def on_tick(self) -> None:
+        self.ticks.append(time.perf_counter())
+        self.check()
 
     def check(self, _event: Any = None) -> None:
         if "data" in self.t:
@@ -267,60 +314,89 @@ class MergeProbe:
         value = self.seg.get_value(self.p)
         if value is not None and value[1] is not None and int(value[1]) == self.plan["target"]:
             self.t["data"] = time.perf_counter()
-            self.t["data_level"] = int(value[0])
+            self.data_level = int(value[0])
 
     def on_draw(self, _event: Any) -> None:
         if "data" not in self.t:
             self.check()
-        if "data" in self.t and "drawn" not in self.t:
-            self.t["drawn"] = time.perf_counter()
+        if "data" in self.t:
+            self.stamp("drawn")
 
-    def on_blocks(self, scale: int, coords: list[Any]) -> None:
-        key = f"block_s{scale}"
-        if key not in self.t and scale == 0 and self.p_block in [tuple(c) for c in coords]:
-            self.t[key] = time.perf_counter()
-        self.t.setdefault("first_blocks", time.perf_counter())
+    def has_p(self, scale: int, coords: list[Any]) -> bool:
+        return scale == 0 and self.p_block in [tuple(int(v) for v in c) for c in coords]
 
-    def on_durable(self, *_args: Any) -> None:
-        self.t.setdefault("s0_durable", time.perf_counter())
+    def on_engine_blocks(self, scale: int, coords: list[Any]) -> None:  # engine thread
+        if scale == 0 and coords:
+            self.stamp("engine_first")
+        if self.has_p(scale, coords):
+            self.stamp("engine_block")
 
-    def on_complete(self, *_args: Any) -> None:
-        self.t.setdefault("complete", time.perf_counter())
+    def on_gui_blocks(self, scale: int, coords: list[Any]) -> None:
+        if self.has_p(scale, coords):
+            self.stamp("gui_block")
+
+    def on_refresh(self) -> None:  # after the layers' debounced refresh of every layer
+        if "gui_block" in self.t:
+            self.stamp("refreshed")
 
     def on_failed(self, _action: str, message: str) -> None:
         self.failed = message
 
     def run(self, timeout_s: float = 300.0) -> dict[str, Any]:
-        s = self.window.session
+        s, ds = self.window.session, self.ds
         merge = self.window.widget.commands["merge"]
         if not merge.isEnabled():
             raise RuntimeError("the merge action is disabled")
-        self.failed = ""
-        hooks = [(self.seg.events.set_data, self.check), (self.canvas.events.draw, self.on_draw)]
-        slots = [(s.blocks_changed, self.on_blocks), (s.edit_finished, self.on_durable),
-                 (s.mutation_completed, self.on_complete), (s.edit_failed, self.on_failed)]
-        for event, cb in hooks:
-            event.connect(cb)
-        for signal, slot in slots:
+        model_merge = ds.merge
+
+        def timed_merge(target: int, labels: Any) -> int:  # runs on the pool thread
+            self.stamp("job")
+            return model_merge(target, labels)
+
+        ds.merge = timed_merge
+        seg_refresh = self.seg.refresh
+
+        def timed_refresh(*args: Any, **kwargs: Any) -> Any:  # the segmentation layer's
+            if "gui_block" in self.t:
+                self.stamp("refresh")
+            return seg_refresh(*args, **kwargs)
+
+        self.seg.refresh = timed_refresh
+        connections = [
+            (self.seg.events.set_data, self.check), (self.canvas.events.draw, self.on_draw),
+            (ds.signals.blocks_changed, self.on_engine_blocks),
+            (s.blocks_changed, self.on_gui_blocks), (self.layers._timer.timeout, self.on_refresh),
+            (s.mutation_started, lambda *_: self.stamp("s0_durable")),
+            (s.mutation_completed, lambda *_: self.stamp("complete")),
+            (s.edit_finished, lambda *_: self.stamp("returned")),
+            (s.edit_failed, self.on_failed),
+        ]
+        for signal, slot in connections:
             signal.connect(slot)
         self.poll.start()
         t0 = time.perf_counter()
         merge.trigger()  # what the M key and the Merge button do
         t_return = time.perf_counter()
         try:
-            wait_until(lambda: bool(self.failed) or ("drawn" in self.t and "complete" in self.t),
+            wait_until(lambda: bool(self.failed) or ("drawn" in self.t and "returned" in self.t),
                        timeout_s, "the merge to show")
         finally:
             self.poll.stop()
-            for event, cb in hooks:
-                event.disconnect(cb)
-            for signal, slot in slots:
+            for signal, slot in connections:
                 signal.disconnect(slot)
+            del ds.merge
+            del self.seg.refresh
         if self.failed:
             raise RuntimeError(f"merge failed: {self.failed}")
-        ms = {k: (v - t0) * 1000 for k, v in self.t.items() if k != "data_level"}
-        return {**self.plan, "ms": ms, "trigger_ms": (t_return - t0) * 1000,
-                "data_level": self.t.get("data_level"),
+        ticks = [t0, *[x for x in self.ticks if x <= self.t["drawn"]], self.t["drawn"]]
+        gap = max(b - a for a, b in itertools.pairwise(ticks))
+        # checkpoints (they hold the engine's gate exclusively) before p's block was staged
+        end = self.t.get("engine_block", self.t["data"])
+        waited = sum(max(0.0, min(b, end) - max(a, t0)) for a, b, _n in self.checkpoints)
+        return {**self.plan, "ms": {k: (v - t0) * 1000 for k, v in self.t.items()},
+                "trigger_ms": (t_return - t0) * 1000, "max_gui_gap_ms": gap * 1000,
+                "checkpoint_ms": waited * 1000,
+                "data_level": self.data_level,
                 "refreshes": self.layers.refreshes - self.refreshes0}
 
 
@@ -333,6 +409,16 @@ def child_merge(path: str, n: int, seed: int, view: str) -> None:
     open_in(window, path)
     viewer = window.viewer
     ds = window.session.dataset
+    checkpoints: list[tuple[float, float, int]] = []
+    model_checkpoint = ds.checkpoint
+
+    def timed_checkpoint() -> int:  # the dataset's checkpoint thread calls it
+        t = time.perf_counter()
+        n = model_checkpoint()
+        checkpoints.append((t, time.perf_counter(), n))
+        return int(n)
+
+    ds.checkpoint = timed_checkpoint
     used: set[int] = set()
     t = time.perf_counter()
     plans = plan_merges(ds, n + 1, seed, used)
@@ -352,15 +438,19 @@ def child_merge(path: str, n: int, seed: int, view: str) -> None:
         p = plan["p"]
         viewer.dims.set_point(0, p[0])
         if view == "zoom":
-            cam.zoom = fit_zoom * 4
+            # napari keeps the slice it has while the view stays inside it at the same
+            # level: go through a coarser level first, as a user jumping there would
+            cam.zoom = fit_zoom * 0.3
+            settle(window)
             cam.center = (float(p[0]), float(p[1]), float(p[2]))
+            cam.zoom = fit_zoom * 4
         window.widget.selection.set([plan["target"], *plan["sources"]])
         settle(window)
         value = window.widget.layers.segmentation.get_value(tuple(float(v) for v in p))
         assert value is not None and int(value[1]) == plan["p_label"], (value, plan)
         visible = window.widget.layers.visible_blocks()
         assert visible is not None
-        res = MergeProbe(window, plan).run()
+        res = MergeProbe(window, plan, checkpoints).run()
         res["visible_blocks"] = len(visible[1])
         res["first"] = i == 0
         results.append(res)
@@ -445,7 +535,14 @@ class StartProbe:
             return
         self.t["done"] = time.perf_counter()
         emit(self.t)
+        if PROFILE:
+            PROFILE[0].disable()
+            PROFILE[0].dump_stats(os.environ["SEGMEND_BENCH_PROFILE"])
         self.window.qt_window.close()
+
+
+PROFILE: list[Any] = []
+"""cProfile of the GUI thread of ``start-segmend`` (``SEGMEND_BENCH_PROFILE=OUT.prof``)."""
 
 
 def child_start_segmend(demo: str) -> None:
@@ -472,7 +569,12 @@ def child_start_segmend(demo: str) -> None:
         finally:
             mw.SegmendWindow = base  # type: ignore[misc]
 
-    ui_main.run_app = probed_run_app  # type: ignore[assignment]
+    ui_main.run_app = probed_run_app
+    if os.environ.get("SEGMEND_BENCH_PROFILE"):
+        import cProfile
+
+        PROFILE.append(cProfile.Profile())
+        PROFILE[0].enable()
     from app.cli import main
 
     main(["demo", "--out", demo])
@@ -519,8 +621,8 @@ def browse_script(viewer: Any, shape: tuple[int, int, int]) -> Any:
         for _ in range(20):  # scroll slowly at high zoom
             set_z(z + 2)
             yield "z"
-        for _ in range(7):  # zoom back out
-            cam.zoom = max(fit, float(cam.zoom) / 1.45)
+        for _ in range(9):  # zoom back out, past the whole volume (coarser levels)
+            cam.zoom = max(0.4 * fit, float(cam.zoom) / 1.45)
             yield "zoom out"
         for _ in range(10):  # jumps to other planes
             set_z(int(rng.integers(0, depth)))
@@ -535,6 +637,7 @@ def browse_script(viewer: Any, shape: tuple[int, int, int]) -> Any:
 def child_browse(path: str, seconds: float, tick_ms: int) -> None:
     import threading
 
+    import numpy as np
     import psutil
     from qtpy.QtCore import QTimer
 
@@ -557,20 +660,30 @@ def child_browse(path: str, seconds: float, tick_ms: int) -> None:
     marks["window"] = rss_breakdown()
     phase[0] = "open"
     t = time.perf_counter()
-    open_in(window, path)
+    open_in(window, path, settle_s=0)
     open_s = time.perf_counter() - t
-    marks["opened"] = rss_breakdown()
     ds = window.session.dataset
     cache = ds.store.cache
     viewer = window.viewer
     layers = window.widget.layers
+    # the first view, left alone for a while: does it settle (every visible block
+    # loaded and drawn)?  If the blocks in view do not fit in the block cache it
+    # never does: refreshes evict what the previous one loaded
+    refreshes0 = layers.refreshes
+    t = time.perf_counter()
+    first_settle_s = try_settle(window, 30.0)
+    first_view = {"settled_s": first_settle_s, "level": int(layers.segmentation.data_level),
+                  "blocks": len(layers.visible_blocks()[1]),
+                  "refreshes_per_s": (layers.refreshes - refreshes0) / (time.perf_counter() - t),
+                  "cache": cache.nbytes}
+    marks["opened"] = rss_breakdown()
     draws = [0]
     scene_canvas(viewer).events.draw.connect(lambda _e: draws.__setitem__(0, draws[0] + 1))
     loads = [0]
     layers.loader.loaded.connect(lambda *_: loads.__setitem__(0, loads[0] + 1))
     script = browse_script(viewer, ds.shape)
     actions: dict[str, int] = {}
-    peak = {"rss": 0, "cache": 0, "detail": {}}
+    peak: dict[str, Any] = {"rss": 0, "cache": 0, "detail": {}}
     levels: set[int] = set()
 
     def tick() -> None:
@@ -593,7 +706,12 @@ def child_browse(path: str, seconds: float, tick_ms: int) -> None:
     browse_s = time.perf_counter() - t_browse
     n_draws = draws[0] - draws0
     phase[0] = "settle"
-    settle(window, timeout_s=300)
+    refreshes0 = layers.refreshes
+    t = time.perf_counter()
+    final_settle_s = try_settle(window, 30.0)
+    final_view = {"settled_s": final_settle_s, "level": int(layers.segmentation.data_level),
+                  "blocks": len(layers.visible_blocks()[1]),
+                  "refreshes_per_s": (layers.refreshes - refreshes0) / (time.perf_counter() - t)}
     pump(2000)
     marks["final"] = rss_breakdown()
     final_cache = cache.nbytes
@@ -608,6 +726,8 @@ def child_browse(path: str, seconds: float, tick_ms: int) -> None:
         "final_rss": marks["final"]["VmRSS"], "hwm": marks["final"]["VmHWM"],
         "peak_detail": peak["detail"], "peak_cache": peak["cache"],
         "final_cache": final_cache, "cache_capacity": cache.capacity_bytes, "marks": marks,
+        "first_view": first_view, "final_view": final_view,
+        "block_voxels": int(np.prod(ds.block_size)),
         "series": [(round(s[0] - t_browse, 2), s[1], s[2]) for s in samples[::5]],
     })
     window.shutdown()
@@ -642,6 +762,10 @@ def child_build_synth(out: str, size: int, seeds: int, image: bool, tmp: str) ->
     try:
         t = time.perf_counter()
         labels = voronoi_labels(shape, n_seeds=seeds, seed=7)
+        # voronoi_labels puts half the labels above 2**63; PySide6 turns such ints into -1
+        # in the app's Signal(list)/Signal(dict) payloads (see the report), so keep them
+        # below 2**63 (still above 2**32, still distinct)
+        labels &= np.uint64(2**63 - 1)
         np.save(lab_npy, labels)
         if image:  # grayscale: bodies in flat tones, darker boundaries
             img = np.lib.format.open_memmap(img_npy, mode="w+", dtype=np.uint8, shape=shape)
@@ -653,8 +777,8 @@ def child_build_synth(out: str, size: int, seeds: int, image: bool, tmp: str) ->
                 edge[:, :, 1:] |= slab[:, :, 1:] != slab[:, :, :-1]
                 img[z0 : z0 + 64] = np.where(edge, 20, 90 + tone)
             img.flush()
-            del img
-        del labels
+            del img, slab, tone, edge
+        del labels  # (no view of it may survive: build_pyramid maps the .npy files)
         gen_s = time.perf_counter() - t
         t = time.perf_counter()
         build_pyramid(lab_npy, out, image=img_npy if image else None)
@@ -703,6 +827,7 @@ class Runner:
         self.env["XDG_DATA_HOME"] = str(workdir / "data")
         self.env.setdefault("PYTHONWARNINGS", "ignore")
         self.commands: list[str] = []
+        self.loads: list[float] = []
 
     def command(self, kind: str, *args: Any) -> list[str]:
         return [sys.executable, "-m", "benchmarks.bench_app", "_child", kind, *map(str, args)]
@@ -721,7 +846,9 @@ class Runner:
             sys.stderr.write(proc.stderr[-6000:])
         if proc.returncode or not lines:
             raise RuntimeError(f"child {kind} failed (exit {proc.returncode})")
-        return json.loads(lines[-1][len(MARK):]), t_spawn
+        result = json.loads(lines[-1][len(MARK):])
+        self.loads.append(os.getloadavg()[0])
+        return result, t_spawn
 
 
 def pct(values: list[float], q: float) -> float:
@@ -742,7 +869,7 @@ def bench_merge(r: Runner, demo: Path, args: argparse.Namespace) -> list[dict[st
     for view in ("fit", "zoom"):
         print(f"merge latency: {size}³, {view} view", file=sys.stderr)
         res, _ = r.run("merge", synth, args.merges, 2 if view == "fit" else 3, view)
-        label = "fit view" if view == "fit" else "zoomed 4x on the body"
+        label = "fit view" if view == "fit" else "zoomed 4× on the body"
         series.append({"name": f"Voronoi {size}³ ({args.merge_seeds} bodies), {label}",
                        "build": built, **res})
     if not args.keep:
@@ -786,8 +913,9 @@ def bench_memory(r: Runner, args: argparse.Namespace) -> dict[str, Any]:
         print(note, file=sys.stderr)
     path = r.workdir / f"browse-{size}.h5"
     print(f"memory: building a {size}³ pyramid (labels + grayscale)", file=sys.stderr)
-    built, _ = r.run("build-synth", path, size, args.browse_seeds * (size // 128) ** 3 // 512,
-                     1, r.workdir, timeout=7200)
+    seeds = int(args.browse_seeds * (size / 512) ** 3)
+    built, _ = r.run("build-synth", path, size, seeds, 1, r.workdir, timeout=7200)
+    built["seeds"] = seeds
     print(f"memory: browsing for {args.browse_seconds:.0f} s", file=sys.stderr)
     try:
         res, _ = r.run("browse", path, args.browse_seconds, args.tick_ms, timeout=3600)
@@ -820,19 +948,22 @@ def merge_rows(series: list[dict[str, Any]]) -> tuple[list[str], list[str]]:
             f"drawn {first['ms']['drawn']:.0f} ms | {verdict(max(data) <= MERGE_TARGET_MS)} |")
         detail.append(f"\n**{s['name']}** (shape {s['shape']}, blocks {s['block_size']}, "
                       f"window {s['window'][0]}×{s['window'][1]})\n")
-        detail.append("| s0 blocks rewritten | body blocks | body voxels | visible blocks "
-                      "| level | p's block staged | data | drawn | s0 durable | all levels "
-                      "| refreshes |")
-        detail.append("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        detail.append("| s0 blocks rewritten | body blocks | body voxels | visible blocks | level "
+                      "| job starts | first block staged | p's block staged | …on GUI thread "
+                      "| refresh starts | **data** | refresh ends | **drawn** | s0 durable "
+                      "| all levels | longest GUI stall | checkpoint overlap |")
+        detail.append("|" + "---:|" * 17)
         for m in sorted(s["merges"], key=lambda m: (not m["first"], m["source_blocks"])):
             ms = m["ms"]
             tag = " (first)" if m["first"] else ""
+            cells = [f"{ms[k]:.0f}" if k in ms else "–" for k in (
+                "job", "engine_first", "engine_block", "gui_block", "refresh", "data",
+                "refreshed", "drawn", "s0_durable", "complete")]
             detail.append(
                 f"| {m['source_blocks']}{tag} | {m['body_blocks']} | {m['body_voxels']:,} | "
-                f"{m['visible_blocks']} | {m['data_level']} | "
-                f"{ms.get('block_s0', float('nan')):.0f} ms | {ms['data']:.0f} ms | "
-                f"{ms['drawn']:.0f} ms | {ms['s0_durable']:.0f} ms | "
-                f"{ms['complete']:.0f} ms | {m['refreshes']} |")
+                f"{m['visible_blocks']} | {m['data_level']} | " + " | ".join(cells)
+                + f" | {m['max_gui_gap_ms']:.0f} | {m['checkpoint_ms']:.0f} |")
+        detail.append("\n(ms after the merge action was triggered)")
     return summary, detail
 
 
@@ -870,34 +1001,56 @@ def start_rows(start: dict[str, Any]) -> tuple[list[str], list[str]]:
 
 def memory_rows(mem: dict[str, Any]) -> tuple[list[str], list[str]]:
     pd = mem["peak_detail"]
+    fv = mem["first_view"]
+    settled = ("settled" if fv["settled_s"] is not None else
+               f"**never settled** in 30 s ({fv['refreshes_per_s']:.0f} refreshes/s)")
     summary = [
         f"| 3. RSS ≤ 1.5 GiB browsing | {mem['size']}³ labels + grayscale, "
         f"{mem['browse_s']:.0f} s of scripted browsing ({mem['ticks']} actions) | peak "
         f"{mem['peak_browse_rss'] / GIB:.2f} GiB, final {mem['final_rss'] / GIB:.2f} GiB "
-        f"(process high-water mark {mem['hwm'] / GIB:.2f} GiB) "
+        f"(process high-water mark {mem['hwm'] / GIB:.2f} GiB); the opening view (level "
+        f"{fv['level']}, {fv['blocks']} blocks per layer) {settled} "
         f"| {verdict(mem['peak_browse_rss'] <= RSS_TARGET)} |"]
     marks = mem["marks"]
     detail = [f"\n**memory, {mem['size']}³** {mem['note']}\n",
               "| moment | RSS | anon | file | decoded-block cache |", "|---|---:|---:|---:|---:|"]
-    for name in ("imports", "window", "opened"):
+    for name, label in (("imports", "after imports"), ("window", "window shown"),
+                        ("opened", "opened, first view")):
         m = marks[name]
-        detail.append(f"| {name} | {m['VmRSS'] / 2**20:.0f} MiB | {m['RssAnon'] / 2**20:.0f} | "
-                      f"{m['RssFile'] / 2**20:.0f} | |")
+        cache = f"{fv['cache'] / 2**20:.0f} MiB" if name == "opened" else ""
+        detail.append(f"| {label} | {m['VmRSS'] / 2**20:.0f} MiB | {m['RssAnon'] / 2**20:.0f} | "
+                      f"{m['RssFile'] / 2**20:.0f} | {cache} |")
     detail.append(f"| peak while browsing | {pd['VmRSS'] / 2**20:.0f} MiB | "
                   f"{pd['RssAnon'] / 2**20:.0f} | {pd['RssFile'] / 2**20:.0f} | "
                   f"{mem['peak_cache'] / 2**20:.0f} MiB of {mem['cache_capacity'] / 2**20:.0f} |")
     m = marks["final"]
-    detail.append(f"| final (settled) | {m['VmRSS'] / 2**20:.0f} MiB | "
+    detail.append(f"| final | {m['VmRSS'] / 2**20:.0f} MiB | "
                   f"{m['RssAnon'] / 2**20:.0f} | {m['RssFile'] / 2**20:.0f} | "
                   f"{mem['final_cache'] / 2**20:.0f} MiB |")
+    lv = mem["final_view"]
     detail.append(f"\nbrowsing: {mem['actions']}, {mem['draws']} frames drawn "
                   f"({mem['draws'] / mem['browse_s']:.1f}/s), {mem['loads']} block batches "
-                  f"loaded, levels shown {mem['levels']}; open took {mem['open_s']:.1f} s; "
-                  f"build: {mem['build']['gen_s']:.0f} s to generate, "
+                  f"loaded, levels shown {mem['levels']}; open took {mem['open_s']:.1f} s. "
+                  f"Opening view: level {fv['level']}, {fv['blocks']} blocks per layer, settled: "
+                  f"{fv['settled_s'] is not None}, {fv['refreshes_per_s']:.1f} refreshes/s. "
+                  f"Last view: level {lv['level']}, {lv['blocks']} blocks, settled: "
+                  f"{lv['settled_s'] is not None}. Build: {mem['build']['seeds']} bodies, "
+                  f"{mem['build']['gen_s']:.0f} s to generate, "
                   f"{mem['build']['build_s']:.0f} s build_pyramid, "
                   f"{mem['build']['index_s']:.0f} s label index, "
                   f"{mem['build']['file_bytes'] / GIB:.2f} GiB file")
     return summary, detail
+
+
+def git_describe() -> str:
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO,
+                              capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "app"], cwd=REPO,
+                               capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown commit"
+    return f"commit {head}" + (" (app/ modified)" if dirty else "")
 
 
 def start_xvfb() -> tuple[subprocess.Popen[bytes], str]:
@@ -922,7 +1075,7 @@ def main() -> None:
                         help="small sizes and few runs (a smoke test, not the targets)")
     parser.add_argument("--merges", type=int, default=12, help="merges per series (+1 first)")
     parser.add_argument("--merge-size", type=int, default=512)
-    parser.add_argument("--merge-seeds", type=int, default=1000)
+    parser.add_argument("--merge-seeds", type=int, default=400)
     parser.add_argument("--start-runs", type=int, default=5)
     parser.add_argument("--browse-size", type=int, default=1024)
     parser.add_argument("--browse-seeds", type=int, default=1000,
@@ -977,7 +1130,9 @@ def main() -> None:
         if xvfb is not None:
             xvfb.terminate()
             xvfb.wait()
-    print(f"\n## segmend desktop app ({os.cpu_count()} cores, DISPLAY={os.environ['DISPLAY']})\n")
+    print(f"\n## segmend desktop app: {git_describe()}, {os.cpu_count()} cores, "
+          f"DISPLAY={os.environ['DISPLAY']}, load average during the runs "
+          f"{min(r.loads, default=0):.1f}–{max(r.loads, default=0):.1f}\n")
     print("| target | measurement | result | verdict |")
     print("|---|---|---|---|")
     print("\n".join(summary))

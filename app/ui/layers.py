@@ -13,6 +13,7 @@ napari reader's layers can be adopted by the proofreading widget.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import numpy as np
@@ -28,8 +29,9 @@ from app.ui.selection import Selection, selection_color
 
 ROLE = "segmend_role"
 PATH = "segmend_path"
-REFRESH_MS = 30
-"""Refreshes asked for within this many milliseconds are done once."""
+REFRESH_MS = 250
+"""Least time between two repaints: the first change redraws at once, later
+ones are gathered (software OpenGL repaints cost 100 ms and more)."""
 
 
 def level_arrays(dataset: Dataset, kind: str, loader: BlockLoader | None) -> list[CachedLevel]:
@@ -135,8 +137,8 @@ class DatasetLayers(QObject):
         self._dirty: set[str] = set()
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
-        self._timer.setInterval(REFRESH_MS)
         self._timer.timeout.connect(self._refresh_now)
+        self._last_refresh = 0.0
         session.opened.connect(self.show)
         session.closed.connect(self.clear)
         session.blocks_changed.connect(self._on_blocks_changed)
@@ -262,9 +264,7 @@ class DatasetLayers(QObject):
         if dataset is None or visible is None or visible == self._visible:
             return
         self._visible = visible
-        set_visible = getattr(dataset, "set_visible", None)
-        if set_visible is not None and dataset.mode == "r+":
-            set_visible(*visible)
+        dataset.set_visible(*visible)
 
     # ------------------------------------------------------------- refresh
     @Slot(int, list)
@@ -272,8 +272,15 @@ class DatasetLayers(QObject):
         for layer in self.labels_layers:
             if int(getattr(layer, "data_level", 0)) == scale:
                 self._dirty.add(layer.name)
-        if self._dirty and not self._timer.isActive():
-            self._timer.start()
+        if self._dirty:
+            self._schedule()
+
+    def _schedule(self) -> None:
+        """Repaint as soon as allowed: at once, or REFRESH_MS after the last one."""
+        if self._timer.isActive():
+            return
+        since = (time.perf_counter() - self._last_refresh) * 1000
+        self._timer.start(max(0, int(REFRESH_MS - since)))
 
     @Slot(str, int)
     def _on_loaded(self, kind: str, scale: int) -> None:
@@ -281,8 +288,7 @@ class DatasetLayers(QObject):
         for layer in layers:
             if layer is not None:
                 self._dirty.add(layer.name)
-        if not self._timer.isActive():
-            self._timer.start()
+        self._schedule()
 
     def refresh(self) -> None:
         """Refresh every layer now (re-slices from the cache; no I/O)."""
@@ -293,6 +299,7 @@ class DatasetLayers(QObject):
 
     @Slot()
     def _refresh_now(self) -> None:
+        self._last_refresh = time.perf_counter()
         dirty, self._dirty = self._dirty, set()
         for layer in (self.grayscale, *self.labels_layers):
             if layer is not None and layer.name in dirty and layer in self.viewer.layers:
