@@ -3,9 +3,13 @@
 Usage (from the repository root, with a display; napari needs OpenGL, so not
 ``QT_QPA_PLATFORM=offscreen``)::
 
-    python -m benchmarks.bench_app                 # everything (~15-25 min on 2 cores)
+    python -m benchmarks.bench_app                 # everything (~20 min on 2 cores)
     python -m benchmarks.bench_app --xvfb          # start a private Xvfb for the run
     python -m benchmarks.bench_app --only merge,start --quick
+
+The 1024³ build needs ~9 GiB of free disk in the work directory (``/tmp`` by
+default, removed at the end) and ~10 GiB of RAM for a few minutes; with less,
+768³ is used and the table says so.
 
 Every measurement runs in its own subprocess (``python -m benchmarks.bench_app
 _child KIND ...``) that prints one ``BENCH_JSON`` line; the parent prints a
@@ -38,7 +42,8 @@ on Linux, so the parent and its children share the clock).
    (``.npy`` sources in the work directory, deleted afterwards), opened in the
    app, then browsed by a script (z scrolling and jumps, zoom in and out, pans
    across the volume) for ~60 s while a thread samples the process RSS (psutil)
-   every 100 ms.
+   every 100 ms.  The opening view is left alone for up to 30 s first: whether it
+   settles (every visible block loaded and drawn) is reported too.
 """
 
 from __future__ import annotations
@@ -63,6 +68,9 @@ MERGE_TARGET_MS = 100.0
 START_SLACK_S = 1.0
 RSS_TARGET = 1.5 * 2**30
 GIB = 2**30
+PRE_MERGE_QUIET_MS = 500
+"""Idle time before each merge (the user selects, then presses M): longer than the
+layers' repaint throttle, so a merge is not timed against a repaint just done."""
 
 
 # =============================================================================
@@ -273,9 +281,10 @@ class MergeProbe:
     the engine stages its first s0 block (engine thread, psygnal); ``engine_block``
     the engine stages the block holding ``p`` (engine thread, psygnal);
     ``gui_block`` the Session re-emits that on the GUI thread; ``refresh`` the
-    layers' debounced refresh of the segmentation layer starts; ``refreshed``
-    the refresh of every layer is done; ``s0_durable`` / ``complete`` the
-    mutation_started / mutation_completed signals on the GUI thread;
+    start of the segmentation layer's refresh that showed the change;
+    ``refreshed`` the end of that refresh round (every dirty layer);
+    ``s0_durable`` / ``complete`` the mutation_started / mutation_completed
+    signals on the GUI thread;
     ``returned`` the edit's result was delivered.
     """
 
@@ -295,6 +304,7 @@ class MergeProbe:
         self.t: dict[str, float] = {}
         self.ticks: list[float] = []
         self.failed = ""
+        self.refresh_start: float | None = None
         self.refreshes0 = self.layers.refreshes
         self.poll = QTimer()
         self.poll.setInterval(2)
@@ -308,13 +318,15 @@ class MergeProbe:
         self.ticks.append(time.perf_counter())
         self.check()
 
-    def check(self, _event: Any = None) -> None:
+    def check(self, event: Any = None) -> None:
         if "data" in self.t:
             return
         value = self.seg.get_value(self.p)
         if value is not None and value[1] is not None and int(value[1]) == self.plan["target"]:
             self.t["data"] = time.perf_counter()
             self.data_level = int(value[0])
+            if event is not None and self.refresh_start is not None:  # from set_data
+                self.t["refresh"] = self.refresh_start
 
     def on_draw(self, _event: Any) -> None:
         if "data" not in self.t:
@@ -335,8 +347,8 @@ class MergeProbe:
         if self.has_p(scale, coords):
             self.stamp("gui_block")
 
-    def on_refresh(self) -> None:  # after the layers' debounced refresh of every layer
-        if "gui_block" in self.t:
+    def on_refresh(self) -> None:  # after the layers' (throttled) refresh of every layer
+        if "data" in self.t:
             self.stamp("refreshed")
 
     def on_failed(self, _action: str, message: str) -> None:
@@ -357,8 +369,7 @@ class MergeProbe:
         seg_refresh = self.seg.refresh
 
         def timed_refresh(*args: Any, **kwargs: Any) -> Any:  # the segmentation layer's
-            if "gui_block" in self.t:
-                self.stamp("refresh")
+            self.refresh_start = time.perf_counter()
             return seg_refresh(*args, **kwargs)
 
         self.seg.refresh = timed_refresh
@@ -445,7 +456,7 @@ def child_merge(path: str, n: int, seed: int, view: str) -> None:
             cam.center = (float(p[0]), float(p[1]), float(p[2]))
             cam.zoom = fit_zoom * 4
         window.widget.selection.set([plan["target"], *plan["sources"]])
-        settle(window)
+        settle(window, quiet_ms=PRE_MERGE_QUIET_MS)
         value = window.widget.layers.segmentation.get_value(tuple(float(v) for v in p))
         assert value is not None and int(value[1]) == plan["p_label"], (value, plan)
         visible = window.widget.layers.visible_blocks()
@@ -1053,6 +1064,16 @@ def git_describe() -> str:
     return f"commit {head}" + (" (app/ modified)" if dirty else "")
 
 
+def app_tree_hash() -> str:
+    """A hash of the app's sources as they are on disk now."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for path in sorted((REPO / "app").rglob("*.py")):
+        h.update(path.read_bytes())
+    return h.hexdigest()
+
+
 def start_xvfb() -> tuple[subprocess.Popen[bytes], str]:
     for n in range(77, 120):
         if not Path(f"/tmp/.X11-unix/X{n}").exists() and not Path(f"/tmp/.X{n}-lock").exists():
@@ -1103,6 +1124,8 @@ def main() -> None:
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="segmend-bench-app-", dir="/tmp"))
     workdir.mkdir(parents=True, exist_ok=True)
     r = Runner(workdir, args.verbose)
+    code_at_start = git_describe()
+    tree_at_start = app_tree_hash()
     summary: list[str] = []
     detail: list[str] = []
     try:
@@ -1130,7 +1153,12 @@ def main() -> None:
         if xvfb is not None:
             xvfb.terminate()
             xvfb.wait()
-    print(f"\n## segmend desktop app: {git_describe()}, {os.cpu_count()} cores, "
+    code = git_describe()
+    if app_tree_hash() != tree_at_start:
+        code = f"{code_at_start} → {code} (**app/ changed during the run**)"
+    elif code != code_at_start:
+        code = f"{code_at_start} → {code} (app/ unchanged)"
+    print(f"\n## segmend desktop app: {code}, {os.cpu_count()} cores, "
           f"DISPLAY={os.environ['DISPLAY']}, load average during the runs "
           f"{min(r.loads, default=0):.1f}–{max(r.loads, default=0):.1f}\n")
     print("| target | measurement | result | verdict |")

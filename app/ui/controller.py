@@ -52,10 +52,10 @@ class _ModelBridge(QObject):
     :class:`Session` slots connected to them run on the GUI thread (queued).
     """
 
-    started = Signal(dict)
-    completed = Signal(dict)
-    blocks = Signal(int, list)
-    labels = Signal(list)
+    started = Signal(object)
+    completed = Signal(object)
+    blocks = Signal(int, object)
+    labels = Signal(object)
 
     def on_started(self, record: dict[str, Any]) -> None:
         self.started.emit(dict(record))
@@ -97,19 +97,19 @@ class Session(QObject):
     """Opening failed; the one-line reason.  The previous dataset stays open. GUI thread."""
     notice = Signal(str)
     """Something the user should know (e.g. "opened read-only: ..."). GUI thread."""
-    mutation_started = Signal(dict)
+    mutation_started = Signal(object)
     """A mutation's s0 blocks are written (its record, DVID field names). GUI thread."""
-    mutation_completed = Signal(dict)
+    mutation_completed = Signal(object)
     """Every level of a mutation is written. GUI thread."""
-    blocks_changed = Signal(int, list)
+    blocks_changed = Signal(int, object)
     """``(scale, [block coords])`` now show new data. GUI thread."""
-    labels_changed = Signal(list)
+    labels_changed = Signal(object)
     """Labels whose size or blocks changed. GUI thread."""
     edit_finished = Signal(str, object)
     """``(action, result)``: an edit returned (MutationID, or SplitResult). GUI thread."""
     edit_failed = Signal(str, str)
     """``(action, message)``: an edit was refused or failed; nothing changed. GUI thread."""
-    history_changed = Signal(list)
+    history_changed = Signal(object)
     """The mutation log (records, oldest first). GUI thread."""
     undo_state_changed = Signal(bool, bool)
     """``(can_undo, can_redo)``. GUI thread."""
@@ -433,20 +433,20 @@ class Session(QObject):
         self.reporter.error(exc, context="reading the mutation log failed")
 
     # --------------------------------------------------------- model events
-    @Slot(dict)
+    @Slot(object)
     def _on_started(self, record: dict[str, Any]) -> None:
         self.mutation_started.emit(record)
 
-    @Slot(dict)
+    @Slot(object)
     def _on_completed(self, record: dict[str, Any]) -> None:
         self.mutation_completed.emit(record)
         self.refresh_history()
 
-    @Slot(int, list)
+    @Slot(int, object)
     def _on_blocks(self, scale: int, coords: list[Any]) -> None:
         self.blocks_changed.emit(scale, coords)
 
-    @Slot(list)
+    @Slot(object)
     def _on_labels(self, labels: list[Any]) -> None:
         self.labels_changed.emit(labels)
 

@@ -29,7 +29,7 @@ from app.ui.selection import Selection, selection_color
 
 ROLE = "segmend_role"
 PATH = "segmend_path"
-REFRESH_MS = 250
+REFRESH_MS = 50
 """Least time between two repaints: the first change redraws at once, later
 ones are gathered (software OpenGL repaints cost 100 ms and more)."""
 
@@ -218,7 +218,7 @@ class DatasetLayers(QObject):
         return [layer for layer in (self.segmentation, self.selected) if layer is not None]
 
     # ------------------------------------------------------------ selection
-    @Slot(list)
+    @Slot(object)
     def _on_selection(self, ids: list[int]) -> None:
         if self.selected is None:
             return
@@ -267,7 +267,7 @@ class DatasetLayers(QObject):
         dataset.set_visible(*visible)
 
     # ------------------------------------------------------------- refresh
-    @Slot(int, list)
+    @Slot(int, object)
     def _on_blocks_changed(self, scale: int, _coords: list[Any]) -> None:
         for layer in self.labels_layers:
             if int(getattr(layer, "data_level", 0)) == scale:

@@ -140,12 +140,12 @@ class BodyPanel(QGroupBox):
         ids = self.selection.ids
         self.selection.remove([ids[r] for r in rows if r < len(ids)])
 
-    @Slot(list)
+    @Slot(object)
     def _on_selection(self, ids: list[int]) -> None:
         self._fill(ids)
         self.request_sizes(ids)
 
-    @Slot(list)
+    @Slot(object)
     def _on_labels_changed(self, labels: list[int]) -> None:
         if set(labels) & set(self.selection.ids):
             self.request_sizes(self.selection.ids)
@@ -290,7 +290,7 @@ class HistoryPanel(QGroupBox):
         session.history_changed.connect(self.show_history)
         session.closed.connect(self.list.clear)
 
-    @Slot(list)
+    @Slot(object)
     def show_history(self, records: list[dict[str, Any]]) -> None:
         """List the records, newest first."""
         self.list.clear()

@@ -33,7 +33,7 @@ def selection_color(index: int) -> str:
 class Selection(QObject):
     """An ordered set of selected body ids.  GUI thread only."""
 
-    changed = Signal(list)
+    changed = Signal(object)
     """The selected ids, in order (first = merge target); emitted on the GUI thread."""
 
     def __init__(self, parent: QObject | None = None) -> None:
