@@ -254,20 +254,6 @@ class Journal:
         for label, z, y, x, count in rows:
             yield from_db(label), (z, y, x), count
 
-    def labels_in_block(self, coord: Coord) -> dict[int, int]:
-        """Label → count for one s0 block, from the index."""
-        with self._lock:
-            rows = self._conn.execute(
-                "SELECT label, count FROM label_index WHERE z = ? AND y = ? AND x = ?", coord
-            ).fetchall()
-        return {from_db(label): count for label, count in rows}
-
-    def label_count(self) -> int:
-        """Number of distinct labels in the index."""
-        with self._lock:
-            row = self._conn.execute("SELECT COUNT(DISTINCT label) FROM label_index").fetchone()
-        return int(row[0])
-
     # --------------------------------------------------------------- undo data
     @staticmethod
     def put_undo_maps(
