@@ -146,6 +146,20 @@ def test_undo_redo_restore_exactly_and_survive_reopen(
     ds.close()
 
 
+def test_undo_of_a_merge_of_hundreds_of_labels_is_exact(
+    ds: Dataset, model: NDArray[np.uint64]
+) -> None:
+    """Over 255 merged labels: the undo maps need 16-bit indices."""
+    labels = biggest(model, 301)
+    original = model.copy()
+    ds.merge(labels[0], labels[1:])
+    model[np.isin(model, labels[1:])] = labels[0]
+    assert_matches_model(ds, model)
+    ds.undo()
+    assert_matches_model(ds, original)
+    assert [ds.label_size(v) for v in labels] == [int((original == v).sum()) for v in labels]
+
+
 def test_bad_edits_are_refused_and_change_nothing(ds: Dataset, model: NDArray[np.uint64]) -> None:
     a, b = biggest(model, 2)
     absent = int(model.max()) + 5

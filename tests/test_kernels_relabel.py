@@ -11,8 +11,14 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from numpy.typing import NDArray
 
-from app.kernels import changed_labels, relabel_inplace, remap_inplace, split_inplace
-from app.kernels.reference import changed_labels_ref, relabel_ref, remap_ref, split_ref
+from app.kernels import (
+    index_dtype,
+    relabel_indexed,
+    relabel_inplace,
+    remap_inplace,
+    split_inplace,
+)
+from app.kernels.reference import relabel_indexed_ref, relabel_ref, remap_ref, split_ref
 
 LABEL_DTYPES = [np.uint8, np.uint16, np.uint32, np.uint64]
 SHAPES = [(1, 1, 1), (1, 5, 7), (3, 4, 5), (65, 33, 17), (64, 64, 64)]
@@ -249,28 +255,88 @@ def test_split_hypothesis(block: NDArray[np.uint32], data: st.DataObject) -> Non
     np.testing.assert_array_equal(got, want)
 
 
-# --------------------------------------------------------------------------- changed labels
+# --------------------------------------------------------------------------- relabel indexed
 
 
+@pytest.mark.parametrize("n_labels", [1, 3, 17, 40])
 @pytest.mark.parametrize("dtype", LABEL_DTYPES)
 @pytest.mark.parametrize("shape", SHAPES)
-def test_changed_labels_equals_reference(shape: tuple[int, ...], dtype: Any) -> None:
-    before = runs_labels(shape, dtype, seed=7)
-    after = before.copy()
-    relabel_inplace(after, palette(dtype, 12)[[1, -1]], int(palette(dtype, 12)[2]))
-    got = changed_labels(before, after)
-    assert got.dtype == before.dtype
-    assert np.array_equal(got, changed_labels_ref(before, after))
-    assert np.array_equal(
-        changed_labels(before[:, ::-1], after[:, ::-1]), changed_labels_ref(before, after)[:, ::-1]
-    )
+def test_relabel_indexed_equals_reference(
+    shape: tuple[int, ...], dtype: Any, n_labels: int
+) -> None:
+    seed = (n_labels * 31 + int(np.prod(shape))) % 2**32
+    block = runs_labels(shape, dtype, seed=seed, n=48)
+    pal = palette(dtype, 48)
+    target = pal[-1] if n_labels % 2 else pal[1]
+    pool = pal[pal != target]
+    labels = np.sort(np.random.default_rng(seed).choice(pool, size=n_labels, replace=False))
+    want, want_index, want_n = relabel_indexed_ref(block, labels, int(target))
+    before = block.copy()
+    new, index, n = relabel_indexed(block, labels, int(target))
+    assert n == want_n
+    assert new.dtype == block.dtype and new.flags.c_contiguous
+    assert index.dtype == index_dtype(n_labels) and index.flags.c_contiguous
+    np.testing.assert_array_equal(new, want)
+    np.testing.assert_array_equal(index, want_index)
+    np.testing.assert_array_equal(block, before)  # not modified
+    strided = relabel_indexed(block[:, ::-1], labels, int(target))
+    np.testing.assert_array_equal(strided[0], want[:, ::-1])
+    np.testing.assert_array_equal(strided[1], want_index[:, ::-1])
 
 
-def test_changed_labels_errors() -> None:
+def test_relabel_indexed_zeros_and_edges() -> None:
+    block = np.zeros((3, 4, 5), np.uint64)
+    block[0, 0, 0] = 2**64 - 1  # the very first voxel, a top label
+    block[-1, -1, -1] = 7  # the very last
+    new, index, n = relabel_indexed(block, [7, 2**64 - 1], 0)
+    assert n == 2 and not new.any()
+    assert index[0, 0, 0] == 2 and index[-1, -1, -1] == 1 and int(index.sum()) == 3
+    new, index, n = relabel_indexed(np.zeros((2, 2), np.uint8), [300], 1)  # beyond the dtype
+    assert n == 0 and not new.any() and not index.any()
+
+
+@given(
+    block=arrays(
+        np.uint16, st.tuples(st.integers(1, 9), st.integers(1, 9)), elements=st.integers(0, 6)
+    ),
+    labels=st.sets(st.integers(0, 7), min_size=1),
+    target=st.integers(8, 9),
+)
+@settings(max_examples=60, deadline=None)
+def test_relabel_indexed_hypothesis(
+    block: NDArray[np.uint16], labels: set[int], target: int
+) -> None:
+    want, want_index, want_n = relabel_indexed_ref(block, sorted(labels), target)
+    new, index, n = relabel_indexed(block, sorted(labels), target)
+    assert n == want_n
+    np.testing.assert_array_equal(new, want)
+    np.testing.assert_array_equal(index, want_index)
+
+
+def test_index_dtype_grows_with_the_labels() -> None:
+    assert [index_dtype(n) for n in (1, 255, 256, 65535, 65536, 2**32)] == [
+        np.uint8,
+        np.uint8,
+        np.uint16,
+        np.uint16,
+        np.uint32,
+        np.uint64,
+    ]
+    with pytest.raises(ValueError, match="do not fit"):
+        index_dtype(2**64)
+
+
+def test_relabel_indexed_errors() -> None:
     a = np.zeros((2, 3, 4), np.uint64)
-    with pytest.raises(TypeError, match="differ in dtype"):
-        changed_labels(a, a.astype(np.uint32))
-    with pytest.raises(ValueError, match="differ in shape"):
-        changed_labels(a, a[:1])
-    with pytest.raises(TypeError, match="unsigned-integer"):
-        changed_labels(a.astype(np.int64), a)
+    with pytest.raises(ValueError, match="must not be empty"):
+        relabel_indexed(a, [], 1)
+    with pytest.raises(ValueError, match="sorted and distinct"):
+        relabel_indexed(a, [3, 2], 1)
+    with pytest.raises(ValueError, match="sorted and distinct"):
+        relabel_indexed(a, [2, 2], 1)
+    with pytest.raises(ValueError, match="must not hold the target 2"):
+        relabel_indexed(a, [1, 2], 2)
+    with pytest.raises(TypeError, match="unsigned integer"):
+        relabel_indexed(a.astype(np.int64), [1], 2)
+    with pytest.raises(ValueError, match="does not fit"):
+        relabel_indexed(a.astype(np.uint8), [1], 256)

@@ -14,7 +14,13 @@ from app.kernels.downsample import (
     downsample_labels_into,
     downsampled_shape,
 )
-from app.kernels.relabel import changed_labels, relabel_inplace, remap_inplace, split_inplace
+from app.kernels.relabel import (
+    index_dtype,
+    relabel_indexed,
+    relabel_inplace,
+    remap_inplace,
+    split_inplace,
+)
 from app.kernels.rle import (
     check_rles_in_bounds,
     encode_rles,
@@ -27,7 +33,6 @@ from app.kernels.rle import (
 
 __all__ = [
     "RULES",
-    "changed_labels",
     "check_rles_in_bounds",
     "count_equal",
     "count_in",
@@ -37,9 +42,11 @@ __all__ = [
     "downsample_labels_into",
     "downsampled_shape",
     "encode_rles",
+    "index_dtype",
     "label_counts",
     "mask_to_rles",
     "parse_rles",
+    "relabel_indexed",
     "relabel_inplace",
     "remap_inplace",
     "rles_block_coords",

@@ -141,9 +141,21 @@ def remap_ref(block: NDArray[Any], keys: ArrayLike, values: ArrayLike) -> tuple[
     return np.array(new, dtype=block.dtype).reshape(block.shape), changed
 
 
-def changed_labels_ref(before: NDArray[Any], after: NDArray[Any]) -> NDArray[Any]:
-    """Reference of :func:`app.kernels.relabel.changed_labels`."""
-    return np.where(after != before, before, np.zeros((), before.dtype))
+def relabel_indexed_ref(
+    block: NDArray[Any], labels: ArrayLike, target: int
+) -> tuple[NDArray[Any], NDArray[np.int64], int]:
+    """Reference of :func:`app.kernels.relabel.relabel_indexed`: the relabelled
+    copy, the 1-based index of each voxel's label in ``labels`` (0 if absent),
+    and the number of voxels changed."""
+    position = {v: k + 1 for k, v in enumerate(_ints(labels))}
+    flat = [int(v) for v in block.ravel().tolist()]
+    index = [position.get(v, 0) for v in flat]
+    new = [target if k else v for v, k in zip(flat, index, strict=True)]
+    return (
+        np.array(new, dtype=block.dtype).reshape(block.shape),
+        np.array(index, dtype=np.int64).reshape(block.shape),
+        sum(1 for k in index if k),
+    )
 
 
 def split_ref(

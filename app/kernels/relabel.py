@@ -2,7 +2,8 @@
 
 All front ends work on any shape (the kernels are element-wise) but need a
 C-contiguous, writeable unsigned-integer array, because they change it in place.
-They return the number of voxels whose value changed.
+They return the number of voxels whose value changed.  :func:`relabel_indexed`
+(a merge that keeps its undo data) writes new arrays instead.
 
 Kernels:
 
@@ -12,6 +13,8 @@ Kernels:
   other chunk is compared against each label with vectorised (SIMD) loops.
 * many labels, and ``remap_inplace``: an open-addressing hash table of the keys;
   a voxel equal to the previous one reuses its lookup.
+* ``relabel_indexed``: one pass writing the merged copy and the label index of
+  every changed voxel; runs reuse their lookup, other voxels binary-search.
 """
 
 from __future__ import annotations
@@ -22,7 +25,13 @@ import numpy as np
 from numba import njit
 from numpy.typing import ArrayLike, NDArray
 
-__all__ = ["changed_labels", "relabel_inplace", "remap_inplace", "split_inplace"]
+__all__ = [
+    "index_dtype",
+    "relabel_indexed",
+    "relabel_inplace",
+    "remap_inplace",
+    "split_inplace",
+]
 
 _UNSIGNED = (np.dtype(np.uint8), np.dtype(np.uint16), np.dtype(np.uint32), np.dtype(np.uint64))
 
@@ -39,12 +48,44 @@ _HASH_MUL = np.uint64(0x9E3779B97F4A7C15)
 
 
 @njit(cache=True, nogil=True)
-def _changed_labels_kernel(before: NDArray[Any], after: NDArray[Any], out: NDArray[Any]) -> None:
-    """``out[i] = before[i]`` where the two differ, else 0 (all 1D, same size)."""
-    zero = before[0] ^ before[0]
-    for i in range(before.size):
-        b = before[i]
-        out[i] = b if b != after[i] else zero
+def _relabel_indexed_kernel(
+    flat: NDArray[Any], labels: NDArray[Any], target: Any, out: NDArray[Any], index: NDArray[Any]
+) -> int:
+    """``out = flat`` with voxels in ``labels`` (sorted, distinct) set to ``target``,
+    and ``index[i] = k + 1`` where ``flat[i] == labels[k]``, else 0 (all 1D).
+
+    A voxel equal to the previous one reuses its lookup (labels come in runs
+    along x); a lookup is a binary search.
+    """
+    nl = labels.size
+    lo = labels[0]
+    hi = labels[nl - 1]
+    changed = 0
+    prev = flat[0]
+    prev_k = 0
+    for i in range(flat.size):
+        v = flat[i]
+        if i == 0 or v != prev:
+            prev = v
+            prev_k = 0
+            if lo <= v <= hi:
+                a = 0
+                b = nl
+                while a < b:
+                    m = (a + b) >> 1
+                    if labels[m] < v:
+                        a = m + 1
+                    else:
+                        b = m
+                if a < nl and labels[a] == v:
+                    prev_k = a + 1
+        if prev_k:
+            out[i] = target
+            changed += 1
+        else:
+            out[i] = v
+        index[i] = prev_k
+    return changed
 
 
 @njit(cache=True, nogil=True)
@@ -401,38 +442,65 @@ def split_inplace(block: NDArray[Any], mask: NDArray[np.bool_], target: int, new
     return int(_split_kernel(flat, m, block.dtype.type(t), new))
 
 
-def changed_labels(before: NDArray[Any], after: NDArray[Any]) -> NDArray[Any]:
-    """The previous labels of the voxels an edit changed, 0 elsewhere (undo data).
+def relabel_indexed(
+    block: NDArray[Any], labels: ArrayLike, target: int
+) -> tuple[NDArray[Any], NDArray[Any], int]:
+    """A relabelled copy of ``block`` and where each relabelled voxel came from.
+
+    One pass makes both the merged block and its undo data: ``index`` names,
+    per voxel, which of ``labels`` it held (1-based; 0 for voxels left alone).
 
     Parameters
     ----------
-    before, after : NDArray[uint8 | uint16 | uint32 | uint64], same shape and dtype
-        A block before and after an edit (any layout).
+    block : NDArray[uint8 | uint16 | uint32 | uint64], any shape
+        Any layout; not modified.
+    labels : array_like of non-negative int, shape (n,), n >= 1
+        Sorted, distinct labels to replace, without ``target``.
+    target : int
+        Replacement label; must fit ``block``'s dtype.
 
     Returns
     -------
-    NDArray, same shape and dtype
-        New C-contiguous array: ``before`` where ``after`` differs, else 0.
+    new : NDArray, same shape and dtype as ``block``
+        New C-contiguous array: ``target`` where ``block`` is in ``labels``.
+    index : NDArray[uint8 | uint16 | uint32 | uint64], same shape
+        New C-contiguous array of :func:`index_dtype` ``(n)``: ``k + 1`` where
+        ``block == labels[k]``, else 0.
+    changed : int
+        Number of voxels relabelled.
 
     Raises
     ------
     TypeError
-        Not unsigned-integer arrays, or different dtypes.
+        ``block`` is not an unsigned-integer ndarray, or ``labels``/``target`` are
+        not integers.
     ValueError
-        Different shapes.
+        ``labels`` is empty, not sorted and distinct, or holds ``target``;
+        ``target`` does not fit the dtype.
     """
-    for name, arr in (("before", before), ("after", after)):
-        if not isinstance(arr, np.ndarray) or arr.dtype not in _UNSIGNED:
-            raise TypeError(f"{name} must be an unsigned-integer numpy.ndarray")
-    if before.dtype != after.dtype:
-        raise TypeError(f"before and after differ in dtype: {before.dtype} vs {after.dtype}")
-    if before.shape != after.shape:
-        raise ValueError(f"before and after differ in shape: {before.shape} vs {after.shape}")
-    out = np.empty(before.shape, before.dtype)
-    if before.size:
-        _changed_labels_kernel(
-            np.ascontiguousarray(before).reshape(-1),
-            np.ascontiguousarray(after).reshape(-1),
-            out.reshape(-1),
-        )
-    return out
+    flat = np.ascontiguousarray(_check_block(block, writeable=False))
+    labs = _as_label_array(labels, "labels")
+    tgt = _fit_scalar(_label_scalar(target, "target"), block.dtype, "target")
+    if labs.size == 0:
+        raise ValueError("labels must not be empty")
+    if bool((labs[1:] <= labs[:-1]).any()):
+        raise ValueError("labels must be sorted and distinct")
+    if bool((labs == np.uint64(int(tgt))).any()):
+        raise ValueError(f"labels must not hold the target {int(tgt)}")
+    new = np.empty(block.shape, block.dtype)
+    index = np.empty(block.shape, index_dtype(labs.size))
+    labs = _representable(labs, block.dtype)
+    if labs.size == 0 or flat.size == 0:
+        new[...] = block
+        index[...] = 0
+        return new, index, 0
+    changed = _relabel_indexed_kernel(flat, labs, tgt, new.reshape(-1), index.reshape(-1))
+    return new, index, int(changed)
+
+
+def index_dtype(n: int) -> np.dtype[Any]:
+    """The smallest unsigned dtype holding the indices ``0..n`` of :func:`relabel_indexed`."""
+    for dtype in _UNSIGNED:
+        if n <= np.iinfo(dtype).max:
+            return dtype
+    raise ValueError(f"{n} labels do not fit a uint64 index")

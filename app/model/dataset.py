@@ -39,6 +39,7 @@ from app.model.events.sender import OutboxSender, SenderStatus
 from app.model.events.settings import KafkaSettings
 from app.model.index_check import check_label_index
 from app.model.journal import Coord, Journal
+from app.model.memory import recycle_block_memory
 from app.model.regions import SplitRegion
 from app.model.safefile import SafeFile, recover
 from app.model.sidecar import (
@@ -52,7 +53,8 @@ from app.model.store import IMAGE, LABELS, PyramidStore
 from app.model.verify import VerifyReport, verify_levels
 
 Progress = Callable[[int, int], None]
-CHECKPOINT_BLOCKS = 256
+CHECKPOINT_BLOCKS = 1024
+"""Staged blocks that wake the checkpoint before its interval is up."""
 
 
 @dataclass(frozen=True)
@@ -120,6 +122,7 @@ class Dataset:
             raise FormatError(f"{self.path}: not an HDF5 file")
         sidecar_dir(self.path).mkdir(exist_ok=True)
         self._lock_fd = _take_writer_lock(self.path)
+        recycle_block_memory()
         recover(self.path, rollback_path(self.path))
         self._safefile = SafeFile(self.path, rollback_path(self.path))
         try:
@@ -385,27 +388,29 @@ class Dataset:
     def checkpoint(self) -> int:
         """Write the staged blocks into the HDF5 file, crash-safely; returns how many.
 
-        Edits wait while it runs (it needs a state in which every mutation is
-        complete or not begun), so it is kept short: compressed chunks go
-        straight into the file, then one :meth:`SafeFile.commit`.
+        Edits wait only while the staged chunks go into HDF5's buffers (it
+        needs a state in which every mutation is complete or not begun); they
+        go on while :meth:`SafeFile.commit` writes the buffers to the disk, as
+        edits only stage blocks in memory and nothing else writes the file.
         """
         if self._safefile is None or self._engine is None:
             return 0
         engine = self._engine
-        with self._checkpoint_lock, engine.gate.exclusive():
-            items = self.store.staged_items()
-            for key, _gen, payload in items:
-                self.store.write_payload(key[0], key[1], (key[2], key[3], key[4]), payload)
-            values = {  # uint64 attributes; next_label past the range means "exhausted"
-                "max_label": engine.max_label_value,
-                "next_label": min(engine.next_label_value, MAX_LABEL),
-                "next_mutation_id": engine.next_mutation_id,
-                "checkpoint_mutation_id": engine.next_mutation_id - 1,
-            }
-            if not items and all(self.store.attr(k) == v for k, v in values.items()):
-                return 0
-            self.store.set_attrs(**{k: np.uint64(v) for k, v in values.items()})
-            self.store.flush()
+        with self._checkpoint_lock:
+            with engine.gate.exclusive():
+                items = self.store.staged_items()
+                for key, _gen, payload in items:
+                    self.store.write_payload(key[0], key[1], (key[2], key[3], key[4]), payload)
+                values = {  # uint64 attributes; next_label past the range means "exhausted"
+                    "max_label": engine.max_label_value,
+                    "next_label": min(engine.next_label_value, MAX_LABEL),
+                    "next_mutation_id": engine.next_mutation_id,
+                    "checkpoint_mutation_id": engine.next_mutation_id - 1,
+                }
+                if not items and all(self.store.attr(k) == v for k, v in values.items()):
+                    return 0
+                self.store.set_attrs(**{k: np.uint64(v) for k, v in values.items()})
+                self.store.flush()
             self._journal_sync()
             with _file_lock(checkpoint_lock_path(self.path), exclusive=True):
                 self._safefile.commit()

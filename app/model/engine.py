@@ -28,6 +28,7 @@ pool workers.  Signals are emitted from the calling thread.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import threading
 from collections.abc import Callable, Iterable, Sequence
@@ -40,10 +41,10 @@ from numpy.typing import NDArray
 from psygnal import Signal
 
 from app.kernels import (
-    changed_labels,
     count_in,
     label_counts,
     mask_to_rles,
+    relabel_indexed,
     relabel_inplace,
     split_inplace,
 )
@@ -55,6 +56,7 @@ from app.model.mutation_events import complete_events, start_events
 from app.model.octants import parent_of, refresh_block
 from app.model.regions import SplitRegion
 from app.model.store import LABELS, PyramidStore
+from app.model.undo_maps import decode_undo_map, encode_undo_map
 
 UNDO_DEPTH = 1000
 MAX_LABEL = (1 << 64) - 1
@@ -104,7 +106,6 @@ class Plan:
     coords: list[Coord]
     transform: Transform
     finish: Callable[[list[BlockChange]], tuple[dict[str, Any], list[tuple[int, Coord, int]]]]
-    keep_undo: bool
     undoable: bool = True
 
 
@@ -249,10 +250,16 @@ class MutationEngine:
     # -------------------------------------------------------------- operations
     # -------------------------------------------------------- block transforms
     @staticmethod
-    def _merge_transform(target: int, sources: Sequence[int]) -> Transform:
+    def _merge_transform(target: int, sources: Sequence[int], keep_undo: bool = False) -> Transform:
+        """``sources`` (sorted) become ``target``; with ``keep_undo`` each changed
+        block also gets its undo map (:mod:`app.model.undo_maps`)."""
         keys = np.array(sources, dtype=np.uint64)
 
         def transform(coord: Coord, block: NDArray[np.uint64]) -> BlockChange:
+            if keep_undo:
+                new, index, n = relabel_indexed(block, keys, target)
+                undo_map = encode_undo_map(index) if n else None
+                return BlockChange(coord, new if n else None, n, undo_map=undo_map)
             new = block.copy()
             n = relabel_inplace(new, keys, target)
             return BlockChange(coord, new if n else None, n)
@@ -272,19 +279,24 @@ class MutationEngine:
     def _restore_transform(self, target: int, sources: Sequence[int], undone: int) -> Transform:
         """Put back the labels a merge changed (from its undo maps)."""
         maps = self.journal.undo_maps(undone)
+        labels = np.array(sources, dtype=np.uint64)
         count_keys = np.array([target, *sources], dtype=np.uint64)
 
         def transform(coord: Coord, block: NDArray[np.uint64]) -> BlockChange:
-            before = self.store.decode_payload(LABELS, 0, coord, maps[coord])
-            restore = (before != 0) & (block == target)
+            index = decode_undo_map(maps[coord], block.shape, len(sources))
+            restore = (index != 0) & (block == target)
             new = block.copy()
-            new[restore] = before[restore]
+            new[restore] = labels[index[restore].astype(np.intp) - 1]
             n = int(restore.sum())
             counts = dict(
                 zip([target, *sources], (int(v) for v in count_in(new, count_keys)), strict=True)
             )
             origin = _origin(coord, self.block_size)
-            spans = {s: mask_to_rles(restore & (before == s), origin) for s in sources if counts[s]}
+            spans = {
+                s: mask_to_rles(restore & (index == k + 1), origin)
+                for k, s in enumerate(sources)
+                if counts[s]
+            }
             return BlockChange(coord, new if n else None, n, counts=counts, label_spans=spans)
 
         return transform
@@ -340,8 +352,8 @@ class MutationEngine:
             size = sum(target_blocks.values()) + expected
             return {"Target": target, "Labels": sources, "TargetSize": size}, rows
 
-        transform = self._merge_transform(target, sources)
-        return Plan({**record}, coords, transform, finish, keep_undo=keep_undo)
+        transform = self._merge_transform(target, sources, keep_undo)
+        return Plan({**record}, coords, transform, finish)
 
     def split(
         self, target: int, region: SplitRegion, new_label: int | None = None
@@ -476,7 +488,7 @@ class MutationEngine:
             }
             return fields, rows
 
-        return Plan(record, coords, transform, finish, keep_undo=False)
+        return Plan(record, coords, transform, finish)
 
     def next_label(self, n: int = 1) -> tuple[int, int]:
         """Reserve ``n`` consecutive unused labels; returns (start, end)."""
@@ -581,7 +593,7 @@ class MutationEngine:
             }, rows
 
         transform = self._restore_transform(target, sources, done["MutationID"])
-        return Plan(record, _touched(done), transform, finish, keep_undo=False, undoable=False)
+        return Plan(record, _touched(done), transform, finish, undoable=False)
 
     # ------------------------------------------------------------ the pipeline
     def _run(self, plan: Plan, stacks: tuple[str, int] | None = None) -> int:
@@ -618,10 +630,7 @@ class MutationEngine:
             self._store_spans(cur, record, changes, restored)
             Journal.put_mutation(cur, record, "s0")
             Journal.set_label_counts(cur, rows)
-            if plan.keep_undo:
-                Journal.put_undo_maps(
-                    cur, mid, [(c.coord, c.undo_map) for c in written if c.undo_map]
-                )
+            Journal.put_undo_maps(cur, mid, [(c.coord, c.undo_map) for c in written if c.undo_map])
             self._update_stacks(cur, mid, plan.undoable, stacks)
             self._write_counters(cur)
             start_events(cur, record)
@@ -714,19 +723,8 @@ class MutationEngine:
         change = plan.transform(coord, block)
         if change.new is None:
             return change
-        undo_map = None
-        if plan.keep_undo:
-            undo_map = self.store.encode_block(LABELS, 0, coord, changed_labels(block, change.new))
-        payload = self.store.encode_block(LABELS, 0, coord, change.new)
-        return BlockChange(
-            change.coord,
-            change.new,
-            change.changed,
-            change.spans,
-            change.counts,
-            change.label_spans,
-            undo_map,
-            payload,
+        return dataclasses.replace(
+            change, payload=self.store.encode_block(LABELS, 0, coord, change.new)
         )
 
     def _update_stacks(

@@ -34,7 +34,7 @@ from app.model.events.outbox import create_outbox_schema
 
 Coord = tuple[int, int, int]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -259,8 +259,8 @@ class Journal:
     def put_undo_maps(
         cur: sqlite3.Cursor, mutation_id: int, maps: Iterable[tuple[Coord, bytes]]
     ) -> None:
-        """Keep what an undo of ``mutation_id`` needs: per s0 block, the encoded map
-        of the voxels it changed to their previous labels (0 elsewhere)."""
+        """Keep what an undo of ``mutation_id`` needs: per s0 block, its encoded undo
+        map (:mod:`app.model.undo_maps`)."""
         cur.executemany(
             "INSERT OR REPLACE INTO undo_maps VALUES (?, ?, ?, ?, ?)",
             [(mutation_id, *coord, payload) for coord, payload in maps],

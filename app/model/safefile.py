@@ -173,8 +173,11 @@ class SafeFile(io.RawIOBase):
             length = min(PAGE_SIZE, self._committed_size - offset)
             parts.append(_ENTRY.pack(offset, length))
             parts.append(os.pread(self._fd, length, offset))
-        body = b"".join(parts)
-        _write_durably(self.rollback, body + _TRAILER.pack(zlib.crc32(body), _END))
+        crc = 0
+        for part in parts:
+            crc = zlib.crc32(part, crc)
+        parts.append(_TRAILER.pack(crc, _END))
+        _write_durably(self.rollback, parts)
         size = max(self._size, self._committed_size)
         try:
             for page in sorted(self._dirty):
@@ -240,10 +243,10 @@ def recover(path: str | Path, rollback: str | Path) -> bool:
     return complete
 
 
-def _write_durably(path: Path, data: bytes) -> None:
-    with open(path, "wb") as f:
-        f.write(data)
-        f.flush()
+def _write_durably(path: Path, parts: list[bytes]) -> None:
+    with open(path, "wb", buffering=0) as f:
+        for part in parts:
+            f.write(part)
         os.fsync(f.fileno())
     _fsync_dir(path.parent)
 
