@@ -9,12 +9,41 @@ from typing import Any
 
 from numpy.typing import NDArray
 
+COARSE_SHARE = 0.5
+"""Part of the capacity kept for coarse blocks, which fine ones cannot evict."""
+
+
+class _Segment:
+    """One LRU list and the bytes it holds."""
+
+    def __init__(self) -> None:
+        self.items: OrderedDict[Hashable, NDArray[Any]] = OrderedDict()
+        self.nbytes = 0
+
+    def add(self, key: Hashable, arr: NDArray[Any]) -> None:
+        self.items[key] = arr
+        self.nbytes += arr.nbytes
+
+    def pop(self, key: Hashable) -> None:
+        old = self.items.pop(key, None)
+        if old is not None:
+            self.nbytes -= old.nbytes
+
+    def evict_oldest(self) -> None:
+        _, old = self.items.popitem(last=False)
+        self.nbytes -= old.nbytes
+
 
 class BlockCache:
     """Least-recently-used map from a block key to a read-only decoded array.
 
     Arrays put here are never written again by anyone (writers build a new
     array and ``put`` it), so a reader holding one never sees a torn block.
+
+    Coarse blocks (lower resolution levels) live in their own segment, of up
+    to :data:`COARSE_SHARE` of the capacity, that fine blocks cannot evict: a
+    coarse block covers many fine ones, so every edit below it and every
+    zoomed-out view reads it again, while a stream of fine blocks is read once.
 
     Parameters
     ----------
@@ -24,47 +53,50 @@ class BlockCache:
 
     def __init__(self, capacity_bytes: int = 256 << 20) -> None:
         self.capacity_bytes = capacity_bytes
-        self._items: OrderedDict[Hashable, NDArray[Any]] = OrderedDict()
-        self._nbytes = 0
+        self._fine = _Segment()
+        self._coarse = _Segment()
         self._lock = threading.Lock()
 
     @property
     def nbytes(self) -> int:
         """Bytes currently held."""
-        return self._nbytes
+        return self._fine.nbytes + self._coarse.nbytes
 
     def get(self, key: Hashable) -> NDArray[Any] | None:
         """The cached array for ``key``, or None."""
         with self._lock:
-            arr = self._items.get(key)
-            if arr is not None:
-                self._items.move_to_end(key)
-            return arr
+            for segment in (self._fine, self._coarse):
+                arr = segment.items.get(key)
+                if arr is not None:
+                    segment.items.move_to_end(key)
+                    return arr
+            return None
 
-    def put(self, key: Hashable, arr: NDArray[Any]) -> None:
-        """Cache ``arr`` (made read-only) under ``key``, evicting the oldest entries."""
+    def put(self, key: Hashable, arr: NDArray[Any], *, coarse: bool = False) -> None:
+        """Cache ``arr`` (made read-only) under ``key``, evicting the oldest entries.
+
+        ``coarse`` puts it in the segment that fine blocks do not evict.
+        """
         arr.flags.writeable = False
         with self._lock:
-            old = self._items.pop(key, None)
-            if old is not None:
-                self._nbytes -= old.nbytes
+            self._fine.pop(key)
+            self._coarse.pop(key)
             if arr.nbytes > self.capacity_bytes:
                 return
-            self._items[key] = arr
-            self._nbytes += arr.nbytes
-            while self._nbytes > self.capacity_bytes:
-                _, evicted = self._items.popitem(last=False)
-                self._nbytes -= evicted.nbytes
+            (self._coarse if coarse else self._fine).add(key, arr)
+            while self._coarse.nbytes > COARSE_SHARE * self.capacity_bytes:
+                self._coarse.evict_oldest()
+            while self.nbytes > self.capacity_bytes:
+                (self._fine if self._fine.items else self._coarse).evict_oldest()
 
     def discard(self, key: Hashable) -> None:
         """Forget ``key`` if cached."""
         with self._lock:
-            old = self._items.pop(key, None)
-            if old is not None:
-                self._nbytes -= old.nbytes
+            self._fine.pop(key)
+            self._coarse.pop(key)
 
     def clear(self) -> None:
         """Forget everything."""
         with self._lock:
-            self._items.clear()
-            self._nbytes = 0
+            self._fine = _Segment()
+            self._coarse = _Segment()

@@ -322,7 +322,7 @@ class PyramidStore:
                 arr = self._read_from_file(level, coord)
             with self._overlay_lock:  # keep it unless an edit was staged meanwhile
                 if self._versions.get(key, 0) == version:
-                    self.cache.put(key, arr)
+                    self.cache.put(key, arr, coarse=scale > 0)
                     return arr
 
     def _read_from_file(self, level: Level, coord: Coord) -> NDArray[Any]:
@@ -438,7 +438,7 @@ class PyramidStore:
                 return
             self._overlay[key] = StagedBlock(payload, gen)
             self._versions[key] = self._versions.get(key, 0) + 1
-            self.cache.put(key, block)
+            self.cache.put(key, block, coarse=key[1] > 0)
 
     def unstage(self, items: Iterable[tuple[BlockKey, int]]) -> None:
         """Forget staged blocks now in the file, unless restaged with a newer generation."""
