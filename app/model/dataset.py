@@ -388,10 +388,10 @@ class Dataset:
     def checkpoint(self) -> int:
         """Write the staged blocks into the HDF5 file, crash-safely; returns how many.
 
-        Edits wait only while the staged chunks go into HDF5's buffers (it
-        needs a state in which every mutation is complete or not begun); they
-        go on while :meth:`SafeFile.commit` writes the buffers to the disk, as
-        edits only stage blocks in memory and nothing else writes the file.
+        Edits wait only while it takes a snapshot of the staged blocks and the
+        counters (it needs a state in which every mutation is complete or not
+        begun).  They go on while the snapshot is written and committed: edits
+        only stage newer blocks in memory, and nothing else writes the file.
         """
         if self._safefile is None or self._engine is None:
             return 0
@@ -399,18 +399,18 @@ class Dataset:
         with self._checkpoint_lock:
             with engine.gate.exclusive():
                 items = self.store.staged_items()
-                for key, _gen, payload in items:
-                    self.store.write_payload(key[0], key[1], (key[2], key[3], key[4]), payload)
                 values = {  # uint64 attributes; next_label past the range means "exhausted"
                     "max_label": engine.max_label_value,
                     "next_label": min(engine.next_label_value, MAX_LABEL),
                     "next_mutation_id": engine.next_mutation_id,
                     "checkpoint_mutation_id": engine.next_mutation_id - 1,
                 }
-                if not items and all(self.store.attr(k) == v for k, v in values.items()):
-                    return 0
-                self.store.set_attrs(**{k: np.uint64(v) for k, v in values.items()})
-                self.store.flush()
+            if not items and all(self.store.attr(k) == v for k, v in values.items()):
+                return 0
+            for key, _gen, payload in items:
+                self.store.write_payload(key[0], key[1], (key[2], key[3], key[4]), payload)
+            self.store.set_attrs(**{k: np.uint64(v) for k, v in values.items()})
+            self.store.flush()
             self._journal_sync()
             with _file_lock(checkpoint_lock_path(self.path), exclusive=True):
                 self._safefile.commit()
