@@ -1,7 +1,7 @@
 """Mutation engine benchmarks: merge/split throughput, a real proofreading pass,
 and edit cost vs volume size.
 
-Usage: python benchmarks/bench_engine.py [--size 512] [--quick]
+Usage: python -m benchmarks.bench_engine [--size 512] [--quick] [--only PART]
 
 - **Throughput**: s0 blocks rewritten per second by merges and splits, end to
   end: s0 blocks, every lower level, the label index and the durable journal
@@ -68,44 +68,59 @@ def timed_merges(path: Path, merges: list[tuple[int, int]]) -> tuple[list[float]
     return times, blocks, checkpoint
 
 
+SCENARIOS = {
+    # name: (Voronoi seeds in the volume, bodies merged per merge, merges)
+    "fragments": (4000, 40, 30),
+    "large bodies": (300, 8, 30),
+}
+"""Merges of many small supervoxel fragments (bodies of ~32³ voxels: each s0
+block holds ~10 of them, so every merge rewrites many parents too), and merges
+of large bodies (~80³ voxels, as neurons' pieces late in proofreading)."""
+
+
 def throughput(tmp: Path, size: int) -> None:
-    vol = voronoi_labels((size,) * 3, n_seeds=4000, seed=7)
-    np.save(tmp / "v.npy", vol)
-    path = build_pyramid(tmp / "v.npy", tmp / "v.h5")
-    labels, counts = np.unique(vol, return_counts=True)
-    order = labels[np.argsort(-counts)].tolist()
-    with open_dataset(path, "r+", checkpoint_interval=2.0) as ds:
-        groups = [order[i : i + 40] for i in range(1, 1201, 40)]
-        blocks, t0 = 0, time.perf_counter()
-        for group in groups:
-            blocks += len(set().union(*(ds.label_blocks(g) for g in group)))
-            ds.merge(order[0], group)
-        merge_s = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        ds.wait()
-        ckpt = time.perf_counter() - t0
-        split_blocks, t0 = 0, time.perf_counter()
-        for i in range(4):
-            lo = (i * size // 4, 0, 0)
-            mask = np.ones((size // 8, size, size), bool)
-            split_blocks += len(
-                {
-                    c
-                    for c in ds.label_blocks(order[0])
-                    if lo[0] // 64 <= c[0] < (lo[0] + size // 8 + 63) // 64
-                }
-            )
-            ds.split(order[0], mask=mask, offset=lo)
-        split_s = time.perf_counter() - t0
     print(f"\n## Throughput ({size}³ uint64 Voronoi, 64³ blocks)\n")
-    print("| edit | s0 blocks | time | s0 blocks/s (all levels, index, durable) |")
-    print("|---|---|---|---|")
-    print(
-        f"| merge (30 merges of 40 bodies) | {blocks} | {merge_s:.2f} s | {blocks / merge_s:.0f} |"
-    )
-    rate = split_blocks / split_s
-    print(f"| split (4 slabs of the merged body) | {split_blocks} | {split_s:.2f} s | {rate:.0f} |")
-    print(f"| background HDF5 checkpoint after the merges | | {ckpt:.2f} s | |")
+    print("| edit | s0 blocks | time | CPU | s0 blocks/s (all levels, index, durable) |")
+    print("|---|---|---|---|---|")
+    for name, (seeds, per_merge, merges) in SCENARIOS.items():
+        vol = voronoi_labels((size,) * 3, n_seeds=seeds, seed=7)
+        np.save(tmp / "v.npy", vol)
+        path = build_pyramid(tmp / "v.npy", tmp / f"v{seeds}.h5")
+        labels, counts = np.unique(vol, return_counts=True)
+        order = labels[np.argsort(-counts)].tolist()
+        del vol
+        with open_dataset(path, "r+", checkpoint_interval=2.0) as ds:
+            groups = [order[1 + i * per_merge : 1 + (i + 1) * per_merge] for i in range(merges)]
+            blocks, t0, c0 = 0, time.perf_counter(), time.process_time()
+            for group in groups:
+                blocks += len(set().union(*(ds.label_blocks(g) for g in group)))
+                ds.merge(order[0], group)
+            merge_s, merge_cpu = time.perf_counter() - t0, time.process_time() - c0
+            t0 = time.perf_counter()
+            ds.wait()
+            ckpt = time.perf_counter() - t0
+            split_blocks, t0, c0 = 0, time.perf_counter(), time.process_time()
+            for i in range(4):
+                lo = (i * size // 4, 0, 0)
+                mask = np.ones((size // 8, size, size), bool)
+                split_blocks += len(
+                    {
+                        c
+                        for c in ds.label_blocks(order[0])
+                        if lo[0] // 64 <= c[0] < (lo[0] + size // 8 + 63) // 64
+                    }
+                )
+                ds.split(order[0], mask=mask, offset=lo)
+            split_s, split_cpu = time.perf_counter() - t0, time.process_time() - c0
+        print(
+            f"| {name}: merge ({merges} merges of {per_merge} bodies) | {blocks} | "
+            f"{merge_s:.2f} s | {merge_cpu:.2f} s | {blocks / merge_s:.0f} |"
+        )
+        print(
+            f"| {name}: split (4 slabs of the merged body) | {split_blocks} | {split_s:.2f} s | "
+            f"{split_cpu:.2f} s | {split_blocks / split_s:.0f} |"
+        )
+        print(f"| {name}: HDF5 checkpoint after the merges (background) | | {ckpt:.2f} s | | |")
 
 
 def proofreading(tmp: Path, quick: bool) -> None:
@@ -160,10 +175,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--size", type=int, default=512)
     parser.add_argument("--quick", action="store_true", help="fewer merges (a smoke run)")
+    parser.add_argument(
+        "--only", choices=["proofreading", "throughput"], help="run one part of the benchmark"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        proofreading(Path(tmp), args.quick)
-        throughput(Path(tmp), args.size)
+        if args.only != "throughput":
+            proofreading(Path(tmp), args.quick)
+        if args.only != "proofreading":
+            throughput(Path(tmp), args.size)
 
 
 if __name__ == "__main__":

@@ -32,7 +32,7 @@ import fastremap
 import numba
 import tinybrain
 
-from app.kernels import downsample_labels, label_counts, relabel_inplace
+from app.kernels import downsample_labels, label_counts, relabel_indexed, relabel_inplace
 from app.kernels.reference import downsample_labels_ref
 from benchmarks.synthetic import noisy_labels, voronoi_labels
 
@@ -166,6 +166,44 @@ def bench_relabel(name: str, vol: NDArray[np.uint64], repeats: int, rows: list[R
     )
 
 
+def bench_relabel_indexed(
+    name: str, vol: NDArray[np.uint64], repeats: int, rows: list[Row]
+) -> None:
+    """A merge that keeps its undo data: the merged copy plus a uint8 index map."""
+    rng = np.random.default_rng(1)
+    present = np.unique(vol)
+    present = present[present != 0]
+    labels = np.sort(rng.choice(present, size=min(40, present.size - 1), replace=False))
+    target = int(rng.choice(np.setdiff1d(present, labels)))
+    kernel = f"relabel_indexed ({labels.size} labels, copy + undo index)"
+
+    def numpy_way() -> tuple[NDArray[Any], NDArray[Any]]:
+        pos = np.searchsorted(labels, vol)
+        hit = labels[np.minimum(pos, labels.size - 1)] == vol
+        return np.where(hit, np.uint64(target), vol), np.where(hit, pos + 1, 0).astype(np.uint8)
+
+    def fastremap_way() -> tuple[NDArray[Any], NDArray[Any]]:
+        new = fastremap.remap(
+            vol, dict.fromkeys(labels.tolist(), target), preserve_missing_labels=True
+        )
+        only = fastremap.mask_except(vol.copy(), labels.tolist())
+        index = {0: 0} | {v: k + 1 for k, v in enumerate(labels.tolist())}
+        return new, fastremap.remap(only, index, preserve_missing_labels=True).astype(np.uint8)
+
+    new, index, _n = relabel_indexed(vol, labels, target)
+    for other in (numpy_way(), fastremap_way()):
+        assert np.array_equal(new, other[0]) and np.array_equal(index, other[1]), kernel
+    del new, index
+    t_ours = measure(lambda: relabel_indexed(vol, labels, target), repeats)
+    rows.append(Row(kernel, name, "segmend", t_ours, vol.size, vol.nbytes))
+    for impl, fn in (
+        ("fastremap.remap + mask_except + remap", fastremap_way),
+        ("np.searchsorted + np.where", numpy_way),
+    ):
+        t = measure(fn, repeats)
+        rows.append(Row(kernel, name, impl, t, vol.size, vol.nbytes, ratio=t / t_ours))
+
+
 def bench_counts(name: str, vol: NDArray[np.uint64], repeats: int, rows: list[Row]) -> None:
     u, c = label_counts(vol)
     u2, c2 = np.unique(vol, return_counts=True)
@@ -245,6 +283,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, vol in volumes.items():
         print(f"relabel {name} ...", file=sys.stderr, flush=True)
         bench_relabel(name, vol, repeats, rows)
+        bench_relabel_indexed(name, vol, repeats, rows)
     for name, vol in volumes.items():
         print(f"label_counts {name} ...", file=sys.stderr, flush=True)
         bench_counts(name, vol, repeats, rows)

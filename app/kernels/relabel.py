@@ -14,7 +14,8 @@ Kernels:
 * many labels, and ``remap_inplace``: an open-addressing hash table of the keys;
   a voxel equal to the previous one reuses its lookup.
 * ``relabel_indexed``: one pass writing the merged copy and the label index of
-  every changed voxel; runs reuse their lookup, other voxels binary-search.
+  every changed voxel; chunks as above for few labels, else runs reuse their
+  lookup and other voxels binary-search.
 """
 
 from __future__ import annotations
@@ -85,6 +86,50 @@ def _relabel_indexed_kernel(
         else:
             out[i] = v
         index[i] = prev_k
+    return changed
+
+
+@njit(cache=True, nogil=True)
+def _relabel_indexed_linear_kernel(
+    flat: NDArray[Any], labels: NDArray[Any], target: Any, out: NDArray[Any], index: NDArray[Any]
+) -> int:
+    """:func:`_relabel_indexed_kernel` for few labels, in chunks of ``_CHUNK``
+    voxels: a chunk of one value takes one lookup; any other is compared against
+    each label with vectorised loops."""
+    n = flat.size
+    nl = labels.size
+    lo = labels[0]
+    hi = labels[nl - 1]
+    changed = 0
+    for c in range((n + _CHUNK - 1) // _CHUNK):
+        base = c * _CHUNK
+        cnt = min(_CHUNK, n - base)
+        v0 = flat[base]
+        diff = v0 ^ v0
+        for j in range(cnt):
+            diff |= flat[base + j] ^ v0
+        if diff == 0:
+            code = 0
+            if lo <= v0 <= hi:
+                for k in range(nl):
+                    if labels[k] == v0:
+                        code = k + 1
+            for j in range(cnt):
+                out[base + j] = target if code else v0
+                index[base + j] = code
+            changed += cnt if code else 0
+            continue
+        for j in range(cnt):
+            index[base + j] = 0
+        for k in range(nl):
+            lab = labels[k]
+            code = index.dtype.type(k + 1)
+            for j in range(cnt):
+                index[base + j] = code if flat[base + j] == lab else index[base + j]
+        for j in range(cnt):
+            h = index[base + j]
+            changed += h != 0
+            out[base + j] = target if h else flat[base + j]
     return changed
 
 
@@ -494,7 +539,8 @@ def relabel_indexed(
         new[...] = block
         index[...] = 0
         return new, index, 0
-    changed = _relabel_indexed_kernel(flat, labs, tgt, new.reshape(-1), index.reshape(-1))
+    kernel = _relabel_indexed_linear_kernel if labs.size <= _LINEAR_MAX else _relabel_indexed_kernel
+    changed = kernel(flat, labs, tgt, new.reshape(-1), index.reshape(-1))
     return new, index, int(changed)
 
 
