@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import shutil
+import sqlite3
 import subprocess
 import sys
 import threading
 from pathlib import Path
+from typing import Any
 
 import h5py
 import numpy as np
@@ -313,6 +315,31 @@ def test_apply_stops_at_the_first_bad_line(ds: Dataset, model: NDArray[np.uint64
             apply_lines(ds, [bad])
 
 
+def test_a_commit_that_fails_puts_every_level_back(
+    ds: Dataset, model: NDArray[np.uint64], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Blocks are shown before the journal commit; if it fails they all go back."""
+    a, b, c = biggest(model, 3)
+    before = snapshot(ds)
+    sizes = [ds.label_size(v) for v in (a, b, c)]
+    shown: list[int] = []
+    ds.signals.blocks_changed.connect(lambda scale, _coords: shown.append(scale))
+
+    def failing_transaction(*, durable: bool = True) -> Any:
+        raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(ds.engine.journal, "transaction", failing_transaction)
+    with pytest.raises(sqlite3.OperationalError, match="disk I/O error"):
+        ds.merge(a, [b, c])
+    monkeypatch.undo()
+    assert 0 in shown  # the edit was on screen before the commit
+    assert_unchanged(ds, before)
+    assert [ds.label_size(v) for v in (a, b, c)] == sizes
+    ds.merge(a, [b, c])
+    model[np.isin(model, [b, c])] = a
+    assert_matches_model(ds, model)
+
+
 def test_visible_blocks_are_computed_and_shown_first(
     ds: Dataset, model: NDArray[np.uint64]
 ) -> None:
@@ -324,12 +351,25 @@ def test_visible_blocks_are_computed_and_shown_first(
     ds.set_visible(1, [seen_at_s1])
     events: list[tuple[int, list[tuple[int, int, int]]]] = []
     ds.signals.blocks_changed.connect(lambda scale, coords: events.append((scale, list(coords))))
+    ds.signals.mutation_started.connect(lambda _record: events.append((-1, [])))
+    reads: list[tuple[int, int, int]] = []
+    read_block = ds.store.read_block
+
+    def recording_read(kind: str, scale: int, coord: tuple[int, int, int]) -> NDArray[Any]:
+        if scale == 0:
+            reads.append(coord)
+        return read_block(kind, scale, coord)
+
+    ds.store.read_block = recording_read  # type: ignore[method-assign]
     ds.merge(a, [b])
-    first = [coords for scale, coords in events[: len(under)]]
-    assert all(scale == 0 for scale, _ in events[: len(under)])
-    assert {c for coords in first for c in coords} == under  # shown one by one, first
-    shown = {c for scale, coords in events if scale == 0 for c in coords}
-    assert set(blocks) <= shown
+    assert set(reads[: len(under)]) == under  # the visible blocks are computed first
+    committed = events.index((-1, []))
+    s0_order = [c for scale, coords in events[:committed] if scale == 0 for c in coords]
+    assert set(blocks) == set(s0_order)  # each shown as it is computed, before the commit
+    if set(blocks) - under:  # the visible parent is redrawn before the last s0 block
+        s1_at = next(i for i, (scale, coords) in enumerate(events) if seen_at_s1 in coords)
+        last_s0 = max(i for i, (scale, _) in enumerate(events) if scale == 0)
+        assert events[s1_at][0] == 1 and s1_at < last_s0
     model[model == b] = a
     assert_matches_model(ds, model)
 

@@ -93,7 +93,8 @@ class Dataset:
         self._safefile: SafeFile | None = None
         self._journal: Journal | None = None
         self._engine: MutationEngine | None = None
-        self._pool = ThreadPoolExecutor(workers or default_workers(), "segmend-block")
+        self._workers = workers or default_workers()
+        self._pool = ThreadPoolExecutor(self._workers, "segmend-block")
         self._closing = threading.Event()
         self._closed = False
         self._checkpoint_lock = threading.Lock()
@@ -152,7 +153,7 @@ class Dataset:
                 f"({self.path}); move it away to start a new journal"
             )
         self._engine = MutationEngine(
-            self.store, self._journal, self._pool, uuid=data_uuid, user=user
+            self.store, self._journal, self._pool, workers=self._workers, uuid=data_uuid, user=user
         )
         self._engine.replay(int(self.store.attr("checkpoint_mutation_id", 0)), complete=True)
         if self._journal.get_meta("index_built") is None:
@@ -191,7 +192,9 @@ class Dataset:
         jpath = journal_path(self.path)
         if jpath.exists() and self.store.native:
             self._journal = Journal(jpath, readonly=True)
-            replayer = MutationEngine(self.store, self._journal, self._pool, uuid=self.uuid)
+            replayer = MutationEngine(
+                self.store, self._journal, self._pool, workers=self._workers, uuid=self.uuid
+            )
             replayer.replay(int(self.store.attr("checkpoint_mutation_id", 0)), complete=False)
 
     # --------------------------------------------------------------- reading

@@ -31,8 +31,9 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import threading
+from collections import deque
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,14 +49,15 @@ from app.kernels import (
     relabel_inplace,
     split_inplace,
 )
+from app.model.cascade_tree import CascadeTree
 from app.model.errors import InvalidMutationError, NothingToUndoError
 from app.model.events.gotime import now_go
 from app.model.journal import Coord, Journal
 from app.model.locks import Gate, LabelLocks, StripedLocks
 from app.model.mutation_events import complete_events, start_events
-from app.model.octants import parent_of, refresh_block
+from app.model.octants import refresh_block
 from app.model.regions import SplitRegion
-from app.model.store import LABELS, PyramidStore
+from app.model.store import LABELS, PyramidStore, StagedBlock
 from app.model.undo_maps import decode_undo_map, encode_undo_map
 
 UNDO_DEPTH = 1000
@@ -120,6 +122,8 @@ class MutationEngine:
         Its journal.
     pool : ThreadPoolExecutor
         Workers running block tasks.
+    workers : int
+        The pool's number of threads (block tasks in flight at once).
     uuid : str
         The version UUID written into records and events.
     user : str, optional
@@ -132,12 +136,14 @@ class MutationEngine:
         journal: Journal,
         pool: ThreadPoolExecutor,
         *,
+        workers: int,
         uuid: str,
         user: str | None = None,
     ) -> None:
         self.store = store
         self.journal = journal
         self.pool = pool
+        self.workers = workers
         self.uuid = uuid
         self.user = user
         self.signals = EngineSignals()
@@ -597,28 +603,30 @@ class MutationEngine:
 
     # ------------------------------------------------------------ the pipeline
     def _run(self, plan: Plan, stacks: tuple[str, int] | None = None) -> int:
+        committed: list[dict[str, Any]] = []
+
+        def commit(changes: list[BlockChange]) -> None:
+            record, rows = self._commit(plan, changes, stacks)
+            committed.append(record)
+            self.signals.mutation_started.emit(record)
+            self.signals.labels_changed.emit(sorted({r[0] for r in rows}))
+
         with self.gate.shared():
             coords = self._visible_first(0, plan.coords)
             with self.block_locks[0].hold(coords):
-                changes, previewed = self._compute(plan, coords)
+                previous: dict[Coord, StagedBlock | None] = {}
                 try:
-                    record, rows, written = self._commit(plan, changes, stacks)
+                    self._apply(coords, plan.transform, previous, commit)
                 except BaseException:
-                    self._revert(previewed)
+                    if not committed:
+                        self._revert(previous)
                     raise
-                self._stage(c for c in written if c.coord not in previewed)
-            self.signals.mutation_started.emit(record)
-            self.signals.blocks_changed.emit(
-                0, [c.coord for c in written if c.coord not in previewed]
-            )
-            self.signals.labels_changed.emit(sorted({r[0] for r in rows}))
-            self.cascade([c.coord for c in written])
-            self._complete(record)
-        return int(record["MutationID"])
+            self._complete(committed[0])
+        return int(committed[0]["MutationID"])
 
     def _commit(
         self, plan: Plan, changes: list[BlockChange], stacks: tuple[str, int] | None
-    ) -> tuple[dict[str, Any], list[tuple[int, Coord, int]], list[BlockChange]]:
+    ) -> tuple[dict[str, Any], list[tuple[int, Coord, int]]]:
         """Validate the result and journal the mutation in one durable transaction."""
         fields, rows = plan.finish(changes)
         restored = sorted({label for c in changes for label in c.label_spans})
@@ -634,42 +642,94 @@ class MutationEngine:
             self._update_stacks(cur, mid, plan.undoable, stacks)
             self._write_counters(cur)
             start_events(cur, record)
-        return record, rows, written
+        return record, rows
 
-    def _stage(self, changes: Iterable[BlockChange]) -> None:
-        for c in changes:
-            assert c.new is not None and c.payload is not None
-            self.store.stage((LABELS, 0, *c.coord), c.new, c.payload, next(self._gen))
+    def _apply(
+        self,
+        coords: list[Coord],
+        transform: Transform | None,
+        previous: dict[Coord, StagedBlock | None],
+        s0_done: Callable[[list[BlockChange]], None] | None = None,
+        *,
+        full: bool = False,
+    ) -> None:
+        """Rewrite s0 blocks and refresh their ancestors, each as soon as it can be.
 
-    def _compute(
-        self, plan: Plan, coords: list[Coord]
-    ) -> tuple[list[BlockChange], dict[Coord, NDArray[np.uint64]]]:
-        """Run the block tasks; blocks in view are shown as soon as they are computed.
-
-        Returns the changes and the previewed blocks (coord → old array), which
-        :meth:`_revert` puts back if the mutation is refused.
+        With a ``transform``, the s0 tasks run on the pool in the order of
+        ``coords`` (visible blocks first); each changed block is staged at once
+        (its prior state kept in ``previous`` for :meth:`_revert`), and
+        ``s0_done`` gets every change, in ``coords`` order, when the last one is
+        in.  Without, ``coords`` are s0 blocks that already changed.  A parent
+        is refreshed as soon as the blocks below it are final (see
+        :class:`CascadeTree`), ahead of the s0 tasks still waiting, so the
+        levels overlap instead of running one after the other.  Two tasks per
+        worker are in flight, so that the pool stays busy while this thread
+        stages blocks or commits.  ``full``
+        recomputes every octant of every ancestor (the repair of an
+        interrupted cascade).  If a task fails, the tasks in flight finish and
+        the error is raised.
         """
-        visible = self._visibility(0)
-        previewed: dict[Coord, NDArray[np.uint64]] = {}
-        changes = []
+        tree = CascadeTree(coords, len(self.store.levels(LABELS)))
+        waiting_s0 = deque(coords if transform is not None else [])
+        ready: deque[tuple[int, Coord, list[Coord] | None]] = deque()
+        if transform is None:
+            for c in coords:
+                ready.extend(
+                    (s, p, None if full else kids) for s, p, kids in tree.resolve(0, c, True)
+                )
+        changes: dict[Coord, BlockChange] = {}
+        running: dict[Future[Any], tuple[int, Coord]] = {}
         try:
-            for change in self.pool.map(lambda c: self._block_task(plan, c), coords):
-                changes.append(change)
-                if change.new is not None and visible(change.coord):
-                    previewed[change.coord] = self.store.read_block(LABELS, 0, change.coord)
-                    self._stage([change])
-                    self.signals.blocks_changed.emit(0, [change.coord])
+            while waiting_s0 or ready or running:
+                while len(running) < 2 * self.workers and (ready or waiting_s0):
+                    if ready:
+                        scale, parent, kids = ready.popleft()
+                        task = self.pool.submit(self._refresh, scale, parent, kids)
+                        running[task] = (scale, parent)
+                    else:
+                        coord = waiting_s0.popleft()
+                        assert transform is not None
+                        running[self.pool.submit(self._block_task, transform, coord)] = (0, coord)
+                finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                redrawn: dict[int, list[Coord]] = {}
+                for task in finished:
+                    scale, coord = running.pop(task)
+                    result = task.result()
+                    if isinstance(result, BlockChange):
+                        changes[coord] = result
+                        changed = result.new is not None
+                        if changed:
+                            previous[coord] = self._stage_change(result)
+                    else:
+                        changed = result or full
+                    if changed:
+                        redrawn.setdefault(scale, []).append(coord)
+                    for s, p, kids in tree.resolve(scale, coord, changed):
+                        ready.append((s, p, None if full else kids))
+                for scale, blocks in sorted(redrawn.items()):
+                    self.signals.blocks_changed.emit(scale, sorted(blocks))
+                if transform is not None and s0_done is not None and len(changes) == len(coords):
+                    s0_done([changes[c] for c in coords])
+                    s0_done = None
         except BaseException:
-            self._revert(previewed)
+            wait(running)
             raise
-        return changes, previewed
 
-    def _revert(self, previewed: dict[Coord, NDArray[np.uint64]]) -> None:
-        for coord, old in previewed.items():
-            payload = self.store.encode_block(LABELS, 0, coord, old)
-            self.store.stage((LABELS, 0, *coord), old, payload, next(self._gen))
-        if previewed:
-            self.signals.blocks_changed.emit(0, sorted(previewed))
+    def _stage_change(self, change: BlockChange) -> StagedBlock | None:
+        """Stage a changed s0 block; returns what was staged for it before."""
+        assert change.new is not None and change.payload is not None
+        key = (LABELS, 0, *change.coord)
+        before = self.store.staged(key)
+        self.store.stage(key, change.new, change.payload, next(self._gen))
+        return before
+
+    def _revert(self, previous: dict[Coord, StagedBlock | None]) -> None:
+        """Put back the s0 blocks of a refused mutation, and recompute their ancestors."""
+        for coord, before in previous.items():
+            self.store.restore((LABELS, 0, *coord), before)
+        if previous:
+            self.signals.blocks_changed.emit(0, sorted(previous))
+            self.cascade(sorted(previous))
 
     def _store_spans(
         self, cur: Any, record: dict[str, Any], changes: list[BlockChange], restored: list[int]
@@ -718,9 +778,9 @@ class MutationEngine:
         visible = self._visibility(scale)
         return sorted(coords, key=lambda c: (not visible(c), c))
 
-    def _block_task(self, plan: Plan, coord: Coord) -> BlockChange:
+    def _block_task(self, transform: Transform, coord: Coord) -> BlockChange:
         block = self.store.read_block(LABELS, 0, coord)
-        change = plan.transform(coord, block)
+        change = transform(coord, block)
         if change.new is None:
             return change
         return dataclasses.replace(
@@ -752,7 +812,7 @@ class MutationEngine:
         Journal.set_meta(cur, "redo_stack", redo)
 
     def cascade(self, coords: Iterable[Coord], *, full: bool = False) -> None:
-        """Recompute the ancestors of changed s0 blocks, level by level.
+        """Recompute the ancestors of changed s0 blocks.
 
         Only the octants of changed children are recomputed, and a branch ends
         at the first parent that comes out unchanged (its ancestors cannot
@@ -760,21 +820,7 @@ class MutationEngine:
         ``full`` recomputes every octant of every ancestor: the repair of a
         cascade that was interrupted part way.
         """
-        changed = set(coords)
-        for scale in range(1, len(self.store.levels(LABELS))):
-            if not changed:
-                return
-            by_parent: dict[Coord, list[Coord]] = {}
-            for child in sorted(changed):
-                by_parent.setdefault(parent_of(child), []).append(child)
-            order = self._visible_first(scale, by_parent)
-            results = self.pool.map(
-                lambda p, s=scale, kids=by_parent: self._refresh(s, p, None if full else kids[p]),
-                order,
-            )
-            redrawn = {p for p, changed_p in zip(order, results, strict=True) if changed_p}
-            self.signals.blocks_changed.emit(scale, sorted(redrawn))
-            changed = set(by_parent) if full else redrawn
+        self._apply(sorted(set(coords)), None, {}, full=full)
 
     def _refresh(self, scale: int, coord: Coord, children: list[Coord] | None) -> bool:
         """Refresh the octants of ``children`` in block ``coord``; True if it changed."""
@@ -817,22 +863,11 @@ class MutationEngine:
             if transform is not None:
                 coords = _touched(record)
                 with self.block_locks[0].hold(coords):
-                    changes = list(
-                        self.pool.map(lambda c, t=transform: self._redo_block(t, c), coords)
-                    )
-                    self._stage(c for c in changes if c.new is not None)
-                self.cascade(coords)
+                    self._apply(coords, transform, {})
             if complete and self.journal.mutation_state(record["MutationID"]) != "done":
                 self._complete(record)
             replayed.append(record["MutationID"])
         return replayed
-
-    def _redo_block(self, transform: Transform, coord: Coord) -> BlockChange:
-        change = transform(coord, self.store.read_block(LABELS, 0, coord))
-        if change.new is None:
-            return change
-        payload = self.store.encode_block(LABELS, 0, coord, change.new)
-        return BlockChange(coord, change.new, change.changed, payload=payload)
 
     # ------------------------------------------------------------------- index
     def reindex(self, progress: Callable[[int, int], None] | None = None) -> int:

@@ -440,6 +440,21 @@ class PyramidStore:
             self._versions[key] = self._versions.get(key, 0) + 1
             self.cache.put(key, block, coarse=key[1] > 0)
 
+    def staged(self, key: BlockKey) -> StagedBlock | None:
+        """What is staged for ``key`` (None: the file holds the block)."""
+        with self._overlay_lock:
+            return self._overlay.get(key)
+
+    def restore(self, key: BlockKey, staged: StagedBlock | None) -> None:
+        """Put back what :meth:`staged` returned before an edit that was refused."""
+        with self._overlay_lock:
+            if staged is None:
+                self._overlay.pop(key, None)
+            else:
+                self._overlay[key] = staged
+            self._versions[key] = self._versions.get(key, 0) + 1
+            self.cache.discard(key)
+
     def unstage(self, items: Iterable[tuple[BlockKey, int]]) -> None:
         """Forget staged blocks now in the file, unless restaged with a newer generation."""
         with self._overlay_lock:

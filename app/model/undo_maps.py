@@ -20,10 +20,10 @@ from app.model.errors import FormatError
 
 def encode_undo_map(index: NDArray[Any]) -> bytes:
     """Compress an index map (C-contiguous, any shape) from :func:`relabel_indexed`."""
-    data = np.ascontiguousarray(index)
+    data: Any = np.ascontiguousarray(index)
     return bytes(
         blosc.compress(
-            memoryview(data).cast("B"),
+            memoryview(data),
             typesize=data.dtype.itemsize,
             clevel=5,
             shuffle=blosc.NOSHUFFLE,
