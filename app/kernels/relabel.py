@@ -89,6 +89,28 @@ def _relabel_indexed_kernel(
     return changed
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _uniform_chunk(flat: NDArray[Any], base: int, cnt: int) -> bool:
+    """True if ``flat[base:base + cnt]`` holds one value (a vectorised OR of XORs)."""
+    v0 = flat[base]
+    diff = v0 ^ v0
+    for j in range(cnt):
+        diff |= flat[base + j] ^ v0
+    return diff == 0
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _position(labels: NDArray[Any], value: Any) -> int:
+    """1 + the index of ``value`` in the (few, sorted) ``labels``, or 0."""
+    if value < labels[0] or value > labels[labels.size - 1]:
+        return 0
+    code = 0
+    for k in range(labels.size):
+        if labels[k] == value:
+            code = k + 1
+    return code
+
+
 @njit(cache=True, nogil=True)
 def _relabel_indexed_linear_kernel(
     flat: NDArray[Any], labels: NDArray[Any], target: Any, out: NDArray[Any], index: NDArray[Any]
@@ -98,22 +120,13 @@ def _relabel_indexed_linear_kernel(
     each label with vectorised loops."""
     n = flat.size
     nl = labels.size
-    lo = labels[0]
-    hi = labels[nl - 1]
     changed = 0
     for c in range((n + _CHUNK - 1) // _CHUNK):
         base = c * _CHUNK
         cnt = min(_CHUNK, n - base)
-        v0 = flat[base]
-        diff = v0 ^ v0
-        for j in range(cnt):
-            diff |= flat[base + j] ^ v0
-        if diff == 0:
-            code = 0
-            if lo <= v0 <= hi:
-                for k in range(nl):
-                    if labels[k] == v0:
-                        code = k + 1
+        if _uniform_chunk(flat, base, cnt):
+            v0 = flat[base]
+            code = _position(labels, v0)
             for j in range(cnt):
                 out[base + j] = target if code else v0
                 index[base + j] = code
@@ -138,25 +151,13 @@ def _relabel_linear_kernel(flat: NDArray[Any], labels: NDArray[Any], target: Any
     """Set voxels of ``flat`` (1D) found in ``labels`` (few, sorted) to ``target``."""
     n = flat.size
     nl = labels.size
-    lo = labels[0]
-    hi = labels[nl - 1]
     hit = np.zeros(_CHUNK, dtype=np.uint8)
     changed = 0
     for c in range((n + _CHUNK - 1) // _CHUNK):
         base = c * _CHUNK
         cnt = min(_CHUNK, n - base)
-        v0 = flat[base]
-        diff = v0 ^ v0
-        for j in range(cnt):
-            diff |= flat[base + j] ^ v0
-        if diff == 0:
-            if v0 < lo or v0 > hi:
-                continue
-            found = False
-            for k in range(nl):
-                if labels[k] == v0:
-                    found = True
-            if found:
+        if _uniform_chunk(flat, base, cnt):
+            if _position(labels, flat[base]):
                 for j in range(cnt):
                     flat[base + j] = target
                 changed += cnt
