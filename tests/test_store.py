@@ -62,6 +62,26 @@ def test_blocks_round_trip_through_any_hdf5_reader(tmp_path: Path, compression: 
         assert np.array_equal(f["image/s0"][:], gray)
 
 
+def test_unencoded_blocks_are_held_until_written(tmp_path: Path) -> None:
+    store = PyramidStore.create(tmp_path / "p.h5", (8, 8, 8), block_size=(4, 4, 4))
+    key = (LABELS, 1, 0, 0, 0)
+    new = np.full((4, 4, 4), 9, np.uint64)
+    store.stage(key, new, None, gen=1)
+    store.cache.clear()
+    assert store.read_block(LABELS, 1, (0, 0, 0)) is new  # held by the overlay, not the cache
+    assert store.unencoded_nbytes == new.nbytes
+    [(_, staged)] = store.staged_items()
+    assert staged.payload is None and staged.block is new
+    store.stage(key, np.full((4, 4, 4), 3, np.uint64), b"encoded", gen=2)
+    assert store.unencoded_nbytes == 0
+    store.restore(key, staged)  # a refused edit puts the held block back
+    assert store.unencoded_nbytes == new.nbytes and store.read_block(LABELS, 1, (0, 0, 0)) is new
+    store.unstage([(key, 1)])
+    assert store.staged_count == 0 and store.unencoded_nbytes == 0
+    assert store.cache.get(key) is new
+    store.close()
+
+
 def test_unwritten_blocks_read_as_background(tmp_path: Path) -> None:
     store = PyramidStore.create(tmp_path / "p.h5", (10, 10, 10), block_size=(4, 4, 4))
     block = store.read_block(LABELS, 0, (2, 2, 2))
@@ -79,7 +99,7 @@ def test_staged_blocks_are_seen_at_once_and_written_later(tmp_path: Path) -> Non
     store.stage(key, new, payload, gen=2)
     store.stage(key, np.zeros((4, 4, 4), np.uint64), payload, gen=1)  # older: ignored
     assert store.read_block(LABELS, 0, (1, 0, 1))[0, 0, 0] == 7
-    assert store.staged_items() == [(key, 2, payload)]
+    assert [(k, st.gen, st.payload) for k, st in store.staged_items()] == [(key, 2, payload)]
     assert not new.flags.writeable
     with h5py.File(tmp_path / "p.h5", "r", locking=False) as f:
         assert f["labels/s0"][4, 0, 4] == 0

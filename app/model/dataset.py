@@ -55,6 +55,8 @@ from app.model.verify import VerifyReport, verify_levels
 Progress = Callable[[int, int], None]
 CHECKPOINT_BLOCKS = 1024
 """Staged blocks that wake the checkpoint before its interval is up."""
+CHECKPOINT_UNENCODED_BYTES = 256 << 20
+"""Or staged blocks held in memory, not yet encoded, that do."""
 
 
 @dataclass(frozen=True)
@@ -173,7 +175,10 @@ class Dataset:
         self.sender = sender
 
     def _maybe_wake_checkpoint(self, _record: dict[str, Any]) -> None:
-        if self.store.staged_count >= CHECKPOINT_BLOCKS:
+        if (
+            self.store.staged_count >= CHECKPOINT_BLOCKS
+            or self.store.unencoded_nbytes >= CHECKPOINT_UNENCODED_BYTES
+        ):
             self._checkpoint_wake.set()
 
     def _open_reader(self, cache_bytes: int) -> None:
@@ -410,14 +415,19 @@ class Dataset:
                 }
             if not items and all(self.store.attr(k) == v for k, v in values.items()):
                 return 0
-            for key, _gen, payload in items:
-                self.store.write_payload(key[0], key[1], (key[2], key[3], key[4]), payload)
+            for key, staged in items:
+                coord = (key[2], key[3], key[4])
+                payload = staged.payload
+                if payload is None:
+                    assert staged.block is not None
+                    payload = self.store.encode_block(key[0], key[1], coord, staged.block)
+                self.store.write_payload(key[0], key[1], coord, payload)
             self.store.set_attrs(**{k: np.uint64(v) for k, v in values.items()})
             self.store.flush()
             self._journal_sync()
             with _file_lock(checkpoint_lock_path(self.path), exclusive=True):
                 self._safefile.commit()
-            self.store.unstage([(key, gen) for key, gen, _ in items])
+            self.store.unstage([(key, staged.gen) for key, staged in items])
             return len(items)
 
     def _journal_sync(self) -> None:

@@ -829,8 +829,7 @@ class MutationEngine:
             new = refresh_block(self.store, LABELS, scale, coord, children, old)
             if np.array_equal(new, old):
                 return False
-            payload = self.store.encode_block(LABELS, scale, coord, new)
-            self.store.stage((LABELS, scale, *coord), new, payload, next(self._gen))
+            self.store.stage((LABELS, scale, *coord), new, None, next(self._gen))
         return True
 
     def _complete(self, record: dict[str, Any]) -> None:

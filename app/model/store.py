@@ -106,11 +106,17 @@ class Level:
 
 @dataclass(frozen=True)
 class StagedBlock:
-    """A block written by an edit and not yet in the HDF5 file (its decoded array
-    lives in the bounded block cache, so memory does not grow with the backlog)."""
+    """A block written by an edit and not yet in the HDF5 file.
 
-    payload: bytes
+    Either encoded (``payload``; its decoded array lives in the bounded block
+    cache, so memory does not grow with the backlog), or not yet (``block``,
+    held here until a checkpoint encodes it: coarse blocks, rewritten by every
+    edit below them, are encoded once per checkpoint rather than once per edit).
+    """
+
+    payload: bytes | None
     gen: int
+    block: NDArray[Any] | None = None
 
 
 class PyramidStore:
@@ -148,6 +154,7 @@ class PyramidStore:
         self._rule = str(h5.attrs.get("downres_rule", DEFAULT_RULE))
         self.cache = BlockCache(cache_bytes)
         self._overlay: dict[BlockKey, StagedBlock] = {}
+        self._unencoded_nbytes = 0
         self._versions: dict[BlockKey, int] = {}
         self._overlay_lock = threading.Lock()
 
@@ -316,7 +323,10 @@ class PyramidStore:
             with self._overlay_lock:
                 staged = self._overlay.get(key)
                 version = self._versions.get(key, 0)
+            if staged is not None and staged.block is not None:
+                return staged.block
             if staged is not None:
+                assert staged.payload is not None
                 arr = self.decode_payload(kind, scale, coord, staged.payload)
             else:
                 arr = self._read_from_file(level, coord)
@@ -424,21 +434,35 @@ class PyramidStore:
         self.cache.discard((kind, scale, *coord))
 
     # ------------------------------------------------------------------ overlay
-    def stage(self, key: BlockKey, block: NDArray[Any], payload: bytes, gen: int) -> None:
+    def stage(self, key: BlockKey, block: NDArray[Any], payload: bytes | None, gen: int) -> None:
         """Make an edited block visible to readers before it reaches the HDF5 file.
 
         The swap is atomic per block: a reader gets the old array or the new
         one.  ``gen`` orders the versions of a block: an older one never
-        replaces a newer one.
+        replaces a newer one.  Without a ``payload`` the block is held in
+        memory (:attr:`unencoded_nbytes`) until a checkpoint encodes it.
         """
         block.flags.writeable = False
         with self._overlay_lock:
             current = self._overlay.get(key)
             if current is not None and current.gen > gen:
                 return
-            self._overlay[key] = StagedBlock(payload, gen)
-            self._versions[key] = self._versions.get(key, 0) + 1
-            self.cache.put(key, block, coarse=key[1] > 0)
+            self._put_staged(key, StagedBlock(payload, gen, block if payload is None else None))
+            if payload is None:
+                self.cache.discard(key)
+            else:
+                self.cache.put(key, block, coarse=key[1] > 0)
+
+    def _put_staged(self, key: BlockKey, staged: StagedBlock | None) -> None:
+        """Replace what is staged for ``key`` (under the overlay lock)."""
+        current = self._overlay.pop(key, None)
+        if current is not None and current.block is not None:
+            self._unencoded_nbytes -= current.block.nbytes
+        if staged is not None:
+            self._overlay[key] = staged
+            if staged.block is not None:
+                self._unencoded_nbytes += staged.block.nbytes
+        self._versions[key] = self._versions.get(key, 0) + 1
 
     def staged(self, key: BlockKey) -> StagedBlock | None:
         """What is staged for ``key`` (None: the file holds the block)."""
@@ -448,11 +472,7 @@ class PyramidStore:
     def restore(self, key: BlockKey, staged: StagedBlock | None) -> None:
         """Put back what :meth:`staged` returned before an edit that was refused."""
         with self._overlay_lock:
-            if staged is None:
-                self._overlay.pop(key, None)
-            else:
-                self._overlay[key] = staged
-            self._versions[key] = self._versions.get(key, 0) + 1
+            self._put_staged(key, staged)
             self.cache.discard(key)
 
     def unstage(self, items: Iterable[tuple[BlockKey, int]]) -> None:
@@ -461,18 +481,26 @@ class PyramidStore:
             for key, gen in items:
                 staged = self._overlay.get(key)
                 if staged is not None and staged.gen == gen:
-                    del self._overlay[key]
+                    self._put_staged(key, None)
+                    if staged.block is not None:
+                        self.cache.put(key, staged.block, coarse=key[1] > 0)
 
-    def staged_items(self) -> list[tuple[BlockKey, int, bytes]]:
-        """Every staged block: (key, generation, payload)."""
+    def staged_items(self) -> list[tuple[BlockKey, StagedBlock]]:
+        """Every staged block."""
         with self._overlay_lock:
-            return [(key, st.gen, st.payload) for key, st in self._overlay.items()]
+            return list(self._overlay.items())
 
     @property
     def staged_count(self) -> int:
         """Blocks staged and not yet in the file."""
         with self._overlay_lock:
             return len(self._overlay)
+
+    @property
+    def unencoded_nbytes(self) -> int:
+        """Bytes of the staged blocks held in memory until a checkpoint encodes them."""
+        with self._overlay_lock:
+            return self._unencoded_nbytes
 
     def decode_payload(self, kind: str, scale: int, coord: Coord, payload: bytes) -> NDArray[Any]:
         """Decode an encoded chunk of a block to its clipped shape.
@@ -505,6 +533,9 @@ class PyramidStore:
     def close(self) -> None:
         """Close the file (staged blocks not yet written are dropped: the journal keeps them)."""
         self.cache.clear()
+        with self._overlay_lock:
+            self._overlay.clear()
+            self._unencoded_nbytes = 0
         if self.h5.id.valid:
             self.h5.close()
 
