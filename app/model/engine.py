@@ -664,10 +664,9 @@ class MutationEngine:
         :class:`CascadeTree`), ahead of the s0 tasks still waiting, so the
         levels overlap instead of running one after the other.  Two tasks per
         worker are in flight, so that the pool stays busy while this thread
-        stages blocks or commits.  ``full``
-        recomputes every octant of every ancestor (the repair of an
-        interrupted cascade).  If a task fails, the tasks in flight finish and
-        the error is raised.
+        stages blocks or commits.  ``full`` recomputes every octant of every
+        ancestor (the repair of an interrupted cascade).  If a task fails, the
+        tasks in flight finish and the error is raised.
         """
         tree = CascadeTree(coords, len(self.store.levels(LABELS)))
         waiting_s0 = deque(coords if transform is not None else [])
@@ -680,7 +679,12 @@ class MutationEngine:
         changes: dict[Coord, BlockChange] = {}
         running: dict[Future[Any], tuple[int, Coord]] = {}
         try:
-            while waiting_s0 or ready or running:
+            while True:
+                if transform is not None and s0_done is not None and len(changes) == len(coords):
+                    s0_done([changes[c] for c in coords])
+                    s0_done = None
+                if not (waiting_s0 or ready or running):
+                    break
                 while len(running) < 2 * self.workers and (ready or waiting_s0):
                     if ready:
                         scale, parent, kids = ready.popleft()
@@ -708,9 +712,6 @@ class MutationEngine:
                         ready.append((s, p, None if full else kids))
                 for scale, blocks in sorted(redrawn.items()):
                     self.signals.blocks_changed.emit(scale, sorted(blocks))
-                if transform is not None and s0_done is not None and len(changes) == len(coords):
-                    s0_done([changes[c] for c in coords])
-                    s0_done = None
         except BaseException:
             wait(running)
             raise
