@@ -5,14 +5,15 @@ Every voxel mutation runs the same phases (SPEC §4):
 1. **validate** under the label locks, from the label index (clear error,
    nothing changed);
 2. **s0 phase**: the touched s0 blocks (only those the index names) are
-   rewritten on the worker pool under their block locks; then ONE small
-   journal transaction holds the mutation record (with the blocks it
+   rewritten on the worker pool under their block locks, and staged for
+   readers as they come (put back if the mutation is refused); then ONE
+   small journal transaction holds the mutation record (with the blocks it
    touched), the label index rows, the counters, the undo data and the start
-   event.  After this commit the edit is durable and the new blocks are
-   staged for readers;
-3. **cascade**: the parents of changed blocks are recomputed level by level,
-   only in the octants of changed children, each under its block lock; a
-   branch stops as soon as a parent comes out unchanged;
+   event.  After this commit the edit is durable;
+3. **cascade**, overlapping the s0 phase: each parent of changed blocks is
+   recomputed as soon as the blocks below it are final, only in the octants
+   of changed children, under its block lock; a branch stops as soon as a
+   parent comes out unchanged;
 4. **complete**: the record is marked done and the complete event written.
 
 Block images are not journaled: a checkpoint (:mod:`app.model.dataset`)
