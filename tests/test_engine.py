@@ -315,6 +315,30 @@ def test_apply_stops_at_the_first_bad_line(ds: Dataset, model: NDArray[np.uint64
             apply_lines(ds, [bad])
 
 
+def test_visible_blocks_go_in_the_viewers_order(
+    small_pyramid: Path, model: NDArray[np.uint64]
+) -> None:
+    """The viewer hands its blocks from the view centre out: the work follows that order."""
+    a, b = biggest(model, 2)
+    with open_dataset(small_pyramid, "r+", workers=1) as ds:
+        blocks = sorted(set(ds.label_blocks(b)))
+        wanted = blocks[::-2]  # an order that is not (z, y, x)
+        ds.set_visible(0, wanted)
+        reads: list[tuple[int, int, int]] = []
+        read_block = ds.store.read_block
+
+        def recording_read(kind: str, scale: int, coord: tuple[int, int, int]) -> NDArray[Any]:
+            if scale == 0:
+                reads.append(coord)
+            return read_block(kind, scale, coord)
+
+        ds.store.read_block = recording_read  # type: ignore[method-assign]
+        ds.merge(a, [b])
+        first_reads = list(dict.fromkeys(reads))  # parents read their children again
+        assert first_reads[: len(wanted)] == wanted
+        assert first_reads[len(wanted) :] == sorted(set(blocks) - set(wanted))
+
+
 def test_a_commit_that_fails_puts_every_level_back(
     ds: Dataset, model: NDArray[np.uint64], monkeypatch: pytest.MonkeyPatch
 ) -> None:

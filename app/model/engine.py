@@ -156,7 +156,7 @@ class MutationEngine:
         self.gate = Gate()
         self._counter_lock = threading.Lock()
         self._undo_lock = threading.Lock()
-        self._visible: tuple[int, frozenset[Coord]] = (0, frozenset())
+        self._visible: tuple[int, dict[Coord, int]] = (0, {})  # scale, block → rank
         attrs_next = int(store.attr("next_label", 1))
         self.max_label_value = max(
             int(journal.get_meta("max_label") or 0), int(store.attr("max_label", 0))
@@ -613,7 +613,7 @@ class MutationEngine:
             self.signals.labels_changed.emit(sorted({r[0] for r in rows}))
 
         with self.gate.shared():
-            coords = self._visible_first(0, plan.coords)
+            coords = self._visible_first(plan.coords)
             with self.block_locks[0].hold(coords):
                 previous: dict[Coord, StagedBlock | None] = {}
                 try:
@@ -758,27 +758,26 @@ class MutationEngine:
 
     # ------------------------------------------------------------- visibility
     def set_visible(self, scale: int, coords: Iterable[Coord]) -> None:
-        """The blocks a viewer shows at ``scale``: their work goes first.
+        """The blocks a viewer shows at ``scale``, most wanted first (e.g. from the
+        view centre out): the work under them goes first, in that order.
 
         Called from any thread; replaces the previous visible set.
         """
+        rank: dict[Coord, int] = {}
+        for z, y, x in coords:
+            rank.setdefault((int(z), int(y), int(x)), len(rank))
         with self._counter_lock:
-            self._visible = (scale, frozenset(coords))
+            self._visible = (scale, rank)
 
-    def _visibility(self, scale: int) -> Callable[[Coord], bool]:
-        """Whether a block of ``scale`` covers (or lies inside) a visible block."""
+    def _visible_first(self, coords: Iterable[Coord]) -> list[Coord]:
+        """s0 blocks: those under visible blocks first, in the viewer's order, then
+        the others in (z, y, x) order."""
         with self._counter_lock:
-            vis_scale, vis = self._visible
-        if vis_scale >= scale:
-            down = vis_scale - scale
-            return lambda c: (c[0] >> down, c[1] >> down, c[2] >> down) in vis
-        up = scale - vis_scale
-        coarse = {(z >> up, y >> up, x >> up) for z, y, x in vis}
-        return lambda c: c in coarse
-
-    def _visible_first(self, scale: int, coords: Iterable[Coord]) -> list[Coord]:
-        visible = self._visibility(scale)
-        return sorted(coords, key=lambda c: (not visible(c), c))
+            down, rank = self._visible
+        last = len(rank)
+        return sorted(
+            coords, key=lambda c: (rank.get((c[0] >> down, c[1] >> down, c[2] >> down), last), c)
+        )
 
     def _block_task(self, transform: Transform, coord: Coord) -> BlockChange:
         block = self.store.read_block(LABELS, 0, coord)
