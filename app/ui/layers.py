@@ -6,6 +6,17 @@ thread).  After an edit the model stages the new blocks in its cache and says
 which blocks changed; the layers showing that level refresh at once (s0 first,
 lower levels as the cascade finishes them).
 
+The "selected bodies" layer is made on the first selection.  It shows small
+highlight codes (:class:`app.ui.lazy.HighlightLevel`) through a fixed
+colormap, so a new selection costs one re-slice, whatever its size.
+
+In a 2D view the blocks in view are those under the canvas (not the whole
+region napari sliced); they are handed to the engine nearest the view centre
+first.  The level shown is napari's choice unless the blocks it needs would
+not fit in the model's block cache (a large volume seen whole): then a coarser
+level is locked until the view needs fewer blocks, so the view never evicts
+what it is showing.
+
 Roles are kept in ``layer.metadata["segmend_role"]`` (``"grayscale"``,
 ``"segmentation"``, ``"selection"``) with ``metadata["segmend_path"]``, so the
 napari reader's layers can be adopted by the proofreading widget.
@@ -18,20 +29,29 @@ from typing import Any
 
 import numpy as np
 from napari.layers import Image, Labels
-from napari.utils.colormaps import DirectLabelColormap
+from napari.layers.utils.layer_utils import compute_multiscale_level
+from napari.utils.colormaps import CyclicLabelColormap
+from numpy.typing import NDArray
 from qtpy.QtCore import QObject, QTimer, Signal, Slot
 
 from app.model.dataset import Dataset
 from app.model.store import IMAGE, LABELS
+from app.ui import warmup
+from app.ui.compat import camera, canvas_model, canvas_size
 from app.ui.controller import Session
-from app.ui.lazy import BlockLoader, CachedLevel
-from app.ui.selection import Selection, selection_color
+from app.ui.lazy import BlockLoader, CachedLevel, Highlight, HighlightLevel
+from app.ui.selection import SELECTION_COLORS, Selection
 
 ROLE = "segmend_role"
 PATH = "segmend_path"
 REFRESH_MS = 50
 """Least time between two repaints: the first change redraws at once, later
 ones are gathered (software OpenGL repaints cost 100 ms and more)."""
+LEVEL_BUDGET = 0.7
+"""Share of the model's block cache that the blocks in view may take (all layers
+together); beyond it a coarser level is shown."""
+Coord = tuple[int, int, int]
+Visible = tuple[int, tuple[Coord, ...]]
 
 
 def level_arrays(dataset: Dataset, kind: str, loader: BlockLoader | None) -> list[CachedLevel]:
@@ -88,12 +108,51 @@ def layer_data(dataset: Dataset, loader: BlockLoader | None) -> list[LayerData]:
     return out
 
 
-def selection_colormap(ids: list[int]) -> DirectLabelColormap:
-    """Only the selected ids coloured (by position), everything else transparent."""
-    colors: dict[int | None, Any] = {None: (0.0, 0.0, 0.0, 0.0), 0: (0.0, 0.0, 0.0, 0.0)}
-    for i, label in enumerate(ids):
-        colors[int(label)] = selection_color(i)
-    return DirectLabelColormap(color_dict=colors)
+def highlight_colormap() -> CyclicLabelColormap:
+    """The colours of the highlight codes: code ``i + 1`` is the ``i``-th selection
+    colour, 0 (not selected) is transparent.
+
+    A cyclic colormap over uint8 codes is coloured by a lookup table napari
+    builds with NumPy (its direct colormaps compile a Numba dictionary first,
+    about a second on the GUI thread).
+    """
+    return CyclicLabelColormap(colors=["#00000000", *SELECTION_COLORS], background_value=0)
+
+
+def highlight_levels(dataset: Dataset, loader: BlockLoader | None,
+                     highlight: Highlight) -> list[HighlightLevel]:
+    """One :class:`HighlightLevel` per labels scale, s0 first."""
+    return [HighlightLevel(dataset.labels(s), dataset.block_size, loader, highlight)
+            for s in range(dataset.n_scales)]
+
+
+def view_box(viewer: Any) -> NDArray[np.float64] | None:
+    """World (lo, hi) of the two displayed axes under the canvas; None in 3D or without one."""
+    size = canvas_size(viewer)
+    if size is None or int(viewer.dims.ndisplay) != 2:
+        return None
+    cam = camera(viewer)
+    zoom = float(cam.zoom)
+    if not zoom > 0:
+        return None
+    centre = np.asarray(cam.center, dtype=float)[-2:]
+    half = np.asarray(size, dtype=float) / (2 * zoom)
+    return np.stack([centre - half, centre + half])
+
+
+def blocks_in(lo: NDArray[Any], hi: NDArray[Any], block_size: tuple[int, ...],
+              centre: NDArray[Any]) -> tuple[Coord, ...]:
+    """The blocks holding voxels ``lo..hi`` (inclusive), nearest ``centre`` (voxels) first."""
+    ranges = [range(int(a) // b, int(e) // b + 1)
+              for a, e, b in zip(lo, hi, block_size, strict=True)]
+    coords = [(z, y, x) for z in ranges[0] for y in ranges[1] for x in ranges[2]]
+    mid = [float(v) for v in centre]
+
+    def distance(c: Coord) -> tuple[float, Coord]:
+        return sum(((i + 0.5) * b - m) ** 2
+                   for i, b, m in zip(c, block_size, mid, strict=True)), c
+
+    return tuple(sorted(coords, key=distance))
 
 
 def _set_visible(layer: Any, visible: bool) -> None:
@@ -113,7 +172,8 @@ class DatasetLayers(QObject):
         Whose dataset is shown; layers are added on ``opened`` and removed on
         ``closed``.
     selection : Selection
-        The selected bodies, drawn on the ``selected bodies`` layer.
+        The selected bodies, drawn on the ``selected bodies`` layer (made on
+        the first selection).
     """
 
     settled = Signal()
@@ -130,15 +190,19 @@ class DatasetLayers(QObject):
         self.grayscale: Image | None = None
         self.segmentation: Labels | None = None
         self.selected: Labels | None = None
+        self.highlight = Highlight(len(SELECTION_COLORS))
         self.show_selected_only = False
         self.refreshes = 0
+        self.locked_level: int | None = None
+        """The level this object locked the layers at (too many blocks at napari's), or None."""
         self._load_failed = False
-        self._visible: tuple[int, frozenset[tuple[int, int, int]]] | None = None
+        self._visible: Visible | None = None
         self._dirty: set[str] = set()
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.timeout.connect(self._refresh_now)
         self._last_refresh = 0.0
+        self._watching = False
         session.opened.connect(self.show)
         session.closed.connect(self.clear)
         session.blocks_changed.connect(self._on_blocks_changed)
@@ -148,6 +212,7 @@ class DatasetLayers(QObject):
     @Slot(object)
     def show(self, dataset: Dataset) -> None:
         """Add (or adopt, if the napari reader made them) the dataset's layers."""
+        warmup.wait()
         self.clear()
         self._load_failed = False
         self.loader = BlockLoader(dataset, self.session.runner, self)
@@ -169,24 +234,54 @@ class DatasetLayers(QObject):
             else:
                 layer = self.viewer.add_labels(data, **kwargs)
             setattr(self, role, layer)
-        labels = level_arrays(dataset, LABELS, self.loader)
-        self.selected = adopted.get("selection") or self.viewer.add_labels(
-            labels,
-            multiscale=True,
-            name="selected bodies",
-            opacity=0.85,
-            colormap=selection_colormap(self.selection.ids),
-            metadata={PATH: str(dataset.path), ROLE: "selection"},
-        )
-        self.selected.visible = bool(len(self.selection))
         if self.segmentation is not None:
             self.viewer.layers.selection.active = self.segmentation
         if self.viewer.dims.ndim == 3:
             self.viewer.dims.axis_labels = ("z", "y", "x")
-        if self.segmentation is not None:
-            self.segmentation.events.set_data.connect(self._report_visible)
+        self._watch(True)
+        self.highlight.set(self.selection.ids)
+        if len(self.selection):
+            self._make_selected_layer(dataset)
         self._apply_visibility()
-        self._report_visible()
+        self._on_view()
+
+    def _make_selected_layer(self, dataset: Dataset) -> Labels:
+        """Add the "selected bodies" layer above the segmentation (the active layer stays)."""
+        layer = Labels(
+            highlight_levels(dataset, self.loader, self.highlight),
+            multiscale=True,
+            name="selected bodies",
+            opacity=0.85,
+            colormap=highlight_colormap(),
+            metadata={PATH: str(dataset.path), ROLE: "selection"},
+        )
+        if self.locked_level is not None:
+            layer.locked_data_level = min(self.locked_level, len(layer.level_shapes) - 1)
+        layers = self.viewer.layers
+        active = layers.selection.active
+        index = layers.index(self.segmentation) + 1 if self.segmentation in layers else len(layers)
+        layers.insert(index, layer)
+        layers.selection.active = active
+        self.selected = layer
+        return layer
+
+    def _watch(self, on: bool) -> None:
+        """Follow (or stop following) the camera, the dims and the segmentation's slices."""
+        if on == self._watching:
+            return
+        self._watching = on
+        cam, dims = camera(self.viewer), self.viewer.dims
+        events = [cam.events.zoom, cam.events.center, dims.events.ndisplay, dims.events.point]
+        canvas = canvas_model(self.viewer)
+        if canvas is not None:
+            events.append(canvas.events.size)
+        if self.segmentation is not None:
+            events.append(self.segmentation.events.set_data)
+        for event in events:
+            if on:
+                event.connect(self._on_view)
+            else:
+                event.disconnect(self._on_view)
 
     @Slot(str)
     def _on_load_failed(self, message: str) -> None:
@@ -201,9 +296,9 @@ class DatasetLayers(QObject):
         if self.loader is not None:
             self.loader.close()
             self.loader = None
-        if self.segmentation is not None:
-            self.segmentation.events.set_data.disconnect(self._report_visible)
+        self._watch(False)
         self._visible = None
+        self.locked_level = None
         for role in ("selected", "segmentation", "grayscale"):
             layer = getattr(self, role)
             if layer is not None and layer in self.viewer.layers:
@@ -217,13 +312,26 @@ class DatasetLayers(QObject):
         """The layers showing labels (segmentation, selected bodies)."""
         return [layer for layer in (self.segmentation, self.selected) if layer is not None]
 
+    @property
+    def layers(self) -> list[Image | Labels]:
+        """Every layer shown (grayscale, segmentation, selected bodies)."""
+        return [layer for layer in (self.grayscale, *self.labels_layers) if layer is not None]
+
     # ------------------------------------------------------------ selection
     @Slot(object)
     def _on_selection(self, ids: list[int]) -> None:
+        self.highlight.set(ids)
+        dataset = self.session.dataset
         if self.selected is None:
-            return
-        self.selected.colormap = selection_colormap(ids)
-        _set_visible(self.selected, bool(ids))
+            if ids and dataset is not None and self.segmentation is not None:
+                self._make_selected_layer(dataset)
+        elif not ids:
+            _set_visible(self.selected, False)
+        elif not self.selected.visible:
+            self.selected.visible = True  # (napari re-slices it)
+        else:
+            self._dirty.add(self.selected.name)
+            self._schedule()
         self._apply_visibility()
 
     def set_show_selected_only(self, on: bool) -> None:
@@ -235,8 +343,13 @@ class DatasetLayers(QObject):
         if self.segmentation is not None:
             _set_visible(self.segmentation, not (self.show_selected_only and len(self.selection)))
 
-    def visible_blocks(self) -> tuple[int, frozenset[tuple[int, int, int]]] | None:
-        """The scale shown and the blocks of it in view (from napari's corner pixels)."""
+    # ----------------------------------------------------------------- view
+    def visible_blocks(self) -> Visible | None:
+        """The scale shown and its blocks in view, nearest the view centre first.
+
+        The blocks are those napari sliced (``corner_pixels``) that lie under
+        the canvas, in the current plane.
+        """
         dataset, seg = self.session.dataset, self.segmentation
         if dataset is None or seg is None:
             return None
@@ -250,21 +363,85 @@ class DatasetLayers(QObject):
         factors = np.asarray(seg.downsample_factors[level], dtype=float)
         for d in self.viewer.dims.not_displayed:
             lo[d] = hi[d] = np.round(point[d] / factors[d])
-        lo = np.clip(lo, 0, shape - 1).astype(int)
-        hi = np.clip(hi, 0, shape - 1).astype(int)
-        bs = dataset.block_size
-        ranges = [range(int(a) // b, int(e) // b + 1) for a, e, b in zip(lo, hi, bs, strict=True)]
-        coords = frozenset((z, y, x) for z in ranges[0] for y in ranges[1] for x in ranges[2])
-        return level, coords
+        centre = (lo + hi) / 2
+        box = view_box(self.viewer)
+        if box is not None:
+            shown = list(self.viewer.dims.displayed)[-2:]
+            lo[shown] = np.maximum(lo[shown], np.floor(box[0] / factors[shown]))
+            hi[shown] = np.minimum(hi[shown], np.ceil(box[1] / factors[shown]))
+            centre[shown] = (box[0] + box[1]) / 2 / factors[shown]
+        lo = np.clip(lo, 0, shape - 1)
+        hi = np.clip(hi, 0, shape - 1)
+        if np.any(hi < lo):
+            return level, ()
+        return level, blocks_in(lo, hi, dataset.block_size, centre)
 
-    def _report_visible(self, _event: object = None) -> None:
-        """Tell the model which blocks are in view: edits compute those first."""
+    def _on_view(self, _event: object = None) -> None:
+        """The view moved (or was re-sliced): check the level, tell the model what is in view."""
+        self._guard_level()
+        self._report_visible()
+
+    def _report_visible(self) -> None:
+        """Tell the model which blocks are in view (centre first): edits compute those first."""
         dataset = self.session.dataset
         visible = self.visible_blocks()
         if dataset is None or visible is None or visible == self._visible:
             return
         self._visible = visible
         dataset.set_visible(*visible)
+
+    def view_level(self) -> int | None:
+        """The level to lock the layers at, or None to leave the choice to napari.
+
+        None unless, in a 2D view, the blocks napari's level needs under the
+        canvas (one plane of blocks per layer) exceed :data:`LEVEL_BUDGET` of
+        the block cache; then the finest coarser level whose whole plane fits
+        (a locked level is sliced whole).
+        """
+        dataset, seg = self.session.dataset, self.segmentation
+        box, size = view_box(self.viewer), canvas_size(self.viewer)
+        if dataset is None or seg is None or box is None or size is None:
+            return None
+        shown = list(self.viewer.dims.displayed)[-2:]
+        factors = np.asarray(seg.downsample_factors, dtype=float)[:, shown]
+        auto = compute_multiscale_level(box[1] - box[0], np.asarray(size), factors)
+        bs = np.asarray(dataset.block_size)[shown]
+        budget = LEVEL_BUDGET * dataset.store.cache.capacity_bytes
+        n_levels = len(seg.level_shapes)
+        for level in range(auto, n_levels):
+            plane = np.asarray(seg.level_shapes[level])[shown]
+            if level == auto:
+                lo = np.clip(np.floor(box[0] / factors[level]), 0, plane - 1)
+                hi = np.clip(np.ceil(box[1] / factors[level]), 0, plane - 1)
+                blocks = np.prod(hi // bs - lo // bs + 1)
+            else:
+                blocks = np.prod(-(-plane // bs))
+            if blocks * self._block_bytes(level) <= budget:
+                return None if level == auto else level
+        return n_levels - 1
+
+    def _block_bytes(self, level: int) -> int:
+        """Decoded bytes of one block of every layer shown at ``level``."""
+        dataset = self.session.dataset
+        assert dataset is not None
+        voxels = int(np.prod(dataset.block_size))
+        total = voxels * np.dtype(dataset.labels(0).dtype).itemsize
+        if self.grayscale is not None and dataset.image_dtype is not None \
+                and level < dataset.n_image_scales:
+            total += voxels * dataset.image_dtype.itemsize
+        return total
+
+    def _guard_level(self) -> None:
+        """Lock the layers at :meth:`view_level` (or unlock them); a user's lock is kept."""
+        want = self.view_level()
+        if want == self.locked_level:
+            return
+        previous, self.locked_level = self.locked_level, want
+        for layer in self.layers:
+            if layer.locked_data_level not in (None, previous):
+                continue
+            layer.locked_data_level = (
+                None if want is None else min(want, len(layer.level_shapes) - 1))
 
     # ------------------------------------------------------------- refresh
     @Slot(int, object)
@@ -292,18 +469,17 @@ class DatasetLayers(QObject):
 
     def refresh(self) -> None:
         """Refresh every layer now (re-slices from the cache; no I/O)."""
-        for layer in (self.grayscale, *self.labels_layers):
-            if layer is not None:
-                self._dirty.add(layer.name)
+        for layer in self.layers:
+            self._dirty.add(layer.name)
         self._refresh_now()
 
     @Slot()
     def _refresh_now(self) -> None:
         self._last_refresh = time.perf_counter()
         dirty, self._dirty = self._dirty, set()
-        for layer in (self.grayscale, *self.labels_layers):
-            if layer is not None and layer.name in dirty and layer in self.viewer.layers:
-                layer.refresh()
+        for layer in self.layers:
+            if layer.name in dirty and layer in self.viewer.layers:
+                layer.refresh(extent=False)  # (the data's extent never changes)
                 self.refreshes += 1
         self._maybe_settled()
 

@@ -201,7 +201,7 @@ class CachedLevel:
         """The voxels an index selects (never reads the file if a loader is set)."""
         if any(isinstance(i, range) and len(i) == 0 for i in items):
             shape = tuple(len(i) for i in items if isinstance(i, range))
-            return np.zeros(shape, self.dtype)
+            return np.zeros(shape, self.array.dtype)
         starts = [i if isinstance(i, int) else i.start for i in items]
         stops = [i + 1 if isinstance(i, int) else i[-1] + 1 for i in items]
         picks = tuple(0 if isinstance(i, int) else slice(None, None, i.step) for i in items)
@@ -210,7 +210,7 @@ class CachedLevel:
             return self.array[box][picks]
         out, missing = self._assemble(starts, stops)
         if missing:
-            self.loader.request(self.kind, self.scale, missing)
+            self.loader.request(self.kind, self.scale, self._centre_first(missing, starts, stops))
         return out[picks]
 
     def missing_blocks(self, key: Any) -> list[Coord]:
@@ -230,9 +230,17 @@ class CachedLevel:
                   for a, e, b in zip(starts, stops, bs, strict=True)]
         return [(z, y, x) for z in ranges[0] for y in ranges[1] for x in ranges[2]]
 
+    def _centre_first(self, coords: list[Coord], starts: list[int],
+                      stops: list[int]) -> list[Coord]:
+        """``coords`` ordered by the distance of their centre to the box's centre."""
+        mid = [(a + e) / 2 for a, e in zip(starts, stops, strict=True)]
+        bs = self._block_size
+        return sorted(coords, key=lambda c: sum(((i + 0.5) * b - m) ** 2
+                                                for i, b, m in zip(c, bs, mid, strict=True)))
+
     def _assemble(self, starts: list[int], stops: list[int]) -> tuple[NDArray[Any], list[Coord]]:
         assert self.loader is not None
-        out = np.zeros(tuple(b - a for a, b in zip(starts, stops, strict=True)), self.dtype)
+        out = np.zeros(tuple(b - a for a, b in zip(starts, stops, strict=True)), self.array.dtype)
         missing: list[Coord] = []
         bs = self._block_size
         for coord in self._coords(starts, stops):
@@ -250,6 +258,103 @@ class CachedLevel:
             dst = tuple(slice(lo_ - a, h - a) for lo_, h, a in zip(lo, hi, starts, strict=True))
             out[dst] = block[src]
         return out, missing
+
+
+class Highlight:
+    """Which labels are highlighted, and how: label -> code ``1 + position % n_codes``.
+
+    The code of a label is its position in the list (the selection order),
+    cycling through ``n_codes`` colours; 0 means not highlighted.  GUI thread
+    only (napari slices on the GUI thread).
+
+    Parameters
+    ----------
+    n_codes : int
+        Number of distinct codes (colours), at most 255.
+    """
+
+    LOOP_MAX = 16
+    """Up to this many labels, one comparison pass per label; beyond, a binary search."""
+
+    def __init__(self, n_codes: int) -> None:
+        if not 1 <= n_codes <= 255:
+            raise ValueError(f"n_codes must be in 1..255, not {n_codes}")
+        self.n_codes = n_codes
+        self._ids = np.zeros(0, np.uint64)
+        self._sorted = np.zeros(0, np.uint64)
+        self._sorted_codes = np.zeros(0, np.uint8)
+
+    @property
+    def ids(self) -> list[int]:
+        """The highlighted labels, in order."""
+        return [int(v) for v in self._ids]
+
+    def code(self, position: int) -> int:
+        """The code of the label at ``position`` in the list."""
+        return 1 + position % self.n_codes
+
+    def set(self, ids: Iterable[int]) -> None:
+        """Highlight these labels (in this order)."""
+        self._ids = np.asarray([int(v) for v in ids], dtype=np.uint64)
+        order = np.argsort(self._ids, kind="stable")
+        self._sorted = self._ids[order]
+        self._sorted_codes = (1 + order % self.n_codes).astype(np.uint8)
+
+    def apply(self, labels: NDArray[Any]) -> NDArray[np.uint8]:
+        """The code of every voxel of ``labels`` (0 where not highlighted)."""
+        out = np.zeros(labels.shape, np.uint8)
+        n = len(self._ids)
+        if n == 0 or labels.size == 0:
+            return out
+        if n <= self.LOOP_MAX:
+            for i, label in enumerate(self._ids):
+                out[labels == label] = self.code(i)
+            return out
+        flat = labels.reshape(-1)
+        idx = np.searchsorted(self._sorted, flat)
+        idx[idx == n] = 0
+        hit = self._sorted[idx] == flat
+        out.reshape(-1)[hit] = self._sorted_codes[idx[hit]]
+        return out
+
+
+class HighlightLevel(CachedLevel):
+    """A pyramid level of labels seen through a :class:`Highlight`: uint8 codes.
+
+    What the "selected bodies" layer shows: reads like the :class:`CachedLevel`
+    of the labels (cached blocks only, missing ones asked of the loader) and
+    maps each voxel to its highlight code.  Small codes keep napari off its
+    large-label colour mapping (a Numba dict compiled at first use, rebuilt for
+    each new selection): the colormap is fixed, only the codes change.
+
+    Parameters
+    ----------
+    array : LevelArray
+        The model's view of a labels level.
+    block_size : tuple of int
+        The pyramid's block shape (z, y, x).
+    loader : BlockLoader or None
+        Where missing blocks are asked for.
+    highlight : Highlight
+        Which labels get which code (shared by every level of a layer).
+    """
+
+    def __init__(self, array: LevelArray, block_size: tuple[int, int, int],
+                 loader: BlockLoader | None, highlight: Highlight) -> None:
+        super().__init__(array, block_size, loader)
+        self.highlight = highlight
+
+    @property
+    def dtype(self) -> np.dtype[Any]:
+        """Element type: uint8 codes."""
+        return np.dtype(np.uint8)
+
+    def __repr__(self) -> str:
+        return f"HighlightLevel({self.kind}/s{self.scale}, shape={self.shape})"
+
+    def read(self, items: list[Item]) -> NDArray[Any]:
+        """The highlight codes of the voxels an index selects."""
+        return self.highlight.apply(super().read(items))
 
 
 class Window:

@@ -44,10 +44,12 @@ def run_app(file: str | None = None, *, screenshot: str | None = None,
     import napari
     from napari.qt import get_qapp
 
+    from app.ui import warmup
     from app.ui.main_window import SegmendWindow
     from app.ui.screenshot import ScreenshotDriver
 
     app = get_qapp()
+    warmup.start()
     window = SegmendWindow(show=True)
     if screenshot is None:
         if file:

@@ -37,6 +37,9 @@ from app.ui.controller import Session
 from app.ui.selection import Selection, selection_color
 from app.ui.split_canvas import SplitTool
 
+SWATCH_WIDTH = 22
+"""Pixels of the body table's colour column."""
+
 
 def action_button(action: QAction, parent: QWidget | None = None) -> QToolButton:
     """A button that triggers ``action`` (and shows its text, state and shortcut tip)."""
@@ -84,7 +87,10 @@ class BodyPanel(QGroupBox):
         self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         self.table.setSelectionBehavior(QTableWidget.SelectionBehavior.SelectRows)
         header = self.table.horizontalHeader()
-        header.setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
+        # a fixed swatch column: sizing one to its contents re-measures every row
+        # for each item set (seconds for a selection of hundreds of bodies)
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Fixed)
+        header.resizeSection(0, SWATCH_WIDTH)
         header.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
         header.setSectionResizeMode(2, QHeaderView.ResizeMode.Stretch)
         self.table.setMinimumHeight(90)

@@ -15,13 +15,16 @@ from typing import Any
 
 import numpy as np
 import pytest
+from napari.utils.colormaps.standardize_color import transform_color
 from qtpy.QtCore import QPoint, Qt
 from qtpy.QtTest import QTest
 
 from app.model.dataset import SplitResult, open_dataset
 from app.ui.compat import camera as viewer_camera
-from app.ui.lazy import CachedLevel
+from app.ui.layers import LEVEL_BUDGET
+from app.ui.lazy import CachedLevel, Highlight, HighlightLevel
 from app.ui.main_window import SegmendWindow
+from app.ui.selection import SELECTION_COLORS
 from tests.ui.conftest import WAIT_MS, wait_idle
 
 pytestmark = pytest.mark.gui
@@ -77,7 +80,8 @@ def test_open_shows_lazy_multiscale_layers(opened: SegmendWindow) -> None:
     ds = win.session.dataset
     assert ds is not None and win.session.writable
     names = [layer.name for layer in win.viewer.layers]
-    assert names[:3] == ["grayscale", "segmentation", "selected bodies"]
+    assert names[:2] == ["grayscale", "segmentation"]
+    assert win.widget.layers.selected is None  # made on the first selection
     seg = win.widget.layers.segmentation
     gray = win.widget.layers.grayscale
     assert seg is not None and gray is not None
@@ -135,6 +139,109 @@ def test_click_selects_and_shift_click_adds(opened: SegmendWindow, qtbot: Any) -
     assert win.widget.selection.ids == [a]
 
 
+def test_selection_layer_is_made_on_the_first_selection(opened: SegmendWindow,
+                                                        qtbot: Any) -> None:
+    win = opened
+    layers = win.widget.layers
+    seg = layers.segmentation
+    assert layers.selected is None and seg is not None
+    a, b = select(qtbot, win, A_POS, B_POS)
+    selected = layers.selected
+    assert selected is not None and selected.visible
+    names = [layer.name for layer in win.viewer.layers]
+    assert names[names.index("segmentation") + 1] == "selected bodies"
+    assert win.viewer.layers.selection.active is seg  # still the segmentation
+    assert all(isinstance(level, HighlightLevel) for level in selected.data)
+    assert selected.data[0].dtype == np.uint8
+    wait_idle(qtbot, win)
+
+    def code_at(zyx: tuple[int, int, int]) -> int:
+        value = selected.get_value(zyx, world=True)
+        return int(value[1] if isinstance(value, tuple) else value)
+
+    assert (code_at(A_POS), code_at(B_POS)) == (1, 2)  # colour by selection position
+    colours = selected.colormap.map(np.arange(len(SELECTION_COLORS) + 1))
+    np.testing.assert_allclose(colours[1:], [transform_color(c)[0] for c in SELECTION_COLORS])
+    assert colours[0][3] == 0  # not selected: transparent
+    other = next(p for p in ((Z, 30, 30), (Z, 200, 200), (Z, 30, 200))
+                 if label_at(win, p) not in (a, b))
+    assert code_at(other) == 0
+    colormap = selected.colormap
+    # a large selection: the colormap stays, the codes cycle through the colours
+    ds = win.session.dataset
+    assert ds is not None
+    ids = [int(v) for v in np.unique(ds.labels(0)[Z]) if v and v not in (a, b)]
+    big = [b, *ids[:600], a]
+    assert len(big) > Highlight.LOOP_MAX
+    with qtbot.waitSignal(layers.settled, timeout=WAIT_MS):
+        win.widget.selection.set(big)
+    assert selected.colormap is colormap
+    assert code_at(B_POS) == 1
+    assert code_at(A_POS) == 1 + (len(big) - 1) % len(SELECTION_COLORS)
+    with qtbot.waitSignal(win.widget.selection.changed, timeout=WAIT_MS):
+        win.widget.selection.clear()
+    assert not selected.visible and layers.selected is selected
+
+
+def test_visible_blocks_are_those_under_the_canvas_centre_first(
+        opened: SegmendWindow, qtbot: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    win = opened
+    layers = win.widget.layers
+    ds = win.session.dataset
+    assert ds is not None
+    told: list[tuple[int, list[tuple[int, int, int]]]] = []
+    monkeypatch.setattr(ds, "set_visible", lambda scale, coords: told.append((scale, [*coords])))
+    cam = viewer_camera(win.viewer)
+    cam.zoom = float(cam.zoom) * 6
+    cam.center = (Z, 200.0, 40.0)
+    visible = layers.visible_blocks()
+    assert visible is not None and visible[0] == 0
+    level, coords = visible
+    # a few blocks around (y=200, x=40) -> block (1, 3, 0) first; none far away
+    assert coords[0] == (Z // 64, 3, 0)
+    assert 1 <= len(coords) < 16 and all(c[1] >= 2 and c[2] <= 1 for c in coords)
+    centre = np.array([Z, 200.0, 40.0])
+    distances = [np.linalg.norm((np.array(c) + 0.5) * 64 - centre) for c in coords]
+    assert distances == sorted(distances)
+    assert told[-1] == (level, list(coords))  # the model is told, in that order
+    wait_idle(qtbot, win)
+
+
+def test_fit_view_of_a_large_volume_shows_a_level_that_fits_the_cache(
+        opened: SegmendWindow, qtbot: Any) -> None:
+    win = opened
+    layers = win.widget.layers
+    ds = win.session.dataset
+    assert ds is not None and layers.segmentation is not None
+    win.viewer.reset_view()
+    wait_idle(qtbot, win)
+    assert layers.locked_level is None and layers.segmentation.data_level == 0
+    # a block cache too small for the 16 s0 blocks in view: a coarser level, whole
+    cache = ds.store.cache
+    capacity = cache.capacity_bytes
+    block = 64**3 * (8 + 1)
+    cache.capacity_bytes = int(10 * block / LEVEL_BUDGET)
+    try:
+        cam = viewer_camera(win.viewer)
+        cam.zoom = float(cam.zoom) * 1.01  # any view change re-checks
+        assert layers.locked_level == 1
+        assert all(layer.data_level == 1 for layer in layers.layers)
+        wait_idle(qtbot, win)
+        visible = layers.visible_blocks()
+        assert visible is not None and visible[0] == 1 and len(visible[1]) == 4
+        assert shown_at(win, A_POS) == label_at(win, A_POS)
+        assert 0 < cache.nbytes <= cache.capacity_bytes
+        # zoomed in, the s0 blocks in view fit again: napari chooses
+        cam.zoom = float(cam.zoom) * 4
+        assert layers.locked_level is None
+        assert all(layer.locked_data_level is None for layer in layers.layers)
+        qtbot.waitUntil(lambda: layers.segmentation.data_level == 0, timeout=WAIT_MS)
+        wait_idle(qtbot, win)
+        assert shown_at(win, A_POS) == label_at(win, A_POS)
+    finally:
+        cache.capacity_bytes = capacity
+
+
 def test_drag_pans_without_selecting(opened: SegmendWindow, qtbot: Any) -> None:
     win = opened
     native = win.viewer.window._qt_viewer.canvas.native
@@ -165,8 +272,11 @@ def test_show_selected_only_and_go_to_body(opened: SegmendWindow, qtbot: Any) ->
     assert win.widget.body_panel.show_only.isChecked()
     assert not win.widget.layers.segmentation.visible  # type: ignore[union-attr]
     assert win.widget.layers.selected.visible  # type: ignore[union-attr]
-    cmap = win.widget.layers.selected.colormap  # type: ignore[union-attr]
-    assert target in cmap.color_dict and cmap.color_dict[target][3] > 0
+    selected = win.widget.layers.selected
+    assert selected is not None
+    code = selected.get_value((z, round(centre[1]), round(centre[2])), world=True)
+    assert int(code[1] if isinstance(code, tuple) else code) == 1  # the first colour
+    assert selected.colormap.map(1)[3] > 0 and selected.colormap.map(0)[3] == 0
     # an unknown id: a clear message, nothing changes
     with qtbot.waitSignal(win.error_shown, timeout=WAIT_MS) as blocker:
         win.widget.goto_body(ds.max_label + 1000)

@@ -77,10 +77,12 @@ def test_reader_then_widget_proofreads_the_same_dataset(
     assert widget.layers.segmentation is seg and seg is not None
     assert all(isinstance(level, CachedLevel) and level.loader is not None for level in seg.data)
     assert [layer.metadata.get(ROLE) for layer in viewer.layers] == [
-        "grayscale", "segmentation", "selection"]
+        "grayscale", "segmentation"]
     a, b = int(ds.labels(0)[124, 100, 100]), int(ds.labels(0)[124, 100, 120])
     size_a, size_b = ds.label_size(a), ds.label_size(b)
     widget.selection.set([a, b])
+    assert [layer.metadata.get(ROLE) for layer in viewer.layers] == [
+        "grayscale", "segmentation", "selection"]
     with qtbot.waitSignal(widget.session.edit_finished, timeout=WAIT_MS):
         widget.commands["merge"].trigger()
     qtbot.waitUntil(lambda: widget.session.runner.pending == 0 and widget.layers.is_settled(),
@@ -95,8 +97,7 @@ def test_widget_opens_a_dataset_itself(dock: tuple[Any, ProofreadingWidget], dem
     viewer, widget = dock
     with qtbot.waitSignal(widget.session.opened, timeout=WAIT_MS):
         widget.open(str(demo_path))
-    assert [layer.name for layer in viewer.layers] == [
-        "grayscale", "segmentation", "selected bodies"]
+    assert [layer.name for layer in viewer.layers] == ["grayscale", "segmentation"]
     qtbot.waitUntil(lambda: widget.session.runner.pending == 0 and widget.layers.is_settled(),
                     timeout=WAIT_MS)
 
