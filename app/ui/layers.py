@@ -445,15 +445,27 @@ class DatasetLayers(QObject):
 
     # ------------------------------------------------------------- refresh
     @Slot(int, object)
-    def _on_blocks_changed(self, scale: int, _coords: list[Any]) -> None:
+    def _on_blocks_changed(self, scale: int, coords: list[Any]) -> None:
+        """Repaint the labels layers showing ``scale`` if a changed block is in view:
+        at once (what the user waits for), ahead of the repaint throttle."""
+        visible = self._visible
+        in_view = visible is None or (
+            visible[0] == scale and not {tuple(c) for c in coords}.isdisjoint(visible[1])
+        )
+        if not in_view:
+            return
         for layer in self.labels_layers:
             if int(getattr(layer, "data_level", 0)) == scale:
                 self._dirty.add(layer.name)
         if self._dirty:
-            self._schedule()
+            self._schedule(urgent=visible is not None)
 
-    def _schedule(self) -> None:
-        """Repaint as soon as allowed: at once, or REFRESH_MS after the last one."""
+    def _schedule(self, *, urgent: bool = False) -> None:
+        """Repaint as soon as allowed: at once, or REFRESH_MS after the last one;
+        ``urgent`` repaints at once in any case."""
+        if urgent:
+            self._timer.start(0)
+            return
         if self._timer.isActive():
             return
         since = (time.perf_counter() - self._last_refresh) * 1000

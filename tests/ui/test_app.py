@@ -10,6 +10,7 @@ click in paint mode calls).
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -204,6 +205,28 @@ def test_visible_blocks_are_those_under_the_canvas_centre_first(
     distances = [np.linalg.norm((np.array(c) + 0.5) * 64 - centre) for c in coords]
     assert distances == sorted(distances)
     assert told[-1] == (level, list(coords))  # the model is told, in that order
+    wait_idle(qtbot, win)
+
+
+def test_only_changes_in_view_repaint_and_they_repaint_at_once(
+        opened: SegmendWindow, qtbot: Any) -> None:
+    win = opened
+    layers = win.widget.layers
+    cam = viewer_camera(win.viewer)
+    cam.zoom = float(cam.zoom) * 6
+    cam.center = (Z, 200.0, 40.0)
+    wait_idle(qtbot, win)
+    visible = layers.visible_blocks()
+    assert visible is not None
+    level, coords = visible
+    before = layers.refreshes
+    layers._on_blocks_changed(level, [(Z // 64, 0, 3)])  # far from the view
+    layers._on_blocks_changed(level + 1, [coords[0]])  # another level
+    assert not layers._timer.isActive() and layers.refreshes == before
+    layers._last_refresh = time.perf_counter()  # a repaint just happened: others wait...
+    layers._on_blocks_changed(level, [list(coords[-1])])
+    assert layers._timer.isActive() and layers._timer.interval() == 0  # ...not this one
+    qtbot.waitUntil(lambda: layers.refreshes > before, timeout=WAIT_MS)
     wait_idle(qtbot, win)
 
 
