@@ -446,8 +446,8 @@ class DatasetLayers(QObject):
     # ------------------------------------------------------------- refresh
     @Slot(int, object)
     def _on_blocks_changed(self, scale: int, coords: list[Any]) -> None:
-        """Repaint the labels layers showing ``scale`` if a changed block is in view:
-        at once (what the user waits for), ahead of the repaint throttle."""
+        """Repaint the labels layers showing ``scale`` if a changed block is in view
+        (a repaint for blocks out of view would only hold back the next one)."""
         visible = self._visible
         in_view = visible is None or (
             visible[0] == scale and not {tuple(c) for c in coords}.isdisjoint(visible[1])
@@ -458,14 +458,10 @@ class DatasetLayers(QObject):
             if int(getattr(layer, "data_level", 0)) == scale:
                 self._dirty.add(layer.name)
         if self._dirty:
-            self._schedule(urgent=visible is not None)
+            self._schedule()
 
-    def _schedule(self, *, urgent: bool = False) -> None:
-        """Repaint as soon as allowed: at once, or REFRESH_MS after the last one;
-        ``urgent`` repaints at once in any case."""
-        if urgent:
-            self._timer.start(0)
-            return
+    def _schedule(self) -> None:
+        """Repaint as soon as allowed: at once, or REFRESH_MS after the last one."""
         if self._timer.isActive():
             return
         since = (time.perf_counter() - self._last_refresh) * 1000

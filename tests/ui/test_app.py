@@ -10,7 +10,6 @@ click in paint mode calls).
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
@@ -208,8 +207,7 @@ def test_visible_blocks_are_those_under_the_canvas_centre_first(
     wait_idle(qtbot, win)
 
 
-def test_only_changes_in_view_repaint_and_they_repaint_at_once(
-        opened: SegmendWindow, qtbot: Any) -> None:
+def test_only_changes_in_view_repaint(opened: SegmendWindow, qtbot: Any) -> None:
     win = opened
     layers = win.widget.layers
     cam = viewer_camera(win.viewer)
@@ -223,9 +221,8 @@ def test_only_changes_in_view_repaint_and_they_repaint_at_once(
     layers._on_blocks_changed(level, [(Z // 64, 0, 3)])  # far from the view
     layers._on_blocks_changed(level + 1, [coords[0]])  # another level
     assert not layers._timer.isActive() and layers.refreshes == before
-    layers._last_refresh = time.perf_counter()  # a repaint just happened: others wait...
     layers._on_blocks_changed(level, [list(coords[-1])])
-    assert layers._timer.isActive() and layers._timer.interval() == 0  # ...not this one
+    assert layers._timer.isActive()
     qtbot.waitUntil(lambda: layers.refreshes > before, timeout=WAIT_MS)
     wait_idle(qtbot, win)
 
