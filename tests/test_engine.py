@@ -38,6 +38,20 @@ def box_rles(start: tuple[int, int, int], stop: tuple[int, int, int]) -> bytes:
     return encode_rles(mask_to_rles(mask, start))
 
 
+def record_s0_reads(ds: Dataset) -> list[tuple[int, int, int]]:
+    """From now on, every s0 block ``ds`` reads is appended to the returned list."""
+    reads: list[tuple[int, int, int]] = []
+    read_block = ds.store.read_block
+
+    def recording_read(kind: str, scale: int, coord: tuple[int, int, int]) -> NDArray[Any]:
+        if scale == 0:
+            reads.append(coord)
+        return read_block(kind, scale, coord)
+
+    ds.store.read_block = recording_read  # type: ignore[method-assign]
+    return reads
+
+
 def snapshot(ds: Dataset) -> tuple[list[NDArray[np.uint64]], int]:
     return [ds.labels(s)[...] for s in range(ds.n_scales)], len(ds.mutations())
 
@@ -324,15 +338,7 @@ def test_visible_blocks_go_in_the_viewers_order(
         blocks = sorted(set(ds.label_blocks(b)))
         wanted = blocks[::-2]  # an order that is not (z, y, x)
         ds.set_visible(0, wanted)
-        reads: list[tuple[int, int, int]] = []
-        read_block = ds.store.read_block
-
-        def recording_read(kind: str, scale: int, coord: tuple[int, int, int]) -> NDArray[Any]:
-            if scale == 0:
-                reads.append(coord)
-            return read_block(kind, scale, coord)
-
-        ds.store.read_block = recording_read  # type: ignore[method-assign]
+        reads = record_s0_reads(ds)
         ds.merge(a, [b])
         first_reads = list(dict.fromkeys(reads))  # parents read their children again
         assert first_reads[: len(wanted)] == wanted
@@ -376,15 +382,7 @@ def test_visible_blocks_are_computed_and_shown_first(
     events: list[tuple[int, list[tuple[int, int, int]]]] = []
     ds.signals.blocks_changed.connect(lambda scale, coords: events.append((scale, list(coords))))
     ds.signals.mutation_started.connect(lambda _record: events.append((-1, [])))
-    reads: list[tuple[int, int, int]] = []
-    read_block = ds.store.read_block
-
-    def recording_read(kind: str, scale: int, coord: tuple[int, int, int]) -> NDArray[Any]:
-        if scale == 0:
-            reads.append(coord)
-        return read_block(kind, scale, coord)
-
-    ds.store.read_block = recording_read  # type: ignore[method-assign]
+    reads = record_s0_reads(ds)
     ds.merge(a, [b])
     assert set(reads[: len(under)]) == under  # the visible blocks are computed first
     committed = events.index((-1, []))
