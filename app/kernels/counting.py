@@ -14,15 +14,13 @@ import numpy as np
 from numba import njit
 from numpy.typing import ArrayLike, NDArray
 
-from app.kernels.relabel import _as_label_array, _build_table, _check_block, _label_scalar
+from app.kernels.hashing import key_table, lookup, slot
+from app.kernels.relabel import _as_label_array, _check_block, _label_scalar
 
 __all__ = ["count_equal", "count_in", "label_counts"]
 
 # Past this many distinct values the hash pass gives up and np.unique sorts.
 _MAX_DISTINCT = 1 << 20
-# Multiplicative hashing: slot = bits 32.. of label * (2**64 / golden ratio).
-# (Written out in each kernel: a helper function, even inlined, was much slower.)
-_HASH_MUL = np.uint64(0x9E3779B97F4A7C15)
 _CHUNK = 64
 
 
@@ -78,7 +76,7 @@ def _count_pass(
             else:
                 x = flat[base + j]
                 m = 1
-            h = np.int64((np.uint64(x) * _HASH_MUL) >> np.uint64(32)) & mask
+            h = slot(x, mask)
             while True:
                 if used[h] == 0:
                     used[h] = 1
@@ -114,7 +112,7 @@ def _hash_rehash(
     for k in range(keys.size):
         if used[k]:
             x = keys[k]
-            h = np.int64((np.uint64(x) * _HASH_MUL) >> np.uint64(32)) & mask
+            h = slot(x, mask)
             while new_used[h]:
                 h = (h + 1) & mask
             new_used[h] = 1
@@ -138,7 +136,7 @@ def _hash_finish(
     """
     if run_n > 0:
         mask = (1 << bits) - 1
-        h = np.int64((np.uint64(run_v) * _HASH_MUL) >> np.uint64(32)) & mask
+        h = slot(run_v, mask)
         while used[h] and keys[h] != run_v:
             h = (h + 1) & mask
         if used[h] == 0:
@@ -217,31 +215,16 @@ def _count_in_kernel(
     n_keys: int,
 ) -> NDArray[np.int64]:
     """Per-key voxel counts; keys are in the hash table ``tkeys/tidx/used``
-    (from ``relabel._build_table``) and bounded by ``kmin``/``kmax``. A voxel
-    equal to the previous one reuses its lookup."""
+    (a :func:`app.kernels.hashing.key_table`) and bounded by ``kmin``/``kmax``.
+    A voxel equal to the previous one reuses its lookup."""
     out = np.zeros(n_keys, dtype=np.int64)
-    mask = tkeys.size - 1
     prev = flat[0]
-    prev_idx = -1
-    if kmin <= prev <= kmax:
-        h = np.int64((np.uint64(prev) * _HASH_MUL) >> np.uint64(32)) & mask
-        while used[h]:
-            if tkeys[h] == prev:
-                prev_idx = tidx[h]
-                break
-            h = (h + 1) & mask
+    prev_idx = lookup(tkeys, tidx, used, kmin, kmax, prev)
     for i in range(flat.size):
         v = flat[i]
         if v != prev:
             prev = v
-            prev_idx = -1
-            if kmin <= v <= kmax:
-                h = np.int64((np.uint64(v) * _HASH_MUL) >> np.uint64(32)) & mask
-                while used[h]:
-                    if tkeys[h] == v:
-                        prev_idx = tidx[h]
-                        break
-                    h = (h + 1) & mask
+            prev_idx = lookup(tkeys, tidx, used, kmin, kmax, v)
         if prev_idx >= 0:
             out[prev_idx] += 1
     return out
@@ -335,8 +318,7 @@ def count_in(block: NDArray[Any], labels: ArrayLike) -> NDArray[np.int64]:
     if keys.size == 0 or flat.size == 0:
         return out
     k = keys.astype(flat.dtype)
-    bits = max(4, int(k.size - 1).bit_length() + 2)  # table at most 1/4 full
-    tkeys, tidx, used = _build_table(k, bits)
+    tkeys, tidx, used = key_table(k)
     per_key = _count_in_kernel(flat, tkeys, tidx, used, k[0], k[-1], k.size)
     out[fits] = per_key[np.searchsorted(keys, labs[fits])]
     return out

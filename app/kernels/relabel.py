@@ -26,6 +26,8 @@ import numpy as np
 from numba import njit
 from numpy.typing import ArrayLike, NDArray
 
+from app.kernels.hashing import key_table, lookup
+
 __all__ = [
     "index_dtype",
     "relabel_indexed",
@@ -41,8 +43,6 @@ _CHUNK = 256
 # Up to this many labels, membership is a vectorised compare against each label;
 # above it, a hash-table lookup.
 _LINEAR_MAX = 16
-# Multiplicative hashing: slot = bits 32.. of label * (2**64 / golden ratio).
-_HASH_MUL = np.uint64(0x9E3779B97F4A7C15)
 
 
 # --------------------------------------------------------------------------- kernels
@@ -178,27 +178,6 @@ def _relabel_linear_kernel(flat: NDArray[Any], labels: NDArray[Any], target: Any
 
 
 @njit(cache=True, nogil=True)
-def _build_table(
-    keys: NDArray[Any], bits: int
-) -> tuple[NDArray[Any], NDArray[np.int64], NDArray[np.uint8]]:
-    """Open-addressing hash table (``2**bits`` slots) mapping ``keys[i]`` to ``i``."""
-    size = 1 << bits
-    mask = size - 1
-    tkeys = np.zeros(size, dtype=keys.dtype)
-    tidx = np.zeros(size, dtype=np.int64)
-    used = np.zeros(size, dtype=np.uint8)
-    for i in range(keys.size):
-        x = keys[i]
-        h = np.int64((np.uint64(x) * _HASH_MUL) >> np.uint64(32)) & mask
-        while used[h]:
-            h = (h + 1) & mask
-        used[h] = 1
-        tkeys[h] = x
-        tidx[h] = i
-    return tkeys, tidx, used
-
-
-@njit(cache=True, nogil=True)
 def _remap_hash_kernel(
     flat: NDArray[Any],
     tkeys: NDArray[Any],
@@ -210,36 +189,19 @@ def _remap_hash_kernel(
 ) -> int:
     """Set voxels of ``flat`` (1D) that are keys of the hash table to their value.
 
-    ``tkeys/tidx/used`` is a table from :func:`_build_table` (at most 1/4 full);
+    ``tkeys/tidx/used`` is a :func:`app.kernels.hashing.key_table`;
     ``kmin``/``kmax`` bound the keys (cheap reject). A voxel equal to the
     previous one reuses its lookup (labels come in runs along x). Values differ
-    from their keys so that every replacement counts. (The lookup is written
-    out: a helper function made the loop several times slower.)
+    from their keys so that every replacement counts.
     """
-    n = flat.size
-    mask = tkeys.size - 1
     changed = 0
     prev = flat[0]
-    prev_idx = -1
-    if kmin <= prev <= kmax:
-        h = np.int64((np.uint64(prev) * _HASH_MUL) >> np.uint64(32)) & mask
-        while used[h]:
-            if tkeys[h] == prev:
-                prev_idx = tidx[h]
-                break
-            h = (h + 1) & mask
-    for i in range(n):
+    prev_idx = lookup(tkeys, tidx, used, kmin, kmax, prev)
+    for i in range(flat.size):
         v = flat[i]
         if v != prev:
             prev = v
-            prev_idx = -1
-            if kmin <= v <= kmax:
-                h = np.int64((np.uint64(v) * _HASH_MUL) >> np.uint64(32)) & mask
-                while used[h]:
-                    if tkeys[h] == v:
-                        prev_idx = tidx[h]
-                        break
-                    h = (h + 1) & mask
+            prev_idx = lookup(tkeys, tidx, used, kmin, kmax, v)
         if prev_idx >= 0:
             flat[i] = values[prev_idx]
             changed += 1
@@ -248,8 +210,7 @@ def _remap_hash_kernel(
 
 def _remap_sorted(flat: NDArray[Any], keys: NDArray[Any], values: NDArray[Any]) -> int:
     """Apply ``keys[i] -> values[i]`` (distinct, sorted keys of flat's dtype)."""
-    bits = max(4, int(keys.size - 1).bit_length() + 2)  # at most 1/4 full
-    tkeys, tidx, used = _build_table(keys, bits)
+    tkeys, tidx, used = key_table(keys)
     return int(_remap_hash_kernel(flat, tkeys, tidx, used, keys[0], keys[-1], values))
 
 
