@@ -21,6 +21,7 @@ import numpy as np
 from numpy.typing import NDArray
 from qtpy.QtCore import QObject, Signal
 
+from app.kernels import relabel_indexed
 from app.model.arrays import LevelArray
 from app.model.dataset import Dataset
 from app.ui.workers import Job, TaskRunner
@@ -273,49 +274,36 @@ class Highlight:
         Number of distinct codes (colours), at most 255.
     """
 
-    LOOP_MAX = 16
-    """Up to this many labels, one comparison pass per label; beyond, a binary search."""
-
     def __init__(self, n_codes: int) -> None:
         if not 1 <= n_codes <= 255:
             raise ValueError(f"n_codes must be in 1..255, not {n_codes}")
         self.n_codes = n_codes
         self._ids = np.zeros(0, np.uint64)
         self._sorted = np.zeros(0, np.uint64)
-        self._sorted_codes = np.zeros(0, np.uint8)
+        self._codes = np.zeros(1, np.uint8)  # code of index k of relabel_indexed (0: none)
 
     @property
     def ids(self) -> list[int]:
         """The highlighted labels, in order."""
         return [int(v) for v in self._ids]
 
-    def code(self, position: int) -> int:
-        """The code of the label at ``position`` in the list."""
-        return 1 + position % self.n_codes
-
     def set(self, ids: Iterable[int]) -> None:
         """Highlight these labels (in this order)."""
-        self._ids = np.asarray([int(v) for v in ids], dtype=np.uint64)
-        order = np.argsort(self._ids, kind="stable")
+        self._ids = np.asarray(list(dict.fromkeys(int(v) for v in ids)), dtype=np.uint64)
+        order = np.argsort(self._ids)
         self._sorted = self._ids[order]
-        self._sorted_codes = (1 + order % self.n_codes).astype(np.uint8)
+        self._codes = np.concatenate([[0], 1 + order % self.n_codes]).astype(np.uint8)
 
     def apply(self, labels: NDArray[Any]) -> NDArray[np.uint8]:
-        """The code of every voxel of ``labels`` (0 where not highlighted)."""
-        out = np.zeros(labels.shape, np.uint8)
-        n = len(self._ids)
-        if n == 0 or labels.size == 0:
-            return out
-        if n <= self.LOOP_MAX:
-            for i, label in enumerate(self._ids):
-                out[labels == label] = self.code(i)
-            return out
-        flat = labels.reshape(-1)
-        idx = np.searchsorted(self._sorted, flat)
-        idx[idx == n] = 0
-        hit = self._sorted[idx] == flat
-        out.reshape(-1)[hit] = self._sorted_codes[idx[hit]]
-        return out
+        """The code of every voxel of ``labels`` (0 where not highlighted).
+
+        One pass of the GIL-free :func:`app.kernels.relabel_indexed` kernel
+        finds which highlighted label each voxel holds, whatever their number.
+        """
+        if not len(self._ids) or labels.size == 0:
+            return np.zeros(labels.shape, np.uint8)
+        _relabelled, index, _n = relabel_indexed(labels, self._sorted, 0)
+        return self._codes[index]
 
 
 class HighlightLevel(CachedLevel):
