@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from typing import Any
 
 import numpy as np
@@ -10,7 +11,44 @@ from numpy.typing import NDArray
 from app.model.store import PyramidStore
 
 
-class LevelArray:
+class ArrayView(ABC):
+    """The NumPy-style basics of a read-only array-like, from its ``shape`` and
+    ``dtype`` and a way to read it whole: ``ndim``, ``size``, ``len`` and
+    ``np.asarray``."""
+
+    @property
+    @abstractmethod
+    def shape(self) -> tuple[int, ...]:
+        """Voxel shape."""
+
+    @property
+    @abstractmethod
+    def dtype(self) -> np.dtype[Any]:
+        """Element type."""
+
+    @abstractmethod
+    def _read_all(self) -> NDArray[Any]:
+        """Every voxel, as a new array."""
+
+    @property
+    def ndim(self) -> int:
+        """Number of axes."""
+        return len(self.shape)
+
+    @property
+    def size(self) -> int:
+        """Number of voxels."""
+        return int(np.prod(self.shape))
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __array__(self, dtype: Any = None, copy: bool | None = None) -> NDArray[Any]:
+        arr = self._read_all()
+        return arr if dtype is None else arr.astype(dtype)
+
+
+class LevelArray(ArrayView):
     """A read-only, NumPy-style view of one scale of a pyramid.
 
     Supports ``shape``, ``dtype``, ``ndim``, ``size``, ``__getitem__`` with
@@ -36,25 +74,11 @@ class LevelArray:
         """Element type."""
         return self._level.dtype
 
-    @property
-    def ndim(self) -> int:
-        """Always 3."""
-        return 3
-
-    @property
-    def size(self) -> int:
-        """Number of voxels."""
-        return int(np.prod(self.shape))
-
-    def __len__(self) -> int:
-        return self.shape[0]
-
     def __repr__(self) -> str:
         return f"LevelArray({self.kind}/s{self.scale}, shape={self.shape}, dtype={self.dtype})"
 
-    def __array__(self, dtype: Any = None, copy: bool | None = None) -> NDArray[Any]:
-        arr = self[...]
-        return arr if dtype is None else arr.astype(dtype)
+    def _read_all(self) -> NDArray[Any]:
+        return self[...]
 
     def __getitem__(self, key: Any) -> NDArray[Any]:
         index = _normalise_key(key, self.shape)

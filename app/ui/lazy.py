@@ -22,7 +22,7 @@ from numpy.typing import NDArray
 from qtpy.QtCore import QObject, Signal
 
 from app.kernels import relabel_indexed
-from app.model.arrays import LevelArray
+from app.model.arrays import ArrayView, LevelArray
 from app.model.dataset import Dataset
 from app.ui.workers import Job, TaskRunner
 
@@ -126,7 +126,7 @@ Item = range | int
 """One axis of an index: the range of positions kept, or one position (axis dropped)."""
 
 
-class CachedLevel:
+class CachedLevel(ArrayView):
     """A NumPy-style, read-only view of one pyramid level for napari.
 
     Pure slicing (``level[a:b, :, c:d]``) is lazy, like dask: it returns a
@@ -168,25 +168,11 @@ class CachedLevel:
         """Element type."""
         return self.array.dtype
 
-    @property
-    def ndim(self) -> int:
-        """Always 3."""
-        return 3
-
-    @property
-    def size(self) -> int:
-        """Number of voxels."""
-        return self.array.size
-
-    def __len__(self) -> int:
-        return self.shape[0]
-
     def __repr__(self) -> str:
         return f"CachedLevel({self.kind}/s{self.scale}, shape={self.shape}, dtype={self.dtype})"
 
-    def __array__(self, dtype: Any = None, copy: bool | None = None) -> NDArray[Any]:
-        arr = self.read([range(n) for n in self.shape])
-        return arr if dtype is None else arr.astype(dtype)
+    def _read_all(self) -> NDArray[Any]:
+        return self.read([range(n) for n in self.shape])
 
     def __getitem__(self, key: Any) -> Window | NDArray[Any]:
         return self.take(axis_items(key, self.shape))
@@ -345,7 +331,7 @@ class HighlightLevel(CachedLevel):
         return self.highlight.apply(super().read(items))
 
 
-class Window:
+class Window(ArrayView):
     """A lazy, strided box of a :class:`CachedLevel` (what pure slicing returns).
 
     Indexing it again composes with the box (still lazy while every axis is
@@ -366,19 +352,6 @@ class Window:
         """Element type."""
         return self.level.dtype
 
-    @property
-    def ndim(self) -> int:
-        """Number of axes (3)."""
-        return len(self.ranges)
-
-    @property
-    def size(self) -> int:
-        """Number of voxels."""
-        return int(np.prod(self.shape))
-
-    def __len__(self) -> int:
-        return self.shape[0]
-
     def __repr__(self) -> str:
         box = ", ".join(f"{r.start}:{r.stop}:{r.step}" for r in self.ranges)
         return f"Window({self.level!r}[{box}])"
@@ -389,9 +362,8 @@ class Window:
                              for r, k in zip(self.ranges, rel, strict=True)]
         return self.level.take(items)
 
-    def __array__(self, dtype: Any = None, copy: bool | None = None) -> NDArray[Any]:
-        arr = self.level.read(list(self.ranges))
-        return arr if dtype is None else arr.astype(dtype)
+    def _read_all(self) -> NDArray[Any]:
+        return self.level.read(list(self.ranges))
 
 
 def axis_items(key: Any, shape: tuple[int, ...]) -> list[Item]:
