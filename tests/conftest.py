@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from app.kernels import reference
 from app.model.build import build_pyramid
 from app.model.dataset import Dataset, open_dataset
 from app.model.demo import demo_cube_path
+from app.model.events import blobstore, outbox
 
 
 @pytest.fixture(scope="session")
@@ -92,3 +94,28 @@ def assert_matches_model(ds: Dataset, model: NDArray[np.uint64]) -> None:
             assert ds.label_size(int(label)) == count, f"label {label}"
     report = ds.verify()
     assert report.ok, report.as_json()
+
+
+def connect_journal(path: Path) -> sqlite3.Connection:
+    """A connection to a test journal, as the app opens it (WAL, waits for locks)."""
+    conn = sqlite3.connect(path, timeout=10)
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA busy_timeout = 10000")
+    return conn
+
+
+@pytest.fixture
+def journal(tmp_path: Path) -> Path:
+    """A journal holding only the outbox and blob tables."""
+    path = tmp_path / "journal.sqlite"
+    with connect_journal(path) as conn:
+        outbox.create_outbox_schema(conn)
+        blobstore.create_blob_schema(conn)
+    return path
+
+
+@pytest.fixture
+def conn(journal: Path) -> Iterator[sqlite3.Connection]:
+    c = connect_journal(journal)
+    yield c
+    c.close()

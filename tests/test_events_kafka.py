@@ -25,6 +25,7 @@ from app.model.events.sender import OutboxSender, SenderStatus
 from app.model.events.settings import KafkaSettings
 from app.model.sidecar import journal_path
 from app.model.store import PyramidStore
+from tests.conftest import connect_journal
 from tests.kafka_fixtures import (
     TansuBroker,
     first_occurrences,
@@ -46,29 +47,6 @@ def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
             return
         time.sleep(0.02)
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-
-
-def _connect(path: Path) -> sqlite3.Connection:
-    conn = sqlite3.connect(path, timeout=10)
-    conn.execute("PRAGMA journal_mode = WAL")
-    conn.execute("PRAGMA busy_timeout = 10000")
-    return conn
-
-
-@pytest.fixture
-def journal(tmp_path: Path) -> Path:
-    path = tmp_path / "journal.sqlite"
-    with _connect(path) as conn:
-        outbox.create_outbox_schema(conn)
-        blobstore.create_blob_schema(conn)
-    return path
-
-
-@pytest.fixture
-def conn(journal: Path) -> Iterator[sqlite3.Connection]:
-    c = _connect(journal)
-    yield c
-    c.close()
 
 
 def _append_merge(conn: sqlite3.Connection, mutation_id: int) -> bytes:
@@ -355,7 +333,7 @@ def dataset(tmp_path: Path) -> Iterator[tuple[Path, sqlite3.Connection, str]]:
     PyramidStore.create(path, (8, 8, 8), block_size=(4, 4, 4)).close()
     journal = journal_path(path)
     journal.parent.mkdir(parents=True, exist_ok=True)
-    conn = _connect(journal)
+    conn = connect_journal(journal)
     outbox.create_outbox_schema(conn)
     blobstore.create_blob_schema(conn)
     for mid in (1, 2, 3):

@@ -6,7 +6,6 @@ import dataclasses
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,27 +21,7 @@ from app.model.events.settings import (
     producer_kwargs,
     topic_name,
 )
-
-
-def _connect(path: Path) -> sqlite3.Connection:
-    conn = sqlite3.connect(path)
-    conn.execute("PRAGMA journal_mode = WAL")
-    return conn
-
-
-@pytest.fixture
-def journal(tmp_path: Path) -> Path:
-    path = tmp_path / "journal.sqlite"
-    with _connect(path) as conn:
-        outbox.create_outbox_schema(conn)
-    return path
-
-
-@pytest.fixture
-def conn(journal: Path) -> Iterator[sqlite3.Connection]:
-    c = _connect(journal)
-    yield c
-    c.close()
+from tests.conftest import connect_journal
 
 
 def _payloads(n: int, start: int = 0) -> list[bytes]:
@@ -68,7 +47,7 @@ def test_append_assigns_increasing_seqs_in_order(conn: sqlite3.Connection) -> No
 
 def test_append_does_not_commit(journal: Path, conn: sqlite3.Connection) -> None:
     append_events(conn, 1, "merge", _payloads(1))
-    other = _connect(journal)
+    other = connect_journal(journal)
     try:
         assert outbox.backlog(other) == 0
         conn.commit()
@@ -103,7 +82,7 @@ def test_mark_sent_commits_and_only_moves_forward(journal: Path, conn: sqlite3.C
     append_events(conn, 1, "merge", _payloads(5))
     conn.commit()
     mark_sent(conn, 3)
-    other = _connect(journal)
+    other = connect_journal(journal)
     try:
         assert outbox.last_sent_seq(other) == 3
         assert outbox.backlog(other) == 2
