@@ -248,21 +248,24 @@ class SplitTool(QObject):
             self.message.emit("split canvas discarded")
 
     # --------------------------------------------------------------- actions
-    def _empty_canvas_error(self) -> None:
-        self.session.reporter.error(
-            "the split canvas is empty: paint the part of the body to split off first",
-            context="split",
-        )
-
-    def preview(self) -> None:
-        """Show (on the pool-computed ``split preview`` layer) which voxels would be split off."""
+    def _painted_or_report(self) -> tuple[NDArray[np.bool_], Coord] | None:
+        """:meth:`painted_mask`, or None after telling the user what is missing."""
         if self.canvas is None or self.roi is None or self.target is None:
             self.session.reporter.error("no split canvas: select a body and start a split",
                                         context="split")
-            return
+            return None
         painted = self.painted_mask()
         if painted is None:
-            self._empty_canvas_error()
+            self.session.reporter.error(
+                "the split canvas is empty: paint the part of the body to split off first",
+                context="split",
+            )
+        return painted
+
+    def preview(self) -> None:
+        """Show (on the pool-computed ``split preview`` layer) which voxels would be split off."""
+        painted = self._painted_or_report()
+        if painted is None or self.roi is None or self.target is None:
             return
         mask, origin = painted
         roi, target = self.roi, self.target
@@ -303,13 +306,8 @@ class SplitTool(QObject):
 
     def commit(self) -> None:
         """Split the painted voxels of the body off (on the pool)."""
-        if self.canvas is None or self.target is None:
-            self.session.reporter.error("no split canvas: select a body and start a split",
-                                        context="split")
-            return
-        painted = self.painted_mask()
-        if painted is None:
-            self._empty_canvas_error()
+        painted = self._painted_or_report()
+        if painted is None or self.target is None:
             return
         mask, origin = painted
         if self.session.split(self.target, mask, origin) is not None:
