@@ -32,7 +32,15 @@ import fastremap
 import numba
 import tinybrain
 
-from app.kernels import downsample_labels, label_counts, relabel_indexed, relabel_inplace
+from app.kernels import (
+    downsample_labels,
+    downsample_palette_into,
+    gather,
+    label_counts,
+    palettize,
+    relabel_indexed,
+    relabel_inplace,
+)
 from app.kernels.reference import downsample_labels_ref
 from benchmarks.synthetic import noisy_labels, voronoi_labels
 
@@ -204,6 +212,65 @@ def bench_relabel_indexed(
         rows.append(Row(kernel, name, impl, t, vol.size, vol.nbytes, ratio=t / t_ours))
 
 
+def bench_palette(name: str, vol: NDArray[np.uint64], repeats: int, rows: list[Row]) -> None:
+    """The palette kernels as the engine uses them: on every 64³ block of a 256³ corner."""
+    blocks = [
+        np.ascontiguousarray(vol[z : z + 64, y : y + 64, x : x + 64])
+        for z in range(0, 256, 64)
+        for y in range(0, 256, 64)
+        for x in range(0, 256, 64)
+    ]
+    n = sum(b.size for b in blocks)
+    nbytes = sum(b.nbytes for b in blocks)
+    palettes = [palettize(b) for b in blocks]
+    for b, (labels, index, counts) in zip(blocks, palettes, strict=True):
+        assert np.array_equal(labels[index], b) and int(counts.sum()) == b.size
+
+    def each(fn: Callable[..., Any], items: list[Any]) -> Callable[[], None]:
+        return lambda: [fn(*item) for item in items] and None
+
+    def runs(kernel: str, ours: Callable[[], None], others: dict[str, Callable[[], None]]) -> None:
+        note = "GB/s of the uint64 blocks"
+        t_ours = measure(ours, repeats)
+        rows.append(Row(kernel, name, "segmend", t_ours, n, nbytes, note))
+        for impl, fn in others.items():
+            t = measure(fn, repeats)
+            rows.append(Row(kernel, name, impl, t, n, nbytes, note, ratio=t / t_ours))
+
+    one = [(b,) for b in blocks]
+    runs(
+        "palettize (64³ blocks: labels, uint8 index, counts)",
+        each(palettize, one),
+        {
+            "np.unique(return_inverse, return_counts)": each(
+                lambda b: np.unique(b, return_inverse=True, return_counts=True), one
+            ),
+            "fastremap.renumber + fastremap.unique": each(
+                lambda b: (fastremap.renumber(b), fastremap.unique(b, return_counts=True)), one
+            ),
+        },
+    )
+    pairs = [(labels, index) for labels, index, _ in palettes]
+    runs(
+        "gather (labels[index], 64³ blocks)",
+        each(gather, pairs),
+        {"NumPy labels[index]": each(lambda labels, index: labels[index], pairs)},
+    )
+    out = np.empty((32, 32, 32), np.uint64)
+    runs(
+        "downsample_palette_into (labelmap, 64³ blocks)",
+        each(lambda labels, index: downsample_palette_into(index, labels, out), pairs),
+        {
+            "segmend gather + downsample_labels": each(
+                lambda labels, index: downsample_labels(gather(labels, index)), pairs
+            ),
+            "labels[index] + tinybrain.downsample_segmentation": each(
+                lambda labels, index: tinybrain_mode(labels[index]), pairs
+            ),
+        },
+    )
+
+
 def bench_counts(name: str, vol: NDArray[np.uint64], repeats: int, rows: list[Row]) -> None:
     u, c = label_counts(vol)
     u2, c2 = np.unique(vol, return_counts=True)
@@ -284,6 +351,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"relabel {name} ...", file=sys.stderr, flush=True)
         bench_relabel(name, vol, repeats, rows)
         bench_relabel_indexed(name, vol, repeats, rows)
+        bench_palette(name, vol, repeats, rows)
     for name, vol in volumes.items():
         print(f"label_counts {name} ...", file=sys.stderr, flush=True)
         bench_counts(name, vol, repeats, rows)

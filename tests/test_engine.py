@@ -73,6 +73,35 @@ def test_merge_matches_model(ds: Dataset, model: NDArray[np.uint64]) -> None:
     assert record["Labels"] == sorted([b, c]) and record["TargetSize"] == int((model == a).sum())
 
 
+def test_merges_relabel_staged_palettes_without_touching_voxels(
+    small_pyramid: Path, model: NDArray[np.uint64]
+) -> None:
+    """A block staged by a merge is held as a palette; the next merge rewrites
+    only its palette, and the checkpoint writes the right voxels."""
+    labels = biggest(model, 40)
+    with open_dataset(small_pyramid, "r+", checkpoint_interval=3600) as ds:
+        target = labels[0]
+        first, second = next(
+            (b, c)
+            for b in labels[1:]
+            for c in labels[1:]
+            if b != c and set(ds.label_blocks(b)) & set(ds.label_blocks(c))
+        )
+        shared = sorted(set(ds.label_blocks(first)) & set(ds.label_blocks(second)))
+        ds.merge(target, [first])
+        staged = {c: ds.store.staged_palette("labels", 0, c) for c in shared}
+        assert all(p is not None for p in staged.values())
+        ds.merge(target, [second])
+        for c, before in staged.items():
+            after = ds.store.staged_palette("labels", 0, c)
+            assert after is not None and before is not None
+            assert after.index is before.index and not np.array_equal(after.labels, before.labels)
+        model[np.isin(model, [first, second])] = target
+        assert_matches_model(ds, model)
+    with open_dataset(small_pyramid, "r") as reopened:
+        assert_matches_model(reopened, model)
+
+
 def test_split_by_rles_touches_only_the_target(ds: Dataset, model: NDArray[np.uint64]) -> None:
     target = biggest(model, 1)[0]
     start, stop = (3, 10, 20), (30, 50, 77)  # crosses several 16^3 blocks and other bodies
@@ -371,8 +400,10 @@ def test_a_commit_that_fails_puts_every_level_back(
 
 
 def test_visible_blocks_are_computed_and_shown_first(
-    ds: Dataset, model: NDArray[np.uint64]
+    small_pyramid: Path, model: NDArray[np.uint64]
 ) -> None:
+    """One worker, so that the order the tasks start in is the order they read in."""
+    ds = open_dataset(small_pyramid, "r+", checkpoint_interval=0.2, workers=1)
     a, b = biggest(model, 2)
     blocks = sorted(set(ds.label_blocks(b)))
     assert len(blocks) > 3
@@ -394,6 +425,7 @@ def test_visible_blocks_are_computed_and_shown_first(
         assert events[s1_at][0] == 1 and s1_at < last_s0
     model[model == b] = a
     assert_matches_model(ds, model)
+    ds.close()
 
 
 def test_labels_at_the_top_of_the_uint64_range(small_pyramid: Path) -> None:

@@ -13,6 +13,7 @@ from app.model.arrays import LevelArray
 from app.model.codec import COMPRESSIONS
 from app.model.errors import FormatError, ReadOnlyError
 from app.model.layout import level_shapes
+from app.model.palette_block import PaletteBlock
 from app.model.store import IMAGE, LABELS, PyramidStore
 
 
@@ -80,6 +81,30 @@ def test_unencoded_blocks_are_held_until_written(tmp_path: Path) -> None:
     assert store.staged_count == 0 and store.unencoded_nbytes == 0
     assert store.cache.get(key) is new
     store.close()
+
+
+def test_palette_blocks_are_held_until_written(tmp_path: Path) -> None:
+    store = PyramidStore.create(tmp_path / "p.h5", (8, 8, 8), block_size=(4, 4, 4))
+    key = (LABELS, 0, 1, 1, 0)
+    voxels = np.arange(64, dtype=np.uint64).reshape(4, 4, 4) // 20
+    palette = PaletteBlock.of(voxels)
+    store.stage(key, palette, None, gen=1)
+    assert store.unencoded_nbytes == palette.nbytes
+    assert store.read_palette(LABELS, (1, 1, 0)) is palette
+    assert store.staged_palette(LABELS, 0, (1, 1, 0)) is palette
+    np.testing.assert_array_equal(store.read_block(LABELS, 0, (1, 1, 0)), voxels)
+    assert store.staged_palette(LABELS, 0, (0, 0, 0)) is None
+    fresh = store.read_palette(LABELS, (0, 0, 0))  # not staged: made from the voxels
+    assert fresh.labels.tolist() == [0] and fresh.counts.tolist() == [64]
+    [(_, staged)] = store.staged_items()
+    block = staged.unencoded()
+    assert staged.payload is None and block is not None
+    store.write_payload(LABELS, 0, (1, 1, 0), store.encode_block(LABELS, 0, (1, 1, 0), block))
+    store.unstage([(key, 1)])
+    assert store.staged_count == 0 and store.unencoded_nbytes == 0
+    store.close()
+    with h5py.File(tmp_path / "p.h5", "r") as f:
+        np.testing.assert_array_equal(f["labels/s0"][4:8, 4:8, 0:4], voxels)
 
 
 def test_unwritten_blocks_read_as_background(tmp_path: Path) -> None:

@@ -12,8 +12,10 @@ from app.kernels.downsample import (
     downsample_image_into,
     downsample_labels,
     downsample_labels_into,
+    downsample_palette_into,
     downsampled_shape,
 )
+from app.kernels.palette import gather, palettize
 from app.kernels.relabel import (
     index_dtype,
     relabel_indexed,
@@ -40,11 +42,14 @@ __all__ = [
     "downsample_image_into",
     "downsample_labels",
     "downsample_labels_into",
+    "downsample_palette_into",
     "downsampled_shape",
     "encode_rles",
+    "gather",
     "index_dtype",
     "label_counts",
     "mask_to_rles",
+    "palettize",
     "parse_rles",
     "relabel_indexed",
     "relabel_inplace",

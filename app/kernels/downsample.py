@@ -31,6 +31,7 @@ __all__ = [
     "downsample_image_into",
     "downsample_labels",
     "downsample_labels_into",
+    "downsample_palette_into",
     "downsampled_shape",
 ]
 
@@ -38,6 +39,7 @@ __all__ = [
 RULES: tuple[str, ...] = ("labelmap", "labelblk")
 
 _LABEL_DTYPES = (np.dtype(np.uint8), np.dtype(np.uint16), np.dtype(np.uint32), np.dtype(np.uint64))
+_INDEX_DTYPES = _LABEL_DTYPES[:3]
 _IMAGE_DTYPES = (np.dtype(np.uint8), np.dtype(np.uint16))
 
 U = TypeVar("U", bound=np.unsignedinteger[Any])
@@ -173,80 +175,125 @@ def _vote_n(buf: NDArray[Any], n: int, labelblk: bool) -> Any:
 
 
 @njit(cache=True, nogil=True)
-def _downsample_labels_kernel(vol: NDArray[Any], out: NDArray[Any], labelblk: bool) -> None:
-    """Write the 2x2x2 label vote of C-contiguous 3D ``vol`` into ``out``.
+def _vote_planes(
+    p0: NDArray[Any],
+    p1: NDArray[Any],
+    full_z: bool,
+    out: NDArray[Any],
+    labelblk: bool,
+    buf: NDArray[Any],
+) -> None:
+    """Write into 2D ``out`` the label vote of the groups on planes ``p0`` (z0)
+    and ``p1`` (z0 + 1; ignored unless ``full_z``, at a far-edge z plane).
 
-    ``out`` has shape ``ceil(vol.shape / 2)`` and any layout.
+    ``buf`` is scratch of 8 values of ``out``'s dtype.
     """
-    nz, ny, nx = vol.shape
-    oz_n, oy_n, ox_n = out.shape
-    fz = nz // 2
+    ny, nx = p0.shape
+    oy_n, ox_n = out.shape
     fy = ny // 2
     fx = nx // 2
-    buf = np.empty(8, dtype=vol.dtype)
-    for oz in range(oz_n):
-        z0 = 2 * oz
-        z1 = min(z0 + 1, nz - 1)
-        for oy in range(oy_n):
-            y0 = 2 * oy
-            y1 = min(y0 + 1, ny - 1)
-            orow = out[oz, oy]
-            r0 = vol[z0, y0]
-            r1 = vol[z0, y1]
-            r2 = vol[z1, y0]
-            r3 = vol[z1, y1]
-            start = 0
-            if oz < fz and oy < fy:
-                # Interior: full 8-voxel groups, in chunks of _CHUNK groups along
-                # x. A first (vectorised) pass writes the first voxel of each
-                # group and detects whether any group of the chunk is mixed; only
-                # then a second (vectorised, branch-free) pass votes. Uniform
-                # chunks (frequent in supervoxel data) cost one streaming read.
-                for c in range((fx + _CHUNK - 1) // _CHUNK):
-                    base = c * _CHUNK
-                    cnt = min(_CHUNK, fx - base)
-                    mixed = r0[0] ^ r0[0]  # zero of the label dtype
+    for oy in range(oy_n):
+        y0 = 2 * oy
+        y1 = min(y0 + 1, ny - 1)
+        orow = out[oy]
+        r0 = p0[y0]
+        r1 = p0[y1]
+        r2 = p1[y0]
+        r3 = p1[y1]
+        start = 0
+        if full_z and oy < fy:
+            # Interior: full 8-voxel groups, in chunks of _CHUNK groups along
+            # x. A first (vectorised) pass writes the first voxel of each
+            # group and detects whether any group of the chunk is mixed; only
+            # then a second (vectorised, branch-free) pass votes. Uniform
+            # chunks (frequent in supervoxel data) cost one streaming read.
+            for c in range((fx + _CHUNK - 1) // _CHUNK):
+                base = c * _CHUNK
+                cnt = min(_CHUNK, fx - base)
+                mixed = r0[0] ^ r0[0]  # zero of the label dtype
+                for j in range(cnt):
+                    x = 2 * (base + j)
+                    a0 = r0[x]
+                    mixed |= (
+                        (a0 ^ r0[x + 1])
+                        | (a0 ^ r1[x])
+                        | (a0 ^ r1[x + 1])
+                        | (a0 ^ r2[x])
+                        | (a0 ^ r2[x + 1])
+                        | (a0 ^ r3[x])
+                        | (a0 ^ r3[x + 1])
+                    )
+                    orow[base + j] = a0
+                if mixed != 0:
                     for j in range(cnt):
                         x = 2 * (base + j)
-                        a0 = r0[x]
-                        mixed |= (
-                            (a0 ^ r0[x + 1])
-                            | (a0 ^ r1[x])
-                            | (a0 ^ r1[x + 1])
-                            | (a0 ^ r2[x])
-                            | (a0 ^ r2[x + 1])
-                            | (a0 ^ r3[x])
-                            | (a0 ^ r3[x + 1])
+                        orow[base + j] = _vote8(
+                            r0[x],
+                            r0[x + 1],
+                            r1[x],
+                            r1[x + 1],
+                            r2[x],
+                            r2[x + 1],
+                            r3[x],
+                            r3[x + 1],
+                            labelblk,
                         )
-                        orow[base + j] = a0
-                    if mixed != 0:
-                        for j in range(cnt):
-                            x = 2 * (base + j)
-                            orow[base + j] = _vote8(
-                                r0[x],
-                                r0[x + 1],
-                                r1[x],
-                                r1[x + 1],
-                                r2[x],
-                                r2[x + 1],
-                                r3[x],
-                                r3[x + 1],
-                                labelblk,
-                            )
-                start = fx
-            # partial groups: far-edge x, or a far-edge z / y plane
-            dz = 2 if z1 != z0 else 1
-            dy = 2 if y1 != y0 else 1
-            for ox in range(start, ox_n):
-                x0 = 2 * ox
-                dx = 2 if x0 + 1 < nx else 1
-                n = 0
-                for kz in range(dz):
-                    for ky in range(dy):
-                        for kx in range(dx):
-                            buf[n] = vol[z0 + kz, y0 + ky, x0 + kx]
-                            n += 1
-                orow[ox] = _vote_n(buf, n, labelblk)
+            start = fx
+        # partial groups: far-edge x, or a far-edge z / y plane
+        dz = 2 if full_z else 1
+        dy = 2 if y1 != y0 else 1
+        for ox in range(start, ox_n):
+            x0 = 2 * ox
+            dx = 2 if x0 + 1 < nx else 1
+            n = 0
+            for kz in range(dz):
+                plane = p0 if kz == 0 else p1
+                for ky in range(dy):
+                    for kx in range(dx):
+                        buf[n] = plane[y0 + ky, x0 + kx]
+                        n += 1
+            orow[ox] = _vote_n(buf, n, labelblk)
+
+
+@njit(cache=True, nogil=True)
+def _downsample_labels_kernel(vol: NDArray[Any], out: NDArray[Any], labelblk: bool) -> None:
+    """Write the 2x2x2 label vote of C-contiguous 3D ``vol`` into C-contiguous
+    ``out`` of shape ``ceil(vol.shape / 2)``."""
+    nz = vol.shape[0]
+    buf = np.empty(8, dtype=out.dtype)
+    for oz in range(out.shape[0]):
+        z0 = 2 * oz
+        z1 = min(z0 + 1, nz - 1)
+        _vote_planes(vol[z0], vol[z1], z1 != z0, out[oz], labelblk, buf)
+
+
+@njit(cache=True, nogil=True)
+def _downsample_palette_kernel(
+    index: NDArray[Any], lut: NDArray[Any], out: NDArray[Any], labelblk: bool
+) -> bool:
+    """:func:`_downsample_labels_kernel` of ``lut[index]``: each pair of z planes
+    is decoded into a small scratch (it stays in cache) and voted on there.
+
+    Returns False (``out`` partly written) if an index is outside ``lut``.
+    """
+    nz, ny, nx = index.shape
+    k = lut.size
+    planes = np.empty((2, ny, nx), dtype=lut.dtype)
+    buf = np.empty(8, dtype=out.dtype)
+    for oz in range(out.shape[0]):
+        z0 = 2 * oz
+        z1 = min(z0 + 1, nz - 1)
+        for dz in range(z1 - z0 + 1):
+            src = index[z0 + dz]
+            dst = planes[dz]
+            for y in range(ny):
+                for x in range(nx):
+                    j = src[y, x]
+                    if j >= k:
+                        return False
+                    dst[y, x] = lut[j]
+        _vote_planes(planes[0], planes[1], z1 != z0, out[oz], labelblk, buf)
+    return True
 
 
 @njit(cache=True, nogil=True)
@@ -334,11 +381,12 @@ def _check_volume(vol: Any, name: str, dtypes: tuple[np.dtype[Any], ...]) -> NDA
     return np.ascontiguousarray(vol)
 
 
-def _check_out(out: Any, vol: NDArray[Any]) -> None:
+def _check_out(out: Any, vol: NDArray[Any], labels: NDArray[Any] | None = None) -> None:
     if not isinstance(out, np.ndarray):
         raise TypeError(f"out must be a numpy.ndarray, got {type(out).__name__}")
-    if out.dtype != vol.dtype:
-        raise TypeError(f"out must have dtype {vol.dtype} (same as vol), got {out.dtype}")
+    dtype, of = (vol.dtype, "vol") if labels is None else (labels.dtype, "labels")
+    if out.dtype != dtype:
+        raise TypeError(f"out must have dtype {dtype} (same as {of}), got {out.dtype}")
     expected = downsampled_shape(vol.shape)
     if out.shape != expected:
         raise ValueError(
@@ -422,6 +470,49 @@ def downsample_labels_into(vol: NDArray[U], out: NDArray[U], rule: str = "labelm
         tmp = np.empty(out.shape, dtype=out.dtype)
         _downsample_labels_kernel(v, tmp, labelblk)
         out[...] = tmp
+    return out
+
+
+def downsample_palette_into(
+    index: NDArray[Any], labels: NDArray[U], out: NDArray[U], rule: str = "labelmap"
+) -> NDArray[U]:
+    """:func:`downsample_labels_into` of the volume ``labels[index]``, read
+    through the palette (the volume is never built).
+
+    Parameters
+    ----------
+    index : NDArray[uint8 | uint16 | uint32], shape (Z, Y, X)
+        Each voxel's entry in ``labels`` (all < ``labels.size``); any layout.
+    labels : NDArray[uint8 | uint16 | uint32 | uint64], shape (k,)
+        Label of each entry (entries may repeat a label).
+    out : NDArray, shape (ceil(Z/2), ceil(Y/2), ceil(X/2)), ``labels``' dtype
+        Destination; may be a non-contiguous view.
+    rule : {"labelmap", "labelblk"}
+        See :func:`downsample_labels`.
+
+    Returns
+    -------
+    NDArray
+        ``out``, filled: exactly ``downsample_labels(labels[index], rule)``.
+
+    Raises
+    ------
+    TypeError
+        Bad dtype of ``index``, ``labels`` or ``out``.
+    ValueError
+        Bad shapes, an index outside ``labels``, read-only ``out`` or unknown ``rule``.
+    """
+    labelblk = _rule_flag(rule)
+    v = _check_volume(index, "index", _INDEX_DTYPES)
+    if not isinstance(labels, np.ndarray) or labels.ndim != 1 or labels.dtype not in _LABEL_DTYPES:
+        raise TypeError("labels must be a 1D unsigned-integer numpy.ndarray")
+    _check_out(out, v, labels)
+    lut = np.ascontiguousarray(labels)
+    dst = out if out.flags.c_contiguous else np.empty(out.shape, dtype=out.dtype)
+    if not _downsample_palette_kernel(v, lut, dst, labelblk):
+        raise ValueError(f"index holds values outside the {labels.size} labels")
+    if dst is not out:
+        out[...] = dst
     return out
 
 

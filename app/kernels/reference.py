@@ -158,6 +158,22 @@ def relabel_indexed_ref(
     )
 
 
+def palettize_ref(block: NDArray[Any]) -> tuple[NDArray[Any], NDArray[np.int64], NDArray[np.int64]]:
+    """Reference of :func:`app.kernels.palette.palettize`: distinct values in
+    order of first appearance (C order), each voxel's entry, and the voxels per
+    entry."""
+    entries: dict[int, int] = {}
+    index = [entries.setdefault(int(v), len(entries)) for v in block.ravel().tolist()]
+    counts = [0] * len(entries)
+    for k in index:
+        counts[k] += 1
+    return (
+        np.array(list(entries), dtype=block.dtype),
+        np.array(index, dtype=np.int64).reshape(block.shape),
+        np.array(counts, dtype=np.int64),
+    )
+
+
 def split_ref(
     block: NDArray[Any], mask: NDArray[np.bool_], target: int, new_label: int
 ) -> tuple[NDArray[Any], int]:

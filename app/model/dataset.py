@@ -55,7 +55,7 @@ from app.model.verify import VerifyReport, verify_levels
 Progress = Callable[[int, int], None]
 CHECKPOINT_BLOCKS = 1024
 """Staged blocks that wake the checkpoint before its interval is up."""
-CHECKPOINT_UNENCODED_BYTES = 256 << 20
+CHECKPOINT_UNENCODED_BYTES = 512 << 20
 """Or staged blocks held in memory, not yet encoded, that do."""
 
 
@@ -419,8 +419,9 @@ class Dataset:
                 coord = (key[2], key[3], key[4])
                 payload = staged.payload
                 if payload is None:
-                    assert staged.block is not None
-                    payload = self.store.encode_block(key[0], key[1], coord, staged.block)
+                    block = staged.unencoded()
+                    assert block is not None
+                    payload = self.store.encode_block(key[0], key[1], coord, block)
                 self.store.write_payload(key[0], key[1], coord, payload)
             self.store.set_attrs(**{k: np.uint64(v) for k, v in values.items()})
             self.store.flush()

@@ -33,9 +33,10 @@ import dataclasses
 import itertools
 import threading
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
+from queue import SimpleQueue
 from typing import Any
 
 import numpy as np
@@ -44,9 +45,9 @@ from psygnal import Signal
 
 from app.kernels import (
     count_in,
+    index_dtype,
     label_counts,
     mask_to_rles,
-    relabel_indexed,
     relabel_inplace,
     split_inplace,
 )
@@ -57,6 +58,7 @@ from app.model.journal import Coord, Journal
 from app.model.locks import Gate, LabelLocks, StripedLocks
 from app.model.mutation_events import complete_events, start_events
 from app.model.octants import refresh_block
+from app.model.palette_block import PaletteBlock
 from app.model.regions import SplitRegion
 from app.model.store import LABELS, PyramidStore, StagedBlock
 from app.model.undo_maps import decode_undo_map, encode_undo_map
@@ -64,7 +66,8 @@ from app.model.undo_maps import decode_undo_map, encode_undo_map
 UNDO_DEPTH = 1000
 MAX_LABEL = (1 << 64) - 1
 
-Transform = Callable[[Coord, NDArray[np.uint64]], "BlockChange"]
+Transform = Callable[[Coord], "BlockChange"]
+"""Computes one s0 block's change (reading the block itself)."""
 
 
 class EngineSignals:
@@ -87,7 +90,7 @@ class BlockChange:
     """What one block task produced."""
 
     coord: Coord
-    new: NDArray[np.uint64] | None
+    new: NDArray[np.uint64] | PaletteBlock | None
     changed: int
     spans: NDArray[np.int32] | None = None
     counts: dict[int, int] = field(default_factory=dict)
@@ -256,25 +259,40 @@ class MutationEngine:
 
     # -------------------------------------------------------------- operations
     # -------------------------------------------------------- block transforms
-    @staticmethod
-    def _merge_transform(target: int, sources: Sequence[int], keep_undo: bool = False) -> Transform:
+    def _merge_transform(
+        self,
+        target: int,
+        sources: Sequence[int],
+        keep_undo: bool = False,
+        block_sources: Mapping[Coord, Sequence[int]] | None = None,
+    ) -> Transform:
         """``sources`` (sorted) become ``target``; with ``keep_undo`` each changed
-        block also gets its undo map (:mod:`app.model.undo_maps`)."""
-        keys = np.array(sources, dtype=np.uint64)
+        block also gets its undo map (:mod:`app.model.undo_maps`).
 
-        def transform(coord: Coord, block: NDArray[np.uint64]) -> BlockChange:
-            if keep_undo:
-                new, index, n = relabel_indexed(block, keys, target)
-                undo_map = encode_undo_map(index) if n else None
-                return BlockChange(coord, new if n else None, n, undo_map=undo_map)
-            new = block.copy()
-            n = relabel_inplace(new, keys, target)
-            return BlockChange(coord, new if n else None, n)
+        Blocks are relabelled in palette form (:class:`PaletteBlock`): only a
+        block's first merge since it was last written to the file touches its
+        voxels.  ``block_sources`` (from the label index) names the sources
+        each block holds, so that a merge of many bodies costs per block what a
+        merge of one does.
+        """
+        keys = np.array(sources, dtype=np.uint64)
+        codes = np.arange(1, keys.size + 1, dtype=index_dtype(keys.size))
+
+        def transform(coord: Coord) -> BlockChange:
+            block_keys, block_codes = keys, codes
+            if block_sources is not None and coord in block_sources:
+                block_keys = np.array(block_sources[coord], dtype=np.uint64)
+                block_codes = codes[np.searchsorted(keys, block_keys)]
+            palette = self.store.read_palette(LABELS, coord)
+            new, n, index = palette.merged(block_keys, block_codes, target, undo=keep_undo)
+            undo_map = encode_undo_map(index) if index is not None else None
+            return BlockChange(coord, new, n, undo_map=undo_map)
 
         return transform
 
     def _split_transform(self, target: int, label: int, region: SplitRegion) -> Transform:
-        def transform(coord: Coord, block: NDArray[np.uint64]) -> BlockChange:
+        def transform(coord: Coord) -> BlockChange:
+            block = self._s0(coord)
             mask = region.mask(coord, self.block_size, block.shape)
             new = block.copy()
             n = split_inplace(new, mask, target, label)
@@ -289,7 +307,8 @@ class MutationEngine:
         labels = np.array(sources, dtype=np.uint64)
         count_keys = np.array([target, *sources], dtype=np.uint64)
 
-        def transform(coord: Coord, block: NDArray[np.uint64]) -> BlockChange:
+        def transform(coord: Coord) -> BlockChange:
+            block = self._s0(coord)
             index = decode_undo_map(maps[coord], block.shape, len(sources))
             restore = (index != 0) & (block == target)
             new = block.copy()
@@ -359,7 +378,11 @@ class MutationEngine:
             size = sum(target_blocks.values()) + expected
             return {"Target": target, "Labels": sources, "TargetSize": size}, rows
 
-        transform = self._merge_transform(target, sources, keep_undo)
+        block_sources: dict[Coord, list[int]] = {}
+        for source in sources:
+            for c in source_blocks[source]:
+                block_sources.setdefault(c, []).append(source)
+        transform = self._merge_transform(target, sources, keep_undo, block_sources)
         return Plan({**record}, coords, transform, finish)
 
     def split(
@@ -421,8 +444,8 @@ class MutationEngine:
             label = self._claim_new_label(new_label, target)
             keys = np.array([target], dtype=np.uint64)
 
-            def transform(coord: Coord, block: NDArray[np.uint64]) -> BlockChange:
-                new = block.copy()
+            def transform(coord: Coord) -> BlockChange:
+                new = self._s0(coord).copy()
                 n = relabel_inplace(new, keys, label)
                 spans = mask_to_rles(new == label, _origin(coord, self.block_size))
                 return BlockChange(coord, new, n, spans)
@@ -665,8 +688,9 @@ class MutationEngine:
         :class:`CascadeTree`), ahead of the s0 tasks still waiting, so the
         levels overlap instead of running one after the other.  Two tasks per
         worker are in flight, so that the pool stays busy while this thread
-        stages blocks or commits.  ``full`` recomputes every octant of every
-        ancestor (the repair of an interrupted cascade).  If a task fails, the
+        stages blocks, and up to eight while it commits (an fsync).  ``full``
+        recomputes every octant of every ancestor (the repair of an interrupted
+        cascade).  If a task fails, the
         tasks in flight finish and the error is raised.
         """
         tree = CascadeTree(coords, len(self.store.levels(LABELS)))
@@ -679,25 +703,37 @@ class MutationEngine:
                 )
         changes: dict[Coord, BlockChange] = {}
         running: dict[Future[Any], tuple[int, Coord]] = {}
+        finished: SimpleQueue[Future[Any]] = SimpleQueue()
+
+        def submit(limit: int) -> None:
+            """Parents first, then s0 tasks, until ``limit`` tasks are in flight."""
+            while len(running) < limit and (ready or waiting_s0):
+                task: Future[Any]
+                if ready:
+                    scale, parent, kids = ready.popleft()
+                    task = self.pool.submit(self._refresh, scale, parent, kids)
+                    running[task] = (scale, parent)
+                else:
+                    coord = waiting_s0.popleft()
+                    assert transform is not None
+                    task = self.pool.submit(self._block_task, transform, coord)
+                    running[task] = (0, coord)
+                task.add_done_callback(finished.put)
+
         try:
             while True:
                 if transform is not None and s0_done is not None and len(changes) == len(coords):
+                    submit(8 * self.workers)  # work for the pool while the commit fsyncs
                     s0_done([changes[c] for c in coords])
                     s0_done = None
                 if not (waiting_s0 or ready or running):
                     break
-                while len(running) < 2 * self.workers and (ready or waiting_s0):
-                    if ready:
-                        scale, parent, kids = ready.popleft()
-                        task = self.pool.submit(self._refresh, scale, parent, kids)
-                        running[task] = (scale, parent)
-                    else:
-                        coord = waiting_s0.popleft()
-                        assert transform is not None
-                        running[self.pool.submit(self._block_task, transform, coord)] = (0, coord)
-                finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                submit(2 * self.workers)
+                done = [finished.get()]
+                while not finished.empty():
+                    done.append(finished.get())
                 redrawn: dict[int, list[Coord]] = {}
-                for task in finished:
+                for task in done:
                     scale, coord = running.pop(task)
                     result = task.result()
                     if isinstance(result, BlockChange):
@@ -719,7 +755,7 @@ class MutationEngine:
 
     def _stage_change(self, change: BlockChange) -> StagedBlock | None:
         """Stage a changed s0 block; returns what was staged for it before."""
-        assert change.new is not None and change.payload is not None
+        assert change.new is not None
         key = (LABELS, 0, *change.coord)
         before = self.store.staged(key)
         self.store.stage(key, change.new, change.payload, next(self._gen))
@@ -779,10 +815,14 @@ class MutationEngine:
             coords, key=lambda c: (rank.get((c[0] >> down, c[1] >> down, c[2] >> down), last), c)
         )
 
+    def _s0(self, coord: Coord) -> NDArray[np.uint64]:
+        return self.store.read_block(LABELS, 0, coord)
+
     def _block_task(self, transform: Transform, coord: Coord) -> BlockChange:
-        block = self.store.read_block(LABELS, 0, coord)
-        change = transform(coord, block)
-        if change.new is None:
+        """Run ``transform`` on s0 block ``coord``; a changed array is encoded here
+        (a palette is held until a checkpoint)."""
+        change = transform(coord)
+        if not isinstance(change.new, np.ndarray):
             return change
         return dataclasses.replace(
             change, payload=self.store.encode_block(LABELS, 0, coord, change.new)

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from app.kernels import downsample_image_into, downsample_labels_into
+from app.kernels import downsample_image_into, downsample_labels_into, downsample_palette_into
 from app.model.store import LABELS, Coord, PyramidStore
 
 
@@ -71,10 +71,13 @@ def refresh_block(
         todo = list(children)
     half = tuple(b // 2 for b in store.block_size)
     for child in todo:
-        block = store.read_block(kind, scale - 1, child)
+        palette = store.staged_palette(kind, scale - 1, child)
+        block = store.read_block(kind, scale - 1, child) if palette is None else palette.index
         lo = [(c % 2) * h for c, h in zip(child, half, strict=True)]
         dst = out[tuple(slice(a, a + (n + 1) // 2) for a, n in zip(lo, block.shape, strict=True))]
-        if kind == LABELS:
+        if palette is not None:
+            downsample_palette_into(palette.index, palette.labels, dst, store.rule)
+        elif kind == LABELS:
             downsample_labels_into(block, dst, store.rule)
         else:
             downsample_image_into(block, dst)

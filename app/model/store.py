@@ -6,9 +6,10 @@ outside h5py's global lock, so several threads really decode in parallel.
 Datasets whose chunking or filters the codec cannot reproduce (files from other
 tools) fall back to HDF5's own slicing path.
 
-Edits go to an *overlay* of staged blocks (encoded payload + decoded array)
-that readers see at once; checkpoints later write their payloads
-into the HDF5 file.  The engine keeps the overlay durable in its journal.
+Edits go to an *overlay* of staged blocks (an encoded payload, or a block or
+palette held until a checkpoint encodes it) that readers see at once;
+checkpoints later write their payloads into the HDF5 file.  The engine keeps
+the overlay durable in its journal.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from app.model.layout import (
     find_pyramids,
     level_shapes,
 )
+from app.model.palette_block import PaletteBlock
 
 Coord = tuple[int, int, int]
 BlockKey = tuple[str, int, int, int, int]
@@ -109,14 +111,31 @@ class StagedBlock:
     """A block written by an edit and not yet in the HDF5 file.
 
     Either encoded (``payload``; its decoded array lives in the bounded block
-    cache, so memory does not grow with the backlog), or not yet (``block``,
-    held here until a checkpoint encodes it: coarse blocks, rewritten by every
-    edit below them, are encoded once per checkpoint rather than once per edit).
+    cache, so memory does not grow with the backlog), or not yet, held here
+    until a checkpoint encodes it: as an array (``block``: coarse blocks,
+    rewritten by every edit below them, are encoded once per checkpoint rather
+    than once per edit) or as a palette (``palette``: s0 blocks of merges, an
+    eighth of the array's size, that the next merge relabels without touching
+    their voxels).
     """
 
     payload: bytes | None
     gen: int
     block: NDArray[Any] | None = None
+    palette: PaletteBlock | None = None
+
+    @property
+    def held_nbytes(self) -> int:
+        """Bytes held in memory until a checkpoint encodes the block."""
+        if self.block is not None:
+            return int(self.block.nbytes)
+        return self.palette.nbytes if self.palette is not None else 0
+
+    def unencoded(self) -> NDArray[Any] | None:
+        """The block's voxels if it is not encoded yet, else None."""
+        if self.block is not None:
+            return self.block
+        return self.palette.decoded() if self.palette is not None else None
 
 
 class PyramidStore:
@@ -325,7 +344,9 @@ class PyramidStore:
                 version = self._versions.get(key, 0)
             if staged is not None and staged.block is not None:
                 return staged.block
-            if staged is not None:
+            if staged is not None and staged.palette is not None:
+                arr = staged.palette.decoded()
+            elif staged is not None:
                 assert staged.payload is not None
                 arr = self.decode_payload(kind, scale, coord, staged.payload)
             else:
@@ -334,6 +355,16 @@ class PyramidStore:
                 if self._versions.get(key, 0) == version:
                     self.cache.put(key, arr, coarse=scale > 0)
                     return arr
+
+    def read_palette(self, kind: str, coord: Coord) -> PaletteBlock:
+        """Block ``coord`` of ``kind``'s s0 in palette form (see :meth:`read_block`)."""
+        palette = self.staged_palette(kind, 0, coord)
+        return palette if palette is not None else PaletteBlock.of(self.read_block(kind, 0, coord))
+
+    def staged_palette(self, kind: str, scale: int, coord: Coord) -> PaletteBlock | None:
+        """The block if it is staged in palette form, else None."""
+        staged = self.staged((kind, scale, *coord))
+        return None if staged is None else staged.palette
 
     def _read_from_file(self, level: Level, coord: Coord) -> NDArray[Any]:
         slices = level.block_slices(coord)
@@ -434,34 +465,42 @@ class PyramidStore:
         self.cache.discard((kind, scale, *coord))
 
     # ------------------------------------------------------------------ overlay
-    def stage(self, key: BlockKey, block: NDArray[Any], payload: bytes | None, gen: int) -> None:
+    def stage(
+        self, key: BlockKey, block: NDArray[Any] | PaletteBlock, payload: bytes | None, gen: int
+    ) -> None:
         """Make an edited block visible to readers before it reaches the HDF5 file.
 
         The swap is atomic per block: a reader gets the old array or the new
         one.  ``gen`` orders the versions of a block: an older one never
-        replaces a newer one.  Without a ``payload`` the block is held in
-        memory (:attr:`unencoded_nbytes`) until a checkpoint encodes it.
+        replaces a newer one.  Without a ``payload`` the block (an array or a
+        palette) is held in memory (:attr:`unencoded_nbytes`) until a
+        checkpoint encodes it.
         """
-        block.flags.writeable = False
+        if isinstance(block, PaletteBlock):
+            assert payload is None
+            staged = StagedBlock(None, gen, palette=block)
+        else:
+            block.flags.writeable = False
+            staged = StagedBlock(payload, gen, block if payload is None else None)
         with self._overlay_lock:
             current = self._overlay.get(key)
             if current is not None and current.gen > gen:
                 return
-            self._put_staged(key, StagedBlock(payload, gen, block if payload is None else None))
+            self._put_staged(key, staged)
             if payload is None:
                 self.cache.discard(key)
             else:
+                assert isinstance(block, np.ndarray)
                 self.cache.put(key, block, coarse=key[1] > 0)
 
     def _put_staged(self, key: BlockKey, staged: StagedBlock | None) -> None:
         """Replace what is staged for ``key`` (under the overlay lock)."""
         current = self._overlay.pop(key, None)
-        if current is not None and current.block is not None:
-            self._unencoded_nbytes -= current.block.nbytes
+        if current is not None:
+            self._unencoded_nbytes -= current.held_nbytes
         if staged is not None:
             self._overlay[key] = staged
-            if staged.block is not None:
-                self._unencoded_nbytes += staged.block.nbytes
+            self._unencoded_nbytes += staged.held_nbytes
         self._versions[key] = self._versions.get(key, 0) + 1
 
     def staged(self, key: BlockKey) -> StagedBlock | None:

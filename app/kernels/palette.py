@@ -1,0 +1,160 @@
+"""Palette form of a label block: its distinct labels and, per voxel, which one.
+
+DVID's labelarray keeps a block as a small list of labels plus a per-voxel
+index into it, so that relabelling a block rewrites the list, not the voxels.
+:func:`palettize` splits a block into that form in one pass; :func:`gather`
+maps an index array through a lookup table (``labels[index]`` rebuilds the
+block; a table of undo codes makes a merge's undo map).
+
+Kernels: one pass over the voxels with an open-addressing hash table of the
+labels seen so far (a voxel equal to the previous one reuses its entry, as
+labels come in runs along x); the index is written as uint8 first, and the
+pass restarts with a wider type only if the block holds more than 256 labels.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from numba import njit
+from numpy.typing import NDArray
+
+from app.kernels.hashing import slot
+from app.kernels.relabel import _check_block
+
+__all__ = ["gather", "palettize"]
+
+_INDEX_DTYPES = (np.dtype(np.uint8), np.dtype(np.uint16), np.dtype(np.uint32))
+
+
+@njit(cache=True, nogil=True)
+def _palettize_kernel(
+    flat: NDArray[Any],
+    index: NDArray[Any],
+    labels: NDArray[Any],
+    counts: NDArray[np.int64],
+    bits: int,
+    row: int,
+) -> int:
+    """Fill ``index`` (1D, like ``flat``) with each voxel's entry in ``labels``
+    (first-appearance order) and ``counts`` with the voxels per entry.
+
+    A run's first voxel takes the entry of the voxel one ``row`` before it when
+    they are equal (the row above, in label data usually the same body); else
+    it is looked up in the hash table.  Returns the number of entries, or -1 if
+    ``flat`` holds more distinct labels than ``labels`` has room for.
+    """
+    mask = (1 << bits) - 1
+    table = np.full(1 << bits, -1, dtype=np.int64)
+    limit = labels.size
+    n = 0
+    prev = flat[0]
+    entry = np.int64(-1)
+    run_start = 0
+    for i in range(flat.size):
+        v = flat[i]
+        if entry < 0 or v != prev:
+            if entry >= 0:
+                counts[entry] += i - run_start
+            run_start = i
+            prev = v
+            if i >= row and flat[i - row] == v:
+                entry = np.int64(index[i - row])
+            else:
+                h = slot(v, mask)
+                while table[h] >= 0 and labels[table[h]] != v:
+                    h = (h + 1) & mask
+                if table[h] < 0:
+                    if n == limit:
+                        return -1
+                    table[h] = n
+                    labels[n] = v
+                    n += 1
+                entry = table[h]
+        index[i] = entry
+    counts[entry] += flat.size - run_start
+    return n
+
+
+@njit(cache=True, nogil=True)
+def _gather_kernel(table: NDArray[Any], index: NDArray[Any], out: NDArray[Any]) -> bool:
+    """``out[i] = table[index[i]]`` (all 1D); False (and ``out`` partly
+    written) if an index is outside ``table``."""
+    k = table.size
+    for i in range(index.size):
+        j = index[i]
+        if j >= k:
+            return False
+        out[i] = table[j]
+    return True
+
+
+def palettize(block: NDArray[Any]) -> tuple[NDArray[Any], NDArray[Any], NDArray[np.int64]]:
+    """Split a label block into its distinct labels and a per-voxel index.
+
+    Parameters
+    ----------
+    block : NDArray[uint8 | uint16 | uint32 | uint64], any shape, any layout
+        Not modified; at least one voxel.
+
+    Returns
+    -------
+    labels : NDArray, shape (k,), ``block``'s dtype
+        Distinct values in order of first appearance (C order).
+    index : NDArray[uint8 | uint16 | uint32], ``block``'s shape
+        New C-contiguous array, ``labels[index] == block``; the smallest of
+        these dtypes that holds ``k - 1``.
+    counts : NDArray[int64], shape (k,)
+        Voxels of each entry.
+
+    Raises
+    ------
+    TypeError
+        ``block`` is not an unsigned-integer ndarray.
+    ValueError
+        ``block`` is 0-d or empty.
+    """
+    flat = np.ascontiguousarray(_check_block(block, writeable=False))
+    if flat.size == 0:
+        raise ValueError("block must hold at least one voxel")
+    for dtype in _INDEX_DTYPES:
+        room = min(int(np.iinfo(dtype).max) + 1, flat.size)
+        index = np.empty(block.shape, dtype)
+        labels = np.empty(room, block.dtype)
+        counts = np.zeros(room, np.int64)
+        bits = max(4, (4 * room - 1).bit_length())
+        n = _palettize_kernel(flat, index.reshape(-1), labels, counts, bits, block.shape[-1])
+        if n >= 0:
+            return labels[:n].copy(), index, counts[:n].copy()
+    raise ValueError(f"block of {flat.size} voxels does not fit a uint32 index")  # pragma: no cover
+
+
+def gather(table: NDArray[Any], index: NDArray[Any]) -> NDArray[Any]:
+    """``table[index]``: each voxel's entry of ``table``.
+
+    Parameters
+    ----------
+    table : NDArray, shape (k,), any numeric dtype
+    index : NDArray[uint8 | uint16 | uint32 | uint64], any shape, any layout
+        Every value < k (checked).
+
+    Returns
+    -------
+    NDArray, ``index``'s shape, ``table``'s dtype
+        New C-contiguous array.
+
+    Raises
+    ------
+    TypeError
+        ``table`` is not a 1D ndarray or ``index`` not an unsigned-integer ndarray.
+    ValueError
+        ``index`` holds a value outside ``table``.
+    """
+    if not isinstance(table, np.ndarray) or table.ndim != 1:
+        raise TypeError("table must be a 1D numpy.ndarray")
+    flat = np.ascontiguousarray(_check_block(index, "index", writeable=False))
+    out = np.empty(index.shape, table.dtype)
+    if not _gather_kernel(np.ascontiguousarray(table), flat, out.reshape(-1)):
+        raise ValueError(f"index holds values outside a table of {table.size} entries")
+    return out

@@ -1,0 +1,158 @@
+"""Tests of app.kernels.palette and the palette downsample against the references."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+from numpy.typing import NDArray
+
+from app.kernels import RULES, downsample_labels, downsample_palette_into, gather, palettize
+from app.kernels.reference import downsample_labels_ref, palettize_ref
+from tests.test_kernels_counting import runs_labels
+
+LABEL_DTYPES = [np.uint8, np.uint16, np.uint32, np.uint64]
+SHAPES = [(1, 1, 1), (1, 5, 7), (3, 4, 5), (65, 33, 17), (64, 64, 64)]
+
+
+def assert_palettize_equals_reference(block: NDArray[Any]) -> None:
+    labels, index, counts = palettize(block)
+    want_labels, want_index, want_counts = palettize_ref(block)
+    assert labels.dtype == block.dtype and counts.dtype == np.int64
+    assert index.shape == block.shape and index.flags.c_contiguous
+    np.testing.assert_array_equal(labels, want_labels)
+    np.testing.assert_array_equal(index, want_index)
+    np.testing.assert_array_equal(counts, want_counts)
+    np.testing.assert_array_equal(gather(labels, index), block)
+
+
+@pytest.mark.parametrize("dtype", LABEL_DTYPES)
+@pytest.mark.parametrize("shape", SHAPES)
+def test_palettize_equals_reference(shape: tuple[int, ...], dtype: Any) -> None:
+    block = runs_labels(shape, dtype, seed=int(np.prod(shape)) % 97, n=40)
+    assert_palettize_equals_reference(block)
+    index = palettize(block)[1]
+    assert index.dtype == np.uint8
+
+
+def test_palettize_zeros_top_labels_and_strided_input() -> None:
+    block = np.zeros((4, 5, 6), np.uint64)
+    block[0, 0, 0] = 2**64 - 1
+    block[-1, -1, -1] = 2**64 - 2
+    block[2, :, 3] = 7  # runs across rows: equal to the row above
+    assert_palettize_equals_reference(block)
+    assert_palettize_equals_reference(block[:, ::-1, ::2])
+    labels, index, counts = palettize(np.zeros((3, 3, 3), np.uint64))
+    assert labels.tolist() == [0] and counts.tolist() == [27] and not index.any()
+
+
+@pytest.mark.parametrize(
+    ("distinct", "dtype"), [(256, np.uint8), (257, np.uint16), (70_000, np.uint32)]
+)
+def test_palettize_index_widens_with_the_labels(distinct: int, dtype: Any) -> None:
+    rng = np.random.default_rng(distinct)
+    values = rng.permutation(np.arange(distinct, dtype=np.uint64) * 977 + 3)
+    block = np.repeat(values, 2).reshape(1, 2, distinct)  # runs of two voxels
+    labels, index, _ = palettize(block)
+    assert index.dtype == dtype and labels.size == distinct
+    assert_palettize_equals_reference(block)
+
+
+@given(
+    block=arrays(
+        np.uint16,
+        st.tuples(st.integers(1, 4), st.integers(1, 5), st.integers(1, 9)),
+        elements=st.integers(0, 5),
+    )
+)
+@settings(max_examples=60, deadline=None)
+def test_palettize_hypothesis(block: NDArray[np.uint16]) -> None:
+    assert_palettize_equals_reference(block)
+
+
+def test_palettize_and_gather_errors() -> None:
+    with pytest.raises(TypeError, match="unsigned integer"):
+        palettize(np.zeros((2, 2), np.int64))
+    with pytest.raises(ValueError, match="at least one voxel"):
+        palettize(np.zeros((0, 3), np.uint64))
+    with pytest.raises(ValueError, match="0-d"):
+        palettize(np.array(3, np.uint64))
+    with pytest.raises(ValueError, match="outside a table of 2 entries"):
+        gather(np.array([5, 6], np.uint64), np.array([[0, 1], [2, 0]], np.uint8))
+    with pytest.raises(TypeError, match="table must be a 1D"):
+        gather(np.zeros((2, 2), np.uint64), np.zeros(3, np.uint8))
+
+
+@pytest.mark.parametrize("table_dtype", [np.uint8, np.uint16, np.uint64])
+def test_gather_equals_numpy(table_dtype: Any) -> None:
+    rng = np.random.default_rng(5)
+    table = rng.integers(0, 200, size=300).astype(table_dtype)
+    index = rng.integers(0, 300, size=(3, 5, 7)).astype(np.uint16)
+    got = gather(table, index)
+    assert got.dtype == table_dtype and got.flags.c_contiguous
+    np.testing.assert_array_equal(got, table[index])
+    np.testing.assert_array_equal(gather(table, index[:, ::-1]), table[index[:, ::-1]])
+
+
+# --------------------------------------------------------------------------- downsample
+
+
+def palette_volume(
+    shape: tuple[int, int, int], dtype: Any, seed: int
+) -> tuple[NDArray[Any], NDArray[Any]]:
+    """An index of blobs and runs over a palette whose entries repeat labels
+    (as after a merge), 0 and the dtype's top values among them."""
+    rng = np.random.default_rng(seed)
+    top = int(np.iinfo(dtype).max)
+    labels = np.array([0, 1, 2, top, 1, top - 1, 2, 0, 9 % (top + 1)], dtype=dtype)
+    coarse = rng.integers(0, labels.size, size=tuple((s + 3) // 4 for s in shape))
+    index = np.kron(coarse, np.ones((4, 4, 4), np.int64))[: shape[0], : shape[1], : shape[2]]
+    noise = rng.random(shape) < 0.2
+    index[noise] = rng.integers(0, labels.size, size=int(noise.sum()))
+    return labels, index.astype(np.uint8)
+
+
+@pytest.mark.parametrize("rule", RULES)
+@pytest.mark.parametrize("dtype", LABEL_DTYPES)
+@pytest.mark.parametrize("shape", [(1, 1, 1), (2, 2, 2), (3, 4, 5), (33, 17, 71), (64, 64, 64)])
+def test_downsample_palette_equals_reference(
+    shape: tuple[int, int, int], dtype: Any, rule: str
+) -> None:
+    labels, index = palette_volume(shape, dtype, seed=sum(shape))
+    want = downsample_labels_ref(labels[index], rule)
+    out = np.empty(want.shape, dtype)
+    assert downsample_palette_into(index, labels, out, rule) is out
+    np.testing.assert_array_equal(out, want)
+
+
+@pytest.mark.parametrize("rule", RULES)
+def test_downsample_palette_into_octant_view_and_wide_index(rule: str) -> None:
+    labels, index = palette_volume((64, 64, 64), np.uint64, seed=3)
+    wide = index.astype(np.uint32)[:, :, ::-1]  # any layout, any index dtype
+    parent = np.full((64, 64, 64), 5, np.uint64)
+    downsample_palette_into(wide, labels, parent[32:, :32, 32:], rule)
+    np.testing.assert_array_equal(parent[32:, :32, 32:], downsample_labels(labels[wide], rule))
+    assert (parent[:32] == 5).all() and (parent[32:, 32:] == 5).all()
+
+
+def test_downsample_palette_errors() -> None:
+    labels = np.array([0, 4], np.uint64)
+    index = np.zeros((4, 4, 4), np.uint8)
+    out = np.empty((2, 2, 2), np.uint64)
+    with pytest.raises(TypeError, match="index must have dtype"):
+        downsample_palette_into(index.astype(np.uint64), labels, out)
+    with pytest.raises(TypeError, match="labels must be a 1D"):
+        downsample_palette_into(index, labels.reshape(1, 2), out)
+    with pytest.raises(TypeError, match=r"out must have dtype uint64 \(same as labels\)"):
+        downsample_palette_into(index, labels, out.astype(np.uint32))
+    with pytest.raises(ValueError, match="out must have shape"):
+        downsample_palette_into(index, labels, np.empty((2, 2, 3), np.uint64))
+    index[3, 3, 3] = 2
+    with pytest.raises(ValueError, match="outside the 2 labels"):
+        downsample_palette_into(index, labels, out)
+    with pytest.raises(ValueError, match="unknown downsampling rule"):
+        downsample_palette_into(index, labels, out, "mode")
