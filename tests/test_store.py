@@ -92,6 +92,10 @@ def test_palette_blocks_are_held_until_written(tmp_path: Path) -> None:
     assert store.unencoded_nbytes == palette.nbytes
     assert store.read_palette(LABELS, (1, 1, 0)) is palette
     assert store.staged_palette(LABELS, 0, (1, 1, 0)) is palette
+    held = store.block_in_memory(LABELS, 0, (1, 1, 0))  # a GUI may decode a palette
+    assert held is not None
+    np.testing.assert_array_equal(held, voxels)
+    assert store.block_in_memory(LABELS, 0, (0, 1, 0)) is None  # in the file: not read
     np.testing.assert_array_equal(store.read_block(LABELS, 0, (1, 1, 0)), voxels)
     assert store.staged_palette(LABELS, 0, (0, 0, 0)) is None
     fresh = store.read_palette(LABELS, (0, 0, 0))  # not staged: made from the voxels

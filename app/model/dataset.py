@@ -245,8 +245,9 @@ class Dataset:
         return self.store.read_block(kind, scale, coord)
 
     def cached_block(self, kind: str, scale: int, coord: Coord) -> NDArray[Any] | None:
-        """The block if it is decoded in memory, else None; never reads the file."""
-        return self.store.cache.get((kind, scale, *coord))
+        """The block if it is in memory (see :meth:`PyramidStore.block_in_memory`),
+        else None; never reads the file."""
+        return self.store.block_in_memory(kind, scale, coord)
 
     @property
     def uuid(self) -> str:

@@ -356,6 +356,21 @@ class PyramidStore:
                     self.cache.put(key, arr, coarse=scale > 0)
                     return arr
 
+    def block_in_memory(self, kind: str, scale: int, coord: Coord) -> NDArray[Any] | None:
+        """The block if memory holds it (decoded in the cache, or held by an edit
+        until a checkpoint: an array, or a palette decoded here), else None.
+
+        Never reads the file nor decodes a payload: cheap enough for a GUI thread.
+        """
+        key: BlockKey = (kind, scale, *coord)
+        arr = self.cache.get(key)
+        if arr is not None:
+            return arr
+        staged = self.staged(key)
+        if staged is None or staged.payload is not None:
+            return None
+        return self.read_block(kind, scale, coord)
+
     def read_palette(self, kind: str, coord: Coord) -> PaletteBlock:
         """Block ``coord`` of ``kind``'s s0 in palette form (see :meth:`read_block`)."""
         palette = self.staged_palette(kind, 0, coord)

@@ -64,11 +64,11 @@ class BlockLoader(QObject):
         return bool(self._inflight)
 
     def is_cached(self, kind: str, scale: int, coord: Coord) -> bool:
-        """True if the block is decoded in memory (reading it costs no I/O)."""
+        """True if the block is in memory (reading it costs no I/O)."""
         return self.dataset.cached_block(kind, scale, coord) is not None
 
     def cached_block(self, kind: str, scale: int, coord: Coord) -> NDArray[Any] | None:
-        """The decoded block if cached, else None (never reads the file)."""
+        """The block if it is in memory, else None (never reads the file)."""
         return self.dataset.cached_block(kind, scale, coord)
 
     def request(self, kind: str, scale: int, coords: Iterable[Coord]) -> None:
