@@ -35,15 +35,13 @@ def _palettize_kernel(
     labels: NDArray[Any],
     counts: NDArray[np.int64],
     bits: int,
-    row: int,
 ) -> int:
     """Fill ``index`` (1D, like ``flat``) with each voxel's entry in ``labels``
     (first-appearance order) and ``counts`` with the voxels per entry.
 
-    A run's first voxel takes the entry of the voxel one ``row`` before it when
-    they are equal (the row above, in label data usually the same body); else
-    it is looked up in the hash table.  Returns the number of entries, or -1 if
-    ``flat`` holds more distinct labels than ``labels`` has room for.
+    Only a voxel that starts a run is looked up in the hash table.  Returns the
+    number of entries, or -1 if ``flat`` holds more distinct labels than
+    ``labels`` has room for.
     """
     mask = (1 << bits) - 1
     table = np.full(1 << bits, -1, dtype=np.int64)
@@ -59,19 +57,16 @@ def _palettize_kernel(
                 counts[entry] += i - run_start
             run_start = i
             prev = v
-            if i >= row and flat[i - row] == v:
-                entry = np.int64(index[i - row])
-            else:
-                h = slot(v, mask)
-                while table[h] >= 0 and labels[table[h]] != v:
-                    h = (h + 1) & mask
-                if table[h] < 0:
-                    if n == limit:
-                        return -1
-                    table[h] = n
-                    labels[n] = v
-                    n += 1
-                entry = table[h]
+            h = slot(v, mask)
+            while table[h] >= 0 and labels[table[h]] != v:
+                h = (h + 1) & mask
+            if table[h] < 0:
+                if n == limit:
+                    return -1
+                table[h] = n
+                labels[n] = v
+                n += 1
+            entry = table[h]
         index[i] = entry
     counts[entry] += flat.size - run_start
     return n
@@ -124,7 +119,7 @@ def palettize(block: NDArray[Any]) -> tuple[NDArray[Any], NDArray[Any], NDArray[
         labels = np.empty(room, block.dtype)
         counts = np.zeros(room, np.int64)
         bits = max(4, (4 * room - 1).bit_length())
-        n = _palettize_kernel(flat, index.reshape(-1), labels, counts, bits, block.shape[-1])
+        n = _palettize_kernel(flat, index.reshape(-1), labels, counts, bits)
         if n >= 0:
             return labels[:n].copy(), index, counts[:n].copy()
     raise ValueError(f"block of {flat.size} voxels does not fit a uint32 index")  # pragma: no cover
