@@ -690,8 +690,8 @@ class MutationEngine:
         worker are in flight, so that the pool stays busy while this thread
         stages blocks, and up to eight while it commits (an fsync).  ``full``
         recomputes every octant of every ancestor (the repair of an interrupted
-        cascade).  If a task fails, the
-        tasks in flight finish and the error is raised.
+        cascade).  If a task fails, the tasks in flight finish and the error is
+        raised.
         """
         tree = CascadeTree(coords, len(self.store.levels(LABELS)))
         waiting_s0 = deque(coords if transform is not None else [])
