@@ -24,6 +24,7 @@ from app.model.errors import (
     ReadOnlyError,
     WriterLockedError,
 )
+from app.model.palette_block import PaletteBlock
 from app.model.replay import ApplyError, apply_lines, log_lines
 from tests.conftest import assert_matches_model
 
@@ -39,16 +40,27 @@ def box_rles(start: tuple[int, int, int], stop: tuple[int, int, int]) -> bytes:
 
 
 def record_s0_reads(ds: Dataset) -> list[tuple[int, int, int]]:
-    """From now on, every s0 block ``ds`` reads is appended to the returned list."""
+    """From now on, every s0 block ``ds`` reads (as an array or a palette) is
+    appended to the returned list."""
     reads: list[tuple[int, int, int]] = []
-    read_block = ds.store.read_block
+    read_block, read_palette = ds.store.read_block, ds.store.read_palette
+    in_palette = threading.local()
 
     def recording_read(kind: str, scale: int, coord: tuple[int, int, int]) -> NDArray[Any]:
-        if scale == 0:
+        if scale == 0 and not getattr(in_palette, "on", False):
             reads.append(coord)
         return read_block(kind, scale, coord)
 
+    def recording_palette(kind: str, coord: tuple[int, int, int]) -> PaletteBlock:
+        reads.append(coord)
+        in_palette.on = True
+        try:
+            return read_palette(kind, coord)
+        finally:
+            in_palette.on = False
+
     ds.store.read_block = recording_read  # type: ignore[method-assign]
+    ds.store.read_palette = recording_palette  # type: ignore[method-assign]
     return reads
 
 

@@ -127,8 +127,13 @@ class BlockCodec:
                 )
         return bytes(data)
 
-    def decode(self, payload: bytes) -> NDArray[Any]:
-        """Decompress one chunk into a read-only array of shape ``chunk_shape``.
+    def decode(self, payload: bytes, out: NDArray[Any] | None = None) -> NDArray[Any]:
+        """Decompress one chunk into an array of shape ``chunk_shape``.
+
+        Parameters
+        ----------
+        out : ndarray of ``dtype``, shape ``chunk_shape``, C-contiguous, optional
+            Scratch to decode into (Blosc decodes straight into it); else a new array.
 
         Raises
         ------
@@ -136,7 +141,7 @@ class BlockCodec:
             If the payload does not decode to exactly one chunk.
         """
         if self.filters and self.filters[-1][0] == BLOSC_FILTER_ID and len(self.filters) == 1:
-            return self._decode_blosc(payload)
+            return self._decode_blosc(payload, out)
         data: Any = payload
         for fid, _cd in reversed(self.filters):
             if fid == BLOSC_FILTER_ID:
@@ -151,12 +156,12 @@ class BlockCodec:
             raise ValueError(f"chunk decodes to {got} bytes, expected {self.chunk_nbytes}")
         return arr.reshape(self.chunk_shape)
 
-    def _decode_blosc(self, payload: bytes) -> NDArray[Any]:
-        """Blosc straight into a new array (no intermediate bytes object)."""
+    def _decode_blosc(self, payload: bytes, out: NDArray[Any] | None) -> NDArray[Any]:
+        """Blosc straight into ``out`` or a new array (no intermediate bytes object)."""
         nbytes, _cbytes, _blocksize = blosc.get_cbuffer_sizes(payload)
         if nbytes != self.chunk_nbytes:
             raise ValueError(f"chunk decodes to {nbytes} bytes, expected {self.chunk_nbytes}")
-        arr = np.empty(self.chunk_shape, self.dtype)
+        arr = np.empty(self.chunk_shape, self.dtype) if out is None else out
         blosc.decompress_ptr(payload, arr.__array_interface__["data"][0])
         return arr
 

@@ -172,6 +172,7 @@ class PyramidStore:
         self._check_shapes()
         self._rule = str(h5.attrs.get("downres_rule", DEFAULT_RULE))
         self.cache = BlockCache(cache_bytes)
+        self._thread_scratch = threading.local()
         self._overlay: dict[BlockKey, StagedBlock] = {}
         self._unencoded_nbytes = 0
         self._versions: dict[BlockKey, int] = {}
@@ -372,16 +373,41 @@ class PyramidStore:
         return self.read_block(kind, scale, coord)
 
     def read_palette(self, kind: str, coord: Coord) -> PaletteBlock:
-        """Block ``coord`` of ``kind``'s s0 in palette form (see :meth:`read_block`)."""
+        """Block ``coord`` of ``kind``'s s0 in palette form (see :meth:`read_block`).
+
+        A block read from the file is decoded into this thread's scratch block,
+        not cached: its palette is what the caller keeps.
+        """
         palette = self.staged_palette(kind, 0, coord)
-        return palette if palette is not None else PaletteBlock.of(self.read_block(kind, 0, coord))
+        if palette is not None:
+            return palette
+        key: BlockKey = (kind, 0, *coord)
+        block = self.cache.get(key)
+        if block is None and self.staged(key) is None:
+            level = self.level(kind, 0)
+            level.check_coord(coord)
+            block = self._read_from_file(level, coord, self._scratch(level))
+        return PaletteBlock.of(self.read_block(kind, 0, coord) if block is None else block)
+
+    def _scratch(self, level: Level) -> NDArray[Any] | None:
+        """This thread's reusable full chunk of ``level`` (None if not block-wise)."""
+        if level.codec is None:
+            return None
+        buf: NDArray[Any] | None = getattr(self._thread_scratch, "block", None)
+        if buf is None or buf.shape != level.codec.chunk_shape or buf.dtype != level.dtype:
+            buf = np.empty(level.codec.chunk_shape, level.dtype)
+            self._thread_scratch.block = buf
+        return buf
 
     def staged_palette(self, kind: str, scale: int, coord: Coord) -> PaletteBlock | None:
         """The block if it is staged in palette form, else None."""
         staged = self.staged((kind, scale, *coord))
         return None if staged is None else staged.palette
 
-    def _read_from_file(self, level: Level, coord: Coord) -> NDArray[Any]:
+    def _read_from_file(
+        self, level: Level, coord: Coord, scratch: NDArray[Any] | None = None
+    ) -> NDArray[Any]:
+        """The block as the file holds it; decoded into ``scratch`` (a full chunk) if given."""
         slices = level.block_slices(coord)
         if level.codec is None:
             try:
@@ -403,7 +429,7 @@ class PyramidStore:
             return np.full(
                 tuple(s.stop - s.start for s in slices), level.dataset.fillvalue, level.dtype
             )
-        return self.decode_payload(level.kind, level.scale, coord, payload)
+        return self.decode_payload(level.kind, level.scale, coord, payload, scratch)
 
     def read_region(self, kind: str, scale: int, start: Coord, stop: Coord) -> NDArray[Any]:
         """The voxels in ``[start, stop)`` of a level, assembled from its blocks.
@@ -556,8 +582,16 @@ class PyramidStore:
         with self._overlay_lock:
             return self._unencoded_nbytes
 
-    def decode_payload(self, kind: str, scale: int, coord: Coord, payload: bytes) -> NDArray[Any]:
-        """Decode an encoded chunk of a block to its clipped shape.
+    def decode_payload(
+        self,
+        kind: str,
+        scale: int,
+        coord: Coord,
+        payload: bytes,
+        scratch: NDArray[Any] | None = None,
+    ) -> NDArray[Any]:
+        """Decode an encoded chunk of a block to its clipped shape (a view of
+        ``scratch``, a full chunk, if given).
 
         Raises
         ------
@@ -569,7 +603,7 @@ class PyramidStore:
             raise FormatError(f"{kind}/s{scale} of {self.h5.filename} is not stored block-wise")
         sl = level.block_slices(coord)
         try:
-            full = level.codec.decode(payload)
+            full = level.codec.decode(payload, scratch)
         except Exception as exc:  # codec libraries raise assorted types on corrupt input
             raise FormatError(
                 f"{self.h5.filename}: {kind}/s{scale} block {coord} is corrupt ({exc})"
