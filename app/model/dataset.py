@@ -97,6 +97,7 @@ class Dataset:
         self._engine: MutationEngine | None = None
         self._workers = workers or default_workers()
         self._pool = ThreadPoolExecutor(self._workers, "segmend-block")
+        self._committer = ThreadPoolExecutor(1, "segmend-commit")
         self._closing = threading.Event()
         self._closed = False
         self._checkpoint_lock = threading.Lock()
@@ -155,7 +156,13 @@ class Dataset:
                 f"({self.path}); move it away to start a new journal"
             )
         self._engine = MutationEngine(
-            self.store, self._journal, self._pool, workers=self._workers, uuid=data_uuid, user=user
+            self.store,
+            self._journal,
+            self._pool,
+            self._committer,
+            workers=self._workers,
+            uuid=data_uuid,
+            user=user,
         )
         self._engine.replay(int(self.store.attr("checkpoint_mutation_id", 0)), complete=True)
         if self._journal.get_meta("index_built") is None:
@@ -198,7 +205,12 @@ class Dataset:
         if jpath.exists() and self.store.native:
             self._journal = Journal(jpath, readonly=True)
             replayer = MutationEngine(
-                self.store, self._journal, self._pool, workers=self._workers, uuid=self.uuid
+                self.store,
+                self._journal,
+                self._pool,
+                self._committer,
+                workers=self._workers,
+                uuid=self.uuid,
             )
             replayer.replay(int(self.store.attr("checkpoint_mutation_id", 0)), complete=False)
 
@@ -522,6 +534,7 @@ class Dataset:
             os.close(self._lock_fd)
             self._lock_fd = None
         self._pool.shutdown(wait=True)
+        self._committer.shutdown(wait=True)
 
     def __enter__(self) -> Dataset:
         return self

@@ -24,7 +24,8 @@ blocks, so a crash at any point leaves each mutation fully applied or not at
 all.
 
 Threads: public methods may be called from any thread except the engine's own
-pool workers.  Signals are emitted from the calling thread.
+pool workers.  Signals are emitted from the calling thread, except
+``mutation_started`` and ``labels_changed``: from the commit thread.
 """
 
 from __future__ import annotations
@@ -71,9 +72,11 @@ Transform = Callable[[Coord], "BlockChange"]
 
 
 class EngineSignals:
-    """Plain (psygnal) events of the engine, emitted from the thread running the
-    mutation while it holds the engine: slots must return quickly and must not
-    call back into the dataset (hand work to another thread or a Qt queue)."""
+    """Plain (psygnal) events of the engine, emitted while a mutation holds the
+    engine, from the thread running it (``mutation_started`` and
+    ``labels_changed``: from the engine's commit thread): slots must return
+    quickly and must not call back into the dataset (hand work to another
+    thread or a Qt queue)."""
 
     mutation_started = Signal(dict)
     """A mutation's s0 phase is durable: its record (DVID field names)."""
@@ -126,6 +129,9 @@ class MutationEngine:
         Its journal.
     pool : ThreadPoolExecutor
         Workers running block tasks.
+    committer : ThreadPoolExecutor
+        One thread that commits mutations to the journal (an fsync), while
+        the calling thread keeps the pool busy with the cascade.
     workers : int
         The pool's number of threads (block tasks in flight at once).
     uuid : str
@@ -139,6 +145,7 @@ class MutationEngine:
         store: PyramidStore,
         journal: Journal,
         pool: ThreadPoolExecutor,
+        committer: ThreadPoolExecutor,
         *,
         workers: int,
         uuid: str,
@@ -147,6 +154,7 @@ class MutationEngine:
         self.store = store
         self.journal = journal
         self.pool = pool
+        self.committer = committer
         self.workers = workers
         self.uuid = uuid
         self.user = user
@@ -683,15 +691,16 @@ class MutationEngine:
         ``coords`` (visible blocks first); each changed block is staged at once
         (its prior state kept in ``previous`` for :meth:`_revert`), and
         ``s0_done`` gets every change, in ``coords`` order, when the last one is
-        in.  Without, ``coords`` are s0 blocks that already changed.  A parent
-        is refreshed as soon as the blocks below it are final (see
+        in: on the committer thread, while the cascade goes on here; this
+        returns once both are done (raising the commit's error, if any).
+        Without, ``coords`` are s0 blocks that already changed.  A parent is
+        refreshed as soon as the blocks below it are final (see
         :class:`CascadeTree`), ahead of the s0 tasks still waiting, so the
         levels overlap instead of running one after the other.  Two tasks per
         worker are in flight, so that the pool stays busy while this thread
-        stages blocks, and up to eight while it commits (an fsync).  ``full``
-        recomputes every octant of every ancestor (the repair of an interrupted
-        cascade).  If a task fails, the tasks in flight finish and the error is
-        raised.
+        stages blocks.  ``full`` recomputes every octant of every ancestor (the
+        repair of an interrupted cascade).  If a task fails, the tasks in
+        flight (and the commit) finish and the error is raised.
         """
         tree = CascadeTree(coords, len(self.store.levels(LABELS)))
         waiting_s0 = deque(coords if transform is not None else [])
@@ -704,6 +713,7 @@ class MutationEngine:
         changes: dict[Coord, BlockChange] = {}
         running: dict[Future[Any], tuple[int, Coord]] = {}
         finished: SimpleQueue[Future[Any]] = SimpleQueue()
+        commit: Future[None] | None = None
 
         def submit(limit: int) -> None:
             """Parents first, then s0 tasks, until ``limit`` tasks are in flight."""
@@ -723,8 +733,7 @@ class MutationEngine:
         try:
             while True:
                 if transform is not None and s0_done is not None and len(changes) == len(coords):
-                    submit(8 * self.workers)  # work for the pool while the commit fsyncs
-                    s0_done([changes[c] for c in coords])
+                    commit = self.committer.submit(s0_done, [changes[c] for c in coords])
                     s0_done = None
                 if not (waiting_s0 or ready or running):
                     break
@@ -749,8 +758,10 @@ class MutationEngine:
                         ready.append((s, p, None if full else kids))
                 for scale, blocks in sorted(redrawn.items()):
                     self.signals.blocks_changed.emit(scale, sorted(blocks))
+            if commit is not None:
+                commit.result()
         except BaseException:
-            wait(running)
+            wait([*running, *([commit] if commit is not None else [])])
             raise
 
     def _stage_change(self, change: BlockChange) -> StagedBlock | None:
