@@ -58,7 +58,7 @@ from app.model.events.gotime import now_go
 from app.model.journal import Coord, Journal
 from app.model.locks import Gate, LabelLocks, StripedLocks
 from app.model.mutation_events import complete_events, start_events
-from app.model.octants import refresh_block
+from app.model.octants import children_of, refresh_block, refresh_octants
 from app.model.palette_block import PaletteBlock
 from app.model.regions import SplitRegion
 from app.model.store import LABELS, PyramidStore, StagedBlock
@@ -711,6 +711,7 @@ class MutationEngine:
                     (s, p, None if full else kids) for s, p, kids in tree.resolve(0, c, True)
                 )
         changes: dict[Coord, BlockChange] = {}
+        dirty: dict[tuple[int, Coord], list[Coord]] = {}  # refreshed block → changed children
         running: dict[Future[Any], tuple[int, Coord]] = {}
         finished: SimpleQueue[Future[Any]] = SimpleQueue()
         commit: Future[None] | None = None
@@ -721,7 +722,10 @@ class MutationEngine:
                 task: Future[Any]
                 if ready:
                     scale, parent, kids = ready.popleft()
-                    task = self.pool.submit(self._refresh, scale, parent, kids)
+                    parts = None
+                    if kids is not None:  # the parts of each child that changed
+                        parts = {k: dirty.pop((scale - 1, k), None) for k in kids}
+                    task = self.pool.submit(self._refresh, scale, parent, parts)
                     running[task] = (scale, parent)
                 else:
                     coord = waiting_s0.popleft()
@@ -751,7 +755,8 @@ class MutationEngine:
                         if changed:
                             previous[coord] = self._stage_change(result)
                     else:
-                        changed = result or full
+                        changed = bool(result) or full
+                        dirty[(scale, coord)] = result
                     if changed:
                         redrawn.setdefault(scale, []).append(coord)
                     for s, p, kids in tree.resolve(scale, coord, changed):
@@ -874,15 +879,23 @@ class MutationEngine:
         """
         self._apply(sorted(set(coords)), None, {}, full=full)
 
-    def _refresh(self, scale: int, coord: Coord, children: list[Coord] | None) -> bool:
-        """Refresh the octants of ``children`` in block ``coord``; True if it changed."""
+    def _refresh(
+        self, scale: int, coord: Coord, children: dict[Coord, list[Coord] | None] | None
+    ) -> list[Coord]:
+        """Refresh block ``coord`` from the changed parts of ``children`` (see
+        :func:`refresh_octants`; None: from all of every child); returns the
+        children whose octant changed it (all of them if recomputed whole)."""
         with self.block_locks[scale].hold([coord]):
             old = self.store.read_block(LABELS, scale, coord)
-            new = refresh_block(self.store, LABELS, scale, coord, children, old)
-            if np.array_equal(new, old):
-                return False
-            self.store.stage((LABELS, scale, *coord), new, None, next(self._gen))
-        return True
+            if children is None:
+                new = refresh_block(self.store, LABELS, scale, coord)
+                same = np.array_equal(new, old)
+                changed = [] if same else children_of(self.store, LABELS, scale, coord)
+            else:
+                new, changed = refresh_octants(self.store, scale, coord, old, children)
+            if changed:
+                self.store.stage((LABELS, scale, *coord), new, None, next(self._gen))
+        return changed
 
     def _complete(self, record: dict[str, Any]) -> None:
         """Mark the mutation done and add its complete event.

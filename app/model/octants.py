@@ -8,7 +8,7 @@ re-downsamples only those children's octants and keeps the others.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -37,23 +37,8 @@ def children_of(store: PyramidStore, kind: str, scale: int, parent: Coord) -> li
     ]
 
 
-def refresh_block(
-    store: PyramidStore,
-    kind: str,
-    scale: int,
-    parent: Coord,
-    children: Iterable[Coord] | None = None,
-    base: NDArray[Any] | None = None,
-) -> NDArray[Any]:
-    """Block ``parent`` of ``scale`` (≥ 1) recomputed from the blocks below it.
-
-    Parameters
-    ----------
-    children : iterable of block coords, optional
-        Only these children changed: their octants are recomputed and the rest
-        is taken from ``base``.  None recomputes every octant.
-    base : ndarray, optional
-        The parent block as stored (required with ``children``).
+def refresh_block(store: PyramidStore, kind: str, scale: int, parent: Coord) -> NDArray[Any]:
+    """Block ``parent`` of ``scale`` (≥ 1) recomputed from every block below it.
 
     Returns
     -------
@@ -61,24 +46,77 @@ def refresh_block(
         A new array of the parent block's clipped shape and the level's dtype.
     """
     level = store.level(kind, scale)
-    shape = tuple(s.stop - s.start for s in level.block_slices(parent))
-    if children is None:
-        out = np.empty(shape, level.dtype)
-        todo = children_of(store, kind, scale, parent)
-    else:
-        assert base is not None and base.shape == shape
-        out = base.copy()
-        todo = list(children)
+    out = np.empty(tuple(s.stop - s.start for s in level.block_slices(parent)), level.dtype)
     half = tuple(b // 2 for b in store.block_size)
-    for child in todo:
-        palette = store.staged_palette(kind, scale - 1, child)
-        block = store.read_block(kind, scale - 1, child) if palette is None else palette.index
-        lo = [(c % 2) * h for c, h in zip(child, half, strict=True)]
-        dst = out[tuple(slice(a, a + (n + 1) // 2) for a, n in zip(lo, block.shape, strict=True))]
-        if palette is not None:
-            downsample_palette_into(palette.index, palette.labels, dst, store.rule)
-        elif kind == LABELS:
+    for child in children_of(store, kind, scale, parent):
+        block = store.read_block(kind, scale - 1, child)
+        dst = out[_octant(child, half, block.shape)]
+        if kind == LABELS:
             downsample_labels_into(block, dst, store.rule)
         else:
             downsample_image_into(block, dst)
     return out
+
+
+def refresh_octants(
+    store: PyramidStore,
+    scale: int,
+    parent: Coord,
+    base: NDArray[Any],
+    children: Mapping[Coord, Sequence[Coord] | None],
+) -> tuple[NDArray[Any], list[Coord]]:
+    """Labels block ``parent`` of ``scale`` (≥ 1) with the octants of ``children``
+    recomputed and the rest taken from ``base`` (the block as stored).
+
+    Parameters
+    ----------
+    children : mapping from child coord to its changed children, or None
+        For a child mapped to a list of its own children (blocks of
+        ``scale - 2``), only the parts of its octant below those are
+        recomputed: the rest of the child did not change.  None recomputes
+        the child's whole octant.
+
+    Returns
+    -------
+    block : ndarray
+        A new array, ``base``'s shape and dtype.
+    changed : list of coords
+        The children whose octant now differs from ``base``.
+    """
+    out = base.copy()
+    half = tuple(b // 2 for b in store.block_size)
+    changed: list[Coord] = []
+    for child, grandchildren in children.items():
+        palette = store.staged_palette(LABELS, scale - 1, child)
+        src = store.read_block(LABELS, scale - 1, child) if palette is None else palette.index
+        boxes = [tuple(slice(0, n) for n in src.shape)]
+        if grandchildren is not None:  # their octants inside the child
+            boxes = [_octant(g, half, src.shape, clip=True) for g in grandchildren]
+        differs = False
+        for box in boxes:
+            at = _octant(child, half, src.shape)
+            dst_box = tuple(
+                slice(a.start + b.start // 2, a.start + (b.stop + 1) // 2)
+                for a, b in zip(at, box, strict=True)
+            )
+            dst = out[dst_box]
+            if palette is not None:
+                downsample_palette_into(palette.index[box], palette.labels, dst, store.rule)
+            else:
+                downsample_labels_into(src[box], dst, store.rule)
+            differs = differs or not np.array_equal(dst, base[dst_box])
+        if differs:
+            changed.append(child)
+    return out, changed
+
+
+def _octant(
+    child: Coord, half: tuple[int, ...], shape: tuple[int, ...], *, clip: bool = False
+) -> tuple[slice, ...]:
+    """Where block ``child`` lands in its parent: the half-size box at its
+    octant, holding ``ceil(shape / 2)`` (``shape``: the child's shape).  With
+    ``clip``, ``shape`` is the parent's and the box is clipped to it."""
+    lo = [(c % 2) * h for c, h in zip(child, half, strict=True)]
+    if clip:
+        return tuple(slice(a, min(a + h, n)) for a, h, n in zip(lo, half, shape, strict=True))
+    return tuple(slice(a, a + (n + 1) // 2) for a, n in zip(lo, shape, strict=True))
