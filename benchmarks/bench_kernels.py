@@ -227,7 +227,13 @@ def bench_palette(name: str, vol: NDArray[np.uint64], repeats: int, rows: list[R
         assert np.array_equal(labels[index], b) and int(counts.sum()) == b.size
 
     def each(fn: Callable[..., Any], items: list[Any]) -> Callable[[], None]:
-        return lambda: [fn(*item) for item in items] and None
+        """A run of ``fn`` on every block."""
+
+        def run() -> None:
+            for item in items:
+                fn(*item)
+
+        return run
 
     def runs(kernel: str, ours: Callable[[], None], others: dict[str, Callable[[], None]]) -> None:
         note = "GB/s of the uint64 blocks"

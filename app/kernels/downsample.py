@@ -25,6 +25,8 @@ import numpy as np
 from numba import njit
 from numpy.typing import NDArray
 
+from app.kernels.palette import INDEX_DTYPES
+
 __all__ = [
     "RULES",
     "downsample_image",
@@ -39,7 +41,6 @@ __all__ = [
 RULES: tuple[str, ...] = ("labelmap", "labelblk")
 
 _LABEL_DTYPES = (np.dtype(np.uint8), np.dtype(np.uint16), np.dtype(np.uint32), np.dtype(np.uint64))
-_INDEX_DTYPES = _LABEL_DTYPES[:3]
 _IMAGE_DTYPES = (np.dtype(np.uint8), np.dtype(np.uint16))
 
 U = TypeVar("U", bound=np.unsignedinteger[Any])
@@ -503,7 +504,7 @@ def downsample_palette_into(
         Bad shapes, an index outside ``labels``, read-only ``out`` or unknown ``rule``.
     """
     labelblk = _rule_flag(rule)
-    v = _check_volume(index, "index", _INDEX_DTYPES)
+    v = _check_volume(index, "index", INDEX_DTYPES)
     if not isinstance(labels, np.ndarray) or labels.ndim != 1 or labels.dtype not in _LABEL_DTYPES:
         raise TypeError("labels must be a 1D unsigned-integer numpy.ndarray")
     _check_out(out, v, labels)

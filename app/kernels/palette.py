@@ -23,9 +23,10 @@ from numpy.typing import NDArray
 from app.kernels.hashing import slot
 from app.kernels.relabel import _check_block
 
-__all__ = ["gather", "palettize"]
+__all__ = ["INDEX_DTYPES", "gather", "palettize"]
 
-_INDEX_DTYPES = (np.dtype(np.uint8), np.dtype(np.uint16), np.dtype(np.uint32))
+#: Dtypes of a palette index, narrowest first.
+INDEX_DTYPES = (np.dtype(np.uint8), np.dtype(np.uint16), np.dtype(np.uint32))
 
 
 @njit(cache=True, nogil=True)
@@ -113,7 +114,7 @@ def palettize(block: NDArray[Any]) -> tuple[NDArray[Any], NDArray[Any], NDArray[
     flat = np.ascontiguousarray(_check_block(block, writeable=False))
     if flat.size == 0:
         raise ValueError("block must hold at least one voxel")
-    for dtype in _INDEX_DTYPES:
+    for dtype in INDEX_DTYPES:
         room = min(int(np.iinfo(dtype).max) + 1, flat.size)
         index = np.empty(block.shape, dtype)
         labels = np.empty(room, block.dtype)

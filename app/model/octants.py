@@ -50,7 +50,7 @@ def refresh_block(store: PyramidStore, kind: str, scale: int, parent: Coord) -> 
     half = tuple(b // 2 for b in store.block_size)
     for child in children_of(store, kind, scale, parent):
         block = store.read_block(kind, scale - 1, child)
-        dst = out[_octant(child, half, block.shape)]
+        dst = out[_octant(child, half, out.shape)]
         if kind == LABELS:
             downsample_labels_into(block, dst, store.rule)
         else:
@@ -91,10 +91,10 @@ def refresh_octants(
         src = store.read_block(LABELS, scale - 1, child) if palette is None else palette.index
         boxes = [tuple(slice(0, n) for n in src.shape)]
         if grandchildren is not None:  # their octants inside the child
-            boxes = [_octant(g, half, src.shape, clip=True) for g in grandchildren]
+            boxes = [_octant(g, half, src.shape) for g in grandchildren]
+        at = _octant(child, half, base.shape)
         differs = False
         for box in boxes:
-            at = _octant(child, half, src.shape)
             dst_box = tuple(
                 slice(a.start + b.start // 2, a.start + (b.stop + 1) // 2)
                 for a, b in zip(at, box, strict=True)
@@ -110,13 +110,9 @@ def refresh_octants(
     return out, changed
 
 
-def _octant(
-    child: Coord, half: tuple[int, ...], shape: tuple[int, ...], *, clip: bool = False
-) -> tuple[slice, ...]:
-    """Where block ``child`` lands in its parent: the half-size box at its
-    octant, holding ``ceil(shape / 2)`` (``shape``: the child's shape).  With
-    ``clip``, ``shape`` is the parent's and the box is clipped to it."""
+def _octant(child: Coord, half: tuple[int, ...], shape: tuple[int, ...]) -> tuple[slice, ...]:
+    """Where block ``child`` lands in its parent of (clipped) ``shape``: the
+    half-size box at its octant, clipped to the parent (at the volume's far
+    edge that is exactly the child's ``ceil(shape / 2)``)."""
     lo = [(c % 2) * h for c, h in zip(child, half, strict=True)]
-    if clip:
-        return tuple(slice(a, min(a + h, n)) for a, h, n in zip(lo, half, shape, strict=True))
-    return tuple(slice(a, a + (n + 1) // 2) for a, n in zip(lo, shape, strict=True))
+    return tuple(slice(a, min(a + h, n)) for a, h, n in zip(lo, half, shape, strict=True))

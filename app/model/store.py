@@ -378,12 +378,12 @@ class PyramidStore:
         A block read from the file is decoded into this thread's scratch block,
         not cached: its palette is what the caller keeps.
         """
-        palette = self.staged_palette(kind, 0, coord)
-        if palette is not None:
-            return palette
         key: BlockKey = (kind, 0, *coord)
+        staged = self.staged(key)
+        if staged is not None and staged.palette is not None:
+            return staged.palette
         block = self.cache.get(key)
-        if block is None and self.staged(key) is None:
+        if block is None and staged is None:
             level = self.level(kind, 0)
             level.check_coord(coord)
             block = self._read_from_file(level, coord, self._scratch(level))
