@@ -10,6 +10,8 @@ Usage: python -m benchmarks.bench_engine [--size 512] [--quick] [--only PART]
   a second rate also counts the final checkpoint that writes the last of them.
   Each timed part starts after ``os.sync()``, so that the OS writing back the
   previous build (a 1 GiB ``.npy`` and its pyramid) does not share the cores.
+  Each scenario runs 3 times on fresh copies of its pyramid (this VM's speed
+  varies by up to 1.6× between identical runs): median and range.
 - **Proofreading pass** on the shipped FIB-SEM cube: for every ground-truth
   body (largest first), merge the automated bodies whose voxels mostly fall
   inside it into the largest of them, one merge per fragment; total time,
@@ -22,9 +24,11 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import h5py
@@ -82,54 +86,109 @@ SCENARIOS = {
 block holds ~10 of them, so every merge rewrites many parents too), and merges
 of large bodies (~80³ voxels, as neurons' pieces late in proofreading)."""
 
+RUNS = 3
+"""Each scenario's edits run this many times, each on a fresh copy of the built
+pyramid in a settled machine; the tables give the median and the range."""
+
+
+@dataclass(frozen=True)
+class EditRun:
+    """One run of a scenario's edits: s0 blocks, wall and CPU seconds."""
+
+    merge_blocks: int
+    merge_s: float
+    merge_cpu: float
+    checkpoint_s: float
+    split_blocks: int
+    split_s: float
+    split_cpu: float
+
+
+def edit_run(path: Path, order: list[int], per_merge: int, merges: int, size: int) -> EditRun:
+    """Merge ``merges`` groups of ``per_merge`` bodies (largest first after the
+    biggest) into the biggest body, then split it by 4 slabs."""
+    os.sync()  # the copy's writes: flushed now, not during the timed edits
+    with open_dataset(path, "r+", checkpoint_interval=2.0) as ds:
+        groups = [order[1 + i * per_merge : 1 + (i + 1) * per_merge] for i in range(merges)]
+        blocks, t0, c0 = 0, time.perf_counter(), time.process_time()
+        for group in groups:
+            blocks += len(set().union(*(ds.label_blocks(g) for g in group)))
+            ds.merge(order[0], group)
+        merge_s, merge_cpu = time.perf_counter() - t0, time.process_time() - c0
+        t0 = time.perf_counter()
+        ds.wait()
+        checkpoint_s = time.perf_counter() - t0
+        split_blocks, t0, c0 = 0, time.perf_counter(), time.process_time()
+        for i in range(4):
+            lo = (i * size // 4, 0, 0)
+            mask = np.ones((size // 8, size, size), bool)
+            split_blocks += len(
+                {
+                    c
+                    for c in ds.label_blocks(order[0])
+                    if lo[0] // 64 <= c[0] < (lo[0] + size // 8 + 63) // 64
+                }
+            )
+            ds.split(order[0], mask=mask, offset=lo)
+        split_s, split_cpu = time.perf_counter() - t0, time.process_time() - c0
+    return EditRun(blocks, merge_s, merge_cpu, checkpoint_s, split_blocks, split_s, split_cpu)
+
+
+def _row(label: str, blocks: int, seconds: list[float], cpu: list[float] | None) -> str:
+    """A table row: medians, and the rate's range over the runs."""
+    rates = sorted(blocks / s for s in seconds)
+    cpu_cell = f"{statistics.median(cpu):.2f} s" if cpu else ""
+    return (
+        f"| {label} | {blocks} | {statistics.median(seconds):.2f} s | {cpu_cell} | "
+        f"**{statistics.median(rates):.0f}** ({rates[0]:.0f}–{rates[-1]:.0f}) |"
+    )
+
 
 def throughput(tmp: Path, size: int) -> None:
-    print(f"\n## Throughput ({size}³ uint64 Voronoi, 64³ blocks)\n")
-    print("| edit | s0 blocks | time | CPU | s0 blocks/s (all levels, index, durable) |")
+    print(f"\n## Throughput ({size}³ uint64 Voronoi, 64³ blocks; {RUNS} runs each)\n")
+    print(
+        "| edit | s0 blocks | time (median) | CPU (median) | "
+        "s0 blocks/s, all levels, index, durable: median (range) |"
+    )
     print("|---|---|---|---|---|")
     for name, (seeds, per_merge, merges) in SCENARIOS.items():
         vol = voronoi_labels((size,) * 3, n_seeds=seeds, seed=7)
         np.save(tmp / "v.npy", vol)
-        path = build_pyramid(tmp / "v.npy", tmp / f"v{seeds}.h5")
+        built = build_pyramid(tmp / "v.npy", tmp / f"v{seeds}.h5")
         (tmp / "v.npy").unlink()
         labels, counts = np.unique(vol, return_counts=True)
         order = labels[np.argsort(-counts)].tolist()
         del vol
-        os.sync()  # the build's GiB of writes: flushed now, not during the timed edits
-        with open_dataset(path, "r+", checkpoint_interval=2.0) as ds:
-            groups = [order[1 + i * per_merge : 1 + (i + 1) * per_merge] for i in range(merges)]
-            blocks, t0, c0 = 0, time.perf_counter(), time.process_time()
-            for group in groups:
-                blocks += len(set().union(*(ds.label_blocks(g) for g in group)))
-                ds.merge(order[0], group)
-            merge_s, merge_cpu = time.perf_counter() - t0, time.process_time() - c0
-            t0 = time.perf_counter()
-            ds.wait()
-            ckpt = time.perf_counter() - t0
-            split_blocks, t0, c0 = 0, time.perf_counter(), time.process_time()
-            for i in range(4):
-                lo = (i * size // 4, 0, 0)
-                mask = np.ones((size // 8, size, size), bool)
-                split_blocks += len(
-                    {
-                        c
-                        for c in ds.label_blocks(order[0])
-                        if lo[0] // 64 <= c[0] < (lo[0] + size // 8 + 63) // 64
-                    }
-                )
-                ds.split(order[0], mask=mask, offset=lo)
-            split_s, split_cpu = time.perf_counter() - t0, time.process_time() - c0
+        runs = []
+        for _ in range(RUNS):
+            path = tmp / "edited.h5"
+            shutil.copy(built, path)
+            shutil.rmtree(path.with_name(path.name + ".segmend"), ignore_errors=True)
+            runs.append(edit_run(path, order, per_merge, merges, size))
+        first = runs[0]
         print(
-            f"| {name}: merge ({merges} merges of {per_merge} bodies) | {blocks} | "
-            f"{merge_s:.2f} s | {merge_cpu:.2f} s | {blocks / merge_s:.0f} |"
+            _row(
+                f"{name}: merge ({merges} merges of {per_merge} bodies)",
+                first.merge_blocks,
+                [r.merge_s for r in runs],
+                [r.merge_cpu for r in runs],
+            )
         )
         print(
-            f"| {name}: split (4 slabs of the merged body) | {split_blocks} | {split_s:.2f} s | "
-            f"{split_cpu:.2f} s | {split_blocks / split_s:.0f} |"
+            _row(
+                f"{name}: split (4 slabs of the merged body)",
+                first.split_blocks,
+                [r.split_s for r in runs],
+                [r.split_cpu for r in runs],
+            )
         )
         print(
-            f"| {name}: merges + the HDF5 checkpoint that writes them | {blocks} | "
-            f"{merge_s + ckpt:.2f} s | | {blocks / (merge_s + ckpt):.0f} |"
+            _row(
+                f"{name}: merges + the HDF5 checkpoint that writes them",
+                first.merge_blocks,
+                [r.merge_s + r.checkpoint_s for r in runs],
+                None,
+            )
         )
 
 

@@ -11,7 +11,14 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from numpy.typing import NDArray
 
-from app.kernels import RULES, downsample_labels, downsample_palette_into, gather, palettize
+from app.kernels import (
+    RULES,
+    downsample_labels,
+    downsample_palette_into,
+    gather,
+    index_dtype,
+    palettize,
+)
 from app.kernels.reference import downsample_labels_ref, palettize_ref
 from tests.test_kernels_counting import runs_labels
 
@@ -137,6 +144,25 @@ def test_downsample_palette_into_octant_view_and_wide_index(rule: str) -> None:
     downsample_palette_into(wide, labels, parent[32:, :32, 32:], rule)
     np.testing.assert_array_equal(parent[32:, :32, 32:], downsample_labels(labels[wide], rule))
     assert (parent[:32] == 5).all() and (parent[32:, 32:] == 5).all()
+
+
+@pytest.mark.parametrize("rule", RULES)
+@pytest.mark.parametrize("entries", [3, 300, 70_000])
+def test_downsample_palette_uniform_chunks_and_wide_ranks(entries: int, rule: str) -> None:
+    """Bodies wider than the kernel's chunks (uniform chunks take the fast
+    path), a few stray voxels, groups after the last whole chunk and partial
+    groups (x = 151), and palettes whose labels need 1, 2 or 4 byte ranks."""
+    rng = np.random.default_rng(entries)
+    labels = (rng.integers(0, entries // 2 + 2, size=entries) * 7919).astype(np.uint64)
+    coarse = rng.integers(0, entries, size=(4, 6, 5))
+    index = np.kron(coarse, np.ones((2, 2, 40), np.int64))[:7, :11, :151]
+    stray = rng.random(index.shape) < 0.01
+    index[stray] = rng.integers(0, entries, size=int(stray.sum()))
+    index = index.astype(index_dtype(entries - 1))
+    want = downsample_labels_ref(labels[index], rule)
+    out = np.empty(want.shape, np.uint64)
+    np.testing.assert_array_equal(downsample_palette_into(index, labels, out, rule), want)
+    np.testing.assert_array_equal(downsample_labels(labels[index], rule), want)
 
 
 def test_downsample_palette_errors() -> None:

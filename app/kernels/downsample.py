@@ -26,6 +26,7 @@ from numba import njit
 from numpy.typing import NDArray
 
 from app.kernels.palette import INDEX_DTYPES
+from app.kernels.relabel import index_dtype
 
 __all__ = [
     "RULES",
@@ -45,7 +46,7 @@ _IMAGE_DTYPES = (np.dtype(np.uint8), np.dtype(np.uint16))
 
 U = TypeVar("U", bound=np.unsignedinteger[Any])
 
-# Groups per chunk of the interior loop (see _downsample_labels_kernel).
+# Groups per chunk of the interior loop (see _vote_planes).
 _CHUNK = 16
 
 
@@ -175,19 +176,33 @@ def _vote_n(buf: NDArray[Any], n: int, labelblk: bool) -> Any:
     return best
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _at(plane: NDArray[Any], y: int, x: int, lut: Any) -> Any:
+    """Label of voxel ``(y, x)`` of ``plane``: the value itself, or its entry
+    in ``lut`` when ``lut`` is not None (resolved when compiling)."""
+    if lut is None:
+        return plane[y, x]
+    return lut[plane[y, x]]
+
+
 @njit(cache=True, nogil=True)
 def _vote_planes(
     p0: NDArray[Any],
     p1: NDArray[Any],
     full_z: bool,
+    lut: Any,
     out: NDArray[Any],
     labelblk: bool,
     buf: NDArray[Any],
+    dec: NDArray[Any],
 ) -> None:
     """Write into 2D ``out`` the label vote of the groups on planes ``p0`` (z0)
     and ``p1`` (z0 + 1; ignored unless ``full_z``, at a far-edge z plane).
 
-    ``buf`` is scratch of 8 values of ``out``'s dtype.
+    The planes hold labels (``lut`` None) or palette entries whose labels are
+    ``lut``. ``buf`` (8 values) and ``dec`` (4 rows of ``2 * _CHUNK``) are
+    scratch of ``out``'s dtype. Rows are indexed in place, not taken as views:
+    a view per row costs reference counting that dwarfs a uniform chunk.
     """
     ny, nx = p0.shape
     oy_n, ox_n = out.shape
@@ -196,105 +211,110 @@ def _vote_planes(
     for oy in range(oy_n):
         y0 = 2 * oy
         y1 = min(y0 + 1, ny - 1)
-        orow = out[oy]
-        r0 = p0[y0]
-        r1 = p0[y1]
-        r2 = p1[y0]
-        r3 = p1[y1]
         start = 0
         if full_z and oy < fy:
             # Interior: full 8-voxel groups, in chunks of _CHUNK groups along
-            # x. A first (vectorised) pass writes the first voxel of each
-            # group and detects whether any group of the chunk is mixed; only
-            # then a second (vectorised, branch-free) pass votes. Uniform
-            # chunks (frequent in supervoxel data) cost one streaming read.
-            for c in range((fx + _CHUNK - 1) // _CHUNK):
-                base = c * _CHUNK
-                cnt = min(_CHUNK, fx - base)
-                mixed = r0[0] ^ r0[0]  # zero of the label dtype
-                for j in range(cnt):
-                    x = 2 * (base + j)
-                    a0 = r0[x]
+            # x (loops of a constant trip count, so that they vectorise). A
+            # first pass detects whether the chunk's voxels are all one
+            # stored value (a palette's entries are one byte each): such a
+            # chunk (frequent in supervoxel data) costs one streaming read. A
+            # mixed one is copied (labels looked up) into ``dec`` and voted on
+            # there by a second, branch-free pass. The groups after the last
+            # whole chunk go with the partial groups below.
+            for c in range(fx // _CHUNK):
+                base = 2 * c * _CHUNK
+                a0 = p0[y0, base]
+                mixed = a0 ^ a0  # zero of the stored dtype
+                for j in range(2 * _CHUNK):
+                    x = base + j
                     mixed |= (
-                        (a0 ^ r0[x + 1])
-                        | (a0 ^ r1[x])
-                        | (a0 ^ r1[x + 1])
-                        | (a0 ^ r2[x])
-                        | (a0 ^ r2[x + 1])
-                        | (a0 ^ r3[x])
-                        | (a0 ^ r3[x + 1])
+                        (p0[y0, x] ^ a0) | (p0[y1, x] ^ a0) | (p1[y0, x] ^ a0) | (p1[y1, x] ^ a0)
                     )
-                    orow[base + j] = a0
-                if mixed != 0:
-                    for j in range(cnt):
-                        x = 2 * (base + j)
-                        orow[base + j] = _vote8(
-                            r0[x],
-                            r0[x + 1],
-                            r1[x],
-                            r1[x + 1],
-                            r2[x],
-                            r2[x + 1],
-                            r3[x],
-                            r3[x + 1],
-                            labelblk,
-                        )
-            start = fx
-        # partial groups: far-edge x, or a far-edge z / y plane
+                if mixed == 0:
+                    v = a0 if lut is None else lut[a0]
+                    for j in range(_CHUNK):
+                        out[oy, c * _CHUNK + j] = v
+                    continue
+                for j in range(2 * _CHUNK):
+                    x = base + j
+                    dec[0, j] = _at(p0, y0, x, lut)
+                    dec[1, j] = _at(p0, y1, x, lut)
+                    dec[2, j] = _at(p1, y0, x, lut)
+                    dec[3, j] = _at(p1, y1, x, lut)
+                for j in range(_CHUNK):
+                    x = 2 * j
+                    out[oy, c * _CHUNK + j] = _vote8(
+                        dec[0, x],
+                        dec[0, x + 1],
+                        dec[1, x],
+                        dec[1, x + 1],
+                        dec[2, x],
+                        dec[2, x + 1],
+                        dec[3, x],
+                        dec[3, x + 1],
+                        labelblk,
+                    )
+            start = fx // _CHUNK * _CHUNK
+        # the rest, one group at a time: the groups after the last chunk, and
+        # partial groups (far-edge x, or a far-edge z / y plane)
         dz = 2 if full_z else 1
         dy = 2 if y1 != y0 else 1
         for ox in range(start, ox_n):
             x0 = 2 * ox
             dx = 2 if x0 + 1 < nx else 1
             n = 0
-            for kz in range(dz):
-                plane = p0 if kz == 0 else p1
-                for ky in range(dy):
-                    for kx in range(dx):
-                        buf[n] = plane[y0 + ky, x0 + kx]
+            for ky in range(dy):
+                for kx in range(dx):
+                    buf[n] = _at(p0, y0 + ky, x0 + kx, lut)
+                    n += 1
+                    if dz == 2:
+                        buf[n] = _at(p1, y0 + ky, x0 + kx, lut)
                         n += 1
-            orow[ox] = _vote_n(buf, n, labelblk)
+            out[oy, ox] = _vote_n(buf, n, labelblk)
 
 
 @njit(cache=True, nogil=True)
-def _downsample_labels_kernel(vol: NDArray[Any], out: NDArray[Any], labelblk: bool) -> None:
-    """Write the 2x2x2 label vote of C-contiguous 3D ``vol`` into C-contiguous
-    ``out`` of shape ``ceil(vol.shape / 2)``."""
+def _downsample_kernel(vol: NDArray[Any], lut: Any, out: NDArray[Any], labelblk: bool) -> None:
+    """Write the 2x2x2 label vote of C-contiguous 3D ``vol`` (labels, or
+    palette entries of ``lut``) into C-contiguous ``out`` of shape
+    ``ceil(vol.shape / 2)``."""
     nz = vol.shape[0]
     buf = np.empty(8, dtype=out.dtype)
+    dec = np.empty((4, 2 * _CHUNK), dtype=out.dtype)
     for oz in range(out.shape[0]):
         z0 = 2 * oz
         z1 = min(z0 + 1, nz - 1)
-        _vote_planes(vol[z0], vol[z1], z1 != z0, out[oz], labelblk, buf)
+        _vote_planes(vol[z0], vol[z1], z1 != z0, lut, out[oz], labelblk, buf, dec)
 
 
 @njit(cache=True, nogil=True)
 def _downsample_palette_kernel(
-    index: NDArray[Any], lut: NDArray[Any], out: NDArray[Any], labelblk: bool
-) -> bool:
-    """:func:`_downsample_labels_kernel` of ``lut[index]``: each pair of z planes
-    is decoded into a small scratch (it stays in cache) and voted on there.
+    index: NDArray[Any],
+    rank: NDArray[Any],
+    by_rank: NDArray[Any],
+    out: NDArray[Any],
+    labelblk: bool,
+) -> None:
+    """:func:`_downsample_kernel` of ``by_rank[rank[index]]``, voted on ranks,
+    into ``out`` of any layout (e.g. an octant of a parent block).
 
-    Returns False (``out`` partly written) if an index is outside ``lut``.
+    ``rank`` maps each palette entry to its label's rank among the sorted
+    distinct labels with 0 first (rank 0 is label 0), ``by_rank`` ranks back
+    to labels. Ranks order and compare as the labels do, so the vote on them
+    is the vote on the labels, in 1-2 bytes per voxel instead of 8.
     """
-    nz, ny, nx = index.shape
-    k = lut.size
-    planes = np.empty((2, ny, nx), dtype=lut.dtype)
-    buf = np.empty(8, dtype=out.dtype)
+    nz = index.shape[0]
+    plane = np.empty(out.shape[1:], dtype=rank.dtype)
+    buf = np.empty(8, dtype=rank.dtype)
+    dec = np.empty((4, 2 * _CHUNK), dtype=rank.dtype)
     for oz in range(out.shape[0]):
         z0 = 2 * oz
         z1 = min(z0 + 1, nz - 1)
-        for dz in range(z1 - z0 + 1):
-            src = index[z0 + dz]
-            dst = planes[dz]
-            for y in range(ny):
-                for x in range(nx):
-                    j = src[y, x]
-                    if j >= k:
-                        return False
-                    dst[y, x] = lut[j]
-        _vote_planes(planes[0], planes[1], z1 != z0, out[oz], labelblk, buf)
-    return True
+        _vote_planes(index[z0], index[z1], z1 != z0, rank, plane, labelblk, buf, dec)
+        dst = out[oz]
+        for oy in range(plane.shape[0]):
+            for ox in range(plane.shape[1]):
+                dst[oy, ox] = by_rank[plane[oy, ox]]
 
 
 @njit(cache=True, nogil=True)
@@ -433,7 +453,7 @@ def downsample_labels(vol: NDArray[U], rule: str = "labelmap") -> NDArray[U]:
     labelblk = _rule_flag(rule)
     v = _check_volume(vol, "vol", _LABEL_DTYPES)
     out = np.empty(downsampled_shape(v.shape), dtype=v.dtype)
-    _downsample_labels_kernel(v, out, labelblk)
+    _downsample_kernel(v, None, out, labelblk)
     return out
 
 
@@ -466,10 +486,10 @@ def downsample_labels_into(vol: NDArray[U], out: NDArray[U], rule: str = "labelm
     v = _check_volume(vol, "vol", _LABEL_DTYPES)
     _check_out(out, v)
     if out.flags.c_contiguous:
-        _downsample_labels_kernel(v, out, labelblk)
+        _downsample_kernel(v, None, out, labelblk)
     else:
         tmp = np.empty(out.shape, dtype=out.dtype)
-        _downsample_labels_kernel(v, tmp, labelblk)
+        _downsample_kernel(v, None, tmp, labelblk)
         out[...] = tmp
     return out
 
@@ -508,12 +528,11 @@ def downsample_palette_into(
     if not isinstance(labels, np.ndarray) or labels.ndim != 1 or labels.dtype not in _LABEL_DTYPES:
         raise TypeError("labels must be a 1D unsigned-integer numpy.ndarray")
     _check_out(out, v, labels)
-    lut = np.ascontiguousarray(labels)
-    dst = out if out.flags.c_contiguous else np.empty(out.shape, dtype=out.dtype)
-    if not _downsample_palette_kernel(v, lut, dst, labelblk):
+    if int(v.max()) >= labels.size:
         raise ValueError(f"index holds values outside the {labels.size} labels")
-    if dst is not out:
-        out[...] = dst
+    by_rank = np.unique(np.append(labels, labels.dtype.type(0)))
+    rank = np.searchsorted(by_rank, labels).astype(index_dtype(by_rank.size - 1))
+    _downsample_palette_kernel(v, rank, by_rank, out, labelblk)
     return out
 
 
