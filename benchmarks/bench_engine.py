@@ -10,7 +10,7 @@ Usage: python -m benchmarks.bench_engine [--size 512] [--quick] [--only PART]
   a second rate also counts the final checkpoint that writes the last of them.
   Each timed part starts after ``os.sync()``, so that the OS writing back the
   previous build (a 1 GiB ``.npy`` and its pyramid) does not share the cores.
-  Each scenario runs 3 times on fresh copies of its pyramid (this VM's speed
+  Each scenario runs 5 times on fresh copies of its pyramid (this VM's speed
   varies by up to 1.6× between identical runs): median and range.
 - **Proofreading pass** on the shipped FIB-SEM cube: for every ground-truth
   body (largest first), merge the automated bodies whose voxels mostly fall
@@ -86,7 +86,7 @@ SCENARIOS = {
 block holds ~10 of them, so every merge rewrites many parents too), and merges
 of large bodies (~80³ voxels, as neurons' pieces late in proofreading)."""
 
-RUNS = 3
+RUNS = 5
 """Each scenario's edits run this many times, each on a fresh copy of the built
 pyramid in a settled machine; the tables give the median and the range."""
 

@@ -119,3 +119,9 @@ def conn(journal: Path) -> Iterator[sqlite3.Connection]:
     c = connect_journal(journal)
     yield c
     c.close()
+
+
+def biggest(model: NDArray[np.uint64], n: int) -> list[int]:
+    """The ``n`` largest bodies of ``model``, largest first."""
+    labels, counts = np.unique(model[model > 0], return_counts=True)
+    return [int(v) for v in labels[np.argsort(-counts)][:n]]

@@ -26,12 +26,7 @@ from app.model.errors import (
 )
 from app.model.palette_block import PaletteBlock
 from app.model.replay import ApplyError, apply_lines, log_lines
-from tests.conftest import assert_matches_model
-
-
-def biggest(model: NDArray[np.uint64], n: int) -> list[int]:
-    labels, counts = np.unique(model[model > 0], return_counts=True)
-    return [int(v) for v in labels[np.argsort(-counts)][:n]]
+from tests.conftest import assert_matches_model, biggest
 
 
 def box_rles(start: tuple[int, int, int], stop: tuple[int, int, int]) -> bytes:
@@ -384,6 +379,25 @@ def test_visible_blocks_go_in_the_viewers_order(
         first_reads = list(dict.fromkeys(reads))  # parents read their children again
         assert first_reads[: len(wanted)] == wanted
         assert first_reads[len(wanted) :] == sorted(set(blocks) - set(wanted))
+
+
+def test_blocks_in_view_are_announced_together(
+    small_pyramid: Path, model: NDArray[np.uint64]
+) -> None:
+    """A viewer showing s0 hears of the blocks in view in one event: one redraw (one
+    worker: without the hold, at most two blocks would finish per event)."""
+    a, b = biggest(model, 2)
+    with open_dataset(small_pyramid, "r+", workers=1) as ds:
+        blocks = sorted(set(ds.label_blocks(b)))
+        assert len(blocks) > 3
+        in_view = blocks[1:4]
+        ds.set_visible(0, in_view)
+        events: list[tuple[int, list[tuple[int, int, int]]]] = []
+        ds.signals.blocks_changed.connect(lambda scale, coords: events.append((scale, coords)))
+        ds.merge(a, [b])
+        s0 = [set(coords) for scale, coords in events if scale == 0]
+        assert set(in_view) <= s0[0]
+        assert set().union(*s0) == set(blocks) and sum(map(len, s0)) == len(blocks)
 
 
 def test_a_commit_that_fails_puts_every_level_back(

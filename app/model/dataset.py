@@ -40,6 +40,7 @@ from app.model.events.settings import KafkaSettings
 from app.model.index_check import check_label_index
 from app.model.journal import Coord, Journal
 from app.model.memory import recycle_block_memory
+from app.model.priority import lower_thread_priority
 from app.model.regions import SplitRegion
 from app.model.safefile import SafeFile, recover
 from app.model.sidecar import (
@@ -88,6 +89,7 @@ class Dataset:
         checkpoint_interval: float,
         cache_bytes: int,
         kafka: KafkaSettings | None = None,
+        background_nice: int = 0,
     ) -> None:
         self.path = path
         self.mode = mode
@@ -96,7 +98,13 @@ class Dataset:
         self._journal: Journal | None = None
         self._engine: MutationEngine | None = None
         self._workers = workers or default_workers()
-        self._pool = ThreadPoolExecutor(self._workers, "segmend-block")
+        self._background_nice = background_nice
+        self._pool = ThreadPoolExecutor(
+            self._workers,
+            "segmend-block",
+            initializer=lower_thread_priority,
+            initargs=(background_nice,),
+        )
         self._committer = ThreadPoolExecutor(1, "segmend-commit")
         self._closing = threading.Event()
         self._closed = False
@@ -455,6 +463,7 @@ class Dataset:
         """The checkpoint thread: every ``checkpoint_interval`` or when many blocks
         wait.  A failure is kept in :attr:`checkpoint_error` and retried later,
         ever more slowly; edits stay durable in the journal meanwhile."""
+        lower_thread_priority(self._background_nice)
         delay = self.checkpoint_interval
         while not self._closing.is_set():
             self._checkpoint_wake.wait(delay)
@@ -589,12 +598,16 @@ def open_dataset(
     checkpoint_interval: float = 5.0,
     cache_bytes: int = 512 << 20,
     kafka: KafkaSettings | None = None,
+    background_nice: int = 0,
 ) -> Dataset:
     """Open a segmend dataset read-only (``"r"``) or for editing (``"r+"``).
 
     Opening for editing takes the writer lock (one writer per dataset),
     repairs what a crash interrupted, and builds the label index on first use
-    (``progress(done, total)`` reports it).
+    (``progress(done, total)`` reports it).  ``background_nice`` lowers the
+    OS priority of the block pool and checkpoint threads (see
+    :mod:`app.model.priority`): an interactive app passes it so that its GUI
+    thread runs first.
 
     Raises
     ------
@@ -614,4 +627,5 @@ def open_dataset(
         checkpoint_interval=checkpoint_interval,
         cache_bytes=cache_bytes,
         kafka=kafka,
+        background_nice=background_nice,
     )

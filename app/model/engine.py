@@ -696,9 +696,11 @@ class MutationEngine:
         Without, ``coords`` are s0 blocks that already changed.  A parent is
         refreshed as soon as the blocks below it are final (see
         :class:`CascadeTree`), ahead of the s0 tasks still waiting, so the
-        levels overlap instead of running one after the other.  Two tasks per
-        worker are in flight, so that the pool stays busy while this thread
-        stages blocks.  ``full`` recomputes every octant of every ancestor (the
+        levels overlap instead of running one after the other.  Changed s0
+        blocks are announced (``blocks_changed``) together once those a viewer
+        showing s0 has in view are all done, so that the view redraws the edit
+        once.  Two tasks per worker are in flight, so that the pool stays busy
+        while this thread stages blocks.  ``full`` recomputes every octant of every ancestor (the
         repair of an interrupted cascade).  If a task fails, the tasks in
         flight (and the commit) finish and the error is raised.
         """
@@ -712,6 +714,8 @@ class MutationEngine:
                 )
         changes: dict[Coord, BlockChange] = {}
         dirty: dict[tuple[int, Coord], list[Coord]] = {}  # refreshed block → changed children
+        in_view = self._in_view_s0(coords) if transform is not None else set()
+        held: list[Coord] = []  # changed s0 blocks not announced until in_view is done
         running: dict[Future[Any], tuple[int, Coord]] = {}
         finished: SimpleQueue[Future[Any]] = SimpleQueue()
         commit: Future[None] | None = None
@@ -759,8 +763,13 @@ class MutationEngine:
                         dirty[(scale, coord)] = result
                     if changed:
                         redrawn.setdefault(scale, []).append(coord)
+                    if scale == 0:
+                        in_view.discard(coord)
                     for s, p, kids in tree.resolve(scale, coord, changed):
                         ready.append((s, p, None if full else kids))
+                held += redrawn.pop(0, [])
+                if held and not in_view:
+                    redrawn[0], held = held, []
                 for scale, blocks in sorted(redrawn.items()):
                     self.signals.blocks_changed.emit(scale, sorted(blocks))
             if commit is not None:
@@ -830,6 +839,13 @@ class MutationEngine:
         return sorted(
             coords, key=lambda c: (rank.get((c[0] >> down, c[1] >> down, c[2] >> down), last), c)
         )
+
+    def _in_view_s0(self, coords: Iterable[Coord]) -> set[Coord]:
+        """Those of ``coords`` that a viewer showing s0 has in view (none if it
+        shows a coarser level)."""
+        with self._counter_lock:
+            down, rank = self._visible
+        return {c for c in coords if c in rank} if down == 0 else set()
 
     def _s0(self, coord: Coord) -> NDArray[np.uint64]:
         return self.store.read_block(LABELS, 0, coord)

@@ -25,7 +25,7 @@ from app.model.errors import FormatError, SegmendError, WriterLockedError
 from app.model.events.settings import KafkaSettings, load_settings
 from app.ui.messages import MessageReporter, one_line
 from app.ui.stats import DatasetStats, dataset_stats
-from app.ui.workers import Job, TaskRunner
+from app.ui.workers import BACKGROUND_NICE, Job, TaskRunner
 
 LANE = "dataset"
 """The lane of edits and of opening/closing: one at a time, in order."""
@@ -193,21 +193,24 @@ class Session(QObject):
         user, workers = self.user, self.workers
         servers, prefix = self.kafka_servers, self.topic_prefix
 
+        def reader() -> Dataset:
+            return open_dataset(path, "r", workers=workers, background_nice=BACKGROUND_NICE)
+
         def work(job: Job) -> tuple[Dataset, str]:
             if not writable:
-                return open_dataset(path, "r", workers=workers), ""
+                return reader(), ""
             kafka, kafka_note = kafka_settings(servers, prefix)
             try:
                 ds = open_dataset(path, "r+", user=user, workers=workers, progress=job.report,
-                                  kafka=kafka)
+                                  kafka=kafka, background_nice=BACKGROUND_NICE)
                 return ds, kafka_note
             except WriterLockedError as exc:
                 note = f"opened read-only: {one_line(exc)}"
-                return open_dataset(path, "r", workers=workers), note
+                return reader(), note
             except FormatError as first:
                 # a pyramid written by another tool can be viewed, not edited
                 try:
-                    ds = open_dataset(path, "r", workers=workers)
+                    ds = reader()
                 except FormatError:
                     raise first from None
                 if ds.native:  # a segmend file that cannot be edited: damaged

@@ -248,12 +248,15 @@ class SegmendWindow(QObject):
         self.status.set_kafka_status(state, backlog)
 
     def show_message(self, text: str) -> None:
-        """A transient status-bar message."""
-        self.qt_window.statusBar().showMessage(text, 8000)
+        """A transient status-bar message (shown with the status texts, batched)."""
+        bar = self.qt_window.statusBar()
+        self.status.updates.put("message", lambda: bar.showMessage(text, 8000))
 
     @Slot(str)
     def _on_error(self, line: str) -> None:
-        self.qt_window.statusBar().showMessage(line, 15000)
+        bar = self.qt_window.statusBar()
+        self.status.updates.put("message", lambda: bar.showMessage(line, 15000))
+        self.status.updates.flush()  # at once, and not overwritten by an older message
         self.error_shown.emit(line)
 
     @Slot(int)

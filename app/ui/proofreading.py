@@ -27,6 +27,7 @@ from app.model.dataset import Dataset, SplitResult
 from app.ui import registry
 from app.ui.compat import camera
 from app.ui.controller import Session
+from app.ui.deferred import DeferredUpdates
 from app.ui.help import ShortcutsDialog
 from app.ui.layers import PATH, ROLE, DatasetLayers
 from app.ui.messages import MessageReporter
@@ -85,6 +86,7 @@ class ProofreadingWidget(QWidget):
         self.history_panel = HistoryPanel(self.session, self.commands, self)
         self.status_label = QLabel("", self)
         self.status_label.setWordWrap(True)
+        self._status_updates = DeferredUpdates(parent=self)
 
         top = QHBoxLayout()
         top.addWidget(self.file_label, 1)
@@ -368,7 +370,8 @@ class ProofreadingWidget(QWidget):
         parts = [self._last_status]
         jobs = f", {pending} jobs pending" if pending else ""
         parts.append(f"{stats.mutations} mutations{jobs}")
-        self.status_label.setText("\n".join(p for p in parts if p))
+        line = "\n".join(p for p in parts if p)
+        self._status_updates.put("line", lambda: self.status_label.setText(line))
 
     def detach(self) -> None:
         """Disconnect from the viewer (mouse callbacks, layer events); idempotent."""

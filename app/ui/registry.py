@@ -15,6 +15,7 @@ from pathlib import Path
 
 from app.model.dataset import Dataset, open_dataset
 from app.model.errors import FormatError, WriterLockedError
+from app.ui.workers import BACKGROUND_NICE
 
 _lock = threading.Lock()
 _shared: dict[str, Dataset] = {}
@@ -38,12 +39,12 @@ def open_shared(path: str | Path) -> Dataset:
         if dataset is not None:
             return dataset
         try:
-            dataset = open_dataset(path, "r+")
+            dataset = open_dataset(path, "r+", background_nice=BACKGROUND_NICE)
         except WriterLockedError:
-            dataset = open_dataset(path, "r")
+            dataset = open_dataset(path, "r", background_nice=BACKGROUND_NICE)
         except FormatError as first:  # another tool's pyramid: view it read-only
             try:
-                dataset = open_dataset(path, "r")
+                dataset = open_dataset(path, "r", background_nice=BACKGROUND_NICE)
             except FormatError:
                 raise first from None
             if dataset.native:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from qtpy.QtCore import Slot
 from qtpy.QtWidgets import QHBoxLayout, QLabel, QWidget
 
+from app.ui.deferred import DeferredUpdates
 from app.ui.stats import DatasetStats
 
 KAFKA_STATES = ("connected", "connecting", "down", "off")
@@ -13,7 +14,11 @@ _KAFKA_COLOURS = {"connected": "#3fb950", "connecting": "#d29922", "down": "#f85
 
 
 class StatusIndicators(QWidget):
-    """Four small labels for the main window's status bar.  GUI thread only."""
+    """Four small labels for the main window's status bar.  GUI thread only.
+
+    The labels show a change :data:`~app.ui.deferred.STATUS_DELAY_MS` later
+    (batched, see :mod:`app.ui.deferred`); :meth:`texts` gives the new texts at once.
+    """
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -21,28 +26,34 @@ class StatusIndicators(QWidget):
         self.mutations = QLabel(self)
         self.backlog = QLabel(self)
         self.kafka = QLabel(self)
+        self._labels = (self.pending, self.mutations, self.backlog, self.kafka)
+        self._texts = ["", "", "", ""]
+        self.updates = DeferredUpdates(parent=self)
         layout = QHBoxLayout(self)
         layout.setContentsMargins(0, 0, 6, 0)
         layout.setSpacing(14)
-        for label in (self.pending, self.mutations, self.backlog, self.kafka):
+        for label in self._labels:
             layout.addWidget(label)
         self.kafka_state = "off"
         self.kafka_backlog: int | None = None
         self.set_pending(0, 0)
         self.set_stats(DatasetStats(0, None))
+        self.updates.flush()
+
+    def _set(self, which: int, text: str) -> None:
+        self._texts[which] = text
+        label = self._labels[which]
+        self.updates.put(str(which), lambda: label.setText(text))
 
     @Slot(int, int)
     def set_pending(self, jobs: int, edits: int) -> None:
         """Background jobs (reads and edits) and edits among them."""
-        if jobs:
-            self.pending.setText(f"working: {edits} edit(s), {jobs} job(s)")
-        else:
-            self.pending.setText("idle")
+        self._set(0, f"working: {edits} edit(s), {jobs} job(s)" if jobs else "idle")
 
     @Slot(object)
     def set_stats(self, stats: DatasetStats) -> None:
         """Mutation count, outbox backlog and Kafka state of the open dataset."""
-        self.mutations.setText(f"mutations: {stats.mutations}")
+        self._set(1, f"mutations: {stats.mutations}")
         self.kafka.setToolTip(stats.kafka_error or "")
         self.set_kafka_status(stats.kafka, stats.backlog)
 
@@ -54,10 +65,10 @@ class StatusIndicators(QWidget):
         self.kafka_state = state
         self.kafka_backlog = None if backlog is None else int(backlog)
         colour = _KAFKA_COLOURS[state]
-        self.kafka.setText(f"Kafka: <span style='color:{colour}'>{state}</span>")
+        self._set(3, f"Kafka: <span style='color:{colour}'>{state}</span>")
         value = self.kafka_backlog
-        self.backlog.setText(f"outbox: {value if value is not None else '-'}")
+        self._set(2, f"outbox: {value if value is not None else '-'}")
 
     def texts(self) -> list[str]:
-        """The four texts (for tests)."""
-        return [w.text() for w in (self.pending, self.mutations, self.backlog, self.kafka)]
+        """The four texts, as set (the labels may show them a moment later)."""
+        return list(self._texts)

@@ -26,6 +26,11 @@ from qtpy.QtCore import QObject, QRunnable, QThreadPool, Signal, Slot
 Callback = Callable[[Any], None]
 ProgressCallback = Callable[[int, int], None]
 
+BACKGROUND_NICE = 10
+"""How far below the GUI thread a dataset's block pool and checkpoint thread
+run (``open_dataset(..., background_nice=)``): on a 2-core machine an edit's
+cascade would otherwise take the cores the view's redraw needs."""
+
 
 class _Box:
     """Carries a result through a queued signal.
