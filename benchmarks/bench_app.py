@@ -32,8 +32,11 @@ on Linux, so the parent and its children share the clock).
    event; (b) ``segmend demo --out FILE`` (the real CLI, demo already built and
    indexed) until the first ``draw`` event at which the segmentation layer's
    displayed slice holds non-zero labels ("first frame with data"), and until
-   the first ``draw`` with every visible block loaded ("complete frame").  Both
-   from just before ``Popen`` in the parent, median of several fresh processes
+   the first ``draw`` with every visible block loaded ("complete frame"); (c)
+   for reference, (a) with a small multiscale image and labels layer added
+   before the first draw: what napari's first layers cost it (pandas, pint,
+   SciPy imports and registries), so that (b) − (c) is segmend's own share.
+   All from just before ``Popen`` in the parent, median of several fresh processes
    after one unmeasured warm-up of each (Numba cache, page cache).  With
    ``SEGMEND_BENCH_PROFILE=OUT.prof`` the segmend child writes a cProfile of its
    GUI thread up to that frame.
@@ -478,14 +481,26 @@ def child_merge(path: str, n: int, seed: int, view: str) -> None:
 # =============================================================================
 # 2. cold start
 # =============================================================================
-def child_start_napari() -> None:
-    """``import napari; v = napari.Viewer()`` until the canvas' first draw event."""
+def child_start_napari(with_layers: bool) -> None:
+    """``import napari; v = napari.Viewer()`` until the canvas' first draw event;
+    ``with_layers``: and a multiscale image and labels layer (small, in memory)
+    added first, as the first layers of a napari session (what they cost napari
+    is the baseline of segmend's own start)."""
     t_main = time.perf_counter()
     import napari
 
     t_import = time.perf_counter()
     v = napari.Viewer()
     t_viewer = time.perf_counter()
+    if with_layers:
+        import numpy as np
+
+        rng = np.random.default_rng(0)
+        image = rng.integers(0, 255, (128, 128, 128), dtype=np.uint8)
+        labels = np.kron(rng.integers(1, 500, (16, 16, 16)), np.ones((8, 8, 8), np.int64))
+        labels = labels.astype(np.uint64)
+        v.add_image([image, image[::2, ::2, ::2]], multiscale=True, name="grayscale")
+        v.add_labels([labels, labels[::2, ::2, ::2]], multiscale=True, name="segmentation")
     from qtpy.QtCore import QTimer
 
     times: dict[str, float] = {}
@@ -807,8 +822,8 @@ def child_main(argv: list[str]) -> None:
     kind, *rest = argv
     if kind == "merge":
         child_merge(rest[0], int(rest[1]), int(rest[2]), rest[3])
-    elif kind == "start-napari":
-        child_start_napari()
+    elif kind in ("start-napari", "start-napari-layers"):
+        child_start_napari(kind == "start-napari-layers")
     elif kind == "start-segmend":
         child_start_segmend(rest[0])
     elif kind == "browse":
@@ -891,9 +906,15 @@ def bench_merge(r: Runner, demo: Path, args: argparse.Namespace) -> list[dict[st
 
 def bench_start(r: Runner, demo: Path, runs: int) -> dict[str, Any]:
     napari_runs: list[dict[str, float]] = []
+    layers_runs: list[dict[str, float]] = []
     segmend_runs: list[dict[str, float]] = []
+    kinds = (
+        ("start-napari", napari_runs),
+        ("start-napari-layers", layers_runs),
+        ("start-segmend", segmend_runs),
+    )
     for i in range(runs + 1):  # the first of each: warm-up, not counted
-        for kind, out in (("start-napari", napari_runs), ("start-segmend", segmend_runs)):
+        for kind, out in kinds:
             args = (demo,) if kind == "start-segmend" else ()
             res, t_spawn = r.run(kind, *args, timeout=600)
             rel = {k: v - t_spawn for k, v in res.items() if isinstance(v, float)}
@@ -903,7 +924,7 @@ def bench_start(r: Runner, demo: Path, runs: int) -> dict[str, Any]:
                 out.append(rel)
             print(f"    {kind}: " + ", ".join(f"{k} {v:.2f}" for k, v in rel.items()),
                   file=sys.stderr, flush=True)
-    return {"napari": napari_runs, "segmend": segmend_runs}
+    return {"napari": napari_runs, "napari_layers": layers_runs, "segmend": segmend_runs}
 
 
 def bench_memory(r: Runner, args: argparse.Namespace) -> dict[str, Any]:
@@ -992,6 +1013,10 @@ def start_rows(start: dict[str, Any]) -> tuple[list[str], list[str]]:
         f"| | (b) `segmend demo` to first frame with data, median of {len(seg)} | {b:.2f} s "
         f"(b − a = {b - a:+.2f} s); every visible block drawn: {c:.2f} s ({c - a:+.2f} s) "
         f"| {verdict(b - a <= START_SLACK_S)} |",
+        f"| | (c) napari.Viewer() with its first image and labels layers (small, in memory) "
+        f"to first draw, median of {len(start['napari_layers'])} | "
+        f"{med(start['napari_layers'], 'first_draw'):.2f} s (b − c = "
+        f"{b - med(start['napari_layers'], 'first_draw'):+.2f} s: segmend's own share) | |",
     ]
     keys_n = ["main", "import", "viewer", "first_draw"]
     keys_s = ["main", "window", "first_draw", "opened", "first_draw_with_layers", "first_data",

@@ -700,9 +700,10 @@ class MutationEngine:
         blocks are announced (``blocks_changed``) together once those a viewer
         showing s0 has in view are all done, so that the view redraws the edit
         once.  Two tasks per worker are in flight, so that the pool stays busy
-        while this thread stages blocks.  ``full`` recomputes every octant of every ancestor (the
-        repair of an interrupted cascade).  If a task fails, the tasks in
-        flight (and the commit) finish and the error is raised.
+        while this thread stages blocks.  ``full`` recomputes every octant of
+        every ancestor (the repair of an interrupted cascade).  If a task
+        fails, the tasks in flight (and the commit) finish and the error is
+        raised.
         """
         tree = CascadeTree(coords, len(self.store.levels(LABELS)))
         waiting_s0 = deque(coords if transform is not None else [])
