@@ -72,29 +72,37 @@ def proofreading_merges(
 
 
 def in_fresh_process(fn: Callable[..., T], *args: Any) -> T:
-    """``fn(*args)`` in a new Python process: timed edits run as a proofreading
-    session would, without the heap that building the benchmark's volumes left
-    (after a 1 GiB build, the same edits took up to 1.8× the CPU in-process)."""
+    """``fn(*args)`` in a new Python process, after :func:`_settle`: timed edits
+    run as a proofreading session would, without the heap that building the
+    benchmark's volumes left (after a 1 GiB build, the same edits took up to
+    1.8× the CPU in-process)."""
     with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as child:
-        return child.submit(fn, *args).result()
+        return child.submit(_settled, fn, args).result()
 
 
-def warm_up(tmp: Path) -> None:
-    """Load the kernels a merge and a split use from Numba's cache (a tiny pyramid)."""
-    np.save(tmp / "warm.npy", voronoi_labels((32, 64, 64), n_seeds=40, seed=1))
-    with open_dataset(build_pyramid(tmp / "warm.npy", tmp / "warm.h5"), "r+") as ds:
-        labels = np.unique(ds.labels(0)[...])
-        ds.merge(int(labels[1]), [int(labels[2])])
-        ds.split(int(labels[1]), mask=np.ones((8, 64, 64), bool), offset=(0, 0, 0))
+def _settled(fn: Callable[..., T], args: tuple[Any, ...]) -> T:
+    """:func:`_settle`, then ``fn(*args)``."""
+    _settle()
+    return fn(*args)
+
+
+def _settle() -> None:
+    """Load the kernels a merge and a split use from Numba's cache (a tiny
+    pyramid), then flush the OS's pending writes (the builds', the copies'), so
+    that neither happens during the timed edits."""
+    with tempfile.TemporaryDirectory() as warm:
+        tmp = Path(warm)
+        np.save(tmp / "warm.npy", voronoi_labels((32, 64, 64), n_seeds=40, seed=1))
+        with open_dataset(build_pyramid(tmp / "warm.npy", tmp / "warm.h5"), "r+") as ds:
+            labels = np.unique(ds.labels(0)[...])
+            ds.merge(int(labels[1]), [int(labels[2])])
+            ds.split(int(labels[1]), mask=np.ones((8, 64, 64), bool), offset=(0, 0, 0))
+    os.sync()
 
 
 def timed_merges(path: Path, merges: list[tuple[int, int]]) -> tuple[list[float], int, float]:
-    """Per-merge seconds, s0 blocks touched, and the final checkpoint's seconds (in
-    this process, after :func:`warm_up`)."""
+    """Per-merge seconds, s0 blocks touched, and the final checkpoint's seconds."""
     times, blocks = [], 0
-    with tempfile.TemporaryDirectory() as warm:
-        warm_up(Path(warm))
-    os.sync()  # the builds' writes: flushed now, not during the timed edits
     with open_dataset(path, "r+", checkpoint_interval=1.0) as ds:
         for target, fragment in merges:
             blocks += len(ds.label_blocks(fragment))
@@ -138,11 +146,7 @@ class EditRun:
 
 def edit_run(path: Path, order: list[int], per_merge: int, merges: int, size: int) -> EditRun:
     """Merge ``merges`` groups of ``per_merge`` bodies (largest first after the
-    biggest) into the biggest body, then split it by 4 slabs (in this process,
-    after :func:`warm_up`)."""
-    with tempfile.TemporaryDirectory() as warm:
-        warm_up(Path(warm))
-    os.sync()  # the copy's writes: flushed now, not during the timed edits
+    biggest) into the biggest body, then split it by 4 slabs."""
     with open_dataset(path, "r+", checkpoint_interval=2.0) as ds:
         groups = [order[1 + i * per_merge : 1 + (i + 1) * per_merge] for i in range(merges)]
         blocks, t0, c0 = 0, time.perf_counter(), time.process_time()
@@ -200,31 +204,28 @@ def throughput(tmp: Path, size: int) -> None:
             shutil.copy(built, path)
             shutil.rmtree(path.with_name(path.name + ".segmend"), ignore_errors=True)
             runs.append(in_fresh_process(edit_run, path, order, per_merge, merges, size))
-        first = runs[0]
-        print(
-            _row(
-                f"{name}: merge ({merges} merges of {per_merge} bodies)",
-                first.merge_blocks,
+        merged = runs[0].merge_blocks
+        for label, blocks, seconds, cpu in (
+            (
+                f"merge ({merges} merges of {per_merge} bodies)",
+                merged,
                 [r.merge_s for r in runs],
                 [r.merge_cpu for r in runs],
-            )
-        )
-        print(
-            _row(
-                f"{name}: split (4 slabs of the merged body)",
-                first.split_blocks,
+            ),
+            (
+                "split (4 slabs of the merged body)",
+                runs[0].split_blocks,
                 [r.split_s for r in runs],
                 [r.split_cpu for r in runs],
-            )
-        )
-        print(
-            _row(
-                f"{name}: merges + the HDF5 checkpoint that writes them",
-                first.merge_blocks,
+            ),
+            (
+                "merges + the HDF5 checkpoint that writes them",
+                merged,
                 [r.merge_s + r.checkpoint_s for r in runs],
                 None,
-            )
-        )
+            ),
+        ):
+            print(_row(f"{name}: {label}", blocks, seconds, cpu))
 
 
 def proofreading(tmp: Path, quick: bool) -> None:

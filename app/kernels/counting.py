@@ -14,7 +14,7 @@ import numpy as np
 from numba import njit
 from numpy.typing import ArrayLike, NDArray
 
-from app.kernels.hashing import key_table, lookup, slot
+from app.kernels.hashing import free_slot, key_table, lookup, slot
 from app.kernels.relabel import _as_label_array, _check_block, _label_scalar
 
 __all__ = ["count_equal", "count_in", "label_counts"]
@@ -111,12 +111,9 @@ def _hash_rehash(
     mask = (1 << new_bits) - 1
     for k in range(keys.size):
         if used[k]:
-            x = keys[k]
-            h = slot(x, mask)
-            while new_used[h]:
-                h = (h + 1) & mask
+            h = free_slot(new_used, keys[k], mask)
             new_used[h] = 1
-            new_keys[h] = x
+            new_keys[h] = keys[k]
             new_counts[h] = counts[k]
 
 

@@ -22,6 +22,16 @@ def slot(value: Any, mask: int) -> Any:
     return np.int64((np.uint64(value) * HASH_MUL) >> np.uint64(32)) & mask
 
 
+@njit(cache=True, nogil=True, inline="always")
+def free_slot(used: NDArray[np.uint8], value: Any, mask: int) -> Any:
+    """The slot a new key ``value`` goes in (the first free one from its own),
+    in a table of ``mask + 1`` slots that holds no ``value`` yet."""
+    h = slot(value, mask)
+    while used[h]:
+        h = (h + 1) & mask
+    return h
+
+
 @njit(cache=True, nogil=True)
 def build_table(
     keys: NDArray[Any], bits: int
@@ -33,12 +43,9 @@ def build_table(
     tidx = np.zeros(size, dtype=np.int64)
     used = np.zeros(size, dtype=np.uint8)
     for i in range(keys.size):
-        x = keys[i]
-        h = slot(x, mask)
-        while used[h]:
-            h = (h + 1) & mask
+        h = free_slot(used, keys[i], mask)
         used[h] = 1
-        tkeys[h] = x
+        tkeys[h] = keys[i]
         tidx[h] = i
     return tkeys, tidx, used
 

@@ -163,15 +163,7 @@ class Dataset:
                 f"{journal_path(self.path)} belongs to dataset {owner}, not to {data_uuid} "
                 f"({self.path}); move it away to start a new journal"
             )
-        self._engine = MutationEngine(
-            self.store,
-            self._journal,
-            self._pool,
-            self._committer,
-            workers=self._workers,
-            uuid=data_uuid,
-            user=user,
-        )
+        self._engine = self._make_engine(data_uuid, user)
         self._engine.replay(int(self.store.attr("checkpoint_mutation_id", 0)), complete=True)
         if self._journal.get_meta("index_built") is None:
             self._engine.reindex(progress)
@@ -188,6 +180,19 @@ class Dataset:
         self._engine.signals.mutation_started.connect(lambda _r: sender.wake())
         self._engine.signals.mutation_completed.connect(lambda _r: sender.wake())
         self.sender = sender
+
+    def _make_engine(self, uuid: str, user: str | None = None) -> MutationEngine:
+        """An engine over this dataset's store, journal, pool and commit thread."""
+        assert self._journal is not None
+        return MutationEngine(
+            self.store,
+            self._journal,
+            self._pool,
+            self._committer,
+            workers=self._workers,
+            uuid=uuid,
+            user=user,
+        )
 
     def _maybe_wake_checkpoint(self, _record: dict[str, Any]) -> None:
         if (
@@ -212,14 +217,7 @@ class Dataset:
         jpath = journal_path(self.path)
         if jpath.exists() and self.store.native:
             self._journal = Journal(jpath, readonly=True)
-            replayer = MutationEngine(
-                self.store,
-                self._journal,
-                self._pool,
-                self._committer,
-                workers=self._workers,
-                uuid=self.uuid,
-            )
+            replayer = self._make_engine(self.uuid)
             replayer.replay(int(self.store.attr("checkpoint_mutation_id", 0)), complete=False)
 
     # --------------------------------------------------------------- reading
