@@ -10,9 +10,8 @@ import numpy as np
 import pytest
 
 from app.model.arrays import LevelArray
-from app.model.codec import COMPRESSIONS
 from app.model.errors import FormatError, ReadOnlyError
-from app.model.layout import level_shapes
+from app.model.layout import COMPRESSIONS, level_shapes
 from app.model.palette_block import PaletteBlock
 from app.model.store import IMAGE, LABELS, PyramidStore
 

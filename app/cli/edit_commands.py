@@ -9,13 +9,14 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from app.cli.output import emit, progress_bar
-from app.model.dataset import Dataset, open_dataset
 from app.model.errors import SegmendError
 from app.model.events.settings import load_settings
-from app.model.replay import apply_lines, log_lines
+
+if TYPE_CHECKING:
+    from app.model.dataset import Dataset
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -84,6 +85,8 @@ def _block(text: str) -> tuple[int, int, int]:
 
 @contextmanager
 def _writable(args: argparse.Namespace) -> Iterator[Dataset]:
+    from app.model.dataset import open_dataset
+
     kafka = load_settings(
         bootstrap_servers=getattr(args, "kafka", None),
         topic_prefix=getattr(args, "topic_prefix", None),
@@ -135,6 +138,8 @@ def cmd_nextlabel(args: argparse.Namespace) -> int:
 
 def cmd_maxlabel(args: argparse.Namespace) -> int:
     """``segmend maxlabel FILE [VALUE]``: read, or raise, the max label."""
+    from app.model.dataset import open_dataset
+
     if args.value is None:
         with open_dataset(args.file, "r") as ds:
             emit(args, {"maxlabel": ds.max_label})
@@ -161,6 +166,8 @@ def cmd_redo(args: argparse.Namespace) -> int:
 
 def cmd_apply(args: argparse.Namespace) -> int:
     """``segmend apply FILE OPS.jsonl|-``: stops at the first failing line."""
+    from app.model.replay import apply_lines
+
     if args.ops == "-":
         lines = sys.stdin.read().splitlines()
     else:
@@ -176,6 +183,9 @@ def cmd_apply(args: argparse.Namespace) -> int:
 
 def cmd_log(args: argparse.Namespace) -> int:
     """``segmend log FILE [--since MUTID]``: one JSON object per line."""
+    from app.model.dataset import open_dataset
+    from app.model.replay import log_lines
+
     with open_dataset(args.file, "r") as ds:
         for line in log_lines(ds, args.since):
             print(json.dumps(line))

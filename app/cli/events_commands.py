@@ -18,8 +18,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import h5py
-
 from app.cli.output import emit
 from app.model.errors import SegmendError
 from app.model.events.blobstore import get_blob
@@ -102,6 +100,8 @@ def dataset_uuids(path: str | Path) -> tuple[str, str]:
     SegmendError
         If the file is missing, not HDF5, or lacks either attribute.
     """
+    import h5py
+
     p = Path(path)
     if not p.exists():
         raise SegmendError(f"{p}: no such file")

@@ -9,13 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from app.cli.output import emit, progress_bar
-from app.model.build import build_pyramid
-from app.model.codec import COMPRESSIONS, DEFAULT_COMPRESSION
-from app.model.dataset import open_dataset
-from app.model.demo import build_demo
-from app.model.info import dataset_info
-from app.model.layout import DEFAULT_RULE, RULES
-from app.model.store import PyramidStore
+from app.model.layout import COMPRESSIONS, DEFAULT_COMPRESSION, DEFAULT_RULE, RULES
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -74,6 +68,9 @@ def _voxel_size(text: str) -> tuple[float, float, float]:
 
 def cmd_build(args: argparse.Namespace) -> int:
     """``segmend build SRC OUT``."""
+    from app.model.build import build_pyramid
+    from app.model.info import dataset_info
+
     with progress_bar("build", unit="block") as tick:
         out = build_pyramid(
             args.src,
@@ -93,12 +90,16 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 def cmd_info(args: argparse.Namespace) -> int:
     """``segmend info FILE``."""
+    from app.model.info import dataset_info
+
     emit(args, dataset_info(args.file), _format_info)
     return 0
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
     """``segmend verify FILE``: exit 1 and a report on any difference."""
+    from app.model.dataset import open_dataset
+
     with open_dataset(args.file, "r") as ds, progress_bar("verify", unit="block") as tick:
         report = ds.verify(progress=tick)
     result = report.as_json()
@@ -107,39 +108,32 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    """``segmend demo``: build the demo pyramid (if needed) and open it."""
+    """``segmend demo``: build the demo pyramid (if needed) and open it.
+
+    With a display the window opens at once and builds the demo (if needed) in
+    the background, showing the progress in its status bar.
+    """
     out = args.out or _default_demo_path()
     out.parent.mkdir(parents=True, exist_ok=True)
-    if not _is_current_demo(out):
+    if not args.no_gui and _have_display():
+        from app.ui.main import run_app
+
+        return run_app(str(out), demo=True)
+    if not args.no_gui:
+        print("segmend: no display found; running headless (--no-gui)", file=sys.stderr)
+    from app.model.demo import build_demo, demo_is_current
+    from app.model.info import dataset_info
+
+    if not demo_is_current(out):
         with progress_bar("demo", unit="block") as tick:
             build_demo(out, progress=tick)
-    gui = not args.no_gui and _have_display()
-    if not gui:
-        if not args.no_gui:
-            print("segmend: no display found; running headless (--no-gui)", file=sys.stderr)
-        emit(args, dataset_info(out), _format_info)
-        return 0
-    from app.ui.main import run_app
-
-    return run_app(str(out))
+    emit(args, dataset_info(out), _format_info)
+    return 0
 
 
 def _default_demo_path() -> Path:
     base = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
     return base / "segmend" / "demo.h5"
-
-
-def _is_current_demo(path: Path) -> bool:
-    if not path.exists():
-        return False
-    try:
-        store = PyramidStore.open(path, "r")
-    except Exception:
-        return False
-    try:
-        return store.native and store.has_image
-    finally:
-        store.close()
 
 
 def _have_display() -> bool:

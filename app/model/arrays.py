@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from app.model.store import PyramidStore
+if TYPE_CHECKING:
+    from app.model.store import PyramidStore
 
 
 class ArrayView(ABC):

@@ -21,6 +21,8 @@ import hdf5plugin
 import numpy as np
 from numpy.typing import NDArray
 
+from app.model.layout import COMPRESSIONS
+
 blosc.set_releasegil(True)
 blosc.set_nthreads(1)
 
@@ -29,11 +31,6 @@ DEFLATE_FILTER_ID = 1
 SHUFFLE_FILTER_ID = 2
 
 _BLOSC_CNAMES = ("blosclz", "lz4", "lz4hc", "snappy", "zlib", "zstd")
-
-#: Compression names accepted by ``segmend build --compression``.
-COMPRESSIONS = ("blosc-lz4", "blosc-zstd", "gzip", "none")
-DEFAULT_COMPRESSION = "blosc-lz4"
-
 
 def dataset_filter_kwargs(compression: str) -> dict[str, Any]:
     """Keyword arguments for ``h5py.Group.create_dataset`` declaring ``compression``.

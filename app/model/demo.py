@@ -6,6 +6,7 @@ from importlib.resources import as_file, files
 from pathlib import Path
 
 from app.model.build import ProgressCallback, build_pyramid
+from app.model.store import PyramidStore
 
 DEMO_CUBE = "fib-medulla-250.h5"
 DEMO_VOXEL_SIZE_NM = (10.0, 10.0, 10.0)
@@ -31,3 +32,25 @@ def build_demo(out: str | Path, *, progress: ProgressCallback | None = None) -> 
         progress=progress,
         created_by=f"segmend demo; data: {DEMO_ATTRIBUTION}",
     )
+
+
+def demo_is_current(path: str | Path) -> bool:
+    """True if ``path`` holds a demo pyramid this segmend can open (native, with grayscale);
+    False if it is missing, unreadable or from an older format (build it again)."""
+    if not Path(path).exists():
+        return False
+    try:
+        store = PyramidStore.open(path, "r")
+    except Exception:
+        return False
+    try:
+        return store.native and store.has_image
+    finally:
+        store.close()
+
+
+def ensure_demo(path: str | Path, *, progress: ProgressCallback | None = None) -> Path:
+    """The demo pyramid at ``path``, built first unless :func:`demo_is_current`."""
+    if not demo_is_current(path):
+        build_demo(path, progress=progress)
+    return Path(path)

@@ -16,14 +16,19 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import h5py
+if TYPE_CHECKING:  # h5py is imported where a file is read: the names here load light
+    import h5py
 
 FORMAT_NAME = "segmend-pyramid"
 FORMAT_VERSION = 1
 DEFAULT_BLOCK_SIZE = (64, 64, 64)
 RULES = ("labelmap", "labelblk")
 DEFAULT_RULE = "labelmap"
+#: Compression names accepted by ``segmend build --compression``.
+COMPRESSIONS = ("blosc-lz4", "blosc-zstd", "gzip", "none")
+DEFAULT_COMPRESSION = "blosc-lz4"
 LABELS_GROUP = "labels"
 IMAGE_GROUP = "image"
 
@@ -81,6 +86,8 @@ def find_pyramids(f: h5py.File) -> PyramidGroups:
     app.model.errors.FormatError
         If no pyramid is found, or a native file has an unknown version.
     """
+    import h5py
+
     from app.model.errors import FormatError
 
     if f.attrs.get("format") == FORMAT_NAME:
@@ -129,6 +136,8 @@ def _is_label_dtype(dtype: object) -> bool:
 
 def _levels_in(group: h5py.Group) -> tuple[str, ...]:
     """Dataset paths of consecutive levels 0..N inside ``group`` (empty if none)."""
+    import h5py
+
     found: dict[int, str] = {}
     for name, obj in group.items():
         m = _LEVEL_NAME.match(name)

@@ -14,18 +14,20 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
 from qtpy.QtCore import QObject, QTimer, Signal, Slot
 
-from app.model.dataset import Dataset, SplitResult, open_dataset
 from app.model.errors import FormatError, SegmendError, WriterLockedError
 from app.model.events.settings import KafkaSettings, load_settings
 from app.ui.messages import MessageReporter, one_line
 from app.ui.stats import DatasetStats, dataset_stats
 from app.ui.workers import BACKGROUND_NICE, Job, TaskRunner
+
+if TYPE_CHECKING:
+    from app.model.dataset import Dataset, SplitResult
 
 LANE = "dataset"
 """The lane of edits and of opening/closing: one at a time, in order."""
@@ -179,12 +181,16 @@ class Session(QObject):
         return self.runner.pending_in(LANE)
 
     # ---------------------------------------------------------- open / close
-    def open(self, path: str | Path, *, writable: bool = True) -> Job:
+    def open(self, path: str | Path, *, writable: bool = True, demo: bool = False) -> Job:
         """Open ``path`` in the background; emits :attr:`opened` or :attr:`open_failed`.
 
         Opens for editing if it can; a dataset locked by another process, or a
         pyramid written by another tool, opens read-only with a notice.  On
-        failure the current dataset stays open.
+        failure the current dataset stays open.  ``demo``: ``path`` is the demo
+        pyramid, built first (with the job's progress) if missing or outdated.
+
+        The first open imports the model (store, HDF5, kernels) on the worker,
+        not on the GUI thread.
         """
         path = Path(path).expanduser()
         reopen_same = self.dataset is not None and self.dataset.path.resolve() == path.resolve()
@@ -193,10 +199,16 @@ class Session(QObject):
         user, workers = self.user, self.workers
         servers, prefix = self.kafka_servers, self.topic_prefix
 
-        def reader() -> Dataset:
-            return open_dataset(path, "r", workers=workers, background_nice=BACKGROUND_NICE)
-
         def work(job: Job) -> tuple[Dataset, str]:
+            from app.model.dataset import open_dataset
+
+            def reader() -> Dataset:
+                return open_dataset(path, "r", workers=workers, background_nice=BACKGROUND_NICE)
+
+            if demo:
+                from app.model.demo import ensure_demo
+
+                ensure_demo(path, progress=job.report)
             if not writable:
                 return reader(), ""
             kafka, kafka_note = kafka_settings(servers, prefix)

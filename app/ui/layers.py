@@ -25,7 +25,7 @@ napari reader's layers can be adopted by the proofreading widget.
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from napari.layers import Image, Labels
@@ -34,13 +34,15 @@ from napari.utils.colormaps import CyclicLabelColormap
 from numpy.typing import NDArray
 from qtpy.QtCore import QObject, QTimer, Signal, Slot
 
-from app.model.dataset import Dataset
-from app.model.store import IMAGE, LABELS
+from app.model.layout import IMAGE_GROUP, LABELS_GROUP
 from app.ui import warmup
 from app.ui.compat import camera, canvas_model, canvas_size
 from app.ui.controller import Session
 from app.ui.lazy import BlockLoader, CachedLevel, Highlight, HighlightLevel
 from app.ui.selection import SELECTION_COLORS, Selection
+
+if TYPE_CHECKING:
+    from app.model.dataset import Dataset
 
 ROLE = "segmend_role"
 PATH = "segmend_path"
@@ -56,7 +58,7 @@ Visible = tuple[int, tuple[Coord, ...]]
 
 def level_arrays(dataset: Dataset, kind: str, loader: BlockLoader | None) -> list[CachedLevel]:
     """One :class:`CachedLevel` per scale of ``kind`` (labels or image), s0 first."""
-    if kind == IMAGE:
+    if kind == IMAGE_GROUP:
         arrays = [dataset.image(s) for s in range(dataset.n_image_scales)]
     else:
         arrays = [dataset.labels(s) for s in range(dataset.n_scales)]
@@ -83,7 +85,7 @@ def layer_data(dataset: Dataset, loader: BlockLoader | None) -> list[LayerData]:
     if dataset.has_image:
         out.append(
             (
-                level_arrays(dataset, IMAGE, loader),
+                level_arrays(dataset, IMAGE_GROUP, loader),
                 {
                     "name": "grayscale",
                     "multiscale": True,
@@ -95,7 +97,7 @@ def layer_data(dataset: Dataset, loader: BlockLoader | None) -> list[LayerData]:
         )
     out.append(
         (
-            level_arrays(dataset, LABELS, loader),
+            level_arrays(dataset, LABELS_GROUP, loader),
             {
                 "name": "segmentation",
                 "multiscale": True,
@@ -469,7 +471,7 @@ class DatasetLayers(QObject):
 
     @Slot(str, int)
     def _on_loaded(self, kind: str, scale: int) -> None:
-        layers = [self.grayscale] if kind == IMAGE else self.labels_layers
+        layers = [self.grayscale] if kind == IMAGE_GROUP else self.labels_layers
         for layer in layers:
             if layer is not None:
                 self._dirty.add(layer.name)

@@ -15,16 +15,17 @@ refresh after an edit shows the new labels without any read.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
 from qtpy.QtCore import QObject, Signal
 
-from app.kernels import relabel_indexed
 from app.model.arrays import ArrayView, LevelArray
-from app.model.dataset import Dataset
 from app.ui.workers import Job, TaskRunner
+
+if TYPE_CHECKING:
+    from app.model.dataset import Dataset
 
 Coord = tuple[int, int, int]
 BlockKey = tuple[str, int, int, int, int]
@@ -288,6 +289,8 @@ class Highlight:
         """
         if not len(self._ids) or labels.size == 0:
             return np.zeros(labels.shape, np.uint8)
+        from app.kernels import relabel_indexed  # loaded by the dataset's opening already
+
         _relabelled, index, _n = relabel_indexed(labels, self._sorted, 0)
         return self._codes[index]
 

@@ -18,7 +18,7 @@ def display_problem() -> str | None:
     return "no display found (set DISPLAY, or run under xvfb-run); see 'segmend --help'"
 
 
-def run_app(file: str | None = None, *, screenshot: str | None = None,
+def run_app(file: str | None = None, *, demo: bool = False, screenshot: str | None = None,
             select: Sequence[int] = ()) -> int:
     """Open the segmend window (optionally on ``file``) and run until it closes.
 
@@ -26,6 +26,8 @@ def run_app(file: str | None = None, *, screenshot: str | None = None,
     ----------
     file : str, optional
         A pyramid to open (a ``.npy`` volume opens the import dialog).
+    demo : bool
+        ``file`` is the demo pyramid: build it first if missing or outdated.
     screenshot : str, optional
         Save a screenshot of the whole window to this PNG once the visible
         data is drawn, then exit.
@@ -41,6 +43,7 @@ def run_app(file: str | None = None, *, screenshot: str | None = None,
     if problem is not None:
         print(f"segmend: error: {problem}", file=sys.stderr)
         return 1
+    use_cached_units()
     import napari
     from napari.qt import get_qapp
 
@@ -50,18 +53,43 @@ def run_app(file: str | None = None, *, screenshot: str | None = None,
 
     app = get_qapp()
     warmup.start()
-    window = SegmendWindow(show=True)
     if screenshot is None:
-        if file:
-            window.open_path(file)
+        window = SegmendWindow(show=True, path=file, demo=demo)
         napari.run()
         window.shutdown()
         return 0
+    window = SegmendWindow(show=True)
     window.qt_window.resize(*SCREENSHOT_SIZE)
     driver = ScreenshotDriver(window, screenshot, list(select))
     driver.finished.connect(app.exit)
-    driver.start(file)
+    driver.start(file, demo=demo)
     code = int(app.exec())
     window.shutdown()
     window.viewer.close()
     return code
+
+
+def use_cached_units() -> bool:
+    """Give napari a units registry that pint loads from its disk cache.
+
+    napari's layers and dims carry pint units, and pint parses its unit
+    definitions the first time its registry is used: ~0.15 s of the GIL while
+    the first layers are made.  A registry made with ``cache_folder=":auto:"``
+    keeps the parsed definitions in the user's cache directory (keyed by their
+    content) and loads them in a few milliseconds on later starts.
+
+    Process-wide: call before napari makes any unit (the app does, first).
+
+    Returns
+    -------
+    bool
+        False if the cache cannot be used (pint's default registry stays).
+    """
+    import pint
+
+    try:
+        registry: pint.UnitRegistry = pint.UnitRegistry(cache_folder=":auto:")
+    except Exception:  # an unwritable or damaged cache costs only the time
+        return False
+    pint.set_application_registry(registry)
+    return True

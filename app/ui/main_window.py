@@ -13,21 +13,23 @@ the main window) and adds:
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from qtpy.QtCore import QEvent, QObject, Signal, Slot
 from qtpy.QtGui import QAction, QDropEvent
 from qtpy.QtWidgets import QFileDialog, QMainWindow, QMenu, QWidget
 
-from app.model.dataset import Dataset
 from app.ui.controller import LANE, Session
-from app.ui.import_dialog import ImportDialog
 from app.ui.messages import MessageReporter
 from app.ui.proofreading import ProofreadingWidget
 from app.ui.settings import AppSettings, SettingsDialog
 from app.ui.stats import DatasetStats
 from app.ui.status import StatusIndicators
 from app.ui.workers import TaskRunner
+
+if TYPE_CHECKING:
+    from app.model.dataset import Dataset
+    from app.ui.import_dialog import ImportDialog
 
 PYRAMID_SUFFIXES = (".h5", ".hdf5", ".hdf", ".he5")
 VOLUME_SUFFIXES = (".npy",)
@@ -48,6 +50,13 @@ class SegmendWindow(QObject):
         Write changed settings (recent files, the settings dialog) back.
     show : bool
         Show the window (when making the viewer).
+    path : str or Path, optional
+        A dataset to open.  Its opening starts first, on the worker pool,
+        while napari builds the window (a ``.npy`` volume opens the import
+        dialog instead).
+    demo : bool
+        ``path`` is the demo pyramid: build it first if it is missing or
+        outdated (the progress shows in the status bar).
     """
 
     error_shown = Signal(str)
@@ -56,25 +65,30 @@ class SegmendWindow(QObject):
     """A dataset is open and its layers are added; GUI thread."""
 
     def __init__(self, viewer: Any = None, *, settings: AppSettings | None = None,
-                 save_settings: bool = True, show: bool = True) -> None:
+                 save_settings: bool = True, show: bool = True, path: str | Path | None = None,
+                 demo: bool = False) -> None:
         super().__init__()
-        if viewer is None:
-            import napari
-
-            viewer = napari.Viewer(title=TITLE, show=show)
-        self.viewer = viewer
         self.settings = settings if settings is not None else AppSettings.load()
         self.save_settings = save_settings
-        self.qt_window: QMainWindow = viewer.window._qt_window
-        self.reporter = MessageReporter(self.qt_window)
-        self.reporter.error_shown.connect(self._on_error)
-        self.reporter.info_shown.connect(self.show_message)
+        self.reporter = MessageReporter()  # its boxes' parent: the window, once made
         self.runner = TaskRunner(self.settings.workers or None, parent=self)
         self.session = Session(self.runner, reporter=self.reporter,
                                user=self.settings.effective_user,
                                workers=self.settings.workers or None,
                                kafka_servers=self.settings.kafka_servers,
                                topic_prefix=self.settings.topic_prefix, parent=self)
+        to_open = Path(path) if path is not None and (demo or not _is_volume(path)) else None
+        if to_open is not None:  # its result arrives (on this thread) once the event loop runs
+            self.session.open(to_open, demo=demo)
+        if viewer is None:
+            import napari
+
+            viewer = napari.Viewer(title=TITLE, show=show)
+        self.viewer = viewer
+        self.qt_window: QMainWindow = viewer.window._qt_window
+        self.reporter.setParent(self.qt_window)
+        self.reporter.error_shown.connect(self._on_error)
+        self.reporter.info_shown.connect(self.show_message)
         self.widget = ProofreadingWidget(viewer, self.session, reporter=self.reporter)
         self.dock = viewer.window.add_dock_widget(self.widget, name="Proofreading", area="right")
         self.status = StatusIndicators()
@@ -96,6 +110,10 @@ class SegmendWindow(QObject):
         s.pending_changed.connect(self._on_pending)
         self.widget.status_message.connect(self.show_message)
         viewer.title = TITLE
+        if to_open is not None:
+            self.show_message(f"opening {to_open.name}...")
+        elif path is not None:
+            self.import_dialog(str(path))
 
     # ---------------------------------------------------------------- menus
     def _make_file_actions(self) -> dict[str, QAction]:
@@ -176,14 +194,15 @@ class SegmendWindow(QObject):
     def _last_dir(self) -> str:
         return str(Path(self.settings.recent[0]).parent) if self.settings.recent else ""
 
-    def open_path(self, path: str | Path) -> None:
-        """Open a dataset in the background (the current one stays open if this fails)."""
+    def open_path(self, path: str | Path, *, demo: bool = False) -> None:
+        """Open a dataset in the background (the current one stays open if this fails);
+        ``demo``: build the demo pyramid at ``path`` first if it is missing or outdated."""
         path = Path(path)
-        if path.suffix.lower() in VOLUME_SUFFIXES:
+        if not demo and _is_volume(path):
             self.import_dialog(str(path))
             return
         self.show_message(f"opening {path.name}...")
-        self.session.open(path)
+        self.session.open(path, demo=demo)
 
     @Slot(object)
     def _on_opened(self, dataset: Dataset) -> None:
@@ -207,6 +226,8 @@ class SegmendWindow(QObject):
 
     def import_dialog(self, source: str | None = None) -> ImportDialog:
         """Show the import dialog (non-modal); the pyramid it builds is opened."""
+        from app.ui.import_dialog import ImportDialog  # HDF5 and the builder: loaded when used
+
         dialog = ImportDialog(self.runner, self.reporter, self.qt_window)
         dialog.built.connect(self.open_path)
         if source:
@@ -313,3 +334,8 @@ class SegmendWindow(QObject):
         if self.qt_viewer is not None:
             self.qt_viewer.removeEventFilter(self)
             self.qt_viewer = None
+
+
+def _is_volume(path: str | Path) -> bool:
+    """A plain volume to import (not a pyramid to open)."""
+    return Path(path).suffix.lower() in VOLUME_SUFFIXES

@@ -8,7 +8,7 @@ connects to their signals, and only ever runs on the GUI thread.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from qtpy.QtCore import Qt, Signal, Slot
 from qtpy.QtGui import QAction, QColor, QIntValidator
@@ -32,10 +32,12 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from app.model.dataset import Dataset
 from app.ui.controller import Session
 from app.ui.selection import Selection, selection_color
 from app.ui.split_canvas import SplitTool
+
+if TYPE_CHECKING:
+    from app.model.dataset import Dataset
 
 SWATCH_WIDTH = 22
 """Pixels of the body table's colour column."""

@@ -8,7 +8,7 @@ keyboard shortcuts (window-wide, see :mod:`app.ui.shortcuts`).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from qtpy.QtCore import QEvent, QObject, Qt, Signal, Slot
@@ -23,7 +23,6 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from app.model.dataset import Dataset, SplitResult
 from app.ui import registry
 from app.ui.compat import camera
 from app.ui.controller import Session
@@ -37,6 +36,9 @@ from app.ui.settings import AppSettings
 from app.ui.shortcuts import SHORTCUTS
 from app.ui.split_canvas import SplitTool
 from app.ui.stats import DatasetStats
+
+if TYPE_CHECKING:
+    from app.model.dataset import Dataset
 
 Coord = tuple[int, int, int]
 
@@ -292,6 +294,8 @@ class ProofreadingWidget(QWidget):
 
     @Slot(str, object)
     def _on_edit_finished(self, action: str, result: Any) -> None:
+        from app.model.dataset import SplitResult
+
         ids = self.selection.ids
         if action == "merge" and ids:
             self.selection.set([ids[0]])

@@ -12,10 +12,13 @@ from __future__ import annotations
 import atexit
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from app.model.dataset import Dataset, open_dataset
 from app.model.errors import FormatError, WriterLockedError
 from app.ui.workers import BACKGROUND_NICE
+
+if TYPE_CHECKING:
+    from app.model.dataset import Dataset
 
 _lock = threading.Lock()
 _shared: dict[str, Dataset] = {}
@@ -33,6 +36,8 @@ def open_shared(path: str | Path) -> Dataset:
     app.model.errors.FormatError
         If the file is not a readable pyramid.
     """
+    from app.model.dataset import open_dataset
+
     key = _key(path)
     with _lock:
         dataset = _shared.get(key)

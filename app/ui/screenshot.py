@@ -72,14 +72,15 @@ class ScreenshotDriver(QObject):
     def _timed_out(self) -> None:
         self._fail(f"timed out after {self.timeout_s:.0f} s")
 
-    def start(self, path: str | Path | None) -> None:
-        """Open ``path`` (or nothing) and shoot when everything is drawn."""
+    def start(self, path: str | Path | None, *, demo: bool = False) -> None:
+        """Open ``path`` (or nothing; ``demo``: build the demo there first if needed)
+        and shoot when everything is drawn."""
         self._deadline.start()
         if path is None:
             self._ready = True
             self._poll.start()
         else:
-            self.window.open_path(path)
+            self.window.open_path(path, demo=demo)
 
     def _on_opened(self, _dataset: object) -> None:
         if not self.select:

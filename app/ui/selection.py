@@ -10,13 +10,15 @@ pool, never on the GUI thread.
 from __future__ import annotations
 
 from collections.abc import Generator, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from qtpy.QtCore import QObject, Signal
 
-from app.model.dataset import Dataset
 from app.ui.controller import Session
+
+if TYPE_CHECKING:
+    from app.model.dataset import Dataset
 
 SELECTION_COLORS = (
     "#ffd700", "#00e5ff", "#ff40ff", "#7cff00", "#ff8c00", "#4d7cff",

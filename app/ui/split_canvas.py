@@ -20,15 +20,17 @@ paints it: on the current plane (``n_edit_dimensions = 2``) or as a 3D ball
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from napari.utils.colormaps import DirectLabelColormap
 from numpy.typing import NDArray
 from qtpy.QtCore import QObject, Signal
 
-from app.model.dataset import Dataset, SplitResult
 from app.ui.controller import Session
+
+if TYPE_CHECKING:
+    from app.model.dataset import Dataset
 
 MAX_ROI = 256
 """Largest extent of the split canvas along any axis (voxels)."""
@@ -342,6 +344,8 @@ class SplitTool(QObject):
 
     # ---------------------------------------------------------------- events
     def _on_edit_finished(self, action: str, result: Any) -> None:
+        from app.model.dataset import SplitResult
+
         if action in ("split", "split-coarse") and isinstance(result, SplitResult):
             if self._pending_commit:
                 self._pending_commit = False

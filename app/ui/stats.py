@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from app.model.dataset import Dataset
+if TYPE_CHECKING:
+    from app.model.dataset import Dataset
+
 
 
 @dataclass(frozen=True)
