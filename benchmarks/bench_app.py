@@ -37,7 +37,7 @@ on Linux, so the parent and its children share the clock).
    before the first draw: what napari's first layers cost it (pandas, pint,
    SciPy imports and registries), so that (b) − (c) is segmend's own share.
    All from just before ``Popen`` in the parent, median of several fresh processes
-   after one unmeasured warm-up of each (Numba cache, page cache).  With
+   after one unmeasured warm-up of each (Numba cache, bytecode, page cache).  With
    ``SEGMEND_BENCH_PROFILE=OUT.prof`` the segmend child writes a cProfile of its
    GUI thread up to that frame.
 3. **Memory while browsing a 1024³ pyramid <= 1.5 GiB RSS.**  A uint64 Voronoi
@@ -852,6 +852,8 @@ class Runner:
         self.env["XDG_CONFIG_HOME"] = str(workdir / "config")
         self.env["XDG_DATA_HOME"] = str(workdir / "data")
         self.env.setdefault("PYTHONWARNINGS", "ignore")
+        # bytecode cached as in an installed app (each child's unmeasured warm-up writes it)
+        self.env.pop("PYTHONDONTWRITEBYTECODE", None)
         self.commands: list[str] = []
         self.loads: list[float] = []
 
