@@ -76,7 +76,7 @@ def use_cached_units() -> bool:
     definitions the first time its registry is used: ~0.15 s of the GIL while
     the first layers are made.  A registry made with ``cache_folder=":auto:"``
     keeps the parsed definitions in the user's cache directory (keyed by their
-    content) and loads them in a few milliseconds on later starts.
+    content) and loads them in ~0.03 s on later starts.
 
     Process-wide: call before napari makes any unit (the app does, first).
 
