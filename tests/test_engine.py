@@ -17,8 +17,9 @@ import pytest
 from numpy.typing import NDArray
 
 from app.kernels import encode_rles, mask_to_rles
-from app.model.dataset import Dataset, open_dataset
+from app.model.dataset import Dataset, open_dataset, open_editable
 from app.model.errors import (
+    FormatError,
     InvalidMutationError,
     NothingToUndoError,
     ReadOnlyError,
@@ -253,6 +254,23 @@ def test_bad_edits_are_refused_and_change_nothing(ds: Dataset, model: NDArray[np
             call()
     assert_unchanged(ds, before)
     assert_matches_model(ds, model)
+
+
+def test_open_editable_falls_back_to_read_only(small_pyramid: Path, tmp_path: Path) -> None:
+    editable, refused = open_editable(small_pyramid)
+    assert editable.mode == "r+" and refused is None
+    other, refused = open_editable(small_pyramid)  # the writer lock is taken
+    assert other.mode == "r" and isinstance(refused, WriterLockedError)
+    other.close()
+    editable.close()
+    foreign = tmp_path / "foreign.h5"
+    with h5py.File(foreign, "w") as f:
+        f.create_dataset("seg/s0", data=np.ones((8, 8, 8), np.uint32))
+    viewed, refused = open_editable(foreign)
+    assert viewed.mode == "r" and not viewed.native and isinstance(refused, FormatError)
+    viewed.close()
+    with pytest.raises(FormatError, match="no such file"):
+        open_editable(tmp_path / "missing.h5")
 
 
 def test_read_only_and_second_writer(small_pyramid: Path) -> None:

@@ -627,3 +627,51 @@ def open_dataset(
         kafka=kafka,
         background_nice=background_nice,
     )
+
+
+def open_editable(
+    path: str | Path,
+    *,
+    workers: int | None = None,
+    user: str | None = None,
+    progress: Progress | None = None,
+    kafka: KafkaSettings | None = None,
+    background_nice: int = 0,
+) -> tuple[Dataset, SegmendError | None]:
+    """Open a dataset for editing if it can be, else read-only (what a viewer wants).
+
+    A dataset another process is writing, or a pyramid written by another tool,
+    opens read-only.  The arguments are :func:`open_dataset`'s (``user``,
+    ``progress`` and ``kafka`` only matter for editing).
+
+    Returns
+    -------
+    dataset : Dataset
+    refused : SegmendError or None
+        Why the dataset opened read-only (None: it is open for editing).
+
+    Raises
+    ------
+    app.model.errors.FormatError
+        Missing, foreign non-pyramid or corrupt file, or a segmend file that
+        opens only read-only (damaged).
+    """
+
+    def read_only() -> Dataset:
+        return open_dataset(path, "r", workers=workers, background_nice=background_nice)
+
+    try:
+        editable = open_dataset(path, "r+", workers=workers, user=user, progress=progress,
+                                kafka=kafka, background_nice=background_nice)
+    except WriterLockedError as locked:
+        return read_only(), locked
+    except FormatError as first:
+        try:
+            dataset = read_only()
+        except FormatError:
+            raise first from None
+        if dataset.native:  # a segmend file that cannot be edited: damaged
+            dataset.close()
+            raise
+        return dataset, first
+    return editable, None

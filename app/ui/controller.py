@@ -20,7 +20,7 @@ import numpy as np
 from numpy.typing import NDArray
 from qtpy.QtCore import QObject, QTimer, Signal, Slot
 
-from app.model.errors import FormatError, SegmendError, WriterLockedError
+from app.model.errors import SegmendError
 from app.model.events.settings import KafkaSettings, load_settings
 from app.ui.messages import MessageReporter, one_line
 from app.ui.stats import DatasetStats, dataset_stats
@@ -200,35 +200,21 @@ class Session(QObject):
         servers, prefix = self.kafka_servers, self.topic_prefix
 
         def work(job: Job) -> tuple[Dataset, str]:
-            from app.model.dataset import open_dataset
-
-            def reader() -> Dataset:
-                return open_dataset(path, "r", workers=workers, background_nice=BACKGROUND_NICE)
+            from app.model.dataset import open_dataset, open_editable
 
             if demo:
                 from app.model.demo import ensure_demo
 
                 ensure_demo(path, progress=job.report)
             if not writable:
-                return reader(), ""
+                return open_dataset(path, "r", workers=workers,
+                                    background_nice=BACKGROUND_NICE), ""
             kafka, kafka_note = kafka_settings(servers, prefix)
-            try:
-                ds = open_dataset(path, "r+", user=user, workers=workers, progress=job.report,
-                                  kafka=kafka, background_nice=BACKGROUND_NICE)
-                return ds, kafka_note
-            except WriterLockedError as exc:
-                note = f"opened read-only: {one_line(exc)}"
-                return reader(), note
-            except FormatError as first:
-                # a pyramid written by another tool can be viewed, not edited
-                try:
-                    ds = reader()
-                except FormatError:
-                    raise first from None
-                if ds.native:  # a segmend file that cannot be edited: damaged
-                    ds.close()
-                    raise
-                return ds, f"opened read-only: {one_line(first)}"
+            ds, refused = open_editable(path, workers=workers, user=user, progress=job.report,
+                                        kafka=kafka, background_nice=BACKGROUND_NICE)
+            if refused is not None:
+                return ds, f"opened read-only: {one_line(refused)}"
+            return ds, kafka_note
 
         return self.runner.submit(
             work, name=f"open {path.name}", lane=LANE,

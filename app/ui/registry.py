@@ -14,7 +14,6 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from app.model.errors import FormatError, WriterLockedError
 from app.ui.workers import BACKGROUND_NICE
 
 if TYPE_CHECKING:
@@ -36,25 +35,14 @@ def open_shared(path: str | Path) -> Dataset:
     app.model.errors.FormatError
         If the file is not a readable pyramid.
     """
-    from app.model.dataset import open_dataset
+    from app.model.dataset import open_editable
 
     key = _key(path)
     with _lock:
         dataset = _shared.get(key)
         if dataset is not None:
             return dataset
-        try:
-            dataset = open_dataset(path, "r+", background_nice=BACKGROUND_NICE)
-        except WriterLockedError:
-            dataset = open_dataset(path, "r", background_nice=BACKGROUND_NICE)
-        except FormatError as first:  # another tool's pyramid: view it read-only
-            try:
-                dataset = open_dataset(path, "r", background_nice=BACKGROUND_NICE)
-            except FormatError:
-                raise first from None
-            if dataset.native:
-                dataset.close()
-                raise
+        dataset, _refused = open_editable(path, background_nice=BACKGROUND_NICE)
         _shared[key] = dataset
         return dataset
 
