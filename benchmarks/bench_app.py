@@ -579,6 +579,7 @@ def child_start_segmend(demo: str) -> None:
     run_app = ui_main.run_app
 
     def probed_run_app(file: str | None = None, **kwargs: Any) -> int:
+        ui_main.skip_pyside_source_scan()  # as run_app does before it imports Qt modules
         import app.ui.main_window as mw
 
         base = mw.SegmendWindow

@@ -25,6 +25,7 @@ napari reader's layers can be adopted by the proofreading widget.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -157,6 +158,41 @@ def blocks_in(lo: NDArray[Any], hi: NDArray[Any], block_size: tuple[int, ...],
     return tuple(sorted(coords, key=distance))
 
 
+def first_view_blocks(shapes: Sequence[tuple[int, ...]], block_size: tuple[int, ...],
+                      canvas: tuple[int, int]) -> tuple[int, tuple[Coord, ...]]:
+    """The level and blocks of napari's first view of a (z, y, x) pyramid in 2D.
+
+    napari fits the whole (y, x) plane in the canvas, goes to the middle z
+    plane and slices the coarsest level that still gives each of the
+    canvas' ``(height, width)`` pixels a voxel (``compute_multiscale_level``).
+
+    Parameters
+    ----------
+    shapes : sequence of tuple of int
+        The (z, y, x) shape of each level, s0 first.
+    block_size : tuple of int
+        The (z, y, x) block shape.
+    canvas : tuple of int
+        The canvas' (height, width) in screen pixels.
+
+    Returns
+    -------
+    level : int
+        The level napari slices.
+    coords : tuple of (z, y, x) block coordinates
+        The blocks of the middle plane at that level (both planes' blocks when
+        the middle falls between two), nearest the plane's centre first.
+    """
+    s0 = np.asarray(shapes[0], dtype=float)
+    factors = s0 / np.asarray(shapes, dtype=float)
+    level = int(compute_multiscale_level(s0[1:], np.asarray(canvas), factors[:, 1:]))
+    shape = np.asarray(shapes[level])
+    mid = (s0[0] - 1) / 2 / factors[level][0]
+    lo = np.clip([np.floor(mid), 0, 0], 0, shape - 1)
+    hi = np.clip([np.ceil(mid), shape[1] - 1, shape[2] - 1], 0, shape - 1)
+    return level, blocks_in(lo, hi, block_size, (lo + hi) / 2)
+
+
 def _set_visible(layer: Any, visible: bool) -> None:
     """Change a layer's visibility only if it differs (napari re-slices on every set)."""
     if bool(layer.visible) != visible:
@@ -213,14 +249,20 @@ class DatasetLayers(QObject):
     # -------------------------------------------------------------- layers
     @Slot(object)
     def show(self, dataset: Dataset) -> None:
-        """Add (or adopt, if the napari reader made them) the dataset's layers."""
-        warmup.wait()
+        """Add (or adopt, if the napari reader made them) the dataset's layers.
+
+        The blocks of the first view start loading before the layers are made
+        (while napari's first-layer warm-up may still run), so that the first
+        frame of the layers can already show them.
+        """
         self.clear()
         self._load_failed = False
         self.loader = BlockLoader(dataset, self.session.runner, self)
         self.loader.loaded.connect(self._on_loaded)
         self.loader.failed.connect(self._on_load_failed)
         self.loader.idle.connect(self._maybe_settled)
+        self._prefetch_first_view(dataset, self.loader)
+        warmup.wait()
         adopted = {
             layer.metadata.get(ROLE): layer
             for layer in self.viewer.layers
@@ -246,6 +288,29 @@ class DatasetLayers(QObject):
             self._make_selected_layer(dataset)
         self._apply_visibility()
         self._on_view()
+
+    def _prefetch_first_view(self, dataset: Dataset, loader: BlockLoader) -> None:
+        """Ask the loader for the blocks of the view napari opens on an empty 2D viewer.
+
+        That view fits the whole (y, x) plane in the canvas at the middle z
+        plane, sliced at the level :func:`first_view_blocks` names.  Nothing
+        is asked if the viewer already shows layers (the view stays where it
+        is) or if those blocks would exceed :data:`LEVEL_BUDGET` of the block
+        cache (the level guard then picks a coarser level).
+        """
+        size = canvas_size(self.viewer)
+        if self.viewer.layers or size is None or int(self.viewer.dims.ndisplay) != 2:
+            return
+        shapes = [dataset.labels(s).shape for s in range(dataset.n_scales)]
+        if len(shapes[0]) != 3:
+            return
+        level, coords = first_view_blocks(shapes, dataset.block_size, size)
+        budget = LEVEL_BUDGET * dataset.store.cache.capacity_bytes
+        if len(coords) * self._block_bytes(dataset, level) > budget:
+            return
+        loader.request(LABELS_GROUP, level, coords)
+        if level < dataset.n_image_scales:
+            loader.request(IMAGE_GROUP, level, coords)
 
     def _make_selected_layer(self, dataset: Dataset) -> Labels:
         """Add the "selected bodies" layer above the segmentation (the active layer stays)."""
@@ -418,18 +483,16 @@ class DatasetLayers(QObject):
                 blocks = np.prod(hi // bs - lo // bs + 1)
             else:
                 blocks = np.prod(-(-plane // bs))
-            if blocks * self._block_bytes(level) <= budget:
+            if blocks * self._block_bytes(dataset, level) <= budget:
                 return None if level == auto else level
         return n_levels - 1
 
-    def _block_bytes(self, level: int) -> int:
+    @staticmethod
+    def _block_bytes(dataset: Dataset, level: int) -> int:
         """Decoded bytes of one block of every layer shown at ``level``."""
-        dataset = self.session.dataset
-        assert dataset is not None
         voxels = int(np.prod(dataset.block_size))
         total = voxels * np.dtype(dataset.labels(0).dtype).itemsize
-        if self.grayscale is not None and dataset.image_dtype is not None \
-                and level < dataset.n_image_scales:
+        if dataset.image_dtype is not None and level < dataset.n_image_scales:
             total += voxels * dataset.image_dtype.itemsize
         return total
 

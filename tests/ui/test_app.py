@@ -20,9 +20,11 @@ from qtpy.QtCore import QPoint, Qt
 from qtpy.QtTest import QTest
 
 from app.model.dataset import SplitResult, open_dataset
+from app.model.layout import IMAGE_GROUP, LABELS_GROUP
+from app.ui import layers as layers_module
 from app.ui.compat import camera as viewer_camera
-from app.ui.layers import LEVEL_BUDGET
-from app.ui.lazy import CachedLevel, HighlightLevel
+from app.ui.layers import LEVEL_BUDGET, DatasetLayers, first_view_blocks
+from app.ui.lazy import BlockLoader, CachedLevel, HighlightLevel
 from app.ui.main_window import SegmendWindow
 from app.ui.selection import SELECTION_COLORS
 from tests.ui.conftest import WAIT_MS, wait_idle
@@ -115,6 +117,80 @@ def test_view_fills_in_block_by_block_off_the_gui_thread(opened: SegmendWindow,
     qtbot.waitUntil(lambda: not level.missing_blocks(key), timeout=WAIT_MS)
     np.testing.assert_array_equal(level[key], win.session.dataset.labels(0)[key])  # type: ignore[union-attr]
     wait_idle(qtbot, win)
+
+
+def record_requests(monkeypatch: pytest.MonkeyPatch) -> list[tuple[bool, str, int, set[Any]]]:
+    """Every block request of a loader: (asked by the first-view prefetch, kind, scale, coords)."""
+    asked: list[tuple[bool, str, int, set[Any]]] = []
+    inside: list[bool] = [False]
+    request, prefetch = BlockLoader.request, DatasetLayers._prefetch_first_view
+
+    def recording(loader: BlockLoader, kind: str, scale: int, coords: Any) -> None:
+        coords = list(coords)
+        asked.append((inside[0], kind, scale, set(coords)))
+        request(loader, kind, scale, coords)
+
+    def prefetching(layers: DatasetLayers, *args: Any) -> None:
+        inside[0] = True
+        try:
+            prefetch(layers, *args)
+        finally:
+            inside[0] = False
+
+    monkeypatch.setattr(BlockLoader, "request", recording)
+    monkeypatch.setattr(DatasetLayers, "_prefetch_first_view", prefetching)
+    return asked
+
+
+def open_demo(win: SegmendWindow, path: Path, qtbot: Any) -> None:
+    with qtbot.waitSignal(win.session.opened, timeout=WAIT_MS):
+        win.open_path(path)
+    wait_idle(qtbot, win)
+
+
+def test_first_view_is_read_before_the_layers_are_made(
+        window: SegmendWindow, demo_path: Path, qtbot: Any,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first blocks asked for are those napari's first view then shows (before
+    napari's layers slice anything): the first frame of the layers has data."""
+    asked = record_requests(monkeypatch)
+    open_demo(window, demo_path, qtbot)
+    visible = window.widget.layers.visible_blocks()
+    assert visible is not None
+    level, coords = visible
+    assert asked[:2] == [(True, LABELS_GROUP, level, set(coords)),
+                         (True, IMAGE_GROUP, level, set(coords))]
+    assert not any(early for early, *_ in asked[2:])
+
+
+@pytest.mark.parametrize("case", ["beside another layer", "beyond the cache"])
+def test_no_first_view_guess_beside_other_layers_or_beyond_the_cache(
+        window: SegmendWindow, demo_path: Path, qtbot: Any,
+        monkeypatch: pytest.MonkeyPatch, case: str) -> None:
+    """With a layer already shown the view does not move to fit the dataset, and a
+    plane too large for the cache is shown at a coarser level: nothing is guessed."""
+    asked = record_requests(monkeypatch)
+    if case == "beside another layer":
+        window.viewer.add_points([[0, 0, 0]], name="mine")
+    else:
+        monkeypatch.setattr(layers_module, "LEVEL_BUDGET", 1e-6)
+    open_demo(window, demo_path, qtbot)
+    assert asked and not any(early for early, *_ in asked)
+
+
+@pytest.mark.parametrize(("shapes", "canvas", "level", "zs", "plane"), [
+    ([(250, 250, 250), (125, 125, 125), (63, 63, 63)], (900, 1400), 0, {1}, (4, 4)),
+    ([(300, 1024, 1024), (150, 512, 512), (75, 256, 256)], (300, 400), 1, {1}, (8, 8)),
+    ([(128, 100, 300)], (200, 200), 0, {0, 1}, (2, 5)),  # middle between planes 63 and 64
+    ([(129, 64, 64), (65, 32, 32)], (10, 10), 1, {0}, (1, 1)),  # every level exceeds the canvas
+])
+def test_first_view_blocks(shapes: list[tuple[int, int, int]], canvas: tuple[int, int],
+                           level: int, zs: set[int], plane: tuple[int, int]) -> None:
+    got_level, coords = first_view_blocks(shapes, (64, 64, 64), canvas)
+    assert got_level == level
+    assert set(coords) == {(z, y, x) for z in zs for y in range(plane[0])
+                           for x in range(plane[1])}
+    assert len(coords) == len(set(coords))
 
 
 # ------------------------------------------------------------------------- selecting

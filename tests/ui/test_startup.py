@@ -161,3 +161,35 @@ def test_an_unusable_units_cache_leaves_pint_s_registry(tmp_path: Path) -> None:
     result = run_python(CACHED_UNITS, XDG_CACHE_HOME=str(cache))
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["False", "None", "True"]
+
+
+PYSIDE_SCAN = """
+import inspect, sys
+from app.ui.main import skip_pyside_source_scan
+print(skip_pyside_source_scan())
+def no_source_read(obj):
+    raise AssertionError(f"source of {obj!r} read")
+inspect.getsource = no_source_read
+sys.path.insert(0, sys.argv[1])
+import plain_names, snake_names
+from qtpy.QtCore import QObject
+obj = QObject()
+obj.setObjectName("body")
+feature = sys.modules["shibokensupport.feature"].pyside_feature_dict
+print(plain_names.name_of(obj), snake_names.name_of(obj), feature["plain_names"],
+      feature["snake_names"])
+"""
+
+
+def test_imports_after_qt_are_not_read_for_pyside_features(tmp_path: Path) -> None:
+    """No module imported after the hook is read, and PySide's ``__feature__`` still
+    applies exactly to the module that asks for it."""
+    (tmp_path / "plain_names.py").write_text("def name_of(obj):\n    return obj.objectName()\n")
+    (tmp_path / "snake_names.py").write_text(
+        "from __feature__ import snake_case\n\n\ndef name_of(obj):\n"
+        "    return obj.object_name()\n")
+    result = subprocess.run([sys.executable, "-c", PYSIDE_SCAN, str(tmp_path)], cwd=REPO,
+                            capture_output=True, text=True, timeout=120,
+                            env={**os.environ, "PYTHONWARNINGS": "ignore", "QT_API": "pyside6"})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["True", "body", "body", "0", "1"]
