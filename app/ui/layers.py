@@ -36,7 +36,6 @@ from numpy.typing import NDArray
 from qtpy.QtCore import QObject, QTimer, Signal, Slot
 
 from app.model.layout import IMAGE_GROUP, LABELS_GROUP
-from app.ui import warmup
 from app.ui.compat import camera, canvas_model, canvas_size
 from app.ui.controller import Session
 from app.ui.lazy import BlockLoader, CachedLevel, Highlight, HighlightLevel
@@ -251,9 +250,8 @@ class DatasetLayers(QObject):
     def show(self, dataset: Dataset) -> None:
         """Add (or adopt, if the napari reader made them) the dataset's layers.
 
-        The blocks of the first view start loading before the layers are made
-        (while napari's first-layer warm-up may still run), so that the first
-        frame of the layers can already show them.
+        The blocks of the first view start loading before the layers are made,
+        so that the first frame of the layers can already show them.
         """
         self.clear()
         self._load_failed = False
@@ -262,7 +260,6 @@ class DatasetLayers(QObject):
         self.loader.failed.connect(self._on_load_failed)
         self.loader.idle.connect(self._maybe_settled)
         self._prefetch_first_view(dataset, self.loader)
-        warmup.wait()
         adopted = {
             layer.metadata.get(ROLE): layer
             for layer in self.viewer.layers

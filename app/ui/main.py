@@ -49,12 +49,10 @@ def run_app(file: str | None = None, *, demo: bool = False, screenshot: str | No
     import napari
     from napari.qt import get_qapp
 
-    from app.ui import warmup
     from app.ui.main_window import SegmendWindow
     from app.ui.screenshot import ScreenshotDriver
 
     app = get_qapp()
-    warmup.start()
     if screenshot is None:
         window = SegmendWindow(show=True, path=file, demo=demo)
         napari.run()
