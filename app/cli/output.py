@@ -9,8 +9,6 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from tqdm import tqdm
-
 
 def emit(args: argparse.Namespace, result: Any, fmt: Callable[[Any], str] | None = None) -> None:
     """Print ``result``: JSON with ``--json`` (or without a formatter), else ``fmt(result)``."""
@@ -23,6 +21,8 @@ def emit(args: argparse.Namespace, result: Any, fmt: Callable[[Any], str] | None
 @contextmanager
 def progress_bar(desc: str, unit: str = "it") -> Iterator[Callable[[int, int], None]]:
     """A ``progress(done, total)`` callback drawing a bar on standard error."""
+    from tqdm import tqdm  # (not loaded by commands that draw no bar, such as the app's)
+
     bar = tqdm(desc=desc, unit=unit, file=sys.stderr, disable=None, leave=False)
 
     def update(done: int, total: int) -> None:
