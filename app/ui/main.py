@@ -104,10 +104,10 @@ def skip_pyside_source_scan() -> bool:
     ``__feature__`` switching (``snake_case``, ``true_property``): some
     1,100 files read while the app starts (napari issue #8584); without the
     reads segmend's first frame with data came 0.3-0.4 s sooner in paired
-    runs.  The answer only matters once some module
-    opts in.  A module that does registers its features when it imports
-    ``__feature__``, before the hook asks; every other module is answered
-    "uses PySide" without a read, which gives it Qt's own names, as written.
+    runs.  The answer only matters once some module opts in.  A module that
+    does registers its features when it imports ``__feature__``, before the
+    hook asks; every other module is answered "uses PySide" without a read,
+    which gives it Qt's own names, as written.
 
     Process-wide: call before napari's Qt modules load (the app does, first).
 

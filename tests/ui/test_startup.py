@@ -1,5 +1,6 @@
 """The app's start: what the GUI thread imports, the opening while napari builds the
-window, the demo built in the background, pint's cached units registry."""
+window, the demo built in the background, pint's cached units registry, PySide6's
+feature hook answered without reading sources."""
 
 from __future__ import annotations
 
@@ -26,10 +27,12 @@ MODEL_STACK = ("h5py", "hdf5plugin", "blosc", "app.kernels", "app.model.store",
                "app.model.dataset", "app.model.build")
 
 
-def run_python(code: str, **env: str) -> subprocess.CompletedProcess[str]:
-    """``code`` in a fresh interpreter (its own ``sys.modules``) from the repository root."""
-    return subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
-                          env={**os.environ, "PYTHONWARNINGS": "ignore", **env}, timeout=120)
+def run_python(code: str, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """``code`` (with ``sys.argv[1:]`` = ``args``) in a fresh interpreter (its own
+    ``sys.modules``) from the repository root."""
+    return subprocess.run([sys.executable, "-c", code, *args], cwd=REPO, capture_output=True,
+                          text=True, env={**os.environ, "PYTHONWARNINGS": "ignore", **env},
+                          timeout=120)
 
 
 @pytest.mark.parametrize("modules", [
@@ -188,8 +191,6 @@ def test_imports_after_qt_are_not_read_for_pyside_features(tmp_path: Path) -> No
     (tmp_path / "snake_names.py").write_text(
         "from __feature__ import snake_case\n\n\ndef name_of(obj):\n"
         "    return obj.object_name()\n")
-    result = subprocess.run([sys.executable, "-c", PYSIDE_SCAN, str(tmp_path)], cwd=REPO,
-                            capture_output=True, text=True, timeout=120,
-                            env={**os.environ, "PYTHONWARNINGS": "ignore", "QT_API": "pyside6"})
+    result = run_python(PYSIDE_SCAN, str(tmp_path), QT_API="pyside6")
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["True", "body", "body", "0", "1"]
