@@ -1010,6 +1010,7 @@ def start_rows(start: dict[str, Any]) -> tuple[list[str], list[str]]:
     a = med(nap, "first_draw")
     b = med(seg, "first_data")
     c = med(seg, "complete")
+    with_layers = med(start["napari_layers"], "first_draw")
     summary = [
         f"| 2. cold start ≤ napari + {START_SLACK_S:.0f} s | (a) napari.Viewer() to first draw, "
         f"median of {len(nap)} | {a:.2f} s | |",
@@ -1018,8 +1019,7 @@ def start_rows(start: dict[str, Any]) -> tuple[list[str], list[str]]:
         f"| {verdict(b - a <= START_SLACK_S)} |",
         f"| | (c) napari.Viewer() with its first image and labels layers (small, in memory) "
         f"to first draw, median of {len(start['napari_layers'])} | "
-        f"{med(start['napari_layers'], 'first_draw'):.2f} s (b − c = "
-        f"{b - med(start['napari_layers'], 'first_draw'):+.2f} s: segmend's own share) | |",
+        f"{with_layers:.2f} s (b − c = {b - with_layers:+.2f} s: segmend's own share) | |",
     ]
     keys_n = ["main", "import", "viewer", "first_draw"]
     keys_s = ["main", "window", "first_draw", "opened", "first_draw_with_layers", "first_data",

@@ -115,9 +115,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     """
     out = args.out or _default_demo_path()
     out.parent.mkdir(parents=True, exist_ok=True)
-    if not args.no_gui and _have_display():
-        from app.ui.main import run_app
+    from app.ui.main import display_problem, run_app  # (loads neither Qt nor napari)
 
+    if not args.no_gui and display_problem() is None:
         return run_app(str(out), demo=True)
     if not args.no_gui:
         print("segmend: no display found; running headless (--no-gui)", file=sys.stderr)
@@ -134,10 +134,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def _default_demo_path() -> Path:
     base = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
     return base / "segmend" / "demo.h5"
-
-
-def _have_display() -> bool:
-    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
 
 def _format_info(info: dict[str, Any]) -> str:

@@ -268,15 +268,14 @@ class SegmendWindow(QObject):
         and the outbox backlog.  The session also polls the model's sender status."""
         self.status.set_kafka_status(state, backlog)
 
-    def show_message(self, text: str) -> None:
+    def show_message(self, text: str, timeout_ms: int = 8000) -> None:
         """A transient status-bar message (shown with the status texts, batched)."""
         bar = self.qt_window.statusBar()
-        self.status.updates.put("message", lambda: bar.showMessage(text, 8000))
+        self.status.updates.put("message", lambda: bar.showMessage(text, timeout_ms))
 
     @Slot(str)
     def _on_error(self, line: str) -> None:
-        bar = self.qt_window.statusBar()
-        self.status.updates.put("message", lambda: bar.showMessage(line, 15000))
+        self.show_message(line, 15000)
         self.status.updates.flush()  # at once, and not overwritten by an older message
         self.error_shown.emit(line)
 

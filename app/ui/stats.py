@@ -9,7 +9,6 @@ if TYPE_CHECKING:
     from app.model.dataset import Dataset
 
 
-
 @dataclass(frozen=True)
 class DatasetStats:
     """What the status bar shows about a dataset.
