@@ -602,7 +602,7 @@ def child_start_segmend(demo: str) -> None:
 
         PROFILE.append(cProfile.Profile())
         PROFILE[0].enable()
-    from app.cli import main
+    from app.launcher import main
 
     main(["demo", "--out", demo])
 

@@ -28,16 +28,11 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from app.model.events import (  # noqa: E402
-    KafkaSettings,
-    OutboxSender,
-    append_events,
-    create_blob_schema,
-    create_outbox_schema,
-    encode_message,
-    merge_start,
-    put_blob,
-)
+from app.model.events.blobstore import create_blob_schema, put_blob  # noqa: E402
+from app.model.events.messages import encode_message, merge_start  # noqa: E402
+from app.model.events.outbox import append_events, create_outbox_schema  # noqa: E402
+from app.model.events.sender import OutboxSender  # noqa: E402
+from app.model.events.settings import KafkaSettings  # noqa: E402
 from tests.kafka_fixtures import TansuBroker, free_port  # noqa: E402
 
 REPO, DATA = "bench-repo", "bench-data"

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import h5py
@@ -16,6 +17,7 @@ from app.model.build import build_pyramid
 from app.model.dataset import Dataset, open_dataset
 from app.model.demo import demo_cube_path
 from app.model.events import blobstore, outbox
+from app.model.events.sender import OutboxSender, SenderStatus
 
 
 @pytest.fixture(scope="session")
@@ -119,6 +121,22 @@ def conn(journal: Path) -> Iterator[sqlite3.Connection]:
     c = connect_journal(journal)
     yield c
     c.close()
+
+
+def status_event(
+    sender: OutboxSender, predicate: Callable[[SenderStatus], bool]
+) -> threading.Event:
+    """An event set once the sender's status satisfies ``predicate`` (now, or when it changes)."""
+    event = threading.Event()
+
+    def slot(status: SenderStatus) -> None:
+        if predicate(status):
+            event.set()
+
+    sender.status_changed.connect(slot)
+    if predicate(sender.status()):
+        event.set()
+    return event
 
 
 def biggest(model: NDArray[np.uint64], n: int) -> list[int]:

@@ -1,17 +1,23 @@
 """A writer process for the kill -9 test: edits a dataset until it is killed.
 
-Usage: python tests/fault_writer.py DATASET SEED
+Usage: python tests/fault_writer.py DATASET SEED [TORN_AFTER]
 
 Opens DATASET for writing (which repairs what the previous kill interrupted),
 then performs random merges, splits and undos, checkpointing very often, with
 slowed fsyncs, so that kills land inside HDF5 commits too.  After each mutation returns it prints
 ``ACK <MutationID>`` and flushes: the parent then knows it was acknowledged.
+
+With TORN_AFTER, once that many mutations are acknowledged, the next HDF5
+commit stops for good after writing its first page into DATASET and prints
+``TORN``: a kill then lands inside that commit for certain (the rollback file
+complete, the HDF5 file part old, part new).
 """
 
 from __future__ import annotations
 
 import os
 import sys
+import threading
 import time
 
 import numpy as np
@@ -26,12 +32,41 @@ def _slow_fsync(fd: int, _fsync=os.fsync) -> None:  # type: ignore[no-untyped-de
     time.sleep(0.02)
 
 
-def main(path: str, seed: int) -> None:
+_say_lock = threading.Lock()
+
+
+def _say(line: str) -> None:
+    """Print one whole line and flush (the checkpoint thread prints too)."""
+    with _say_lock:
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
+
+
+def _stop_inside_commits(path: str, armed: threading.Event) -> None:
+    """Once ``armed`` is set, the first write into ``path`` (only an HDF5 commit
+    writes it) completes, prints ``TORN`` and never returns."""
+    target = os.stat(path)
+
+    def pwrite(fd: int, data: bytes, offset: int, _pwrite=os.pwrite) -> int:  # type: ignore[no-untyped-def]
+        written = _pwrite(fd, data, offset)
+        if armed.is_set() and os.path.samestat(os.fstat(fd), target):
+            _say("TORN")
+            threading.Event().wait()
+        return written
+
+    os.pwrite = pwrite
+
+
+def main(path: str, seed: int, torn_after: int | None) -> None:
     os.fsync = _slow_fsync
     rng = np.random.default_rng(seed)
     ds = open_dataset(path, "r+", checkpoint_interval=0.01)
-    print("OPEN", flush=True)
+    armed = threading.Event()
+    if torn_after is not None:
+        _stop_inside_commits(path, armed)
+    _say("OPEN")
     shape = ds.shape
+    acked = 0
     while True:
         z, y, x = (int(rng.integers(0, s)) for s in shape)
         a = int(ds.labels(0)[z, y, x])
@@ -55,8 +90,11 @@ def main(path: str, seed: int) -> None:
                 mid = ds.redo()
         except (InvalidMutationError, NothingToUndoError):
             continue
-        print(f"ACK {mid}", flush=True)
+        _say(f"ACK {mid}")
+        acked += 1
+        if torn_after is not None and acked >= torn_after:
+            armed.set()
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], int(sys.argv[2]))
+    main(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]) if len(sys.argv) > 3 else None)

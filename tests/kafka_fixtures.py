@@ -11,7 +11,7 @@
 on a free port.  Storage is in memory (this build supports no other engine
 without Postgres or S3), so a restart — :meth:`TansuBroker.start` after
 :meth:`TansuBroker.stop`, on the same port — brings back an *empty* broker.
-Topics are auto-created by Tansu, but :class:`~app.model.events.OutboxSender`
+Topics are auto-created by Tansu, but :class:`~app.model.events.sender.OutboxSender`
 creates its topic explicitly anyway.
 
 Read messages back with :func:`read_topic`: a plain ``KafkaConsumer`` on an
@@ -39,7 +39,7 @@ from typing import Any
 
 import pytest
 
-from app.model.events.settings import import_kafka
+from app.model.events.kafka_client import import_kafka
 
 __all__ = [
     "KafkaRecord",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app.model.cascade_tree import CascadeTree
+from app.model.engine.cascade_tree import CascadeTree
 
 
 def test_a_parent_waits_for_all_its_children() -> None:

@@ -161,3 +161,32 @@ def test_console_script_and_demo_headless(tmp_path: Path) -> None:
     assert bad.returncode == 1 and bad.stderr.strip() == (
         f"segmend: error: {tmp_path / 'nope.h5'}: no such file"
     )
+
+
+def test_the_desktop_app_is_what_the_program_hands_in(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``app.cli`` never imports the app: ``segmend [FILE]`` and ``segmend demo`` run the
+    one :func:`app.launcher.main` hands in, and say so without one."""
+    calls: list[tuple[str | None, dict[str, object]]] = []
+
+    def fake_app(file: str | None = None, **kwargs: object) -> int:
+        calls.append((file, kwargs))
+        return 7
+
+    monkeypatch.setenv("DISPLAY", ":99")
+    assert main(["some.h5", "--select", "3", "4"], run_app=fake_app) == 7
+    assert calls == [("some.h5", {"screenshot": None, "select": [3, 4]})]
+    demo = tmp_path / "d.h5"
+    assert main(["demo", "--out", str(demo)], run_app=fake_app) == 7
+    assert calls[-1] == (str(demo), {"demo": True})
+    code, out, err = run(capsys, "some.h5")
+    assert code == 1 and out == ""
+    assert err.startswith("segmend: error: the desktop app is not available")
+
+    import app.launcher
+    import app.ui.main
+
+    monkeypatch.setattr(app.ui.main, "run_app", fake_app)
+    assert app.launcher.main(["other.h5"]) == 7
+    assert calls[-1] == ("other.h5", {"demo": False, "screenshot": None, "select": []})

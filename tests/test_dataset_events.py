@@ -11,7 +11,7 @@ import pytest
 from app.cli import main
 from app.kernels import parse_rles
 from app.model.dataset import open_dataset
-from app.model.events.messages import DVID_SCHEMAS, schema_problems
+from app.model.events.dvid_schemas import DVID_SCHEMAS, schema_problems
 from app.model.events.settings import KafkaSettings, topic_name
 from tests.kafka_fixtures import TansuBroker, kafka_broker, read_topic
 

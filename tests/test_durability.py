@@ -1,5 +1,5 @@
-"""Durability: kill -9 a writer at random points; nothing acknowledged is lost,
-every mutation is all-or-nothing, and the HDF5 file always opens."""
+"""Durability: kill -9 a writer at random points and inside HDF5 commits; nothing
+acknowledged is lost, every mutation is all-or-nothing, and the HDF5 file always opens."""
 
 from __future__ import annotations
 
@@ -55,6 +55,57 @@ def replay_model(base: NDArray[np.uint64], lines: list[dict]) -> NDArray[np.uint
     return cur
 
 
+TORN_ROUNDS = {2: 1, 5: 3, 8: 2, 11: 5}
+"""Rounds whose writer stops inside an HDF5 commit (after that many
+acknowledged mutations) and is killed there; the others are killed at random
+times (some of those land inside a commit too, by chance)."""
+
+
+def run_writer(path: Path, round_: int, delay: float) -> tuple[list[str], bool]:
+    """Run the writer and kill -9 it: inside a commit in :data:`TORN_ROUNDS`,
+    else ``delay`` seconds after it opened the dataset.
+
+    Returns the lines it printed and whether the kill left an interrupted
+    HDF5 commit behind (a rollback file).
+    """
+    torn_after = TORN_ROUNDS.get(round_)
+    extra = [] if torn_after is None else [str(torn_after)]
+    proc = subprocess.Popen(
+        [sys.executable, str(WRITER), str(path), str(round_), *extra],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    assert proc.stdout is not None
+    opened, torn = threading.Event(), threading.Event()
+    lines: list[str] = []
+
+    def read(stream=proc.stdout) -> None:  # type: ignore[no-untyped-def]
+        for text in stream:
+            lines.append(text.strip())
+            if text.startswith("OPEN"):
+                opened.set()
+            elif text.startswith("TORN"):
+                torn.set()
+        opened.set()  # the writer ended: nothing more to wait for
+        torn.set()
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        assert opened.wait(120) and "OPEN" in lines, "writer never opened the dataset"
+        if torn_after is None:
+            threading.Event().wait(delay)
+        else:
+            assert torn.wait(120) and "TORN" in lines, f"round {round_}: no commit stopped"
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        reader.join()
+        proc.stdout.close()
+    return lines, rollback_path(path).exists()
+
+
 @pytest.mark.slow
 def test_kill_9_at_random_points(
     tmp_path: Path, real_sources: tuple[str, str], real_labels: NDArray[np.uint64]
@@ -64,37 +115,14 @@ def test_kill_9_at_random_points(
     acked: set[int] = set()
     torn = 0
     for round_ in range(14):
-        proc = subprocess.Popen(
-            [sys.executable, str(WRITER), str(path), str(round_)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-        )
-        assert proc.stdout is not None
-        opened = threading.Event()
-        lines: list[str] = []
-
-        def read(stream=proc.stdout, out=lines, ev=opened) -> None:  # type: ignore[no-untyped-def]
-            for text in stream:
-                out.append(text.strip())
-                if text.startswith("OPEN"):
-                    ev.set()
-
-        reader = threading.Thread(target=read)
-        reader.start()
-        if not opened.wait(120):
-            proc.kill()
-            raise AssertionError("writer never opened the dataset")
-        threading.Event().wait(rng.uniform(0.05, 0.9))
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
-        reader.join()
-        proc.stdout.close()
+        lines, interrupted = run_writer(path, round_, rng.uniform(0.05, 0.9))
         acked |= {int(t.split()[1]) for t in lines if t.startswith("ACK")}
-        if rollback_path(path).exists():
-            torn += 1  # killed inside an HDF5 commit: reopening must roll it back
+        if round_ in TORN_ROUNDS:
+            assert interrupted, f"round {round_}: the kill missed the commit"
+        torn += interrupted  # killed inside an HDF5 commit: reopening must roll it back
 
         with open_dataset(path, "r+") as ds:
+            assert not rollback_path(path).exists()
             records = ds.mutations()
             logged = {r["MutationID"] for r in records}
             assert acked <= logged, f"round {round_}: lost {sorted(acked - logged)}"
@@ -106,7 +134,7 @@ def test_kill_9_at_random_points(
         with h5py.File(path, "r", locking=False) as f:  # any HDF5 reader opens it
             assert np.array_equal(f["labels/s0"][...], expected)
     assert len(acked) >= 14, "the writer acknowledged too few mutations to test anything"
-    print(f"{len(acked)} acknowledged mutations, {torn} kills inside an HDF5 commit")
+    assert torn >= len(TORN_ROUNDS)
 
 
 def _file_with_pending_writes(tmp_path: Path) -> tuple[Path, bytes, SafeFile, h5py.File]:

@@ -13,14 +13,14 @@ from typing import Any
 import numpy as np
 import pytest
 
-from app.model.events import blobstore, gotime, messages
-from app.model.events.messages import (
+from app.model.events import blobstore, encoding, gotime, messages
+from app.model.events.dvid_schemas import (
     ANNOTATION_SCHEMAS,
     DVID_SCHEMAS,
     SVSPLITS_SCHEMA,
-    encode_message,
     schema_problems,
 )
+from app.model.events.messages import encode_message
 
 # the message reference among the project's seed documents, beside the checkout
 SEED = Path(__file__).resolve().parents[2] / "shared" / "seeds" / "002_e1e8912e9f16532b.txt"
@@ -53,23 +53,8 @@ def _samples() -> dict[str, dict[str, Any]]:
         "splitcoarse-complete": messages.splitcoarse_complete(
             target=7, new_label=13, split_ref=REF, target_size=5, new_label_size=6, **common
         ),
-        "cleave": messages.cleave_start(
-            orig_label=7, cleaved_label=14, cleaved_supervoxels=[3, 4, 5], **common
-        ),
-        "cleave-complete": messages.cleave_complete(
-            orig_label=7, cleaved_label=14, cleaved_supervoxels=[3, 4, 5],
-            orig_size=10, cleaved_size=20, **common,
-        ),
-        "split-supervoxel": messages.split_supervoxel_start(
-            supervoxel=100, split_supervoxel=101, remain_supervoxel=102, split_ref=REF, **common
-        ),
-        "split-supervoxel-complete": messages.split_supervoxel_complete(
-            supervoxel=100, split_supervoxel=101, remain_supervoxel=102, split_ref=REF,
-            split_size=30, remain_size=40, **common,
-        ),
         "post-maxlabel": messages.maxlabel(max_label=2**63 + 5, uuid=UUID, timestamp=TS),
         "post-nextlabel": messages.nextlabel(start=15, end=24, uuid=UUID, timestamp=TS),
-        "postkv": messages.postkv(key="notes/1", nbytes=512, uuid=UUID, timestamp=TS),
     }
 
 
@@ -84,12 +69,6 @@ COMPLETE_EXTRAS = {
     "merge-complete": {"Target", "Labels", "TargetSize"},
     "split-complete": {"Target", "NewLabel", "Split", "TargetSize", "NewLabelSize"},
     "splitcoarse-complete": {"Target", "NewLabel", "Split", "TargetSize", "NewLabelSize"},
-    "cleave-complete": {
-        "OrigLabel", "CleavedLabel", "CleavedSupervoxels", "OrigSize", "CleavedSize"
-    },
-    "split-supervoxel-complete": {
-        "Supervoxel", "SplitSupervoxel", "RemainSupervoxel", "Split", "SplitSize", "RemainSize"
-    },
 }
 
 
@@ -288,28 +267,6 @@ def test_schema_problems_catches_wrong_types() -> None:
     assert schema_problems({"Action": "nope"}) == ["unknown Action 'nope'"]
 
 
-@pytest.mark.parametrize("action", list(ANNOTATION_SCHEMAS))
-def test_annotation_deltas(action: str) -> None:
-    element = messages.element_pos(label=5, kind=2, pos=[10, 20, 30])
-    mutation_id = None if action == "ingest-block" else 8
-    msg = messages.annotation_delta(
-        action, add=[element], delete=[element], uuid=UUID, mutation_id=mutation_id, timestamp=TS
-    )
-    schema = ANNOTATION_SCHEMAS[action]
-    assert set(schema) <= set(msg) <= set(schema) | EXTRAS
-    assert schema_problems(msg, schema) == []
-    assert msg["Delta"] == {"Add": [element], "Del": [element]}
-    with pytest.raises(ValueError, match="Kind"):
-        messages.element_pos(label=5, kind=256, pos=[1, 2, 3])
-
-
-def test_annotation_delta_rejects_unknown_actions_and_missing_ids() -> None:
-    with pytest.raises(ValueError, match="unknown annotation action 'frob'"):
-        messages.annotation_delta("frob", uuid=UUID, mutation_id=1)
-    with pytest.raises(ValueError, match="needs a mutation_id"):
-        messages.annotation_delta("merge", uuid=UUID)
-
-
 # --------------------------------------------------------------------------- Go timestamps
 
 
@@ -401,26 +358,11 @@ def test_get_blob_errors(conn: sqlite3.Connection) -> None:
         blobstore.put_blob(conn, "text")  # type: ignore[arg-type]
 
 
-def test_rle_packing_is_headerless_int32_xyzl() -> None:
-    rles = [[1, 2, 3, 4], [-5, 0, 7, 100]]
-    data = blobstore.pack_rles(rles)
-    assert len(data) == 32
-    assert data[:16] == np.array([1, 2, 3, 4], "<i4").tobytes()
-    assert blobstore.unpack_rles(data).tolist() == rles
-    assert blobstore.pack_rles([]) == b""
-    with pytest.raises(ValueError, match="shape"):
-        blobstore.pack_rles([[1, 2, 3]])
-    with pytest.raises(ValueError, match="lengths must be positive"):
-        blobstore.pack_rles([[1, 2, 3, 0]])
-    with pytest.raises(ValueError, match="multiple of 16"):
-        blobstore.unpack_rles(b"\x00" * 17)
-
-
 def test_big_message_gets_a_dataref(conn: sqlite3.Connection) -> None:
     labels = list(range(2**40, 2**40 + 80_000))  # ~1.1 MB of JSON
     msg = messages.merge_start(target=1, labels=labels, uuid=UUID, mutation_id=3, timestamp=TS)
     data = encode_message(msg, _putter(conn))
-    assert len(data) <= messages.MESSAGE_LIMIT
+    assert len(data) <= encoding.MESSAGE_LIMIT
     decoded = json.loads(data)
     assert "Labels" not in decoded
     assert decoded["DataRefField"] == "Labels"
@@ -441,16 +383,18 @@ def test_message_just_under_the_limit_is_sent_whole(conn: sqlite3.Connection) ->
 
 
 def test_largest_big_field_is_the_one_moved(conn: sqlite3.Connection) -> None:
-    msg = messages.cleave_complete(
-        orig_label=1, cleaved_label=2, cleaved_supervoxels=list(range(50_000)),
-        orig_size=1, cleaved_size=2, uuid=UUID, mutation_id=1,
+    msg = messages.split_start(
+        target=1, new_label=2, split_ref=REF, uuid=UUID, mutation_id=1,
+        sv_splits={sv: (sv + 1, sv + 2) for sv in range(0, 30_000, 3)},
     )
     decoded = json.loads(encode_message(msg, _putter(conn), limit=100_000))
-    assert decoded["DataRefField"] == "CleavedSupervoxels"
+    assert decoded["DataRefField"] == "SVSplits"
     assert schema_problems(decoded) == []
 
 
 def test_oversized_message_without_a_big_field_is_an_error(conn: sqlite3.Connection) -> None:
-    msg = messages.postkv(key="k" * 2000, nbytes=1, uuid=UUID)
-    with pytest.raises(ValueError, match=r"postkv message is \d+ bytes, over the 1000-byte limit"):
+    msg = messages.maxlabel(max_label=1, uuid=UUID, user="k" * 2000)
+    with pytest.raises(
+        ValueError, match=r"post-maxlabel message is \d+ bytes, over the 1000-byte limit"
+    ):
         encode_message(msg, _putter(conn), limit=1000)

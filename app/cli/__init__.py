@@ -2,7 +2,8 @@
 
 Every command exits 0 on success, and non-zero with a one-line error on
 standard error on failure, having changed nothing.  ``--json`` prints
-machine-readable results.
+machine-readable results.  The desktop app is not imported here: the program
+(:mod:`app.launcher`) hands :func:`main` the function that runs it.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from collections.abc import Sequence
 
 from app import __version__
 from app.cli import edit_commands, events_commands, pyramid_commands
+from app.cli.desktop import AppRunner
+from app.model.error_text import one_line
 from app.model.errors import SegmendError
 
 COMMAND_MODULES = (pyramid_commands, edit_commands, events_commands)
@@ -31,21 +34,30 @@ def make_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the exit status."""
+def main(argv: Sequence[str] | None = None, *, run_app: AppRunner | None = None) -> int:
+    """Run the command line; returns the exit status.
+
+    Parameters
+    ----------
+    argv : sequence of str, optional
+        The arguments (default: ``sys.argv[1:]``).
+    run_app : AppRunner, optional
+        Runs the desktop app (``segmend [FILE]``, ``segmend demo``); without
+        it the app is not available and ``demo`` runs headless.
+    """
     args_list = list(sys.argv[1:] if argv is None else argv)
     parser = make_parser()
     if not args_list or not _is_command(parser, args_list[0]):
-        return _open_app(parser, args_list)
+        return _open_app(args_list, run_app)
     args = parser.parse_args(args_list)
+    args.run_app = run_app
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
         print("segmend: interrupted", file=sys.stderr)
         return 130
     except (SegmendError, ValueError, OSError, KeyError, IndexError) as exc:
-        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        print(f"segmend: error: {message}", file=sys.stderr)
+        print(f"segmend: error: {one_line(exc)}", file=sys.stderr)
         return 1
 
 
@@ -56,24 +68,18 @@ def _is_command(parser: argparse.ArgumentParser, word: str) -> bool:
     return word in ("-h", "--help", "--version") or any(word in a.choices for a in actions)
 
 
-def _open_app(parser: argparse.ArgumentParser, argv: list[str]) -> int:
+def _open_app(argv: list[str], run_app: AppRunner | None) -> int:
     """``segmend [FILE] [--screenshot OUT.png] [--select ID ...]``: the desktop app."""
     app_parser = argparse.ArgumentParser(prog="segmend", description="Open the segmend app.")
     app_parser.add_argument("file", nargs="?", help="a pyramid file to open")
     app_parser.add_argument("--screenshot", metavar="OUT.png", help="save a screenshot and exit")
     app_parser.add_argument("--select", type=int, nargs="+", default=[], metavar="ID")
     args = app_parser.parse_args(argv)
-    try:
-        from app.ui.main import run_app
-    except ImportError as exc:
+    if run_app is None:
         print(
-            f"segmend: error: the desktop app is not available ({exc}); "
+            "segmend: error: the desktop app is not available; "
             "use 'segmend demo --no-gui' or 'segmend --help'",
             file=sys.stderr,
         )
         return 1
     return run_app(args.file, screenshot=args.screenshot, select=args.select)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -9,19 +9,17 @@ print blobs (split regions, oversized message fields) by reference.
 from __future__ import annotations
 
 import argparse
-import contextlib
+import dataclasses
 import json
-import sqlite3
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from app.cli.output import emit
 from app.model.errors import SegmendError
-from app.model.events.blobstore import get_blob
-from app.model.events.outbox import OutboxEvent, backlog, last_sent_seq, last_seq, tail
+from app.model.events.outbox import OutboxEvent
+from app.model.events.outbox_view import outbox_counts, outbox_tail, read_blob
 from app.model.events.sender import OutboxSender, probe_broker
 from app.model.events.settings import KafkaSettings, load_settings, topic_name
 from app.model.sidecar import journal_path
@@ -92,71 +90,15 @@ def _count(text: str) -> int:
 # --------------------------------------------------------------------------- helpers
 
 
-def dataset_uuids(path: str | Path) -> tuple[str, str]:
-    """``(repo_uuid, data_uuid)`` from the root attributes of the pyramid file.
+def _uuids(path: str | Path) -> tuple[str, str]:
+    """``(repo_uuid, data_uuid)`` of the dataset (h5py loads here, not with the parser)."""
+    from app.model.dataset_ids import dataset_uuids
 
-    Raises
-    ------
-    SegmendError
-        If the file is missing, not HDF5, or lacks either attribute.
-    """
-    import h5py
-
-    p = Path(path)
-    if not p.exists():
-        raise SegmendError(f"{p}: no such file")
-    try:
-        with h5py.File(p, "r", locking=False) as h5:
-            attrs = {name: h5.attrs.get(name) for name in ("repo_uuid", "data_uuid")}
-    except OSError as exc:
-        raise SegmendError(f"{p}: cannot read the pyramid file ({exc})") from None
-    values = []
-    for name, value in attrs.items():
-        if isinstance(value, bytes):
-            value = value.decode()
-        if not isinstance(value, str) or not value:
-            raise SegmendError(f"{p}: no {name} attribute on the root group")
-        values.append(value)
-    return values[0], values[1]
-
-
-@contextlib.contextmanager
-def _read_journal(path: str | Path) -> Iterator[sqlite3.Connection | None]:
-    """A read-only connection to the dataset's journal, or None if it has none yet."""
-    journal = journal_path(path)
-    if not journal.exists():
-        yield None
-        return
-    try:
-        conn = sqlite3.connect(f"{journal.resolve().as_uri()}?mode=ro", uri=True, timeout=5.0)
-    except sqlite3.Error as exc:
-        raise SegmendError(f"{journal}: cannot open the journal ({exc})") from None
-    try:
-        conn.execute("PRAGMA busy_timeout = 5000")
-        yield conn
-    except sqlite3.Error as exc:
-        raise SegmendError(f"{journal}: cannot read the journal ({exc})") from None
-    finally:
-        conn.close()
-
-
-def _has_table(conn: sqlite3.Connection, name: str) -> bool:
-    row = conn.execute(
-        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)
-    ).fetchone()
-    return row is not None
+    return dataset_uuids(path)
 
 
 def _outbox_counts(path: str | Path) -> dict[str, int]:
-    with _read_journal(path) as conn:
-        if conn is None or not _has_table(conn, "outbox"):
-            return {"events": 0, "backlog": 0, "last_sent_seq": 0, "last_seq": 0}
-        return {
-            "events": int(conn.execute("SELECT COUNT(*) FROM outbox").fetchone()[0]),
-            "backlog": backlog(conn),
-            "last_sent_seq": last_sent_seq(conn),
-            "last_seq": last_seq(conn),
-        }
+    return dataclasses.asdict(outbox_counts(path))
 
 
 def _settings(args: argparse.Namespace) -> KafkaSettings:
@@ -173,7 +115,7 @@ def _settings(args: argparse.Namespace) -> KafkaSettings:
 def cmd_events_status(args: argparse.Namespace) -> int:
     """``segmend events status FILE``: backlog, topic, and whether the broker answers."""
     settings = _settings(args)
-    repo_uuid, data_uuid = dataset_uuids(args.file)
+    repo_uuid, data_uuid = _uuids(args.file)
     counts = _outbox_counts(args.file)
     state, error = probe_broker(settings)
     result: dict[str, Any] = {
@@ -205,7 +147,7 @@ def _format_status(r: dict[str, Any]) -> str:
 def cmd_events_flush(args: argparse.Namespace) -> int:
     """``segmend events flush FILE``: publish the backlog; fails if some is left."""
     settings = _settings(args)
-    repo_uuid, data_uuid = dataset_uuids(args.file)
+    repo_uuid, data_uuid = _uuids(args.file)
     before = _outbox_counts(args.file)
     topic = topic_name(settings.topic_prefix, repo_uuid, data_uuid)
     result: dict[str, Any] = {"topic": topic, "broker": settings.bootstrap_servers}
@@ -264,11 +206,7 @@ def _event_json(event: OutboxEvent) -> dict[str, Any]:
 
 def cmd_events_tail(args: argparse.Namespace) -> int:
     """``segmend events tail FILE [-n N]``: the last N events, oldest first."""
-    with _read_journal(args.file) as conn:
-        if conn is None or not _has_table(conn, "outbox"):
-            events: list[OutboxEvent] = []
-        else:
-            events = tail(conn, args.n)
+    events = outbox_tail(args.file, args.n)
     emit(args, [_event_json(e) for e in events], _format_tail)
     return 0
 
@@ -285,13 +223,7 @@ def _format_tail(rows: list[dict[str, Any]]) -> str:
 
 def cmd_blob_get(args: argparse.Namespace) -> int:
     """``segmend blob get FILE REF [--out PATH]``: the blob's bytes."""
-    with _read_journal(args.file) as conn:
-        if conn is None or not _has_table(conn, "blobs"):
-            raise SegmendError(f"{args.file}: the dataset has no blob store yet (no {args.ref})")
-        try:
-            data = get_blob(conn, args.ref)
-        except KeyError:
-            raise SegmendError(f"{args.file}: no blob {args.ref} in the blob store") from None
+    data = read_blob(args.file, args.ref)
     if args.out is not None:
         try:
             args.out.write_bytes(data)

@@ -8,7 +8,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from app.cli.desktop import AppRunner
 from app.cli.output import emit, progress_bar
+from app.display import display_problem
 from app.model.layout import COMPRESSIONS, DEFAULT_COMPRESSION, DEFAULT_RULE, RULES
 
 
@@ -115,12 +117,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
     """
     out = args.out or _default_demo_path()
     out.parent.mkdir(parents=True, exist_ok=True)
-    from app.ui.main import display_problem, run_app  # (loads neither Qt nor napari)
-
-    if not args.no_gui and display_problem() is None:
+    run_app: AppRunner | None = getattr(args, "run_app", None)
+    if not args.no_gui and run_app is not None and display_problem() is None:
         return run_app(str(out), demo=True)
     if not args.no_gui:
-        print("segmend: no display found; running headless (--no-gui)", file=sys.stderr)
+        missing = "no display found" if run_app is not None else "the desktop app is not available"
+        print(f"segmend: {missing}; running headless (--no-gui)", file=sys.stderr)
     from app.model.demo import build_demo, demo_is_current
     from app.model.info import dataset_info
 

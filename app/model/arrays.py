@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import NDArray
 
+from app.model.geometry import index_box, normalise_index
+
 if TYPE_CHECKING:
     from app.model.store import PyramidStore
 
@@ -82,45 +84,6 @@ class LevelArray(ArrayView):
         return self[...]
 
     def __getitem__(self, key: Any) -> NDArray[Any]:
-        index = _normalise_key(key, self.shape)
-        start = tuple(r.start for r in index)
-        stop = tuple(r.stop for r in index)
-        region = self._store.read_region(self.kind, self.scale, start, stop)  # type: ignore[arg-type]
-        picks = tuple(0 if r.is_int else slice(None, None, r.step) for r in index)
+        start, stop, picks = index_box(normalise_index(key, self.shape))
+        region = self._store.read_region(self.kind, self.scale, tuple(start), tuple(stop))  # type: ignore[arg-type]
         return region[picks]
-
-
-class _AxisRange:
-    """The bounding box of one axis' index plus how to pick from it."""
-
-    __slots__ = ("is_int", "start", "step", "stop")
-
-    def __init__(self, start: int, stop: int, step: int, is_int: bool) -> None:
-        self.start, self.stop, self.step, self.is_int = start, stop, step, is_int
-
-
-def _normalise_key(key: Any, shape: tuple[int, ...]) -> list[_AxisRange]:
-    if not isinstance(key, tuple):
-        key = (key,)
-    if any(k is Ellipsis for k in key):
-        i = next(i for i, k in enumerate(key) if k is Ellipsis)
-        key = key[:i] + (slice(None),) * (len(shape) - len(key) + 1) + key[i + 1 :]
-    if len(key) > len(shape):
-        raise IndexError(f"too many indices: {len(key)} for a {len(shape)}-d array")
-    key = key + (slice(None),) * (len(shape) - len(key))
-    out = []
-    for k, n in zip(key, shape, strict=True):
-        if isinstance(k, slice):
-            start, stop, step = k.indices(n)
-            if step < 0:
-                raise IndexError("negative slice steps are not supported")
-            stop = max(stop, start)
-            out.append(_AxisRange(start, stop, step, False))
-        elif isinstance(k, int | np.integer):
-            i = int(k) + n if k < 0 else int(k)
-            if not 0 <= i < n:
-                raise IndexError(f"index {int(k)} is out of bounds for axis of size {n}")
-            out.append(_AxisRange(i, i + 1, 1, True))
-        else:
-            raise TypeError(f"unsupported index {k!r}: use integers and slices")
-    return out

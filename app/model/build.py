@@ -24,14 +24,15 @@ from numpy.typing import NDArray
 
 from app.kernels import downsample_image_into, downsample_labels_into
 from app.model.errors import CancelledError, FormatError
-from app.model.layout import DEFAULT_BLOCK_SIZE, DEFAULT_RULE, level_shapes
+from app.model.geometry import Coord, blocks_in_box
+from app.model.layout import DEFAULT_BLOCK_SIZE, DEFAULT_RULE, is_image_dtype, level_shapes
 from app.model.sources import VolumeSource, open_source
 from app.model.store import IMAGE, LABELS, PyramidStore
 
 ProgressCallback = Callable[[int, int], None]
 """Called as ``progress(blocks_done, blocks_total)`` from worker threads."""
 
-BlockObserver = Callable[[tuple[int, int, int], NDArray[np.uint64]], None]
+BlockObserver = Callable[[Coord, NDArray[np.uint64]], None]
 """Called with every s0 label block written, from worker threads."""
 
 
@@ -98,12 +99,7 @@ def build_pyramid(
     with open_source(labels) as lab, open_source(image) if image else nullcontext() as img:
         shape = tuple(int(s) for s in lab.shape)
         if img is not None:
-            if tuple(img.shape) != shape:
-                raise FormatError(
-                    f"grayscale shape {tuple(img.shape)} differs from labels shape {shape}"
-                )
-            if np.dtype(img.dtype) not in (np.uint8, np.uint16):
-                raise FormatError(f"grayscale must be uint8 or uint16, got {img.dtype}")
+            _check_grayscale(img, shape)
         shapes = level_shapes(shape, block_size, levels)  # type: ignore[arg-type]
         tmp = out.with_name(f".{out.name}.partial-{os.getpid()}")
         store = PyramidStore.create(
@@ -123,9 +119,8 @@ def build_pyramid(
             )
             ticker = _Ticker(total, progress)
             with ThreadPoolExecutor(workers or default_workers(), "segmend-build") as pool:
-                max_label = _SlabStream(
-                    store, LABELS, pool, ticker, cancel, rule, block_observer
-                ).run(lab)
+                streams = _SlabStream(store, LABELS, pool, ticker, cancel, rule, block_observer)
+                max_label = streams.run(lab)
                 if img is not None:
                     _SlabStream(store, IMAGE, pool, ticker, cancel, rule, None).run(img)
             store.set_attrs(max_label=max_label, next_label=max_label + 1)
@@ -136,6 +131,14 @@ def build_pyramid(
             tmp.unlink(missing_ok=True)
             raise
     return out
+
+
+def _check_grayscale(img: Any, shape: tuple[int, ...]) -> None:
+    """FormatError unless the grayscale source fits labels of ``shape``."""
+    if tuple(img.shape) != shape:
+        raise FormatError(f"grayscale shape {tuple(img.shape)} differs from labels shape {shape}")
+    if not is_image_dtype(img.dtype):
+        raise FormatError(f"grayscale must be uint8 or uint16, got {img.dtype}")
 
 
 @dataclass
@@ -231,11 +234,9 @@ class _SlabStream:
         """Write the slab of level ``k`` starting at ``next_z[k]`` and feed level k+1."""
         z0 = self.next_z[k]
         self.next_z[k] += slab.shape[0]
-        bz_index = z0 // self.bz
         level = self.levels[k]
-        for by in range(level.grid[1]):
-            for bx in range(level.grid[2]):
-                self.writes.append(self.pool.submit(self._write_block, k, (bz_index, by, bx), slab))
+        for coord in blocks_in_box((z0, 0, 0), (z0 + 1, *level.shape[1:]), level.block_size):
+            self.writes.append(self.pool.submit(self._write_block, k, coord, slab))
         if k + 1 < len(self.levels):
             half = self._downsample(slab)
             self.pending[k + 1].append(half)
@@ -247,7 +248,7 @@ class _SlabStream:
         while len(self.writes) > 2 * blocks_per_slab:  # bound the slabs held in memory
             self.writes.popleft().result()
 
-    def _write_block(self, k: int, coord: tuple[int, int, int], slab: NDArray[Any]) -> None:
+    def _write_block(self, k: int, coord: Coord, slab: NDArray[Any]) -> None:
         level = self.levels[k]
         sl = level.block_slices(coord)
         view = slab[(slice(None), sl[1], sl[2])]

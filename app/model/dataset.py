@@ -16,48 +16,46 @@ which repairs whatever a crash interrupted.
 from __future__ import annotations
 
 import atexit
-import fcntl
 import os
-import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-import h5py
 import numpy as np
 from numpy.typing import NDArray
 
 from app.model.arrays import LevelArray
 from app.model.build import default_workers
-from app.model.engine import MAX_LABEL, EngineSignals, MutationEngine
+from app.model.checkpoint import Checkpointer
+from app.model.engine import EngineSignals, MutationEngine
+from app.model.engine.counters import Counters
 from app.model.errors import FormatError, ReadOnlyError, SegmendError, WriterLockedError
 from app.model.events.sender import OutboxSender, SenderStatus
 from app.model.events.settings import KafkaSettings
+from app.model.file_locks import take_writer_lock
+from app.model.geometry import Coord
 from app.model.index_check import check_label_index
-from app.model.journal import Coord, Journal
+from app.model.journal import Journal
 from app.model.memory import recycle_block_memory
-from app.model.priority import lower_thread_priority
-from app.model.regions import SplitRegion
-from app.model.safefile import SafeFile, recover
-from app.model.sidecar import (
-    checkpoint_lock_path,
-    journal_path,
-    lock_path,
-    rollback_path,
-    sidecar_dir,
+from app.model.mutations import Mutation, record_from_json
+from app.model.mutations.regions import SplitRegion
+from app.model.opening import (
+    claim_journal,
+    open_editable_store,
+    open_read_only_store,
+    recover_unless_written,
 )
-from app.model.store import IMAGE, LABELS, PyramidStore
+from app.model.priority import lower_thread_priority
+from app.model.pyramid_file import check_hdf5
+from app.model.safefile import SafeFile, recover
+from app.model.sidecar import checkpoint_lock_path, journal_path, rollback_path, sidecar_dir
+from app.model.store import IMAGE, LABELS
 from app.model.verify import VerifyReport, verify_levels
 
 Progress = Callable[[int, int], None]
-CHECKPOINT_BLOCKS = 1024
-"""Staged blocks that wake the checkpoint before its interval is up."""
-CHECKPOINT_UNENCODED_BYTES = 512 << 20
-"""Or staged blocks held in memory, not yet encoded, that do."""
 
 
 @dataclass(frozen=True)
@@ -106,15 +104,10 @@ class Dataset:
             initargs=(background_nice,),
         )
         self._committer = ThreadPoolExecutor(1, "segmend-commit")
-        self._closing = threading.Event()
         self._closed = False
-        self._checkpoint_lock = threading.Lock()
-        self._checkpoint_wake = threading.Event()
-        self._checkpointer: threading.Thread | None = None
+        self._checkpointer: Checkpointer | None = None
+        self._checkpoint_interval = checkpoint_interval
         self.sender: OutboxSender | None = None
-        self.checkpoint_error: str | None = None
-        """Why the last background checkpoint failed (None if it did not)."""
-        self.checkpoint_interval = checkpoint_interval
         self.kafka = kafka or KafkaSettings()
         try:
             if mode == "r+":
@@ -128,51 +121,31 @@ class Dataset:
 
     # ----------------------------------------------------------------- opening
     def _open_writer(self, user: str | None, progress: Progress | None, cache_bytes: int) -> None:
-        if not self.path.exists():
-            raise FormatError(f"{self.path}: no such file")
-        if not h5py.is_hdf5(self.path):
-            raise FormatError(f"{self.path}: not an HDF5 file")
+        check_hdf5(self.path)
         sidecar_dir(self.path).mkdir(exist_ok=True)
-        self._lock_fd = _take_writer_lock(self.path)
+        self._lock_fd = take_writer_lock(self.path)
         recycle_block_memory()
         recover(self.path, rollback_path(self.path))
         self._safefile = SafeFile(self.path, rollback_path(self.path))
-        try:
-            h5 = h5py.File(self._safefile, "r+")
-        except OSError as exc:
-            raise FormatError(f"{self.path}: cannot open HDF5 file ({exc})") from exc
-        try:
-            self.store = PyramidStore(h5, cache_bytes=cache_bytes)
-        except BaseException:
-            h5.close()
-            raise
-        if not self.store.native:
-            raise FormatError(
-                f"{self.path}: not a segmend pyramid; import it with 'segmend build' to edit it"
-            )
-        if any(lv.codec is None for lv in self.store.levels(LABELS)):
-            raise FormatError(f"{self.path}: label levels are not chunked one block per chunk")
-        self._journal = Journal(journal_path(self.path))
+        self.store = open_editable_store(self.path, self._safefile, cache_bytes)
         data_uuid = str(self.store.attr("data_uuid"))
-        owner = self._journal.get_meta("data_uuid")
-        if owner is None:
-            with self._journal.transaction() as cur:
-                Journal.set_meta(cur, "data_uuid", data_uuid)
-        elif owner != data_uuid:
-            raise FormatError(
-                f"{journal_path(self.path)} belongs to dataset {owner}, not to {data_uuid} "
-                f"({self.path}); move it away to start a new journal"
-            )
+        self._journal = claim_journal(self.path, data_uuid)
         self._engine = self._make_engine(data_uuid, user)
         self._engine.replay(int(self.store.attr("checkpoint_mutation_id", 0)), complete=True)
         if self._journal.get_meta("index_built") is None:
             self._engine.reindex(progress)
-        self.checkpoint()
-        self._checkpointer = threading.Thread(
-            target=self._checkpoint_loop, name="segmend-checkpoint", daemon=True
+        self._checkpointer = Checkpointer(
+            self.store,
+            self._journal,
+            self._engine,
+            self._safefile,
+            checkpoint_lock_path(self.path),
+            interval=self._checkpoint_interval,
+            background_nice=self._background_nice,
         )
-        self._checkpointer.start()
-        self._engine.signals.mutation_completed.connect(self._maybe_wake_checkpoint)
+        self.checkpoint()
+        self._checkpointer.start(lambda: self.checkpoint())  # looked up each time: may be wrapped
+        self._engine.signals.mutation_completed.connect(self._checkpointer.maybe_wake)
         atexit.register(self.close)  # HDF5 must let go of the file object before Python does
         sender = OutboxSender(
             journal_path(self.path), self.kafka, repo_uuid=self.repo_uuid, data_uuid=data_uuid
@@ -194,26 +167,9 @@ class Dataset:
             user=user,
         )
 
-    def _maybe_wake_checkpoint(self, _record: dict[str, Any]) -> None:
-        if (
-            self.store.staged_count >= CHECKPOINT_BLOCKS
-            or self.store.unencoded_nbytes >= CHECKPOINT_UNENCODED_BYTES
-        ):
-            self._checkpoint_wake.set()
-
     def _open_reader(self, cache_bytes: int) -> None:
-        if rollback_path(self.path).exists():
-            try:
-                fd = _take_writer_lock(self.path)
-            except WriterLockedError:
-                pass
-            else:
-                try:
-                    recover(self.path, rollback_path(self.path))
-                finally:
-                    os.close(fd)
-        with _file_lock(checkpoint_lock_path(self.path), exclusive=False):
-            self.store = PyramidStore.open(self.path, "r", cache_bytes=cache_bytes)
+        recover_unless_written(self.path)
+        self.store = open_read_only_store(self.path, cache_bytes)
         jpath = journal_path(self.path)
         if jpath.exists() and self.store.native:
             self._journal = Journal(jpath, readonly=True)
@@ -267,6 +223,10 @@ class Dataset:
         else None; never reads the file."""
         return self.store.block_in_memory(kind, scale, coord)
 
+    def cache_capacity(self) -> int:
+        """Bytes of decoded blocks the block cache holds at most."""
+        return self.store.cache.capacity_bytes
+
     @property
     def uuid(self) -> str:
         """The data UUID (DVID's version UUID in events)."""
@@ -299,9 +259,8 @@ class Dataset:
     def max_label(self) -> int:
         """The largest label present or ever handed out."""
         if self._engine is not None:
-            return self._engine.max_label_value
-        value = self._journal.get_meta("max_label") if self._journal else None
-        return max(int(value or 0), int(self.store.attr("max_label", 0)))
+            return self._engine.counters.max_label
+        return Counters.load(self._journal, self.store).max_label
 
     def mutation_count(self) -> int:
         """Number of recorded mutations."""
@@ -310,6 +269,10 @@ class Dataset:
     def mutations(self, since: int = 0) -> list[dict[str, Any]]:
         """The mutation log after ``since`` (records with DVID field names)."""
         return self._journal.mutations(since) if self._journal else []
+
+    def history(self, since: int = 0) -> list[Mutation]:
+        """The mutation log after ``since`` as typed records."""
+        return [record_from_json(row) for row in self.mutations(since)]
 
     def blob(self, ref: str) -> bytes:
         """Bytes in the dataset's blob store (e.g. a split's RLE spans); KeyError if absent."""
@@ -420,63 +383,23 @@ class Dataset:
         begun).  They go on while the snapshot is written and committed: edits
         only stage newer blocks in memory, and nothing else writes the file.
         """
-        if self._safefile is None or self._engine is None:
-            return 0
-        engine = self._engine
-        with self._checkpoint_lock:
-            with engine.gate.exclusive():
-                items = self.store.staged_items()
-                values = {  # uint64 attributes; next_label past the range means "exhausted"
-                    "max_label": engine.max_label_value,
-                    "next_label": min(engine.next_label_value, MAX_LABEL),
-                    "next_mutation_id": engine.next_mutation_id,
-                    "checkpoint_mutation_id": engine.next_mutation_id - 1,
-                }
-            if not items and all(self.store.attr(k) == v for k, v in values.items()):
-                return 0
-            for key, staged in items:
-                coord = (key[2], key[3], key[4])
-                payload = staged.payload
-                if payload is None:
-                    block = staged.unencoded()
-                    assert block is not None
-                    payload = self.store.encode_block(key[0], key[1], coord, block)
-                self.store.write_payload(key[0], key[1], coord, payload)
-            self.store.set_attrs(**{k: np.uint64(v) for k, v in values.items()})
-            self.store.flush()
-            self._journal_sync()
-            with _file_lock(checkpoint_lock_path(self.path), exclusive=True):
-                self._safefile.commit()
-            self.store.unstage([(key, staged.gen) for key, staged in items])
-            return len(items)
+        return 0 if self._checkpointer is None else self._checkpointer.checkpoint()
 
-    def _journal_sync(self) -> None:
-        """Make the journal durable up to here: the file about to be committed holds
-        mutations whose last (non-fsync'ed) journal writes must not be lost."""
-        assert self._journal is not None
-        with self._journal.transaction():
-            pass
+    @property
+    def checkpoint_error(self) -> str | None:
+        """Why the last background checkpoint failed (None if it did not)."""
+        return None if self._checkpointer is None else self._checkpointer.error
 
-    def _checkpoint_loop(self) -> None:
-        """The checkpoint thread: every ``checkpoint_interval`` or when many blocks
-        wait.  A failure is kept in :attr:`checkpoint_error` and retried later,
-        ever more slowly; edits stay durable in the journal meanwhile."""
-        lower_thread_priority(self._background_nice)
-        delay = self.checkpoint_interval
-        while not self._closing.is_set():
-            self._checkpoint_wake.wait(delay)
-            self._checkpoint_wake.clear()
-            if self._closing.is_set():
-                return
-            try:
-                if self.store.staged_count:
-                    self.checkpoint()
-            except Exception as exc:  # reported to the user, retried
-                self.checkpoint_error = f"checkpoint failed: {exc}"
-                delay = min(delay * 2, 300.0)
-            else:
-                self.checkpoint_error = None
-                delay = self.checkpoint_interval
+    @property
+    def checkpoint_interval(self) -> float:
+        """Seconds between background checkpoints (sooner when many blocks wait)."""
+        return self._checkpoint_interval
+
+    @checkpoint_interval.setter
+    def checkpoint_interval(self, seconds: float) -> None:
+        self._checkpoint_interval = seconds
+        if self._checkpointer is not None:
+            self._checkpointer.interval = seconds
 
     def wait(self, events_timeout: float = 0.0) -> bool:
         """Block until background work is done: staged blocks are in the HDF5 file and,
@@ -518,11 +441,8 @@ class Dataset:
         atexit.unregister(self.close)
         if self.sender is not None and self.kafka.enabled:
             self.sender.flush(events_timeout)
-        self._closing.set()
-        self._checkpoint_wake.set()
         if self._checkpointer is not None:
-            self._checkpointer.join()
-        if self._engine is not None:
+            self._checkpointer.stop()
             self.checkpoint()
         self._release()
 
@@ -553,37 +473,6 @@ class Dataset:
         tb: TracebackType | None,
     ) -> None:
         self.close()
-
-
-@contextmanager
-def _file_lock(path: Path, *, exclusive: bool) -> Iterator[None]:
-    """Hold ``flock`` on ``path`` (if its directory exists): writers commit a
-    checkpoint exclusively, readers open the HDF5 file shared, so that no reader
-    opens a file whose commit is half written."""
-    if not path.parent.exists():
-        yield
-        return
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
-        yield
-    finally:
-        os.close(fd)
-
-
-def _take_writer_lock(path: Path) -> int:
-    fd = os.open(lock_path(path), os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "another process"
-        os.close(fd)
-        raise WriterLockedError(
-            f"{path} is open for writing by {holder}; open it read-only or close the other writer"
-        ) from None
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, f"pid {os.getpid()}\n".encode(), 0)
-    return fd
 
 
 def open_dataset(

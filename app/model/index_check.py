@@ -5,7 +5,8 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 
 from app.kernels import label_counts
-from app.model.journal import Coord, Journal
+from app.model.geometry import Coord
+from app.model.journal import Journal
 from app.model.store import LABELS, PyramidStore
 
 

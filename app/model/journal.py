@@ -12,6 +12,10 @@ hundred bytes, whatever the size of the bodies.
 
 Labels are uint64 and SQLite integers are signed 64-bit: labels at or above
 2**63 are stored as their two's complement (:func:`to_db` / :func:`from_db`).
+
+The SQL of the journal's tables lives here and in the table modules of the
+events (:mod:`~app.model.events.outbox`, :mod:`~app.model.events.blobstore`);
+every connection comes from :func:`app.model.journal_db.connect`.
 """
 
 from __future__ import annotations
@@ -31,8 +35,10 @@ from app.kernels import encode_rles
 from app.model.errors import FormatError
 from app.model.events.blobstore import create_blob_schema, get_blob, put_blob
 from app.model.events.outbox import create_outbox_schema
+from app.model.geometry import Coord
+from app.model.journal_db import connect
 
-Coord = tuple[int, int, int]
+__all__ = ["SCHEMA_VERSION", "Coord", "Journal", "from_db", "to_db"]
 
 SCHEMA_VERSION = 2
 
@@ -88,21 +94,14 @@ class Journal:
     def __init__(self, path: str | Path, *, readonly: bool = False) -> None:
         self.path = Path(path)
         self.readonly = readonly
-        if readonly:
-            uri = f"file:{self.path}?mode=ro"
-            self._conn = sqlite3.connect(
-                uri, uri=True, check_same_thread=False, isolation_level=None
-            )
-        else:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        try:
+            self._conn = connect(self.path, readonly=readonly, create=not readonly)
+        except sqlite3.DatabaseError as exc:
+            raise FormatError(f"{self.path}: damaged journal ({exc})") from exc
         self._lock = threading.RLock()
         self._durable = True
         try:
-            self._conn.execute("PRAGMA busy_timeout = 10000")
             if not readonly:
-                self._conn.execute("PRAGMA journal_mode = WAL")
-                self._conn.execute("PRAGMA synchronous = FULL")
                 self._create_schema()
             version = self.get_meta("schema_version")
             if version is not None and int(version) != SCHEMA_VERSION:
@@ -168,6 +167,16 @@ class Journal:
         """Set a meta value (JSON-encoded unless a string) inside a transaction."""
         text = value if isinstance(value, str) else json.dumps(value)
         cur.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, text))
+
+    @staticmethod
+    def raise_counters(cur: sqlite3.Cursor, values: dict[str, int]) -> None:
+        """Raise integer meta values to ``values`` (never lower them), inside a
+        transaction.  Kept as decimal text and compared in Python: labels span
+        the whole uint64 range, beyond SQLite's signed integers."""
+        for key, value in values.items():
+            row = cur.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+            if row is None or int(row[0]) < value:
+                cur.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, str(value)))
 
     # --------------------------------------------------------------- mutations
     @staticmethod

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:  # h5py is imported where a file is read: the names here load light
     import h5py
@@ -33,6 +34,38 @@ LABELS_GROUP = "labels"
 IMAGE_GROUP = "image"
 
 _LEVEL_NAME = re.compile(r"^s?(\d+)$")
+LABEL_NAME_WORDS = ("label", "seg")
+"""Words in a volume's HDF5 path that make it the first choice among label volumes."""
+T = TypeVar("T")
+
+
+def is_label_dtype(dtype: Any) -> bool:
+    """Whether voxels of ``dtype`` are labels: integers of 4 bytes or more.
+
+    The one rule for "is this a label volume" (pyramid discovery, the napari
+    reader, the import dialog); uint8 and uint16 volumes are grayscale.
+    """
+    import numpy as np
+
+    dt = np.dtype(dtype)
+    return dt.kind in "ui" and dt.itemsize >= 4
+
+
+def is_image_dtype(dtype: Any) -> bool:
+    """Whether voxels of ``dtype`` can be a grayscale volume: uint8 or uint16."""
+    import numpy as np
+
+    return np.dtype(dtype) in (np.uint8, np.uint16)
+
+
+def labels_first(candidates: Sequence[T], path: Callable[[T], str],
+                 dtype: Callable[[T], Any]) -> list[T]:
+    """The label volumes among ``candidates`` (see :func:`is_label_dtype`), in
+    their order but those whose HDF5 ``path`` names labels (:data:`LABEL_NAME_WORDS`)
+    first."""
+    labels = [c for c in candidates if is_label_dtype(dtype(c))]
+    named = [c for c in labels if any(w in path(c).lower() for w in LABEL_NAME_WORDS)]
+    return named + [c for c in labels if c not in named]
 
 
 def level_shapes(
@@ -108,11 +141,9 @@ def find_pyramids(f: h5py.File) -> PyramidGroups:
     groups: list[h5py.Group] = [f]
     f.visititems(lambda _n, o: groups.append(o) if isinstance(o, h5py.Group) else None)
     candidates = [lv for g in groups if (lv := _levels_in(g))]
-    labels_c = [c for c in candidates if _is_label_dtype(f[c[0]].dtype) and _looks_like_labels(c)]
-    labels_c += [c for c in candidates if _is_label_dtype(f[c[0]].dtype) and c not in labels_c]
-    image_c = [
-        c for c in candidates if f[c[0]].dtype in ("uint8", "uint16") and c not in labels_c[:1]
-    ]
+    labels_c = labels_first(candidates, lambda c: c[0].rsplit("/", 1)[0],
+                            lambda c: f[c[0]].dtype)
+    image_c = [c for c in candidates if is_image_dtype(f[c[0]].dtype) and c not in labels_c[:1]]
     if not labels_c:
         raise FormatError(
             f"{f.filename}: no label pyramid found (expected a segmend pyramid, or a group with "
@@ -120,18 +151,6 @@ def find_pyramids(f: h5py.File) -> PyramidGroups:
             "with 'segmend build'"
         )
     return PyramidGroups(labels_c[0], image_c[0] if image_c else (), native=False)
-
-
-def _looks_like_labels(levels: tuple[str, ...]) -> bool:
-    parent = levels[0].rsplit("/", 1)[0].lower()
-    return any(word in parent for word in ("label", "seg"))
-
-
-def _is_label_dtype(dtype: object) -> bool:
-    import numpy as np
-
-    dt = np.dtype(dtype)  # type: ignore[call-overload]
-    return dt.kind in "ui" and dt.itemsize >= 4
 
 
 def _levels_in(group: h5py.Group) -> tuple[str, ...]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import zlib
 from collections.abc import Hashable, Iterable, Iterator
 from contextlib import contextmanager
 
@@ -13,7 +12,8 @@ class LabelLocks:
 
     A mutation holds all its labels at once; another mutation that needs any
     of them waits until they are released.  All labels are taken in one step
-    under a condition variable, so two mutations never deadlock.
+    under a condition variable, so two mutations never deadlock.  Not
+    re-entrant: a thread asking again for a label it holds waits forever.
     """
 
     def __init__(self) -> None:
@@ -35,24 +35,21 @@ class LabelLocks:
                 self._busy -= wanted
                 self._cond.notify_all()
 
-    def busy(self) -> set[int]:
-        """Labels held right now."""
-        with self._cond:
-            return set(self._busy)
-
 
 class StripedLocks:
     """A fixed set of locks that blocks hash onto, as DVID shards block handlers.
 
     One block is never written by two threads at once; locks for many blocks
-    are taken in stripe order, so two holders never deadlock.
+    are taken in stripe order, so two holders never deadlock.  Keys that
+    compare equal share a stripe (a coordinate of NumPy integers and the same
+    coordinate of Python ints, say).  Not re-entrant.
     """
 
     def __init__(self, stripes: int = 257) -> None:
         self._locks = [threading.Lock() for _ in range(stripes)]
 
     def _stripe(self, key: Hashable) -> int:
-        return zlib.crc32(repr(key).encode()) % len(self._locks)
+        return hash(key) % len(self._locks)
 
     @contextmanager
     def hold(self, keys: Iterable[Hashable]) -> Iterator[None]:
@@ -75,7 +72,8 @@ class Gate:
     Mutations pass the gate shared for their whole run; a checkpoint closes it
     (exclusive) to write a state in which every mutation is either complete or
     not begun.  Waiting writers take precedence over new shared holders, so a
-    stream of edits cannot starve a checkpoint.
+    stream of edits cannot starve a checkpoint.  Not re-entrant: a shared
+    holder asking again while a writer waits waits forever.
     """
 
     def __init__(self) -> None:

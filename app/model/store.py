@@ -1,24 +1,16 @@
-"""The pyramid store: block I/O on an HDF5 label (and grayscale) pyramid.
+"""The pyramid store: block-level access to an HDF5 label (and grayscale) pyramid.
 
-Blocks move through HDF5 as whole compressed chunks (``read_direct_chunk`` /
-``write_direct_chunk``), and are encoded and decoded by :mod:`app.model.codec`
-outside h5py's global lock, so several threads really decode in parallel.
-Datasets whose chunking or filters the codec cannot reproduce (files from other
-tools) fall back to HDF5's own slicing path.
-
-Edits go to an *overlay* of staged blocks (an encoded payload, or a block or
-palette held until a checkpoint encodes it) that readers see at once;
-checkpoints later write their payloads into the HDF5 file.  The engine keeps
-the overlay durable in its journal.
+One object for the engine, builds, checks and viewers, over three parts:
+:mod:`app.model.levels` (each scale's dataset and block grid),
+:mod:`app.model.block_io` (whole compressed chunks in and out of the file, the
+codec outside h5py's lock) and :mod:`app.model.staging` (the overlay of edited
+blocks readers see before a checkpoint writes them into the file).
 """
 
 from __future__ import annotations
 
-import itertools
 import threading
-import uuid as uuidlib
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -26,116 +18,26 @@ import h5py
 import numpy as np
 from numpy.typing import NDArray
 
+from app.model import block_io
 from app.model.cache import BlockCache
-from app.model.codec import BlockCodec, dataset_filter_kwargs
 from app.model.errors import FormatError, ReadOnlyError
+from app.model.geometry import Coord
 from app.model.layout import (
     DEFAULT_BLOCK_SIZE,
     DEFAULT_RULE,
-    FORMAT_NAME,
-    FORMAT_VERSION,
     IMAGE_GROUP,
     LABELS_GROUP,
-    RULES,
     find_pyramids,
-    level_shapes,
 )
+from app.model.levels import BlockKey, Level, check_level_shapes
 from app.model.palette_block import PaletteBlock
+from app.model.pyramid_file import open_h5, write_empty_pyramid
+from app.model.staging import StagedBlock, StagedOverlay
 
-Coord = tuple[int, int, int]
-BlockKey = tuple[str, int, int, int, int]
-"""(kind, scale, z, y, x) with kind ``"labels"`` or ``"image"``."""
+__all__ = ["IMAGE", "LABELS", "Coord", "PyramidStore", "StagedBlock"]
 
 LABELS = LABELS_GROUP
 IMAGE = IMAGE_GROUP
-
-
-@dataclass(frozen=True)
-class Level:
-    """One scale of one pyramid (labels or image).
-
-    Attributes
-    ----------
-    kind : str
-        ``"labels"`` or ``"image"``.
-    scale : int
-        0 is full resolution; scale k has shape ``ceil(shape_{k-1} / 2)``.
-    dataset : h5py.Dataset
-        The HDF5 dataset holding it.
-    block_size : tuple of int
-        Block (= chunk) shape (z, y, x).
-    codec : BlockCodec or None
-        Direct chunk codec, or None for HDF5's own slicing path.
-    shape, dtype
-        The dataset's, read once (asking HDF5 costs a call under h5py's lock).
-    """
-
-    kind: str
-    scale: int
-    dataset: h5py.Dataset
-    block_size: tuple[int, int, int]
-    codec: BlockCodec | None
-    shape: tuple[int, int, int]
-    dtype: np.dtype[Any]
-
-    @property
-    def grid(self) -> tuple[int, int, int]:
-        """Number of blocks per axis."""
-        return tuple(-(-s // b) for s, b in zip(self.shape, self.block_size, strict=True))  # type: ignore[return-value]
-
-    def block_slices(self, coord: Coord) -> tuple[slice, slice, slice]:
-        """Voxel slices of block ``coord``, clipped to the volume."""
-        return tuple(  # type: ignore[return-value]
-            slice(c * b, min((c + 1) * b, s))
-            for c, b, s in zip(coord, self.block_size, self.shape, strict=True)
-        )
-
-    def check_coord(self, coord: Coord) -> None:
-        """Raise IndexError unless ``coord`` is a block of this level."""
-        if len(coord) != 3 or any(not 0 <= c < g for c, g in zip(coord, self.grid, strict=True)):
-            raise IndexError(
-                f"block {tuple(coord)} is outside {self.kind}/s{self.scale} (grid {self.grid})"
-            )
-
-    def coords(self) -> Iterator[Coord]:
-        """Every block coordinate, in z, y, x order."""
-        gz, gy, gx = self.grid
-        for z in range(gz):
-            for y in range(gy):
-                for x in range(gx):
-                    yield (z, y, x)
-
-
-@dataclass(frozen=True)
-class StagedBlock:
-    """A block written by an edit and not yet in the HDF5 file.
-
-    Either encoded (``payload``; its decoded array lives in the bounded block
-    cache, so memory does not grow with the backlog), or not yet, held here
-    until a checkpoint encodes it: as an array (``block``: coarse blocks,
-    rewritten by every edit below them, are encoded once per checkpoint rather
-    than once per edit) or as a palette (``palette``: s0 blocks of merges, an
-    eighth of the array's size, that the next merge relabels without touching
-    their voxels).
-    """
-
-    payload: bytes | None
-    gen: int
-    block: NDArray[Any] | None = None
-    palette: PaletteBlock | None = None
-
-    @property
-    def held_nbytes(self) -> int:
-        """Bytes held in memory until a checkpoint encodes the block."""
-        if self.block is not None:
-            return int(self.block.nbytes)
-        return self.palette.nbytes if self.palette is not None else 0
-
-    def unencoded(self) -> NDArray[Any] | None:
-        """The block's voxels if it is not encoded yet, else None."""
-        if self.block is not None:
-            return self.block
-        return self.palette.decoded() if self.palette is not None else None
 
 
 class PyramidStore:
@@ -165,18 +67,16 @@ class PyramidStore:
             self.block_size: tuple[int, int, int] = (bz, by, bx)
         else:
             self.block_size = tuple(s0.chunks) if s0.chunks else DEFAULT_BLOCK_SIZE
+        bs = self.block_size
         self._levels: dict[str, list[Level]] = {
-            LABELS: [self._make_level(LABELS, i, h5[p]) for i, p in enumerate(groups.labels)],
-            IMAGE: [self._make_level(IMAGE, i, h5[p]) for i, p in enumerate(groups.image)],
+            LABELS: [Level.of(LABELS, i, h5[p], bs) for i, p in enumerate(groups.labels)],
+            IMAGE: [Level.of(IMAGE, i, h5[p], bs) for i, p in enumerate(groups.image)],
         }
-        self._check_shapes()
+        check_level_shapes(self._levels, h5.filename)
         self._rule = str(h5.attrs.get("downres_rule", DEFAULT_RULE))
         self.cache = BlockCache(cache_bytes)
         self._thread_scratch = threading.local()
-        self._overlay: dict[BlockKey, StagedBlock] = {}
-        self._unencoded_nbytes = 0
-        self._versions: dict[BlockKey, int] = {}
-        self._overlay_lock = threading.Lock()
+        self._overlay = StagedOverlay(self.cache)
 
     # ------------------------------------------------------------------ opening
     @classmethod
@@ -225,61 +125,19 @@ class PyramidStore:
         ValueError
             On an unknown rule, compression or image dtype, or a bad shape.
         """
-        if rule not in RULES:
-            raise ValueError(f"unknown downres rule {rule!r}; choose one of {', '.join(RULES)}")
-        if image_dtype not in (None, "uint8", "uint16"):
-            raise ValueError(f"grayscale must be uint8 or uint16, got {image_dtype}")
-        shapes = level_shapes(shape, block_size, levels)
-        filters = dataset_filter_kwargs(compression)
-        with h5py.File(path, "w") as h5:
-            h5.attrs.update(
-                format=FORMAT_NAME,
-                format_version=FORMAT_VERSION,
-                block_size=np.array(block_size, dtype=np.int64),
-                voxel_size_nm=np.array(voxel_size_nm, dtype=np.float64),
-                downres_rule=rule,
-                repo_uuid=uuidlib.uuid4().hex,
-                data_uuid=uuidlib.uuid4().hex,
-                max_label=0,
-                next_label=1,
-                next_mutation_id=1,
-                checkpoint_mutation_id=0,
-                created_by=created_by,
-                compression=compression,
-            )
-            kinds = [(LABELS, label_dtype)] + ([(IMAGE, image_dtype)] if image_dtype else [])
-            for kind, dtype in kinds:
-                group = h5.create_group(kind)
-                for i, s in enumerate(shapes):
-                    chunks = tuple(min(b, n) for b, n in zip(block_size, s, strict=True))
-                    group.create_dataset(
-                        f"s{i}", shape=s, dtype=dtype, chunks=chunks, fillvalue=0, **filters
-                    )
+        write_empty_pyramid(
+            path,
+            shape,
+            block_size=block_size,
+            rule=rule,
+            levels=levels,
+            compression=compression,
+            label_dtype=label_dtype,
+            image_dtype=image_dtype,
+            voxel_size_nm=voxel_size_nm,
+            created_by=created_by,
+        )
         return cls.open(path, "r+", cache_bytes=cache_bytes)
-
-    def _make_level(self, kind: str, scale: int, dset: h5py.Dataset) -> Level:
-        codec = BlockCodec.for_dataset(dset)
-        one_block = tuple(min(b, n) for b, n in zip(self.block_size, dset.shape, strict=True))
-        if codec is not None and codec.chunk_shape != one_block:
-            codec = None
-        sz, sy, sx = (int(v) for v in dset.shape)
-        return Level(kind, scale, dset, self.block_size, codec, (sz, sy, sx), np.dtype(dset.dtype))
-
-    def _check_shapes(self) -> None:
-        for kind, levels in self._levels.items():
-            for prev, nxt in itertools.pairwise(levels):
-                want = tuple(-(-s // 2) for s in prev.shape)
-                if nxt.shape != want:
-                    raise FormatError(
-                        f"{self.h5.filename}: {kind} scale {nxt.scale} has shape {nxt.shape}, "
-                        f"expected {want} (half of scale {prev.scale})"
-                    )
-        image = self._levels[IMAGE]
-        if image and image[0].shape != self._levels[LABELS][0].shape:
-            raise FormatError(
-                f"{self.h5.filename}: grayscale shape {image[0].shape} differs from "
-                f"labels shape {self._levels[LABELS][0].shape}"
-            )
 
     # --------------------------------------------------------------- properties
     @property
@@ -340,22 +198,18 @@ class PyramidStore:
         level = self.level(kind, scale)
         level.check_coord(coord)
         while True:
-            with self._overlay_lock:
-                staged = self._overlay.get(key)
-                version = self._versions.get(key, 0)
+            staged, version = self._overlay.get_versioned(key)
             if staged is not None and staged.block is not None:
                 return staged.block
             if staged is not None and staged.palette is not None:
                 arr = staged.palette.decoded()
             elif staged is not None:
                 assert staged.payload is not None
-                arr = self.decode_payload(kind, scale, coord, staged.payload)
+                arr = block_io.decode(level, coord, staged.payload)
             else:
-                arr = self._read_from_file(level, coord)
-            with self._overlay_lock:  # keep it unless an edit was staged meanwhile
-                if self._versions.get(key, 0) == version:
-                    self.cache.put(key, arr, coarse=scale > 0)
-                    return arr
+                arr = block_io.read_stored(level, coord)
+            if self._overlay.cache_if_current(key, version, arr):  # else an edit came meanwhile
+                return arr
 
     def block_in_memory(self, kind: str, scale: int, coord: Coord) -> NDArray[Any] | None:
         """The block if memory holds it (decoded in the cache, or held by an edit
@@ -386,7 +240,7 @@ class PyramidStore:
         if block is None and staged is None:
             level = self.level(kind, 0)
             level.check_coord(coord)
-            block = self._read_from_file(level, coord, self._scratch(level))
+            block = block_io.read_stored(level, coord, self._scratch(level))
         return PaletteBlock.of(self.read_block(kind, 0, coord) if block is None else block)
 
     def _scratch(self, level: Level) -> NDArray[Any] | None:
@@ -403,33 +257,6 @@ class PyramidStore:
         """The block if it is staged in palette form, else None."""
         staged = self.staged((kind, scale, *coord))
         return None if staged is None else staged.palette
-
-    def _read_from_file(
-        self, level: Level, coord: Coord, scratch: NDArray[Any] | None = None
-    ) -> NDArray[Any]:
-        """The block as the file holds it; decoded into ``scratch`` (a full chunk) if given."""
-        slices = level.block_slices(coord)
-        if level.codec is None:
-            try:
-                return np.ascontiguousarray(level.dataset[slices])
-            except OSError as exc:
-                raise FormatError(
-                    f"{self.h5.filename}: cannot read {level.kind}/s{level.scale} block {coord} "
-                    f"({exc})"
-                ) from exc
-        try:
-            payload = _read_chunk(level, coord)
-        except _SkippedFilters:  # let HDF5 decode the odd chunk itself
-            return np.ascontiguousarray(level.dataset[slices])
-        except OSError as exc:
-            raise FormatError(
-                f"{self.h5.filename}: cannot read {level.kind}/s{level.scale} block {coord} ({exc})"
-            ) from exc
-        if payload is None:  # never written: the fill value
-            return np.full(
-                tuple(s.stop - s.start for s in slices), level.dataset.fillvalue, level.dtype
-            )
-        return self.decode_payload(level.kind, level.scale, coord, payload, scratch)
 
     def read_region(self, kind: str, scale: int, start: Coord, stop: Coord) -> NDArray[Any]:
         """The voxels in ``[start, stop)`` of a level, assembled from its blocks.
@@ -476,27 +303,12 @@ class PyramidStore:
         ValueError
             If the block's shape or dtype does not match the level.
         """
-        level = self.level(kind, scale)
-        want = tuple(s.stop - s.start for s in level.block_slices(coord))
-        if block.shape != want or block.dtype != level.dtype:
-            raise ValueError(
-                f"{kind}/s{scale} block {coord} must be {level.dtype} of shape {want}, "
-                f"got {block.dtype} of shape {block.shape}"
-            )
-        if level.codec is None:
-            raise FormatError(f"{kind}/s{scale} of {self.h5.filename} cannot be written block-wise")
-        if block.shape != level.codec.chunk_shape:
-            full = np.zeros(level.codec.chunk_shape, level.dtype)
-            full[tuple(slice(0, n) for n in block.shape)] = block
-            block = full
-        return level.codec.encode(block)
+        return block_io.encode(self.level(kind, scale), coord, block)
 
     def write_payload(self, kind: str, scale: int, coord: Coord, payload: bytes) -> None:
         """Write an encoded chunk straight into the HDF5 file."""
         self._require_writable()
-        level = self.level(kind, scale)
-        offset = tuple(c * b for c, b in zip(coord, level.block_size, strict=True))
-        level.dataset.id.write_direct_chunk(offset, payload)
+        block_io.write_payload(self.level(kind, scale), coord, payload)
 
     def write_block(self, kind: str, scale: int, coord: Coord, block: NDArray[Any]) -> None:
         """Encode and write one block into the HDF5 file (used by bulk jobs)."""
@@ -504,83 +316,6 @@ class PyramidStore:
         self.level(kind, scale).check_coord(coord)
         self.write_payload(kind, scale, coord, self.encode_block(kind, scale, coord, block))
         self.cache.discard((kind, scale, *coord))
-
-    # ------------------------------------------------------------------ overlay
-    def stage(
-        self, key: BlockKey, block: NDArray[Any] | PaletteBlock, payload: bytes | None, gen: int
-    ) -> None:
-        """Make an edited block visible to readers before it reaches the HDF5 file.
-
-        The swap is atomic per block: a reader gets the old array or the new
-        one.  ``gen`` orders the versions of a block: an older one never
-        replaces a newer one.  Without a ``payload`` the block (an array or a
-        palette) is held in memory (:attr:`unencoded_nbytes`) until a
-        checkpoint encodes it.
-        """
-        if isinstance(block, PaletteBlock):
-            assert payload is None
-            staged = StagedBlock(None, gen, palette=block)
-        else:
-            block.flags.writeable = False
-            staged = StagedBlock(payload, gen, block if payload is None else None)
-        with self._overlay_lock:
-            current = self._overlay.get(key)
-            if current is not None and current.gen > gen:
-                return
-            self._put_staged(key, staged)
-            if payload is None:
-                self.cache.discard(key)
-            else:
-                assert isinstance(block, np.ndarray)
-                self.cache.put(key, block, coarse=key[1] > 0)
-
-    def _put_staged(self, key: BlockKey, staged: StagedBlock | None) -> None:
-        """Replace what is staged for ``key`` (under the overlay lock)."""
-        current = self._overlay.pop(key, None)
-        if current is not None:
-            self._unencoded_nbytes -= current.held_nbytes
-        if staged is not None:
-            self._overlay[key] = staged
-            self._unencoded_nbytes += staged.held_nbytes
-        self._versions[key] = self._versions.get(key, 0) + 1
-
-    def staged(self, key: BlockKey) -> StagedBlock | None:
-        """What is staged for ``key`` (None: the file holds the block)."""
-        with self._overlay_lock:
-            return self._overlay.get(key)
-
-    def restore(self, key: BlockKey, staged: StagedBlock | None) -> None:
-        """Put back what :meth:`staged` returned before an edit that was refused."""
-        with self._overlay_lock:
-            self._put_staged(key, staged)
-            self.cache.discard(key)
-
-    def unstage(self, items: Iterable[tuple[BlockKey, int]]) -> None:
-        """Forget staged blocks now in the file, unless restaged with a newer generation."""
-        with self._overlay_lock:
-            for key, gen in items:
-                staged = self._overlay.get(key)
-                if staged is not None and staged.gen == gen:
-                    self._put_staged(key, None)
-                    if staged.block is not None:
-                        self.cache.put(key, staged.block, coarse=key[1] > 0)
-
-    def staged_items(self) -> list[tuple[BlockKey, StagedBlock]]:
-        """Every staged block."""
-        with self._overlay_lock:
-            return list(self._overlay.items())
-
-    @property
-    def staged_count(self) -> int:
-        """Blocks staged and not yet in the file."""
-        with self._overlay_lock:
-            return len(self._overlay)
-
-    @property
-    def unencoded_nbytes(self) -> int:
-        """Bytes of the staged blocks held in memory until a checkpoint encodes them."""
-        with self._overlay_lock:
-            return self._unencoded_nbytes
 
     def decode_payload(
         self,
@@ -598,18 +333,49 @@ class PyramidStore:
         app.model.errors.FormatError
             If the payload is corrupt.
         """
-        level = self.level(kind, scale)
-        if level.codec is None:
-            raise FormatError(f"{kind}/s{scale} of {self.h5.filename} is not stored block-wise")
-        sl = level.block_slices(coord)
-        try:
-            full = level.codec.decode(payload, scratch)
-        except Exception as exc:  # codec libraries raise assorted types on corrupt input
-            raise FormatError(
-                f"{self.h5.filename}: {kind}/s{scale} block {coord} is corrupt ({exc})"
-            ) from exc
-        return full[tuple(slice(0, s.stop - s.start) for s in sl)]
+        return block_io.decode(self.level(kind, scale), coord, payload, scratch)
 
+    # ------------------------------------------------------------------ overlay
+    def stage(
+        self, key: BlockKey, block: NDArray[Any] | PaletteBlock, payload: bytes | None, gen: int
+    ) -> None:
+        """Make an edited block visible to readers before it reaches the HDF5 file.
+
+        The swap is atomic per block: a reader gets the old array or the new
+        one.  ``gen`` orders the versions of a block: an older one never
+        replaces a newer one.  Without a ``payload`` the block (an array or a
+        palette) is held in memory (:attr:`unencoded_nbytes`) until a
+        checkpoint encodes it.
+        """
+        self._overlay.stage(key, block, payload, gen)
+
+    def staged(self, key: BlockKey) -> StagedBlock | None:
+        """What is staged for ``key`` (None: the file holds the block)."""
+        return self._overlay.get(key)
+
+    def restore(self, key: BlockKey, staged: StagedBlock | None) -> None:
+        """Put back what :meth:`staged` returned before an edit that was refused."""
+        self._overlay.restore(key, staged)
+
+    def unstage(self, items: Iterable[tuple[BlockKey, int]]) -> None:
+        """Forget staged blocks now in the file, unless restaged with a newer generation."""
+        self._overlay.unstage(items)
+
+    def staged_items(self) -> list[tuple[BlockKey, StagedBlock]]:
+        """Every staged block."""
+        return self._overlay.items()
+
+    @property
+    def staged_count(self) -> int:
+        """Blocks staged and not yet in the file."""
+        return self._overlay.count
+
+    @property
+    def unencoded_nbytes(self) -> int:
+        """Bytes of the staged blocks held in memory until a checkpoint encodes them."""
+        return self._overlay.unencoded_nbytes
+
+    # ------------------------------------------------------------------ closing
     def _require_writable(self) -> None:
         if not self.writable:
             raise ReadOnlyError(f"{self.h5.filename} is open read-only")
@@ -621,47 +387,6 @@ class PyramidStore:
     def close(self) -> None:
         """Close the file (staged blocks not yet written are dropped: the journal keeps them)."""
         self.cache.clear()
-        with self._overlay_lock:
-            self._overlay.clear()
-            self._unencoded_nbytes = 0
+        self._overlay.clear()
         if self.h5.id.valid:
             self.h5.close()
-
-
-def _read_chunk(level: Level, coord: Coord) -> bytes | None:
-    """The stored bytes of one chunk, or None if it was never written.
-
-    Raises
-    ------
-    _SkippedFilters
-        If HDF5 stored the chunk without some of its filters (a writer may skip
-        an optional filter, e.g. Blosc on incompressible data).
-    """
-    offset = tuple(c * b for c, b in zip(coord, level.block_size, strict=True))
-    if level.dataset.id.get_chunk_info_by_coord(offset).byte_offset is None:
-        return None
-    mask, payload = level.dataset.id.read_direct_chunk(offset)
-    if mask:
-        raise _SkippedFilters
-    return bytes(payload)
-
-
-class _SkippedFilters(Exception):
-    """A chunk was stored with some of the dataset's filters skipped."""
-
-
-def open_h5(path: str | Path, mode: str) -> h5py.File:
-    """Open an HDF5 file, turning every failure into a FormatError naming the file.
-
-    segmend opens without HDF5's own file lock: readers must be allowed while
-    a writer works (segmend enforces one writer itself, with its own lock).
-    """
-    p = Path(path)
-    if not p.exists():
-        raise FormatError(f"{p}: no such file")
-    if not h5py.is_hdf5(p):
-        raise FormatError(f"{p}: not an HDF5 file")
-    try:
-        return h5py.File(p, mode, locking=False)
-    except OSError as exc:
-        raise FormatError(f"{p}: cannot open HDF5 file ({exc})") from exc

@@ -11,8 +11,9 @@ from typing import Any
 import numpy as np
 
 from app.model.errors import CancelledError
+from app.model.geometry import Coord
 from app.model.octants import refresh_block
-from app.model.store import IMAGE, LABELS, Coord, PyramidStore
+from app.model.store import IMAGE, LABELS, PyramidStore
 
 
 @dataclass(frozen=True)

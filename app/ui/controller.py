@@ -14,22 +14,33 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
 from qtpy.QtCore import QObject, QTimer, Signal, Slot
 
+from app.model.error_text import one_line
 from app.model.errors import SegmendError
 from app.model.events.settings import KafkaSettings, load_settings
-from app.ui.messages import MessageReporter, one_line
+from app.ui.messages import MessageReporter
 from app.ui.stats import DatasetStats, dataset_stats
 from app.ui.workers import BACKGROUND_NICE, Job, TaskRunner
 
 if TYPE_CHECKING:
     from app.model.dataset import Dataset, SplitResult
+    from app.model.mutations import Mutation
 
 LANE = "dataset"
+
+
+class HistoryLine(NamedTuple):
+    """One mutation as the history panel lists it (made off the GUI thread)."""
+
+    text: str
+    """``#id  description  [user]``."""
+    tooltip: str
+    """Its timestamp and version UUID."""
 """The lane of edits and of opening/closing: one at a time, in order."""
 STATUS_POLL_MS = 2000
 """How often the Kafka sender's state and backlog are read."""
@@ -59,11 +70,11 @@ class _ModelBridge(QObject):
     blocks = Signal(int, object)
     labels = Signal(object)
 
-    def on_started(self, record: dict[str, Any]) -> None:
-        self.started.emit(dict(record))
+    def on_started(self, record: Mutation) -> None:
+        self.started.emit(record)  # immutable: safe to hand to the GUI thread
 
-    def on_completed(self, record: dict[str, Any]) -> None:
-        self.completed.emit(dict(record))
+    def on_completed(self, record: Mutation) -> None:
+        self.completed.emit(record)
 
     def on_blocks(self, scale: int, coords: list[Any]) -> None:
         self.blocks.emit(int(scale), [tuple(int(v) for v in c) for c in coords])
@@ -100,9 +111,10 @@ class Session(QObject):
     notice = Signal(str)
     """Something the user should know (e.g. "opened read-only: ..."). GUI thread."""
     mutation_started = Signal(object)
-    """A mutation's s0 blocks are written (its record, DVID field names). GUI thread."""
+    """A mutation's s0 blocks are durable (its typed record,
+    :class:`~app.model.mutations.base.Mutation`). GUI thread."""
     mutation_completed = Signal(object)
-    """Every level of a mutation is written. GUI thread."""
+    """Every level of a mutation is written (its record). GUI thread."""
     blocks_changed = Signal(int, object)
     """``(scale, [block coords])`` now show new data. GUI thread."""
     labels_changed = Signal(object)
@@ -112,7 +124,7 @@ class Session(QObject):
     edit_failed = Signal(str, str)
     """``(action, message)``: an edit was refused or failed; nothing changed. GUI thread."""
     history_changed = Signal(object)
-    """The mutation log (records, oldest first). GUI thread."""
+    """The mutation log (:class:`HistoryLine` s, oldest first). GUI thread."""
     undo_state_changed = Signal(bool, bool)
     """``(can_undo, can_redo)``. GUI thread."""
     stats_changed = Signal(object)
@@ -142,7 +154,7 @@ class Session(QObject):
         self.workers = workers or None
         self.dataset: Dataset | None = None
         self.generation = 0
-        self.history: list[dict[str, Any]] = []
+        self.history: list[HistoryLine] = []
         self.can_undo = False
         self.can_redo = False
         self.stats = DatasetStats(0, None)
@@ -395,15 +407,16 @@ class Session(QObject):
             self._history_dirty = True
             return
 
-        def fetch(ds: Dataset) -> tuple[list[dict[str, Any]], bool, bool, DatasetStats]:
-            records = ds.mutations()
-            return records, ds.can_undo, ds.can_redo, dataset_stats(ds, len(records))
+        def fetch(ds: Dataset) -> tuple[list[HistoryLine], bool, bool, DatasetStats]:
+            lines = [HistoryLine(r.summary(), f"{r.stamp.timestamp}\n{r.stamp.uuid}")
+                     for r in ds.history()]
+            return lines, ds.can_undo, ds.can_redo, dataset_stats(ds, len(lines))
 
         self._history_dirty = False
         self._history_job = self.read(fetch, self._history_ready, name="read history",
                                       on_error=self._history_error)
 
-    def _history_ready(self, result: tuple[list[dict[str, Any]], bool, bool, DatasetStats]) -> None:
+    def _history_ready(self, result: tuple[list[HistoryLine], bool, bool, DatasetStats]) -> None:
         self._history_job = None
         self.history, self.can_undo, self.can_redo, self.stats = result
         self.history_changed.emit(self.history)
@@ -435,11 +448,11 @@ class Session(QObject):
 
     # --------------------------------------------------------- model events
     @Slot(object)
-    def _on_started(self, record: dict[str, Any]) -> None:
+    def _on_started(self, record: Mutation) -> None:
         self.mutation_started.emit(record)
 
     @Slot(object)
-    def _on_completed(self, record: dict[str, Any]) -> None:
+    def _on_completed(self, record: Mutation) -> None:
         self.mutation_completed.emit(record)
         self.refresh_history()
 

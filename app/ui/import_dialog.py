@@ -2,14 +2,14 @@
 
 The build (``app.model.build.build_pyramid``) runs on the worker pool with a
 progress bar and a Cancel button; cancelling leaves no file.  Listing the
-volumes inside an HDF5 file also runs on the pool.
+volumes inside an HDF5 file (:func:`app.model.volumes.list_volumes`) also
+runs on the pool.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import h5py
 from qtpy.QtCore import Signal
 from qtpy.QtWidgets import (
     QComboBox,
@@ -26,24 +26,13 @@ from qtpy.QtWidgets import (
 )
 
 from app.model.build import build_pyramid
+from app.model.error_text import one_line
 from app.model.errors import CancelledError
-from app.ui.messages import MessageReporter, one_line
+from app.model.volumes import VolumeInfo, label_volumes, list_volumes
+from app.ui.messages import MessageReporter
 from app.ui.workers import Job, TaskRunner
 
 NO_IMAGE = "(none)"
-
-
-def list_volumes(path: str | Path) -> list[tuple[str, str]]:
-    """``(dataset path, "shape dtype")`` of every 3D dataset in an HDF5 file (worker thread)."""
-    found: list[tuple[str, str]] = []
-    with h5py.File(path, "r") as f:
-
-        def visit(name: str, obj: object) -> None:
-            if isinstance(obj, h5py.Dataset) and obj.ndim == 3:
-                found.append(("/" + name, f"{'x'.join(map(str, obj.shape))} {obj.dtype}"))
-
-        f.visititems(visit)
-    return found
 
 
 def source_spec(path: str, dataset: str) -> str:
@@ -136,15 +125,16 @@ class ImportDialog(QDialog):
                            on_done=self._fill_volumes,
                            on_error=lambda exc: self._fail(f"cannot read {Path(path).name}", exc))
 
-    def _fill_volumes(self, volumes: list[tuple[str, str]]) -> None:
+    def _fill_volumes(self, volumes: list[VolumeInfo]) -> None:
         found = f"{len(volumes)} 3D volume(s) found" if volumes else "no 3D volume found"
         self.state.setText(found)
-        for name, desc in volumes:
-            self.labels.addItem(f"{name}  ({desc})", name)
-            self.image.addItem(f"{name}  ({desc})", name)
-        labels_like = [i for i, (_n, d) in enumerate(volumes) if "int" in d and "uint8" not in d]
-        if labels_like:
-            self.labels.setCurrentIndex(labels_like[0])
+        for volume in volumes:
+            text = f"{volume.name}  ({volume.describe()})"
+            self.labels.addItem(text, volume.name)
+            self.image.addItem(text, volume.name)
+        labels = label_volumes(volumes)
+        if labels:
+            self.labels.setCurrentIndex(volumes.index(labels[0]))
 
     def start(self) -> None:
         """Build the pyramid in the background."""

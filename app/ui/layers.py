@@ -17,179 +17,39 @@ not fit in the model's block cache (a large volume seen whole): then a coarser
 level is locked until the view needs fewer blocks, so the view never evicts
 what it is showing.
 
-Roles are kept in ``layer.metadata["segmend_role"]`` (``"grayscale"``,
-``"segmentation"``, ``"selection"``) with ``metadata["segmend_path"]``, so the
-napari reader's layers can be adopted by the proofreading widget.
+What each layer holds: :mod:`app.ui.layer_data`; which blocks a view shows:
+:mod:`app.ui.view_blocks`.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from napari.layers import Image, Labels
 from napari.layers.utils.layer_utils import compute_multiscale_level
-from napari.utils.colormaps import CyclicLabelColormap
-from numpy.typing import NDArray
 from qtpy.QtCore import QObject, QTimer, Signal, Slot
 
+from app.model.geometry import Coord
 from app.model.layout import IMAGE_GROUP, LABELS_GROUP
 from app.ui.compat import camera, canvas_model, canvas_size
 from app.ui.controller import Session
-from app.ui.lazy import BlockLoader, CachedLevel, Highlight, HighlightLevel
+from app.ui.layer_data import PATH, ROLE, highlight_colormap, highlight_levels, layer_data
+from app.ui.lazy import BlockLoader, Highlight
 from app.ui.selection import SELECTION_COLORS, Selection
+from app.ui.view_blocks import blocks_in, first_view_blocks, view_box
 
 if TYPE_CHECKING:
     from app.model.dataset import Dataset
 
-ROLE = "segmend_role"
-PATH = "segmend_path"
 REFRESH_MS = 50
 """Least time between two repaints: the first change redraws at once, later
 ones are gathered (software OpenGL repaints cost 100 ms and more)."""
 LEVEL_BUDGET = 0.7
 """Share of the model's block cache that the blocks in view may take (all layers
 together); beyond it a coarser level is shown."""
-Coord = tuple[int, int, int]
 Visible = tuple[int, tuple[Coord, ...]]
-
-
-def level_arrays(dataset: Dataset, kind: str, loader: BlockLoader | None) -> list[CachedLevel]:
-    """One :class:`CachedLevel` per scale of ``kind`` (labels or image), s0 first."""
-    if kind == IMAGE_GROUP:
-        arrays = [dataset.image(s) for s in range(dataset.n_image_scales)]
-    else:
-        arrays = [dataset.labels(s) for s in range(dataset.n_scales)]
-    return [CachedLevel(a, dataset.block_size, loader) for a in arrays]
-
-
-def image_contrast(dataset: Dataset) -> tuple[float, float]:
-    """Contrast limits from the grayscale dtype (no data is read)."""
-    dtype = dataset.image_dtype
-    return (
-        (0.0, float(np.iinfo(dtype).max))
-        if dtype is not None and dtype.kind in "ui"
-        else (0.0, 1.0)
-    )
-
-
-LayerData = tuple[Any, dict[str, Any], str]
-
-
-def layer_data(dataset: Dataset, loader: BlockLoader | None) -> list[LayerData]:
-    """napari ``LayerData`` tuples (grayscale if any, segmentation) for a dataset."""
-    meta = {PATH: str(dataset.path)}
-    out: list[LayerData] = []
-    if dataset.has_image:
-        out.append(
-            (
-                level_arrays(dataset, IMAGE_GROUP, loader),
-                {
-                    "name": "grayscale",
-                    "multiscale": True,
-                    "contrast_limits": image_contrast(dataset),
-                    "metadata": {**meta, ROLE: "grayscale"},
-                },
-                "image",
-            )
-        )
-    out.append(
-        (
-            level_arrays(dataset, LABELS_GROUP, loader),
-            {
-                "name": "segmentation",
-                "multiscale": True,
-                "opacity": 0.45,
-                "metadata": {**meta, ROLE: "segmentation"},
-            },
-            "labels",
-        )
-    )
-    return out
-
-
-def highlight_colormap() -> CyclicLabelColormap:
-    """The colours of the highlight codes: code ``i + 1`` is the ``i``-th selection
-    colour, 0 (not selected) is transparent.
-
-    A cyclic colormap over uint8 codes is coloured by a lookup table napari
-    builds with NumPy (its direct colormaps compile a Numba dictionary first,
-    about a second on the GUI thread).
-    """
-    return CyclicLabelColormap(colors=["#00000000", *SELECTION_COLORS], background_value=0)
-
-
-def highlight_levels(dataset: Dataset, loader: BlockLoader | None,
-                     highlight: Highlight) -> list[HighlightLevel]:
-    """One :class:`HighlightLevel` per labels scale, s0 first."""
-    return [HighlightLevel(dataset.labels(s), dataset.block_size, loader, highlight)
-            for s in range(dataset.n_scales)]
-
-
-def view_box(viewer: Any) -> NDArray[np.float64] | None:
-    """World (lo, hi) of the two displayed axes under the canvas; None in 3D or without one."""
-    size = canvas_size(viewer)
-    if size is None or int(viewer.dims.ndisplay) != 2:
-        return None
-    cam = camera(viewer)
-    zoom = float(cam.zoom)
-    if not zoom > 0:
-        return None
-    centre = np.asarray(cam.center, dtype=float)[-2:]
-    half = np.asarray(size, dtype=float) / (2 * zoom)
-    return np.stack([centre - half, centre + half])
-
-
-def blocks_in(lo: NDArray[Any], hi: NDArray[Any], block_size: tuple[int, ...],
-              centre: NDArray[Any]) -> tuple[Coord, ...]:
-    """The blocks holding voxels ``lo..hi`` (inclusive), nearest ``centre`` (voxels) first."""
-    ranges = [range(int(a) // b, int(e) // b + 1)
-              for a, e, b in zip(lo, hi, block_size, strict=True)]
-    coords = [(z, y, x) for z in ranges[0] for y in ranges[1] for x in ranges[2]]
-    mid = [float(v) for v in centre]
-
-    def distance(c: Coord) -> tuple[float, Coord]:
-        return sum(((i + 0.5) * b - m) ** 2
-                   for i, b, m in zip(c, block_size, mid, strict=True)), c
-
-    return tuple(sorted(coords, key=distance))
-
-
-def first_view_blocks(shapes: Sequence[tuple[int, ...]], block_size: tuple[int, ...],
-                      canvas: tuple[int, int]) -> tuple[int, tuple[Coord, ...]]:
-    """The level and blocks of napari's first view of a (z, y, x) pyramid in 2D.
-
-    napari fits the whole (y, x) plane in the canvas, goes to the middle z
-    plane and slices the coarsest level that still gives each of the
-    canvas' ``(height, width)`` pixels a voxel (``compute_multiscale_level``).
-
-    Parameters
-    ----------
-    shapes : sequence of tuple of int
-        The (z, y, x) shape of each level, s0 first.
-    block_size : tuple of int
-        The (z, y, x) block shape.
-    canvas : tuple of int
-        The canvas' (height, width) in screen pixels.
-
-    Returns
-    -------
-    level : int
-        The level napari slices.
-    coords : tuple of (z, y, x) block coordinates
-        The blocks of the middle plane at that level (both planes' blocks when
-        the middle falls between two), nearest the plane's centre first.
-    """
-    s0 = np.asarray(shapes[0], dtype=float)
-    factors = s0 / np.asarray(shapes, dtype=float)
-    level = int(compute_multiscale_level(s0[1:], np.asarray(canvas), factors[:, 1:]))
-    shape = np.asarray(shapes[level])
-    mid = (s0[0] - 1) / 2 / factors[level][0]
-    lo = np.clip([np.floor(mid), 0, 0], 0, shape - 1)
-    hi = np.clip([np.ceil(mid), shape[1] - 1, shape[2] - 1], 0, shape - 1)
-    return level, blocks_in(lo, hi, block_size, (lo + hi) / 2)
 
 
 def _set_visible(layer: Any, visible: bool) -> None:
@@ -302,7 +162,7 @@ class DatasetLayers(QObject):
         if len(shapes[0]) != 3:
             return
         level, coords = first_view_blocks(shapes, dataset.block_size, size)
-        budget = LEVEL_BUDGET * dataset.store.cache.capacity_bytes
+        budget = LEVEL_BUDGET * dataset.cache_capacity()
         if len(coords) * self._block_bytes(dataset, level) > budget:
             return
         loader.request(LABELS_GROUP, level, coords)
@@ -470,7 +330,7 @@ class DatasetLayers(QObject):
         factors = np.asarray(seg.downsample_factors, dtype=float)[:, shown]
         auto = compute_multiscale_level(box[1] - box[0], np.asarray(size), factors)
         bs = np.asarray(dataset.block_size)[shown]
-        budget = LEVEL_BUDGET * dataset.store.cache.capacity_bytes
+        budget = LEVEL_BUDGET * dataset.cache_capacity()
         n_levels = len(seg.level_shapes)
         for level in range(auto, n_levels):
             plane = np.asarray(seg.level_shapes[level])[shown]

@@ -22,12 +22,20 @@ from numpy.typing import NDArray
 from qtpy.QtCore import QObject, Signal
 
 from app.model.arrays import ArrayView, LevelArray
+from app.model.geometry import (
+    Coord,
+    Item,
+    assemble_region,
+    blocks_in_box,
+    centre_first,
+    index_box,
+    normalise_index,
+)
 from app.ui.workers import Job, TaskRunner
 
 if TYPE_CHECKING:
     from app.model.dataset import Dataset
 
-Coord = tuple[int, int, int]
 BlockKey = tuple[str, int, int, int, int]
 BATCH = 4
 """Blocks read by one pool job."""
@@ -123,10 +131,6 @@ class BlockLoader(QObject):
         self._inflight.clear()
 
 
-Item = range | int
-"""One axis of an index: the range of positions kept, or one position (axis dropped)."""
-
-
 class CachedLevel(ArrayView):
     """A NumPy-style, read-only view of one pyramid level for napari.
 
@@ -176,7 +180,7 @@ class CachedLevel(ArrayView):
         return self.read([range(n) for n in self.shape])
 
     def __getitem__(self, key: Any) -> Window | NDArray[Any]:
-        return self.take(axis_items(key, self.shape))
+        return self.take(normalise_index(key, self.shape))
 
     # reading -------------------------------------------------------------------
     def take(self, items: list[Item]) -> Window | NDArray[Any]:
@@ -190,62 +194,26 @@ class CachedLevel(ArrayView):
         if any(isinstance(i, range) and len(i) == 0 for i in items):
             shape = tuple(len(i) for i in items if isinstance(i, range))
             return np.zeros(shape, self.array.dtype)
-        starts = [i if isinstance(i, int) else i.start for i in items]
-        stops = [i + 1 if isinstance(i, int) else i[-1] + 1 for i in items]
-        picks = tuple(0 if isinstance(i, int) else slice(None, None, i.step) for i in items)
+        starts, stops, picks = index_box(items)
         if self.loader is None or self.loader.closed:
             box = tuple(slice(a, b) for a, b in zip(starts, stops, strict=True))
             return self.array[box][picks]
-        out, missing = self._assemble(starts, stops)
+        loader = self.loader
+        out, missing = assemble_region(
+            starts, stops, self._block_size, self.array.dtype,
+            lambda coord: loader.cached_block(self.kind, self.scale, coord))
         if missing:
-            self.loader.request(self.kind, self.scale, self._centre_first(missing, starts, stops))
+            mid = [(a + e) / 2 for a, e in zip(starts, stops, strict=True)]
+            self.loader.request(self.kind, self.scale,
+                                centre_first(missing, self._block_size, mid))
         return out[picks]
 
     def missing_blocks(self, key: Any) -> list[Coord]:
         """Blocks an index needs that are not cached yet."""
         assert self.loader is not None
-        items = axis_items(key, self.shape)
-        starts = [i if isinstance(i, int) else i.start for i in items]
-        stops = [i + 1 if isinstance(i, int) else (i[-1] + 1 if len(i) else i.start)
-                 for i in items]
-        return [c for c in self._coords(starts, stops)
+        starts, stops, _picks = index_box(normalise_index(key, self.shape))
+        return [c for c in blocks_in_box(starts, stops, self._block_size)
                 if not self.loader.is_cached(self.kind, self.scale, c)]
-
-    # internals -----------------------------------------------------------------
-    def _coords(self, starts: list[int], stops: list[int]) -> list[Coord]:
-        bs = self._block_size
-        ranges = [range(a // b, (e - 1) // b + 1) if e > a else range(0)
-                  for a, e, b in zip(starts, stops, bs, strict=True)]
-        return [(z, y, x) for z in ranges[0] for y in ranges[1] for x in ranges[2]]
-
-    def _centre_first(self, coords: list[Coord], starts: list[int],
-                      stops: list[int]) -> list[Coord]:
-        """``coords`` ordered by the distance of their centre to the box's centre."""
-        mid = [(a + e) / 2 for a, e in zip(starts, stops, strict=True)]
-        bs = self._block_size
-        return sorted(coords, key=lambda c: sum(((i + 0.5) * b - m) ** 2
-                                                for i, b, m in zip(c, bs, mid, strict=True)))
-
-    def _assemble(self, starts: list[int], stops: list[int]) -> tuple[NDArray[Any], list[Coord]]:
-        assert self.loader is not None
-        out = np.zeros(tuple(b - a for a, b in zip(starts, stops, strict=True)), self.array.dtype)
-        missing: list[Coord] = []
-        bs = self._block_size
-        for coord in self._coords(starts, stops):
-            block = self.loader.cached_block(self.kind, self.scale, coord)
-            if block is None:
-                missing.append(coord)
-                continue
-            lo = [max(a, c * b) for a, c, b in zip(starts, coord, bs, strict=True)]
-            hi = [min(e, c * b + n)
-                  for e, c, b, n in zip(stops, coord, bs, block.shape, strict=True)]
-            if any(h <= lo_ for lo_, h in zip(lo, hi, strict=True)):
-                continue
-            src = tuple(slice(lo_ - c * b, h - c * b)
-                        for lo_, h, c, b in zip(lo, hi, coord, bs, strict=True))
-            dst = tuple(slice(lo_ - a, h - a) for lo_, h, a in zip(lo, hi, starts, strict=True))
-            out[dst] = block[src]
-        return out, missing
 
 
 class Highlight:
@@ -284,15 +252,14 @@ class Highlight:
     def apply(self, labels: NDArray[Any]) -> NDArray[np.uint8]:
         """The code of every voxel of ``labels`` (0 where not highlighted).
 
-        One pass of the GIL-free :func:`app.kernels.relabel_indexed` kernel
+        One GIL-free pass (:func:`app.model.label_lookup.label_positions`)
         finds which highlighted label each voxel holds, whatever their number.
         """
         if not len(self._ids) or labels.size == 0:
             return np.zeros(labels.shape, np.uint8)
-        from app.kernels import relabel_indexed  # loaded by the dataset's opening already
+        from app.model.label_lookup import label_positions  # kernels: loaded by the opening
 
-        _relabelled, index, _n = relabel_indexed(labels, self._sorted, 0)
-        return self._codes[index]
+        return self._codes[label_positions(labels, self._sorted)]
 
 
 class HighlightLevel(CachedLevel):
@@ -360,49 +327,10 @@ class Window(ArrayView):
         return f"Window({self.level!r}[{box}])"
 
     def __getitem__(self, key: Any) -> Window | NDArray[Any]:
-        rel = axis_items(key, self.shape)
+        rel = normalise_index(key, self.shape)
         items: list[Item] = [r[k] if isinstance(k, int) else r[slice(k.start, k.stop, k.step)]
                              for r, k in zip(self.ranges, rel, strict=True)]
         return self.level.take(items)
 
     def _read_all(self) -> NDArray[Any]:
         return self.level.read(list(self.ranges))
-
-
-def axis_items(key: Any, shape: tuple[int, ...]) -> list[Item]:
-    """Per axis, the ``range`` of positions a NumPy basic index keeps, or the one it picks.
-
-    Raises
-    ------
-    IndexError
-        Out-of-bounds integers, too many indices, negative steps.
-    TypeError
-        Anything but integers, slices and Ellipsis.
-    """
-    if not isinstance(key, tuple):
-        key = (key,)
-    if any(k is Ellipsis for k in key):
-        i = next(i for i, k in enumerate(key) if k is Ellipsis)
-        key = key[:i] + (slice(None),) * (len(shape) - len(key) + 1) + key[i + 1 :]
-    if len(key) > len(shape):
-        raise IndexError(f"too many indices: {len(key)} for a {len(shape)}-d array")
-    key = key + (slice(None),) * (len(shape) - len(key))
-    items: list[Item] = []
-    for k, n in zip(key, shape, strict=True):
-        if isinstance(k, slice):
-            r = range(n)[slice(_int_or_none(k.start), _int_or_none(k.stop), _int_or_none(k.step))]
-            if r.step < 0:
-                raise IndexError("negative slice steps are not supported")
-            items.append(r)
-        elif isinstance(k, int | np.integer) and not isinstance(k, bool):
-            i = int(k)
-            if not -n <= i < n:
-                raise IndexError(f"index {i} is out of bounds for axis of size {n}")
-            items.append(i % n)
-        else:
-            raise TypeError(f"unsupported index {k!r}: use integers and slices")
-    return items
-
-
-def _int_or_none(value: Any) -> int | None:
-    return None if value is None else int(value)

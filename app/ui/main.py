@@ -2,21 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Sequence
 from typing import Any
 
+from app.display import display_problem
+
 SCREENSHOT_SIZE = (1400, 900)
-
-
-def display_problem() -> str | None:
-    """Why no window can be shown here, or None (Linux without X11/Wayland display)."""
-    if not sys.platform.startswith("linux") or os.environ.get("QT_QPA_PLATFORM"):
-        return None
-    if os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"):
-        return None
-    return "no display found (set DISPLAY, or run under xvfb-run); see 'segmend --help'"
 
 
 def run_app(file: str | None = None, *, demo: bool = False, screenshot: str | None = None,

@@ -11,23 +11,7 @@ from __future__ import annotations
 from qtpy.QtCore import QObject, Qt, Signal
 from qtpy.QtWidgets import QMessageBox, QWidget
 
-from app.model.errors import SegmendError
-
-
-def one_line(exc: BaseException | str) -> str:
-    """A one-line message for an exception (or a text).
-
-    Model errors already carry clear messages; other exceptions are prefixed
-    by their type name so that the user can report them.
-    """
-    if isinstance(exc, str):
-        text = exc
-    elif isinstance(exc, SegmendError | OSError | ValueError):
-        text = str(exc) or type(exc).__name__
-    else:
-        text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
-    return lines[0] if lines else "unknown error"
+from app.model.error_text import one_line
 
 
 class MessageReporter(QObject):

@@ -8,7 +8,7 @@ connects to their signals, and only ever runs on the GUI thread.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from qtpy.QtCore import Qt, Signal, Slot
 from qtpy.QtGui import QAction, QColor, QIntValidator
@@ -32,7 +32,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from app.ui.controller import Session
+from app.ui.controller import HistoryLine, Session
 from app.ui.selection import Selection, selection_color
 from app.ui.split_canvas import SplitTool
 
@@ -248,31 +248,6 @@ class SplitPanel(QGroupBox):
         layout.addWidget(self.status)
 
 
-def describe_mutation(record: Mapping[str, Any], limit: int = 6) -> str:
-    """One line for a mutation record (DVID field names)."""
-
-    def ids(values: Any) -> str:
-        values = [str(v) for v in (values or [])]
-        more = f" +{len(values) - limit} more" if len(values) > limit else ""
-        return ", ".join(values[:limit]) + more
-
-    action = str(record.get("Action", "?"))
-    mid = record.get("MutationID", "?")
-    target = record.get("Target")
-    if action == "merge":
-        text = f"merge {ids(record.get('Labels'))} into {target}"
-    elif action in ("split", "splitcoarse"):
-        text = f"{action} {target} -> new {record.get('NewLabel', '?')}"
-    elif action == "undo":
-        text = f"undo #{record.get('Undoes', '?')} ({record.get('Of', '?')})"
-    else:
-        text = action if target is None else f"{action} {target}"
-    if "Redoes" in record:
-        text += f" (redo of #{record['Redoes']})"
-    user = record.get("User")
-    return f"#{mid}  {text}" + (f"  [{user}]" if user else "")
-
-
 class HistoryPanel(QGroupBox):
     """The mutation log of the dataset, newest first, with undo and redo.
 
@@ -299,12 +274,12 @@ class HistoryPanel(QGroupBox):
         session.closed.connect(self.list.clear)
 
     @Slot(object)
-    def show_history(self, records: list[dict[str, Any]]) -> None:
-        """List the records, newest first."""
+    def show_history(self, lines: list[HistoryLine]) -> None:
+        """List the mutations, newest first."""
         self.list.clear()
-        for record in reversed(records):
-            item = QListWidgetItem(describe_mutation(record))
-            item.setToolTip(f"{record.get('Timestamp', '')}\n{record.get('UUID', '')}")
+        for line in reversed(lines):
+            item = QListWidgetItem(line.text)
+            item.setToolTip(line.tooltip)
             self.list.addItem(item)
 
     def lines(self) -> list[str]:

@@ -6,7 +6,8 @@ the same class the segmend app docks.
 - :func:`get_reader` opens segmend pyramids (and pyramids of other tools,
   read-only) as multiscale grayscale + segmentation layers, and plain HDF5
   label volumes as a (lazy, read-only) labels layer.  A pyramid opened here is
-  proofread by the widget, which adopts its layers.
+  proofread by the widget, which adopts its layers.  Plain volumes are read
+  through :mod:`app.model.volumes`, which opens the file only while it reads.
 - :func:`demo_sample` builds the shipped real cube into a temporary pyramid.
 """
 
@@ -17,16 +18,22 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import h5py
+import numpy as np
 
 from app.model.errors import FormatError
-from app.model.layout import find_pyramids
+from app.model.volumes import (
+    VolumeArray,
+    holds_pyramid,
+    image_volumes,
+    is_hdf5_file,
+    label_volumes,
+    list_volumes,
+)
 from app.ui import registry
-from app.ui.layers import PATH, ROLE, layer_data
+from app.ui.layer_data import PATH, ROLE, layer_data
 
 LayerData = tuple[Any, dict[str, Any], str]
 SUFFIXES = (".h5", ".hdf5", ".hdf", ".he5")
-_open_files: list[h5py.File] = []
 
 
 def get_reader(path: str | list[str]) -> Callable[[str | list[str]], list[LayerData]] | None:
@@ -36,12 +43,7 @@ def get_reader(path: str | list[str]) -> Callable[[str | list[str]], list[LayerD
             return None
         path = path[0]
     p = Path(path)
-    if p.suffix.lower() not in SUFFIXES or not p.is_file():
-        return None
-    try:
-        if not h5py.is_hdf5(p):
-            return None
-    except OSError:
+    if p.suffix.lower() not in SUFFIXES or not is_hdf5_file(p):
         return None
     return read_path
 
@@ -56,36 +58,35 @@ def read_path(path: str | list[str]) -> list[LayerData]:
     """
     if isinstance(path, list):
         path = path[0]
-    with h5py.File(path, "r") as f:
-        try:
-            find_pyramids(f)
-            pyramid = True
-        except FormatError:
-            pyramid = False
-    if pyramid:
+    if holds_pyramid(path):
         return layer_data(registry.open_shared(path), None)
     return read_plain(path)
 
 
 def read_plain(path: str) -> list[LayerData]:
-    """A plain label volume (and a uint8 grayscale if any) as read-only lazy layers."""
-    f = h5py.File(path, "r")
-    volumes: list[h5py.Dataset] = []
-    f.visititems(lambda _n, o: volumes.append(o) if isinstance(o, h5py.Dataset) and o.ndim == 3
-                 else None)
-    labels = [d for d in volumes if d.dtype.kind in "ui" and d.dtype.itemsize >= 2]
-    images = [d for d in volumes if d.dtype in ("uint8",)]
+    """A plain label volume (and a grayscale one if any) as read-only lazy layers.
+
+    Raises
+    ------
+    app.model.errors.FormatError
+        If the file cannot be read or holds no 3D label volume.
+    """
+    volumes = list_volumes(path)
+    labels = label_volumes(volumes)
+    images = image_volumes(volumes)
     if not labels:
-        f.close()
         raise FormatError(f"{path}: no 3D label volume found")
-    _open_files.append(f)
     meta = {"segmend_source": str(path)}
     out: list[LayerData] = []
     if images:
-        out.append((images[0], {"name": f"{Path(path).stem} grayscale", "contrast_limits": (0, 255),
-                                "metadata": {**meta, "segmend_dataset": images[0].name}}, "image"))
-    out.append((labels[0], {"name": f"{Path(path).stem} labels",
-                            "metadata": {**meta, "segmend_dataset": labels[0].name}}, "labels"))
+        image = images[0]
+        out.append((VolumeArray(path, image),
+                    {"name": f"{Path(path).stem} grayscale",
+                     "contrast_limits": (0, int(np.iinfo(image.dtype).max)),
+                     "metadata": {**meta, "segmend_dataset": image.name}}, "image"))
+    out.append((VolumeArray(path, labels[0]),
+                {"name": f"{Path(path).stem} labels",
+                 "metadata": {**meta, "segmend_dataset": labels[0].name}}, "labels"))
     return out
 
 

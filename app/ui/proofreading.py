@@ -23,12 +23,14 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from app.model.geometry import Coord
 from app.ui import registry
 from app.ui.compat import camera
 from app.ui.controller import Session
 from app.ui.deferred import DeferredUpdates
 from app.ui.help import ShortcutsDialog
-from app.ui.layers import PATH, ROLE, DatasetLayers
+from app.ui.layer_data import PATH, ROLE
+from app.ui.layers import DatasetLayers
 from app.ui.messages import MessageReporter
 from app.ui.panels import BodyPanel, HistoryPanel, SplitPanel
 from app.ui.selection import ClickPicker, Selection
@@ -39,8 +41,6 @@ from app.ui.stats import DatasetStats
 
 if TYPE_CHECKING:
     from app.model.dataset import Dataset
-
-Coord = tuple[int, int, int]
 
 
 class ProofreadingWidget(QWidget):

@@ -14,6 +14,7 @@ from pathlib import Path
 from qtpy.QtCore import QObject, QTimer, Signal
 from qtpy.QtWidgets import QWidget
 
+from app.model.error_text import one_line
 from app.ui.main_window import SegmendWindow
 
 POLL_MS = 100
@@ -119,7 +120,7 @@ class ScreenshotDriver(QObject):
         try:
             grab_window(self.window.qt_window, self.out)
         except OSError as exc:
-            self._fail(str(exc))
+            self._fail(one_line(exc))
             return
         self._finish(0)
 

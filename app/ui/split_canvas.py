@@ -27,6 +27,7 @@ from napari.utils.colormaps import DirectLabelColormap
 from numpy.typing import NDArray
 from qtpy.QtCore import QObject, Signal
 
+from app.model.geometry import Coord
 from app.ui.controller import Session
 
 if TYPE_CHECKING:
@@ -37,8 +38,6 @@ MAX_ROI = 256
 CANVAS_NAME = "split canvas"
 PREVIEW_NAME = "split preview"
 PAINT_VALUE = 1
-
-Coord = tuple[int, int, int]
 
 
 @dataclass(frozen=True)

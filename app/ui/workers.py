@@ -252,17 +252,6 @@ class TaskRunner(QObject):
         """Jobs of ``lane`` queued or running."""
         return sum(1 for e in self._pending.values() if e.lane == lane)
 
-    def cancel_all(self) -> None:
-        """Ask every pending job to stop and drop the queued lane jobs."""
-        for entry in list(self._pending.values()):
-            entry.job.cancel()
-        for lane, queue in self._lanes.items():
-            while queue:
-                dropped = queue.popleft()
-                self._pending.pop(dropped.job.id, None)
-            self._lanes[lane] = queue
-        self.pending_changed.emit(len(self._pending))
-
     def drain_lane(self, lane: str) -> list[Job]:
         """Remove the jobs of ``lane`` that have not started; returns them in order.
 

@@ -23,10 +23,11 @@ from app.model.dataset import SplitResult, open_dataset
 from app.model.layout import IMAGE_GROUP, LABELS_GROUP
 from app.ui import layers as layers_module
 from app.ui.compat import camera as viewer_camera
-from app.ui.layers import LEVEL_BUDGET, DatasetLayers, first_view_blocks
+from app.ui.layers import LEVEL_BUDGET, DatasetLayers
 from app.ui.lazy import BlockLoader, CachedLevel, HighlightLevel
 from app.ui.main_window import SegmendWindow
 from app.ui.selection import SELECTION_COLORS
+from app.ui.view_blocks import first_view_blocks
 from tests.ui.conftest import WAIT_MS, wait_idle
 
 pytestmark = pytest.mark.gui

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from app.ui import registry
-from app.ui.layers import ROLE
+from app.ui.layer_data import ROLE
 from app.ui.lazy import CachedLevel
 from app.ui.plugin import get_reader
 from app.ui.proofreading import ProofreadingWidget

@@ -37,7 +37,7 @@ def run_python(code: str, *args: str, **env: str) -> subprocess.CompletedProcess
 
 @pytest.mark.parametrize("modules", [
     ("app.cli",),
-    ("app.cli", "app.ui.main", "app.ui.main_window", "app.ui.screenshot"),
+    ("app.launcher", "app.cli", "app.ui.main", "app.ui.main_window", "app.ui.screenshot"),
 ])
 def test_the_gui_thread_starts_without_the_model_stack(modules: tuple[str, ...]) -> None:
     """``segmend``, ``segmend demo`` and ``segmend --help`` import neither HDF5 nor the

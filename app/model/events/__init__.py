@@ -1,126 +1,15 @@
 """Kafka events in DVID's mutation-log format: messages, outbox, blob store, sender.
 
 A mutation builds its messages (:mod:`~app.model.events.messages`), encodes
-them (:func:`encode_message`, which may store a big field in the blob store),
-and appends them to the outbox (:func:`append_events`) in the transaction that
-records the mutation.  An :class:`OutboxSender` thread publishes the outbox to
-the dataset's topic in order, at least once, whenever a broker is reachable.
+them (:mod:`~app.model.events.encoding`, which may store a big field in the
+blob store, :mod:`~app.model.events.blobstore`), and appends them to the
+outbox (:mod:`~app.model.events.outbox`) in the transaction that records the
+mutation.  An :class:`~app.model.events.sender.OutboxSender` thread publishes
+the outbox to the dataset's topic in order, at least once, whenever a broker
+is reachable (:mod:`~app.model.events.kafka_link`, configured by
+:mod:`~app.model.events.settings`).  :mod:`~app.model.events.outbox_view`
+reads a dataset's outbox and blobs from outside its writer.
 
-Importing this package does not import kafka-python; the sender does, when a
-broker is configured.
+Import names from their defining modules; importing this package imports
+nothing, and nothing here imports kafka-python until a broker is configured.
 """
-
-from app.model.events.blobstore import (
-    BLOB_TABLE,
-    blob_ref,
-    create_blob_schema,
-    get_blob,
-    has_blob,
-    is_blob_ref,
-    pack_rles,
-    put_blob,
-    unpack_rles,
-)
-from app.model.events.gotime import go_time_string, now_go, parse_go_time
-from app.model.events.messages import (
-    ANNOTATION_ACTIONS,
-    ANNOTATION_SCHEMAS,
-    BIG_FIELDS,
-    DVID_SCHEMAS,
-    MESSAGE_LIMIT,
-    SVSPLITS_SCHEMA,
-    annotation_delta,
-    cleave_complete,
-    cleave_start,
-    element_pos,
-    encode_message,
-    maxlabel,
-    merge_complete,
-    merge_start,
-    nextlabel,
-    postkv,
-    schema_problems,
-    split_complete,
-    split_start,
-    split_supervoxel_complete,
-    split_supervoxel_start,
-    splitcoarse_complete,
-    splitcoarse_start,
-)
-from app.model.events.outbox import (
-    OUTBOX_TABLE,
-    OutboxEvent,
-    append_events,
-    backlog,
-    create_outbox_schema,
-    last_sent_seq,
-    last_seq,
-    mark_sent,
-    pending,
-    tail,
-)
-from app.model.events.sender import OutboxSender, SenderState, SenderStatus, probe_broker
-from app.model.events.settings import (
-    KafkaConfigError,
-    KafkaSettings,
-    load_settings,
-    producer_kwargs,
-    topic_name,
-)
-
-__all__ = [
-    "ANNOTATION_ACTIONS",
-    "ANNOTATION_SCHEMAS",
-    "BIG_FIELDS",
-    "BLOB_TABLE",
-    "DVID_SCHEMAS",
-    "MESSAGE_LIMIT",
-    "OUTBOX_TABLE",
-    "SVSPLITS_SCHEMA",
-    "KafkaConfigError",
-    "KafkaSettings",
-    "OutboxEvent",
-    "OutboxSender",
-    "SenderState",
-    "SenderStatus",
-    "annotation_delta",
-    "append_events",
-    "backlog",
-    "blob_ref",
-    "cleave_complete",
-    "cleave_start",
-    "create_blob_schema",
-    "create_outbox_schema",
-    "element_pos",
-    "encode_message",
-    "get_blob",
-    "go_time_string",
-    "has_blob",
-    "is_blob_ref",
-    "last_sent_seq",
-    "last_seq",
-    "load_settings",
-    "mark_sent",
-    "maxlabel",
-    "merge_complete",
-    "merge_start",
-    "nextlabel",
-    "now_go",
-    "pack_rles",
-    "parse_go_time",
-    "pending",
-    "postkv",
-    "probe_broker",
-    "producer_kwargs",
-    "put_blob",
-    "schema_problems",
-    "split_complete",
-    "split_start",
-    "split_supervoxel_complete",
-    "split_supervoxel_start",
-    "splitcoarse_complete",
-    "splitcoarse_start",
-    "tail",
-    "topic_name",
-    "unpack_rles",
-]

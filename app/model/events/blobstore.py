@@ -7,8 +7,8 @@ in the same transaction as the mutation and the event that refers to it.
 
 A reference is the SHA-256 of the bytes as 64 lowercase hex digits, so storing
 the same bytes twice is a no-op and a reference can be checked against its
-data.  The RLE helpers pack split regions the way DVID does: headerless
-spans of four little-endian int32 ``(x, y, z, length)``.
+data.  Split regions are stored the way DVID does, as headerless RLE spans
+(:func:`app.kernels.encode_rles`).
 """
 
 from __future__ import annotations
@@ -16,29 +16,20 @@ from __future__ import annotations
 import hashlib
 import re
 import sqlite3
-from collections.abc import Iterable, Sequence
-
-import numpy as np
-from numpy.typing import NDArray
 
 __all__ = [
     "BLOB_TABLE",
     "blob_ref",
     "create_blob_schema",
     "get_blob",
-    "has_blob",
     "is_blob_ref",
-    "pack_rles",
     "put_blob",
-    "unpack_rles",
 ]
 
 #: Name of the blob table in the journal database.
 BLOB_TABLE = "blobs"
 
 _REF = re.compile(r"[0-9a-f]{64}")
-
-_RLE_DTYPE = np.dtype("<i4")
 
 
 def create_blob_schema(conn: sqlite3.Connection) -> None:
@@ -124,56 +115,3 @@ def get_blob(conn: sqlite3.Connection, ref: str) -> bytes:
     if row is None:
         raise KeyError(f"no blob {ref} in the blob store")
     return bytes(row[0])
-
-
-def has_blob(conn: sqlite3.Connection, ref: str) -> bool:
-    """Whether a blob with reference ``ref`` is stored (``ValueError`` on a malformed ref)."""
-    _check_ref(ref)
-    row = conn.execute(f"SELECT 1 FROM {BLOB_TABLE} WHERE ref = ?", (ref,)).fetchone()
-    return row is not None
-
-
-def pack_rles(rles: NDArray[np.integer] | Iterable[Sequence[int]]) -> bytes:
-    """Pack RLE spans ``(x, y, z, length)`` as DVID's headerless RLE bytes.
-
-    Parameters
-    ----------
-    rles : array-like, shape (n, 4)
-        Spans of ``length`` voxels starting at ``(x, y, z)`` along x.
-
-    Returns
-    -------
-    bytes
-        ``16 * n`` bytes: four little-endian int32 per span.
-
-    Raises
-    ------
-    ValueError
-        If the spans are not ``(n, 4)`` integers fitting int32 with positive lengths.
-    """
-    arr = np.asarray(list(rles) if not isinstance(rles, np.ndarray) else rles)
-    if arr.size == 0:
-        return b""
-    if arr.ndim != 2 or arr.shape[1] != 4:
-        raise ValueError(f"RLE spans must have shape (n, 4) as (x, y, z, length), got {arr.shape}")
-    if not np.issubdtype(arr.dtype, np.integer):
-        raise ValueError(f"RLE spans must be integers, got {arr.dtype}")
-    info = np.iinfo(_RLE_DTYPE)
-    if arr.min() < info.min or arr.max() > info.max:
-        raise ValueError("RLE span values must fit in int32")
-    if (arr[:, 3] <= 0).any():
-        raise ValueError("RLE span lengths must be positive")
-    return arr.astype(_RLE_DTYPE).tobytes()
-
-
-def unpack_rles(data: bytes) -> NDArray[np.int32]:
-    """Unpack headerless RLE bytes into an ``(n, 4)`` int32 array ``(x, y, z, length)``.
-
-    Raises
-    ------
-    ValueError
-        If ``len(data)`` is not a multiple of 16.
-    """
-    if len(data) % 16:
-        raise ValueError(f"RLE data must be a multiple of 16 bytes, got {len(data)}")
-    return np.frombuffer(data, dtype=_RLE_DTYPE).reshape(-1, 4).astype(np.int32)

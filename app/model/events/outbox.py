@@ -19,9 +19,11 @@ from dataclasses import dataclass
 
 __all__ = [
     "OUTBOX_TABLE",
+    "OutboxCounts",
     "OutboxEvent",
     "append_events",
     "backlog",
+    "counts",
     "create_outbox_schema",
     "last_sent_seq",
     "last_seq",
@@ -58,6 +60,28 @@ class OutboxEvent:
     action: str
     payload: bytes
     sent: bool
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxCounts:
+    """How far the outbox is sent.
+
+    Attributes
+    ----------
+    events : int
+        Events in the outbox, sent or not.
+    backlog : int
+        Events not yet acknowledged by the broker.
+    last_sent_seq : int
+        The highest ``seq`` acknowledged (0 if none).
+    last_seq : int
+        The highest ``seq`` in the outbox (0 if empty).
+    """
+
+    events: int
+    backlog: int
+    last_sent_seq: int
+    last_seq: int
 
 
 def create_outbox_schema(conn: sqlite3.Connection) -> None:
@@ -200,6 +224,17 @@ def backlog(conn: sqlite3.Connection) -> int:
         f"SELECT COUNT(*) FROM {OUTBOX_TABLE} WHERE seq > ?", (last_sent_seq(conn),)
     ).fetchone()
     return int(row[0])
+
+
+def counts(conn: sqlite3.Connection) -> OutboxCounts:
+    """The outbox's :class:`OutboxCounts`."""
+    total = int(conn.execute(f"SELECT COUNT(*) FROM {OUTBOX_TABLE}").fetchone()[0])
+    return OutboxCounts(
+        events=total,
+        backlog=backlog(conn),
+        last_sent_seq=last_sent_seq(conn),
+        last_seq=last_seq(conn),
+    )
 
 
 def tail(conn: sqlite3.Connection, n: int) -> list[OutboxEvent]:

@@ -18,28 +18,28 @@ Events keep waiting on disk meanwhile; appending them never waits for Kafka.
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import logging
-import socket
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 from psygnal import Signal
 
-from app.model.events.outbox import OutboxEvent, backlog, last_sent_seq, mark_sent, pending
-from app.model.events.settings import (
-    KafkaSettings,
-    admin_kwargs,
-    import_kafka,
-    producer_kwargs,
-    topic_name,
+from app.model.events.kafka_client import import_kafka
+from app.model.events.kafka_link import (
+    BrokerDown,
+    KafkaLink,
+    check_broker,
+    close_quietly,
+    kafka_log_tap,
 )
+from app.model.events.outbox import OutboxEvent, backlog, last_sent_seq, mark_sent, pending
+from app.model.events.settings import KafkaSettings, topic_name
+from app.model.journal_db import connect
 
 __all__ = ["OutboxSender", "SenderState", "SenderStatus", "probe_broker"]
 
@@ -78,238 +78,6 @@ class SenderStatus:
     broker: str | None
 
 
-class _BrokerDown(Exception):
-    """The broker could not be reached or did not acknowledge (message is for people)."""
-
-
-class _KafkaLogTap(logging.Handler):
-    """Keeps kafka-python's recent error log lines, to explain failures in ``last_error``.
-
-    Installed on the ``kafka`` logger, it also keeps those lines off stderr
-    when the application has configured no logging (``logging.lastResort``).
-    """
-
-    def __init__(self) -> None:
-        super().__init__(level=logging.ERROR)
-        self._lines: collections.deque[tuple[float, str]] = collections.deque(maxlen=32)
-
-    def emit(self, record: logging.LogRecord) -> None:
-        try:
-            text = record.getMessage()
-        except Exception:  # a malformed log call must not break anything
-            return
-        self._lines.append((time.monotonic(), text.rsplit(">: ", 1)[-1].strip()))
-
-    def latest_since(self, since: float) -> str | None:
-        for when, text in reversed(self._lines):
-            if when >= since and "Bootstrap failed" not in text:
-                return text
-        return None
-
-
-_tap_lock = threading.Lock()
-_tap: _KafkaLogTap | None = None
-
-
-def _kafka_log_tap() -> _KafkaLogTap:
-    global _tap
-    with _tap_lock:
-        if _tap is None:
-            _tap = _KafkaLogTap()
-            logging.getLogger("kafka").addHandler(_tap)
-        return _tap
-
-
-def _probe_tcp(settings: KafkaSettings) -> None:
-    """Raise :class:`_BrokerDown` unless some bootstrap server accepts a TCP connection.
-
-    Done with a plain socket before kafka-python is involved, so that an
-    unreachable broker is reported clearly and quickly.
-    """
-    problems = []
-    timeout = settings.connect_timeout_s
-    for host, port in settings.bootstrap_hosts():
-        try:
-            with socket.create_connection((host, port), timeout=timeout):
-                return
-        except socket.gaierror as exc:
-            problems.append(f"cannot resolve host {host!r} ({exc.strerror})")
-        except ConnectionRefusedError:
-            problems.append(f"connection refused by {host}:{port} (is the broker running?)")
-        except TimeoutError:
-            problems.append(f"no answer from {host}:{port} within {timeout:g} s")
-        except OSError as exc:
-            problems.append(f"cannot connect to {host}:{port}: {exc.strerror or exc}")
-    raise _BrokerDown("Kafka unreachable: " + "; ".join(problems))
-
-
-def _recording_factory(client_class: Any) -> tuple[Callable[..., Any] | None, list[Any]]:
-    """A ``kafka_client`` factory remembering the clients it made (to close them on failure)."""
-    made: list[Any] = []
-    base = getattr(client_class, "DEFAULT_CONFIG", {}).get("kafka_client")
-    if base is None:
-        return None, made
-
-    def factory(*args: Any, **kwargs: Any) -> Any:
-        client = base(*args, **kwargs)
-        made.append(client)
-        return client
-
-    return factory, made
-
-
-def _close_quietly(obj: Any, *args: Any, **kwargs: Any) -> None:
-    with contextlib.suppress(Exception):
-        obj.close(*args, **kwargs)
-
-
-class _KafkaLink:
-    """A producer (created lazily) for one topic; every failure becomes :class:`_BrokerDown`."""
-
-    def __init__(
-        self, settings: KafkaSettings, topic: str, stopping: Callable[[], bool] = lambda: False
-    ) -> None:
-        self.settings = settings
-        self.topic = topic
-        self.stopping = stopping
-        self.producer: Any = None
-
-    def _explain(self, exc: BaseException, since: float) -> str:
-        name, message = type(exc).__name__, str(exc)
-        text = message if message.startswith(name) else f"{name}: {message}" if message else name
-        detail = _kafka_log_tap().latest_since(since)
-        if detail and detail not in text:
-            text = f"{text} ({detail})"
-        if self.settings.security_protocol != "PLAINTEXT":
-            text += f" [security_protocol={self.settings.security_protocol}"
-            if self.settings.sasl_mechanism:
-                text += f", sasl_mechanism={self.settings.sasl_mechanism}"
-            text += "]"
-        return self.settings.redact(f"Kafka at {self.settings.bootstrap_servers}: {text}")
-
-    def connect(self) -> None:
-        """Create the producer and make sure the topic exists."""
-        if self.producer is not None:
-            return
-        _probe_tcp(self.settings)
-        kafka = import_kafka()
-        since = time.monotonic()
-        kwargs = producer_kwargs(self.settings)
-        factory, made = _recording_factory(kafka.KafkaProducer)
-        if factory is not None:
-            kwargs["kafka_client"] = factory
-        try:
-            self.producer = kafka.KafkaProducer(**kwargs)
-        except Exception as exc:
-            for client in made:
-                _close_quietly(client)
-            raise _BrokerDown(self._explain(exc, since)) from None
-        self._ensure_topic(kafka)
-
-    def _ensure_topic(self, kafka: Any) -> None:
-        """Create the topic (one partition) if missing; failures are left to auto-creation."""
-        kwargs = admin_kwargs(self.settings)
-        factory, made = _recording_factory(kafka.KafkaAdminClient)
-        if factory is not None:
-            kwargs["kafka_client"] = factory
-        admin = None
-        try:
-            admin = kafka.KafkaAdminClient(**kwargs)
-            if self.topic not in admin.list_topics():
-                new_topic = kafka.admin.NewTopic(self.topic, num_partitions=1, replication_factor=1)
-                admin.create_topics([new_topic])
-        except kafka.errors.TopicAlreadyExistsError:
-            pass
-        except Exception as exc:
-            reason = self.settings.redact(str(exc))
-            log.warning("could not create Kafka topic %s: %s", self.topic, reason)
-        finally:
-            if admin is not None:
-                _close_quietly(admin)
-            else:
-                for client in made:
-                    _close_quietly(client)
-
-    def send(self, events: list[OutboxEvent], key: bytes) -> tuple[int | None, str | None]:
-        """Produce ``events`` in order and wait for their acknowledgement.
-
-        Returns
-        -------
-        (last_acked_seq, error)
-            The last ``seq`` of the acknowledged prefix of ``events`` (None if
-            none) and, when not all were acknowledged, why.
-        """
-        since = time.monotonic()
-        producer = self.producer
-        futures = []
-        error: str | None = None
-        try:
-            for event in events:
-                headers = [
-                    ("segmend-seq", str(event.seq).encode()),
-                    ("segmend-action", event.action.encode()),
-                ]
-                future = producer.send(self.topic, key=key, value=event.payload, headers=headers)
-                futures.append((event.seq, future))
-            self._wait_for_acks(producer, futures)
-        except _BrokerDown as exc:
-            error = str(exc)
-        except Exception as exc:
-            error = self._explain(exc, since)
-        acked: int | None = None
-        for seq, future in futures:
-            if not (future.is_done and future.succeeded()):
-                if error is None:
-                    reason = future.exception if future.is_done else None
-                    error = self._explain(reason or TimeoutError("no acknowledgement"), since)
-                break
-            acked = seq
-        if error is None and len(futures) < len(events):
-            error = "Kafka: not every event could be queued"
-        return acked, error
-
-    def _wait_for_acks(self, producer: Any, futures: list[tuple[int, Any]]) -> None:
-        """Wait until every future is done, up to ``request_timeout_s``.
-
-        Every second without completion the broker's port is probed, so that
-        a broker that went away is reported at once rather than at the timeout.
-        """
-        deadline = time.monotonic() + self.settings.request_timeout_s
-        while not all(future.is_done for _, future in futures):
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or self.stopping():
-                return
-            with contextlib.suppress(import_kafka().errors.KafkaTimeoutError):
-                producer.flush(timeout=min(1.0, remaining))
-            if not all(future.is_done for _, future in futures):
-                _probe_tcp(self.settings)
-
-    def close(self) -> None:
-        """Close the producer, dropping records not yet acknowledged (they stay in the outbox)."""
-        producer, self.producer = self.producer, None
-        if producer is not None:
-            _close_producer(producer)
-
-
-def _close_producer(producer: Any, timeout: float = 2.0) -> None:
-    """Close a kafka-python producer even when its records cannot be delivered.
-
-    ``KafkaProducer.close()`` first flushes, and gives up (raising, leaving the
-    producer and its I/O thread alive) when records cannot be delivered — the
-    usual case here, as the broker is gone.  Force-closing its I/O thread first
-    fails those records, so that ``close`` then completes.
-    """
-    io_thread = getattr(producer, "_sender", None)
-    if io_thread is not None and hasattr(io_thread, "force_close"):
-        with contextlib.suppress(Exception):
-            io_thread.force_close()
-            io_thread.join(timeout)
-    try:
-        producer.close(timeout=timeout)
-    except Exception as exc:
-        log.debug("closing the Kafka producer: %s", exc)
-
-
 def probe_broker(settings: KafkaSettings) -> tuple[SenderState, str | None]:
     """Try to reach the broker once (TCP, then a Kafka handshake).
 
@@ -321,26 +89,9 @@ def probe_broker(settings: KafkaSettings) -> tuple[SenderState, str | None]:
     """
     if not settings.enabled:
         return "off", None
-    _kafka_log_tap()
-    link = _KafkaLink(settings, topic="")
-    try:
-        _probe_tcp(settings)
-        kafka = import_kafka()
-        since = time.monotonic()
-        kwargs = admin_kwargs(settings)
-        factory, made = _recording_factory(kafka.KafkaAdminClient)
-        if factory is not None:
-            kwargs["kafka_client"] = factory
-        try:
-            admin = kafka.KafkaAdminClient(**kwargs)
-        except Exception as exc:
-            for client in made:
-                _close_quietly(client)
-            raise _BrokerDown(link._explain(exc, since)) from None
-        _close_quietly(admin)
-        return "connected", None
-    except _BrokerDown as exc:
-        return "down", str(exc)
+    error = check_broker(settings)
+    return ("connected", None) if error is None else ("down", error)
+
 
 
 class OutboxSender:
@@ -350,8 +101,8 @@ class OutboxSender:
     ----------
     journal : str or Path
         The journal's SQLite file (created, with the outbox schema, by its
-        owner; WAL mode is the owner's business).  The sender opens its own
-        connection, in its own thread.
+        owner).  The sender opens its own connection
+        (:func:`app.model.journal_db.connect`), in its own thread.
     settings : KafkaSettings
         Where to send; ``bootstrap_servers=None`` keeps the sender ``"off"``.
     repo_uuid, data_uuid : str
@@ -403,7 +154,7 @@ class OutboxSender:
         self.min_backoff = min_backoff
         if settings.enabled:
             import_kafka()  # here, in the caller's thread (see import_kafka)
-            _kafka_log_tap()
+            kafka_log_tap()
         self._cond = threading.Condition()
         self._stopping = False
         self._new_events = False
@@ -533,13 +284,6 @@ class OutboxSender:
             if on_new_events:
                 self._new_events = False
 
-    def _open_journal(self) -> sqlite3.Connection:
-        if not self.journal.exists():
-            raise sqlite3.OperationalError(f"journal {self.journal} does not exist")
-        conn = sqlite3.connect(f"{self.journal.resolve().as_uri()}?mode=rw", uri=True, timeout=5.0)
-        conn.execute("PRAGMA busy_timeout = 5000")
-        return conn
-
     def _read_batch(self, conn: sqlite3.Connection, cursor: int) -> list[OutboxEvent]:
         events = pending(conn, cursor, self.batch_size)
         total = 0
@@ -551,7 +295,7 @@ class OutboxSender:
 
     def _run(self) -> None:
         link = (
-            _KafkaLink(self.settings, self.topic, lambda: self._stopping)
+            KafkaLink(self.settings, self.topic, lambda: self._stopping)
             if self.settings.enabled
             else None
         )
@@ -568,7 +312,7 @@ class OutboxSender:
                     self._kicked = False
                 try:
                     if conn is None:
-                        conn = self._open_journal()
+                        conn = connect(self.journal, readonly=False)
                         cursor = last_sent_seq(conn)
                     if link is None:
                         self._idle_off(conn, gen)
@@ -579,26 +323,9 @@ class OutboxSender:
                         self._answer_flush(gen, ok=True)
                         self._sleep(self.poll_interval, on_new_events=True)
                         continue
-                    self._set_status(backlog=backlog(conn))
-                    if link.producer is None:
-                        if self._status.state != "down":
-                            self._set_status(state="connecting")
-                        link.connect()
-                        self._set_status(state="connected")
-                    acked, error = link.send(events, self.key)
-                    if acked is not None:
-                        mark_sent(conn, acked)
-                        cursor = acked
-                        self._set_status(
-                            state="connected" if error is None else "down",
-                            backlog=backlog(conn),
-                            last_sent_seq=acked,
-                            last_error=None if error is None else error,
-                        )
-                    if error is not None:
-                        raise _BrokerDown(error)
+                    cursor = self._send(conn, link, events)
                     backoff = self.min_backoff
-                except _BrokerDown as exc:
+                except BrokerDown as exc:
                     if link is not None:
                         link.close()
                     backlog_now = self._status.backlog
@@ -610,7 +337,7 @@ class OutboxSender:
                     backoff = min(backoff * 2, self.settings.max_backoff_s)
                 except sqlite3.Error as exc:
                     if conn is not None:
-                        _close_quietly(conn)
+                        close_quietly(conn)
                         conn = None
                     self._set_status(last_error=f"journal {self.journal}: {exc}")
                     self._sleep(backoff, on_new_events=False)
@@ -629,9 +356,42 @@ class OutboxSender:
             if link is not None:
                 link.close()
             if conn is not None:
-                _close_quietly(conn)
+                close_quietly(conn)
             with self._cond:
                 self._cond.notify_all()
+
+    def _send(self, conn: sqlite3.Connection, link: KafkaLink, events: list[OutboxEvent]) -> int:
+        """Produce ``events`` (connecting first if needed) and mark the acknowledged ones sent.
+
+        Returns
+        -------
+        int
+            The last ``seq`` of ``events``, all acknowledged.
+
+        Raises
+        ------
+        BrokerDown
+            If some were not acknowledged (those that were are marked sent).
+        """
+        self._set_status(backlog=backlog(conn))
+        if link.producer is None:
+            if self._status.state != "down":
+                self._set_status(state="connecting")
+            link.connect()
+            self._set_status(state="connected")
+        acked, error = link.send(events, self.key)
+        if acked is not None:
+            mark_sent(conn, acked)
+            self._set_status(
+                state="connected" if error is None else "down",
+                backlog=backlog(conn),
+                last_sent_seq=acked,
+                last_error=error,
+            )
+        if error is not None:
+            raise BrokerDown(error)
+        assert acked is not None
+        return acked
 
     def _idle_off(self, conn: sqlite3.Connection, gen: int) -> None:
         """Kafka off: keep the status current, answer flushes, sleep."""

@@ -9,8 +9,7 @@ from numpy.typing import NDArray
 
 from app.kernels import check_rles_in_bounds, mask_to_rles, parse_rles, rles_to_mask
 from app.model.errors import InvalidMutationError
-
-Coord = tuple[int, int, int]
+from app.model.geometry import Coord
 
 
 class SplitRegion:

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from app.model.geometry import Coord
 from app.model.octants import parent_of
-from app.model.store import Coord
 
 Ready = tuple[int, Coord, list[Coord]]
 """(scale, parent block, its changed children of scale - 1)."""

@@ -1,0 +1,30 @@
+"""The ``segmend`` program: the command line with the desktop app plugged in.
+
+:mod:`app.cli` never imports the desktop app (an import-linter contract keeps
+it so): it runs whatever app it is given.  This module gives it
+:func:`run_app`, which loads :mod:`app.ui` only when a window is wanted.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``segmend``: a command, or the desktop app; returns the exit status."""
+    from app.cli import main as cli_main
+
+    return cli_main(argv, run_app=run_app)
+
+
+def run_app(file: str | None = None, *, demo: bool = False, screenshot: str | None = None,
+            select: Sequence[int] = ()) -> int:
+    """Run the desktop app (see :func:`app.ui.main.run_app`), or say why it cannot."""
+    try:
+        from app.ui import main as ui_main
+    except ImportError as exc:
+        print(f"segmend: error: the desktop app is not available ({exc}); "
+              "use 'segmend demo --no-gui' or 'segmend --help'", file=sys.stderr)
+        return 1
+    return ui_main.run_app(file, demo=demo, screenshot=screenshot, select=select)

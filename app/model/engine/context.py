@@ -1,0 +1,60 @@
+"""The engine's side of :class:`app.model.mutations.base.EditContext`: what a
+kind's plan reads (the s0 blocks, the label index, undo data, blobs) and the
+labels it may claim."""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import NDArray
+
+from app.model.engine.counters import Counters
+from app.model.geometry import Coord
+from app.model.journal import Journal
+from app.model.palette_block import PaletteBlock
+from app.model.store import LABELS, PyramidStore
+
+
+class EngineContext:
+    """An :class:`EditContext` over one dataset's store, journal and counters."""
+
+    def __init__(self, store: PyramidStore, journal: Journal, counters: Counters) -> None:
+        self.store = store
+        self.journal = journal
+        self.counters = counters
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return self.store.shape
+
+    @property
+    def block_size(self) -> tuple[int, int, int]:
+        return self.store.block_size
+
+    @property
+    def grid(self) -> tuple[int, int, int]:
+        grid = self.store.level(LABELS, 0).grid
+        return (grid[0], grid[1], grid[2])
+
+    def read_block(self, coord: Coord) -> NDArray[np.uint64]:
+        return self.store.read_block(LABELS, 0, coord)
+
+    def read_palette(self, coord: Coord) -> PaletteBlock:
+        return self.store.read_palette(LABELS, coord)
+
+    def label_blocks(self, label: int) -> dict[Coord, int]:
+        return self.journal.label_blocks(label)
+
+    def label_size(self, label: int) -> int:
+        return self.journal.label_size(label)
+
+    def undo_maps(self, mutation_id: int) -> dict[Coord, bytes]:
+        return self.journal.undo_maps(mutation_id)
+
+    def blob(self, ref: str) -> bytes:
+        return self.journal.get_blob(ref)
+
+    def claim_label(self, new_label: int | None) -> int:
+        return self.counters.claim(new_label, lambda label: self.journal.label_size(label) > 0)
+
+    def release_label(self, label: int) -> None:
+        self.counters.release(label)

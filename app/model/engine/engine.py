@@ -1,0 +1,262 @@
+"""The mutation engine: validated, durable, block-parallel edits with exact downres.
+
+Every voxel mutation runs the same phases (SPEC §4), whatever its kind
+(:mod:`app.model.mutations`):
+
+1. **plan**: under the label locks, the kind validates the request from the
+   label index and builds a :class:`Plan` (clear error, nothing changed);
+2. **s0 phase** (:mod:`.scheduler`): the touched s0 blocks are rewritten on the
+   pool under their block locks and staged for readers as they come (put
+   back if the mutation is refused); then one small durable journal
+   transaction (:mod:`.commit`) holds the record, the label index rows, the
+   counters (:mod:`.counters`), the undo data, the undo/redo stacks
+   (:mod:`.history`) and the start events;
+3. **cascade**, overlapping the s0 phase: each parent of changed blocks is
+   recomputed as soon as the blocks below it are final;
+4. **complete**: the record is marked done and the complete events written.
+
+Block images are not journaled: a checkpoint writes the staged blocks into
+the HDF5 file with the id of the last mutation they contain, and reopening
+replays the mutations recorded after it (:mod:`.recovery`).
+
+Threads: public methods may be called from any thread except the engine's own
+pool workers.  Signals are emitted from the calling thread, except
+``mutation_started`` and ``labels_changed``: from the commit thread.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from app.model.engine import recovery
+from app.model.engine.commit import Committer
+from app.model.engine.context import EngineContext
+from app.model.engine.counters import Counters
+from app.model.engine.history import Direction, History, Step
+from app.model.engine.reindex import reindex
+from app.model.engine.scheduler import BlockScheduler, Previous
+from app.model.engine.signals import EngineSignals
+from app.model.errors import InvalidMutationError
+from app.model.geometry import Coord
+from app.model.journal import Journal
+from app.model.locks import Gate, LabelLocks
+from app.model.mutations import record_from_json
+from app.model.mutations.base import BlockChange, EditContext, Mutation, Plan
+from app.model.mutations.checks import MAX_LABEL, require_label, require_new_label
+from app.model.mutations.label_counters import MaxLabel, NextLabel
+from app.model.mutations.merge import Merge
+from app.model.mutations.regions import SplitRegion
+from app.model.mutations.split import Split
+from app.model.mutations.split_coarse import SplitCoarse, check_blocks
+from app.model.store import PyramidStore
+
+
+class MutationEngine:
+    """Edits one dataset's label pyramid.
+
+    Parameters
+    ----------
+    store : PyramidStore
+        The writable pyramid.
+    journal : Journal
+        Its journal.
+    pool : ThreadPoolExecutor
+        Workers running block tasks.
+    committer : ThreadPoolExecutor
+        One thread that commits mutations to the journal (an fsync), while
+        the calling thread keeps the pool busy with the cascade.
+    workers : int
+        The pool's number of threads (block tasks in flight at once).
+    uuid : str
+        The version UUID written into records and events.
+    user : str, optional
+        Recorded in records and events.
+    """
+
+    def __init__(
+        self,
+        store: PyramidStore,
+        journal: Journal,
+        pool: ThreadPoolExecutor,
+        committer: ThreadPoolExecutor,
+        *,
+        workers: int,
+        uuid: str,
+        user: str | None = None,
+    ) -> None:
+        self.store = store
+        self.journal = journal
+        self.pool = pool
+        self.signals = EngineSignals()
+        self.label_locks = LabelLocks()
+        self.gate = Gate()
+        self.counters = Counters.load(journal, store)
+        self.scheduler = BlockScheduler(store, pool, committer, workers, self.signals)
+        self.context = EngineContext(store, journal, self.counters)
+        self.history = History(journal)
+        self.committer = Committer(journal, self.counters, self.history, uuid, user)
+        self._history_lock = threading.Lock()
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """s0 shape."""
+        return self.store.shape
+
+    # -------------------------------------------------------------- the kinds
+    def merge(self, target: int, labels: Iterable[int]) -> int:
+        """Every voxel of ``labels`` becomes ``target``; returns the MutationID."""
+        target, sources = Merge.check(target, labels)
+        record = self.edit([target, *sources], lambda ctx: Merge.plan(ctx, target, sources))
+        return record.mutation_id
+
+    def split(
+        self, target: int, region: SplitRegion, new_label: int | None = None
+    ) -> tuple[int, int]:
+        """Voxels of ``target`` inside ``region`` become a new label (or ``new_label``).
+
+        Returns
+        -------
+        (label, MutationID)
+        """
+        target = require_label(target, "target")
+        region.check_bounds(self.shape)
+        locks = [target] if new_label is None else [target, require_new_label(new_label, target)]
+        record = self.edit(locks, lambda ctx: Split.plan(ctx, target, region, new_label))
+        assert isinstance(record, Split)
+        return record.new_label, record.mutation_id
+
+    def split_coarse(
+        self, target: int, blocks: Sequence[Sequence[int]], new_label: int | None = None
+    ) -> tuple[int, int]:
+        """Every voxel of ``target`` in the given s0 blocks (z, y, x) becomes a new label.
+
+        Returns
+        -------
+        (label, MutationID)
+        """
+        target = require_label(target, "target")
+        chosen = check_blocks(blocks, self.context.grid)
+        locks = [target] if new_label is None else [target, require_new_label(new_label, target)]
+        record = self.edit(locks, lambda ctx: SplitCoarse.plan(ctx, target, chosen, new_label))
+        assert isinstance(record, SplitCoarse)
+        return record.new_label, record.mutation_id
+
+    def next_label(self, n: int = 1) -> tuple[int, int]:
+        """Reserve ``n`` consecutive unused labels; returns (start, end)."""
+        if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 1:
+            raise InvalidMutationError(f"the number of labels to reserve must be >= 1, got {n!r}")
+        with self.gate.shared():
+            start = self.counters.allocate(int(n))
+            end = start + int(n) - 1
+            self._commit_done(lambda stamp: NextLabel(stamp, (), start, end))
+        return start, end
+
+    def set_max_label(self, value: int) -> int:
+        """Raise the max label to ``value`` (never lowers it); returns the MutationID."""
+        if isinstance(value, bool) or not isinstance(value, int | np.integer) or value <= 0:
+            raise InvalidMutationError(f"max label must be a positive integer, got {value!r}")
+        if value > MAX_LABEL:
+            raise InvalidMutationError(f"max label {value} is not a uint64 label")
+        with self.gate.shared():
+            self.counters.raise_max_label(int(value))
+            record = self._commit_done(lambda stamp: MaxLabel(stamp, (), int(value)))
+        return record.mutation_id
+
+    # ---------------------------------------------------------------- history
+    def undo(self) -> int:
+        """Apply the inverse of the last undoable mutation as a new mutation."""
+        return self._walk_history("undo")
+
+    def redo(self) -> int:
+        """Apply again the last undone mutation, as a new mutation."""
+        return self._walk_history("redo")
+
+    def _walk_history(self, direction: Direction) -> int:
+        with self._history_lock:
+            of = self.history.top(direction)
+            row = self.journal.mutation(of)
+            assert row is not None
+            done = record_from_json(row)
+
+            def build(ctx: EditContext) -> Plan:
+                if direction == "redo":
+                    return done.redo_plan(ctx)
+                plan = done.undo_plan(ctx)
+                assert plan is not None, f"mutation {of} on the undo stack cannot be undone"
+                return plan
+
+            return self.edit(done.labels_held(), build, Step(direction, of)).mutation_id
+
+    # ------------------------------------------------------------ the pipeline
+    def edit(
+        self,
+        labels: Iterable[int],
+        build: Callable[[EditContext], Plan],
+        step: Step | None = None,
+    ) -> Mutation:
+        """Run the plan ``build`` makes under the locks of ``labels``: the one way
+        every voxel mutation runs (a new kind needs nothing more).
+
+        Returns the mutation's record once every level is written; raises the
+        plan's error (nothing changed) if it is refused.
+        """
+        with self.label_locks.hold(labels):
+            plan = build(self.context)
+            try:
+                return self._run(plan, step)
+            finally:
+                if plan.release is not None:
+                    plan.release()
+
+    def _run(self, plan: Plan, step: Step | None) -> Mutation:
+        committed: list[Mutation] = []
+
+        def commit(changes: list[BlockChange]) -> None:  # on the commit thread
+            record, rows = self.committer.commit(plan, changes, step)
+            committed.append(record)
+            self.signals.mutation_started.emit(record)
+            self.signals.labels_changed.emit(sorted({r[0] for r in rows}))
+
+        with self.gate.shared():
+            coords = self.scheduler.visible_first(plan.coords)
+            with self.scheduler.block_locks[0].hold(coords):
+                previous: Previous = {}
+                try:
+                    self.scheduler.run(coords, plan.transform, previous, commit)
+                except BaseException:
+                    if not committed:
+                        self.scheduler.revert(previous)
+                    raise
+            self.committer.complete(committed[0])
+            self.signals.mutation_completed.emit(committed[0])
+        return committed[0]
+
+    def _commit_done(self, make: Callable[..., Mutation]) -> Mutation:
+        record = self.committer.commit_done(make)
+        self.signals.mutation_completed.emit(record)
+        return record
+
+    # ------------------------------------------------------- views and repair
+    def set_visible(self, scale: int, coords: Iterable[Coord]) -> None:
+        """The blocks a viewer shows at ``scale``, most wanted first: edits compute
+        (and show) them first.  Any thread; replaces the previous set."""
+        self.scheduler.set_visible(scale, coords)
+
+    def cascade(self, coords: Iterable[Coord], *, full: bool = False) -> None:
+        """Recompute the ancestors of changed s0 blocks (``full``: every octant)."""
+        self.scheduler.cascade(coords, full=full)
+
+    def replay(self, after: int, *, complete: bool) -> list[int]:
+        """Re-apply the recorded mutations after MutationID ``after`` (see
+        :func:`app.model.engine.recovery.replay`); returns their ids."""
+        return recovery.replay(self.journal, self.scheduler, self.context, self.committer,
+                               after, complete=complete)
+
+    def reindex(self, progress: Callable[[int, int], None] | None = None) -> int:
+        """Rebuild the label index from s0; returns the number of labels."""
+        with self.gate.exclusive():
+            return reindex(self.store, self.journal, self.counters, self.pool, progress)

@@ -1,0 +1,73 @@
+"""Undo and redo: two stacks of MutationIDs in the journal, moved in the
+transaction of the mutation that moves them.
+
+Undo and redo are one mechanism: take the record on top of a stack and apply
+a plan it stores (:meth:`Mutation.undo_plan` or :meth:`Mutation.redo_plan`) as
+a new mutation.  An undo moves the undone id from the undo stack to the redo
+stack; a redo takes it off the redo stack and puts the new mutation on the
+undo stack; any other undoable mutation goes on the undo stack and clears the
+redo stack.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from typing import Literal
+
+from app.model.errors import NothingToUndoError
+from app.model.journal import Journal
+
+UNDO_DEPTH = 1000
+"""Mutations kept undoable (their undo data is dropped past it)."""
+
+Direction = Literal["undo", "redo"]
+
+
+@dataclass(frozen=True)
+class Step:
+    """An undo or redo of mutation ``of`` in progress."""
+
+    direction: Direction
+    of: int
+
+
+class History:
+    """The undo and redo stacks of one dataset's journal."""
+
+    def __init__(self, journal: Journal) -> None:
+        self.journal = journal
+
+    def top(self, direction: Direction) -> int:
+        """The MutationID an undo (or redo) would take; NothingToUndoError if none."""
+        stack = self.journal.get_json(f"{direction}_stack", [])
+        if not stack:
+            raise NothingToUndoError(f"nothing to {direction}")
+        return int(stack[-1])
+
+    def record(self, cur: sqlite3.Cursor, mid: int, undoable: bool, step: Step | None) -> None:
+        """Move the stacks for mutation ``mid`` (inside its transaction).
+
+        Raises NothingToUndoError (rolling the mutation back) if ``step``'s
+        mutation left its stack meanwhile.
+        """
+        undo = self.journal.get_json("undo_stack", [])
+        redo = self.journal.get_json("redo_stack", [])
+        if step is None:
+            if not undoable:
+                return
+            undo.append(mid)
+            redo = []
+        elif step.direction == "undo":
+            if step.of not in undo:
+                raise NothingToUndoError(f"mutation {step.of} was undone meanwhile")
+            undo.remove(step.of)
+            redo.append(step.of)
+        else:
+            if step.of not in redo:
+                raise NothingToUndoError(f"mutation {step.of} can no longer be redone")
+            redo.remove(step.of)
+            undo.append(mid)
+        Journal.drop_undo_maps(cur, undo[:-UNDO_DEPTH])
+        Journal.set_meta(cur, "undo_stack", undo[-UNDO_DEPTH:])
+        Journal.set_meta(cur, "redo_stack", redo)

@@ -1,0 +1,43 @@
+"""Rebuilding the label index from s0 (the whole volume: a bulk job)."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+from app.kernels import label_counts
+from app.model.engine.counters import Counters
+from app.model.geometry import Coord
+from app.model.journal import Journal
+from app.model.mutations.base import IndexRow
+from app.model.store import LABELS, PyramidStore
+
+
+def reindex(
+    store: PyramidStore,
+    journal: Journal,
+    counters: Counters,
+    pool: ThreadPoolExecutor,
+    progress: Callable[[int, int], None] | None = None,
+) -> int:
+    """Count every label of every s0 block on ``pool`` and replace the label
+    index with the counts, in one transaction; returns the number of labels.
+    The caller holds the engine exclusively."""
+    coords = list(store.level(LABELS, 0).coords())
+    done = itertools.count(1)
+
+    def count(coord: Coord) -> list[IndexRow]:
+        labels, counts = label_counts(store.read_block(LABELS, 0, coord))
+        if progress is not None:
+            progress(next(done), len(coords))
+        return [(int(lab), coord, int(n)) for lab, n in zip(labels, counts, strict=True) if lab]
+
+    rows = [r for block_rows in pool.map(count, coords) for r in block_rows]
+    counters.note_label(max((r[0] for r in rows), default=0))
+    with journal.transaction() as cur:
+        Journal.clear_label_index(cur)
+        Journal.set_label_counts(cur, rows)
+        Journal.set_meta(cur, "index_built", "1")
+        Journal.raise_counters(cur, counters.values())
+    return len({r[0] for r in rows})

@@ -1,0 +1,84 @@
+"""Opening a dataset's journal database: the one connection factory.
+
+Every connection to the journal's SQLite file — the writer's
+(:class:`~app.model.journal.Journal`), the Kafka sender's and the read-only
+ones of ``segmend events``/``blob``/``info`` — comes from :func:`connect`, so
+the pragmas live here only: a writable connection puts the file in WAL mode
+(readers then read while the writer writes) with ``synchronous=FULL``
+(committed transactions survive power loss), and every connection waits up to
+:data:`BUSY_TIMEOUT_MS` for a lock held by another connection.
+
+This module imports nothing heavy, so the command line can use it at startup.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+__all__ = ["BUSY_TIMEOUT_MS", "connect", "table_exists"]
+
+#: Longest wait (milliseconds) for a lock held by another connection.
+BUSY_TIMEOUT_MS = 10_000
+
+
+def connect(path: str | Path, *, readonly: bool, create: bool = False) -> sqlite3.Connection:
+    """A connection to the journal database at ``path``.
+
+    Parameters
+    ----------
+    path : str or Path
+        The journal's SQLite file.
+    readonly : bool
+        Open without writing (``mode=ro``): for readers beside a writer.
+    create : bool
+        Create the file (and its directory) if missing; only with ``readonly=False``.
+
+    Returns
+    -------
+    sqlite3.Connection
+        In autocommit mode (``isolation_level=None``: transactions are the
+        caller's ``BEGIN``/``COMMIT``), usable from any thread (the caller
+        serialises its use), with the busy timeout set and, when writable, WAL
+        mode and ``synchronous=FULL``.
+
+    Raises
+    ------
+    ValueError
+        If ``readonly`` and ``create`` are both set.
+    sqlite3.OperationalError
+        If the file does not exist and ``create`` is not set.
+    sqlite3.DatabaseError
+        If the file is not an SQLite database (the connection is closed).
+    """
+    if readonly and create:
+        raise ValueError("a read-only journal connection cannot create the file")
+    path = Path(path)
+    if create:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    elif not path.exists():
+        raise sqlite3.OperationalError(f"journal {path} does not exist")
+    mode = "ro" if readonly else "rwc" if create else "rw"
+    conn = sqlite3.connect(
+        f"{path.resolve().as_uri()}?mode={mode}",
+        uri=True,
+        check_same_thread=False,
+        isolation_level=None,
+    )
+    try:
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        if not readonly:
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = FULL")
+    except sqlite3.Error:
+        conn.close()
+        raise
+    return conn
+
+
+def table_exists(conn: sqlite3.Connection, name: str) -> bool:
+    """Whether the journal database has a table ``name`` (a journal being created may not)."""
+    row = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)
+    ).fetchone()
+    return row is not None

@@ -1,0 +1,63 @@
+"""The registry of mutation kinds: DVID action name → kind.
+
+A kind registers itself with :func:`register` when its module is imported
+(:mod:`app.model.mutations` imports them all).  The journal keeps the record of
+an undo under the action ``undo`` with the undone action in ``Of``; its kind
+is the undone kind's inverse (a kind with ``inverse_of`` set).  ``segmend
+apply`` lines are dispatched here too (:func:`apply_line`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
+
+from app.model.errors import InvalidMutationError
+from app.model.mutations.base import Editor, Mutation
+
+ApplyLine = Callable[[Editor, Mapping[str, Any]], dict[str, Any]]
+"""Applies one ``segmend log`` line; returns its CLI result."""
+
+K = TypeVar("K", bound=type[Mutation])
+
+_KINDS: dict[tuple[str, str | None], type[Mutation]] = {}
+_APPLY: dict[str, ApplyLine] = {}
+
+
+def register(kind: K) -> K:
+    """Class decorator: make ``kind`` known by its action (and, for an inverse,
+    the action it undoes); its ``apply`` static method, if any, handles that
+    action's log lines."""
+    key = (kind.action, kind.inverse_of)
+    if key in _KINDS:
+        raise ValueError(f"mutation kind {key} is registered twice")
+    _KINDS[key] = kind
+    apply = getattr(kind, "apply", None)
+    if apply is not None:
+        register_line(kind.action, apply)
+    return kind
+
+
+def register_line(action: str, apply: ApplyLine) -> None:
+    """Make ``apply`` the handler of ``segmend log`` lines with this ``Action``."""
+    _APPLY.setdefault(action, apply)
+
+
+def record_from_json(record: Mapping[str, Any]) -> Mutation:
+    """The typed record of a journal JSON object."""
+    key = (str(record["Action"]), record.get("Of"))
+    kind = _KINDS.get(key)
+    if kind is None:
+        raise InvalidMutationError(f"unknown mutation {key[0]!r} in the journal")
+    return kind.from_json(record)
+
+
+def apply_line(editor: Editor, op: Mapping[str, Any]) -> dict[str, Any]:
+    """Apply one ``segmend log`` line (a JSON object); returns its result."""
+    action = op.get("Action")
+    apply = _APPLY.get(action) if isinstance(action, str) else None
+    if apply is None:
+        raise InvalidMutationError(
+            f"unknown Action {action!r}; expected {', '.join(sorted(_APPLY))}"
+        )
+    return apply(editor, op)

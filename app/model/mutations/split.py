@@ -1,0 +1,90 @@
+"""The split kind: voxels of a body inside a region become a new body (DVID ``split``).
+
+The region is given as DVID RLE spans or a painted mask
+(:class:`app.model.mutations.regions.SplitRegion`); only the s0 blocks the
+label index names for the target are read.  Its inverse merges the new label
+back (:class:`SplitUndo`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+
+from app.kernels import parse_rles
+from app.model.errors import InvalidMutationError
+from app.model.events import messages
+from app.model.mutations.base import EditContext, Editor, Message, Plan, Recording
+from app.model.mutations.checks import blocks_of
+from app.model.mutations.kinds import register
+from app.model.mutations.log_fields import int_field, opt_int_field
+from app.model.mutations.regions import SplitRegion
+from app.model.mutations.splitting import SplitBase, SplitUndoBase, region_transform, split_plan
+
+
+@register
+@dataclass(frozen=True)
+class SplitUndo(SplitUndoBase):
+    """A split was undone (journaled as ``{"Action": "undo", "Of": "split"}``)."""
+
+    inverse_of: ClassVar[str | None] = "split"
+
+
+@register
+@dataclass(frozen=True)
+class Split(SplitBase):
+    """Voxels of ``target`` inside a region became ``new_label`` (fields: see
+    :class:`SplitBase`)."""
+
+    action: ClassVar[str] = "split"
+    undo_kind: ClassVar[type[SplitUndoBase]] = SplitUndo
+
+    @classmethod
+    def plan(cls, ctx: EditContext, target: int, region: SplitRegion, new_label: int | None
+             ) -> Plan:
+        """The plan of a split of checked ``target`` by a bounds-checked ``region``
+        (into ``new_label``, or a newly allocated label)."""
+        target_blocks = blocks_of(ctx, target, "target")
+        coords = [c for c in region.block_coords(ctx.block_size) if c in target_blocks]
+        if not coords:
+            raise InvalidMutationError(f"the split region holds no voxel of target {target}")
+        label = ctx.claim_label(new_label)
+
+        def record(rec: Recording, size: int, moved: int, ref: str) -> Split:
+            return cls(rec.stamp, rec.touched, target, label, size, moved, ref)
+
+        transform = region_transform(ctx, target, label, region)
+        return split_plan(target, label, target_blocks, coords, transform, record,
+                          release=lambda: ctx.release_label(label))
+
+    @classmethod
+    def from_json(cls, record: Mapping[str, Any]) -> Split:
+        return cls(**cls.split_fields(record))
+
+    def start_message(self, **fields: Any) -> Message:
+        return messages.split_start(**fields)
+
+    def complete_message(self, **fields: Any) -> Message:
+        return messages.split_complete(**fields)
+
+    def log_fields(self, blob: Callable[[str], bytes]) -> dict[str, Any]:
+        return {"RLEs": parse_rles(blob(self.split_ref), headered=False).tolist()}
+
+    @staticmethod
+    def apply(editor: Editor, op: Mapping[str, Any]) -> dict[str, Any]:
+        """Apply a ``segmend log`` split line."""
+        spans = op["RLEs"]
+        if not isinstance(spans, list) or not all(
+            isinstance(s, list) and len(s) == 4 and all(isinstance(v, int) for v in s)
+            for s in spans
+        ):
+            raise InvalidMutationError("RLEs must be a list of [x, y, z, length] integer lists")
+        result = editor.split(
+            int_field(op, "Target"),
+            np.array(spans, dtype=np.int64).reshape(-1, 4),
+            new_label=opt_int_field(op, "NewLabel"),
+        )
+        return {"label": result.label, "MutationID": result.mutation_id}

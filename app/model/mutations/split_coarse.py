@@ -1,0 +1,133 @@
+"""The split-coarse kind: every voxel of a body in some s0 blocks becomes a new
+body (DVID ``split-coarse``, action ``splitcoarse``).  Its inverse merges the
+new label back (:class:`SplitCoarseUndo`)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+
+from app.kernels import mask_to_rles, relabel_inplace
+from app.model.errors import InvalidMutationError
+from app.model.events import messages
+from app.model.geometry import Coord
+from app.model.mutations.base import (
+    BlockChange,
+    EditContext,
+    Editor,
+    Message,
+    Plan,
+    Recording,
+    Transform,
+)
+from app.model.mutations.checks import block_origin, blocks_of
+from app.model.mutations.kinds import register
+from app.model.mutations.log_fields import int_field, opt_int_field
+from app.model.mutations.splitting import (
+    SplitBase,
+    SplitUndoBase,
+    split_plan,
+)
+
+
+def check_blocks(blocks: Sequence[Sequence[int]], grid: tuple[int, int, int]) -> list[Coord]:
+    """The s0 block coordinates (z, y, x) of a split-coarse request, each in the grid."""
+    chosen: list[Coord] = []
+    for b in blocks:
+        values = tuple(int(v) for v in b)
+        if len(values) != 3 or any(not 0 <= c < g for c, g in zip(values, grid, strict=True)):
+            raise InvalidMutationError(f"block {tuple(b)} is outside the block grid {grid}")
+        chosen.append((values[0], values[1], values[2]))
+    if not chosen:
+        raise InvalidMutationError("split-coarse needs at least one block")
+    return chosen
+
+
+def _whole_block_transform(ctx: EditContext, target: int, label: int) -> Transform:
+    keys = np.array([target], dtype=np.uint64)
+
+    def transform(coord: Coord) -> BlockChange:
+        new = ctx.read_block(coord).copy()
+        n = relabel_inplace(new, keys, label)
+        spans = mask_to_rles(new == label, block_origin(coord, ctx.block_size))
+        return BlockChange(coord, new, n, spans)
+
+    return transform
+
+
+@register
+@dataclass(frozen=True)
+class SplitCoarseUndo(SplitUndoBase):
+    """A split-coarse was undone (journaled as ``{"Action": "undo", "Of": "splitcoarse"}``)."""
+
+    inverse_of: ClassVar[str | None] = "splitcoarse"
+
+
+@register
+@dataclass(frozen=True)
+class SplitCoarse(SplitBase):
+    """Every voxel of ``target`` in ``blocks`` became ``new_label``.
+
+    Attributes
+    ----------
+    blocks : tuple of Coord
+        The s0 blocks (z, y, x) that held the moved voxels, sorted.
+    target, new_label, target_size, new_label_size, split_ref, redoes
+        See :class:`SplitBase`.
+    """
+
+    action: ClassVar[str] = "splitcoarse"
+    undo_kind: ClassVar[type[SplitUndoBase]] = SplitCoarseUndo
+    blocks: tuple[Coord, ...] = ()
+
+    @classmethod
+    def plan(cls, ctx: EditContext, target: int, chosen: list[Coord], new_label: int | None
+             ) -> Plan:
+        """The plan of a split-coarse of checked ``target`` over checked blocks."""
+        target_blocks = blocks_of(ctx, target, "target")
+        coords = sorted(c for c in set(chosen) if c in target_blocks)
+        if not coords:
+            raise InvalidMutationError(f"the split blocks hold no voxel of target {target}")
+        if len(coords) == len(target_blocks):
+            raise InvalidMutationError(
+                f"the split blocks hold all of target {target}; nothing would remain"
+            )
+        label = ctx.claim_label(new_label)
+
+        def record(rec: Recording, size: int, moved: int, ref: str) -> SplitCoarse:
+            return cls(rec.stamp, rec.touched, target, label, size, moved, ref,
+                       blocks=tuple(coords))
+
+        transform = _whole_block_transform(ctx, target, label)
+        return split_plan(target, label, target_blocks, coords, transform, record,
+                          release=lambda: ctx.release_label(label))
+
+    def fields(self) -> dict[str, Any]:
+        return {"Blocks": [list(c) for c in self.blocks], **super().fields()}
+
+    @classmethod
+    def from_json(cls, record: Mapping[str, Any]) -> SplitCoarse:
+        blocks = tuple((int(z), int(y), int(x)) for z, y, x in record["Blocks"])
+        return cls(**cls.split_fields(record), blocks=blocks)
+
+    def start_message(self, **fields: Any) -> Message:
+        return messages.splitcoarse_start(**fields)
+
+    def complete_message(self, **fields: Any) -> Message:
+        return messages.splitcoarse_complete(**fields)
+
+    def log_fields(self, blob: Callable[[str], bytes]) -> dict[str, Any]:
+        return {"Blocks": [list(c) for c in self.blocks]}
+
+    @staticmethod
+    def apply(editor: Editor, op: Mapping[str, Any]) -> dict[str, Any]:
+        """Apply a ``segmend log`` split-coarse line."""
+        blocks = op["Blocks"]
+        if not isinstance(blocks, list):
+            raise InvalidMutationError("Blocks must be a list of [z, y, x] lists")
+        result = editor.split_coarse(int_field(op, "Target"), blocks,
+                                     new_label=opt_int_field(op, "NewLabel"))
+        return {"label": result.label, "MutationID": result.mutation_id}
