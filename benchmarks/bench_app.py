@@ -780,7 +780,7 @@ def child_build_synth(out: str, size: int, seeds: int, image: bool, tmp: str) ->
     """A Voronoi uint64 label pyramid (+ uint8 grayscale) from ``.npy`` sources in ``tmp``."""
     import numpy as np
 
-    from app.model.build import build_pyramid
+    from app.model.bulk.build import build_pyramid
     from app.model.dataset import open_dataset
     from benchmarks.synthetic import voronoi_labels
 

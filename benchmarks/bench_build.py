@@ -20,8 +20,8 @@ import hdf5plugin
 import numpy as np
 import tinybrain
 
-from app.model.build import build_pyramid
-from app.model.layout import level_shapes
+from app.model.bulk.build import build_pyramid
+from app.model.storage.layout import level_shapes
 from benchmarks.synthetic import noisy_labels, voronoi_labels
 
 

@@ -44,7 +44,7 @@ import numpy as np
 from numpy.typing import NDArray
 from skimage.metrics import adapted_rand_error
 
-from app.model.build import build_pyramid
+from app.model.bulk.build import build_pyramid
 from app.model.dataset import open_dataset
 from app.model.demo import demo_cube_path
 from benchmarks.synthetic import voronoi_labels

@@ -13,7 +13,7 @@ import pytest
 from numpy.typing import NDArray
 
 from app.kernels import reference
-from app.model.build import build_pyramid
+from app.model.bulk.build import build_pyramid
 from app.model.dataset import Dataset, open_dataset
 from app.model.demo import demo_cube_path
 from app.model.events import blobstore, outbox

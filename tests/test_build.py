@@ -11,10 +11,10 @@ import pytest
 from numpy.typing import NDArray
 
 from app.kernels import reference
-from app.model.build import build_pyramid
+from app.model.bulk.build import build_pyramid
+from app.model.bulk.verify import verify_levels
 from app.model.errors import CancelledError, FormatError
-from app.model.store import IMAGE, LABELS, PyramidStore
-from app.model.verify import verify_levels
+from app.model.storage.store import IMAGE, LABELS, PyramidStore
 
 
 def full_recompute(s0: NDArray[np.generic], n: int, fn) -> list[NDArray[np.generic]]:  # type: ignore[no-untyped-def]

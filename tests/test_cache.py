@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from app.model.cache import COARSE_SHARE, BlockCache
+from app.model.storage.cache import COARSE_SHARE, BlockCache
 
 MIB = 1 << 20
 

@@ -14,12 +14,12 @@ import pytest
 from app.model import checkpoint as checkpoint_module
 from app.model.checkpoint import Checkpointer
 from app.model.engine.counters import Counters
-from app.model.journal import Journal
-from app.model.locks import Gate
-from app.model.palette_block import PaletteBlock
-from app.model.safefile import SafeFile
-from app.model.sidecar import checkpoint_lock_path, journal_path, rollback_path, sidecar_dir
-from app.model.store import LABELS, PyramidStore
+from app.model.engine.locks import Gate
+from app.model.journal.journal import Journal
+from app.model.journal.sidecar import checkpoint_lock_path, journal_path, rollback_path, sidecar_dir
+from app.model.storage.palette_block import PaletteBlock
+from app.model.storage.safefile import SafeFile
+from app.model.storage.store import LABELS, PyramidStore
 
 BLOCK = (4, 4, 4)
 

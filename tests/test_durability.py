@@ -16,12 +16,12 @@ import numpy as np
 import pytest
 from numpy.typing import NDArray
 
-from app.model.build import build_pyramid
+from app.model.bulk.build import build_pyramid
 from app.model.dataset import open_dataset
-from app.model.replay import log_lines
-from app.model.safefile import PAGE_SIZE, SafeFile, recover
-from app.model.sidecar import rollback_path
-from app.model.store import LABELS, PyramidStore
+from app.model.journal.replay import log_lines
+from app.model.journal.sidecar import rollback_path
+from app.model.storage.safefile import PAGE_SIZE, SafeFile, recover
+from app.model.storage.store import LABELS, PyramidStore
 
 WRITER = Path(__file__).with_name("fault_writer.py")
 

@@ -25,8 +25,8 @@ from app.model.errors import (
     ReadOnlyError,
     WriterLockedError,
 )
-from app.model.palette_block import PaletteBlock
-from app.model.replay import ApplyError, apply_lines, log_lines
+from app.model.journal.replay import ApplyError, apply_lines, log_lines
+from app.model.storage.palette_block import PaletteBlock
 from tests.conftest import assert_matches_model, biggest
 
 

@@ -11,7 +11,7 @@ import pytest
 from app.model.engine.counters import Counters
 from app.model.engine.history import UNDO_DEPTH, History, Step
 from app.model.errors import InvalidMutationError, NothingToUndoError
-from app.model.journal import Journal
+from app.model.journal.journal import Journal
 from app.model.mutations.checks import MAX_LABEL
 
 

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 from numpy.typing import NDArray
 
-from app.model.build import build_pyramid
+from app.model.bulk.build import build_pyramid
 from app.model.dataset import Dataset, open_dataset
 from app.model.demo import demo_cube_path
 from app.model.errors import InvalidMutationError

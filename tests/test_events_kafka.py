@@ -27,8 +27,8 @@ from app.model.events.kafka_client import import_kafka
 from app.model.events.outbox import OutboxEvent, append_events
 from app.model.events.sender import OutboxSender, SenderStatus
 from app.model.events.settings import KafkaSettings
-from app.model.sidecar import journal_path
-from app.model.store import PyramidStore
+from app.model.journal.sidecar import journal_path
+from app.model.storage.store import PyramidStore
 from tests.conftest import connect_journal, status_event
 from tests.kafka_fixtures import (
     TansuBroker,

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from app.model.errors import WriterLockedError
-from app.model.file_locks import file_lock, take_writer_lock
-from app.model.sidecar import lock_path, sidecar_dir
+from app.model.journal.file_locks import file_lock, take_writer_lock
+from app.model.journal.sidecar import lock_path, sidecar_dir
 
 
 def test_one_writer_at_a_time_and_the_refusal_names_it(tmp_path: Path) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from app.model.journal_db import BUSY_TIMEOUT_MS, connect, table_exists
+from app.model.journal.journal_db import BUSY_TIMEOUT_MS, connect, table_exists
 
 
 def _pragma(conn: sqlite3.Connection, name: str) -> object:

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from app.model.locks import Gate, LabelLocks, StripedLocks
+from app.model.engine.locks import Gate, LabelLocks, StripedLocks
 
 GUARD_S = 30.0
 """Longest wait for something that must happen: reached only by a deadlock."""

@@ -20,6 +20,7 @@ from app.model.dataset import Dataset, open_dataset
 from app.model.errors import InvalidMutationError
 from app.model.events.outbox import tail
 from app.model.geometry import Coord
+from app.model.journal.sidecar import journal_path
 from app.model.mutations import Mutation, apply_line, record_from_json, register
 from app.model.mutations.base import (
     BlockChange,
@@ -31,7 +32,6 @@ from app.model.mutations.base import (
     touched_of,
 )
 from app.model.mutations.checks import blocks_of
-from app.model.sidecar import journal_path
 from tests.conftest import assert_matches_model, biggest
 
 

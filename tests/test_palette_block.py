@@ -7,7 +7,7 @@ import pytest
 from numpy.typing import NDArray
 
 from app.kernels import index_dtype, relabel_indexed
-from app.model.palette_block import PaletteBlock
+from app.model.storage.palette_block import PaletteBlock
 
 
 @pytest.fixture

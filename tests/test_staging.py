@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from app.model.cache import BlockCache
-from app.model.staging import StagedOverlay
+from app.model.storage.cache import BlockCache
+from app.model.storage.staging import StagedOverlay
 
 KEY = ("labels", 1, 0, 0, 0)
 

@@ -9,11 +9,11 @@ import hdf5plugin
 import numpy as np
 import pytest
 
-from app.model.arrays import LevelArray
 from app.model.errors import FormatError, ReadOnlyError
-from app.model.layout import COMPRESSIONS, level_shapes
-from app.model.palette_block import PaletteBlock
-from app.model.store import IMAGE, LABELS, PyramidStore
+from app.model.storage.arrays import LevelArray
+from app.model.storage.layout import COMPRESSIONS, level_shapes
+from app.model.storage.palette_block import PaletteBlock
+from app.model.storage.store import IMAGE, LABELS, PyramidStore
 
 
 def test_level_shapes_halve_until_one_block() -> None:

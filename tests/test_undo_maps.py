@@ -7,8 +7,8 @@ import pytest
 
 from app.kernels import relabel_indexed
 from app.model.errors import FormatError
-from app.model.memory import recycle_block_memory
 from app.model.mutations.undo_maps import decode_undo_map, encode_undo_map
+from app.model.storage.memory import recycle_block_memory
 
 
 @pytest.mark.parametrize("n_labels", [1, 255, 256, 70000])

@@ -11,8 +11,8 @@ import pytest
 
 from app.model.error_text import one_line
 from app.model.errors import FormatError
-from app.model.layout import is_image_dtype, is_label_dtype, labels_first
-from app.model.volumes import (
+from app.model.storage.layout import is_image_dtype, is_label_dtype, labels_first
+from app.model.storage.volumes import (
     VolumeArray,
     holds_pyramid,
     image_volumes,

@@ -166,7 +166,7 @@ def cmd_redo(args: argparse.Namespace) -> int:
 
 def cmd_apply(args: argparse.Namespace) -> int:
     """``segmend apply FILE OPS.jsonl|-``: stops at the first failing line."""
-    from app.model.replay import apply_lines
+    from app.model.journal.replay import apply_lines
 
     if args.ops == "-":
         lines = sys.stdin.read().splitlines()
@@ -184,7 +184,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
 def cmd_log(args: argparse.Namespace) -> int:
     """``segmend log FILE [--since MUTID]``: one JSON object per line."""
     from app.model.dataset import open_dataset
-    from app.model.replay import log_lines
+    from app.model.journal.replay import log_lines
 
     with open_dataset(args.file, "r") as ds:
         for line in log_lines(ds, args.since):

@@ -1,7 +1,7 @@
 """``segmend events status|flush|tail`` and ``segmend blob get``.
 
 The events of dataset ``FILE`` wait in the outbox of its journal
-(``app.model.sidecar.journal_path(FILE)``); these commands show the backlog
+(``app.model.journal.sidecar.journal_path(FILE)``); these commands show the backlog
 and the Kafka connection state, publish the backlog, list recent events, and
 print blobs (split regions, oversized message fields) by reference.
 """
@@ -22,7 +22,7 @@ from app.model.events.outbox import OutboxEvent
 from app.model.events.outbox_view import outbox_counts, outbox_tail, read_blob
 from app.model.events.sender import OutboxSender, probe_broker
 from app.model.events.settings import KafkaSettings, load_settings, topic_name
-from app.model.sidecar import journal_path
+from app.model.journal.sidecar import journal_path
 
 __all__ = ["cmd_blob_get", "cmd_events_flush", "cmd_events_status", "cmd_events_tail", "register"]
 

@@ -11,7 +11,7 @@ from typing import Any
 from app.cli.desktop import AppRunner
 from app.cli.output import emit, progress_bar
 from app.display import display_problem
-from app.model.layout import COMPRESSIONS, DEFAULT_COMPRESSION, DEFAULT_RULE, RULES
+from app.model.storage.layout import COMPRESSIONS, DEFAULT_COMPRESSION, DEFAULT_RULE, RULES
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -70,7 +70,7 @@ def _voxel_size(text: str) -> tuple[float, float, float]:
 
 def cmd_build(args: argparse.Namespace) -> int:
     """``segmend build SRC OUT``."""
-    from app.model.build import build_pyramid
+    from app.model.bulk.build import build_pyramid
     from app.model.info import dataset_info
 
     with progress_bar("build", unit="block") as tick:

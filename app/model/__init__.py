@@ -16,7 +16,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from app.model.build import build_pyramid
+    from app.model.bulk.build import build_pyramid
     from app.model.dataset import Dataset, SplitResult, open_dataset
     from app.model.errors import (
         FormatError,
@@ -41,7 +41,7 @@ __all__ = [
 ]
 
 _HOMES = {
-    "build_pyramid": "app.model.build",
+    "build_pyramid": "app.model.bulk.build",
     "Dataset": "app.model.dataset",
     "SplitResult": "app.model.dataset",
     "open_dataset": "app.model.dataset",

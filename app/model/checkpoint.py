@@ -1,7 +1,7 @@
 """Checkpoints: the staged blocks and the counters into the HDF5 file, crash-safely.
 
 Edits are durable in the journal when they return; the HDF5 file is written
-only here, through :class:`app.model.safefile.SafeFile`, with the id of the
+only here, through :class:`app.model.storage.safefile.SafeFile`, with the id of the
 last mutation it holds (``checkpoint_mutation_id``).  A background thread
 checkpoints every ``interval`` seconds, or sooner when many blocks wait.
 """
@@ -16,11 +16,11 @@ from typing import Any
 import numpy as np
 
 from app.model.engine import MutationEngine
-from app.model.file_locks import file_lock
-from app.model.journal import Journal
+from app.model.journal.file_locks import file_lock
+from app.model.journal.journal import Journal
 from app.model.priority import lower_thread_priority
-from app.model.safefile import SafeFile
-from app.model.store import PyramidStore
+from app.model.storage.safefile import SafeFile
+from app.model.storage.store import PyramidStore
 
 CHECKPOINT_BLOCKS = 1024
 """Staged blocks that wake the checkpoint before its interval is up."""

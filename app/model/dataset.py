@@ -8,7 +8,7 @@
 
 Writers hold ``FILE.h5.segmend/writer.lock``.  Edits are durable in the journal
 when they return; the HDF5 file is written only by checkpoints, through
-:class:`app.model.safefile.SafeFile`, with the id of the last mutation it holds
+:class:`app.model.storage.safefile.SafeFile`, with the id of the last mutation it holds
 (``checkpoint_mutation_id``).  Opening replays the mutations recorded after it,
 which repairs whatever a crash interrupted.
 """
@@ -27,19 +27,19 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from app.model.arrays import LevelArray
-from app.model.build import default_workers
+from app.model.bulk.build import default_workers
+from app.model.bulk.index_check import check_label_index
+from app.model.bulk.verify import VerifyReport, verify_levels
 from app.model.checkpoint import Checkpointer
 from app.model.engine import EngineSignals, MutationEngine
 from app.model.engine.counters import Counters
 from app.model.errors import FormatError, ReadOnlyError, SegmendError, WriterLockedError
 from app.model.events.sender import OutboxSender, SenderStatus
 from app.model.events.settings import KafkaSettings
-from app.model.file_locks import take_writer_lock
 from app.model.geometry import Coord
-from app.model.index_check import check_label_index
-from app.model.journal import Journal
-from app.model.memory import recycle_block_memory
+from app.model.journal.file_locks import take_writer_lock
+from app.model.journal.journal import Journal
+from app.model.journal.sidecar import checkpoint_lock_path, journal_path, rollback_path, sidecar_dir
 from app.model.mutations import Mutation, record_from_json
 from app.model.mutations.regions import SplitRegion
 from app.model.opening import (
@@ -49,11 +49,11 @@ from app.model.opening import (
     recover_unless_written,
 )
 from app.model.priority import lower_thread_priority
-from app.model.pyramid_file import check_hdf5
-from app.model.safefile import SafeFile, recover
-from app.model.sidecar import checkpoint_lock_path, journal_path, rollback_path, sidecar_dir
-from app.model.store import IMAGE, LABELS
-from app.model.verify import VerifyReport, verify_levels
+from app.model.storage.arrays import LevelArray
+from app.model.storage.memory import recycle_block_memory
+from app.model.storage.pyramid_file import check_hdf5
+from app.model.storage.safefile import SafeFile, recover
+from app.model.storage.store import IMAGE, LABELS
 
 Progress = Callable[[int, int], None]
 

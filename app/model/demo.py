@@ -5,8 +5,8 @@ from __future__ import annotations
 from importlib.resources import as_file, files
 from pathlib import Path
 
-from app.model.build import ProgressCallback, build_pyramid
-from app.model.store import PyramidStore
+from app.model.bulk.build import ProgressCallback, build_pyramid
+from app.model.storage.store import PyramidStore
 
 DEMO_CUBE = "fib-medulla-250.h5"
 DEMO_VOXEL_SIZE_NM = (10.0, 10.0, 10.0)

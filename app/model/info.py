@@ -6,9 +6,9 @@ from pathlib import Path
 from typing import Any
 
 from app.model.events.outbox import backlog
-from app.model.journal import Journal
-from app.model.sidecar import journal_path
-from app.model.store import IMAGE, LABELS, PyramidStore
+from app.model.journal.journal import Journal
+from app.model.journal.sidecar import journal_path
+from app.model.storage.store import IMAGE, LABELS, PyramidStore
 
 
 def dataset_info(path: str | Path) -> dict[str, Any]:

@@ -9,11 +9,11 @@ from pathlib import Path
 import h5py
 
 from app.model.errors import FormatError, WriterLockedError
-from app.model.file_locks import file_lock, take_writer_lock
-from app.model.journal import Journal
-from app.model.safefile import SafeFile, recover
-from app.model.sidecar import checkpoint_lock_path, journal_path, rollback_path
-from app.model.store import LABELS, PyramidStore
+from app.model.journal.file_locks import file_lock, take_writer_lock
+from app.model.journal.journal import Journal
+from app.model.journal.sidecar import checkpoint_lock_path, journal_path, rollback_path
+from app.model.storage.safefile import SafeFile, recover
+from app.model.storage.store import LABELS, PyramidStore
 
 
 def open_editable_store(path: Path, safefile: SafeFile, cache_bytes: int) -> PyramidStore:

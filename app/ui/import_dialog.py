@@ -1,8 +1,8 @@
 """File > Import volume: build a pyramid from a plain HDF5 or NumPy volume.
 
-The build (``app.model.build.build_pyramid``) runs on the worker pool with a
+The build (``app.model.bulk.build.build_pyramid``) runs on the worker pool with a
 progress bar and a Cancel button; cancelling leaves no file.  Listing the
-volumes inside an HDF5 file (:func:`app.model.volumes.list_volumes`) also
+volumes inside an HDF5 file (:func:`app.model.storage.volumes.list_volumes`) also
 runs on the pool.
 """
 
@@ -25,10 +25,10 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from app.model.build import build_pyramid
+from app.model.bulk.build import build_pyramid
 from app.model.error_text import one_line
 from app.model.errors import CancelledError
-from app.model.volumes import VolumeInfo, label_volumes, list_volumes
+from app.model.storage.volumes import VolumeInfo, label_volumes, list_volumes
 from app.ui.messages import MessageReporter
 from app.ui.workers import Job, TaskRunner
 

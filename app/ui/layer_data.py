@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from napari.utils.colormaps import CyclicLabelColormap
 
-from app.model.layout import IMAGE_GROUP, LABELS_GROUP
+from app.model.storage.layout import IMAGE_GROUP, LABELS_GROUP
 from app.ui.lazy import BlockLoader, CachedLevel, Highlight, HighlightLevel
 from app.ui.selection import SELECTION_COLORS
 

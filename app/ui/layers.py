@@ -32,7 +32,7 @@ from napari.layers.utils.layer_utils import compute_multiscale_level
 from qtpy.QtCore import QObject, QTimer, Signal, Slot
 
 from app.model.geometry import Coord
-from app.model.layout import IMAGE_GROUP, LABELS_GROUP
+from app.model.storage.layout import IMAGE_GROUP, LABELS_GROUP
 from app.ui.compat import camera, canvas_model, canvas_size
 from app.ui.controller import Session
 from app.ui.layer_data import PATH, ROLE, highlight_colormap, highlight_levels, layer_data

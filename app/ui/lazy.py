@@ -21,7 +21,6 @@ import numpy as np
 from numpy.typing import NDArray
 from qtpy.QtCore import QObject, Signal
 
-from app.model.arrays import ArrayView, LevelArray
 from app.model.geometry import (
     Coord,
     Item,
@@ -31,6 +30,7 @@ from app.model.geometry import (
     index_box,
     normalise_index,
 )
+from app.model.storage.arrays import ArrayView, LevelArray
 from app.ui.workers import Job, TaskRunner
 
 if TYPE_CHECKING:

@@ -7,7 +7,7 @@ the same class the segmend app docks.
   read-only) as multiscale grayscale + segmentation layers, and plain HDF5
   label volumes as a (lazy, read-only) labels layer.  A pyramid opened here is
   proofread by the widget, which adopts its layers.  Plain volumes are read
-  through :mod:`app.model.volumes`, which opens the file only while it reads.
+  through :mod:`app.model.storage.volumes`, which opens the file only while it reads.
 - :func:`demo_sample` builds the shipped real cube into a temporary pyramid.
 """
 
@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from app.model.errors import FormatError
-from app.model.volumes import (
+from app.model.storage.volumes import (
     VolumeArray,
     holds_pyramid,
     image_volumes,

@@ -20,7 +20,7 @@ from qtpy.QtCore import QPoint, Qt
 from qtpy.QtTest import QTest
 
 from app.model.dataset import SplitResult, open_dataset
-from app.model.layout import IMAGE_GROUP, LABELS_GROUP
+from app.model.storage.layout import IMAGE_GROUP, LABELS_GROUP
 from app.ui import layers as layers_module
 from app.ui.compat import camera as viewer_camera
 from app.ui.layers import LEVEL_BUDGET, DatasetLayers

@@ -23,8 +23,8 @@ from tests.ui.conftest import WAIT_MS, wait_idle
 pytestmark = pytest.mark.gui
 
 REPO = Path(__file__).resolve().parents[2]
-MODEL_STACK = ("h5py", "hdf5plugin", "blosc", "app.kernels", "app.model.store",
-               "app.model.dataset", "app.model.build")
+MODEL_STACK = ("h5py", "hdf5plugin", "blosc", "app.kernels", "app.model.storage.store",
+               "app.model.dataset", "app.model.bulk.build")
 
 
 def run_python(code: str, *args: str, **env: str) -> subprocess.CompletedProcess[str]:

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from app.model.geometry import Coord
-from app.model.octants import parent_of
+from app.model.storage.octants import parent_of
 
 Ready = tuple[int, Coord, list[Coord]]
 """(scale, parent block, its changed children of scale - 1)."""

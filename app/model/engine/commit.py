@@ -22,7 +22,7 @@ from app.model.events import messages, outbox
 from app.model.events.blobstore import put_blob
 from app.model.events.gotime import now_go
 from app.model.geometry import Coord
-from app.model.journal import Journal
+from app.model.journal.journal import Journal
 from app.model.mutations.base import BlockChange, IndexRow, Mutation, Plan, Stamp
 
 

@@ -9,9 +9,9 @@ from numpy.typing import NDArray
 
 from app.model.engine.counters import Counters
 from app.model.geometry import Coord
-from app.model.journal import Journal
-from app.model.palette_block import PaletteBlock
-from app.model.store import LABELS, PyramidStore
+from app.model.journal.journal import Journal
+from app.model.storage.palette_block import PaletteBlock
+from app.model.storage.store import LABELS, PyramidStore
 
 
 class EngineContext:

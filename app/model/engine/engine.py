@@ -37,13 +37,13 @@ from app.model.engine.commit import Committer
 from app.model.engine.context import EngineContext
 from app.model.engine.counters import Counters
 from app.model.engine.history import Direction, History, Step
+from app.model.engine.locks import Gate, LabelLocks
 from app.model.engine.reindex import reindex
 from app.model.engine.scheduler import BlockScheduler, Previous
 from app.model.engine.signals import EngineSignals
 from app.model.errors import InvalidMutationError
 from app.model.geometry import Coord
-from app.model.journal import Journal
-from app.model.locks import Gate, LabelLocks
+from app.model.journal.journal import Journal
 from app.model.mutations import record_from_json
 from app.model.mutations.base import BlockChange, EditContext, Mutation, Plan
 from app.model.mutations.checks import MAX_LABEL, require_label, require_new_label
@@ -52,7 +52,7 @@ from app.model.mutations.merge import Merge
 from app.model.mutations.regions import SplitRegion
 from app.model.mutations.split import Split
 from app.model.mutations.split_coarse import SplitCoarse, check_blocks
-from app.model.store import PyramidStore
+from app.model.storage.store import PyramidStore
 
 
 class MutationEngine:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from app.model.errors import NothingToUndoError
-from app.model.journal import Journal
+from app.model.journal.journal import Journal
 
 UNDO_DEPTH = 1000
 """Mutations kept undoable (their undo data is dropped past it)."""

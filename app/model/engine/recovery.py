@@ -11,7 +11,7 @@ from __future__ import annotations
 from app.model.engine.commit import Committer
 from app.model.engine.context import EngineContext
 from app.model.engine.scheduler import BlockScheduler
-from app.model.journal import Journal
+from app.model.journal.journal import Journal
 from app.model.mutations import record_from_json
 
 

@@ -9,9 +9,9 @@ from concurrent.futures import ThreadPoolExecutor
 from app.kernels import label_counts
 from app.model.engine.counters import Counters
 from app.model.geometry import Coord
-from app.model.journal import Journal
+from app.model.journal.journal import Journal
 from app.model.mutations.base import IndexRow
-from app.model.store import LABELS, PyramidStore
+from app.model.storage.store import LABELS, PyramidStore
 
 
 def reindex(

@@ -25,12 +25,12 @@ from typing import Any
 import numpy as np
 
 from app.model.engine.cascade_tree import CascadeTree
+from app.model.engine.locks import StripedLocks
 from app.model.engine.signals import EngineSignals
 from app.model.geometry import Coord
-from app.model.locks import StripedLocks
 from app.model.mutations.base import BlockChange, Transform
-from app.model.octants import children_of, refresh_block, refresh_octants
-from app.model.store import LABELS, PyramidStore, StagedBlock
+from app.model.storage.octants import children_of, refresh_block, refresh_octants
+from app.model.storage.store import LABELS, PyramidStore, StagedBlock
 
 S0Done = Callable[[list[BlockChange]], None]
 """Gets every s0 change of an edit, in order, on the commit thread."""

@@ -1,7 +1,7 @@
 """A dataset's outbox and blob store, read from outside its writer.
 
 For ``segmend events`` and ``segmend blob``: each function opens the journal of
-the dataset at ``h5_path`` read-only (:func:`app.model.journal_db.connect`),
+the dataset at ``h5_path`` read-only (:func:`app.model.journal.journal_db.connect`),
 reads, and closes it.  A dataset without a journal yet (never opened for
 writing) reads as an empty outbox, and no journal file is created.
 """
@@ -16,8 +16,8 @@ from pathlib import Path
 from app.model.errors import SegmendError
 from app.model.events import blobstore, outbox
 from app.model.events.outbox import OutboxCounts, OutboxEvent
-from app.model.journal_db import connect, table_exists
-from app.model.sidecar import journal_path
+from app.model.journal.journal_db import connect, table_exists
+from app.model.journal.sidecar import journal_path
 
 __all__ = ["outbox_counts", "outbox_tail", "read_blob"]
 

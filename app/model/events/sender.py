@@ -39,7 +39,7 @@ from app.model.events.kafka_link import (
 )
 from app.model.events.outbox import OutboxEvent, backlog, last_sent_seq, mark_sent, pending
 from app.model.events.settings import KafkaSettings, topic_name
-from app.model.journal_db import connect
+from app.model.journal.journal_db import connect
 
 __all__ = ["OutboxSender", "SenderState", "SenderStatus", "probe_broker"]
 
@@ -102,7 +102,7 @@ class OutboxSender:
     journal : str or Path
         The journal's SQLite file (created, with the outbox schema, by its
         owner).  The sender opens its own connection
-        (:func:`app.model.journal_db.connect`), in its own thread.
+        (:func:`app.model.journal.journal_db.connect`), in its own thread.
     settings : KafkaSettings
         Where to send; ``bootstrap_servers=None`` keeps the sender ``"off"``.
     repo_uuid, data_uuid : str

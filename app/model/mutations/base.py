@@ -21,7 +21,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from app.model.geometry import Coord
-from app.model.palette_block import PaletteBlock
+from app.model.storage.palette_block import PaletteBlock
 
 Message = dict[str, Any]
 """One DVID Kafka message (JSON object)."""

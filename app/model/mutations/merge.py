@@ -1,7 +1,7 @@
 """The merge kind: every voxel of some bodies becomes a target body (DVID ``merge``).
 
 A merge works as DVID's labelarray does: a block is relabelled in palette form
-(:class:`app.model.palette_block.PaletteBlock`), so only a block's first merge
+(:class:`app.model.storage.palette_block.PaletteBlock`), so only a block's first merge
 since the last checkpoint touches its voxels, and each changed block keeps an
 undo map (:mod:`app.model.mutations.undo_maps`): per voxel, which of the merged labels it
 held.  Its inverse is :class:`app.model.mutations.merge_undo.MergeUndo`.

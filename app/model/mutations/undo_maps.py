@@ -2,7 +2,7 @@
 
 A merge of labels ``L`` (sorted) into a target keeps, per block it changed, the
 index map that :func:`app.kernels.relabel_indexed` makes, and
-:meth:`app.model.palette_block.PaletteBlock.merged` too (``k + 1`` where the
+:meth:`app.model.storage.palette_block.PaletteBlock.merged` too (``k + 1`` where the
 voxel held ``L[k]``, 0 elsewhere), compressed.  The map is 1/8 the size of the block
 for up to 255 labels, so an undo map costs little to make and to journal.
 """

@@ -1,9 +1,9 @@
 """The pyramid store: block-level access to an HDF5 label (and grayscale) pyramid.
 
 One object for the engine, builds, checks and viewers, over three parts:
-:mod:`app.model.levels` (each scale's dataset and block grid),
-:mod:`app.model.block_io` (whole compressed chunks in and out of the file, the
-codec outside h5py's lock) and :mod:`app.model.staging` (the overlay of edited
+:mod:`app.model.storage.levels` (each scale's dataset and block grid),
+:mod:`app.model.storage.block_io` (whole compressed chunks in and out of the file, the
+codec outside h5py's lock) and :mod:`app.model.storage.staging` (the overlay of edited
 blocks readers see before a checkpoint writes them into the file).
 """
 
@@ -18,21 +18,21 @@ import h5py
 import numpy as np
 from numpy.typing import NDArray
 
-from app.model import block_io
-from app.model.cache import BlockCache
 from app.model.errors import FormatError, ReadOnlyError
 from app.model.geometry import Coord
-from app.model.layout import (
+from app.model.storage import block_io
+from app.model.storage.cache import BlockCache
+from app.model.storage.layout import (
     DEFAULT_BLOCK_SIZE,
     DEFAULT_RULE,
     IMAGE_GROUP,
     LABELS_GROUP,
     find_pyramids,
 )
-from app.model.levels import BlockKey, Level, check_level_shapes
-from app.model.palette_block import PaletteBlock
-from app.model.pyramid_file import open_h5, write_empty_pyramid
-from app.model.staging import StagedBlock, StagedOverlay
+from app.model.storage.levels import BlockKey, Level, check_level_shapes
+from app.model.storage.palette_block import PaletteBlock
+from app.model.storage.pyramid_file import open_h5, write_empty_pyramid
+from app.model.storage.staging import StagedBlock, StagedOverlay
 
 __all__ = ["IMAGE", "LABELS", "Coord", "PyramidStore", "StagedBlock"]
 

@@ -1,5 +1,5 @@
 """The ``flock`` locks beside a dataset: one writer, and checkpoint commits apart
-from readers opening the file (paths in :mod:`app.model.sidecar`)."""
+from readers opening the file (paths in :mod:`app.model.journal.sidecar`)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from app.model.errors import WriterLockedError
-from app.model.sidecar import lock_path
+from app.model.journal.sidecar import lock_path
 
 
 @contextmanager

@@ -8,9 +8,9 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from app.model.codec import dataset_filter_kwargs
 from app.model.errors import FormatError
-from app.model.layout import (
+from app.model.storage.codec import dataset_filter_kwargs
+from app.model.storage.layout import (
     FORMAT_NAME,
     FORMAT_VERSION,
     IMAGE_GROUP,

@@ -15,7 +15,7 @@ Labels are uint64 and SQLite integers are signed 64-bit: labels at or above
 
 The SQL of the journal's tables lives here and in the table modules of the
 events (:mod:`~app.model.events.outbox`, :mod:`~app.model.events.blobstore`);
-every connection comes from :func:`app.model.journal_db.connect`.
+every connection comes from :func:`app.model.journal.journal_db.connect`.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from app.model.errors import FormatError
 from app.model.events.blobstore import create_blob_schema, get_blob, put_blob
 from app.model.events.outbox import create_outbox_schema
 from app.model.geometry import Coord
-from app.model.journal_db import connect
+from app.model.journal.journal_db import connect
 
 __all__ = ["SCHEMA_VERSION", "Coord", "Journal", "from_db", "to_db"]
 

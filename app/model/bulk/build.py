@@ -25,9 +25,9 @@ from numpy.typing import NDArray
 from app.kernels import downsample_image_into, downsample_labels_into
 from app.model.errors import CancelledError, FormatError
 from app.model.geometry import Coord, blocks_in_box
-from app.model.layout import DEFAULT_BLOCK_SIZE, DEFAULT_RULE, is_image_dtype, level_shapes
-from app.model.sources import VolumeSource, open_source
-from app.model.store import IMAGE, LABELS, PyramidStore
+from app.model.storage.layout import DEFAULT_BLOCK_SIZE, DEFAULT_RULE, is_image_dtype, level_shapes
+from app.model.storage.sources import VolumeSource, open_source
+from app.model.storage.store import IMAGE, LABELS, PyramidStore
 
 ProgressCallback = Callable[[int, int], None]
 """Called as ``progress(blocks_done, blocks_total)`` from worker threads."""

@@ -12,8 +12,8 @@ import numpy as np
 
 from app.model.errors import CancelledError
 from app.model.geometry import Coord
-from app.model.octants import refresh_block
-from app.model.store import IMAGE, LABELS, PyramidStore
+from app.model.storage.octants import refresh_block
+from app.model.storage.store import IMAGE, LABELS, PyramidStore
 
 
 @dataclass(frozen=True)

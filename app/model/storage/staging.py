@@ -16,9 +16,9 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from app.model.cache import BlockCache
-from app.model.levels import BlockKey
-from app.model.palette_block import PaletteBlock
+from app.model.storage.cache import BlockCache
+from app.model.storage.levels import BlockKey
+from app.model.storage.palette_block import PaletteBlock
 
 
 @dataclass(frozen=True)

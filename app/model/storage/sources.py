@@ -18,7 +18,7 @@ import h5py
 import numpy as np
 
 from app.model.errors import FormatError
-from app.model.layout import find_pyramids
+from app.model.storage.layout import find_pyramids
 
 
 class VolumeSource(Protocol):

@@ -1,7 +1,7 @@
 """Block I/O on one level: whole compressed chunks in and out of the HDF5 file.
 
 Blocks move through HDF5 as whole compressed chunks (``read_direct_chunk`` /
-``write_direct_chunk``), and are encoded and decoded by :mod:`app.model.codec`
+``write_direct_chunk``), and are encoded and decoded by :mod:`app.model.storage.codec`
 outside h5py's global lock, so several threads really decode in parallel.
 Levels whose chunking or filters the codec cannot reproduce (files from other
 tools) fall back to HDF5's own slicing path.
@@ -16,7 +16,7 @@ from numpy.typing import NDArray
 
 from app.model.errors import FormatError
 from app.model.geometry import Coord
-from app.model.levels import Level
+from app.model.storage.levels import Level
 
 
 def read_stored(level: Level, coord: Coord, scratch: NDArray[Any] | None = None) -> NDArray[Any]:

@@ -8,7 +8,7 @@
 - ``checkpoint.lock`` — held exclusively while a checkpoint commits to the HDF5
   file and shared by readers while they open it;
 - ``hdf5.rollback`` — pre-images of HDF5 bytes overwritten by a checkpoint in
-  progress (see :mod:`app.model.safefile`).
+  progress (see :mod:`app.model.storage.safefile`).
 """
 
 from __future__ import annotations

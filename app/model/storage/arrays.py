@@ -11,7 +11,7 @@ from numpy.typing import NDArray
 from app.model.geometry import index_box, normalise_index
 
 if TYPE_CHECKING:
-    from app.model.store import PyramidStore
+    from app.model.storage.store import PyramidStore
 
 
 class ArrayView(ABC):

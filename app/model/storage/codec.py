@@ -21,7 +21,7 @@ import hdf5plugin
 import numpy as np
 from numpy.typing import NDArray
 
-from app.model.layout import COMPRESSIONS
+from app.model.storage.layout import COMPRESSIONS
 
 blosc.set_releasegil(True)
 blosc.set_nthreads(1)

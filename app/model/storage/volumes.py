@@ -4,8 +4,8 @@ What the napari reader and the import dialog need of a file that is not (or
 not only) a segmend pyramid, without holding it open: every function opens
 the file, reads, and closes it again; a :class:`VolumeArray` opens it once per
 read, reads whole blocks with the pyramids' block reader
-(:func:`app.model.block_io.read_stored`) and keeps them in a bounded
-:class:`~app.model.cache.BlockCache`.
+(:func:`app.model.storage.block_io.read_stored`) and keeps them in a bounded
+:class:`~app.model.storage.cache.BlockCache`.
 """
 
 from __future__ import annotations
@@ -20,14 +20,14 @@ import h5py
 import numpy as np
 from numpy.typing import NDArray
 
-from app.model.arrays import ArrayView
-from app.model.block_io import read_stored
-from app.model.cache import BlockCache
 from app.model.errors import FormatError
 from app.model.geometry import Coord, assemble_region, index_box, normalise_index
-from app.model.layout import DEFAULT_BLOCK_SIZE, find_pyramids, is_image_dtype, labels_first
-from app.model.levels import Level
-from app.model.pyramid_file import open_h5
+from app.model.storage.arrays import ArrayView
+from app.model.storage.block_io import read_stored
+from app.model.storage.cache import BlockCache
+from app.model.storage.layout import DEFAULT_BLOCK_SIZE, find_pyramids, is_image_dtype, labels_first
+from app.model.storage.levels import Level
+from app.model.storage.pyramid_file import open_h5
 
 VOLUME_CACHE_BYTES = 64 << 20
 """Bytes of decoded blocks a :class:`VolumeArray` keeps."""
@@ -94,7 +94,7 @@ def list_volumes(path: str | Path) -> list[VolumeInfo]:
 
 def label_volumes(volumes: list[VolumeInfo]) -> list[VolumeInfo]:
     """The label volumes among ``volumes``, best first (see
-    :func:`app.model.layout.labels_first`)."""
+    :func:`app.model.storage.layout.labels_first`)."""
     return labels_first(volumes, lambda v: v.name, lambda v: v.dtype)
 
 
@@ -169,7 +169,7 @@ def _info(dataset: h5py.Dataset) -> VolumeInfo:
 
 @contextmanager
 def _opened(path: str | Path) -> Iterator[h5py.File]:
-    """The HDF5 file, read-only, closed on exit (see :func:`app.model.pyramid_file.open_h5`)."""
+    """The HDF5 file, read-only, closed on exit (see :func:`.pyramid_file.open_h5`)."""
     f = open_h5(path, "r")
     try:
         yield f

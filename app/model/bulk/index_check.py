@@ -6,8 +6,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 from app.kernels import label_counts
 from app.model.geometry import Coord
-from app.model.journal import Journal
-from app.model.store import LABELS, PyramidStore
+from app.model.journal.journal import Journal
+from app.model.storage.store import LABELS, PyramidStore
 
 
 def check_label_index(

@@ -10,10 +10,10 @@ from typing import Any
 import h5py
 import numpy as np
 
-from app.model.codec import BlockCodec
 from app.model.errors import FormatError
 from app.model.geometry import Coord
-from app.model.layout import IMAGE_GROUP, LABELS_GROUP
+from app.model.storage.codec import BlockCodec
+from app.model.storage.layout import IMAGE_GROUP, LABELS_GROUP
 
 BlockKey = tuple[str, int, int, int, int]
 """(kind, scale, z, y, x) with kind ``"labels"`` or ``"image"``."""
