@@ -269,7 +269,7 @@ class Journal:
         cur: sqlite3.Cursor, mutation_id: int, maps: Iterable[tuple[Coord, bytes]]
     ) -> None:
         """Keep what an undo of ``mutation_id`` needs: per s0 block, its encoded undo
-        map (:mod:`app.model.undo_maps`)."""
+        map (:mod:`app.model.mutations.undo_maps`)."""
         cur.executemany(
             "INSERT OR REPLACE INTO undo_maps VALUES (?, ?, ?, ?, ?)",
             [(mutation_id, *coord, payload) for coord, payload in maps],

@@ -1,7 +1,7 @@
 """Opening a dataset's journal database: the one connection factory.
 
 Every connection to the journal's SQLite file — the writer's
-(:class:`~app.model.journal.Journal`), the Kafka sender's and the read-only
+(:class:`~app.model.journal.journal.Journal`), the Kafka sender's and the read-only
 ones of ``segmend events``/``blob``/``info`` — comes from :func:`connect`, so
 the pragmas live here only: a writable connection puts the file in WAL mode
 (readers then read while the writer writes) with ``synchronous=FULL``

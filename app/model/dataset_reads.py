@@ -1,0 +1,150 @@
+"""The read side of a dataset: shapes, lazily read levels, the label index, the
+mutation log.  :class:`app.model.dataset.Dataset` adds opening, editing,
+checkpoints and closing; every method here works on a read-only dataset too."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from app.model.engine import MutationEngine
+from app.model.engine.counters import Counters
+from app.model.errors import FormatError, SegmendError
+from app.model.geometry import Coord
+from app.model.journal.journal import Journal
+from app.model.mutations import Mutation, record_from_json
+from app.model.storage.arrays import LevelArray
+from app.model.storage.store import IMAGE, LABELS, PyramidStore
+
+
+class DatasetReads:
+    """What an open dataset lets one read (a base of :class:`Dataset`)."""
+
+    path: Path
+    store: PyramidStore
+    _journal: Journal | None
+    _engine: MutationEngine | None
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """s0 shape (z, y, x)."""
+        return self.store.shape
+
+    @property
+    def block_size(self) -> tuple[int, int, int]:
+        """Block shape (z, y, x)."""
+        return self.store.block_size
+
+    @property
+    def n_scales(self) -> int:
+        """Number of label scales."""
+        return len(self.store.levels(LABELS))
+
+    @property
+    def has_image(self) -> bool:
+        """True if the dataset has grayscale."""
+        return self.store.has_image
+
+    @property
+    def n_image_scales(self) -> int:
+        """Number of grayscale scales (0 without grayscale)."""
+        return len(self.store.levels(IMAGE))
+
+    @property
+    def image_dtype(self) -> np.dtype[Any] | None:
+        """The grayscale element type, or None without grayscale."""
+        levels = self.store.levels(IMAGE)
+        return levels[0].dtype if levels else None
+
+    @property
+    def native(self) -> bool:
+        """True for a segmend pyramid; False for another tool's (read-only)."""
+        return self.store.native
+
+    def read_block(self, kind: str, scale: int, coord: Coord) -> NDArray[Any]:
+        """One block (``kind`` ``"labels"`` or ``"image"``), clipped to the volume,
+        read through the block cache; read-only."""
+        return self.store.read_block(kind, scale, coord)
+
+    def cached_block(self, kind: str, scale: int, coord: Coord) -> NDArray[Any] | None:
+        """The block if it is in memory (see :meth:`PyramidStore.block_in_memory`),
+        else None; never reads the file."""
+        return self.store.block_in_memory(kind, scale, coord)
+
+    def cache_capacity(self) -> int:
+        """Bytes of decoded blocks the block cache holds at most."""
+        return self.store.cache.capacity_bytes
+
+    @property
+    def uuid(self) -> str:
+        """The data UUID (DVID's version UUID in events)."""
+        return str(self.store.attr("data_uuid", ""))
+
+    @property
+    def repo_uuid(self) -> str:
+        """The repository UUID (part of the Kafka topic)."""
+        return str(self.store.attr("repo_uuid", ""))
+
+    def labels(self, scale: int = 0) -> LevelArray:
+        """Labels at ``scale`` as a lazily read array-like (uint64, z y x)."""
+        return LevelArray(self.store, LABELS, scale)
+
+    def image(self, scale: int = 0) -> LevelArray:
+        """Grayscale at ``scale`` as a lazily read array-like."""
+        if not self.store.has_image:
+            raise FormatError(f"{self.path} has no grayscale")
+        return LevelArray(self.store, IMAGE, scale)
+
+    def label_size(self, label: int) -> int:
+        """Voxels of ``label`` at s0 (0 if none), from the label index."""
+        return self._index().label_size(int(label))
+
+    def label_blocks(self, label: int) -> dict[Coord, int]:
+        """s0 blocks holding ``label`` → its voxel count in each."""
+        return self._index().label_blocks(int(label))
+
+    @property
+    def max_label(self) -> int:
+        """The largest label present or ever handed out."""
+        if self._engine is not None:
+            return self._engine.counters.max_label
+        return Counters.load(self._journal, self.store).max_label
+
+    def mutation_count(self) -> int:
+        """Number of recorded mutations."""
+        return self._journal.mutation_count() if self._journal else 0
+
+    def mutations(self, since: int = 0) -> list[dict[str, Any]]:
+        """The mutation log after ``since`` (records with DVID field names)."""
+        return self._journal.mutations(since) if self._journal else []
+
+    def history(self, since: int = 0) -> list[Mutation]:
+        """The mutation log after ``since`` as typed records."""
+        return [record_from_json(row) for row in self.mutations(since)]
+
+    def blob(self, ref: str) -> bytes:
+        """Bytes in the dataset's blob store (e.g. a split's RLE spans); KeyError if absent."""
+        if self._journal is None:
+            raise KeyError(f"no blob {ref}: {self.path} has no journal")
+        return self._journal.get_blob(ref)
+
+    @property
+    def can_undo(self) -> bool:
+        """True if there is a mutation to undo."""
+        return bool(self._journal and self._journal.get_json("undo_stack", []))
+
+    @property
+    def can_redo(self) -> bool:
+        """True if there is an undone mutation to redo."""
+        return bool(self._journal and self._journal.get_json("redo_stack", []))
+
+    def _index(self) -> Journal:
+        if self._journal is None or self._journal.get_meta("index_built") is None:
+            raise SegmendError(
+                f"{self.path} has no label index yet; open it for writing once (or run "
+                "'segmend reindex') to build it"
+            )
+        return self._journal
