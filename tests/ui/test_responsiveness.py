@@ -46,23 +46,23 @@ many of the demo's blocks, so it announces many batches (tens, at every level)."
 GUI_READS = frozenset(
     {
         # the open dataset's geometry, in memory since it opened
-        "Dataset.shape",
-        "Dataset.block_size",
-        "Dataset.n_scales",
-        "Dataset.has_image",
-        "Dataset.n_image_scales",
-        "Dataset.image_dtype",
+        "DatasetReads.shape",
+        "DatasetReads.block_size",
+        "DatasetReads.n_scales",
+        "DatasetReads.has_image",
+        "DatasetReads.n_image_scales",
+        "DatasetReads.image_dtype",
         # a level as an array-like (reads nothing until indexed), its shape and dtype
-        "Dataset.labels",
-        "Dataset.image",
+        "DatasetReads.labels",
+        "DatasetReads.image",
         "LevelArray.shape",
         "LevelArray.dtype",
         "ArrayView.ndim",
         "ArrayView.size",
         # a block if memory holds it, else None: never reads the file nor decodes
-        "Dataset.cached_block",
+        "DatasetReads.cached_block",
         # the block cache's size limit, a number
-        "Dataset.cache_capacity",
+        "DatasetReads.cache_capacity",
         # the blocks in view: swaps the engine's visible set, under a lock no
         # edit holds while it works
         "Dataset.set_visible",
