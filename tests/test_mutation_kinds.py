@@ -21,7 +21,7 @@ from app.model.errors import InvalidMutationError
 from app.model.events.outbox import tail
 from app.model.geometry import Coord
 from app.model.journal.sidecar import journal_path
-from app.model.mutations import Mutation, apply_line, record_from_json, register
+from app.model.mutations import Mutation, apply_line, is_known, record_from_json, register
 from app.model.mutations.base import (
     BlockChange,
     EditContext,
@@ -61,8 +61,25 @@ def test_every_record_is_its_journal_json(ds: Dataset, model: NDArray[np.uint64]
     kinds = [type(record_from_json(row)).__name__ for row in rows]
     assert kinds == ["Merge", "Split", "SplitCoarse", "SplitCoarseUndo", "SplitUndo",
                      "MergeUndo", "Merge", "Split", "NextLabel", "MaxLabel"]
-    for row in rows:
-        assert record_from_json(row).to_json() == row
+    head = ["Action", "MutationID", "UUID", "Timestamp"]
+    split = ["Target", "NewLabel", "TargetSize", "NewLabelSize", "App", "TouchedBlocks", "Split"]
+    undo = ["Undoes", "Of", "Target", "Labels", "TargetSize"]
+    keys = [  # the journal's field order, as segmend has always written it
+        ["Target", "Labels", "TargetSize", "App", "TouchedBlocks"],
+        split,
+        ["Blocks", *split],
+        [*undo, "App", "TouchedBlocks"],
+        [*undo, "App", "TouchedBlocks"],
+        [*undo, "LabelSizes", "App", "TouchedBlocks", "MutationIDs", "Splits"],
+        ["Redoes", "Target", "Labels", "TargetSize", "App", "TouchedBlocks"],
+        ["Redoes", *split],
+        ["Start Label", "End Label", "App"],
+        ["MaxLabel", "App"],
+    ]
+    for row, fields in zip(rows, keys, strict=True):
+        assert list(row) == head + fields
+        record = record_from_json(row)
+        assert record.to_json() == row and list(record.to_json()) == list(row)
 
 
 def test_history_lines_say_what_each_mutation_did(ds: Dataset, model: NDArray[np.uint64]) -> None:
@@ -81,8 +98,11 @@ def test_history_lines_say_what_each_mutation_did(ds: Dataset, model: NDArray[np
 def test_unknown_records_and_lines_are_refused(ds: Dataset) -> None:
     with pytest.raises(InvalidMutationError, match="unknown mutation 'explode'"):
         record_from_json({"Action": "explode"})
-    with pytest.raises(InvalidMutationError, match=r"unknown Action 'explode'; expected .*merge"):
+    with pytest.raises(InvalidMutationError, match=(
+            r"unknown Action 'explode'; expected merge, split, splitcoarse, undo, redo, "
+            r"post-nextlabel or post-maxlabel$")):
         apply_line(ds, {"Action": "explode"})
+    assert not is_known({"Action": "explode"}) and is_known({"Action": "undo", "Of": "merge"})
 
 
 # ------------------------------------------------------------------ a toy kind

@@ -37,7 +37,7 @@ def plain(tmp_path: Path) -> Path:
 
 
 @pytest.mark.parametrize(("dtype", "labels", "image"), [
-    (np.uint8, False, True), (np.uint16, False, True), (np.int16, False, False),
+    (np.uint8, False, True), (np.uint16, True, True), (np.int16, True, False),
     (np.uint32, True, False), (np.int32, True, False), (np.uint64, True, False),
     (np.float32, False, False),
 ])
@@ -45,10 +45,11 @@ def test_one_rule_for_label_and_image_volumes(dtype: type, labels: bool, image: 
     assert is_label_dtype(dtype) is labels and is_image_dtype(dtype) is image
 
 
-def test_labels_first_prefers_label_names() -> None:
-    volumes = [("/a", np.uint64), ("/raw", np.uint8), ("/my_seg", np.uint32), ("/b", np.int32)]
+def test_labels_first_prefers_label_names_then_wider_integers() -> None:
+    volumes = [("/b", np.int32), ("/raw", np.uint8), ("/my_seg", np.uint32), ("/a", np.uint64),
+               ("/small", np.uint16)]
     assert labels_first(volumes, lambda v: v[0], lambda v: v[1]) == [
-        ("/my_seg", np.uint32), ("/a", np.uint64), ("/b", np.int32)]
+        ("/my_seg", np.uint32), ("/a", np.uint64), ("/b", np.int32), ("/small", np.uint16)]
 
 
 def test_list_volumes_and_pick_labels(plain: Path) -> None:
@@ -57,8 +58,10 @@ def test_list_volumes_and_pick_labels(plain: Path) -> None:
     by_name = {v.name: v for v in volumes}
     assert by_name["/seg/labels"].describe() == "5x6x7 uint32"
     assert by_name["/seg/labels"].block_size == (2, 4, 3)
-    assert [v.name for v in label_volumes(volumes)] == ["/seg/labels", "/volume"]
-    assert [v.name for v in image_volumes(volumes)] == ["/raw"]
+    labels = label_volumes(volumes)  # named first, then the widest; uint16 last
+    assert [v.name for v in labels] == ["/seg/labels", "/volume", "/raw"]
+    assert [v.name for v in image_volumes(volumes, labels[0])] == ["/raw"]
+    assert image_volumes(volumes, by_name["/raw"]) == []
     assert not holds_pyramid(plain)
 
 

@@ -70,7 +70,10 @@ class Dataset(DatasetReads):
     ----------
     signals : EngineSignals
         psygnal events (mutation started/completed, blocks changed, labels
-        changed), emitted from the thread that runs the mutation.
+        changed), emitted from the thread that runs the mutation (see
+        :class:`app.model.engine.EngineSignals`); a mutation's events carry its
+        typed record (:class:`app.model.mutations.Mutation`; ``to_json()`` is
+        the journal's JSON, as :meth:`mutations` lists it).
     """
 
     def __init__(

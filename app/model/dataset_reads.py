@@ -15,7 +15,7 @@ from app.model.engine.counters import Counters
 from app.model.errors import FormatError, SegmendError
 from app.model.geometry import Coord
 from app.model.journal.journal import Journal
-from app.model.mutations import Mutation, record_from_json
+from app.model.mutations import Mutation, is_known, record_from_json
 from app.model.storage.arrays import LevelArray
 from app.model.storage.store import IMAGE, LABELS, PyramidStore
 
@@ -122,8 +122,9 @@ class DatasetReads:
         return self._journal.mutations(since) if self._journal else []
 
     def history(self, since: int = 0) -> list[Mutation]:
-        """The mutation log after ``since`` as typed records."""
-        return [record_from_json(row) for row in self.mutations(since)]
+        """The mutation log after ``since`` as typed records (those of kinds this
+        version knows)."""
+        return [record_from_json(row) for row in self.mutations(since) if is_known(row)]
 
     def blob(self, ref: str) -> bytes:
         """Bytes in the dataset's blob store (e.g. a split's RLE spans); KeyError if absent."""

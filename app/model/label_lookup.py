@@ -1,4 +1,9 @@
-"""Which of a few labels each voxel holds: one GIL-free pass over the voxels."""
+"""Which of a few labels each voxel holds: one GIL-free pass over the voxels.
+
+The model's entry to the kernel the app's highlight layer needs (the UI calls
+kernels only through the model).  It loads Numba code: the app imports it once
+the dataset is open, when the kernels are loaded already.
+"""
 
 from __future__ import annotations
 

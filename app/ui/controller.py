@@ -32,6 +32,9 @@ if TYPE_CHECKING:
     from app.model.mutations import Mutation
 
 LANE = "dataset"
+"""The lane of edits and of opening/closing: one at a time, in order."""
+STATUS_POLL_MS = 2000
+"""How often the Kafka sender's state and backlog are read."""
 
 
 class HistoryLine(NamedTuple):
@@ -41,9 +44,6 @@ class HistoryLine(NamedTuple):
     """``#id  description  [user]``."""
     tooltip: str
     """Its timestamp and version UUID."""
-"""The lane of edits and of opening/closing: one at a time, in order."""
-STATUS_POLL_MS = 2000
-"""How often the Kafka sender's state and backlog are read."""
 
 
 def kafka_settings(servers: str, prefix: str) -> tuple[KafkaSettings, str]:

@@ -73,9 +73,9 @@ def read_plain(path: str) -> list[LayerData]:
     """
     volumes = list_volumes(path)
     labels = label_volumes(volumes)
-    images = image_volumes(volumes)
     if not labels:
         raise FormatError(f"{path}: no 3D label volume found")
+    images = image_volumes(volumes, labels[0])
     meta = {"segmend_source": str(path)}
     out: list[LayerData] = []
     if images:

@@ -114,16 +114,7 @@ def build_pyramid(
             created_by=created_by,
         )
         try:
-            total = sum(
-                int(np.prod(lv.grid)) for kind in (LABELS, IMAGE) for lv in store.levels(kind)
-            )
-            ticker = _Ticker(total, progress)
-            with ThreadPoolExecutor(workers or default_workers(), "segmend-build") as pool:
-                streams = _SlabStream(store, LABELS, pool, ticker, cancel, rule, block_observer)
-                max_label = streams.run(lab)
-                if img is not None:
-                    _SlabStream(store, IMAGE, pool, ticker, cancel, rule, None).run(img)
-            store.set_attrs(max_label=max_label, next_label=max_label + 1)
+            _write_levels(store, lab, img, workers, progress, cancel, rule, block_observer)
             store.close()
             os.replace(tmp, out)
         except BaseException:
@@ -131,6 +122,26 @@ def build_pyramid(
             tmp.unlink(missing_ok=True)
             raise
     return out
+
+
+def _write_levels(
+    store: PyramidStore,
+    lab: Any,
+    img: Any,
+    workers: int | None,
+    progress: ProgressCallback | None,
+    cancel: threading.Event | None,
+    rule: str,
+    block_observer: BlockObserver | None,
+) -> None:
+    """Fill every level of a new pyramid from its sources, and its label counters."""
+    total = sum(int(np.prod(lv.grid)) for kind in (LABELS, IMAGE) for lv in store.levels(kind))
+    ticker = _Ticker(total, progress)
+    with ThreadPoolExecutor(workers or default_workers(), "segmend-build") as pool:
+        max_label = _SlabStream(store, LABELS, pool, ticker, cancel, rule, block_observer).run(lab)
+        if img is not None:
+            _SlabStream(store, IMAGE, pool, ticker, cancel, rule, None).run(img)
+    store.set_attrs(max_label=max_label, next_label=max_label + 1)
 
 
 def _check_grayscale(img: Any, shape: tuple[int, ...]) -> None:

@@ -16,9 +16,6 @@ from typing import Any, Protocol
 from app.model.errors import InvalidMutationError
 from app.model.mutations.checks import MAX_LABEL
 
-COUNTER_KEYS = ("next_label", "max_label", "next_mutation_id")
-"""The counters' names in the journal's meta table and the file's attributes."""
-
 
 class _MetaSource(Protocol):
     def get_meta(self, key: str, default: str | None = None) -> str | None: ...
@@ -71,7 +68,8 @@ class Counters:
         return self._next_mutation_id
 
     def values(self) -> dict[str, int]:
-        """The counters by name (:data:`COUNTER_KEYS`), taken together."""
+        """The counters by their names in the journal's meta table and the file's
+        attributes, taken together."""
         with self._lock:
             return {
                 "next_label": self._next_label,

@@ -93,7 +93,6 @@ def probe_broker(settings: KafkaSettings) -> tuple[SenderState, str | None]:
     return ("connected", None) if error is None else ("down", error)
 
 
-
 class OutboxSender:
     """Publishes a journal's outbox to Kafka from a daemon thread.
 

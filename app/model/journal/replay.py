@@ -14,7 +14,7 @@ from typing import Any
 
 from app.model.dataset import Dataset
 from app.model.errors import InvalidMutationError, SegmendError
-from app.model.mutations import apply_line, record_from_json
+from app.model.mutations import apply_line, is_known, record_from_json
 
 
 class ApplyError(SegmendError):
@@ -27,9 +27,11 @@ class ApplyError(SegmendError):
 
 
 def log_lines(ds: Dataset, since: int = 0) -> Iterator[dict[str, Any]]:
-    """The mutation log after ``since`` as replayable JSON objects (SPEC §9 names)."""
+    """The mutation log after ``since`` as replayable JSON objects (SPEC §9 names);
+    records of kinds this version does not know are left out."""
     for row in ds.mutations(since):
-        yield record_from_json(row).log_line(ds.blob)
+        if is_known(row):
+            yield record_from_json(row).log_line(ds.blob)
 
 
 def apply_lines(ds: Dataset, lines: Iterable[str]) -> list[dict[str, Any]]:

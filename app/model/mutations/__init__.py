@@ -5,15 +5,10 @@ See :mod:`app.model.mutations.base` for what a kind provides and
 this package registers every kind (:mod:`app.model.mutations.kinds`).
 """
 
-from app.model.mutations import (  # noqa: F401  (each registers its kinds)
-    history_lines,
-    label_counters,
-    merge,
-    merge_undo,
-    split,
-    split_coarse,
-)
+# Each registers its kinds, in this order (that of ``segmend apply``'s help).
+from app.model.mutations import merge, split, split_coarse  # noqa: I001, F401
+from app.model.mutations import history_lines, label_counters  # noqa: F401
 from app.model.mutations.base import Mutation
-from app.model.mutations.kinds import apply_line, record_from_json, register
+from app.model.mutations.kinds import apply_line, is_known, record_from_json, register
 
-__all__ = ["Mutation", "apply_line", "record_from_json", "register"]
+__all__ = ["Mutation", "apply_line", "is_known", "record_from_json", "register"]

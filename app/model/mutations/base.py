@@ -6,8 +6,10 @@ is the journal row (:meth:`Mutation.to_json`; the schema: ``docs/architecture.md
 the source of its Kafka events (:meth:`Mutation.messages`), its ``segmend log``
 line (:meth:`Mutation.log_line`), its history-panel line
 (:meth:`Mutation.describe`), and its undo step (:meth:`Mutation.undo_plan`,
-:meth:`Mutation.redo_plan`).  The engine (:mod:`app.model.engine`) runs the
-:class:`Plan` a kind builds and knows no kind by name.
+:meth:`Mutation.redo_plan`).  The engine's pipeline
+(:meth:`app.model.engine.MutationEngine.edit`) runs the :class:`Plan` any kind
+builds and switches on no kind; only its typed entry points (``merge``,
+``split``, …) name the kinds they make.
 """
 
 from __future__ import annotations
@@ -256,11 +258,16 @@ class Mutation(ABC):
         head["App"] = "segmend"
         if self.touched:
             head["TouchedBlocks"] = [list(c) for c in self.touched]
+        head.update(self.tail_fields())
         return head
 
     @abstractmethod
     def fields(self) -> dict[str, Any]:
         """The kind's own JSON fields (DVID names), in their journal order."""
+
+    def tail_fields(self) -> dict[str, Any]:
+        """The kind's fields written after ``TouchedBlocks`` (blob references)."""
+        return {}
 
     @classmethod
     @abstractmethod

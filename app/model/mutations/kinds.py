@@ -43,6 +43,12 @@ def register_line(action: str, apply: ApplyLine) -> None:
     _APPLY.setdefault(action, apply)
 
 
+def is_known(record: Mapping[str, Any]) -> bool:
+    """Whether a journal JSON object is of a registered kind (a journal written
+    by a later version may hold others: listings skip them)."""
+    return (str(record.get("Action")), record.get("Of")) in _KINDS
+
+
 def record_from_json(record: Mapping[str, Any]) -> Mutation:
     """The typed record of a journal JSON object."""
     key = (str(record["Action"]), record.get("Of"))
@@ -57,7 +63,8 @@ def apply_line(editor: Editor, op: Mapping[str, Any]) -> dict[str, Any]:
     action = op.get("Action")
     apply = _APPLY.get(action) if isinstance(action, str) else None
     if apply is None:
+        known = list(_APPLY)
         raise InvalidMutationError(
-            f"unknown Action {action!r}; expected {', '.join(sorted(_APPLY))}"
+            f"unknown Action {action!r}; expected {', '.join(known[:-1])} or {known[-1]}"
         )
     return apply(editor, op)

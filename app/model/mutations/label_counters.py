@@ -16,39 +16,6 @@ from app.model.mutations.log_fields import int_field
 
 @register
 @dataclass(frozen=True)
-class MaxLabel(Mutation):
-    """The max label was raised to ``max_label``."""
-
-    action: ClassVar[str] = "post-maxlabel"
-    max_label: int
-
-    def fields(self) -> dict[str, Any]:
-        return {"MaxLabel": self.max_label}
-
-    @classmethod
-    def from_json(cls, record: Mapping[str, Any]) -> MaxLabel:
-        return cls(stamp_of(record), (), int(record["MaxLabel"]))
-
-    def messages(self, complete: bool) -> list[Message]:
-        if complete:
-            return []
-        return [messages.maxlabel(max_label=self.max_label, uuid=self.stamp.uuid,
-                                  timestamp=self.stamp.timestamp, user=self.stamp.user)]
-
-    def log_line(self, blob: Callable[[str], bytes]) -> dict[str, Any]:
-        return {"Action": self.action, **self.log_head(), "MaxLabel": self.max_label}
-
-    def describe(self, limit: int = 6) -> str:
-        return self.action
-
-    @staticmethod
-    def apply(editor: Editor, op: Mapping[str, Any]) -> dict[str, Any]:
-        """Apply a ``segmend log`` post-maxlabel line."""
-        return {"MutationID": editor.set_max_label(int_field(op, "MaxLabel"))}
-
-
-@register
-@dataclass(frozen=True)
 class NextLabel(Mutation):
     """Labels ``start`` to ``end`` (inclusive) were reserved."""
 
@@ -82,3 +49,36 @@ class NextLabel(Mutation):
         start, end = int_field(op, "Start Label"), int_field(op, "End Label")
         got = editor.next_label(end - start + 1)
         return {"start": got[0], "end": got[1]}
+
+
+@register
+@dataclass(frozen=True)
+class MaxLabel(Mutation):
+    """The max label was raised to ``max_label``."""
+
+    action: ClassVar[str] = "post-maxlabel"
+    max_label: int
+
+    def fields(self) -> dict[str, Any]:
+        return {"MaxLabel": self.max_label}
+
+    @classmethod
+    def from_json(cls, record: Mapping[str, Any]) -> MaxLabel:
+        return cls(stamp_of(record), (), int(record["MaxLabel"]))
+
+    def messages(self, complete: bool) -> list[Message]:
+        if complete:
+            return []
+        return [messages.maxlabel(max_label=self.max_label, uuid=self.stamp.uuid,
+                                  timestamp=self.stamp.timestamp, user=self.stamp.user)]
+
+    def log_line(self, blob: Callable[[str], bytes]) -> dict[str, Any]:
+        return {"Action": self.action, **self.log_head(), "MaxLabel": self.max_label}
+
+    def describe(self, limit: int = 6) -> str:
+        return self.action
+
+    @staticmethod
+    def apply(editor: Editor, op: Mapping[str, Any]) -> dict[str, Any]:
+        """Apply a ``segmend log`` post-maxlabel line."""
+        return {"MutationID": editor.set_max_label(int_field(op, "MaxLabel"))}

@@ -76,12 +76,13 @@ def merge_plan(
     record: Callable[[Recording, int], Mutation],
     *,
     keep_undo: bool = True,
+    undoable: bool = True,
 ) -> Plan:
     """The plan that merges ``sources`` (sorted, distinct) into ``target``.
 
     ``record(recording, target_size)`` makes the record (a merge, or the undo
-    of a split).  The index must agree with the voxels moved, else nothing is
-    written.
+    of a split, which keeps no undo maps and is not ``undoable``).  The index
+    must agree with the voxels moved, else nothing is written.
     """
     target_blocks = blocks_of(ctx, target, "target")
     source_blocks = {s: blocks_of(ctx, s, "label") for s in sources}
@@ -110,7 +111,7 @@ def merge_plan(
     transform = merge_transform(
         ctx, target, sources, keep_undo=keep_undo, block_sources=block_sources
     )
-    return Plan(coords, transform, finish)
+    return Plan(coords, transform, finish, undoable=undoable)
 
 
 def merge_messages(

@@ -72,7 +72,7 @@ def restore_plan(
 
     def finish(changes: list[BlockChange]) -> Outcome:
         rows = [(label, c.coord, n) for c in changes for label, n in c.counts.items()]
-        sizes = {s: sum(c.counts.get(s, 0) for c in changes) for s in sources}
+        sizes = tuple((s, sum(c.counts.get(s, 0) for c in changes)) for s in sources)
         restored = sorted({label for c in changes for label in c.label_spans})
         remaining = target_size - sum(c.changed for c in changes)
 
@@ -107,8 +107,8 @@ class MergeUndo(Mutation):
         The labels given back their voxels.
     target_size : int
         The target's voxels after the undo.
-    label_sizes : dict of int to int
-        Each label's voxels after the undo.
+    label_sizes : tuple of (int, int)
+        Each label's voxels after the undo, in ``labels`` order.
     splits : tuple of (int, str)
         Per restored label (those that got voxels back, sorted), the blob
         reference of its voxels as RLE spans; its split message takes
@@ -121,18 +121,24 @@ class MergeUndo(Mutation):
     target: int
     labels: tuple[int, ...]
     target_size: int
-    label_sizes: dict[int, int]
+    label_sizes: tuple[tuple[int, int], ...]
     splits: tuple[tuple[int, str], ...]
 
     def fields(self) -> dict[str, Any]:
-        mid = self.mutation_id
         return {
             "Undoes": self.undoes,
             "Of": "merge",
             "Target": self.target,
             "Labels": list(self.labels),
             "TargetSize": self.target_size,
-            "LabelSizes": {str(k): v for k, v in self.label_sizes.items()},
+            "LabelSizes": {str(k): v for k, v in self.label_sizes},
+        }
+
+    def tail_fields(self) -> dict[str, Any]:
+        if not self.splits:
+            return {}
+        mid = self.mutation_id
+        return {
             "MutationIDs": list(range(mid, mid + len(self.splits))),
             "Splits": [[label, ref] for label, ref in self.splits],
         }
@@ -142,8 +148,8 @@ class MergeUndo(Mutation):
         return cls(
             stamp_of(record), touched_of(record), int(record["Undoes"]), int(record["Target"]),
             tuple(int(v) for v in record["Labels"]), int(record["TargetSize"]),
-            {int(k): int(v) for k, v in record["LabelSizes"].items()},
-            tuple((int(label), str(ref)) for label, ref in record["Splits"]),
+            tuple((int(k), int(v)) for k, v in record["LabelSizes"].items()),
+            tuple((int(label), str(ref)) for label, ref in record.get("Splits", [])),
         )
 
     def replay_transform(self, ctx: EditContext) -> Transform:
@@ -156,7 +162,7 @@ class MergeUndo(Mutation):
             if complete:
                 out.append(messages.split_complete(
                     target=self.target, new_label=label, split_ref=ref,
-                    target_size=self.target_size, new_label_size=self.label_sizes[label],
+                    target_size=self.target_size, new_label_size=dict(self.label_sizes)[label],
                     **common,
                 ))
             else:

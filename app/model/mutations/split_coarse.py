@@ -106,7 +106,9 @@ class SplitCoarse(SplitBase):
                           release=lambda: ctx.release_label(label))
 
     def fields(self) -> dict[str, Any]:
-        return {"Blocks": [list(c) for c in self.blocks], **super().fields()}
+        fields = super().fields()
+        redoes = {"Redoes": fields.pop("Redoes")} if "Redoes" in fields else {}
+        return {**redoes, "Blocks": [list(c) for c in self.blocks], **fields}
 
     @classmethod
     def from_json(cls, record: Mapping[str, Any]) -> SplitCoarse:

@@ -152,8 +152,11 @@ class SplitBase(Mutation):
     def fields(self) -> dict[str, Any]:
         out: dict[str, Any] = {} if self.redoes is None else {"Redoes": self.redoes}
         out.update(Target=self.target, NewLabel=self.new_label, TargetSize=self.target_size,
-                   NewLabelSize=self.new_label_size, Split=self.split_ref)
+                   NewLabelSize=self.new_label_size)
         return out
+
+    def tail_fields(self) -> dict[str, Any]:
+        return {"Split": self.split_ref}
 
     def labels_held(self) -> list[int]:
         return [self.target, self.new_label]
@@ -225,8 +228,7 @@ class SplitUndoBase(Mutation):
         def record(rec: Recording, size: int) -> Mutation:
             return cls(rec.stamp, rec.touched, undone, target, (label,), size)
 
-        plan = merge_plan(ctx, target, [label], record, keep_undo=False)
-        return Plan(plan.coords, plan.transform, plan.finish, undoable=False)
+        return merge_plan(ctx, target, [label], record, keep_undo=False, undoable=False)
 
     def fields(self) -> dict[str, Any]:
         return {"Undoes": self.undoes, "Of": self.inverse_of, "Target": self.target,

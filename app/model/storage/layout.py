@@ -40,15 +40,17 @@ T = TypeVar("T")
 
 
 def is_label_dtype(dtype: Any) -> bool:
-    """Whether voxels of ``dtype`` are labels: integers of 4 bytes or more.
+    """Whether voxels of ``dtype`` can be labels: integers of 2 bytes or more.
 
     The one rule for "is this a label volume" (pyramid discovery, the napari
-    reader, the import dialog); uint8 and uint16 volumes are grayscale.
+    reader, the import dialog).  uint16 can be either labels or grayscale
+    (:func:`is_image_dtype`): :func:`labels_first` ranks wider integers
+    first, so a uint16 volume is taken as labels only when nothing wider is.
     """
     import numpy as np
 
     dt = np.dtype(dtype)
-    return dt.kind in "ui" and dt.itemsize >= 4
+    return dt.kind in "ui" and dt.itemsize >= 2
 
 
 def is_image_dtype(dtype: Any) -> bool:
@@ -60,12 +62,16 @@ def is_image_dtype(dtype: Any) -> bool:
 
 def labels_first(candidates: Sequence[T], path: Callable[[T], str],
                  dtype: Callable[[T], Any]) -> list[T]:
-    """The label volumes among ``candidates`` (see :func:`is_label_dtype`), in
-    their order but those whose HDF5 ``path`` names labels (:data:`LABEL_NAME_WORDS`)
-    first."""
-    labels = [c for c in candidates if is_label_dtype(dtype(c))]
-    named = [c for c in labels if any(w in path(c).lower() for w in LABEL_NAME_WORDS)]
-    return named + [c for c in labels if c not in named]
+    """The label volumes among ``candidates`` (see :func:`is_label_dtype`), best
+    first: those whose HDF5 ``path`` names labels (:data:`LABEL_NAME_WORDS`),
+    then the wider integers, then in their order."""
+    import numpy as np
+
+    def rank(c: T) -> tuple[bool, int]:
+        named = any(w in path(c).lower() for w in LABEL_NAME_WORDS)
+        return (not named, -np.dtype(dtype(c)).itemsize)
+
+    return sorted((c for c in candidates if is_label_dtype(dtype(c))), key=rank)
 
 
 def level_shapes(

@@ -98,9 +98,11 @@ def label_volumes(volumes: list[VolumeInfo]) -> list[VolumeInfo]:
     return labels_first(volumes, lambda v: v.name, lambda v: v.dtype)
 
 
-def image_volumes(volumes: list[VolumeInfo]) -> list[VolumeInfo]:
-    """The volumes that can be grayscale (uint8 or uint16), in order."""
-    return [v for v in volumes if is_image_dtype(v.dtype)]
+def image_volumes(volumes: list[VolumeInfo], labels: VolumeInfo | None = None
+                  ) -> list[VolumeInfo]:
+    """The volumes that can be grayscale (uint8 or uint16), in order, but the
+    one chosen as ``labels``."""
+    return [v for v in volumes if is_image_dtype(v.dtype) and v != labels]
 
 
 class VolumeArray(ArrayView):
