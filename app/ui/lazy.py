@@ -15,7 +15,7 @@ refresh after an edit shows the new labels without any read.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 from numpy.typing import NDArray
@@ -30,24 +30,52 @@ from app.model.geometry import (
     index_box,
     normalise_index,
 )
-from app.model.storage.arrays import ArrayView, LevelArray
+from app.model.storage.arrays import ArrayView
 from app.ui.workers import Job, TaskRunner
-
-if TYPE_CHECKING:
-    from app.model.dataset import Dataset
 
 BlockKey = tuple[str, int, int, int, int]
 BATCH = 4
 """Blocks read by one pool job."""
 
 
+class BlockSource(Protocol):
+    """Where a :class:`BlockLoader` reads blocks: a dataset
+    (:class:`app.model.dataset.Dataset`) or plain volumes
+    (:class:`app.model.storage.volumes.VolumeSource`)."""
+
+    def cached_block(self, kind: str, scale: int, coord: Coord) -> NDArray[Any] | None:
+        """The block if in memory, else None; never reads the file."""
+        ...
+
+    def read_block(self, kind: str, scale: int, coord: Coord) -> NDArray[Any]:
+        """The block, read into memory if missing (a pool thread)."""
+        ...
+
+
+class Level(Protocol):
+    """One level as the model reads it: a pyramid level
+    (:class:`app.model.storage.arrays.LevelArray`) or a plain volume
+    (:class:`app.model.storage.volumes.VolumeArray`)."""
+
+    kind: str
+    scale: int
+
+    @property
+    def shape(self) -> tuple[int, int, int]: ...
+
+    @property
+    def dtype(self) -> np.dtype[Any]: ...
+
+    def __getitem__(self, key: Any) -> NDArray[Any]: ...
+
+
 class BlockLoader(QObject):
-    """Reads pyramid blocks into the model's block cache on the worker pool.
+    """Reads blocks into the model's block cache on the worker pool.
 
     Parameters
     ----------
-    dataset : Dataset
-        The open dataset.
+    dataset : BlockSource
+        The open dataset (or plain volumes).
     runner : TaskRunner
         Where the reads run.
     """
@@ -59,7 +87,8 @@ class BlockLoader(QObject):
     idle = Signal()
     """No read is in flight any more; emitted on the GUI thread."""
 
-    def __init__(self, dataset: Dataset, runner: TaskRunner, parent: QObject | None = None) -> None:
+    def __init__(self, dataset: BlockSource, runner: TaskRunner,
+                 parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.dataset = dataset
         self.runner = runner
@@ -142,19 +171,19 @@ class CachedLevel(ArrayView):
 
     Reads are answered from cached blocks only; missing blocks read as zeros
     and are requested from the loader.  With ``loader=None`` reads are
-    synchronous (plain :class:`LevelArray` behaviour, through the cache).
+    synchronous (plain :class:`Level` behaviour, through the cache).
 
     Parameters
     ----------
-    array : LevelArray
-        The model's view of the level.
+    array : Level
+        The model's view of the level (or of a plain volume).
     block_size : tuple of int
         The pyramid's block shape (z, y, x).
     loader : BlockLoader or None
         Where missing blocks are asked for.
     """
 
-    def __init__(self, array: LevelArray, block_size: tuple[int, int, int],
+    def __init__(self, array: Level, block_size: tuple[int, int, int],
                  loader: BlockLoader | None) -> None:
         self.array = array
         self.loader = loader
@@ -283,7 +312,7 @@ class HighlightLevel(CachedLevel):
         Which labels get which code (shared by every level of a layer).
     """
 
-    def __init__(self, array: LevelArray, block_size: tuple[int, int, int],
+    def __init__(self, array: Level, block_size: tuple[int, int, int],
                  loader: BlockLoader | None, highlight: Highlight) -> None:
         super().__init__(array, block_size, loader)
         self.highlight = highlight

@@ -6,8 +6,10 @@ the same class the segmend app docks.
 - :func:`get_reader` opens segmend pyramids (and pyramids of other tools,
   read-only) as multiscale grayscale + segmentation layers, and plain HDF5
   label volumes as a (lazy, read-only) labels layer.  A pyramid opened here is
-  proofread by the widget, which adopts its layers.  Plain volumes are read
-  through :mod:`app.model.storage.volumes`, which opens the file only while it reads.
+  proofread by the widget, which adopts its layers.  The layers' blocks are
+  read on a worker pool (:mod:`app.ui.reader_loads`), plain volumes through
+  :mod:`app.model.storage.volumes`, which opens the file only while it reads;
+  the GUI thread reads only the file's layout when napari calls the reader.
 - :func:`demo_sample` builds the shipped real cube into a temporary pyramid.
 """
 
@@ -23,6 +25,7 @@ import numpy as np
 from app.model.errors import FormatError
 from app.model.storage.volumes import (
     VolumeArray,
+    VolumeSource,
     holds_pyramid,
     image_volumes,
     is_hdf5_file,
@@ -31,6 +34,7 @@ from app.model.storage.volumes import (
 )
 from app.ui import registry
 from app.ui.layer_data import PATH, ROLE, layer_data
+from app.ui.reader_loads import ReaderLoads
 
 LayerData = tuple[Any, dict[str, Any], str]
 SUFFIXES = (".h5", ".hdf5", ".hdf", ".he5")
@@ -59,7 +63,8 @@ def read_path(path: str | list[str]) -> list[LayerData]:
     if isinstance(path, list):
         path = path[0]
     if holds_pyramid(path):
-        return layer_data(registry.open_shared(path), None)
+        dataset = registry.open_shared(path)
+        return layer_data(dataset, ReaderLoads(dataset).loader)
     return read_plain(path)
 
 
@@ -76,17 +81,20 @@ def read_plain(path: str) -> list[LayerData]:
     if not labels:
         raise FormatError(f"{path}: no 3D label volume found")
     images = image_volumes(volumes, labels[0])
-    meta = {"segmend_source": str(path)}
+    shown = [*images[:1], labels[0]]
+    arrays = [VolumeArray(path, info) for info in shown]
+    loads = ReaderLoads(VolumeSource(arrays))
     out: list[LayerData] = []
-    if images:
-        image = images[0]
-        out.append((VolumeArray(path, image),
-                    {"name": f"{Path(path).stem} grayscale",
-                     "contrast_limits": (0, int(np.iinfo(image.dtype).max)),
-                     "metadata": {**meta, "segmend_dataset": image.name}}, "image"))
-    out.append((VolumeArray(path, labels[0]),
-                {"name": f"{Path(path).stem} labels",
-                 "metadata": {**meta, "segmend_dataset": labels[0].name}}, "labels"))
+    for info, array in zip(shown, arrays, strict=True):
+        is_labels = info is labels[0]
+        kwargs: dict[str, Any] = {
+            "name": f"{Path(path).stem} {'labels' if is_labels else 'grayscale'}",
+            "metadata": {"segmend_source": str(path), "segmend_dataset": info.name},
+        }
+        if not is_labels:
+            kwargs["contrast_limits"] = (0, int(np.iinfo(info.dtype).max))
+        out.append((loads.level(array, info.block_size), kwargs,
+                    "labels" if is_labels else "image"))
     return out
 
 

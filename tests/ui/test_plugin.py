@@ -6,6 +6,7 @@ Uses napari's own ``make_napari_viewer`` fixture and napari's plugin machinery
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ import numpy as np
 import pytest
 
 from app.ui import registry
+from app.ui.compat import camera
 from app.ui.layer_data import ROLE
 from app.ui.lazy import CachedLevel
 from app.ui.plugin import get_reader
@@ -103,7 +105,7 @@ def test_widget_opens_a_dataset_itself(dock: tuple[Any, ProofreadingWidget], dem
 
 
 def test_reader_opens_plain_label_volumes(make_napari_viewer: Callable[..., Any],
-                                          tmp_path: Path) -> None:
+                                          tmp_path: Path, qtbot: Any) -> None:
     path = tmp_path / "plain.h5"
     labels = np.arange(4 * 5 * 6, dtype=np.uint32).reshape(4, 5, 6)
     with h5py.File(path, "w") as f:
@@ -112,7 +114,52 @@ def test_reader_opens_plain_label_volumes(make_napari_viewer: Callable[..., Any]
     viewer = make_napari_viewer()
     layers = viewer.open(str(path), plugin="segmend")
     assert [type(layer).__name__ for layer in layers] == ["Image", "Labels"]
+    data = layers[1].data
+    assert isinstance(data, CachedLevel) and data.loader is not None  # read on the pool
+    qtbot.waitUntil(lambda: np.array_equal(np.asarray(data), labels), timeout=WAIT_MS)
     np.testing.assert_array_equal(np.asarray(layers[1].data), labels)
+
+
+@pytest.mark.parametrize("kind", ["plain", "pyramid"])
+def test_reader_layers_never_read_hdf5_on_the_gui_thread(
+        make_napari_viewer: Callable[..., Any], tmp_path: Path, demo_path: Path, qtbot: Any,
+        kind: str) -> None:
+    """napari slices on the GUI thread: the reader's layers answer from memory and
+    fill in as a worker reads the blocks (no proofreading widget involved)."""
+    if kind == "plain":
+        path = tmp_path / "plain.h5"
+        labels = (np.arange(64 ** 3, dtype=np.uint64) // 4096 + 1).reshape(64, 64, 64)
+        with h5py.File(path, "w") as f:
+            f.create_dataset("labels", data=labels, chunks=(16, 16, 16))
+    else:
+        path = demo_path
+        with h5py.File(path, "r") as f:
+            labels = f["labels/s0"][...]
+    viewer = make_napari_viewer()
+    layer = viewer.open(str(path), plugin="segmend")[-1]
+    h5py_dir = str(Path(h5py.__file__).parent)
+    gui_h5py_calls: list[str] = []
+
+    def profile(frame: Any, event: str, _arg: Any) -> None:
+        if event == "call" and frame.f_code.co_filename.startswith(h5py_dir):
+            gui_h5py_calls.append(frame.f_code.co_name)
+
+    z = labels.shape[0] // 5  # a block row napari's first (middle) view did not read
+    point = (z, labels.shape[1] // 2, labels.shape[2] // 2)
+    sys.setprofile(profile)  # this (the GUI) thread only
+    try:
+        camera(viewer).zoom = 8.0  # the finest level, under the view's centre
+        viewer.dims.set_point(0, z)
+
+        def shown() -> bool:
+            value = layer.get_value(point, world=True)
+            value = value[1] if isinstance(value, tuple) else value
+            return value is not None and int(value) == int(labels[point])
+
+        qtbot.waitUntil(shown, timeout=WAIT_MS)
+    finally:
+        sys.setprofile(None)
+    assert gui_h5py_calls == []
 
 
 def test_sample_data_is_the_real_cube(make_napari_viewer: Callable[..., Any]) -> None:

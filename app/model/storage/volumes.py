@@ -10,7 +10,7 @@ read, reads whole blocks with the pyramids' block reader
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -120,9 +120,14 @@ class VolumeArray(ArrayView):
         The dataset (see :func:`list_volumes`).
     """
 
+    scale = 0
+    """A plain volume is one level."""
+
     def __init__(self, path: str | Path, info: VolumeInfo) -> None:
         self.path = Path(path)
         self.info = info
+        self.kind = info.name
+        """The dataset's HDF5 path: its name among a file's volumes."""
         self._cache = BlockCache(VOLUME_CACHE_BYTES)
 
     @property
@@ -148,10 +153,25 @@ class VolumeArray(ArrayView):
             return np.zeros([max(0, e - a) for a, e in zip(start, stop, strict=True)],
                             self.dtype)[picks]
         with _opened(self.path) as f:
-            level = Level.of(self.info.name, 0, f[self.info.name], self.info.block_size)
+            level = self._level(f)
             out, _missing = assemble_region(start, stop, self.info.block_size, self.dtype,
                                             lambda coord: self._block(level, coord))
         return out[picks]
+
+    def cached_block(self, coord: Coord) -> NDArray[Any] | None:
+        """Block ``coord`` if the cache holds it, else None (never reads the file)."""
+        return self._cache.get(coord)
+
+    def read_block(self, coord: Coord) -> NDArray[Any]:
+        """Block ``coord`` (clipped to the volume), read into the cache if missing."""
+        block = self._cache.get(coord)
+        if block is None:
+            with _opened(self.path) as f:
+                block = self._block(self._level(f), coord)
+        return block
+
+    def _level(self, f: h5py.File) -> Level:
+        return Level.of(self.info.name, 0, f[self.info.name], self.info.block_size)
 
     def _block(self, level: Level, coord: Coord) -> NDArray[Any]:
         """Block ``coord`` (clipped to the volume), from the cache or the open file."""
@@ -160,6 +180,28 @@ class VolumeArray(ArrayView):
             block = read_stored(level, coord)
             self._cache.put(coord, block)
         return block
+
+
+class VolumeSource:
+    """The blocks of some plain volumes of one file, by volume name: what a
+    background block loader reads (the same calls as a dataset's, one scale).
+
+    Parameters
+    ----------
+    arrays : iterable of VolumeArray
+        The volumes (their ``kind`` is their HDF5 path).
+    """
+
+    def __init__(self, arrays: Iterable[VolumeArray]) -> None:
+        self.arrays = {a.kind: a for a in arrays}
+
+    def cached_block(self, kind: str, scale: int, coord: Coord) -> NDArray[Any] | None:
+        """Block ``coord`` of volume ``kind`` if in memory, else None (``scale`` is 0)."""
+        return self.arrays[kind].cached_block(coord)
+
+    def read_block(self, kind: str, scale: int, coord: Coord) -> NDArray[Any]:
+        """Block ``coord`` of volume ``kind``, read into memory if missing."""
+        return self.arrays[kind].read_block(coord)
 
 
 def _info(dataset: h5py.Dataset) -> VolumeInfo:
@@ -179,5 +221,5 @@ def _opened(path: str | Path) -> Iterator[h5py.File]:
         f.close()
 
 
-__all__ = ["VolumeArray", "VolumeInfo", "holds_pyramid", "image_volumes", "is_hdf5_file",
-           "label_volumes", "list_volumes"]
+__all__ = ["VolumeArray", "VolumeInfo", "VolumeSource", "holds_pyramid", "image_volumes",
+           "is_hdf5_file", "label_volumes", "list_volumes"]
