@@ -10,6 +10,12 @@ from app.model.journal.journal import Journal
 from app.model.storage.store import LABELS, PyramidStore
 
 
+def recount(store: PyramidStore, coord: Coord) -> dict[int, int]:
+    """Voxels of each non-zero label in s0 block ``coord``."""
+    labels, counts = label_counts(store.read_block(LABELS, 0, coord))
+    return {int(lab): int(n) for lab, n in zip(labels, counts, strict=True) if lab}
+
+
 def check_label_index(
     store: PyramidStore, journal: Journal, pool: ThreadPoolExecutor, max_reports: int = 20
 ) -> list[str]:
@@ -18,12 +24,9 @@ def check_label_index(
     for label, coord, count in journal.label_index_rows():
         indexed.setdefault(coord, {})[label] = count
 
-    def recount(coord: Coord) -> tuple[Coord, dict[int, int]]:
-        labels, counts = label_counts(store.read_block(LABELS, 0, coord))
-        return coord, {int(lab): int(n) for lab, n in zip(labels, counts, strict=True) if lab}
-
+    coords = list(store.level(LABELS, 0).coords())
     problems: list[str] = []
-    for coord, actual in pool.map(recount, list(store.level(LABELS, 0).coords())):
+    for coord, actual in zip(coords, pool.map(lambda c: recount(store, c), coords), strict=True):
         expected = indexed.pop(coord, {})
         if expected != actual:
             for label in sorted(set(expected) | set(actual)):

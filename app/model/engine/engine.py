@@ -45,7 +45,7 @@ from app.model.errors import InvalidMutationError
 from app.model.geometry import Coord
 from app.model.journal.journal import Journal
 from app.model.mutations import record_from_json
-from app.model.mutations.base import BlockChange, EditContext, Mutation, Plan
+from app.model.mutations.base import BlockChange, EditContext, Mutation, Plan, Stamp
 from app.model.mutations.checks import MAX_LABEL, require_label, require_new_label
 from app.model.mutations.label_counters import MaxLabel, NextLabel
 from app.model.mutations.merge import Merge
@@ -124,7 +124,7 @@ class MutationEngine:
         """
         target = require_label(target, "target")
         region.check_bounds(self.shape)
-        locks = [target] if new_label is None else [target, require_new_label(new_label, target)]
+        locks = _split_locks(target, new_label)
         record = self.edit(locks, lambda ctx: Split.plan(ctx, target, region, new_label))
         assert isinstance(record, Split)
         return record.new_label, record.mutation_id
@@ -140,7 +140,7 @@ class MutationEngine:
         """
         target = require_label(target, "target")
         chosen = check_blocks(blocks, self.context.grid)
-        locks = [target] if new_label is None else [target, require_new_label(new_label, target)]
+        locks = _split_locks(target, new_label)
         record = self.edit(locks, lambda ctx: SplitCoarse.plan(ctx, target, chosen, new_label))
         assert isinstance(record, SplitCoarse)
         return record.new_label, record.mutation_id
@@ -235,7 +235,7 @@ class MutationEngine:
             self.signals.mutation_completed.emit(committed[0])
         return committed[0]
 
-    def _commit_done(self, make: Callable[..., Mutation]) -> Mutation:
+    def _commit_done(self, make: Callable[[Stamp], Mutation]) -> Mutation:
         record = self.committer.commit_done(make)
         self.signals.mutation_completed.emit(record)
         return record
@@ -260,3 +260,8 @@ class MutationEngine:
         """Rebuild the label index from s0; returns the number of labels."""
         with self.gate.exclusive():
             return reindex(self.store, self.journal, self.counters, self.pool, progress)
+
+
+def _split_locks(target: int, new_label: int | None) -> list[int]:
+    """The labels a split holds: its target, and the new label if one is asked for."""
+    return [target] if new_label is None else [target, require_new_label(new_label, target)]

@@ -6,7 +6,7 @@ import itertools
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
-from app.kernels import label_counts
+from app.model.bulk.index_check import recount
 from app.model.engine.counters import Counters
 from app.model.geometry import Coord
 from app.model.journal.journal import Journal
@@ -28,10 +28,10 @@ def reindex(
     done = itertools.count(1)
 
     def count(coord: Coord) -> list[IndexRow]:
-        labels, counts = label_counts(store.read_block(LABELS, 0, coord))
+        counts = recount(store, coord)
         if progress is not None:
             progress(next(done), len(coords))
-        return [(int(lab), coord, int(n)) for lab, n in zip(labels, counts, strict=True) if lab]
+        return [(label, coord, n) for label, n in counts.items()]
 
     rows = [r for block_rows in pool.map(count, coords) for r in block_rows]
     counters.note_label(max((r[0] for r in rows), default=0))

@@ -38,7 +38,7 @@ from app.model.events.outbox import create_outbox_schema
 from app.model.geometry import Coord
 from app.model.journal.journal_db import connect
 
-__all__ = ["SCHEMA_VERSION", "Coord", "Journal", "from_db", "to_db"]
+__all__ = ["SCHEMA_VERSION", "Journal", "from_db", "to_db"]
 
 SCHEMA_VERSION = 2
 

@@ -156,13 +156,14 @@ class MergeUndo(Mutation):
         return restore_transform(ctx, self.target, list(self.labels), self.undoes)
 
     def messages(self, complete: bool) -> list[Message]:
+        sizes = dict(self.label_sizes)
         out = []
         for i, (label, ref) in enumerate(self.splits):
             common = {**self.common(), "mutation_id": self.mutation_id + i}
             if complete:
                 out.append(messages.split_complete(
                     target=self.target, new_label=label, split_ref=ref,
-                    target_size=self.target_size, new_label_size=dict(self.label_sizes)[label],
+                    target_size=self.target_size, new_label_size=sizes[label],
                     **common,
                 ))
             else:

@@ -15,7 +15,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from app.kernels import downsample_image_into, downsample_labels_into, downsample_palette_into
-from app.model.storage.store import LABELS, Coord, PyramidStore
+from app.model.geometry import Coord
+from app.model.storage.store import LABELS, PyramidStore
 
 
 def parent_of(coord: Coord) -> Coord:

@@ -19,7 +19,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from app.model.errors import FormatError, ReadOnlyError
-from app.model.geometry import Coord
+from app.model.geometry import Coord, assemble_region
 from app.model.storage import block_io
 from app.model.storage.cache import BlockCache
 from app.model.storage.layout import (
@@ -34,7 +34,7 @@ from app.model.storage.palette_block import PaletteBlock
 from app.model.storage.pyramid_file import open_h5, write_empty_pyramid
 from app.model.storage.staging import StagedBlock, StagedOverlay
 
-__all__ = ["IMAGE", "LABELS", "Coord", "PyramidStore", "StagedBlock"]
+__all__ = ["IMAGE", "LABELS", "PyramidStore", "StagedBlock"]
 
 LABELS = LABELS_GROUP
 IMAGE = IMAGE_GROUP
@@ -267,31 +267,10 @@ class PyramidStore:
             A new writable array of shape ``stop - start`` and the level's dtype.
         """
         level = self.level(kind, scale)
-        start = tuple(max(0, int(a)) for a in start)  # type: ignore[assignment]
-        stop = tuple(min(int(b), s) for b, s in zip(stop, level.shape, strict=True))  # type: ignore[assignment]
-        out = np.zeros(tuple(max(0, b - a) for a, b in zip(start, stop, strict=True)), level.dtype)
-        if out.size == 0:
-            return out
-        bs = level.block_size
-        ranges = [range(a // b, (e - 1) // b + 1) for a, e, b in zip(start, stop, bs, strict=True)]
-        for bz in ranges[0]:
-            for by in ranges[1]:
-                for bx in ranges[2]:
-                    coord = (bz, by, bx)
-                    block = self.read_block(kind, scale, coord)
-                    lo = [max(a, c * b) for a, c, b in zip(start, coord, bs, strict=True)]
-                    hi = [
-                        min(e, c * b + n)
-                        for e, c, b, n in zip(stop, coord, bs, block.shape, strict=True)
-                    ]
-                    src = tuple(
-                        slice(lo_ - c * b, hi_ - c * b)
-                        for lo_, hi_, c, b in zip(lo, hi, coord, bs, strict=True)
-                    )
-                    dst = tuple(
-                        slice(lo_ - a, hi_ - a) for lo_, hi_, a in zip(lo, hi, start, strict=True)
-                    )
-                    out[dst] = block[src]
+        lo = [max(0, int(a)) for a in start]
+        hi = [min(int(e), n) for e, n in zip(stop, level.shape, strict=True)]
+        out, _missing = assemble_region(lo, hi, level.block_size, level.dtype,
+                                        lambda coord: self.read_block(kind, scale, coord))
         return out
 
     # ------------------------------------------------------------------ writing
@@ -316,24 +295,6 @@ class PyramidStore:
         self.level(kind, scale).check_coord(coord)
         self.write_payload(kind, scale, coord, self.encode_block(kind, scale, coord, block))
         self.cache.discard((kind, scale, *coord))
-
-    def decode_payload(
-        self,
-        kind: str,
-        scale: int,
-        coord: Coord,
-        payload: bytes,
-        scratch: NDArray[Any] | None = None,
-    ) -> NDArray[Any]:
-        """Decode an encoded chunk of a block to its clipped shape (a view of
-        ``scratch``, a full chunk, if given).
-
-        Raises
-        ------
-        app.model.errors.FormatError
-            If the payload is corrupt.
-        """
-        return block_io.decode(self.level(kind, scale), coord, payload, scratch)
 
     # ------------------------------------------------------------------ overlay
     def stage(

@@ -10,8 +10,7 @@ read, reads whole blocks with the pyramids' block reader
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -65,7 +64,7 @@ def holds_pyramid(path: str | Path) -> bool:
     app.model.errors.FormatError
         If the file cannot be opened.
     """
-    with _opened(path) as f:
+    with open_h5(path, "r") as f:
         try:
             find_pyramids(f)
         except FormatError:
@@ -82,7 +81,7 @@ def list_volumes(path: str | Path) -> list[VolumeInfo]:
         If the file cannot be opened.
     """
     found: list[VolumeInfo] = []
-    with _opened(path) as f:
+    with open_h5(path, "r") as f:
 
         def visit(_name: str, obj: object) -> None:
             if isinstance(obj, h5py.Dataset) and obj.ndim == 3:
@@ -152,7 +151,7 @@ class VolumeArray(ArrayView):
         if any(e <= a for a, e in zip(start, stop, strict=True)):  # nothing to read
             return np.zeros([max(0, e - a) for a, e in zip(start, stop, strict=True)],
                             self.dtype)[picks]
-        with _opened(self.path) as f:
+        with open_h5(self.path, "r") as f:
             level = self._level(f)
             out, _missing = assemble_region(start, stop, self.info.block_size, self.dtype,
                                             lambda coord: self._block(level, coord))
@@ -166,7 +165,7 @@ class VolumeArray(ArrayView):
         """Block ``coord`` (clipped to the volume), read into the cache if missing."""
         block = self._cache.get(coord)
         if block is None:
-            with _opened(self.path) as f:
+            with open_h5(self.path, "r") as f:
                 block = self._block(self._level(f), coord)
         return block
 
@@ -209,16 +208,6 @@ def _info(dataset: h5py.Dataset) -> VolumeInfo:
     chunks = dataset.chunks or DEFAULT_BLOCK_SIZE
     return VolumeInfo(str(dataset.name), shape, np.dtype(dataset.dtype),  # type: ignore[arg-type]
                       tuple(int(c) for c in chunks))  # type: ignore[arg-type]
-
-
-@contextmanager
-def _opened(path: str | Path) -> Iterator[h5py.File]:
-    """The HDF5 file, read-only, closed on exit (see :func:`.pyramid_file.open_h5`)."""
-    f = open_h5(path, "r")
-    try:
-        yield f
-    finally:
-        f.close()
 
 
 __all__ = ["VolumeArray", "VolumeInfo", "VolumeSource", "holds_pyramid", "image_volumes",
