@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import ctypes
+import errno
+import os
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
@@ -143,3 +146,57 @@ def biggest(model: NDArray[np.uint64], n: int) -> list[int]:
     """The ``n`` largest bodies of ``model``, largest first."""
     labels, counts = np.unique(model[model > 0], return_counts=True)
     return [int(v) for v in labels[np.argsort(-counts)][:n]]
+
+
+SMALL_DISK_BYTES = 8 << 20
+"""The size of the :func:`small_disk` file system."""
+_MNT_DETACH = 2
+
+
+def _libc_call(name: str, *args: object) -> int:
+    """Call libc's ``name``; returns 0, or the errno of its failure."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if getattr(libc, name)(*args) == 0:
+        return 0
+    return ctypes.get_errno()
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A directory on a fresh 8 MiB tmpfs, unmounted after the test.
+
+    Skipped only when mounting is not permitted (EPERM: not root, or no
+    CAP_SYS_ADMIN in this container).
+    """
+    disk = tmp_path / "small-disk"
+    disk.mkdir()
+    options = f"size={SMALL_DISK_BYTES}".encode()
+    err = _libc_call("mount", b"tmpfs", bytes(disk), b"tmpfs", 0, options)
+    if err == errno.EPERM:
+        pytest.skip("mounting a tmpfs is not permitted here (EPERM)")
+    assert err == 0, f"mount tmpfs on {disk}: {os.strerror(err)}"
+    try:
+        yield disk
+    finally:
+        if _libc_call("umount2", bytes(disk), 0) != 0:
+            assert _libc_call("umount2", bytes(disk), _MNT_DETACH) == 0, f"umount {disk}"
+
+
+def fill_disk(path: Path, leave: int = 0) -> Path:
+    """Write a filler file in the directory ``path`` leaving about ``leave`` bytes free.
+
+    Returns the filler's path (delete it to give the space back).  With
+    ``leave=0`` the file system is full: every later write fails with ENOSPC.
+    """
+    filler = path / "filler.bin"
+    stat = os.statvfs(path)
+    todo = max(0, stat.f_bavail * stat.f_frsize - leave)
+    chunk = b"\xff" * (1 << 20)
+    with filler.open("wb", buffering=0) as fh:
+        try:
+            while todo > 0:
+                todo -= fh.write(chunk[: min(todo, len(chunk))])
+        except OSError as exc:
+            if exc.errno != errno.ENOSPC:
+                raise
+    return filler

@@ -1,6 +1,6 @@
 """A writer process for the kill -9 test: edits a dataset until it is killed.
 
-Usage: python tests/fault_writer.py DATASET SEED [TORN_AFTER]
+Usage: python tests/fault_writer.py DATASET SEED [TORN_AFTER | --steady]
 
 Opens DATASET for writing (which repairs what the previous kill interrupted),
 then performs random merges, splits and undos, checkpointing very often, with
@@ -11,6 +11,9 @@ With TORN_AFTER, once that many mutations are acknowledged, the next HDF5
 commit stops for good after writing its first page into DATASET and prints
 ``TORN``: a kill then lands inside that commit for certain (the rollback file
 complete, the HDF5 file part old, part new).
+
+With ``--steady`` it edits as a proofreader's session does (checkpoints every
+0.2 s, fsyncs at full speed), for the concurrent readers' stress test.
 """
 
 from __future__ import annotations
@@ -57,10 +60,11 @@ def _stop_inside_commits(path: str, armed: threading.Event) -> None:
     os.pwrite = pwrite
 
 
-def main(path: str, seed: int, torn_after: int | None) -> None:
-    os.fsync = _slow_fsync
+def main(path: str, seed: int, torn_after: int | None, *, steady: bool = False) -> None:
+    if not steady:
+        os.fsync = _slow_fsync
     rng = np.random.default_rng(seed)
-    ds = open_dataset(path, "r+", checkpoint_interval=0.01)
+    ds = open_dataset(path, "r+", checkpoint_interval=0.2 if steady else 0.01)
     armed = threading.Event()
     if torn_after is not None:
         _stop_inside_commits(path, armed)
@@ -97,4 +101,7 @@ def main(path: str, seed: int, torn_after: int | None) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]) if len(sys.argv) > 3 else None)
+    if sys.argv[3:] == ["--steady"]:
+        main(sys.argv[1], int(sys.argv[2]), None, steady=True)
+    else:
+        main(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]) if len(sys.argv) > 3 else None)

@@ -127,3 +127,22 @@ def test_cancel_leaves_no_file(tmp_path: Path, real_sources: tuple[str, str]) ->
     with pytest.raises(CancelledError):
         build_pyramid(real_sources[0], tmp_path / "c.h5", cancel=cancel)
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"levels": 5}, r"levels must be between 1 and 4 for shape \(37, 70, 101\)"),
+        ({"levels": 0}, "levels must be between 1 and 4"),
+        ({"voxel_size_nm": (4.0, float("nan"), 4.0)}, "finite positive"),
+        ({"voxel_size_nm": (float("inf"),) * 3}, "finite positive"),
+        ({"block_size": (16, 15, 16)}, "even"),
+    ],
+)
+def test_bad_arguments_are_refused_before_any_file(
+    tmp_path: Path, real_sources: tuple[str, str], kwargs: dict[str, object], match: str
+) -> None:
+    kwargs = {"block_size": (16, 16, 16), **kwargs}
+    with pytest.raises(ValueError, match=match):
+        build_pyramid(real_sources[0], tmp_path / "out.h5", **kwargs)  # type: ignore[arg-type]
+    assert list(tmp_path.iterdir()) == []

@@ -16,7 +16,7 @@ from app.model.checkpoint import Checkpointer
 from app.model.engine.counters import Counters
 from app.model.engine.locks import Gate
 from app.model.journal.journal import Journal
-from app.model.journal.sidecar import checkpoint_lock_path, journal_path, rollback_path, sidecar_dir
+from app.model.journal.sidecar import journal_path, rollback_path, sidecar_dir
 from app.model.storage.palette_block import PaletteBlock
 from app.model.storage.safefile import SafeFile
 from app.model.storage.store import LABELS, PyramidStore
@@ -35,9 +35,7 @@ def checkpointer(tmp_path: Path) -> Iterator[Checkpointer]:
     store = PyramidStore(h5py.File(safefile, "r+"))
     journal = Journal(journal_path(path))
     engine = SimpleNamespace(gate=Gate(), counters=Counters(13, 12, 4))
-    cp = Checkpointer(
-        store, journal, engine, safefile, checkpoint_lock_path(path), interval=3600.0  # type: ignore[arg-type]
-    )
+    cp = Checkpointer(store, journal, engine, safefile, interval=3600.0)  # type: ignore[arg-type]
     yield cp
     cp.stop()
     store.close()

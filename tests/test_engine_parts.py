@@ -92,7 +92,7 @@ def test_a_claimed_label_is_held_until_released() -> None:
     counters = Counters(1, 10, 1)
     used = {12}
     assert counters.claim(None, used.__contains__) == 11
-    assert counters.claim(40, used.__contains__) == 40 and counters.next_label == 41
+    assert counters.claim(40, used.__contains__) == 40 and counters.next_label == 11
     with pytest.raises(InvalidMutationError, match="new label 40 is in use"):
         counters.claim(40, used.__contains__)
     with pytest.raises(InvalidMutationError, match="new label 12 is in use"):

@@ -1,7 +1,9 @@
 """The ``segmend`` command line.
 
 Every command exits 0 on success, and non-zero with a one-line error on
-standard error on failure, having changed nothing.  ``--json`` prints
+standard error on failure, having changed nothing — but for status 3
+(:data:`CHECKPOINT_FAILED`): the edits were made and are durable (their
+results are printed), and the HDF5 file will take them later.  ``--json`` prints
 machine-readable results.  The desktop app is not imported here: the program
 (:mod:`app.launcher`) hands :func:`main` the function that runs it.
 """
@@ -9,21 +11,41 @@ machine-readable results.  The desktop app is not imported here: the program
 from __future__ import annotations
 
 import argparse
+import os
+import select
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from app import __version__
 from app.cli import edit_commands, events_commands, pyramid_commands
 from app.cli.desktop import AppRunner
 from app.model.error_text import one_line
-from app.model.errors import SegmendError
+from app.model.errors import CheckpointError, SegmendError
 
 COMMAND_MODULES = (pyramid_commands, edit_commands, events_commands)
+CHECKPOINT_FAILED = 3
+"""Exit status of an edit that is durable (its result printed) but that the HDF5
+file could not take yet (a full disk, a file another program holds): the
+journal keeps it, and the file catches up at the next command on it."""
+USAGE_ERROR = 2
+"""The exit status of a command line that cannot be parsed (argparse's)."""
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line, ``segmend: error: ...``
+    (no usage block), exiting with status 2; its subcommands' parsers too."""
+
+    def error(self, message: str) -> NoReturn:
+        """Print the error on one line and exit with status 2."""
+        command = self.prog.partition(" ")[2]
+        where = f"{command}: " if command else ""
+        self.exit(USAGE_ERROR, f"segmend: error: {where}{one_line(message)}\n")
 
 
 def make_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="segmend",
         description="Proofread large 3D segmentations stored as HDF5 label pyramids.",
     )
@@ -52,13 +74,44 @@ def main(argv: Sequence[str] | None = None, *, run_app: AppRunner | None = None)
     args = parser.parse_args(args_list)
     args.run_app = run_app
     try:
-        return int(args.func(args) or 0)
+        status = int(args.func(args) or 0)
+        sys.stdout.flush()  # a closed pipe fails here, not at exit
+        return status
     except KeyboardInterrupt:
         print("segmend: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError as exc:
+        if not _stdout_closed():
+            return _report(exc)
+        _silence_stdout()
+        return 0
+    except CheckpointError as exc:  # the edits are durable: their results were printed
+        return _report(exc, CHECKPOINT_FAILED)
     except (SegmendError, ValueError, OSError, KeyError, IndexError) as exc:
-        print(f"segmend: error: {one_line(exc)}", file=sys.stderr)
-        return 1
+        return _report(exc)
+
+
+def _report(exc: BaseException, status: int = 1) -> int:
+    print(f"segmend: error: {one_line(exc)}", file=sys.stderr)
+    return status
+
+
+def _stdout_closed() -> bool:
+    """Whether the reader of standard output has gone (``segmend info F | head -1``)."""
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(events & select.POLLERR for _fd, events in poller.poll(0))
+    except (OSError, ValueError):  # no file descriptor (captured output)
+        return False
+
+
+def _silence_stdout() -> None:
+    """Point standard output at /dev/null: what is left unwritten there (and
+    Python's flush at exit) goes nowhere, with no "Broken pipe" message."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 def _is_command(parser: argparse.ArgumentParser, word: str) -> bool:
@@ -70,7 +123,7 @@ def _is_command(parser: argparse.ArgumentParser, word: str) -> bool:
 
 def _open_app(argv: list[str], run_app: AppRunner | None) -> int:
     """``segmend [FILE] [--screenshot OUT.png] [--select ID ...]``: the desktop app."""
-    app_parser = argparse.ArgumentParser(prog="segmend", description="Open the segmend app.")
+    app_parser = OneLineParser(prog="segmend", description="Open the segmend app.")
     app_parser.add_argument("file", nargs="?", help="a pyramid file to open")
     app_parser.add_argument("--screenshot", metavar="OUT.png", help="save a screenshot and exit")
     app_parser.add_argument("--select", type=int, nargs="+", default=[], metavar="ID")

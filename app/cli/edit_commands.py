@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
+import signal
 import sys
+import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
+from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from app.cli.output import emit, progress_bar
@@ -64,7 +68,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
     p = sub.add_parser("log", help="the mutation log, one JSON object per line")
     p.add_argument("file")
-    p.add_argument("--since", type=int, default=0, metavar="MUTID")
+    p.add_argument("--since", type=_mutation_id, default=0, metavar="MUTID")
     p.set_defaults(func=cmd_log)
 
     p = sub.add_parser("reindex", help="rebuild the label index")
@@ -83,22 +87,83 @@ def _block(text: str) -> tuple[int, int, int]:
         raise argparse.ArgumentTypeError(f"a block is three integers Z,Y,X, got {text!r}") from None
 
 
+_MAX_MUTATION_ID = (1 << 63) - 1
+"""The largest MutationID the journal can hold (SQLite integers are int64)."""
+
+
+def _mutation_id(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a MutationID is an integer, got {text!r}") from None
+    if not 0 <= value <= _MAX_MUTATION_ID:
+        raise argparse.ArgumentTypeError(
+            f"a MutationID is from 0 to {_MAX_MUTATION_ID}, got {text}"
+        )
+    return value
+
+
 @contextmanager
 def _writable(args: argparse.Namespace) -> Iterator[Dataset]:
+    """The dataset open for writing, closed after the command.  If the command
+    fails, a sidecar folder that opening made is removed again (when it holds
+    no mutation): a refused command leaves nothing beside the file."""
     from app.model.dataset import open_dataset
+    from app.model.journal.sidecar import sidecar_dir
 
     kafka = load_settings(
         bootstrap_servers=getattr(args, "kafka", None),
         topic_prefix=getattr(args, "topic_prefix", None),
     )
-    with progress_bar("index", unit="block") as tick:
-        ds = open_dataset(
-            args.file, "r+", user=getattr(args, "user", None), progress=tick, kafka=kafka
-        )
+    made_folder = not sidecar_dir(args.file).exists()
     try:
-        yield ds
-    finally:
+        with progress_bar("index", unit="block") as tick:
+            ds = open_dataset(
+                args.file, "r+", user=getattr(args, "user", None), progress=tick, kafka=kafka
+            )
+        try:
+            yield ds
+        except BaseException:
+            with suppress(SegmendError):  # the command's own error is the one to report
+                ds.close()
+            raise
         ds.close()
+    except BaseException:
+        if made_folder:
+            _remove_unused_sidecar(Path(args.file))
+        raise
+
+
+def _remove_unused_sidecar(path: Path) -> None:
+    """Remove the sidecar folder of ``path`` unless its journal holds a mutation
+    or another process writes the dataset (checked under the writer lock)."""
+    from app.model.journal.file_locks import take_writer_lock
+    from app.model.journal.journal import Journal
+    from app.model.journal.sidecar import journal_path, sidecar_dir
+
+    folder = sidecar_dir(path)
+    if not folder.is_dir():
+        return
+    # Best effort, called while the command's own error propagates: any failure
+    # here (a lock taken meanwhile, a journal it cannot read) keeps the folder
+    # and must not hide that error.
+    try:
+        lock = take_writer_lock(path)
+    except Exception:
+        return
+    try:
+        if journal_path(path).exists():
+            journal = Journal(journal_path(path), readonly=True)
+            try:
+                if journal.mutation_count():
+                    return
+            finally:
+                journal.close()
+        shutil.rmtree(folder, ignore_errors=True)
+    except Exception:
+        return
+    finally:
+        lock.release()
 
 
 def cmd_merge(args: argparse.Namespace) -> int:
@@ -165,8 +230,13 @@ def cmd_redo(args: argparse.Namespace) -> int:
 
 
 def cmd_apply(args: argparse.Namespace) -> int:
-    """``segmend apply FILE OPS.jsonl|-``: stops at the first failing line."""
-    from app.model.journal.replay import apply_lines
+    """``segmend apply FILE OPS.jsonl|-``: prints each line's result (one JSON
+    line) as soon as it is durable, and stops at the first failing line.
+
+    Ctrl-C is honoured between lines: the line in flight completes (durable,
+    every level written) and the command exits 130.
+    """
+    from app.model.journal.replay import applied_lines
 
     if args.ops == "-":
         lines = sys.stdin.read().splitlines()
@@ -175,10 +245,40 @@ def cmd_apply(args: argparse.Namespace) -> int:
             lines = Path(args.ops).read_text().splitlines()
         except OSError as exc:
             raise SegmendError(f"cannot read {args.ops}: {exc.strerror}") from exc
-    with _writable(args) as ds:
-        for result in apply_lines(ds, lines):
-            print(json.dumps(result))
+    last = 0
+    with _deferred_interrupts() as interrupted, _writable(args) as ds:
+        results = applied_lines(ds, lines)
+        while not interrupted.is_set():
+            step = next(results, None)
+            if step is None:
+                break
+            last, result = step
+            print(json.dumps(result), flush=True)
+    if interrupted.is_set():
+        where = f"after line {last}" if last else "before the first line"
+        print(f"segmend: interrupted {where}", file=sys.stderr)
+        return 130
     return 0
+
+
+@contextmanager
+def _deferred_interrupts() -> Iterator[threading.Event]:
+    """Ctrl-C (SIGINT) only sets the event while inside: the caller stops between
+    edits, never in the middle of one.  (Elsewhere than on the main thread,
+    where Python delivers signals, the event is never set.)"""
+    interrupted = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield interrupted
+        return
+
+    def note(_signum: int, _frame: FrameType | None) -> None:
+        interrupted.set()
+
+    previous = signal.signal(signal.SIGINT, note)
+    try:
+        yield interrupted
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def cmd_log(args: argparse.Namespace) -> int:

@@ -12,11 +12,13 @@ import argparse
 import dataclasses
 import json
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
 from app.cli.output import emit
+from app.model.checkpoint_problem import read_checkpoint_problem
 from app.model.errors import SegmendError
 from app.model.events.outbox import OutboxEvent
 from app.model.events.outbox_view import outbox_counts, outbox_tail, read_blob
@@ -39,7 +41,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = actions.add_parser("flush", help="publish every waiting event, then exit")
     _dataset_args(p, kafka=True)
     p.add_argument(
-        "--timeout", type=_positive_float, default=60.0, metavar="S",
+        "--timeout",
+        type=_positive_float,
+        default=60.0,
+        metavar="S",
         help="give up after S seconds (default 60)",
     )
     p.set_defaults(func=cmd_events_flush)
@@ -72,9 +77,15 @@ def _positive_float(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+    if not 0 < value <= threading.TIMEOUT_MAX:
+        raise argparse.ArgumentTypeError(
+            f"must be a positive number of seconds up to {threading.TIMEOUT_MAX:g}, got {text}"
+        )
     return value
+
+
+SQLITE_MAX_INT = 2**63 - 1
+"""The largest integer SQLite takes (a ``LIMIT``)."""
 
 
 def _count(text: str) -> int:
@@ -82,8 +93,8 @@ def _count(text: str) -> int:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {text}")
+    if not 1 <= value <= SQLITE_MAX_INT:
+        raise argparse.ArgumentTypeError(f"must be between 1 and {SQLITE_MAX_INT}, got {text}")
     return value
 
 
@@ -126,6 +137,7 @@ def cmd_events_status(args: argparse.Namespace) -> int:
         "state": state,
         **counts,
         "last_error": error,
+        "checkpoint_problem": read_checkpoint_problem(Path(args.file)),
     }
     emit(args, result, _format_status)
     return 0
@@ -141,6 +153,8 @@ def _format_status(r: dict[str, Any]) -> str:
     ]
     if r["last_error"]:
         lines.append(f"error:    {r['last_error']}")
+    if r["checkpoint_problem"]:
+        lines.append(f"file:     {r['checkpoint_problem']}")
     return "\n".join(lines)
 
 

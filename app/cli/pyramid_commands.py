@@ -11,7 +11,13 @@ from typing import Any
 from app.cli.desktop import AppRunner
 from app.cli.output import emit, progress_bar
 from app.display import display_problem
-from app.model.storage.layout import COMPRESSIONS, DEFAULT_COMPRESSION, DEFAULT_RULE, RULES
+from app.model.storage.layout import (
+    COMPRESSIONS,
+    DEFAULT_COMPRESSION,
+    DEFAULT_RULE,
+    RULES,
+    check_voxel_size,
+)
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -22,10 +28,22 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--image", help="grayscale source, same forms as SRC")
     p.add_argument("--block-size", type=_block_size, default=(64, 64, 64), metavar="N[,N,N]")
     p.add_argument("--rule", choices=RULES, default=DEFAULT_RULE)
-    p.add_argument("--levels", type=int, help="number of scales (default: until one block)")
+    p.add_argument(
+        "--levels",
+        type=_positive_int,
+        metavar="N",
+        help="number of scales, at most until one block (the default)",
+    )
     p.add_argument("--compression", choices=COMPRESSIONS, default=DEFAULT_COMPRESSION)
     p.add_argument("--voxel-size", type=_voxel_size, default=(1.0, 1.0, 1.0), metavar="NM[,NM,NM]")
-    p.add_argument("--workers", type=int, help="threads (default: one per core)")
+    p.add_argument(
+        "--workers", type=_positive_int, metavar="N", help="threads (default: one per core)"
+    )
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="replace an edited pyramid (one with a journal), deleting its journal",
+    )
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=cmd_build)
 
@@ -47,32 +65,48 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def _block_size(text: str) -> tuple[int, int, int]:
-    parts = [int(v) for v in text.split(",")]
+    try:
+        parts = [int(v) for v in text.split(",")]
+    except ValueError:
+        parts = []
     if len(parts) == 1:
         parts *= 3
     if len(parts) != 3 or any(v < 2 or v % 2 for v in parts):
         raise argparse.ArgumentTypeError(
-            f"block size must be one or three even sizes, got {text!r}"
+            f"block size must be one or three even integers >= 2, got {text!r}"
         )
     return (parts[0], parts[1], parts[2])
 
 
 def _voxel_size(text: str) -> tuple[float, float, float]:
-    parts = [float(v) for v in text.split(",")]
-    if len(parts) == 1:
-        parts *= 3
-    if len(parts) != 3 or any(v <= 0 for v in parts):
+    try:
+        parts = [float(v) for v in text.split(",")]
+        return check_voxel_size(parts * 3 if len(parts) == 1 else parts)
+    except ValueError:
         raise argparse.ArgumentTypeError(
-            f"voxel size must be one or three positive sizes, got {text!r}"
-        )
-    return (parts[0], parts[1], parts[2])
+            f"voxel size must be one or three finite positive sizes (nm), got {text!r}"
+        ) from None
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {text}")
+    return value
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    """``segmend build SRC OUT``."""
+    """``segmend build SRC OUT [--force]``: refuses an OUT open for writing, and
+    an edited one (with a journal) unless ``--force``, which deletes its journal."""
     from app.model.bulk.build import build_pyramid
     from app.model.info import dataset_info
+    from app.model.journal.sidecar import journal_path
 
+    journal = journal_path(args.out)
+    edited = args.force and journal.exists()
     with progress_bar("build", unit="block") as tick:
         out = build_pyramid(
             args.src,
@@ -85,7 +119,10 @@ def cmd_build(args: argparse.Namespace) -> int:
             voxel_size_nm=args.voxel_size,
             workers=args.workers,
             progress=tick,
+            discard_journal=args.force,
         )
+    if edited:
+        print(f"segmend: deleted the journal of the replaced pyramid ({journal})", file=sys.stderr)
     emit(args, dataset_info(out), _format_info)
     return 0
 
@@ -99,12 +136,20 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    """``segmend verify FILE``: exit 1 and a report on any difference."""
+    """``segmend verify FILE``: exit 1 and a report on any difference.
+
+    Nobody writing the dataset, the file is first brought up to date, and what
+    is checked is the file as plain HDF5 readers see it; beside a writer (or
+    in a folder it cannot write) the file and the journal's edits after it are
+    checked, and a note says how far behind the file is.
+    """
     from app.model.dataset import open_dataset
 
     with open_dataset(args.file, "r") as ds, progress_bar("verify", unit="block") as tick:
         report = ds.verify(progress=tick)
-    result = report.as_json()
+        assert ds.lag is not None  # opened read-only
+        note = ds.lag.describe(ds.path) or None
+    result = {**report.as_json(), "file_note": note}
     emit(args, result, _format_verify)
     return 0 if report.ok else 1
 
@@ -150,10 +195,16 @@ def _format_info(info: dict[str, Any]) -> str:
         f"grayscale:   {len(info['image_levels']) or 'no'} levels",
         f"compression: {info['compression']}",
         f"max label:   {info['max_label']}",
-        f"next label:  {info['next_label']}",
+        f"next label:  {info['next_label'] or 'none (the uint64 label space is exhausted)'}",
         f"mutations:   {info['mutations']}",
+        f"file holds:  mutation {info['checkpointed_mutation']} "
+        f"(journal: {info['journaled_mutation']})",
         f"outbox:      {info['outbox_pending']} pending",
     ]
+    if info["file_note"]:
+        lines.append(f"note:        {info['file_note']}")
+    if info["checkpoint_problem"]:
+        lines.append(f"checkpoints: {info['checkpoint_problem']}")
     return "\n".join(lines)
 
 
@@ -164,4 +215,6 @@ def _format_verify(result: dict[str, Any]) -> str:
     ]
     lines += [f"  {m}" for m in result["mismatches"]]
     lines += [f"  {p}" for p in result["problems"]]
+    if result["file_note"]:
+        lines.append(f"note: {result['file_note']} (checked: the file and the journal's edits)")
     return "\n".join(lines)

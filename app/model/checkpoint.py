@@ -4,19 +4,36 @@ Edits are durable in the journal when they return; the HDF5 file is written
 only here, through :class:`app.model.storage.safefile.SafeFile`, with the id of the
 last mutation it holds (``checkpoint_mutation_id``).  A background thread
 checkpoints every ``interval`` seconds, or sooner when many blocks wait.
+
+A checkpoint the disk refuses (full, I/O error, the file held by another
+program) loses nothing: the file stays as last committed, the edits it lacks
+stay in the journal (and staged in memory), and the thread retries ever more
+slowly (at most every :data:`MAX_RETRY_DELAY` seconds).  The failure is kept
+in :attr:`Checkpointer.error`, logged (logger ``segmend``) and written to
+``checkpoint.error`` in the sidecar folder, for other processes to report
+(:mod:`app.model.checkpoint_problem`).  While checkpoints fail, staged blocks
+beyond :data:`STAGED_BLOCKS_LIMIT` (or :data:`STAGED_BYTES_LIMIT`) make new
+edits refused (:meth:`Checkpointer.admit`) rather than fill the memory.
 """
 
 from __future__ import annotations
 
+import errno
+import logging
+import os
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from app.model.checkpoint_problem import ProblemFile, problem_path
 from app.model.engine import MutationEngine
-from app.model.journal.file_locks import file_lock
+from app.model.error_text import one_line
+from app.model.errors import CheckpointError, StagingFullError
+from app.model.journal.file_locks import commit_guard
 from app.model.journal.journal import Journal
 from app.model.priority import lower_thread_priority
 from app.model.storage.safefile import SafeFile
@@ -26,8 +43,17 @@ CHECKPOINT_BLOCKS = 1024
 """Staged blocks that wake the checkpoint before its interval is up."""
 CHECKPOINT_UNENCODED_BYTES = 512 << 20
 """Or staged blocks held in memory, not yet encoded, that do."""
-MAX_RETRY_DELAY = 300.0
+FIRST_RETRY_DELAY = 1.0
+"""Seconds before the first retry of a failed background checkpoint (then doubled)."""
+MAX_RETRY_DELAY = 60.0
 """Seconds between retries of a failing background checkpoint, at most."""
+STAGED_BLOCKS_LIMIT = 8 * CHECKPOINT_BLOCKS
+"""Staged blocks past which, while checkpoints fail, new edits are refused."""
+STAGED_BYTES_LIMIT = 2 * CHECKPOINT_UNENCODED_BYTES
+"""Or bytes held in memory for the file (staged blocks not yet encoded, and
+written pages not yet committed) past which they are."""
+
+log = logging.getLogger("segmend")
 
 
 class Checkpointer:
@@ -43,9 +69,6 @@ class Checkpointer:
         The engine staging the blocks: its gate and counters.
     safefile : SafeFile
         The HDF5 file object, committed atomically.
-    commit_lock : Path
-        The lock held exclusively while committing (readers open the file
-        under it, shared).
     interval : float
         Seconds between background checkpoints.
     background_nice : int
@@ -56,7 +79,7 @@ class Checkpointer:
     interval : float
         As given; the background thread reads it before each wait.
     error : str or None
-        Why the last background checkpoint failed (None if it did not).
+        Why checkpoints fail (None: the last one succeeded).
     """
 
     def __init__(
@@ -65,7 +88,6 @@ class Checkpointer:
         journal: Journal,
         engine: MutationEngine,
         safefile: SafeFile,
-        commit_lock: Path,
         *,
         interval: float,
         background_nice: int = 0,
@@ -74,10 +96,12 @@ class Checkpointer:
         self.journal = journal
         self.engine = engine
         self.safefile = safefile
-        self.commit_lock = commit_lock
         self.interval = interval
         self.background_nice = background_nice
         self.error: str | None = None
+        self._reason = ""
+        self._committed = int(store.attr("checkpoint_mutation_id", 0))
+        self._problem = ProblemFile(problem_path(safefile.path))
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._closing = threading.Event()
@@ -90,13 +114,65 @@ class Checkpointer:
         counters (it needs a state in which every mutation is complete or not
         begun).  They go on while the snapshot is written and committed: edits
         only stage newer blocks in memory, and nothing else writes the file.
+
+        Raises
+        ------
+        app.model.errors.CheckpointError
+            If the file cannot be written: it stays as last committed, the
+            failure is recorded (:attr:`error`, the problem file), and the next
+            checkpoint writes everything again.
         """
+        try:
+            written = self._write()
+        except Exception as exc:
+            raise self._failed(exc) from exc
+        self._succeeded()
+        return written
+
+    @property
+    def behind(self) -> int:
+        """Journaled mutations the HDF5 file lacks."""
+        return max(0, self.engine.counters.next_mutation_id - 1 - self._committed)
+
+    def admit(self) -> None:
+        """Refuse a new edit while checkpoints fail and too much waits in memory
+        for the file (give it to the engine's committer as its admission check).
+
+        Raises
+        ------
+        app.model.errors.StagingFullError
+            Naming the file, why it cannot be written, and that the edits made
+            are safe in the journal.
+        """
+        if self.error is None:
+            return
+        count = self.store.staged_count
+        held = self.store.unencoded_nbytes + self.safefile.pending_bytes
+        if count <= STAGED_BLOCKS_LIMIT and held <= STAGED_BYTES_LIMIT:
+            return
+        raise StagingFullError(
+            f"cannot write {self.safefile.path}: {self._reason}; edits are safe in the "
+            f"journal, and new ones are refused until the file can be written ({count} "
+            f"edited blocks, {held >> 20} MiB wait in memory)"
+        )
+
+    def close(self) -> None:
+        """The dataset closes: the problem file goes if the file is up to date, and
+        stays (for other processes to report) if not."""
+        if self.error is None or not self.behind:
+            self._problem.remove()
+
+    def _write(self) -> int:
         store = self.store
         with self._lock:
             with self.engine.gate.exclusive():
                 items = store.staged_items()
                 values = self.engine.counters.file_attrs()
-            if not items and all(store.attr(k) == v for k, v in values.items()):
+            if (
+                not items
+                and not self.safefile.pending_bytes
+                and all(store.attr(k) == v for k, v in values.items())
+            ):
                 return 0
             for key, staged in items:
                 coord = (key[2], key[3], key[4])
@@ -109,10 +185,30 @@ class Checkpointer:
             store.set_attrs(**{k: np.uint64(v) for k, v in values.items()})
             store.flush()
             self._journal_sync()
-            with file_lock(self.commit_lock, exclusive=True):
+            with commit_guard(self.safefile.path):
                 self.safefile.commit()
+            self._committed = values["checkpoint_mutation_id"]
             store.unstage([(key, staged.gen) for key, staged in items])
             return len(items)
+
+    def _failed(self, exc: Exception) -> CheckpointError:
+        """Record a failed checkpoint; returns the error to raise."""
+        self._reason = _reason(exc, self.safefile.path)
+        self.error = f"checkpoint failed: {self._reason}"
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+        self._problem.show(f"{self.error} (process {os.getpid()}, {stamp})")
+        behind = self.behind
+        edits = f"{behind} edit(s) are" if behind else "all edits are"
+        when = "when space returns" if _is_disk_full(exc) else "once it can be written"
+        return CheckpointError(
+            f"cannot write {self.safefile.path}: {self._reason}; {edits} safe in the journal "
+            f"and reach the file {when} (the next segmend command on it writes them)"
+        )
+
+    def _succeeded(self) -> None:
+        """Forget a recorded failure: the file holds every staged block again."""
+        self.error = None
+        self._problem.clear()
 
     def _journal_sync(self) -> None:
         """Make the journal durable up to here: the file about to be committed holds
@@ -152,22 +248,55 @@ class Checkpointer:
             self._thread.join()
 
     def _loop(self, run: Callable[[], int]) -> None:
-        """Checkpoint every :attr:`interval` or when woken.  A failure is kept in
-        :attr:`error` and retried later, ever more slowly; edits stay durable in
-        the journal meanwhile."""
+        """Checkpoint every :attr:`interval` or when woken.  A failure is recorded
+        (:attr:`error`, the log, the problem file) and retried after
+        :func:`retry_delay`, wakes or not; edits stay durable in the journal
+        meanwhile."""
         lower_thread_priority(self.background_nice)
-        delay = self.interval
+        failures = 0
         while not self._closing.is_set():
-            self._wake.wait(delay)
+            if failures:
+                self._closing.wait(retry_delay(failures))
+            else:
+                self._wake.wait(self.interval)
             self._wake.clear()
             if self._closing.is_set():
                 return
             try:
-                if self.store.staged_count:
+                if self.store.staged_count or failures:
                     run()
             except Exception as exc:  # reported to the user, retried
-                self.error = f"checkpoint failed: {exc}"
-                delay = min(delay * 2, MAX_RETRY_DELAY)
+                if not isinstance(exc, CheckpointError):  # else recorded by checkpoint()
+                    self._failed(exc)
+                failures += 1
+                log.warning(
+                    "%s: %s; retrying in %.0f s (edits are safe in the journal)",
+                    self.safefile.path,
+                    self.error,
+                    retry_delay(failures),
+                )
             else:
-                self.error = None
-                delay = self.interval
+                if failures:
+                    log.warning("%s: checkpoint succeeded again", self.safefile.path)
+                    self._succeeded()
+                failures = 0
+
+
+def retry_delay(failures: int) -> float:
+    """Seconds before retrying a background checkpoint that failed ``failures``
+    times in a row: doubling from :data:`FIRST_RETRY_DELAY`, at most
+    :data:`MAX_RETRY_DELAY`."""
+    return float(min(FIRST_RETRY_DELAY * 2 ** min(failures - 1, 32), MAX_RETRY_DELAY))
+
+
+def _reason(exc: BaseException, path: Path) -> str:
+    """Why a checkpoint of ``path`` failed, in a few words (without the file name)."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    text = one_line(exc)
+    prefix = f"cannot write {path}: "
+    return text[len(prefix) :] if text.startswith(prefix) else text
+
+
+def _is_disk_full(exc: BaseException) -> bool:
+    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)

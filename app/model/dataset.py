@@ -16,10 +16,11 @@ which repairs whatever a crash interrupted.
 from __future__ import annotations
 
 import atexit
-import os
+import logging
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from contextlib import suppress
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -29,30 +30,42 @@ from numpy.typing import NDArray
 
 from app.model.bulk.build import default_workers
 from app.model.bulk.index_check import check_label_index
+from app.model.bulk.partials import remove_stale_partials
 from app.model.bulk.verify import VerifyReport, verify_levels
 from app.model.checkpoint import Checkpointer
+from app.model.checkpoint_problem import read_checkpoint_problem
 from app.model.dataset_reads import DatasetReads
 from app.model.engine import EngineSignals, MutationEngine
-from app.model.errors import FormatError, ReadOnlyError, SegmendError, WriterLockedError
+from app.model.error_text import one_line
+from app.model.errors import (
+    CheckpointError,
+    FormatError,
+    ReadOnlyError,
+    SegmendError,
+    WriterLockedError,
+)
 from app.model.events.sender import OutboxSender, SenderStatus
 from app.model.events.settings import KafkaSettings
+from app.model.file_lag import FileLag, measure_lag
 from app.model.geometry import Coord
-from app.model.journal.file_locks import take_writer_lock
+from app.model.journal.file_locks import WriterLock, take_writer_lock
 from app.model.journal.journal import Journal
-from app.model.journal.sidecar import checkpoint_lock_path, journal_path, rollback_path, sidecar_dir
+from app.model.journal.sidecar import journal_path, rollback_path, sidecar_dir
 from app.model.mutations.regions import SplitRegion
 from app.model.opening import (
     claim_journal,
     open_editable_store,
     open_read_only_store,
-    recover_unless_written,
+    recover_interrupted_commit,
 )
 from app.model.priority import lower_thread_priority
+from app.model.read_snapshot import ReadSnapshot
 from app.model.storage.memory import recycle_block_memory
 from app.model.storage.pyramid_file import check_hdf5
-from app.model.storage.safefile import SafeFile, recover
+from app.model.storage.safefile import SafeFile
 
 Progress = Callable[[int, int], None]
+log = logging.getLogger("segmend")
 
 
 @dataclass(frozen=True)
@@ -91,7 +104,13 @@ class Dataset(DatasetReads):
     ) -> None:
         self.path = path
         self.mode = mode
-        self._lock_fd: int | None = None
+        self._writer_lock: WriterLock | None = None
+        self._snapshot: ReadSnapshot | None = None
+        self._replayed_to: int | None = None
+        self._replay_pool: ThreadPoolExecutor | None = None
+        self._replayer: MutationEngine | None = None
+        self.lag: FileLag | None = None
+        """Where the file stands against its journal, as found at opening (readers)."""
         self._safefile: SafeFile | None = None
         self._journal: Journal | None = None
         self._engine: MutationEngine | None = None
@@ -123,9 +142,10 @@ class Dataset(DatasetReads):
     def _open_writer(self, user: str | None, progress: Progress | None, cache_bytes: int) -> None:
         check_hdf5(self.path)
         sidecar_dir(self.path).mkdir(exist_ok=True)
-        self._lock_fd = take_writer_lock(self.path)
+        self._writer_lock = take_writer_lock(self.path)
+        remove_stale_partials(self.path)
         recycle_block_memory()
-        recover(self.path, rollback_path(self.path))
+        recover_interrupted_commit(self.path)
         self._safefile = SafeFile(self.path, rollback_path(self.path))
         self.store = open_editable_store(self.path, self._safefile, cache_bytes)
         data_uuid = str(self.store.attr("data_uuid"))
@@ -139,14 +159,15 @@ class Dataset(DatasetReads):
             self._journal,
             self._engine,
             self._safefile,
-            checkpoint_lock_path(self.path),
             interval=self._checkpoint_interval,
             background_nice=self._background_nice,
         )
-        self.checkpoint()
+        self._engine.committer.admission = self._checkpointer.admit
+        with suppress(CheckpointError):  # (another program reads the file): the thread retries
+            self.checkpoint()
         self._checkpointer.start(lambda: self.checkpoint())  # looked up each time: may be wrapped
         self._engine.signals.mutation_completed.connect(self._checkpointer.maybe_wake)
-        atexit.register(self.close)  # HDF5 must let go of the file object before Python does
+        atexit.register(self._close_at_exit)  # HDF5 must let go of the file object before Python
         sender = OutboxSender(
             journal_path(self.path), self.kafka, repo_uuid=self.repo_uuid, data_uuid=data_uuid
         ).start()
@@ -154,13 +175,16 @@ class Dataset(DatasetReads):
         self._engine.signals.mutation_completed.connect(lambda _r: sender.wake())
         self.sender = sender
 
-    def _make_engine(self, uuid: str, user: str | None = None) -> MutationEngine:
-        """An engine over this dataset's store, journal, pool and commit thread."""
+    def _make_engine(
+        self, uuid: str, user: str | None = None, pool: ThreadPoolExecutor | None = None
+    ) -> MutationEngine:
+        """An engine over this dataset's store, journal, pool (or ``pool``) and
+        commit thread."""
         assert self._journal is not None
         return MutationEngine(
             self.store,
             self._journal,
-            self._pool,
+            pool or self._pool,
             self._committer,
             workers=self._workers,
             uuid=uuid,
@@ -168,13 +192,53 @@ class Dataset(DatasetReads):
         )
 
     def _open_reader(self, cache_bytes: int) -> None:
-        recover_unless_written(self.path)
+        check_hdf5(self.path)
+        remove_stale_partials(self.path)
+        self.lag = self._bring_file_up_to_date()
         self.store = open_read_only_store(self.path, cache_bytes)
         jpath = journal_path(self.path)
         if jpath.exists() and self.store.native:
             self._journal = Journal(jpath, readonly=True)
-            replayer = self._make_engine(self.uuid)
-            replayer.replay(int(self.store.attr("checkpoint_mutation_id", 0)), complete=False)
+            snapshot = ReadSnapshot(self.path, self._catch_up, self._journal.end_read)
+            self._snapshot = snapshot
+            self._replay_pool = ThreadPoolExecutor(
+                self._workers, "segmend-replay", initializer=snapshot.enlist
+            )
+            self._replayer = self._make_engine(self.uuid, pool=self._replay_pool)
+            self.store.read_guard = snapshot.hold
+            with snapshot.hold():
+                pass
+
+    def _bring_file_up_to_date(self) -> FileLag:
+        """Write the journaled edits the file lacks into it, when nobody writes the
+        dataset and this process may (a writer session opened and closed: it
+        replays them and checkpoints); returns where the file then stands."""
+        lag = measure_lag(self.path)
+        stale = not lag.current or read_checkpoint_problem(self.path) is not None
+        if not stale or lag.writer is not None:
+            return lag
+        try:
+            Dataset(self.path, "r+", workers=self._workers, user=None, progress=None,
+                    checkpoint_interval=3600.0, cache_bytes=64 << 20).close()
+        except WriterLockedError:
+            pass  # a writer came meanwhile: it brings the file up to date itself
+        except (OSError, SegmendError) as exc:  # a read-only folder, a full disk...
+            return replace(measure_lag(self.path), blocked=one_line(exc))
+        return measure_lag(self.path)
+
+    def _catch_up(self, file_changed: bool) -> None:
+        """Bring a reader's state to the journal's last mutation (see
+        :class:`app.model.read_snapshot.ReadSnapshot`)."""
+        assert self._journal is not None and self._replayer is not None
+        if file_changed:
+            self.store.reopen()
+            self._replayed_to = None
+        self._journal.begin_read()
+        if self._replayed_to is None:
+            self._replayed_to = int(self.store.attr("checkpoint_mutation_id", 0))
+        replayed = self._replayer.replay(self._replayed_to, complete=False)
+        if replayed:
+            self._replayed_to = replayed[-1]
 
     # --------------------------------------------------------------- editing
     @property
@@ -260,12 +324,20 @@ class Dataset(DatasetReads):
         counters (it needs a state in which every mutation is complete or not
         begun).  They go on while the snapshot is written and committed: edits
         only stage newer blocks in memory, and nothing else writes the file.
+
+        Raises
+        ------
+        app.model.errors.CheckpointError
+            The file cannot be written (disk full, I/O error, another program
+            holds it): it stays as last checkpointed, the edits it lacks are
+            safe in the journal, and the next checkpoint writes them.
         """
         return 0 if self._checkpointer is None else self._checkpointer.checkpoint()
 
     @property
     def checkpoint_error(self) -> str | None:
-        """Why the last background checkpoint failed (None if it did not)."""
+        """Why checkpoints fail (None: the last one succeeded); the background
+        thread retries them meanwhile (see :mod:`app.model.checkpoint`)."""
         return None if self._checkpointer is None else self._checkpointer.error
 
     @property
@@ -301,9 +373,10 @@ class Dataset(DatasetReads):
     # -------------------------------------------------------------- checking
     def verify(self, progress: Progress | None = None) -> VerifyReport:
         """Every level == recompute from the level below; label index == recount."""
-        report = verify_levels(self.store, progress=progress)
-        if self._journal is not None and self._journal.get_meta("index_built"):
-            report.problems.extend(check_label_index(self.store, self._journal, self._pool))
+        with self.snapshot():
+            report = verify_levels(self.store, progress=progress)
+            if self._journal is not None and self._journal.get_meta("index_built"):
+                report.problems.extend(check_label_index(self.store, self._journal, self._pool))
         return report
 
     # --------------------------------------------------------------- closing
@@ -312,17 +385,42 @@ class Dataset(DatasetReads):
         waits (the rest stays in the outbox), close the files, release the lock.
 
         Closing twice is harmless; a writer left open is closed at interpreter exit.
+
+        Raises
+        ------
+        app.model.errors.CheckpointError
+            The last checkpoint could not write the file (everything is closed
+            and released all the same): the message says why and how many
+            edits wait, safe in the journal, for the next session to write them.
         """
         if self._closed:
             return
         self._closed = True
-        atexit.unregister(self.close)
-        if self.sender is not None and self.kafka.enabled:
-            self.sender.flush(events_timeout)
-        if self._checkpointer is not None:
-            self._checkpointer.stop()
-            self.checkpoint()
-        self._release()
+        atexit.unregister(self._close_at_exit)
+        failure: CheckpointError | None = None
+        try:
+            if self.sender is not None and self.kafka.enabled:
+                self.sender.flush(events_timeout)
+            if self._checkpointer is not None:
+                self._checkpointer.stop()
+                try:
+                    self.checkpoint()
+                except CheckpointError as exc:
+                    if self._checkpointer.behind:  # else the file holds every edit already
+                        failure = exc
+                self._checkpointer.close()
+        finally:
+            self._release()
+        if failure is not None:
+            raise failure
+
+    def _close_at_exit(self) -> None:
+        """Close a writer left open at interpreter exit; a failed last checkpoint
+        is logged (its edits are safe in the journal)."""
+        try:
+            self.close()
+        except SegmendError as exc:
+            log.error("%s", one_line(exc))
 
     def _release(self) -> None:
         if self.sender is not None:
@@ -335,9 +433,12 @@ class Dataset(DatasetReads):
             self._safefile.close()
         if self._journal is not None:
             self._journal.close()
-        if self._lock_fd is not None:
-            os.close(self._lock_fd)
-            self._lock_fd = None
+        if self._writer_lock is not None:
+            self._writer_lock.release()
+        if self._snapshot is not None:
+            self._snapshot.close()
+        if self._replay_pool is not None:
+            self._replay_pool.shutdown(wait=True)
         self._pool.shutdown(wait=True)
         self._committer.shutdown(wait=True)
 

@@ -4,6 +4,7 @@ checkpoints and closing; every method here works on a read-only dataset too."""
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -13,9 +14,11 @@ from numpy.typing import NDArray
 from app.model.engine import MutationEngine
 from app.model.engine.counters import Counters
 from app.model.errors import FormatError, SegmendError
+from app.model.events.outbox import backlog
 from app.model.geometry import Coord
 from app.model.journal.journal import Journal
 from app.model.mutations import Mutation, is_known, record_from_json
+from app.model.read_snapshot import ReadSnapshot
 from app.model.storage.arrays import LevelArray
 from app.model.storage.store import IMAGE, LABELS, PyramidStore
 
@@ -27,6 +30,15 @@ class DatasetReads:
     store: PyramidStore
     _journal: Journal | None
     _engine: MutationEngine | None
+    _snapshot: ReadSnapshot | None
+
+    def snapshot(self) -> AbstractContextManager[object]:
+        """Read inside ``with ds.snapshot():`` to see one state throughout: every
+        level, the label index and the mutation log as of one mutation, whatever
+        a writer in another process does meanwhile.  Each read call holds one
+        on its own; this spans several.  Re-entrant; on a writable dataset
+        reads always see its own latest edits, and this does nothing."""
+        return nullcontext() if self._snapshot is None else self._snapshot.hold()
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -100,26 +112,45 @@ class DatasetReads:
 
     def label_size(self, label: int) -> int:
         """Voxels of ``label`` at s0 (0 if none), from the label index."""
-        return self._index().label_size(int(label))
+        with self.snapshot():
+            return self._index().label_size(int(label))
 
     def label_blocks(self, label: int) -> dict[Coord, int]:
         """s0 blocks holding ``label`` → its voxel count in each."""
-        return self._index().label_blocks(int(label))
+        with self.snapshot():
+            return self._index().label_blocks(int(label))
 
     @property
     def max_label(self) -> int:
         """The largest label present or ever handed out."""
         if self._engine is not None:
             return self._engine.counters.max_label
-        return Counters.load(self._journal, self.store).max_label
+        with self.snapshot():
+            return Counters.load(self._journal, self.store).max_label
+
+    @property
+    def next_free_label(self) -> int:
+        """The label an allocation would hand out next (:meth:`Dataset.next_label`
+        reserves labels)."""
+        if self._engine is not None:
+            return self._engine.counters.next_label
+        with self.snapshot():
+            return Counters.load(self._journal, self.store).next_label
+
+    def outbox_pending(self) -> int:
+        """Kafka events in the outbox, not yet sent."""
+        with self.snapshot():
+            return backlog(self._journal.connection) if self._journal else 0
 
     def mutation_count(self) -> int:
         """Number of recorded mutations."""
-        return self._journal.mutation_count() if self._journal else 0
+        with self.snapshot():
+            return self._journal.mutation_count() if self._journal else 0
 
     def mutations(self, since: int = 0) -> list[dict[str, Any]]:
         """The mutation log after ``since`` (records with DVID field names)."""
-        return self._journal.mutations(since) if self._journal else []
+        with self.snapshot():
+            return self._journal.mutations(since) if self._journal else []
 
     def history(self, since: int = 0) -> list[Mutation]:
         """The mutation log after ``since`` as typed records (those of kinds this
@@ -135,12 +166,14 @@ class DatasetReads:
     @property
     def can_undo(self) -> bool:
         """True if there is a mutation to undo."""
-        return bool(self._journal and self._journal.get_json("undo_stack", []))
+        with self.snapshot():
+            return bool(self._journal and self._journal.get_json("undo_stack", []))
 
     @property
     def can_redo(self) -> bool:
         """True if there is an undone mutation to redo."""
-        return bool(self._journal and self._journal.get_json("redo_stack", []))
+        with self.snapshot():
+            return bool(self._journal and self._journal.get_json("redo_stack", []))
 
     def _index(self) -> Journal:
         if self._journal is None or self._journal.get_meta("index_built") is None:

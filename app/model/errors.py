@@ -27,3 +27,19 @@ class NothingToUndoError(SegmendError):
 
 class CancelledError(SegmendError):
     """A long job was cancelled by its caller."""
+
+
+class FileBusyError(SegmendError):
+    """Another program has the HDF5 file open: a checkpoint cannot write it now."""
+
+
+class JournalWriteError(SegmendError):
+    """The journal could not be written (disk full, I/O error); the edit was not made."""
+
+
+class CheckpointError(SegmendError):
+    """The HDF5 file could not be written; the edits it lacks are safe in the journal."""
+
+
+class StagingFullError(SegmendError):
+    """An edit was refused: checkpoints fail and too many edited blocks wait in memory."""

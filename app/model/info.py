@@ -5,32 +5,27 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from app.model.events.outbox import backlog
-from app.model.journal.journal import Journal
-from app.model.journal.sidecar import journal_path
-from app.model.storage.store import IMAGE, LABELS, PyramidStore
+from app.model.checkpoint_problem import read_checkpoint_problem
+from app.model.dataset import open_dataset
+from app.model.mutations.checks import MAX_LABEL
+from app.model.storage.store import IMAGE, LABELS
 
 
 def dataset_info(path: str | Path) -> dict[str, Any]:
-    """Shape, levels, block size, rule, labels, mutation count and outbox of a pyramid file."""
-    store = PyramidStore.open(path, "r")
-    mutations, pending = 0, 0
-    if journal_path(path).exists():
-        journal = Journal(journal_path(path), readonly=True)
-        try:
-            mutations = journal.mutation_count()
-            pending = backlog(journal.connection)
-            max_label = max(
-                int(journal.get_meta("max_label") or 0), int(store.attr("max_label", 0))
-            )
-            next_label = max(
-                int(journal.get_meta("next_label") or 0), int(store.attr("next_label", 1))
-            )
-        finally:
-            journal.close()
-    else:
-        max_label, next_label = int(store.attr("max_label", 0)), int(store.attr("next_label", 1))
-    try:
+    """Shape, levels, block size, rule, labels, mutations, outbox, and where the
+    HDF5 file stands against its journal, of a pyramid file.
+
+    Opening it read-only first brings the file up to date when nobody writes
+    it (see :class:`app.model.dataset.Dataset`); ``file_note`` says why not
+    when it could not be (None when the file holds every edit), and
+    ``checkpoint_problem`` why its writer's checkpoints fail.  ``next_label``
+    is None when the label space is exhausted.
+    """
+    path = Path(path)
+    with open_dataset(path, "r", workers=1) as ds, ds.snapshot():
+        store = ds.store
+        lag = ds.lag
+        assert lag is not None  # opened read-only
         return {
             "file": str(path),
             "format": "segmend-pyramid" if store.native else "foreign pyramid (read-only)",
@@ -43,10 +38,13 @@ def dataset_info(path: str | Path) -> dict[str, Any]:
             "voxel_size_nm": [float(v) for v in store.attr("voxel_size_nm", (1.0, 1.0, 1.0))],
             "repo_uuid": store.attr("repo_uuid", ""),
             "data_uuid": store.attr("data_uuid", ""),
-            "max_label": max_label,
-            "next_label": next_label,
-            "mutations": mutations,
-            "outbox_pending": pending,
+            "max_label": ds.max_label,
+            "next_label": ds.next_free_label if ds.next_free_label <= MAX_LABEL else None,
+            "mutations": ds.mutation_count(),
+            "outbox_pending": ds.outbox_pending(),
+            "checkpointed_mutation": lag.checkpointed,
+            "journaled_mutation": lag.journaled,
+            "writer": lag.writer,
+            "file_note": lag.describe(path) or None,
+            "checkpoint_problem": read_checkpoint_problem(path),
         }
-    finally:
-        store.close()

@@ -1,5 +1,6 @@
-"""Opening a dataset's files: the editable store, the journal's owner, a reader's
-recovery and snapshot (the steps :class:`app.model.dataset.Dataset` runs)."""
+"""Opening a dataset's files: the editable store, the journal's owner, an
+interrupted commit's rollback, a reader's store (the steps
+:class:`app.model.dataset.Dataset` runs)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ from pathlib import Path
 
 import h5py
 
-from app.model.errors import FormatError, WriterLockedError
-from app.model.journal.file_locks import file_lock, take_writer_lock
+from app.model.errors import FormatError
+from app.model.journal.file_locks import commit_guard, lock_shared, read_lock_fd
 from app.model.journal.journal import Journal
 from app.model.journal.sidecar import checkpoint_lock_path, journal_path, rollback_path
 from app.model.storage.safefile import SafeFile, recover
@@ -70,22 +71,20 @@ def claim_journal(path: Path, data_uuid: str) -> Journal:
     return journal
 
 
-def recover_unless_written(path: Path) -> None:
-    """Roll back a checkpoint that a writer, now gone, left half committed (a
-    writer still there does it itself when it opens)."""
-    if not rollback_path(path).exists():
-        return
-    try:
-        fd = take_writer_lock(path)
-    except WriterLockedError:
-        return
-    try:
-        recover(path, rollback_path(path))
-    finally:
-        os.close(fd)
+def recover_interrupted_commit(path: Path) -> None:
+    """Roll back a checkpoint a writer, now gone, left half committed (the caller
+    holds the writer lock); readers wait meanwhile."""
+    if rollback_path(path).exists():
+        with commit_guard(path, hdf5_lock=False):
+            recover(path, rollback_path(path))
 
 
 def open_read_only_store(path: Path, cache_bytes: int) -> PyramidStore:
     """The pyramid of ``path`` read-only, opened while no checkpoint commits."""
-    with file_lock(checkpoint_lock_path(path), exclusive=False):
+    fd = read_lock_fd(checkpoint_lock_path(path))
+    try:
+        lock_shared(fd)
         return PyramidStore.open(path, "r", cache_bytes=cache_bytes)
+    finally:
+        if fd is not None:
+            os.close(fd)

@@ -12,6 +12,7 @@ Every signal of :class:`Session` is emitted on the GUI thread.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -297,9 +298,15 @@ class Session(QObject):
             if on_closed is not None:
                 on_closed()
             return
+        def closed(failure: BaseException | None = None) -> None:
+            if failure is not None:
+                self.reporter.error(failure, context=f"closing {dataset.path.name}")
+            if on_closed is not None:
+                on_closed()
+
         self.runner.submit(
             lambda _job: dataset.close(), name=f"close {dataset.path.name}", lane=LANE,
-            on_done=lambda _r: on_closed() if on_closed is not None else None, essential=True,
+            on_done=lambda _r: closed(), on_error=closed, essential=True,
         )
 
     def shutdown(self) -> None:
@@ -312,7 +319,10 @@ class Session(QObject):
         dataset = self._detach()
         self.runner.wait_for_done()
         if dataset is not None:
-            dataset.close()
+            try:
+                dataset.close()
+            except SegmendError as exc:  # a failed last checkpoint: the edits are in the journal
+                logging.getLogger("segmend").error("closing %s: %s", dataset.path, one_line(exc))
 
     # -------------------------------------------------------------- editing
     def merge(self, target: int, labels: Sequence[int]) -> Job | None:

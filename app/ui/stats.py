@@ -1,4 +1,5 @@
-"""Counters shown in the status bar: mutations, outbox backlog, Kafka sender state."""
+"""Counters shown in the status bar: mutations, outbox backlog, Kafka sender state,
+and why checkpoints fail."""
 
 from __future__ import annotations
 
@@ -24,12 +25,15 @@ class DatasetStats:
         The Kafka sender's state: ``off``, ``connecting``, ``connected`` or ``down``.
     kafka_error : str or None
         The sender's last failure, for the tooltip.
+    checkpoint_error : str or None
+        Why checkpoints of the HDF5 file fail (None: they do not).
     """
 
     mutations: int
     backlog: int | None
     kafka: str = "off"
     kafka_error: str | None = None
+    checkpoint_error: str | None = None
 
 
 def dataset_stats(dataset: Dataset, mutations: int | None = None) -> DatasetStats:
@@ -37,6 +41,9 @@ def dataset_stats(dataset: Dataset, mutations: int | None = None) -> DatasetStat
     if mutations is None:
         mutations = dataset.mutation_count()
     status = dataset.events_status()
+    failing = dataset.checkpoint_error
     if status is None:
-        return DatasetStats(int(mutations), None)
-    return DatasetStats(int(mutations), int(status.backlog), str(status.state), status.last_error)
+        return DatasetStats(int(mutations), None, checkpoint_error=failing)
+    return DatasetStats(
+        int(mutations), int(status.backlog), str(status.state), status.last_error, failing
+    )

@@ -1,6 +1,9 @@
-"""Permanent status-bar indicators: pending work, mutations, outbox backlog, Kafka state."""
+"""Permanent status-bar indicators: pending work, mutations, outbox backlog, Kafka state,
+and, while checkpoints fail, that the HDF5 file is not being written."""
 
 from __future__ import annotations
+
+import html
 
 from qtpy.QtCore import Slot
 from qtpy.QtWidgets import QHBoxLayout, QLabel, QWidget
@@ -9,19 +12,28 @@ from app.ui.deferred import DeferredUpdates
 from app.ui.stats import DatasetStats
 
 KAFKA_STATES = ("connected", "connecting", "down", "off")
-_KAFKA_COLOURS = {"connected": "#3fb950", "connecting": "#d29922", "down": "#f85149",
-                  "off": "#8b949e"}
+_KAFKA_COLOURS = {
+    "connected": "#3fb950",
+    "connecting": "#d29922",
+    "down": "#f85149",
+    "off": "#8b949e",
+}
 
 
 class StatusIndicators(QWidget):
-    """Four small labels for the main window's status bar.  GUI thread only.
+    """Four small labels for the main window's status bar, and a fifth shown only
+    while checkpoints fail.  GUI thread only.
 
     The labels show a change :data:`~app.ui.deferred.STATUS_DELAY_MS` later
-    (batched, see :mod:`app.ui.deferred`); :meth:`texts` gives the new texts at once.
+    (batched, see :mod:`app.ui.deferred`); :meth:`texts` gives the four new
+    texts at once, :attr:`checkpoint_error` the fifth's.
     """
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        self.checkpoint = QLabel(self)
+        self.checkpoint.hide()
+        self.checkpoint_error: str | None = None
         self.pending = QLabel(self)
         self.mutations = QLabel(self)
         self.backlog = QLabel(self)
@@ -32,7 +44,7 @@ class StatusIndicators(QWidget):
         layout = QHBoxLayout(self)
         layout.setContentsMargins(0, 0, 6, 0)
         layout.setSpacing(14)
-        for label in self._labels:
+        for label in (self.checkpoint, *self._labels):
             layout.addWidget(label)
         self.kafka_state = "off"
         self.kafka_backlog: int | None = None
@@ -56,6 +68,29 @@ class StatusIndicators(QWidget):
         self._set(1, f"mutations: {stats.mutations}")
         self.kafka.setToolTip(stats.kafka_error or "")
         self.set_kafka_status(stats.kafka, stats.backlog)
+        self.set_checkpoint_error(stats.checkpoint_error)
+
+    def set_checkpoint_error(self, error: str | None) -> None:
+        """Why checkpoints fail (None: they do not): shown in red, the label hidden
+        when there is nothing to say."""
+        if error == self.checkpoint_error:
+            return
+        self.checkpoint_error = error
+        label = self.checkpoint
+        text = tip = ""
+        if error is not None:
+            text = f"<span style='color:{_KAFKA_COLOURS['down']}'>{html.escape(error)}</span>"
+            tip = (
+                f"The HDF5 file cannot be written ({error}). Every edit is safe in the "
+                "journal; segmend retries and writes them into the file when it can."
+            )
+
+        def show() -> None:
+            label.setText(text)
+            label.setToolTip(tip)
+            label.setVisible(error is not None)
+
+        self.updates.put("checkpoint", show)
 
     def set_kafka_status(self, state: str, backlog: int | None) -> None:
         """Kafka sender state (``connected``, ``connecting``, ``down`` or ``off``) and the

@@ -23,9 +23,22 @@ import numpy as np
 from numpy.typing import NDArray
 
 from app.kernels import downsample_image_into, downsample_labels_into
-from app.model.errors import CancelledError, FormatError
+from app.model.bulk.output import (
+    check_output,
+    close_quietly,
+    remove_sidecar,
+    write_failure,
+)
+from app.model.bulk.partials import partial_path, remove_stale_partials
+from app.model.errors import CancelledError, FormatError, SegmendError
 from app.model.geometry import Coord, blocks_in_box
-from app.model.storage.layout import DEFAULT_BLOCK_SIZE, DEFAULT_RULE, is_image_dtype, level_shapes
+from app.model.storage.layout import (
+    DEFAULT_BLOCK_SIZE,
+    DEFAULT_RULE,
+    check_voxel_size,
+    is_image_dtype,
+    level_count,
+)
 from app.model.storage.sources import VolumeSource, open_source
 from app.model.storage.store import IMAGE, LABELS, PyramidStore
 
@@ -58,6 +71,7 @@ def build_pyramid(
     cancel: threading.Event | None = None,
     block_observer: BlockObserver | None = None,
     created_by: str = "segmend build",
+    discard_journal: bool = False,
 ) -> Path:
     """Write the full label (and optional grayscale) pyramid of a source volume.
 
@@ -68,10 +82,15 @@ def build_pyramid(
         Labels must be non-negative integers (stored as uint64); grayscale
         uint8 or uint16 of the same shape.
     out : str or Path
-        The pyramid file to write.  It is written under a temporary name and
-        renamed at the end, so ``out`` is never left half-built.
+        The pyramid file to write (through a symlink: the file it names).  It
+        is written under a temporary name (:func:`~app.model.bulk.partials.partial_path`)
+        and renamed at the end, so ``out`` is never left half-built; partial
+        files of dead builds of ``out`` are removed first.  The sidecar folder
+        of a replaced ``out`` (its journal, locks) is removed with it.
     block_size, rule, levels, compression, voxel_size_nm
-        See SPEC §2.  Block sizes must be even.
+        See SPEC §2.  Block sizes must be even; ``levels`` at most the natural
+        number of levels (:func:`~app.model.storage.layout.level_count`);
+        voxel sizes finite and positive.
     workers : int, optional
         Threads encoding and downsampling (default: one per core).
     progress : callable, optional
@@ -80,6 +99,8 @@ def build_pyramid(
         Set it to stop the build; raises CancelledError and leaves no file.
     block_observer : callable, optional
         Sees every s0 label block (e.g. to build the label index).
+    discard_journal : bool
+        Replace an edited ``out`` (one with a journal), deleting its journal.
 
     Returns
     -------
@@ -88,40 +109,70 @@ def build_pyramid(
 
     Raises
     ------
+    ValueError
+        On a bad block size, number of levels or voxel size (before any work).
+    app.model.errors.WriterLockedError
+        If a process writes ``out`` (before any work, and again before
+        replacing it).
+    app.model.bulk.output.EditedOutputError
+        If ``out`` has a journal and ``discard_journal`` is false.
     app.model.errors.FormatError
         If a source cannot be read or has the wrong shape or dtype.
     app.model.errors.CancelledError
         If ``cancel`` was set.
+    app.model.errors.SegmendError
+        If the pyramid cannot be written (a full disk); no file is left.
     """
-    out = Path(out)
-    if any(b % 2 for b in block_size):
-        raise ValueError(f"block sizes must be even, got {block_size}")
+    if len(block_size) != 3 or any(b < 2 or b % 2 for b in block_size):
+        raise ValueError(f"block sizes must be three even sizes >= 2, got {block_size}")
+    voxel_size_nm = check_voxel_size(voxel_size_nm)
     with open_source(labels) as lab, open_source(image) if image else nullcontext() as img:
-        shape = tuple(int(s) for s in lab.shape)
+        shape = (int(lab.shape[0]), int(lab.shape[1]), int(lab.shape[2]))
         if img is not None:
             _check_grayscale(img, shape)
-        shapes = level_shapes(shape, block_size, levels)  # type: ignore[arg-type]
-        tmp = out.with_name(f".{out.name}.partial-{os.getpid()}")
-        store = PyramidStore.create(
-            tmp,
-            shape,  # type: ignore[arg-type]
-            block_size=block_size,
-            rule=rule,
-            levels=len(shapes),
-            compression=compression,
-            image_dtype=str(np.dtype(img.dtype)) if img is not None else None,
-            voxel_size_nm=voxel_size_nm,
-            created_by=created_by,
-        )
+        _check_levels(levels, shape, block_size)
+        real = Path(os.path.realpath(out))
+        check_output(real, discard_journal=discard_journal)
+        remove_stale_partials(real)
+        tmp = partial_path(real)
+        store: PyramidStore | None = None
         try:
+            store = PyramidStore.create(
+                tmp,
+                shape,
+                block_size=block_size,
+                rule=rule,
+                levels=levels,
+                compression=compression,
+                image_dtype=str(np.dtype(img.dtype)) if img is not None else None,
+                voxel_size_nm=voxel_size_nm,
+                created_by=created_by,
+            )
             _write_levels(store, lab, img, workers, progress, cancel, rule, block_observer)
             store.close()
-            os.replace(tmp, out)
-        except BaseException:
-            store.close()
+            check_output(real, discard_journal=discard_journal)
+            remove_sidecar(real)
+            os.replace(tmp, real)
+        except BaseException as exc:
+            if store is not None:
+                close_quietly(store)
             tmp.unlink(missing_ok=True)
+            if isinstance(exc, OSError | RuntimeError):
+                raise SegmendError(f"cannot build {out}: {write_failure(exc)}") from exc
             raise
-    return out
+    return Path(out)
+
+
+def _check_levels(
+    levels: int | None, shape: tuple[int, int, int], block_size: tuple[int, int, int]
+) -> None:
+    """ValueError unless ``levels`` is None or between 1 and the natural number."""
+    most = level_count(shape, block_size)
+    if levels is not None and not 1 <= levels <= most:
+        raise ValueError(
+            f"levels must be between 1 and {most} for shape {shape} and block size "
+            f"{block_size} (then every axis fits in one block), got {levels}"
+        )
 
 
 def _write_levels(
@@ -141,7 +192,8 @@ def _write_levels(
         max_label = _SlabStream(store, LABELS, pool, ticker, cancel, rule, block_observer).run(lab)
         if img is not None:
             _SlabStream(store, IMAGE, pool, ticker, cancel, rule, None).run(img)
-    store.set_attrs(max_label=max_label, next_label=max_label + 1)
+    # the file's uint64 next_label stops at the largest label (then: exhausted)
+    store.set_attrs(max_label=max_label, next_label=min(max_label + 1, np.iinfo(np.uint64).max))
 
 
 def _check_grayscale(img: Any, shape: tuple[int, ...]) -> None:

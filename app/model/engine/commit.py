@@ -8,7 +8,9 @@ marks it done with its complete events once every level is written.
 
 from __future__ import annotations
 
+import logging
 import sqlite3
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -18,12 +20,15 @@ from numpy.typing import NDArray
 
 from app.model.engine.counters import Counters
 from app.model.engine.history import History, Step
+from app.model.errors import JournalWriteError
 from app.model.events import messages, outbox
 from app.model.events.blobstore import put_blob
 from app.model.events.gotime import now_go
 from app.model.geometry import Coord
 from app.model.journal.journal import Journal
 from app.model.mutations.base import BlockChange, IndexRow, Mutation, Plan, Stamp
+
+log = logging.getLogger("segmend")
 
 
 @dataclass(frozen=True)
@@ -41,6 +46,11 @@ class _Recording:
 class Committer:
     """Writes mutations into one dataset's journal.
 
+    A mutation takes its MutationIDs only when its transaction commits: a
+    journal that cannot be written (disk full, I/O error) refuses the edit with
+    a :class:`~app.model.errors.JournalWriteError` and leaves the counters as
+    they were.
+
     Parameters
     ----------
     journal : Journal
@@ -53,10 +63,22 @@ class Committer:
         The version UUID stamped on records.
     user : str, optional
         Stamped on records.
+
+    Attributes
+    ----------
+    admission : callable or None
+        Called before a voxel mutation is journaled; it raises (a
+        :class:`~app.model.errors.SegmendError`) to refuse the edit, which the
+        engine then puts back.  The dataset sets it: edits are refused while
+        checkpoints fail and too many blocks wait in memory.
     """
 
     def __init__(
-        self, journal: Journal, counters: Counters, history: History, uuid: str,
+        self,
+        journal: Journal,
+        counters: Counters,
+        history: History,
+        uuid: str,
         user: str | None,
     ) -> None:
         self.journal = journal
@@ -64,23 +86,28 @@ class Committer:
         self.history = history
         self.uuid = uuid
         self.user = user
+        self.admission: Callable[[], None] | None = None
+        self._ids = threading.Lock()
 
-    def stamp(self, n_ids: int = 1) -> Stamp:
-        """A stamp with ``n_ids`` new consecutive MutationIDs."""
-        return Stamp(self.counters.reserve_ids(n_ids), self.uuid, now_go(), self.user)
+    def admit(self) -> None:
+        """Raise the :attr:`admission` check's refusal, if any."""
+        if self.admission is not None:
+            self.admission()
 
     def commit(
         self, plan: Plan, changes: list[BlockChange], step: Step | None
     ) -> tuple[Mutation, list[IndexRow]]:
         """Check the result and journal the mutation in one durable transaction.
 
-        Raises the plan's InvalidMutationError (nothing written) if its result
-        is not allowed.
+        Raises the :attr:`admission` check's refusal, the plan's
+        InvalidMutationError if its result is not allowed, or a
+        JournalWriteError: nothing written.
         """
+        self.admit()
         outcome = plan.finish(changes)
-        stamp = self.stamp(outcome.n_ids)
         written = [c for c in changes if c.new is not None]
-        with self.journal.transaction() as cur:
+
+        def write(stamp: Stamp, cur: sqlite3.Cursor) -> Mutation:
             record = outcome.record(_Recording(stamp, tuple(c.coord for c in written), cur))
             Journal.put_mutation(cur, record.to_json(), "s0")
             Journal.set_label_counts(cur, outcome.rows)
@@ -88,28 +115,61 @@ class Committer:
                 cur, stamp.mutation_id, [(c.coord, c.undo_map) for c in written if c.undo_map]
             )
             self.history.record(cur, stamp.mutation_id, plan.undoable, step)
-            Journal.raise_counters(cur, self.counters.values())
             append_events(cur, record, complete=False)
-        return record, outcome.rows
+            return record
+
+        newest = max((row[0] for row in outcome.rows), default=0)
+        return self._journal_new(outcome.n_ids, write, newest), outcome.rows
 
     def commit_done(self, make: Callable[[Stamp], Mutation]) -> Mutation:
         """Journal a mutation without voxels (durable and done at once)."""
-        record = make(self.stamp())
-        with self.journal.transaction() as cur:
+
+        def write(stamp: Stamp, cur: sqlite3.Cursor) -> Mutation:
+            record = make(stamp)
             Journal.put_mutation(cur, record.to_json(), "done")
-            Journal.raise_counters(cur, self.counters.values())
             append_events(cur, record, complete=False)
+            return record
+
+        return self._journal_new(1, write)
+
+    def _journal_new(
+        self, n_ids: int, write: Callable[[Stamp, sqlite3.Cursor], Mutation], label: int = 0
+    ) -> Mutation:
+        """Run ``write`` with a stamp of ``n_ids`` new MutationIDs in one durable
+        transaction that also raises the counters, to ``label`` too (the largest
+        label of the result: a split's new one).  The counters take the ids and
+        the label only if it commits."""
+        with self._ids:
+            first = self.counters.next_mutation_id
+            stamp = Stamp(first, self.uuid, now_go(), self.user)
+            with self.journal.transaction() as cur:
+                record = write(stamp, cur)
+                values = self.counters.values()
+                values["next_mutation_id"] = first + n_ids
+                values["max_label"] = max(values["max_label"], label)
+                values["next_label"] = max(values["next_label"], label + 1)
+                Journal.raise_counters(cur, values)
+            taken = self.counters.reserve_ids(n_ids)
+            self.counters.note_label(label)
+        assert taken == first, "MutationIDs are reserved only by the committer"
         return record
 
     def complete(self, record: Mutation) -> None:
         """Mark the mutation done and add its complete events.
 
         Not fsync'ed: if a crash loses it, reopening replays the mutation and
-        writes the same events again.
+        writes the same events again.  A journal that cannot be written now
+        leaves the mutation durable and not marked done (logged): the next
+        writer to open the dataset completes it.
         """
-        with self.journal.transaction(durable=False) as cur:
-            Journal.put_mutation(cur, record.to_json(), "done")
-            append_events(cur, record, complete=True)
+        try:
+            with self.journal.transaction(durable=False) as cur:
+                Journal.put_mutation(cur, record.to_json(), "done")
+                append_events(cur, record, complete=True)
+        except JournalWriteError as exc:
+            log.warning(
+                "mutation %d stays to be completed at the next opening: %s", record.mutation_id, exc
+            )
 
 
 def append_events(cur: sqlite3.Cursor, record: Mutation, *, complete: bool) -> None:

@@ -5,6 +5,10 @@ MutationID.  The journal holds them (raised in each mutation's transaction);
 the HDF5 file holds them as of its last checkpoint (so that the file alone
 says what it holds).  :meth:`Counters.load` reconciles the two once, at
 opening; afterwards this object is the truth and both are written from it.
+
+A split's new label is only held while the split runs (:meth:`Counters.claim`):
+the counters take it (:meth:`Counters.note_label`) once the split is allowed,
+so that a refused split leaves them as they were.
 """
 
 from __future__ import annotations
@@ -39,7 +43,7 @@ class Counters:
         self._next_label = max(next_label, max_label + 1)
         self._max_label = max_label
         self._next_mutation_id = max(next_mutation_id, 1)
-        self._held: set[int] = set()  # new labels of splits still running
+        self._held: set[int] = set()  # new labels of splits still running (not yet counted)
 
     @classmethod
     def load(cls, journal: _MetaSource | None, store: _AttrSource) -> Counters:
@@ -59,7 +63,8 @@ class Counters:
 
     @property
     def next_label(self) -> int:
-        """The next label :meth:`allocate` hands out (past MAX_LABEL: exhausted)."""
+        """The next label :meth:`allocate` hands out unless a running split holds
+        it (past MAX_LABEL: exhausted)."""
         return self._next_label
 
     @property
@@ -88,14 +93,24 @@ class Counters:
 
     # ------------------------------------------------------------- allocation
     def allocate(self, n: int = 1) -> int:
-        """Hand out ``n`` consecutive new labels; returns the first."""
+        """Hand out ``n`` consecutive new labels, counted at once; returns the first.
+        InvalidMutationError (nothing changed) if the uint64 range has no room."""
         with self._lock:
-            start = self._next_label
-            if start + n - 1 > MAX_LABEL:
-                raise InvalidMutationError("no more labels: the uint64 range is exhausted")
-            self._next_label += n
+            start = self._free_start(n)
+            self._next_label = start + n
             self._max_label = max(self._max_label, start + n - 1)
             return start
+
+    def _free_start(self, n: int) -> int:
+        """The first of ``n`` new labels from the next label on, past the held ones
+        (call under the lock)."""
+        start = self._next_label
+        for label in sorted(self._held):
+            if start <= label < start + n:
+                start = label + 1
+        if start + n - 1 > MAX_LABEL:
+            raise InvalidMutationError("no more labels: the uint64 range is exhausted")
+        return start
 
     def note_label(self, label: int) -> None:
         """``label`` is in use: never hand it out."""
@@ -121,19 +136,22 @@ class Counters:
             return mid
 
     def claim(self, new_label: int | None, in_use: Callable[[int], bool]) -> int:
-        """A label for a split's new body: allocated, or ``new_label`` if nobody
-        uses it (``in_use``: the label index says it has voxels).  Held until
-        :meth:`release`, so that a concurrent split cannot be given it."""
-        if new_label is None:
-            label = self.allocate()
-        else:
-            label = new_label
-            with self._lock:
-                held = label in self._held
-            if held or in_use(label):
-                raise InvalidMutationError(f"new label {label} is in use")
-            self.note_label(label)
+        """A label for a split's new body: the next free one, or ``new_label`` if
+        nobody uses it (``in_use``: the label index says it has voxels).
+
+        Held until :meth:`release`, so that no concurrent split or allocation is
+        given it, but not counted: the counters stay as they are until the
+        split is allowed and :meth:`note_label` takes the label.
+        """
+        if new_label is not None and in_use(new_label):
+            raise InvalidMutationError(f"new label {new_label} is in use")
         with self._lock:
+            if new_label is None:
+                label = self._free_start(1)
+            elif new_label in self._held:
+                raise InvalidMutationError(f"new label {new_label} is in use")
+            else:
+                label = new_label
             self._held.add(label)
         return label
 

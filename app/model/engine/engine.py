@@ -4,7 +4,8 @@ Every voxel mutation runs the same phases (SPEC §4), whatever its kind
 (:mod:`app.model.mutations`):
 
 1. **plan**: under the label locks, the kind validates the request from the
-   label index and builds a :class:`Plan` (clear error, nothing changed);
+   label index and builds a :class:`Plan` (clear error, nothing changed: a
+   split's new label is held, not counted, until the split is allowed);
 2. **s0 phase** (:mod:`.scheduler`): the touched s0 blocks are rewritten on the
    pool under their block locks and staged for readers as they come (put
    back if the mutation is refused); then one small durable journal
@@ -221,19 +222,26 @@ class MutationEngine:
             self.signals.mutation_started.emit(record)
             self.signals.labels_changed.emit(sorted({r[0] for r in rows}))
 
+        interrupted: BaseException | None = None
         with self.gate.shared():
             coords = self.scheduler.visible_first(plan.coords)
             with self.scheduler.block_locks[0].hold(coords):
                 previous: Previous = {}
                 try:
                     self.scheduler.run(coords, plan.transform, previous, commit)
-                except BaseException:
+                except BaseException as exc:
                     if not committed:
                         self.scheduler.revert(previous)
-                    raise
-            self.committer.complete(committed[0])
-            self.signals.mutation_completed.emit(committed[0])
-        return committed[0]
+                        raise
+                    interrupted = exc  # (Ctrl-C) after it is durable: finish it first
+            record = committed[0]
+            if interrupted is not None:
+                self.scheduler.cascade(record.touched, full=True)
+            self.committer.complete(record)
+            self.signals.mutation_completed.emit(record)
+        if interrupted is not None:
+            raise interrupted
+        return record
 
     def _commit_done(self, make: Callable[[Stamp], Mutation]) -> Mutation:
         record = self.committer.commit_done(make)
@@ -253,8 +261,9 @@ class MutationEngine:
     def replay(self, after: int, *, complete: bool) -> list[int]:
         """Re-apply the recorded mutations after MutationID ``after`` (see
         :func:`app.model.engine.recovery.replay`); returns their ids."""
-        return recovery.replay(self.journal, self.scheduler, self.context, self.committer,
-                               after, complete=complete)
+        return recovery.replay(
+            self.journal, self.scheduler, self.context, self.committer, after, complete=complete
+        )
 
     def reindex(self, progress: Callable[[int, int], None] | None = None) -> int:
         """Rebuild the label index from s0; returns the number of labels."""

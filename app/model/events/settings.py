@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 import tomllib
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -47,6 +48,8 @@ _NEEDS_PASSWORD = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 _TOPIC_CHARS = re.compile(r"[A-Za-z0-9._-]*")
 _HOST_PORT = re.compile(r"(?P<host>\[[0-9A-Fa-f:.]+\]|[^\s:,\[\]]+):(?P<port>\d{1,5})")
 _REDACTED = "***"
+_SECONDS_FIELDS = ("connect_timeout_s", "request_timeout_s", "max_backoff_s")
+"""The float settings: each finite, positive and a wait Python's threads can make."""
 
 
 class KafkaConfigError(SegmendError, ValueError):
@@ -134,10 +137,17 @@ class KafkaSettings:
                 raise ValueError(f"sasl_mechanism {self.sasl_mechanism} needs a sasl_username")
             if not self.sasl_password:
                 raise ValueError(f"sasl_mechanism {self.sasl_mechanism} needs a sasl_password")
-        for name in ("connect_timeout_s", "request_timeout_s", "max_backoff_s"):
+        for name in _SECONDS_FIELDS:
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-                raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, int | float)
+                or not 0 < value <= threading.TIMEOUT_MAX
+            ):
+                raise ValueError(
+                    f"{name} must be a positive number of seconds up to "
+                    f"{threading.TIMEOUT_MAX:g}, got {value!r}"
+                )
         if not isinstance(self.ssl_check_hostname, bool):
             raise ValueError(
                 f"ssl_check_hostname must be true or false, got {self.ssl_check_hostname!r}"

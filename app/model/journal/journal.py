@@ -24,7 +24,7 @@ import json
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +32,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from app.kernels import encode_rles
-from app.model.errors import FormatError
+from app.model.errors import FormatError, JournalWriteError, SegmendError
 from app.model.events.blobstore import create_blob_schema, get_blob, put_blob
 from app.model.events.outbox import create_outbox_schema
 from app.model.geometry import Coord
@@ -41,6 +41,11 @@ from app.model.journal.journal_db import connect
 __all__ = ["SCHEMA_VERSION", "Journal", "from_db", "to_db"]
 
 SCHEMA_VERSION = 2
+
+_WRITE_FAILURES = frozenset(
+    {sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_READONLY, sqlite3.SQLITE_CANTOPEN}
+)
+"""SQLite's primary result codes of a failed write."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -61,6 +66,13 @@ CREATE TABLE IF NOT EXISTS undo_maps (
     PRIMARY KEY (mutation_id, z, y, x)
 );
 """
+
+
+def _is_write_failure(exc: sqlite3.Error) -> bool:
+    """Whether SQLite failed to write (disk full, I/O error, read-only or
+    unopenable file) rather than found a damaged database."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    return code is not None and code & 0xFF in _WRITE_FAILURES
 
 
 def to_db(label: int) -> int:
@@ -97,7 +109,7 @@ class Journal:
         try:
             self._conn = connect(self.path, readonly=readonly, create=not readonly)
         except sqlite3.DatabaseError as exc:
-            raise FormatError(f"{self.path}: damaged journal ({exc})") from exc
+            raise self._open_error(exc) from exc
         self._lock = threading.RLock()
         self._durable = True
         try:
@@ -108,7 +120,17 @@ class Journal:
                 raise FormatError(f"{self.path}: journal schema {version} is not supported")
         except sqlite3.DatabaseError as exc:
             self._conn.close()
-            raise FormatError(f"{self.path}: damaged journal ({exc})") from exc
+            raise self._open_error(exc) from exc
+
+    def _open_error(self, exc: sqlite3.DatabaseError) -> SegmendError:
+        """The error to raise when opening fails: the disk's (a writer's), or a
+        damaged journal."""
+        if not self.readonly and _is_write_failure(exc):
+            return self._write_error(exc)
+        return FormatError(f"{self.path}: damaged journal ({exc})")
+
+    def _write_error(self, exc: sqlite3.Error) -> JournalWriteError:
+        return JournalWriteError(f"cannot write journal {self.path}: {exc}")
 
     def _create_schema(self) -> None:
         with self._lock:
@@ -131,19 +153,49 @@ class Journal:
 
         ``durable`` commits are fsync'ed (they survive power loss); others
         survive a killed process but may be lost with the machine's power.
+
+        Raises
+        ------
+        JournalWriteError
+            If SQLite fails (disk full, I/O error): nothing of the transaction
+            was written.
         """
         with self._lock:
             cur = self._conn.cursor()
-            if durable != self._durable:
-                cur.execute(f"PRAGMA synchronous = {'FULL' if durable else 'NORMAL'}")
-                self._durable = durable
-            cur.execute("BEGIN IMMEDIATE")
+            try:
+                if durable != self._durable:
+                    cur.execute(f"PRAGMA synchronous = {'FULL' if durable else 'NORMAL'}")
+                    self._durable = durable
+                cur.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise self._write_error(exc) from exc
             try:
                 yield cur
-            except BaseException:
-                cur.execute("ROLLBACK")
+                cur.execute("COMMIT")
+            except BaseException as exc:
+                self._roll_back()
+                if isinstance(exc, sqlite3.Error):
+                    raise self._write_error(exc) from exc
                 raise
-            cur.execute("COMMIT")
+
+    def _roll_back(self) -> None:
+        """End a failed transaction (SQLite may have rolled it back already)."""
+        if self._conn.in_transaction:
+            with suppress(sqlite3.Error):  # else SQLite rolls it back when it can
+                self._conn.execute("ROLLBACK")
+
+    def begin_read(self) -> None:
+        """Begin a read transaction (readers): every query until :meth:`end_read`
+        sees the journal as it is now, whatever the writer commits meanwhile."""
+        with self._lock:
+            self._conn.execute("BEGIN")
+            self._conn.execute("SELECT COUNT(*) FROM meta").fetchone()
+
+    def end_read(self) -> None:
+        """End the read transaction of :meth:`begin_read` (if one is open)."""
+        with self._lock:
+            if self._conn.in_transaction:
+                self._conn.execute("COMMIT")
 
     def close(self) -> None:
         """Close the connection."""

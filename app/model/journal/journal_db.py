@@ -30,7 +30,9 @@ def connect(path: str | Path, *, readonly: bool, create: bool = False) -> sqlite
     path : str or Path
         The journal's SQLite file.
     readonly : bool
-        Open without writing (``mode=ro``): for readers beside a writer.
+        Open without writing (``mode=ro``): for readers beside a writer, and
+        for readers of a folder they cannot write (``immutable`` when no
+        writer's WAL is there).
     create : bool
         Create the file (and its directory) if missing; only with ``readonly=False``.
 
@@ -59,12 +61,18 @@ def connect(path: str | Path, *, readonly: bool, create: bool = False) -> sqlite
     elif not path.exists():
         raise sqlite3.OperationalError(f"journal {path} does not exist")
     mode = "ro" if readonly else "rwc" if create else "rw"
-    conn = sqlite3.connect(
-        f"{path.resolve().as_uri()}?mode={mode}",
-        uri=True,
-        check_same_thread=False,
-        isolation_level=None,
-    )
+    conn = _open(path, f"mode={mode}")
+    if readonly:
+        try:
+            conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+        except sqlite3.OperationalError:
+            conn.close()
+            if _wal_path(path).exists():
+                raise
+            # A journal in a folder this process cannot write, which nobody
+            # writes (no WAL beside it): SQLite cannot make its shared-memory
+            # file, so read it as the immutable file it is.
+            conn = _open(path, "mode=ro&immutable=1")
     try:
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         if not readonly:
@@ -74,6 +82,19 @@ def connect(path: str | Path, *, readonly: bool, create: bool = False) -> sqlite
         conn.close()
         raise
     return conn
+
+
+def _open(path: Path, query: str) -> sqlite3.Connection:
+    return sqlite3.connect(
+        f"{path.resolve().as_uri()}?{query}",
+        uri=True,
+        check_same_thread=False,
+        isolation_level=None,
+    )
+
+
+def _wal_path(path: Path) -> Path:
+    return path.with_name(path.name + "-wal")
 
 
 def table_exists(conn: sqlite3.Connection, name: str) -> bool:

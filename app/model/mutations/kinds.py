@@ -10,12 +10,32 @@ apply`` lines are dispatched here too (:func:`apply_line`).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any, TypeVar
+from typing import Any, Literal, Protocol, TypeVar
 
 from app.model.errors import InvalidMutationError
 from app.model.mutations.base import Editor, Mutation
 
-ApplyLine = Callable[[Editor, Mapping[str, Any]], dict[str, Any]]
+
+class LineEditor(Editor, Protocol):
+    """What a ``segmend apply`` line may call: the edits, and what the lines that
+    must reproduce the source's history (undo, redo, reserved labels) check first."""
+
+    @property
+    def next_free_label(self) -> int:
+        """The first label a reservation (``next_label``) would hand out now."""
+        ...
+
+    def history_top(self, direction: Literal["undo", "redo"]) -> int:
+        """The MutationID an undo (or redo) would take now; NothingToUndoError if none."""
+        ...
+
+    def local_id(self, mutation_id: int) -> int:
+        """This dataset's MutationID of the input's mutation ``mutation_id`` (the
+        result of the line that had it; ``mutation_id`` itself if no line had)."""
+        ...
+
+
+ApplyLine = Callable[[LineEditor, Mapping[str, Any]], dict[str, Any]]
 """Applies one ``segmend log`` line; returns its CLI result."""
 
 K = TypeVar("K", bound=type[Mutation])
@@ -58,7 +78,7 @@ def record_from_json(record: Mapping[str, Any]) -> Mutation:
     return kind.from_json(record)
 
 
-def apply_line(editor: Editor, op: Mapping[str, Any]) -> dict[str, Any]:
+def apply_line(editor: LineEditor, op: Mapping[str, Any]) -> dict[str, Any]:
     """Apply one ``segmend log`` line (a JSON object); returns its result."""
     action = op.get("Action")
     apply = _APPLY.get(action) if isinstance(action, str) else None

@@ -1,6 +1,7 @@
 """The label bookkeeping kinds: raising the max label (DVID ``post-maxlabel``)
 and reserving new labels (DVID ``post-nextlabel``).  No voxel changes; neither
-can be undone."""
+can be undone.  Applied from ``segmend log`` lines, a reservation reserves the
+labels the line names (``Start Label`` to ``End Label``), or is refused."""
 
 from __future__ import annotations
 
@@ -8,9 +9,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from app.model.errors import InvalidMutationError
 from app.model.events import messages
 from app.model.mutations.base import Editor, Message, Mutation, stamp_of
-from app.model.mutations.kinds import register
+from app.model.mutations.checks import MAX_LABEL
+from app.model.mutations.kinds import LineEditor, register
 from app.model.mutations.log_fields import int_field
 
 
@@ -33,20 +36,47 @@ class NextLabel(Mutation):
     def messages(self, complete: bool) -> list[Message]:
         if complete:
             return []
-        return [messages.nextlabel(start=self.start, end=self.end, uuid=self.stamp.uuid,
-                                   timestamp=self.stamp.timestamp, user=self.stamp.user)]
+        return [
+            messages.nextlabel(
+                start=self.start,
+                end=self.end,
+                uuid=self.stamp.uuid,
+                timestamp=self.stamp.timestamp,
+                user=self.stamp.user,
+            )
+        ]
 
     def log_line(self, blob: Callable[[str], bytes]) -> dict[str, Any]:
-        return {"Action": self.action, **self.log_head(), "Start Label": self.start,
-                "End Label": self.end}
+        return {
+            "Action": self.action,
+            **self.log_head(),
+            "Start Label": self.start,
+            "End Label": self.end,
+        }
 
     def describe(self, limit: int = 6) -> str:
         return self.action
 
     @staticmethod
-    def apply(editor: Editor, op: Mapping[str, Any]) -> dict[str, Any]:
-        """Apply a ``segmend log`` post-nextlabel line (reserves as many labels)."""
+    def apply(editor: LineEditor, op: Mapping[str, Any]) -> dict[str, Any]:
+        """Apply a ``segmend log`` post-nextlabel line: reserve the same labels.
+
+        Labels below the first free one are taken (refused); free labels
+        before ``Start Label`` are skipped by raising the max label first
+        (a ``post-maxlabel`` mutation), as DVID reserves from the max label.
+        """
         start, end = int_field(op, "Start Label"), int_field(op, "End Label")
+        if not 0 < start <= end <= MAX_LABEL:
+            raise InvalidMutationError(
+                f"Start Label {start} to End Label {end} is not a range of uint64 labels"
+            )
+        free = editor.next_free_label
+        if start < free:
+            raise InvalidMutationError(
+                f"labels {start} to {end} are no longer free: the first free label is {free}"
+            )
+        if start > free:
+            editor.set_max_label(start - 1)
         got = editor.next_label(end - start + 1)
         return {"start": got[0], "end": got[1]}
 
@@ -69,8 +99,14 @@ class MaxLabel(Mutation):
     def messages(self, complete: bool) -> list[Message]:
         if complete:
             return []
-        return [messages.maxlabel(max_label=self.max_label, uuid=self.stamp.uuid,
-                                  timestamp=self.stamp.timestamp, user=self.stamp.user)]
+        return [
+            messages.maxlabel(
+                max_label=self.max_label,
+                uuid=self.stamp.uuid,
+                timestamp=self.stamp.timestamp,
+                user=self.stamp.user,
+            )
+        ]
 
     def log_line(self, blob: Callable[[str], bytes]) -> dict[str, Any]:
         return {"Action": self.action, **self.log_head(), "MaxLabel": self.max_label}

@@ -27,7 +27,7 @@ class SplitRegion:
             raise InvalidMutationError(
                 f"split spans must have shape (n, 4) as (x, y, z, length), got {spans.shape}"
             )
-        self.spans = spans.astype(np.int64)
+        self.spans = _as_int64(spans)
         self._buckets: dict[Coord, NDArray[np.int64]] | None = None
         self._bucket_size: tuple[int, int, int] | None = None
 
@@ -104,3 +104,22 @@ class SplitRegion:
                 buckets[coord] = self.spans[part_idx]
         self._buckets, self._bucket_size = buckets, block_size
         return buckets
+
+
+_INT64 = np.iinfo(np.int64)
+
+
+def _as_int64(spans: NDArray[Any]) -> NDArray[np.int64]:
+    """``spans`` as int64; InvalidMutationError if they are not integers (never
+    truncated) or do not fit."""
+    if spans.dtype == np.object_:
+        if not all(isinstance(v, int | np.integer) and not isinstance(v, bool) for v in spans.flat):
+            raise InvalidMutationError("split spans must be integers")
+    elif not np.issubdtype(spans.dtype, np.integer):
+        raise InvalidMutationError(f"split spans must be integers, got {spans.dtype}")
+    if spans.size:
+        low, high = int(spans.min()), int(spans.max())
+        for value in (low, high):
+            if not _INT64.min <= value <= _INT64.max:
+                raise InvalidMutationError(f"split span value {value} is out of the int64 range")
+    return spans.astype(np.int64)

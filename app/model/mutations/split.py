@@ -17,12 +17,41 @@ import numpy as np
 from app.kernels import parse_rles
 from app.model.errors import InvalidMutationError
 from app.model.events import messages
+from app.model.geometry import Coord
 from app.model.mutations.base import EditContext, Editor, Message, Plan, Recording
 from app.model.mutations.checks import blocks_of
 from app.model.mutations.kinds import register
 from app.model.mutations.log_fields import int_field, opt_int_field
 from app.model.mutations.regions import SplitRegion
-from app.model.mutations.splitting import SplitBase, SplitUndoBase, region_transform, split_plan
+from app.model.mutations.splitting import (
+    SplitBase,
+    SplitUndoBase,
+    region_transform,
+    require_partial,
+    split_plan,
+)
+
+
+def _check_region(
+    ctx: EditContext,
+    target: int,
+    region: SplitRegion,
+    target_blocks: dict[Coord, int],
+    coords: list[Coord],
+) -> None:
+    """Refuse, before anything changes, a region holding none or all of the voxels
+    of ``target`` (its ``target_blocks``); reads the region's blocks of the
+    target (``coords``) only until both are known."""
+    some, rest = False, len(coords) < len(target_blocks)
+    for coord in coords:
+        if some and rest:
+            break
+        block = ctx.read_block(coord)
+        mask = region.mask(coord, ctx.block_size, block.shape)
+        moved = int(np.count_nonzero(mask & (block == target)))
+        some = some or moved > 0
+        rest = rest or moved < target_blocks[coord]
+    require_partial(target, sum(target_blocks.values()), some=some, rest=rest)
 
 
 @register
@@ -43,22 +72,33 @@ class Split(SplitBase):
     undo_kind: ClassVar[type[SplitUndoBase]] = SplitUndo
 
     @classmethod
-    def plan(cls, ctx: EditContext, target: int, region: SplitRegion, new_label: int | None
-             ) -> Plan:
+    def plan(
+        cls, ctx: EditContext, target: int, region: SplitRegion, new_label: int | None
+    ) -> Plan:
         """The plan of a split of checked ``target`` by a bounds-checked ``region``
         (into ``new_label``, or a newly allocated label)."""
         target_blocks = blocks_of(ctx, target, "target")
         coords = [c for c in region.block_coords(ctx.block_size) if c in target_blocks]
-        if not coords:
-            raise InvalidMutationError(f"the split region holds no voxel of target {target}")
         label = ctx.claim_label(new_label)
+        try:
+            _check_region(ctx, target, region, target_blocks, coords)
+        except BaseException:
+            ctx.release_label(label)
+            raise
 
         def record(rec: Recording, size: int, moved: int, ref: str) -> Split:
             return cls(rec.stamp, rec.touched, target, label, size, moved, ref)
 
         transform = region_transform(ctx, target, label, region)
-        return split_plan(target, label, target_blocks, coords, transform, record,
-                          release=lambda: ctx.release_label(label))
+        return split_plan(
+            target,
+            label,
+            target_blocks,
+            coords,
+            transform,
+            record,
+            release=lambda: ctx.release_label(label),
+        )
 
     @classmethod
     def from_json(cls, record: Mapping[str, Any]) -> Split:

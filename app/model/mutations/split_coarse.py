@@ -37,10 +37,14 @@ def check_blocks(blocks: Sequence[Sequence[int]], grid: tuple[int, int, int]) ->
     """The s0 block coordinates (z, y, x) of a split-coarse request, each in the grid."""
     chosen: list[Coord] = []
     for b in blocks:
-        values = tuple(int(v) for v in b)
-        if len(values) != 3 or any(not 0 <= c < g for c, g in zip(values, grid, strict=True)):
-            raise InvalidMutationError(f"block {tuple(b)} is outside the block grid {grid}")
-        chosen.append((values[0], values[1], values[2]))
+        values = tuple(b)
+        if len(values) != 3 or not all(
+            isinstance(v, int | np.integer) and not isinstance(v, bool) for v in values
+        ):
+            raise InvalidMutationError(f"a block is three integers (z, y, x), got {values}")
+        if any(not 0 <= int(c) < g for c, g in zip(values, grid, strict=True)):
+            raise InvalidMutationError(f"block {values} is outside the block grid {grid}")
+        chosen.append((int(values[0]), int(values[1]), int(values[2])))
     if not chosen:
         raise InvalidMutationError("split-coarse needs at least one block")
     return chosen

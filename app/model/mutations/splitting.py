@@ -59,6 +59,17 @@ def stored_region(ctx: EditContext, ref: str) -> SplitRegion:
     return SplitRegion.from_rle_bytes(ctx.blob(ref), headered=False)
 
 
+def require_partial(target: int, size: int, *, some: bool, rest: bool) -> None:
+    """InvalidMutationError unless a split moves ``some`` of the ``size`` voxels of
+    ``target`` and leaves the ``rest``."""
+    if not some:
+        raise InvalidMutationError(f"the split region holds no voxel of target {target}")
+    if not rest:
+        raise InvalidMutationError(
+            f"the split region holds all {size} voxels of target {target}; nothing would remain"
+        )
+
+
 def split_plan(
     target: int,
     label: int,
@@ -74,13 +85,7 @@ def split_plan(
 
     def finish(changes: list[BlockChange]) -> Outcome:
         moved = sum(c.changed for c in changes)
-        if moved == 0:
-            raise InvalidMutationError(f"the split region holds no voxel of target {target}")
-        if moved == size:
-            raise InvalidMutationError(
-                f"the split region holds all {size} voxels of target {target}; "
-                "nothing would remain"
-            )
+        require_partial(target, size, some=moved > 0, rest=moved < size)
         rows: list[IndexRow] = []
         for c in changes:
             if c.changed:
@@ -151,8 +156,12 @@ class SplitBase(Mutation):
 
     def fields(self) -> dict[str, Any]:
         out: dict[str, Any] = {} if self.redoes is None else {"Redoes": self.redoes}
-        out.update(Target=self.target, NewLabel=self.new_label, TargetSize=self.target_size,
-                   NewLabelSize=self.new_label_size)
+        out.update(
+            Target=self.target,
+            NewLabel=self.new_label,
+            TargetSize=self.target_size,
+            NewLabelSize=self.new_label_size,
+        )
         return out
 
     def tail_fields(self) -> dict[str, Any]:
@@ -162,8 +171,9 @@ class SplitBase(Mutation):
         return [self.target, self.new_label]
 
     def replay_transform(self, ctx: EditContext) -> Transform:
-        return region_transform(ctx, self.target, self.new_label,
-                                stored_region(ctx, self.split_ref))
+        return region_transform(
+            ctx, self.target, self.new_label, stored_region(ctx, self.split_ref)
+        )
 
     def undo_plan(self, ctx: EditContext) -> Plan:
         return self.undo_kind.plan(ctx, self.mutation_id, self.target, self.new_label)
@@ -171,8 +181,13 @@ class SplitBase(Mutation):
     def redo_plan(self, ctx: EditContext) -> Plan:
         def record(rec: Recording, size: int, moved: int, ref: str) -> Mutation:
             return dataclasses.replace(
-                self, stamp=rec.stamp, touched=rec.touched, target_size=size,
-                new_label_size=moved, split_ref=ref, redoes=self.mutation_id,
+                self,
+                stamp=rec.stamp,
+                touched=rec.touched,
+                target_size=size,
+                new_label_size=moved,
+                split_ref=ref,
+                redoes=self.mutation_id,
             )
 
         target_blocks = blocks_of(ctx, self.target, "target")
@@ -181,18 +196,30 @@ class SplitBase(Mutation):
         return split_plan(self.target, self.new_label, target_blocks, coords, transform, record)
 
     def messages(self, complete: bool) -> list[Message]:
-        fields = {"target": self.target, "new_label": self.new_label,
-                  "split_ref": self.split_ref, **self.common()}
+        fields = {
+            "target": self.target,
+            "new_label": self.new_label,
+            "split_ref": self.split_ref,
+            **self.common(),
+        }
         if complete:
-            return [self.complete_message(target_size=self.target_size,
-                                          new_label_size=self.new_label_size, **fields)]
+            return [
+                self.complete_message(
+                    target_size=self.target_size, new_label_size=self.new_label_size, **fields
+                )
+            ]
         return [self.start_message(**fields)]
 
     def log_line(self, blob: Callable[[str], bytes]) -> dict[str, Any]:
         if self.redoes is not None:
             return {"Action": "redo", **self.log_head(), "Redoes": self.redoes}
-        return {"Action": self.action, **self.log_head(), "Target": self.target,
-                "NewLabel": self.new_label, **self.log_fields(blob)}
+        return {
+            "Action": self.action,
+            **self.log_head(),
+            "Target": self.target,
+            "NewLabel": self.new_label,
+            **self.log_fields(blob),
+        }
 
     def describe(self, limit: int = 6) -> str:
         text = f"{self.action} {self.target} -> new {self.new_label}"
@@ -231,14 +258,24 @@ class SplitUndoBase(Mutation):
         return merge_plan(ctx, target, [label], record, keep_undo=False, undoable=False)
 
     def fields(self) -> dict[str, Any]:
-        return {"Undoes": self.undoes, "Of": self.inverse_of, "Target": self.target,
-                "Labels": list(self.labels), "TargetSize": self.target_size}
+        return {
+            "Undoes": self.undoes,
+            "Of": self.inverse_of,
+            "Target": self.target,
+            "Labels": list(self.labels),
+            "TargetSize": self.target_size,
+        }
 
     @classmethod
     def from_json(cls, record: Mapping[str, Any]) -> Mutation:
-        return cls(stamp_of(record), touched_of(record), int(record["Undoes"]),
-                   int(record["Target"]), tuple(int(v) for v in record["Labels"]),
-                   int(record["TargetSize"]))
+        return cls(
+            stamp_of(record),
+            touched_of(record),
+            int(record["Undoes"]),
+            int(record["Target"]),
+            tuple(int(v) for v in record["Labels"]),
+            int(record["TargetSize"]),
+        )
 
     def replay_transform(self, ctx: EditContext) -> Transform:
         return merge_transform(ctx, self.target, self.labels)

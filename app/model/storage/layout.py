@@ -60,8 +60,9 @@ def is_image_dtype(dtype: Any) -> bool:
     return np.dtype(dtype) in (np.uint8, np.uint16)
 
 
-def labels_first(candidates: Sequence[T], path: Callable[[T], str],
-                 dtype: Callable[[T], Any]) -> list[T]:
+def labels_first(
+    candidates: Sequence[T], path: Callable[[T], str], dtype: Callable[[T], Any]
+) -> list[T]:
     """The label volumes among ``candidates`` (see :func:`is_label_dtype`), best
     first: those whose HDF5 ``path`` names labels (:data:`LABEL_NAME_WORDS`),
     then the wider integers, then in their order."""
@@ -104,6 +105,33 @@ def level_shapes(
     return shapes  # type: ignore[return-value]
 
 
+def level_count(shape: tuple[int, int, int], block_size: tuple[int, int, int]) -> int:
+    """The natural number of scales of a volume: until every axis fits in one block.
+
+    Raises
+    ------
+    ValueError
+        As :func:`level_shapes`.
+    """
+    return len(level_shapes(shape, block_size))
+
+
+def check_voxel_size(voxel_size_nm: Sequence[float]) -> tuple[float, float, float]:
+    """``voxel_size_nm`` as three floats, each finite and positive.
+
+    Raises
+    ------
+    ValueError
+        Naming the bad size.
+    """
+    sizes = tuple(float(v) for v in voxel_size_nm)
+    if len(sizes) != 3 or not all(math.isfinite(v) and v > 0 for v in sizes):
+        raise ValueError(
+            f"voxel size must be three finite positive sizes (nm), got {tuple(voxel_size_nm)}"
+        )
+    return (sizes[0], sizes[1], sizes[2])
+
+
 @dataclass(frozen=True)
 class PyramidGroups:
     """Where the levels of a pyramid live inside an HDF5 file."""
@@ -142,13 +170,14 @@ def find_pyramids(f: h5py.File) -> PyramidGroups:
         image = _levels_in(f[IMAGE_GROUP]) if IMAGE_GROUP in f else ()
         if not labels:
             raise FormatError(f"{f.filename}: /{LABELS_GROUP} holds no levels s0..sN")
+        _check_dtypes(f, labels, is_label_dtype, "labels must be integers of 2 bytes or more")
+        _check_dtypes(f, image, is_image_dtype, "grayscale must be uint8 or uint16")
         return PyramidGroups(labels, image, native=True)
 
     groups: list[h5py.Group] = [f]
     f.visititems(lambda _n, o: groups.append(o) if isinstance(o, h5py.Group) else None)
     candidates = [lv for g in groups if (lv := _levels_in(g))]
-    labels_c = labels_first(candidates, lambda c: c[0].rsplit("/", 1)[0],
-                            lambda c: f[c[0]].dtype)
+    labels_c = labels_first(candidates, lambda c: c[0].rsplit("/", 1)[0], lambda c: f[c[0]].dtype)
     image_c = [c for c in candidates if is_image_dtype(f[c[0]].dtype) and c not in labels_c[:1]]
     if not labels_c:
         raise FormatError(
@@ -157,6 +186,18 @@ def find_pyramids(f: h5py.File) -> PyramidGroups:
             "with 'segmend build'"
         )
     return PyramidGroups(labels_c[0], image_c[0] if image_c else (), native=False)
+
+
+def _check_dtypes(
+    f: h5py.File, levels: Sequence[str], fits: Callable[[Any], bool], rule: str
+) -> None:
+    """FormatError naming the file, the level and its dtype unless every level ``fits``."""
+    from app.model.errors import FormatError
+
+    for path in levels:
+        dtype = f[path].dtype
+        if not fits(dtype):
+            raise FormatError(f"{f.filename}: {path} holds {dtype} voxels; {rule}")
 
 
 def _levels_in(group: h5py.Group) -> tuple[str, ...]:

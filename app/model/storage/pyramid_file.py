@@ -16,6 +16,8 @@ from app.model.storage.layout import (
     IMAGE_GROUP,
     LABELS_GROUP,
     RULES,
+    check_voxel_size,
+    is_label_dtype,
     level_shapes,
 )
 
@@ -40,12 +42,16 @@ def write_empty_pyramid(
     Raises
     ------
     ValueError
-        On an unknown rule, compression or image dtype, or a bad shape.
+        On an unknown rule or compression, a label or image dtype that cannot
+        be one, a bad shape or a voxel size that is not finite and positive.
     """
     if rule not in RULES:
         raise ValueError(f"unknown downres rule {rule!r}; choose one of {', '.join(RULES)}")
+    if not is_label_dtype(label_dtype):
+        raise ValueError(f"labels must be integers of 2 bytes or more, got {label_dtype}")
     if image_dtype not in (None, "uint8", "uint16"):
         raise ValueError(f"grayscale must be uint8 or uint16, got {image_dtype}")
+    voxel_size_nm = check_voxel_size(voxel_size_nm)
     shapes = level_shapes(shape, block_size, levels)
     filters = dataset_filter_kwargs(compression)
     with h5py.File(path, "w") as h5:

@@ -16,10 +16,14 @@ truncates the file if a commit was interrupted after step 1 began, so the file
 is always exactly as it was after some completed commit: always openable.
 Callers flush HDF5 (``h5py.File.flush``) before committing, so that a
 committed file is a complete, consistent HDF5 file.
+
+A commit the disk refuses (full, I/O error) is rolled back at once; the
+buffered pages stay, and the next commit writes them again.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import struct
@@ -47,6 +51,11 @@ class SafeFile(io.RawIOBase):
         The HDF5 file (must exist).
     rollback : Path
         Where pre-images go during a commit.
+
+    Notes
+    -----
+    h5py names a file object by its ``repr`` (``h5py.File.filename``, and the
+    file name in HDF5's error messages): a SafeFile's is its path.
     """
 
     def __init__(self, path: str | Path, rollback: str | Path) -> None:
@@ -59,7 +68,14 @@ class SafeFile(io.RawIOBase):
         self._size = self._committed_size
         self._pos = 0
         self._dirty: dict[int, bytearray] = {}
-        self.failed = False
+
+    @property
+    def name(self) -> str:
+        """The HDF5 file's path."""
+        return str(self.path)
+
+    def __repr__(self) -> str:
+        return str(self.path)
 
     # io.RawIOBase interface used by h5py's fileobj driver
     def readable(self) -> bool:
@@ -158,14 +174,35 @@ class SafeFile(io.RawIOBase):
         Raises
         ------
         OSError
-            If the disk refuses the writes; the file is then rolled back at once
-            and this object refuses further commits (reopen the dataset: the
-            journal still holds every edit).
+            If the disk refuses the writes (full, I/O error).  The file is then
+            rolled back at once, exactly as last committed, and the buffered
+            pages stay: the next commit writes them again.
         """
-        if self.failed:
-            raise OSError(f"{self.path}: an earlier checkpoint failed; reopen the dataset")
+        recover(self.path, self.rollback)  # a rollback an earlier failure could not finish
         if not self._dirty and self._size <= self._committed_size:
             return
+        size = max(self._size, self._committed_size)
+        try:
+            _write_durably(self.rollback, self._rollback_parts())
+            for page in sorted(self._dirty):
+                offset = page * PAGE_SIZE
+                length = min(PAGE_SIZE, size - offset)
+                if length > 0:
+                    _pwrite_all(self._fd, memoryview(self._dirty[page])[:length], offset)
+            os.ftruncate(self._fd, size)
+            os.fsync(self._fd)
+            self.rollback.unlink()  # the commit point
+        except OSError:
+            with contextlib.suppress(OSError):  # else: done by the next commit or open
+                recover(self.path, self.rollback)
+            raise
+        _fsync_dir(self.rollback.parent)
+        self._dirty.clear()
+        self._committed_size = size
+
+    def _rollback_parts(self) -> list[bytes]:
+        """The rollback file's contents: the file's length and the pre-images of
+        the committed pages about to be overwritten, then a checksum."""
         overwritten = sorted(p for p in self._dirty if p * PAGE_SIZE < self._committed_size)
         parts = [_MAGIC, _HEADER.pack(self._committed_size, len(overwritten))]
         for page in overwritten:
@@ -177,24 +214,7 @@ class SafeFile(io.RawIOBase):
         for part in parts:
             crc = zlib.crc32(part, crc)
         parts.append(_TRAILER.pack(crc, _END))
-        _write_durably(self.rollback, parts)
-        size = max(self._size, self._committed_size)
-        try:
-            for page in sorted(self._dirty):
-                offset = page * PAGE_SIZE
-                length = min(PAGE_SIZE, size - offset)
-                if length > 0:
-                    os.pwrite(self._fd, memoryview(self._dirty[page])[:length], offset)
-            os.ftruncate(self._fd, size)
-            os.fsync(self._fd)
-        except OSError:
-            self.failed = True
-            recover(self.path, self.rollback)
-            raise
-        self.rollback.unlink()
-        _fsync_dir(self.rollback.parent)
-        self._dirty.clear()
-        self._committed_size = size
+        return parts
 
     def discard(self) -> None:
         """Drop every buffered write (the file stays as last committed)."""
@@ -232,7 +252,7 @@ def recover(path: str | Path, rollback: str | Path) -> bool:
             for _ in range(count):
                 offset, length = _ENTRY.unpack_from(body, at)
                 at += _ENTRY.size
-                os.pwrite(fd, body[at : at + length], offset)
+                _pwrite_all(fd, memoryview(body)[at : at + length], offset)
                 at += length
             os.ftruncate(fd, size)
             os.fsync(fd)
@@ -243,11 +263,24 @@ def recover(path: str | Path, rollback: str | Path) -> bool:
     return complete
 
 
+def _pwrite_all(fd: int, data: memoryview, offset: int) -> None:
+    """Write all of ``data`` at ``offset``: a disk filling up writes part of it,
+    then refuses the rest (OSError)."""
+    done = 0
+    while done < len(data):
+        done += os.pwrite(fd, data[done:], offset + done)
+
+
 def _write_durably(path: Path, parts: list[bytes]) -> None:
-    with open(path, "wb", buffering=0) as f:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+    try:
         for part in parts:
-            f.write(part)
-        os.fsync(f.fileno())
+            data = memoryview(part)
+            while data:
+                data = data[os.write(fd, data) :]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
     _fsync_dir(path.parent)
 
 

@@ -10,7 +10,8 @@ blocks readers see before a checkpoint writes them into the file).
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +58,16 @@ class PyramidStore:
     """
 
     def __init__(self, h5: h5py.File, *, cache_bytes: int = 256 << 20) -> None:
+        self._attach(h5)
+        self.cache = BlockCache(cache_bytes)
+        self._thread_scratch = threading.local()
+        self._overlay = StagedOverlay(self.cache)
+        self.read_guard: Callable[[], AbstractContextManager[object]] = nullcontext
+        """Entered around every read that may reach the file (a reader beside a
+        writer holds its snapshot still there: :mod:`app.model.read_snapshot`)."""
+
+    def _attach(self, h5: h5py.File) -> None:
+        """Take the pyramid of the open file ``h5``."""
         self.h5 = h5
         groups = find_pyramids(h5)
         self.native = groups.native
@@ -74,9 +85,6 @@ class PyramidStore:
         }
         check_level_shapes(self._levels, h5.filename)
         self._rule = str(h5.attrs.get("downres_rule", DEFAULT_RULE))
-        self.cache = BlockCache(cache_bytes)
-        self._thread_scratch = threading.local()
-        self._overlay = StagedOverlay(self.cache)
 
     # ------------------------------------------------------------------ opening
     @classmethod
@@ -195,7 +203,10 @@ class PyramidStore:
         arr = self.cache.get(key)
         if arr is not None:
             return arr
-        level = self.level(kind, scale)
+        with self.read_guard():
+            return self._read_block(key, self.level(kind, scale), coord)
+
+    def _read_block(self, key: BlockKey, level: Level, coord: Coord) -> NDArray[Any]:
         level.check_coord(coord)
         while True:
             staged, version = self._overlay.get_versioned(key)
@@ -269,8 +280,9 @@ class PyramidStore:
         level = self.level(kind, scale)
         lo = [max(0, int(a)) for a in start]
         hi = [min(int(e), n) for e, n in zip(stop, level.shape, strict=True)]
-        out, _missing = assemble_region(lo, hi, level.block_size, level.dtype,
-                                        lambda coord: self.read_block(kind, scale, coord))
+        with self.read_guard():
+            out, _missing = assemble_region(lo, hi, level.block_size, level.dtype,
+                                            lambda coord: self.read_block(kind, scale, coord))
         return out
 
     # ------------------------------------------------------------------ writing
@@ -344,6 +356,25 @@ class PyramidStore:
     def flush(self) -> None:
         """Flush HDF5's buffers to the file."""
         self.h5.flush()
+
+    def reopen(self) -> None:
+        """Read the file afresh, read-only: close it, open it again and drop every
+        cached and staged block (a reader after another process committed to it:
+        HDF5 keeps the file's metadata in memory while it is open).
+
+        Raises
+        ------
+        app.model.errors.FormatError
+            If the file no longer opens as a pyramid.
+        """
+        path = Path(self.h5.filename)
+        self.close()
+        h5 = open_h5(path, "r")
+        try:
+            self._attach(h5)
+        except (OSError, KeyError, RuntimeError) as exc:
+            h5.close()
+            raise FormatError(f"{path}: damaged or unreadable pyramid ({exc})") from exc
 
     def close(self) -> None:
         """Close the file (staged blocks not yet written are dropped: the journal keeps them)."""
