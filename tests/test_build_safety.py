@@ -17,7 +17,7 @@ from numpy.typing import NDArray
 from app.cli import main
 from app.model.bulk.build import build_pyramid
 from app.model.bulk.output import EditedOutputError
-from app.model.bulk.partials import partial_path, remove_stale_partials
+from app.model.bulk.partials import hold_partial, partial_path, remove_stale_partials
 from app.model.dataset import open_dataset
 from app.model.errors import WriterLockedError
 from app.model.journal.sidecar import journal_path, sidecar_dir
@@ -189,6 +189,20 @@ def test_remove_stale_partials_keeps_live_builds_and_other_files(tmp_path: Path)
     assert sorted(p.name for p in tmp_path.iterdir() if p.is_file()) == sorted(
         n for n, keep in names.items() if keep
     )
+
+
+def test_a_partial_a_build_holds_is_kept_whatever_its_process_id(tmp_path: Path) -> None:
+    """A build on another machine of a shared folder: its process id means
+    nothing here, its lock on the partial does."""
+    child = subprocess.Popen([sys.executable, "-c", ""])
+    child.wait()  # its id names no process here
+    partial = partial_path(tmp_path / "v.h5", child.pid)
+    held = hold_partial(partial)
+    try:
+        assert remove_stale_partials(tmp_path / "v.h5") == []
+    finally:
+        os.close(held)
+    assert remove_stale_partials(tmp_path / "v.h5") == [partial]
 
 
 @pytest.mark.parametrize("when", ["during the build", "from the start"])

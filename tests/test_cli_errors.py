@@ -10,13 +10,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import h5py
+import hdf5plugin  # noqa: F401 - registers the Blosc filter, as any reader of the file does
 import numpy as np
 import pytest
 
 from app.cli import main, make_parser
 from app.model.events.outbox import create_outbox_schema
 from app.model.events.settings import KafkaConfigError, load_settings
-from app.model.journal.sidecar import journal_path
+from app.model.journal.sidecar import journal_path, sidecar_dir
 from app.model.storage.pyramid_file import write_empty_pyramid
 from tests.conftest import connect_journal
 
@@ -120,6 +121,35 @@ def test_stdout_closed_early_ends_quietly(small_pyramid: Path, json_flag: list[s
     assert proc.returncode == 0 and proc.stderr == b""
 
 
+def test_stdout_closed_under_apply_stops_it_and_says_so(
+    small_pyramid: Path, tmp_path: Path
+) -> None:
+    """``segmend apply FILE OPS | head -0``: no line goes by unsaid, no exit 0."""
+    with h5py.File(small_pyramid, "r") as f:
+        labels = [int(v) for v in np.unique(f["labels/s0"][...])[1:5]]
+    ops = tmp_path / "ops.jsonl"
+    ops.write_text(
+        "\n".join(f'{{"Action": "merge", "Target": {labels[0]}, "Labels": [{v}]}}'
+                  for v in labels[1:])
+    )
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "app", "apply", str(small_pyramid), str(ops)],
+            stdout=write_end, stderr=subprocess.PIPE, cwd=REPO, timeout=600,
+        )
+    finally:
+        os.close(write_end)
+    assert proc.returncode == 1
+    assert_one_line_error(proc.stderr.decode(), "standard output closed")
+    log = subprocess.run(
+        [sys.executable, "-m", "app", "log", str(small_pyramid)],
+        capture_output=True, text=True, cwd=REPO, timeout=600,
+    )
+    assert len(log.stdout.splitlines()) == 1  # the first line was applied, then it stopped
+
+
 # ---------------------------------------------------------------- 3: integers for SQLite
 
 
@@ -184,6 +214,8 @@ def test_infinite_connect_timeout_is_refused_by_events_status(
         (["--voxel-size", "4,4,-inf"], 2, ["--voxel-size", "finite positive"]),
         (["--block-size", "8.5"], 2, ["--block-size", "even integers"]),
         (["--block-size", "8,x,8"], 2, ["--block-size", "even integers"]),
+        (["--block-size", str(2**64)], 2, ["--block-size", "from 2 to 1024"]),
+        (["--block-size", "2048"], 2, ["--block-size", "from 2 to 1024"]),
         (["--workers", "0"], 2, ["--workers", "at least 1"]),
     ],
 )
@@ -273,3 +305,30 @@ def test_an_empty_pyramid_of_non_label_dtype_is_not_written(tmp_path: Path) -> N
             created_by="test",
         )
     assert not (tmp_path / "f.h5").exists()
+
+
+# ------------------------------------------------- damaged attributes and journals
+
+
+@pytest.mark.parametrize("command", ["info", "verify", "log"])
+def test_a_bad_block_size_attribute_is_a_format_error(
+    small_pyramid: Path, command: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with h5py.File(small_pyramid, "r+") as f:
+        f.attrs["block_size"] = np.zeros(3, np.int64)
+    code, out, err = run(capsys, command, small_pyramid)
+    assert code == 1 and out == ""
+    assert_one_line_error(err, str(small_pyramid), "block_size")
+
+
+@pytest.mark.parametrize("command", ["info", "verify", "log"])
+def test_a_journal_that_is_not_sqlite_is_a_format_error(
+    small_pyramid: Path, command: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sidecar_dir(small_pyramid).mkdir()
+    journal_path(small_pyramid).write_bytes(b"not a database, just bytes" * 100)
+    before = small_pyramid.read_bytes()
+    code, out, err = run(capsys, command, small_pyramid)
+    assert code == 1 and out == ""
+    assert_one_line_error(err, "damaged journal")
+    assert small_pyramid.read_bytes() == before

@@ -52,17 +52,28 @@ def test_raise_counters_never_lowers_and_spans_uint64(journal: Journal) -> None:
     assert journal.get_meta("next_mutation_id") == "9"
 
 
-def test_allocation_notes_and_exhaustion() -> None:
+def take(counters: Counters, n: int = 1, start: int | None = None) -> int:
+    """Reserve ``n`` labels as an allowed reservation does: held, then counted."""
+    first = counters.reserve(n, start)
+    counters.note_label(first + n - 1)
+    counters.release(first)
+    return first
+
+
+def test_reservation_notes_and_exhaustion() -> None:
     counters = Counters(next_label=10, max_label=20, next_mutation_id=1)
-    assert counters.allocate(3) == 21 and counters.max_label == 23
+    assert take(counters, 3) == 21 and counters.max_label == 23
     counters.note_label(100)
-    assert counters.allocate() == 101
+    assert take(counters) == 101
     with pytest.raises(InvalidMutationError, match="below the current max label 101"):
-        counters.raise_max_label(50)
-    counters.raise_max_label(MAX_LABEL - 1)
-    assert counters.allocate() == MAX_LABEL
+        counters.check_max_label(50)
+    with pytest.raises(InvalidMutationError, match="not all free: the next free label is 102"):
+        counters.reserve(2, start=90)
+    assert take(counters, 2, start=200) == 200 and counters.next_label == 202
+    counters.note_label(MAX_LABEL - 1)
+    assert take(counters) == MAX_LABEL
     with pytest.raises(InvalidMutationError, match="uint64 range is exhausted"):
-        counters.allocate()
+        counters.reserve()
     assert counters.file_attrs() == {
         "next_label": MAX_LABEL, "max_label": MAX_LABEL, "next_mutation_id": 1,
         "checkpoint_mutation_id": 0,

@@ -275,6 +275,10 @@ def test_a_journal_the_disk_refuses_raises_segmends_error_and_changes_nothing(
     z, y, x = (int(v) for v in np.argwhere(model_of(writer) == c)[0])
     with pytest.raises(JournalWriteError):
         writer.split(c, mask=np.ones((1, 1, 1), bool), offset=(z, y, x))
+    with pytest.raises(JournalWriteError):
+        writer.next_label(1000)
+    with pytest.raises(JournalWriteError):
+        writer.set_max_label(writer.max_label + 1000)
     _assert_unchanged(writer, before)
     filler.unlink()
     assert writer.merge(a, [c]) == first + 1  # no MutationID was used up

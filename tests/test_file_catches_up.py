@@ -161,3 +161,24 @@ def test_a_read_only_folder_behind_its_journal_reads_and_says_why(
     assert segmend("verify", str(read_only_view)).returncode == 0
     with open_dataset(read_only_view, "r") as ds:
         assert np.array_equal(ds.labels(0)[...], replay_model(real_labels, log))
+
+
+def test_a_reader_of_a_read_only_folder_follows_its_owner_writing(
+    base: Path, read_only_view: Path
+) -> None:
+    """The owner edits through the real path while another user reads the
+    folder read-only: the reader's journal (read as an immutable file at first)
+    follows the owner's edits, its index and levels from one mutation."""
+    with open_dataset(base, "r+") as ds:
+        a, b, c = (int(v) for v in np.unique(ds.labels(0)[...])[1:4])
+        ds.merge(a, [b])
+    with open_dataset(read_only_view, "r") as reader:
+        assert reader.mutation_count() == 1
+        with open_dataset(base, "r+", checkpoint_interval=3600.0) as owner:
+            owner.merge(a, [c])
+            owner.checkpoint()  # (waits for the reader to let go of its state)
+            with reader.snapshot():
+                s0 = reader.labels(0)[...]
+                assert reader.mutation_count() == 2
+                assert reader.label_size(a) == int((s0 == a).sum())
+                assert not np.isin(s0, [b, c]).any()

@@ -151,13 +151,16 @@ def test_a_claimed_label_is_held_and_counted_only_when_taken() -> None:
     assert counters.claim(None, unused) == 11
     assert counters.claim(40, unused) == 40
     assert counters.values() == {"next_label": 11, "max_label": 10, "next_mutation_id": 1}
-    assert counters.allocate(2) == 12  # past the held 11
-    assert counters.allocate(30) == 41  # 14..43 would hold 40
-    assert counters.claim(None, unused) == 71
-    counters.release(71)
+    assert counters.reserve(2) == 12  # past the held 11
+    assert counters.reserve(30) == 41  # 14..43 would hold 40
+    assert counters.claim(None, unused) == 14  # between the held ranges
+    with pytest.raises(InvalidMutationError, match="not all free"):
+        counters.reserve(3, start=50)  # 41..70 are held
+    for first in (12, 41, 14):
+        counters.release(first)
     counters.note_label(40)  # the split into 40 was allowed
     counters.release(40)
-    assert counters.values() == {"next_label": 71, "max_label": 70, "next_mutation_id": 1}
+    assert counters.values() == {"next_label": 41, "max_label": 40, "next_mutation_id": 1}
     full = Counters(next_label=MAX_LABEL, max_label=MAX_LABEL, next_mutation_id=1)
     with pytest.raises(InvalidMutationError, match="uint64 range is exhausted"):
         full.claim(None, unused)

@@ -66,3 +66,23 @@ def test_the_api_refuses_a_second_writer_by_any_name(small_pyramid: Path, kind: 
         finally:
             os.chdir(cwd)
         assert type(refused.value).__name__ == "WriterLockedError"
+
+
+def test_a_killed_writers_edits_are_not_lost_through_a_hard_link(
+    small_pyramid: Path,
+) -> None:
+    """The writer of one name dies with edits the file lacks; a writer through
+    another name (a hard link) is refused: a new journal there would reuse the
+    MutationIDs and the first name's edits would be lost."""
+    from app.model.journal.sidecar import sidecar_dir
+    from tests.test_file_catches_up import kill_writer_after
+
+    names = dict(other_names(small_pyramid))
+    acked = kill_writer_after(small_pyramid, 5)
+    hard = names["hard link"]
+    with pytest.raises(Exception, match="edited through another name") as refused:
+        open_dataset(hard, "r+")
+    assert type(refused.value).__name__ == "FormatError"
+    assert not sidecar_dir(hard).exists()
+    with open_dataset(small_pyramid, "r+") as ds:
+        assert [m["MutationID"] for m in ds.mutations()][: len(acked)] == acked

@@ -84,6 +84,13 @@ def main(argv: Sequence[str] | None = None, *, run_app: AppRunner | None = None)
         if not _stdout_closed():
             return _report(exc)
         _silence_stdout()
+        if getattr(args, "mutating", False):  # stopped before its end: say so
+            return _report(
+                SegmendError(
+                    "standard output closed: the command stopped there; the edits made "
+                    "are durable ('segmend log' lists them)"
+                )
+            )
         return 0
     except CheckpointError as exc:  # the edits are durable: their results were printed
         return _report(exc, CHECKPOINT_FAILED)

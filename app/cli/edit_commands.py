@@ -15,7 +15,7 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
-from app.cli.output import emit, progress_bar
+from app.cli.output import SQLITE_MAX_INT, bounded_int, emit, progress_bar
 from app.model.errors import SegmendError
 from app.model.events.settings import load_settings
 
@@ -35,7 +35,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         p.add_argument("--topic-prefix", metavar="P", help="Kafka topic prefix")
         p.add_argument("--user", help="user name recorded in the mutation and its events")
         p.add_argument("--json", action="store_true", help="(results are always JSON)")
-        p.set_defaults(func=func)
+        p.set_defaults(func=func, mutating=True)
         return p
 
     p = mutating("merge", "merge labels into a target", cmd_merge)
@@ -68,7 +68,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
     p = sub.add_parser("log", help="the mutation log, one JSON object per line")
     p.add_argument("file")
-    p.add_argument("--since", type=_mutation_id, default=0, metavar="MUTID")
+    p.add_argument("--since", type=bounded_int(0, SQLITE_MAX_INT), default=0, metavar="MUTID")
     p.set_defaults(func=cmd_log)
 
     p = sub.add_parser("reindex", help="rebuild the label index")
@@ -85,22 +85,6 @@ def _block(text: str) -> tuple[int, int, int]:
         return (int(parts[0]), int(parts[1]), int(parts[2]))
     except ValueError:
         raise argparse.ArgumentTypeError(f"a block is three integers Z,Y,X, got {text!r}") from None
-
-
-_MAX_MUTATION_ID = (1 << 63) - 1
-"""The largest MutationID the journal can hold (SQLite integers are int64)."""
-
-
-def _mutation_id(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"a MutationID is an integer, got {text!r}") from None
-    if not 0 <= value <= _MAX_MUTATION_ID:
-        raise argparse.ArgumentTypeError(
-            f"a MutationID is from 0 to {_MAX_MUTATION_ID}, got {text}"
-        )
-    return value
 
 
 @contextmanager

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from app.cli.output import emit
+from app.cli.output import SQLITE_MAX_INT, bounded_int, emit
 from app.model.checkpoint_problem import read_checkpoint_problem
 from app.model.errors import SegmendError
 from app.model.events.outbox import OutboxEvent
@@ -51,7 +51,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
     p = actions.add_parser("tail", help="the last events of the outbox")
     _dataset_args(p, kafka=False)
-    p.add_argument("-n", type=_count, default=10, metavar="N", help="how many (default 10)")
+    p.add_argument(
+        "-n", type=bounded_int(1, SQLITE_MAX_INT), default=10, metavar="N",
+        help="how many (default 10)",
+    )
     p.set_defaults(func=cmd_events_tail)
 
     blob = sub.add_parser("blob", help="the dataset's blob store")
@@ -81,20 +84,6 @@ def _positive_float(text: str) -> float:
         raise argparse.ArgumentTypeError(
             f"must be a positive number of seconds up to {threading.TIMEOUT_MAX:g}, got {text}"
         )
-    return value
-
-
-SQLITE_MAX_INT = 2**63 - 1
-"""The largest integer SQLite takes (a ``LIMIT``)."""
-
-
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if not 1 <= value <= SQLITE_MAX_INT:
-        raise argparse.ArgumentTypeError(f"must be between 1 and {SQLITE_MAX_INT}, got {text}")
     return value
 
 

@@ -35,3 +35,25 @@ def progress_bar(desc: str, unit: str = "it") -> Iterator[Callable[[int, int], N
         yield update
     finally:
         bar.close()
+
+
+SQLITE_MAX_INT = 2**63 - 1
+"""The largest integer SQLite takes (MutationIDs, counts of rows)."""
+
+
+def bounded_int(low: int, high: int | None = None) -> Callable[[str], int]:
+    """An argparse ``type``: an integer from ``low`` (to ``high``), else a one-line
+    argument error."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be at least {low}, got {text}")
+        if high is not None and value > high:
+            raise argparse.ArgumentTypeError(f"must be between {low} and {high}, got {text}")
+        return value
+
+    return parse

@@ -9,13 +9,15 @@ from pathlib import Path
 from typing import Any
 
 from app.cli.desktop import AppRunner
-from app.cli.output import emit, progress_bar
+from app.cli.output import bounded_int, emit, progress_bar
 from app.display import display_problem
 from app.model.storage.layout import (
     COMPRESSIONS,
     DEFAULT_COMPRESSION,
     DEFAULT_RULE,
+    MAX_BLOCK_SIZE,
     RULES,
+    check_block_size,
     check_voxel_size,
 )
 
@@ -30,14 +32,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--rule", choices=RULES, default=DEFAULT_RULE)
     p.add_argument(
         "--levels",
-        type=_positive_int,
+        type=bounded_int(1),
         metavar="N",
         help="number of scales, at most until one block (the default)",
     )
     p.add_argument("--compression", choices=COMPRESSIONS, default=DEFAULT_COMPRESSION)
     p.add_argument("--voxel-size", type=_voxel_size, default=(1.0, 1.0, 1.0), metavar="NM[,NM,NM]")
     p.add_argument(
-        "--workers", type=_positive_int, metavar="N", help="threads (default: one per core)"
+        "--workers", type=bounded_int(1), metavar="N", help="threads (default: one per core)"
     )
     p.add_argument(
         "--force",
@@ -71,11 +73,13 @@ def _block_size(text: str) -> tuple[int, int, int]:
         parts = []
     if len(parts) == 1:
         parts *= 3
-    if len(parts) != 3 or any(v < 2 or v % 2 for v in parts):
+    try:
+        return check_block_size(parts)
+    except ValueError:
         raise argparse.ArgumentTypeError(
-            f"block size must be one or three even integers >= 2, got {text!r}"
-        )
-    return (parts[0], parts[1], parts[2])
+            f"block size must be one or three even integers from 2 to {MAX_BLOCK_SIZE}, "
+            f"got {text!r}"
+        ) from None
 
 
 def _voxel_size(text: str) -> tuple[float, float, float]:
@@ -86,16 +90,6 @@ def _voxel_size(text: str) -> tuple[float, float, float]:
         raise argparse.ArgumentTypeError(
             f"voxel size must be one or three finite positive sizes (nm), got {text!r}"
         ) from None
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {text}")
-    return value
 
 
 def cmd_build(args: argparse.Namespace) -> int:

@@ -24,15 +24,14 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from app.model.checkpoint_problem import ProblemFile, problem_path
 from app.model.engine import MutationEngine
-from app.model.error_text import one_line
-from app.model.errors import CheckpointError, StagingFullError
+from app.model.error_text import write_failure
+from app.model.errors import CheckpointError, FileBusyError, FileWriteError, StagingFullError
 from app.model.journal.file_locks import commit_guard
 from app.model.journal.journal import Journal
 from app.model.priority import lower_thread_priority
@@ -101,6 +100,8 @@ class Checkpointer:
         self.error: str | None = None
         self._reason = ""
         self._committed = int(store.attr("checkpoint_mutation_id", 0))
+        self._journal_id = journal.get_meta("journal_id") or ""
+        self._stamped = False
         self._problem = ProblemFile(problem_path(safefile.path))
         self._lock = threading.Lock()
         self._wake = threading.Event()
@@ -156,6 +157,38 @@ class Checkpointer:
             f"edited blocks, {held >> 20} MiB wait in memory)"
         )
 
+    def stamp_journal(self) -> None:
+        """Write the journal's id into the file before the journal's first edit
+        (once): a writer through another name of the file (a hard link) then
+        knows the file has a journal elsewhere.  Edits go on while another
+        program has the file open, or a checkpoint is under way (it waits for
+        the edit, and stamps the file).
+
+        Raises
+        ------
+        app.model.errors.FileWriteError
+            If the file cannot be written (the edit is refused).
+        """
+        if self._stamped or not self._lock.acquire(blocking=False):
+            return  # (a checkpoint under way waits for this edit, and stamps the file)
+        try:
+            if self.store.attr("journal_id") != self._journal_id:
+                self.store.set_attrs(journal_id=self._journal_id)
+                self.store.flush()
+                try:
+                    with commit_guard(self.safefile.path):
+                        self.safefile.commit()
+                except FileBusyError:
+                    return
+                except Exception as exc:
+                    self._failed(exc)
+                    raise FileWriteError(
+                        f"cannot write {self.safefile.path}: {self._reason}; the edit was not made"
+                    ) from exc
+            self._stamped = True
+        finally:
+            self._lock.release()
+
     def close(self) -> None:
         """The dataset closes: the problem file goes if the file is up to date, and
         stays (for other processes to report) if not."""
@@ -182,7 +215,9 @@ class Checkpointer:
                     assert block is not None
                     payload = store.encode_block(key[0], key[1], coord, block)
                 store.write_payload(key[0], key[1], coord, payload)
-            store.set_attrs(**{k: np.uint64(v) for k, v in values.items()})
+            store.set_attrs(
+                **{k: np.uint64(v) for k, v in values.items()}, journal_id=self._journal_id
+            )
             store.flush()
             self._journal_sync()
             with commit_guard(self.safefile.path):
@@ -193,7 +228,7 @@ class Checkpointer:
 
     def _failed(self, exc: Exception) -> CheckpointError:
         """Record a failed checkpoint; returns the error to raise."""
-        self._reason = _reason(exc, self.safefile.path)
+        self._reason = write_failure(exc, self.safefile.path)
         self.error = f"checkpoint failed: {self._reason}"
         stamp = time.strftime("%Y-%m-%d %H:%M:%S")
         self._problem.show(f"{self.error} (process {os.getpid()}, {stamp})")
@@ -287,15 +322,6 @@ def retry_delay(failures: int) -> float:
     times in a row: doubling from :data:`FIRST_RETRY_DELAY`, at most
     :data:`MAX_RETRY_DELAY`."""
     return float(min(FIRST_RETRY_DELAY * 2 ** min(failures - 1, 32), MAX_RETRY_DELAY))
-
-
-def _reason(exc: BaseException, path: Path) -> str:
-    """Why a checkpoint of ``path`` failed, in a few words (without the file name)."""
-    if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror
-    text = one_line(exc)
-    prefix = f"cannot write {path}: "
-    return text[len(prefix) :] if text.startswith(prefix) else text
 
 
 def _is_disk_full(exc: BaseException) -> bool:

@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import atexit
 import logging
+import shutil
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import suppress
+from contextlib import ExitStack, suppress
 from dataclasses import dataclass, replace
 from pathlib import Path
 from types import TracebackType
@@ -53,6 +54,7 @@ from app.model.journal.journal import Journal
 from app.model.journal.sidecar import journal_path, rollback_path, sidecar_dir
 from app.model.mutations.regions import SplitRegion
 from app.model.opening import (
+    check_journal_home,
     claim_journal,
     open_editable_store,
     open_read_only_store,
@@ -141,15 +143,22 @@ class Dataset(DatasetReads):
     # ----------------------------------------------------------------- opening
     def _open_writer(self, user: str | None, progress: Progress | None, cache_bytes: int) -> None:
         check_hdf5(self.path)
+        made = not sidecar_dir(self.path).exists()
         sidecar_dir(self.path).mkdir(exist_ok=True)
-        self._writer_lock = take_writer_lock(self.path)
+        try:
+            self._writer_lock = take_writer_lock(self.path)
+            check_journal_home(self.path)
+        except BaseException:
+            if made:  # a refused open leaves no folder beside the file
+                shutil.rmtree(sidecar_dir(self.path), ignore_errors=True)
+            raise
         remove_stale_partials(self.path)
         recycle_block_memory()
         recover_interrupted_commit(self.path)
         self._safefile = SafeFile(self.path, rollback_path(self.path))
         self.store = open_editable_store(self.path, self._safefile, cache_bytes)
         data_uuid = str(self.store.attr("data_uuid"))
-        self._journal = claim_journal(self.path, data_uuid)
+        self._journal = claim_journal(self.path, data_uuid, self.store.attr("journal_id"))
         self._engine = self._make_engine(data_uuid, user)
         self._engine.replay(int(self.store.attr("checkpoint_mutation_id", 0)), complete=True)
         if self._journal.get_meta("index_built") is None:
@@ -162,7 +171,7 @@ class Dataset(DatasetReads):
             interval=self._checkpoint_interval,
             background_nice=self._background_nice,
         )
-        self._engine.committer.admission = self._checkpointer.admit
+        self._engine.committer.admission = self._admit
         with suppress(CheckpointError):  # (another program reads the file): the thread retries
             self.checkpoint()
         self._checkpointer.start(lambda: self.checkpoint())  # looked up each time: may be wrapped
@@ -174,6 +183,13 @@ class Dataset(DatasetReads):
         self._engine.signals.mutation_started.connect(lambda _r: sender.wake())
         self._engine.signals.mutation_completed.connect(lambda _r: sender.wake())
         self.sender = sender
+
+    def _admit(self) -> None:
+        """Before an edit is journaled (the commit thread): the file names its
+        journal, and not too much waits in memory for a failing checkpoint."""
+        assert self._checkpointer is not None
+        self._checkpointer.stamp_journal()
+        self._checkpointer.admit()
 
     def _make_engine(
         self, uuid: str, user: str | None = None, pool: ThreadPoolExecutor | None = None
@@ -196,15 +212,12 @@ class Dataset(DatasetReads):
         remove_stale_partials(self.path)
         self.lag = self._bring_file_up_to_date()
         self.store = open_read_only_store(self.path, cache_bytes)
-        jpath = journal_path(self.path)
-        if jpath.exists() and self.store.native:
-            self._journal = Journal(jpath, readonly=True)
-            snapshot = ReadSnapshot(self.path, self._catch_up, self._journal.end_read)
+        if self.store.native:
+            snapshot = ReadSnapshot(self.path, self._catch_up, self._end_read)
             self._snapshot = snapshot
             self._replay_pool = ThreadPoolExecutor(
                 self._workers, "segmend-replay", initializer=snapshot.enlist
             )
-            self._replayer = self._make_engine(self.uuid, pool=self._replay_pool)
             self.store.read_guard = snapshot.hold
             with snapshot.hold():
                 pass
@@ -229,16 +242,34 @@ class Dataset(DatasetReads):
     def _catch_up(self, file_changed: bool) -> None:
         """Bring a reader's state to the journal's last mutation (see
         :class:`app.model.read_snapshot.ReadSnapshot`)."""
-        assert self._journal is not None and self._replayer is not None
         if file_changed:
             self.store.reopen()
             self._replayed_to = None
-        self._journal.begin_read()
+        journal = self._reading_journal()
+        if journal is None:
+            return
+        journal.begin_read()
         if self._replayed_to is None:
             self._replayed_to = int(self.store.attr("checkpoint_mutation_id", 0))
+        assert self._replayer is not None
         replayed = self._replayer.replay(self._replayed_to, complete=False)
         if replayed:
             self._replayed_to = replayed[-1]
+
+    def _reading_journal(self) -> Journal | None:
+        """A reader's journal: opened once it exists (a writer may make it after
+        this reader opened), opened again when its connection went stale."""
+        if self._journal is not None and self._journal.stale:
+            self._journal.close()
+            self._journal = None
+        if self._journal is None and journal_path(self.path).exists():
+            self._journal = Journal(journal_path(self.path), readonly=True)
+            self._replayer = self._make_engine(self.uuid, pool=self._replay_pool)
+        return self._journal
+
+    def _end_read(self) -> None:
+        if self._journal is not None:
+            self._journal.end_read()
 
     # --------------------------------------------------------------- editing
     @property
@@ -290,9 +321,10 @@ class Dataset(DatasetReads):
         label, mid = self.engine.split_coarse(target, blocks, new_label)
         return SplitResult(label, mid)
 
-    def next_label(self, n: int = 1) -> tuple[int, int]:
-        """Reserve ``n`` consecutive unused labels; returns (start, end)."""
-        return self.engine.next_label(n)
+    def next_label(self, n: int = 1, start: int | None = None) -> tuple[int, int]:
+        """Reserve ``n`` consecutive unused labels (from ``start``, at or past the
+        next free label, if given); returns (start, end)."""
+        return self.engine.next_label(n, start)
 
     def set_max_label(self, value: int) -> int:
         """Raise the max label; returns the MutationID."""
@@ -423,24 +455,29 @@ class Dataset(DatasetReads):
             log.error("%s", one_line(exc))
 
     def _release(self) -> None:
-        if self.sender is not None:
-            self.sender.stop()
-            self.sender = None
-        store = getattr(self, "store", None)
-        if store is not None:
-            store.close()
-        if self._safefile is not None:
-            self._safefile.close()
-        if self._journal is not None:
-            self._journal.close()
-        if self._writer_lock is not None:
-            self._writer_lock.release()
-        if self._snapshot is not None:
-            self._snapshot.close()
-        if self._replay_pool is not None:
-            self._replay_pool.shutdown(wait=True)
-        self._pool.shutdown(wait=True)
-        self._committer.shutdown(wait=True)
+        """Let go of everything, in order, each step even if one before failed:
+        threads first, then the files, the writer lock last."""
+        with ExitStack() as stack:
+            if self._writer_lock is not None:
+                stack.callback(self._writer_lock.release)
+            if self._journal is not None:
+                stack.callback(self._journal.close)
+            if self._safefile is not None:
+                stack.callback(self._safefile.close)
+            store = getattr(self, "store", None)
+            if store is not None:
+                stack.callback(store.close)
+            stack.callback(self._committer.shutdown, wait=True)
+            stack.callback(self._pool.shutdown, wait=True)
+            if self._replay_pool is not None:
+                stack.callback(self._replay_pool.shutdown, wait=True)
+            if self._snapshot is not None:  # (it ends a read transaction of the journal)
+                stack.callback(self._snapshot.close)
+            if self._checkpointer is not None:
+                stack.callback(self._checkpointer.stop)
+            if self.sender is not None:
+                stack.callback(self.sender.stop)
+                self.sender = None
 
     def __enter__(self) -> Dataset:
         return self

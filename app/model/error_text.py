@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import re
+
 from app.model.errors import SegmendError
 
 CLEAR_MESSAGES = (SegmendError, OSError, ValueError, KeyError, IndexError)
@@ -23,3 +26,20 @@ def one_line(exc: BaseException | str) -> str:
         text = f"{type(exc).__name__}: {exc}" if str(exc).strip() else type(exc).__name__
     lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
     return lines[0] if lines else "unknown error"
+
+
+_HDF5_REASON = re.compile(r"error message = '([^']+)'")
+
+
+def write_failure(exc: BaseException, path: object) -> str:
+    """Why writing the file ``path`` failed, in a few words without its name: the
+    system's reason (HDF5's messages bury it), else the error's one line."""
+    errno_ = getattr(exc, "errno", None)
+    if isinstance(errno_, int) and errno_:
+        return os.strerror(errno_)
+    reason = _HDF5_REASON.search(str(exc))
+    if reason:
+        return reason.group(1)
+    text = one_line(exc)
+    prefix = f"cannot write {path}: "
+    return text[len(prefix) :] if text.startswith(prefix) else text

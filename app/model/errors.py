@@ -43,3 +43,7 @@ class CheckpointError(SegmendError):
 
 class StagingFullError(SegmendError):
     """An edit was refused: checkpoints fail and too many edited blocks wait in memory."""
+
+
+class FileWriteError(SegmendError):
+    """An edit was refused: it needed to write the HDF5 file first, which failed."""

@@ -9,13 +9,14 @@ read-only first brings the file up to date when nobody writes it
 
 from __future__ import annotations
 
-import os
+import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
-from app.model.journal.file_locks import lock_shared, read_lock_fd, writer_holding
+from app.model.errors import FormatError
+from app.model.journal.file_locks import no_commit_meanwhile, writer_holding
 from app.model.journal.journal_db import connect, table_exists
-from app.model.journal.sidecar import checkpoint_lock_path, journal_path, rollback_path
+from app.model.journal.sidecar import journal_path, rollback_path
 from app.model.storage.pyramid_file import open_h5
 
 __all__ = ["FileLag", "measure_lag"]
@@ -71,26 +72,34 @@ def measure_lag(path: Path) -> FileLag:
     """Compare the file's last checkpointed mutation with the journal's last one.
 
     Reads the file's root attributes while no checkpoint commits.
+
+    Raises
+    ------
+    app.model.errors.FormatError
+        If the file is not HDF5, or its journal is not an SQLite database.
     """
-    lock_fd = read_lock_fd(checkpoint_lock_path(path))
-    try:
-        lock_shared(lock_fd)
-        with open_h5(path, "r") as h5:
-            checkpointed = int(h5.attrs.get("checkpoint_mutation_id", 0))
-    finally:
-        if lock_fd is not None:
-            os.close(lock_fd)
+    with no_commit_meanwhile(path), open_h5(path, "r") as h5:
+        checkpointed = int(h5.attrs.get("checkpoint_mutation_id", 0))
     journaled, behind = checkpointed, 0
     if journal_path(path).exists():
-        conn = connect(journal_path(path), readonly=True)
         try:
-            if table_exists(conn, "mutations"):
-                count, last = conn.execute(
-                    "SELECT COUNT(*), MAX(id) FROM mutations WHERE id > ?", (checkpointed,)
-                ).fetchone()
-                behind, journaled = int(count), max(checkpointed, int(last or 0))
-        finally:
-            conn.close()
+            behind, journaled = _journaled_after(journal_path(path), checkpointed)
+        except sqlite3.DatabaseError as exc:
+            raise FormatError(f"{journal_path(path)}: damaged journal ({exc})") from exc
     interrupted = rollback_path(path).exists()
     writer = writer_holding(path) if behind or interrupted else None
     return FileLag(checkpointed, journaled, behind, interrupted, writer)
+
+
+def _journaled_after(journal: Path, checkpointed: int) -> tuple[int, int]:
+    """How many mutations the journal holds after ``checkpointed``, and its last one."""
+    conn = connect(journal, readonly=True)
+    try:
+        if not table_exists(conn, "mutations"):
+            return 0, checkpointed
+        count, last = conn.execute(
+            "SELECT COUNT(*), MAX(id) FROM mutations WHERE id > ?", (checkpointed,)
+        ).fetchone()
+        return int(count), max(checkpointed, int(last or 0))
+    finally:
+        conn.close()

@@ -5,14 +5,16 @@ interrupted commit's rollback, a reader's store (the steps
 from __future__ import annotations
 
 import os
+import uuid
 from pathlib import Path
 
 import h5py
 
 from app.model.errors import FormatError
-from app.model.journal.file_locks import commit_guard, lock_shared, read_lock_fd
+from app.model.journal.file_locks import commit_guard, no_commit_meanwhile
 from app.model.journal.journal import Journal
-from app.model.journal.sidecar import checkpoint_lock_path, journal_path, rollback_path
+from app.model.journal.sidecar import journal_path, rollback_path
+from app.model.storage.pyramid_file import open_h5
 from app.model.storage.safefile import SafeFile, recover
 from app.model.storage.store import LABELS, PyramidStore
 
@@ -48,27 +50,62 @@ def open_editable_store(path: Path, safefile: SafeFile, cache_bytes: int) -> Pyr
     return store
 
 
-def claim_journal(path: Path, data_uuid: str) -> Journal:
-    """The journal of the dataset at ``path``, which records the dataset it belongs
-    to (``data_uuid``) on first use.
+def check_journal_home(path: Path) -> None:
+    """Refuse to edit a file through a name without its journal when it was
+    edited through another name (a hard link): that name's journal holds the
+    edits the file may lack, and a new journal here would take the same
+    MutationIDs (the file records its journal: ``journal_id``).
 
     Raises
     ------
     app.model.errors.FormatError
-        If the journal belongs to another dataset.
+        Naming the file.
+    """
+    if journal_path(path).exists() or os.stat(path).st_nlink < 2:
+        return
+    with open_h5(path, "r") as h5:
+        stamped = h5.attrs.get("journal_id")
+    if stamped is not None:
+        raise FormatError(
+            f"{path} was edited through another name of the same file (a hard link), whose "
+            "journal holds its edits; open it by that name"
+        )
+
+
+def claim_journal(path: Path, data_uuid: str, stamped: str | None) -> Journal:
+    """The journal of the dataset at ``path``, which records the dataset it belongs
+    to (``data_uuid``) and its own id (``journal_id``, which checkpoints write
+    into the file) on first use.
+
+    Parameters
+    ----------
+    stamped : str or None
+        The ``journal_id`` the file holds (None: never checkpointed by a journal).
+
+    Raises
+    ------
+    app.model.errors.FormatError
+        If the journal belongs to another dataset, or holds edits while the
+        file was last written from another journal (a copy put over an
+        edited pyramid): its edits would not apply.
     """
     journal = Journal(journal_path(path))
-    owner = journal.get_meta("data_uuid")
-    if owner is None:
+    owner, journal_id = journal.get_meta("data_uuid"), journal.get_meta("journal_id")
+    if owner is None or journal_id is None:
         with journal.transaction() as cur:
-            Journal.set_meta(cur, "data_uuid", data_uuid)
-    elif owner != data_uuid:
-        journal.close()
-        raise FormatError(
-            f"{journal_path(path)} belongs to dataset {owner}, not to {data_uuid} "
-            f"({path}); move it away to start a new journal"
-        )
-    return journal
+            Journal.set_meta(cur, "data_uuid", owner or data_uuid)
+            Journal.set_meta(cur, "journal_id", journal_id or uuid.uuid4().hex)
+        owner, journal_id = journal.get_meta("data_uuid"), journal.get_meta("journal_id")
+    if owner != data_uuid:
+        problem = f"belongs to dataset {owner}, not to {data_uuid}"
+    elif stamped not in (None, journal_id) and journal.mutation_count():
+        problem = "holds edits, but the file was last written from another journal"
+    else:
+        return journal
+    journal.close()
+    raise FormatError(
+        f"{journal_path(path)} {problem} ({path}); move it away to start a new journal"
+    )
 
 
 def recover_interrupted_commit(path: Path) -> None:
@@ -80,11 +117,7 @@ def recover_interrupted_commit(path: Path) -> None:
 
 
 def open_read_only_store(path: Path, cache_bytes: int) -> PyramidStore:
-    """The pyramid of ``path`` read-only, opened while no checkpoint commits."""
-    fd = read_lock_fd(checkpoint_lock_path(path))
-    try:
-        lock_shared(fd)
-        return PyramidStore.open(path, "r", cache_bytes=cache_bytes)
-    finally:
-        if fd is not None:
-            os.close(fd)
+    """The pyramid of ``path`` read-only, through a handle of its own (reopened
+    after a writer's commits), opened while no checkpoint commits."""
+    with no_commit_meanwhile(path):
+        return PyramidStore.open(path, "r", cache_bytes=cache_bytes, own_handle=True)

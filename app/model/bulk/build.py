@@ -27,14 +27,15 @@ from app.model.bulk.output import (
     check_output,
     close_quietly,
     remove_sidecar,
-    write_failure,
 )
-from app.model.bulk.partials import partial_path, remove_stale_partials
+from app.model.bulk.partials import hold_partial, partial_path, remove_stale_partials
+from app.model.error_text import write_failure
 from app.model.errors import CancelledError, FormatError, SegmendError
 from app.model.geometry import Coord, blocks_in_box
 from app.model.storage.layout import (
     DEFAULT_BLOCK_SIZE,
     DEFAULT_RULE,
+    check_block_size,
     check_voxel_size,
     is_image_dtype,
     level_count,
@@ -123,8 +124,7 @@ def build_pyramid(
     app.model.errors.SegmendError
         If the pyramid cannot be written (a full disk); no file is left.
     """
-    if len(block_size) != 3 or any(b < 2 or b % 2 for b in block_size):
-        raise ValueError(f"block sizes must be three even sizes >= 2, got {block_size}")
+    block_size = check_block_size(block_size)
     voxel_size_nm = check_voxel_size(voxel_size_nm)
     with open_source(labels) as lab, open_source(image) if image else nullcontext() as img:
         shape = (int(lab.shape[0]), int(lab.shape[1]), int(lab.shape[2]))
@@ -136,7 +136,9 @@ def build_pyramid(
         remove_stale_partials(real)
         tmp = partial_path(real)
         store: PyramidStore | None = None
+        held: int | None = None
         try:
+            held = hold_partial(tmp)
             store = PyramidStore.create(
                 tmp,
                 shape,
@@ -158,8 +160,11 @@ def build_pyramid(
                 close_quietly(store)
             tmp.unlink(missing_ok=True)
             if isinstance(exc, OSError | RuntimeError):
-                raise SegmendError(f"cannot build {out}: {write_failure(exc)}") from exc
+                raise SegmendError(f"cannot build {out}: {write_failure(exc, tmp)}") from exc
             raise
+        finally:
+            if held is not None:
+                os.close(held)
     return Path(out)
 
 

@@ -1,15 +1,12 @@
 """Replacing a build's output safely: never under a writer, never an edited
-pyramid unless asked, and a failure said in one line."""
+pyramid unless asked."""
 
 from __future__ import annotations
 
 import contextlib
-import os
-import re
 import shutil
 from pathlib import Path
 
-from app.model.error_text import one_line
 from app.model.errors import SegmendError, WriterLockedError
 from app.model.journal.file_locks import writer_holding
 from app.model.journal.sidecar import journal_path, sidecar_dir
@@ -20,7 +17,6 @@ __all__ = [
     "check_output",
     "close_quietly",
     "remove_sidecar",
-    "write_failure",
 ]
 
 
@@ -61,15 +57,3 @@ def close_quietly(store: PyramidStore) -> None:
     """Close a store whose file is being discarded (a full disk fails its flush)."""
     with contextlib.suppress(OSError, RuntimeError):
         store.close()
-
-
-def write_failure(exc: BaseException) -> str:
-    """Why writing failed, in one line (HDF5's messages bury the system's reason)."""
-    errno_ = getattr(exc, "errno", None)
-    if errno_:
-        return os.strerror(errno_)
-    reason = _HDF5_REASON.search(str(exc))
-    return reason.group(1) if reason else one_line(exc)
-
-
-_HDF5_REASON = re.compile(r"error message = '([^']+)'")

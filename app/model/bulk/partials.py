@@ -4,16 +4,18 @@ A build writes ``OUT`` under a temporary name in the same directory and
 renames it at the end (:func:`app.model.bulk.build.build_pyramid`); the name
 holds the building process's id.  A build killed (or stopped by a power cut)
 leaves its partial file behind: :func:`remove_stale_partials` removes those
-of processes that no longer run, and never one of a live build.
+of processes that no longer run, and never one of a live build (it holds a
+lock on its partial file: :func:`hold_partial`).
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 import re
 from pathlib import Path
 
-__all__ = ["partial_path", "remove_stale_partials"]
+__all__ = ["hold_partial", "partial_path", "remove_stale_partials"]
 
 
 def _real(out: str | Path) -> Path:
@@ -48,15 +50,40 @@ def remove_stale_partials(out: str | Path) -> list[Path]:
     removed = []
     for name in sorted(names):
         match = pattern.fullmatch(name)
-        if match is None or _process_runs(int(match.group(1))):
-            continue
         path = real.parent / name
+        if match is None or _process_runs(int(match.group(1))) or _held(path):
+            continue
         try:
             path.unlink()
         except OSError:
             continue
         removed.append(path)
     return removed
+
+
+def hold_partial(path: Path) -> int:
+    """Create the partial file ``path`` and hold ``flock`` on it while the build
+    writes it (close the descriptor returned after the file is renamed):
+    builds in other processes, on other machines of a shared folder too,
+    then never take it for a dead build's."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    return fd
+
+
+def _held(path: Path) -> bool:
+    """Whether a build holds the partial file ``path`` (see :func:`hold_partial`)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
 
 
 def _process_runs(pid: int) -> bool:

@@ -89,11 +89,6 @@ class Committer:
         self.admission: Callable[[], None] | None = None
         self._ids = threading.Lock()
 
-    def admit(self) -> None:
-        """Raise the :attr:`admission` check's refusal, if any."""
-        if self.admission is not None:
-            self.admission()
-
     def commit(
         self, plan: Plan, changes: list[BlockChange], step: Step | None
     ) -> tuple[Mutation, list[IndexRow]]:
@@ -103,7 +98,8 @@ class Committer:
         InvalidMutationError if its result is not allowed, or a
         JournalWriteError: nothing written.
         """
-        self.admit()
+        if self.admission is not None:
+            self.admission()
         outcome = plan.finish(changes)
         written = [c for c in changes if c.new is not None]
 
@@ -121,8 +117,9 @@ class Committer:
         newest = max((row[0] for row in outcome.rows), default=0)
         return self._journal_new(outcome.n_ids, write, newest), outcome.rows
 
-    def commit_done(self, make: Callable[[Stamp], Mutation]) -> Mutation:
-        """Journal a mutation without voxels (durable and done at once)."""
+    def commit_done(self, make: Callable[[Stamp], Mutation], label: int) -> Mutation:
+        """Journal a mutation without voxels (durable and done at once), which
+        raises the counters to ``label`` once it commits."""
 
         def write(stamp: Stamp, cur: sqlite3.Cursor) -> Mutation:
             record = make(stamp)
@@ -130,7 +127,7 @@ class Committer:
             append_events(cur, record, complete=False)
             return record
 
-        return self._journal_new(1, write)
+        return self._journal_new(1, write, label)
 
     def _journal_new(
         self, n_ids: int, write: Callable[[Stamp, sqlite3.Cursor], Mutation], label: int = 0

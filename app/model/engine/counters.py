@@ -6,9 +6,10 @@ the HDF5 file holds them as of its last checkpoint (so that the file alone
 says what it holds).  :meth:`Counters.load` reconciles the two once, at
 opening; afterwards this object is the truth and both are written from it.
 
-A split's new label is only held while the split runs (:meth:`Counters.claim`):
-the counters take it (:meth:`Counters.note_label`) once the split is allowed,
-so that a refused split leaves them as they were.
+A split's new label, or a label reservation, is only held while the edit runs
+(:meth:`Counters.claim`, :meth:`Counters.reserve`): the counters take it
+(:meth:`Counters.note_label`) once the edit is journaled, so that a refused
+edit leaves them as they were.
 """
 
 from __future__ import annotations
@@ -43,7 +44,8 @@ class Counters:
         self._next_label = max(next_label, max_label + 1)
         self._max_label = max_label
         self._next_mutation_id = max(next_mutation_id, 1)
-        self._held: set[int] = set()  # new labels of splits still running (not yet counted)
+        self._held: dict[int, int] = {}  # first -> last label held, not yet counted
+        # (a split's new label, a label reservation, while they run)
 
     @classmethod
     def load(cls, journal: _MetaSource | None, store: _AttrSource) -> Counters:
@@ -63,7 +65,7 @@ class Counters:
 
     @property
     def next_label(self) -> int:
-        """The next label :meth:`allocate` hands out unless a running split holds
+        """The next label :meth:`reserve` hands out unless a running edit holds
         it (past MAX_LABEL: exhausted)."""
         return self._next_label
 
@@ -92,25 +94,42 @@ class Counters:
         return values
 
     # ------------------------------------------------------------- allocation
-    def allocate(self, n: int = 1) -> int:
-        """Hand out ``n`` consecutive new labels, counted at once; returns the first.
-        InvalidMutationError (nothing changed) if the uint64 range has no room."""
+    def reserve(self, n: int = 1, start: int | None = None) -> int:
+        """Hold ``n`` consecutive new labels for a reservation (from ``start``, or
+        the next free ones) until :meth:`release`; returns the first.  Not
+        counted: :meth:`note_label` takes them once the reservation is journaled.
+
+        Raises
+        ------
+        app.model.errors.InvalidMutationError
+            Nothing changed: the uint64 range has no room, or ``start`` is below
+            the next label (labels there may be in use) or held.
+        """
         with self._lock:
-            start = self._free_start(n)
-            self._next_label = start + n
-            self._max_label = max(self._max_label, start + n - 1)
+            if start is None:
+                start = self._free_start(n)
+            elif start < self._next_label or start + n - 1 > MAX_LABEL or self._held_in(start, n):
+                raise InvalidMutationError(
+                    f"labels {start} to {start + n - 1} are not all free: the next free "
+                    f"label is {self._next_label}"
+                )
+            self._held[start] = start + n - 1
             return start
 
     def _free_start(self, n: int) -> int:
         """The first of ``n`` new labels from the next label on, past the held ones
         (call under the lock)."""
         start = self._next_label
-        for label in sorted(self._held):
-            if start <= label < start + n:
-                start = label + 1
+        for low, high in sorted(self._held.items()):
+            if low < start + n and high >= start:
+                start = high + 1
         if start + n - 1 > MAX_LABEL:
             raise InvalidMutationError("no more labels: the uint64 range is exhausted")
         return start
+
+    def _held_in(self, start: int, n: int) -> bool:
+        """Whether a held label is among the ``n`` from ``start`` (under the lock)."""
+        return any(low < start + n and high >= start for low, high in self._held.items())
 
     def note_label(self, label: int) -> None:
         """``label`` is in use: never hand it out."""
@@ -118,15 +137,14 @@ class Counters:
             self._max_label = max(self._max_label, label)
             self._next_label = max(self._next_label, label + 1)
 
-    def raise_max_label(self, value: int) -> None:
-        """Raise the max label to ``value``; InvalidMutationError if it is below."""
+    def check_max_label(self, value: int) -> None:
+        """InvalidMutationError unless ``value`` may be the max label (not below it);
+        :meth:`note_label` raises it once that is journaled."""
         with self._lock:
             if value < self._max_label:
                 raise InvalidMutationError(
                     f"max label {value} is below the current max label {self._max_label}"
                 )
-            self._max_label = value
-            self._next_label = max(self._next_label, value + 1)
 
     def reserve_ids(self, n: int = 1) -> int:
         """Reserve ``n`` consecutive MutationIDs; returns the first."""
@@ -148,14 +166,14 @@ class Counters:
         with self._lock:
             if new_label is None:
                 label = self._free_start(1)
-            elif new_label in self._held:
+            elif self._held_in(new_label, 1):
                 raise InvalidMutationError(f"new label {new_label} is in use")
             else:
                 label = new_label
-            self._held.add(label)
+            self._held[label] = label
         return label
 
     def release(self, label: int) -> None:
-        """Let go of a label held by :meth:`claim`."""
+        """Let go of the labels held from ``label`` (by :meth:`claim` or :meth:`reserve`)."""
         with self._lock:
-            self._held.discard(label)
+            self._held.pop(label, None)

@@ -146,15 +146,19 @@ class MutationEngine:
         assert isinstance(record, SplitCoarse)
         return record.new_label, record.mutation_id
 
-    def next_label(self, n: int = 1) -> tuple[int, int]:
-        """Reserve ``n`` consecutive unused labels; returns (start, end)."""
+    def next_label(self, n: int = 1, start: int | None = None) -> tuple[int, int]:
+        """Reserve ``n`` consecutive unused labels (from ``start``: at or past the
+        next free label); returns (start, end)."""
         if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 1:
             raise InvalidMutationError(f"the number of labels to reserve must be >= 1, got {n!r}")
         with self.gate.shared():
-            start = self.counters.allocate(int(n))
-            end = start + int(n) - 1
-            self._commit_done(lambda stamp: NextLabel(stamp, (), start, end))
-        return start, end
+            first = self.counters.reserve(int(n), start)
+            end = first + int(n) - 1
+            try:
+                self._commit_done(lambda stamp: NextLabel(stamp, (), first, end), label=end)
+            finally:
+                self.counters.release(first)
+        return first, end
 
     def set_max_label(self, value: int) -> int:
         """Raise the max label to ``value`` (never lowers it); returns the MutationID."""
@@ -163,8 +167,10 @@ class MutationEngine:
         if value > MAX_LABEL:
             raise InvalidMutationError(f"max label {value} is not a uint64 label")
         with self.gate.shared():
-            self.counters.raise_max_label(int(value))
-            record = self._commit_done(lambda stamp: MaxLabel(stamp, (), int(value)))
+            self.counters.check_max_label(int(value))
+            record = self._commit_done(
+                lambda stamp: MaxLabel(stamp, (), int(value)), label=int(value)
+            )
         return record.mutation_id
 
     # ---------------------------------------------------------------- history
@@ -243,8 +249,8 @@ class MutationEngine:
             raise interrupted
         return record
 
-    def _commit_done(self, make: Callable[[Stamp], Mutation]) -> Mutation:
-        record = self.committer.commit_done(make)
+    def _commit_done(self, make: Callable[[Stamp], Mutation], label: int) -> Mutation:
+        record = self.committer.commit_done(make, label)
         self.signals.mutation_completed.emit(record)
         return record
 

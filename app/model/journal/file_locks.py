@@ -12,11 +12,12 @@
   ``commit.intent`` then ``checkpoint.lock`` exclusively, and HDF5's own file
   lock (``flock`` on the HDF5 file) exclusively: a plain HDF5 reader, which
   holds that lock shared while the file is open, either opens a complete
-  checkpoint or is refused at open, and a checkpoint waits while one reads.
-  Before the commit the writer writes a new token into ``checkpoint.lock``.
-  segmend's readers hold ``checkpoint.lock`` shared while they read, and
-  reopen the file when its token changed (:mod:`app.model.read_snapshot`);
-  ``commit.intent`` lets a waiting commit in before new readers.
+  checkpoint or is refused at open, and a checkpoint is put off (retried)
+  while one has it open.  Before the commit the writer writes a new token
+  into ``checkpoint.lock``.  segmend's readers hold ``checkpoint.lock``
+  shared while they read, and reopen the file when its token changed
+  (:mod:`app.model.read_snapshot`); a commit holding ``commit.intent`` tells
+  them it waits, and waits for them :data:`COMMIT_WAIT` seconds at most.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import errno
 import fcntl
 import os
 import struct
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -36,8 +38,10 @@ from app.model.journal.sidecar import checkpoint_lock_path, intent_lock_path, lo
 __all__ = [
     "WriterLock",
     "commit_guard",
+    "commit_waiting",
     "file_token",
     "lock_shared",
+    "no_commit_meanwhile",
     "read_lock_fd",
     "take_writer_lock",
     "unlock",
@@ -48,6 +52,9 @@ _IDENTITY_BYTE = 1 << 62
 """The byte of the HDF5 file whose record lock marks its writer (never data)."""
 _FLOCK_STRUCT = struct.Struct("hhqqi4x")  # struct flock on Linux: type, whence, start, len, pid
 _TOKEN_BYTES = 32
+COMMIT_WAIT = 10.0
+"""Seconds a commit waits for segmend's readers to let go (their lease is
+shorter: :data:`app.model.read_snapshot.LEASE_MAX`); then it fails, to be retried."""
 
 
 class WriterLock:
@@ -82,21 +89,31 @@ def take_writer_lock(path: Path) -> WriterLock:
             f"{path} is open for writing by {holder}; open it read-only or close the other writer"
         ) from None
     try:
-        identity = _lock_identity(path)
+        lock = WriterLock(fd, _lock_identity(path))
     except BaseException:
         os.close(fd)
         raise
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, f"pid {os.getpid()}\n".encode(), 0)
+    try:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()}\n".encode(), 0)
+        _make_commit_locks(path)
+    except BaseException:
+        lock.release()
+        raise
+    return lock
+
+
+def _make_commit_locks(path: Path) -> None:
+    """Make the lock files of commits and readers, with a token's bytes that
+    commits then overwrite in place (a full disk takes that)."""
     os.close(os.open(intent_lock_path(path), os.O_RDWR | os.O_CREAT, 0o644))
     token_fd = os.open(checkpoint_lock_path(path), os.O_RDWR | os.O_CREAT, 0o644)
-    try:  # its token's bytes, which commits then overwrite in place (a full disk takes that)
+    try:
         if os.fstat(token_fd).st_size < _TOKEN_BYTES:
             with suppress(OSError):
                 _write_token(token_fd)
     finally:
         os.close(token_fd)
-    return WriterLock(fd, identity)
 
 
 def writer_holding(path: Path) -> str | None:
@@ -173,12 +190,18 @@ def commit_guard(path: Path, *, hdf5_lock: bool = True) -> Iterator[None]:
     Raises
     ------
     app.model.errors.FileBusyError
-        Another program has the HDF5 file open (it holds HDF5's file lock): the
-        commit must wait until it closes the file.
+        Another program has the HDF5 file open (it holds HDF5's file lock), or
+        segmend readers held their state longer than :data:`COMMIT_WAIT`: the
+        commit must be tried again later.
     """
     with _flocked(intent_lock_path(path), fcntl.LOCK_EX), _flocked(
-        checkpoint_lock_path(path), fcntl.LOCK_EX
+        checkpoint_lock_path(path), fcntl.LOCK_EX | fcntl.LOCK_NB
     ) as token_fd:
+        if not _wait_for_readers(token_fd):
+            raise FileBusyError(
+                f"cannot write {path}: segmend readers held it for {COMMIT_WAIT:.0f} s "
+                "(a long snapshot or verify)"
+            )
         h5_fd = os.open(path, os.O_RDONLY)
         try:
             try:
@@ -201,12 +224,45 @@ def _write_token(fd: int) -> None:
 
 @contextmanager
 def _flocked(path: Path, operation: int) -> Iterator[int]:
+    """``path`` open, with ``flock(operation)`` tried (with ``LOCK_NB`` the caller
+    takes it: :func:`_wait_for_readers`)."""
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
-        fcntl.flock(fd, operation)
+        if not operation & fcntl.LOCK_NB:
+            fcntl.flock(fd, operation)
         yield fd
     finally:
         os.close(fd)
+
+
+def _wait_for_readers(fd: int) -> bool:
+    """Take ``flock`` exclusively on ``checkpoint.lock`` within :data:`COMMIT_WAIT`
+    seconds; False if readers hold it longer.  Readers see the commit waiting
+    (it holds ``commit.intent``) and let go within their lease."""
+    deadline = time.monotonic() + COMMIT_WAIT
+    delay = 0.001
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(delay)
+            delay = min(delay * 2, 0.05)
+
+
+@contextmanager
+def no_commit_meanwhile(path: Path) -> Iterator[None]:
+    """Hold ``checkpoint.lock`` of the dataset at ``path`` shared (if a writer
+    ever made it), to read the HDF5 file while no commit rewrites it."""
+    fd = read_lock_fd(checkpoint_lock_path(path))
+    try:
+        lock_shared(fd)
+        yield
+    finally:
+        if fd is not None:
+            os.close(fd)
 
 
 def read_lock_fd(path: Path) -> int | None:
@@ -228,6 +284,19 @@ def unlock(fd: int | None) -> None:
     """Let go of ``flock`` on ``fd`` (nothing if None)."""
     if fd is not None:
         fcntl.flock(fd, fcntl.LOCK_UN)
+
+
+def commit_waiting(intent_fd: int | None) -> bool:
+    """Whether a commit waits to begin (it holds ``commit.intent``: see
+    :func:`commit_guard`); False without the lock file."""
+    if intent_fd is None:
+        return False
+    try:
+        fcntl.flock(intent_fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    fcntl.flock(intent_fd, fcntl.LOCK_UN)
+    return False
 
 
 def file_token(fd: int | None) -> bytes:

@@ -36,7 +36,7 @@ from app.model.errors import FormatError, JournalWriteError, SegmendError
 from app.model.events.blobstore import create_blob_schema, get_blob, put_blob
 from app.model.events.outbox import create_outbox_schema
 from app.model.geometry import Coord
-from app.model.journal.journal_db import connect
+from app.model.journal.journal_db import connect, connect_reader, file_stamp
 
 __all__ = ["SCHEMA_VERSION", "Journal", "from_db", "to_db"]
 
@@ -106,8 +106,14 @@ class Journal:
     def __init__(self, path: str | Path, *, readonly: bool = False) -> None:
         self.path = Path(path)
         self.readonly = readonly
+        self._immutable_stamp: tuple[int, int, bool] | None = None
         try:
-            self._conn = connect(self.path, readonly=readonly, create=not readonly)
+            if readonly:
+                self._conn, immutable = connect_reader(self.path)
+                if immutable:
+                    self._immutable_stamp = file_stamp(self.path)
+            else:
+                self._conn = connect(self.path, readonly=False, create=True)
         except sqlite3.DatabaseError as exc:
             raise self._open_error(exc) from exc
         self._lock = threading.RLock()
@@ -183,6 +189,18 @@ class Journal:
         if self._conn.in_transaction:
             with suppress(sqlite3.Error):  # else SQLite rolls it back when it can
                 self._conn.execute("ROLLBACK")
+
+    @property
+    def stale(self) -> bool:
+        """True for a reader's immutable connection (a folder it cannot write:
+        :func:`~app.model.journal.journal_db.connect_reader`) once the file
+        changed or a writer's WAL appeared: reopen the journal to read it."""
+        if self._immutable_stamp is None:
+            return False
+        try:
+            return file_stamp(self.path) != self._immutable_stamp
+        except OSError:
+            return True
 
     def begin_read(self) -> None:
         """Begin a read transaction (readers): every query until :meth:`end_read`

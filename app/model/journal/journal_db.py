@@ -16,7 +16,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-__all__ = ["BUSY_TIMEOUT_MS", "connect", "table_exists"]
+__all__ = ["BUSY_TIMEOUT_MS", "connect", "connect_reader", "file_stamp", "table_exists"]
 
 #: Longest wait (milliseconds) for a lock held by another connection.
 BUSY_TIMEOUT_MS = 10_000
@@ -60,19 +60,9 @@ def connect(path: str | Path, *, readonly: bool, create: bool = False) -> sqlite
         path.parent.mkdir(parents=True, exist_ok=True)
     elif not path.exists():
         raise sqlite3.OperationalError(f"journal {path} does not exist")
-    mode = "ro" if readonly else "rwc" if create else "rw"
-    conn = _open(path, f"mode={mode}")
     if readonly:
-        try:
-            conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
-        except sqlite3.OperationalError:
-            conn.close()
-            if _wal_path(path).exists():
-                raise
-            # A journal in a folder this process cannot write, which nobody
-            # writes (no WAL beside it): SQLite cannot make its shared-memory
-            # file, so read it as the immutable file it is.
-            conn = _open(path, "mode=ro&immutable=1")
+        return connect_reader(path)[0]
+    conn = _open(path, "mode=rwc" if create else "mode=rw")
     try:
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         if not readonly:
@@ -82,6 +72,48 @@ def connect(path: str | Path, *, readonly: bool, create: bool = False) -> sqlite
         conn.close()
         raise
     return conn
+
+
+def connect_reader(path: str | Path) -> tuple[sqlite3.Connection, bool]:
+    """A read-only connection to the journal at ``path``, and whether it is
+    *immutable*: a journal in a folder this process cannot write, which nobody
+    was writing (no WAL beside it), is read as an immutable file, SQLite being
+    unable to make its shared-memory file (its owner reconnects when the file
+    changes: :func:`file_stamp`).
+
+    Raises
+    ------
+    sqlite3.OperationalError
+        If the file does not exist or cannot be opened.
+    sqlite3.DatabaseError
+        If the file is not an SQLite database.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise sqlite3.OperationalError(f"journal {path} does not exist")
+    conn, immutable = _open(path, "mode=ro"), False
+    try:
+        conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+    except sqlite3.OperationalError as exc:
+        conn.close()
+        code = exc.sqlite_errorcode & 0xFF  # the primary result code
+        if code not in (sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_READONLY) or _wal_path(
+            path
+        ).exists():
+            raise
+        conn, immutable = _open(path, "mode=ro&immutable=1"), True
+    except sqlite3.Error:
+        conn.close()
+        raise
+    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    return conn, immutable
+
+
+def file_stamp(path: Path) -> tuple[int, int, bool]:
+    """What says a journal file changed: its modification time, size, and
+    whether a writer's WAL is beside it."""
+    st = path.stat()
+    return st.st_mtime_ns, st.st_size, _wal_path(path).exists()
 
 
 def _open(path: Path, query: str) -> sqlite3.Connection:

@@ -170,8 +170,8 @@ class _LineEditor:
     ) -> SplitResult:
         return self.ds.split_coarse(target, blocks, new_label)
 
-    def next_label(self, n: int = 1) -> tuple[int, int]:
-        return self.ds.next_label(n)
+    def next_label(self, n: int = 1, start: int | None = None) -> tuple[int, int]:
+        return self.ds.next_label(n, start)
 
     def set_max_label(self, value: int) -> int:
         return self.ds.set_max_label(value)

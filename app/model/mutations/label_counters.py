@@ -59,12 +59,8 @@ class NextLabel(Mutation):
 
     @staticmethod
     def apply(editor: LineEditor, op: Mapping[str, Any]) -> dict[str, Any]:
-        """Apply a ``segmend log`` post-nextlabel line: reserve the same labels.
-
-        Labels below the first free one are taken (refused); free labels
-        before ``Start Label`` are skipped by raising the max label first
-        (a ``post-maxlabel`` mutation), as DVID reserves from the max label.
-        """
+        """Apply a ``segmend log`` post-nextlabel line: reserve the same labels,
+        in one mutation (labels below the first free one are taken: refused)."""
         start, end = int_field(op, "Start Label"), int_field(op, "End Label")
         if not 0 < start <= end <= MAX_LABEL:
             raise InvalidMutationError(
@@ -75,9 +71,7 @@ class NextLabel(Mutation):
             raise InvalidMutationError(
                 f"labels {start} to {end} are no longer free: the first free label is {free}"
             )
-        if start > free:
-            editor.set_max_label(start - 1)
-        got = editor.next_label(end - start + 1)
+        got = editor.next_label(end - start + 1, start)
         return {"start": got[0], "end": got[1]}
 
 

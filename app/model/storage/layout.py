@@ -14,6 +14,7 @@ Files written by other tools open read-only too: pyramids named ``s0..sN`` or
 from __future__ import annotations
 
 import math
+import numbers
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -25,6 +26,8 @@ if TYPE_CHECKING:  # h5py is imported where a file is read: the names here load 
 FORMAT_NAME = "segmend-pyramid"
 FORMAT_VERSION = 1
 DEFAULT_BLOCK_SIZE = (64, 64, 64)
+MAX_BLOCK_SIZE = 1024
+"""The largest block side (a block is one HDF5 chunk, read and written whole)."""
 RULES = ("labelmap", "labelblk")
 DEFAULT_RULE = "labelmap"
 #: Compression names accepted by ``segmend build --compression``.
@@ -114,6 +117,24 @@ def level_count(shape: tuple[int, int, int], block_size: tuple[int, int, int]) -
         As :func:`level_shapes`.
     """
     return len(level_shapes(shape, block_size))
+
+
+def check_block_size(block_size: Sequence[int]) -> tuple[int, int, int]:
+    """``block_size`` (z, y, x) as three even integers from 2 to :data:`MAX_BLOCK_SIZE`.
+
+    Raises
+    ------
+    ValueError
+        Naming the bad size.
+    """
+    sizes = tuple(block_size)
+    if len(sizes) != 3 or not all(
+        isinstance(v, numbers.Integral) and 2 <= v <= MAX_BLOCK_SIZE and not v % 2 for v in sizes
+    ):
+        raise ValueError(
+            f"block size must be three even integers from 2 to {MAX_BLOCK_SIZE}, got {sizes}"
+        )
+    return (int(sizes[0]), int(sizes[1]), int(sizes[2]))
 
 
 def check_voxel_size(voxel_size_nm: Sequence[float]) -> tuple[float, float, float]:

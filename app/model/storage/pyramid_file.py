@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import uuid as uuidlib
 from pathlib import Path
 
@@ -54,7 +55,7 @@ def write_empty_pyramid(
     voxel_size_nm = check_voxel_size(voxel_size_nm)
     shapes = level_shapes(shape, block_size, levels)
     filters = dataset_filter_kwargs(compression)
-    with h5py.File(path, "w") as h5:
+    with h5py.File(path, "w", locking=False) as h5:  # (a build holds its own lock on it)
         h5.attrs.update(
             format=FORMAT_NAME,
             format_version=FORMAT_VERSION,
@@ -94,6 +95,42 @@ def open_h5(path: str | Path, mode: str) -> h5py.File:
         return h5py.File(p, mode, locking=False)
     except OSError as exc:
         raise FormatError(f"{p}: cannot open HDF5 file ({exc})") from exc
+
+
+def open_h5_own_handle(path: str | Path) -> tuple[h5py.File, io.RawIOBase]:
+    """Open an HDF5 file read-only through a file object of its own (h5py's
+    ``fileobj`` driver); returns the file and the object, to close after it.
+
+    HDF5 shares an open file, and its metadata in memory, among all the opens
+    of one file in a process by the same driver: only a handle of its own is
+    read afresh when it is reopened (a reader beside a writer, after a commit).
+
+    Raises
+    ------
+    app.model.errors.FormatError
+        As :func:`open_h5`.
+    """
+    p = Path(path)
+    check_hdf5(p)
+    try:
+        raw = _NamedFile(p, "rb")
+    except OSError as exc:
+        raise FormatError(f"{p}: cannot open HDF5 file ({exc})") from exc
+    try:
+        return h5py.File(raw, "r"), raw
+    except OSError as exc:
+        raw.close()
+        raise FormatError(f"{p}: cannot open HDF5 file ({exc})") from exc
+    except BaseException:
+        raw.close()
+        raise
+
+
+class _NamedFile(io.FileIO):
+    """A raw file named by its path (h5py names a file object by its ``repr``)."""
+
+    def __repr__(self) -> str:
+        return str(self.name)
 
 
 def check_hdf5(path: Path) -> None:

@@ -9,6 +9,8 @@ blocks readers see before a checkpoint writes them into the file).
 
 from __future__ import annotations
 
+import atexit
+import io
 import threading
 from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager, nullcontext
@@ -28,11 +30,12 @@ from app.model.storage.layout import (
     DEFAULT_RULE,
     IMAGE_GROUP,
     LABELS_GROUP,
+    check_block_size,
     find_pyramids,
 )
 from app.model.storage.levels import BlockKey, Level, check_level_shapes
 from app.model.storage.palette_block import PaletteBlock
-from app.model.storage.pyramid_file import open_h5, write_empty_pyramid
+from app.model.storage.pyramid_file import open_h5, open_h5_own_handle, write_empty_pyramid
 from app.model.storage.staging import StagedBlock, StagedOverlay
 
 __all__ = ["IMAGE", "LABELS", "PyramidStore", "StagedBlock"]
@@ -59,6 +62,7 @@ class PyramidStore:
 
     def __init__(self, h5: h5py.File, *, cache_bytes: int = 256 << 20) -> None:
         self._attach(h5)
+        self._own_handle: io.RawIOBase | None = None
         self.cache = BlockCache(cache_bytes)
         self._thread_scratch = threading.local()
         self._overlay = StagedOverlay(self.cache)
@@ -74,8 +78,12 @@ class PyramidStore:
         self.writable = h5.mode == "r+"
         s0 = h5[groups.labels[0]]
         if self.native:
-            bz, by, bx = (int(v) for v in h5.attrs["block_size"])
-            self.block_size: tuple[int, int, int] = (bz, by, bx)
+            try:
+                self.block_size: tuple[int, int, int] = check_block_size(
+                    [int(v) for v in np.ravel(h5.attrs["block_size"])]
+                )
+            except (ValueError, TypeError) as exc:
+                raise FormatError(f"{h5.filename}: bad block_size attribute ({exc})") from None
         else:
             self.block_size = tuple(s0.chunks) if s0.chunks else DEFAULT_BLOCK_SIZE
         bs = self.block_size
@@ -89,26 +97,38 @@ class PyramidStore:
     # ------------------------------------------------------------------ opening
     @classmethod
     def open(
-        cls, path: str | Path, mode: str = "r", *, cache_bytes: int = 256 << 20
+        cls,
+        path: str | Path,
+        mode: str = "r",
+        *,
+        cache_bytes: int = 256 << 20,
+        own_handle: bool = False,
     ) -> PyramidStore:
-        """Open the pyramid at ``path`` read-only (``"r"``) or for writing (``"r+"``).
+        """Open the pyramid at ``path`` read-only (``"r"``) or for writing (``"r+"``);
+        ``own_handle`` (read-only): through a file handle of its own, which
+        :meth:`reopen` reads afresh (see
+        :func:`~app.model.storage.pyramid_file.open_h5_own_handle`).
 
         Raises
         ------
         app.model.errors.FormatError
             If the file is missing, not HDF5, corrupt, or holds no pyramid.
         """
-        if mode not in ("r", "r+"):
-            raise ValueError(f"mode must be 'r' or 'r+', got {mode!r}")
-        h5 = open_h5(path, mode)
+        if mode not in ("r", "r+") or (own_handle and mode != "r"):
+            raise ValueError(f"mode must be 'r' or 'r+' ('r' with its own handle), got {mode!r}")
+        h5, raw = open_h5_own_handle(path) if own_handle else (open_h5(path, mode), None)
         try:
-            return cls(h5, cache_bytes=cache_bytes)
-        except (OSError, KeyError, RuntimeError) as exc:
+            store = cls(h5, cache_bytes=cache_bytes)
+        except BaseException as exc:
             h5.close()
-            raise FormatError(f"{path}: damaged or unreadable pyramid ({exc})") from exc
-        except BaseException:
-            h5.close()
+            if raw is not None:
+                raw.close()
+            if isinstance(exc, OSError | KeyError | RuntimeError):
+                raise FormatError(f"{path}: damaged or unreadable pyramid ({exc})") from exc
             raise
+        if raw is not None:
+            store._hold_handle(raw)
+        return store
 
     @classmethod
     def create(
@@ -358,22 +378,23 @@ class PyramidStore:
         self.h5.flush()
 
     def reopen(self) -> None:
-        """Read the file afresh, read-only: close it, open it again and drop every
-        cached and staged block (a reader after another process committed to it:
-        HDF5 keeps the file's metadata in memory while it is open).
+        """Read the file afresh, read-only, through a handle of its own: close it,
+        open it again and drop every cached and staged block (a reader after
+        another process committed to it: HDF5 keeps the file's metadata in
+        memory while it is open).
 
         Raises
         ------
         app.model.errors.FormatError
             If the file no longer opens as a pyramid.
         """
-        path = Path(self.h5.filename)
+        path = self.path
         self.close()
-        h5 = open_h5(path, "r")
+        h5, raw = open_h5_own_handle(path)
+        self._hold_handle(raw)
         try:
             self._attach(h5)
         except (OSError, KeyError, RuntimeError) as exc:
-            h5.close()
             raise FormatError(f"{path}: damaged or unreadable pyramid ({exc})") from exc
 
     def close(self) -> None:
@@ -382,3 +403,13 @@ class PyramidStore:
         self._overlay.clear()
         if self.h5.id.valid:
             self.h5.close()
+        if self._own_handle is not None:
+            self._own_handle.close()
+            self._own_handle = None
+            atexit.unregister(self.close)
+
+    def _hold_handle(self, raw: io.RawIOBase) -> None:
+        """Keep the file object the file is read through, to close after it (at
+        interpreter exit at the latest: HDF5 must let go of it before Python)."""
+        self._own_handle = raw
+        atexit.register(self.close)
