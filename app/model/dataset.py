@@ -18,6 +18,7 @@ from __future__ import annotations
 import atexit
 import logging
 import shutil
+import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, suppress
@@ -40,6 +41,7 @@ from app.model.engine import EngineSignals, MutationEngine
 from app.model.error_text import one_line
 from app.model.errors import (
     CheckpointError,
+    FileBusyError,
     FormatError,
     ReadOnlyError,
     SegmendError,
@@ -68,6 +70,9 @@ from app.model.storage.safefile import SafeFile
 
 Progress = Callable[[int, int], None]
 log = logging.getLogger("segmend")
+CLOSE_PATIENCE = 5.0
+"""Seconds closing waits for other programs to let go of the file (see
+:meth:`Dataset.close`)."""
 
 
 @dataclass(frozen=True)
@@ -417,6 +422,8 @@ class Dataset(DatasetReads):
         waits (the rest stays in the outbox), close the files, release the lock.
 
         Closing twice is harmless; a writer left open is closed at interpreter exit.
+        The last checkpoint waits up to :data:`CLOSE_PATIENCE` seconds for
+        another program (a plain HDF5 reader) to close the file.
 
         Raises
         ------
@@ -436,7 +443,7 @@ class Dataset(DatasetReads):
             if self._checkpointer is not None:
                 self._checkpointer.stop()
                 try:
-                    self.checkpoint()
+                    self._last_checkpoint()
                 except CheckpointError as exc:
                     if self._checkpointer.behind:  # else the file holds every edit already
                         failure = exc
@@ -445,6 +452,19 @@ class Dataset(DatasetReads):
             self._release()
         if failure is not None:
             raise failure
+
+    def _last_checkpoint(self) -> None:
+        """Checkpoint, trying again for :data:`CLOSE_PATIENCE` seconds while another
+        program has the file open (a plain HDF5 reader soon closes it)."""
+        deadline = time.monotonic() + CLOSE_PATIENCE
+        while True:
+            try:
+                self.checkpoint()
+                return
+            except CheckpointError as exc:
+                if not isinstance(exc.__cause__, FileBusyError) or time.monotonic() > deadline:
+                    raise
+            time.sleep(0.05)
 
     def _close_at_exit(self) -> None:
         """Close a writer left open at interpreter exit; a failed last checkpoint

@@ -164,10 +164,10 @@ class ReadSnapshot:
             finally:
                 unlock(self._intent_fd)
             self._pinned = True
-            self._since = time.monotonic()
             token = file_token(self._lock_fd)
             self._catch_up(token != self._token)  # always the first time: opened unlocked
             self._token = token
+            self._since = time.monotonic()  # the lease runs from when the state is ready
         except BaseException:
             self._token = None  # the next pin reopens the file
             if self._pinned:
