@@ -24,13 +24,16 @@ SHAPE = (13, 22, 27)
 BLOCK = (4, 8, 8)
 
 
-def _crop() -> NDArray[np.uint64]:
+def real_crop() -> NDArray[np.uint64]:
+    """A small crop of the real segmentation (odd shape: partial blocks, 4 levels)."""
     with h5py.File(demo_cube_path(), "r") as f:
-        return f["automated/bodies"][120:133, 60:82, 90:117]
+        crop: NDArray[np.uint64] = f["automated/bodies"][120:133, 60:82, 90:117]
+    return crop
 
 
-class EditSession(RuleBasedStateMachine):
-    """Edits a small real crop (odd shape, partial blocks, 4 levels) and a NumPy twin."""
+class CropSession(RuleBasedStateMachine):
+    """A state machine's base: :func:`real_crop` as a pyramid open for editing,
+    and a NumPy twin of its volume with undo/redo stacks of states."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -40,27 +43,36 @@ class EditSession(RuleBasedStateMachine):
         self.past: list[NDArray[np.uint64]] = []
         self.future: list[NDArray[np.uint64]] = []
 
-    @initialize(rule=st.sampled_from(["labelmap", "labelblk"]))
-    def open(self, rule: str) -> None:
-        crop = _crop()
+    def open_crop(self, rule: str, checkpoint_interval: float = 5.0) -> NDArray[np.uint64]:
+        """Build and open the crop's pyramid; returns the crop."""
+        crop = real_crop()
         src = Path(self.tmp.name) / "crop.npy"
         np.save(src, crop)
         path = build_pyramid(src, Path(self.tmp.name) / "p.h5", block_size=BLOCK, rule=rule)
-        self.ds = open_dataset(path, "r+", workers=2)
+        self.ds = open_dataset(path, "r+", workers=2, checkpoint_interval=checkpoint_interval)
         self.model = crop.copy()
+        return crop
 
     def teardown(self) -> None:
         if self.ds is not None:
             self.ds.close()
         self.tmp.cleanup()
 
-    def _label_at(self, point: tuple[int, int, int]) -> int:
-        return int(self.model[point])
-
     def _do(self, new: NDArray[np.uint64]) -> None:
         self.past.append(self.model)
         self.future.clear()
         self.model = new
+
+
+class EditSession(CropSession):
+    """Edits the crop and its NumPy twin."""
+
+    @initialize(rule=st.sampled_from(["labelmap", "labelblk"]))
+    def open(self, rule: str) -> None:
+        self.open_crop(rule)
+
+    def _label_at(self, point: tuple[int, int, int]) -> int:
+        return int(self.model[point])
 
     points = st.tuples(*(st.integers(0, s - 1) for s in SHAPE))
 

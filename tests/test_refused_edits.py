@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -21,19 +20,19 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
+from hypothesis.stateful import initialize, invariant, precondition, rule
 from numpy.typing import NDArray
 
 from app.cli import main
 from app.kernels import encode_rles, mask_to_rles
 from app.model.bulk.build import build_pyramid
 from app.model.dataset import Dataset, open_dataset
-from app.model.demo import demo_cube_path
 from app.model.engine import MAX_LABEL
 from app.model.engine.counters import Counters
 from app.model.errors import InvalidMutationError, NothingToUndoError, SegmendError
 from app.model.journal.sidecar import journal_path
 from tests.conftest import assert_matches_model, biggest
+from tests.test_engine_properties import BLOCK, SHAPE, CropSession
 
 JournalDump = dict[str, list[str]]
 
@@ -234,46 +233,23 @@ def test_the_largest_label_merges_and_splits(
 
 
 # ------------------------------------------------ the property: random edits
-SHAPE = (13, 22, 27)
-BLOCK = (4, 8, 8)
 BIG_LABELS = [10**19, MAX_LABEL - 1, MAX_LABEL]
 
 
-def _crop() -> NDArray[np.uint64]:
-    with h5py.File(demo_cube_path(), "r") as f:
-        crop: NDArray[np.uint64] = f["automated/bodies"][120:133, 60:82, 90:117]
-    return crop
-
-
-class RefusalSession(RuleBasedStateMachine):
+class RefusalSession(CropSession):
     """Valid and invalid edits of every kind on a small real crop, beside a NumPy
     twin of its volume and counters; a refused edit changes nothing at all."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.tmp = tempfile.TemporaryDirectory()
-        self.ds: Dataset | None = None
-        self.model: NDArray[np.uint64] = np.zeros(SHAPE, np.uint64)
         self.max_label = 0
         self.next = 1
-        self.past: list[NDArray[np.uint64]] = []
-        self.future: list[NDArray[np.uint64]] = []
 
     @initialize(rule=st.sampled_from(["labelmap", "labelblk"]))
     def open(self, rule: str) -> None:
-        crop = _crop()
-        src = Path(self.tmp.name) / "crop.npy"
-        np.save(src, crop)
-        path = build_pyramid(src, Path(self.tmp.name) / "p.h5", block_size=BLOCK, rule=rule)
-        self.ds = open_dataset(path, "r+", workers=2, checkpoint_interval=3600)
-        self.model = crop.copy()
+        crop = self.open_crop(rule, checkpoint_interval=3600)
         self.max_label = int(crop.max())
         self.next = self.max_label + 1
-
-    def teardown(self) -> None:
-        if self.ds is not None:
-            self.ds.close()
-        self.tmp.cleanup()
 
     # ------------------------------------------------------------- helpers
     def _dataset(self) -> Dataset:
@@ -295,11 +271,6 @@ class RefusalSession(RuleBasedStateMachine):
     def _took(self, label: int) -> None:
         self.max_label = max(self.max_label, label)
         self.next = max(self.next, label + 1)
-
-    def _do(self, new: NDArray[np.uint64]) -> None:
-        self.past.append(self.model)
-        self.future.clear()
-        self.model = new
 
     def _split_label_ok(self, target: int, new_label: int | None) -> bool:
         if new_label is None:
