@@ -246,16 +246,22 @@ class PyramidStore:
         """The block if memory holds it (decoded in the cache, or held by an edit
         until a checkpoint: an array, or a palette decoded here), else None.
 
-        Never reads the file nor decodes a payload: cheap enough for a GUI thread.
+        Never reads the file, decodes a payload nor waits for a reader's state
+        (:attr:`read_guard`): cheap enough for a GUI thread.
         """
         key: BlockKey = (kind, scale, *coord)
         arr = self.cache.get(key)
         if arr is not None:
             return arr
-        staged = self.staged(key)
+        staged, version = self._overlay.get_versioned(key)
         if staged is None or staged.payload is not None:
             return None
-        return self.read_block(kind, scale, coord)
+        if staged.block is not None:
+            return staged.block
+        assert staged.palette is not None
+        arr = staged.palette.decoded()
+        self._overlay.cache_if_current(key, version, arr)
+        return arr
 
     def read_palette(self, kind: str, coord: Coord) -> PaletteBlock:
         """Block ``coord`` of ``kind``'s s0 in palette form (see :meth:`read_block`).
