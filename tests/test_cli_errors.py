@@ -252,11 +252,8 @@ def test_build_takes_every_level_up_to_the_natural_number(
 # ---------------------------------------------------------------- 6: non-label dtypes
 
 
-@pytest.fixture(params=["float32", "int8", "uint8"])
-def odd_dtype_pyramid(tmp_path: Path, request: pytest.FixtureRequest) -> tuple[Path, str]:
-    """A file with segmend's format attributes whose label levels hold ``dtype``."""
-    dtype = str(request.param)
-    path = tmp_path / f"{dtype}.h5"
+def write_small_empty_pyramid(path: Path, label_dtype: str) -> None:
+    """An empty 8³ pyramid of 4³ blocks with labels of ``label_dtype``."""
     write_empty_pyramid(
         path,
         (8, 8, 8),
@@ -264,11 +261,19 @@ def odd_dtype_pyramid(tmp_path: Path, request: pytest.FixtureRequest) -> tuple[P
         rule="labelmap",
         levels=None,
         compression="none",
-        label_dtype="uint64",
+        label_dtype=label_dtype,
         image_dtype=None,
         voxel_size_nm=(1.0, 1.0, 1.0),
         created_by="test",
     )
+
+
+@pytest.fixture(params=["float32", "int8", "uint8"])
+def odd_dtype_pyramid(tmp_path: Path, request: pytest.FixtureRequest) -> tuple[Path, str]:
+    """A file with segmend's format attributes whose label levels hold ``dtype``."""
+    dtype = str(request.param)
+    path = tmp_path / f"{dtype}.h5"
+    write_small_empty_pyramid(path, "uint64")
     with h5py.File(path, "r+") as f:
         for name in list(f["labels"]):
             shape = f["labels"][name].shape
@@ -292,18 +297,7 @@ def test_non_label_dtype_is_a_format_error_naming_file_and_dtype(
 
 def test_an_empty_pyramid_of_non_label_dtype_is_not_written(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="labels must be integers of 2 bytes or more"):
-        write_empty_pyramid(
-            tmp_path / "f.h5",
-            (8, 8, 8),
-            block_size=(4, 4, 4),
-            rule="labelmap",
-            levels=None,
-            compression="none",
-            label_dtype="float32",
-            image_dtype=None,
-            voxel_size_nm=(1.0, 1.0, 1.0),
-            created_by="test",
-        )
+        write_small_empty_pyramid(tmp_path / "f.h5", "float32")
     assert not (tmp_path / "f.h5").exists()
 
 

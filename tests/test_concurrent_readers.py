@@ -11,7 +11,7 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -88,35 +88,42 @@ def full_read(ds: Dataset) -> str:
     return ""
 
 
+def read_until(
+    end: float, name: str, read: Callable[[], str], tally: Counter[str], problems: list[str]
+) -> None:
+    """Full reads by ``read`` (which returns what is inconsistent) until ``end``."""
+    try:
+        while time.monotonic() < end:
+            problem = read()
+            tally[f"{name} inconsistent" if problem else f"{name} reads"] += 1
+            if problem:
+                problems.append(f"{name}: {problem}")
+    except Exception as exc:  # counted as a failure, then reported
+        tally[f"{name} failed"] += 1
+        problems.append(f"{name}: {exc!r}")
+
+
 def api_reader(path: Path, end: float, tally: Counter[str], problems: list[str]) -> None:
     """Full reads through the API until ``end``, one dataset open throughout,
     each read inside ``ds.snapshot()``."""
-    try:
-        with open_dataset(path, "r") as ds:
-            while time.monotonic() < end:
-                with ds.snapshot():
-                    problem = full_read(ds)
-                tally["api inconsistent" if problem else "api reads"] += 1
-                if problem:
-                    problems.append(f"API reader: {problem}")
-    except Exception as exc:  # counted as a failure, then reported
-        tally["api failed"] += 1
-        problems.append(f"API reader: {exc!r}")
+
+    def read() -> str:
+        with ds.snapshot():
+            return full_read(ds)
+
+    with open_dataset(path, "r") as ds:
+        read_until(end, "api", read, tally, problems)
 
 
 def api_opener(path: Path, end: float, tally: Counter[str], problems: list[str]) -> None:
     """Full reads through the API until ``end``, as a script does them: open,
     read level after level, close (no explicit snapshot)."""
-    try:
-        while time.monotonic() < end:
-            with open_dataset(path, "r") as ds:
-                problem = full_read(ds)
-            tally["opener inconsistent" if problem else "opener reads"] += 1
-            if problem:
-                problems.append(f"API opener: {problem}")
-    except Exception as exc:  # counted as a failure, then reported
-        tally["opener failed"] += 1
-        problems.append(f"API opener: {exc!r}")
+
+    def read() -> str:
+        with open_dataset(path, "r") as ds:
+            return full_read(ds)
+
+    read_until(end, "opener", read, tally, problems)
 
 
 def verify_loop(path: Path, end: float, tally: Counter[str], problems: list[str]) -> None:

@@ -216,9 +216,9 @@ class Dataset(DatasetReads):
         check_hdf5(self.path)
         remove_stale_partials(self.path)
         self.lag = self._bring_file_up_to_date()
-        self.store = open_read_only_store(self.path, cache_bytes)
+        self.store, token = open_read_only_store(self.path, cache_bytes)
         if self.store.native:
-            snapshot = ReadSnapshot(self.path, self._catch_up, self._end_read)
+            snapshot = ReadSnapshot(self.path, self._catch_up, self._end_read, token)
             self._snapshot = snapshot
             self._replay_pool = ThreadPoolExecutor(
                 self._workers, "segmend-replay", initializer=snapshot.enlist
@@ -355,12 +355,8 @@ class Dataset(DatasetReads):
 
     # ----------------------------------------------------------- durability
     def checkpoint(self) -> int:
-        """Write the staged blocks into the HDF5 file, crash-safely; returns how many.
-
-        Edits wait only while it takes a snapshot of the staged blocks and the
-        counters (it needs a state in which every mutation is complete or not
-        begun).  They go on while the snapshot is written and committed: edits
-        only stage newer blocks in memory, and nothing else writes the file.
+        """Write the staged blocks into the HDF5 file now, crash-safely (see
+        :meth:`app.model.checkpoint.Checkpointer.checkpoint`); returns how many.
 
         Raises
         ------

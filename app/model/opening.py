@@ -116,8 +116,9 @@ def recover_interrupted_commit(path: Path) -> None:
             recover(path, rollback_path(path))
 
 
-def open_read_only_store(path: Path, cache_bytes: int) -> PyramidStore:
+def open_read_only_store(path: Path, cache_bytes: int) -> tuple[PyramidStore, bytes]:
     """The pyramid of ``path`` read-only, through a handle of its own (reopened
-    after a writer's commits), opened while no checkpoint commits."""
-    with no_commit_meanwhile(path):
-        return PyramidStore.open(path, "r", cache_bytes=cache_bytes, own_handle=True)
+    after a writer's commits), opened while no checkpoint commits; and the
+    token of the commit it holds (:func:`~app.model.journal.file_locks.file_token`)."""
+    with no_commit_meanwhile(path) as token:
+        return PyramidStore.open(path, "r", cache_bytes=cache_bytes, own_handle=True), token

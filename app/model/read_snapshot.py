@@ -65,11 +65,14 @@ class ReadSnapshot:
     catch_up : callable
         ``catch_up(file_changed)``, called to pin the state, with
         ``checkpoint.lock`` held shared: reopen the file if ``file_changed``
-        (always the first time, and after a failed catch-up), begin the
+        (a commit since ``token``, or a failed catch-up), begin the
         journal's read transaction and replay what the state lacks.  No other
         thread of this process reads meanwhile, but those of :meth:`enlist`.
     release : callable
         Called when the state is let go: end the read transaction.
+    token : bytes, optional
+        The token of the commit the file was opened after (None: unknown, the
+        first pin reopens it).
 
     Notes
     -----
@@ -77,12 +80,16 @@ class ReadSnapshot:
     """
 
     def __init__(
-        self, path: Path, catch_up: Callable[[bool], None], release: Callable[[], None]
+        self,
+        path: Path,
+        catch_up: Callable[[bool], None],
+        release: Callable[[], None],
+        token: bytes | None = None,
     ) -> None:
         self._path = path
         self._catch_up = catch_up
         self._release = release
-        self._token: bytes | None = None
+        self._token = token
         self._lock_fd: int | None = None
         self._intent_fd: int | None = None
         self._cond = threading.Condition()
@@ -165,7 +172,7 @@ class ReadSnapshot:
                 unlock(self._intent_fd)
             self._pinned = True
             token = file_token(self._lock_fd)
-            self._catch_up(token != self._token)  # always the first time: opened unlocked
+            self._catch_up(token != self._token)
             self._token = token
             self._since = time.monotonic()  # the lease runs from when the state is ready
         except BaseException:

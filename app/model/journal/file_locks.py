@@ -253,13 +253,14 @@ def _wait_for_readers(fd: int) -> bool:
 
 
 @contextmanager
-def no_commit_meanwhile(path: Path) -> Iterator[None]:
+def no_commit_meanwhile(path: Path) -> Iterator[bytes]:
     """Hold ``checkpoint.lock`` of the dataset at ``path`` shared (if a writer
-    ever made it), to read the HDF5 file while no commit rewrites it."""
+    ever made it), to read the HDF5 file while no commit rewrites it; yields
+    the token of the last commit (:func:`file_token`)."""
     fd = read_lock_fd(checkpoint_lock_path(path))
     try:
         lock_shared(fd)
-        yield
+        yield file_token(fd)
     finally:
         if fd is not None:
             os.close(fd)
