@@ -137,6 +137,35 @@ def test_errors_are_one_line_and_change_nothing(
     assert not (tmp_path / "out.h5").exists()
 
 
+def test_an_edit_with_its_broker_down_says_once_that_events_wait(
+    small_pyramid: Path, tmp_path: Path
+) -> None:
+    from tests.kafka_fixtures import free_port
+
+    with h5py.File(small_pyramid, "r") as f:
+        s0 = f["labels/s0"][...]
+    a, b, c = int(s0[18, 35, 50]), int(s0[36, 69, 100]), int(s0[5, 5, 5])
+    dead = f"127.0.0.1:{free_port()}"
+    env = {"HOME": str(tmp_path)}  # (no config file)
+    for n, (target, label) in enumerate([(a, b), (a, c)], start=1):
+        proc = subprocess.run(
+            [sys.executable, "-m", "app", "merge", str(small_pyramid), str(target), str(label),
+             "--kafka", dead],
+            capture_output=True, text=True, timeout=600, env=env,
+        )
+        assert proc.returncode == 0, proc.stderr
+        assert json.loads(proc.stdout) == {"MutationID": n}
+        assert proc.stderr.splitlines() == [  # the events of both edits
+            f"segmend: {2 * n} events wait in the outbox ('segmend events flush' sends them "
+            "later)"
+        ]
+    quiet = subprocess.run(  # Kafka off: events wait in the outbox as always, unannounced
+        [sys.executable, "-m", "app", "maxlabel", str(small_pyramid), "99999999"],
+        capture_output=True, text=True, timeout=600, env=env,
+    )
+    assert quiet.returncode == 0 and quiet.stderr == ""
+
+
 def test_console_script_and_demo_headless(tmp_path: Path) -> None:
     exe = Path(sys.executable).with_name("segmend")
     env = {"PATH": str(exe.parent), "HOME": str(tmp_path)}

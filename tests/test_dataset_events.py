@@ -39,6 +39,7 @@ def test_session_events_arrive_in_dvid_format(
         status = ds.events_status()
         assert status is not None and status.state == "connected" and status.backlog == 0
         topic = topic_name("test-", ds.repo_uuid, ds.uuid)
+        version = ds.repo_uuid
         split_voxels = int((ds.labels(0)[...] == split.label).sum())
     records = read_topic(kafka_broker.bootstrap, topic, expect=14)
     messages = [json.loads(r.value) for r in records]
@@ -62,11 +63,12 @@ def test_session_events_arrive_in_dvid_format(
     for msg in messages:
         assert schema_problems(msg) == [], msg
         assert set(DVID_SCHEMAS[msg["Action"]]) <= set(msg)
-        assert msg["App"] == "segmend"
+        assert msg.get("App") == (None if msg["Action"].startswith("post-") else "segmend")
+        assert msg["UUID"] == version  # the version node's UUID (segmend's one version)
     assert all(r.key == records[0].key for r in records)  # one partition key per dataset
     assert messages[0]["MutationID"] == merge_id and messages[0]["Labels"] == [b]
     assert messages[0]["User"] == "alice"
-    assert messages[3]["NewLabelSize"] > 0 and messages[3]["NewLabel"] == split.label
+    assert messages[3]["NewLabel"] == split.label
     assert messages[5]["NewLabel"] == coarse.label
     assert messages[8]["Labels"] == [coarse.label] and messages[10]["Labels"] == [split.label]
     assert messages[12]["NewLabel"] == b and messages[12]["Target"] == a
@@ -74,7 +76,8 @@ def test_session_events_arrive_in_dvid_format(
 
     main(["blob", "get", str(small_pyramid), messages[2]["Split"]])
     spans = parse_rles(capsysbinary.readouterr().out, headered=False)
-    assert int(spans[:, 3].sum()) == messages[3]["NewLabelSize"]
+    assert int(spans[:, 3].sum()) == mask.size  # the region as posted (canonical RLE)
+    assert spans[:, 3].tolist() == [30] * 200 and spans[0, :3].tolist() == [40, 30, 14]
 
 
 @pytest.mark.kafka

@@ -58,10 +58,7 @@ def _append_merge(conn: sqlite3.Connection, mutation_id: int) -> bytes:
     start = messages.merge_start(
         target=1, labels=[mutation_id + 1], uuid=DATA, mutation_id=mutation_id
     )
-    done = messages.merge_complete(
-        target=1, labels=[mutation_id + 1], target_size=mutation_id * 10, uuid=DATA,
-        mutation_id=mutation_id,
-    )
+    done = messages.complete(start, None)
     put = lambda data: blobstore.put_blob(conn, data)  # noqa: E731
     payloads = [messages.encode_message(start, put), messages.encode_message(done, put)]
     append_events(conn, mutation_id, "merge", payloads)
@@ -259,6 +256,8 @@ def _check_down_and_unblocked(
             sender.wake()
         status = sender.status()
         assert sender.flush(0.5) is False
+        # (a command about to exit): back at the next failed attempt, not at the timeout
+        assert sender.flush(600.0, give_up_on_failure=True) is False
     assert sender.stop() is True
     assert status.last_error and error_part in status.last_error, status.last_error
     assert outbox.last_sent_seq(conn) == 0 and outbox.backlog(conn) == 42

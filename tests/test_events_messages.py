@@ -26,6 +26,7 @@ from app.model.events.messages import encode_message
 SEED = Path(__file__).resolve().parents[2] / "shared" / "seeds" / "002_e1e8912e9f16532b.txt"
 UUID = "28841c8277e044a7b187dda03e18da13"
 TS = "2026-11-22 03:04:05.123456789 +0000 UTC"
+TS_DONE = "2026-11-22 03:04:05.2 +0000 UTC"
 REF = blobstore.blob_ref(b"some rle spans")
 
 EXTRAS = {"User", "App"}
@@ -37,22 +38,19 @@ EXTRAS = {"User", "App"}
 def _samples() -> dict[str, dict[str, Any]]:
     """One message per action, as the builders produce it, keyed by a unique name."""
     common: dict[str, Any] = {"uuid": UUID, "mutation_id": 42, "timestamp": TS, "user": "alice"}
+    merge = messages.merge_start(target=7, labels=[8, 9], **common)
+    split = messages.split_start(target=7, new_label=12, split_ref=REF, **common)
+    coarse = messages.splitcoarse_start(target=7, new_label=13, split_ref=REF, **common)
     return {
-        "merge": messages.merge_start(target=7, labels=[8, 9], **common),
-        "merge-complete": messages.merge_complete(
-            target=7, labels=[8, 9], target_size=1234, **common
-        ),
-        "split": messages.split_start(target=7, new_label=12, split_ref=REF, **common),
+        "merge": merge,
+        "merge-complete": messages.complete(merge, TS_DONE),
+        "split": split,
         "split (labelmap)": messages.split_start(
             target=7, new_label=12, split_ref=REF, sv_splits={100: (101, 102)}, **common
         ),
-        "split-complete": messages.split_complete(
-            target=7, new_label=12, split_ref=REF, target_size=900, new_label_size=334, **common
-        ),
-        "splitcoarse": messages.splitcoarse_start(target=7, new_label=13, split_ref=REF, **common),
-        "splitcoarse-complete": messages.splitcoarse_complete(
-            target=7, new_label=13, split_ref=REF, target_size=5, new_label_size=6, **common
-        ),
+        "split-complete": messages.complete(split, TS_DONE),
+        "splitcoarse": coarse,
+        "splitcoarse-complete": messages.complete(coarse, TS_DONE),
         "post-maxlabel": messages.maxlabel(max_label=2**63 + 5, uuid=UUID, timestamp=TS),
         "post-nextlabel": messages.nextlabel(start=15, end=24, uuid=UUID, timestamp=TS),
     }
@@ -64,11 +62,12 @@ def _schema_for(name: str) -> dict[str, type]:
 
 SAMPLES = _samples()
 
-# What each -complete message repeats and adds (DVID issues #267, #333).
+# What each -complete message repeats (DVID's Go code: the start message's map,
+# re-stamped; datatype/labelmap/mutate.go MergeLabels, SplitLabels).
 COMPLETE_EXTRAS = {
-    "merge-complete": {"Target", "Labels", "TargetSize"},
-    "split-complete": {"Target", "NewLabel", "Split", "TargetSize", "NewLabelSize"},
-    "splitcoarse-complete": {"Target", "NewLabel", "Split", "TargetSize", "NewLabelSize"},
+    "merge-complete": {"Target", "Labels"},
+    "split-complete": {"Target", "NewLabel", "Split"},
+    "splitcoarse-complete": {"Target", "NewLabel", "Split"},
 }
 
 
@@ -174,26 +173,29 @@ def test_every_action_has_exactly_the_documented_fields_and_types(name: str) -> 
 
 
 @pytest.mark.parametrize("name", list(COMPLETE_EXTRAS))
-def test_complete_messages_repeat_the_start_fields_and_carry_sizes(name: str) -> None:
+def test_complete_messages_are_the_start_message_stamped_at_completion(name: str) -> None:
     msg = SAMPLES[name]
     start = SAMPLES[name.removesuffix("-complete")]
-    for field in COMPLETE_EXTRAS[name]:
-        assert field in msg, field
-        if field in start:
-            assert msg[field] == start[field], field
+    assert msg == {**start, "Action": name, "Timestamp": TS_DONE}
     assert msg["User"] == "alice" and msg["App"] == "segmend"
 
 
-def test_documented_field_order_is_kept() -> None:
-    assert list(SAMPLES["merge"])[:6] == [
-        "Action", "Target", "Labels", "UUID", "MutationID", "Timestamp"
-    ]
-    assert list(SAMPLES["split (labelmap)"])[:8] == [
-        "Action", "Target", "NewLabel", "Split", "MutationID", "UUID", "SVSplits", "Timestamp"
-    ]
-    assert list(SAMPLES["post-nextlabel"])[:5] == [
-        "Action", "Start Label", "End Label", "UUID", "Timestamp"
-    ]
+def test_label_messages_carry_no_user_or_app() -> None:
+    # handlers.go: post-maxlabel and post-nextlabel maps have no User or App.
+    assert set(SAMPLES["post-maxlabel"]) == {"Action", "MaxLabel", "UUID", "Timestamp"}
+    assert set(SAMPLES["post-nextlabel"]) == {"Action", "Start Label", "End Label", "UUID",
+                                              "Timestamp"}
+
+
+def test_kafka_values_have_their_keys_sorted_as_go_writes_a_map() -> None:
+    msg = messages.split_start(target=1, new_label=2, split_ref=REF, uuid=UUID, mutation_id=3,
+                               sv_splits={10: (11, 12), 9: (13, 14)}, timestamp=TS)
+    text = encode_message(msg, lambda b: pytest.fail("no blob expected")).decode()
+    assert text == (
+        '{"Action":"split","App":"segmend","MutationID":3,"NewLabel":2,'
+        '"SVSplits":{"10":{"Split":11,"Remain":12},"9":{"Split":13,"Remain":14}},'
+        f'"Split":"{REF}","Target":1,"Timestamp":"{TS}","UUID":"{UUID}"}}'
+    )
 
 
 def test_nextlabel_uses_dvid_names_with_spaces() -> None:
@@ -358,43 +360,67 @@ def test_get_blob_errors(conn: sqlite3.Connection) -> None:
         blobstore.put_blob(conn, "text")  # type: ignore[arg-type]
 
 
-def test_big_message_gets_a_dataref(conn: sqlite3.Connection) -> None:
+def test_big_message_is_sent_by_dataref_to_the_whole_message(conn: sqlite3.Connection) -> None:
+    # DVID's cleave (datatype/labelmap/mutate.go CleaveLabel): the blob holds the
+    # whole marshalled message; the message sent drops the bulky field and
+    # carries "DataRef" (no other field names it).
     labels = list(range(2**40, 2**40 + 80_000))  # ~1.1 MB of JSON
     msg = messages.merge_start(target=1, labels=labels, uuid=UUID, mutation_id=3, timestamp=TS)
     data = encode_message(msg, _putter(conn))
     assert len(data) <= encoding.MESSAGE_LIMIT
     decoded = json.loads(data)
-    assert "Labels" not in decoded
-    assert decoded["DataRefField"] == "Labels"
+    assert set(decoded) == (set(msg) - {"Labels"}) | {"DataRef"}
     assert blobstore.is_blob_ref(decoded["DataRef"])
-    assert json.loads(blobstore.get_blob(conn, decoded["DataRef"])) == labels
+    blob = blobstore.get_blob(conn, decoded["DataRef"])
+    assert blob == encoding.go_json(msg)
+    assert json.loads(blob) == msg
     assert schema_problems(decoded) == []
-    assert {k: v for k, v in decoded.items() if not k.startswith("DataRef")} == {
+    assert encoding.resolve_data_ref(decoded, _getter(conn)) == msg
+    assert {k: v for k, v in decoded.items() if k != "DataRef"} == {
         k: v for k, v in msg.items() if k != "Labels"
     }
+
+
+def _getter(conn: sqlite3.Connection) -> Callable[[str], bytes]:
+    return lambda ref: blobstore.get_blob(conn, ref)
 
 
 def test_message_just_under_the_limit_is_sent_whole(conn: sqlite3.Connection) -> None:
     msg = messages.merge_start(target=1, labels=range(1000), uuid=UUID, mutation_id=3)
     size = len(encode_message(msg, _putter(conn)))
-    assert json.loads(encode_message(msg, _putter(conn), limit=size)) == msg
+    whole = json.loads(encode_message(msg, _putter(conn), limit=size))
+    assert whole == msg
+    assert encoding.resolve_data_ref(whole, lambda ref: pytest.fail("no blob expected")) == msg
     decoded = json.loads(encode_message(msg, _putter(conn), limit=size - 1))
-    assert decoded["DataRefField"] == "Labels"
+    assert "Labels" not in decoded and "DataRef" in decoded
 
 
-def test_largest_big_field_is_the_one_moved(conn: sqlite3.Connection) -> None:
+def test_every_bulky_field_is_left_out(conn: sqlite3.Connection) -> None:
     msg = messages.split_start(
         target=1, new_label=2, split_ref=REF, uuid=UUID, mutation_id=1,
         sv_splits={sv: (sv + 1, sv + 2) for sv in range(0, 30_000, 3)},
     )
     decoded = json.loads(encode_message(msg, _putter(conn), limit=100_000))
-    assert decoded["DataRefField"] == "SVSplits"
+    assert "SVSplits" not in decoded and decoded["Split"] == REF
     assert schema_problems(decoded) == []
+    assert encoding.resolve_data_ref(decoded, _getter(conn)) == msg
 
 
-def test_oversized_message_without_a_big_field_is_an_error(conn: sqlite3.Connection) -> None:
-    msg = messages.maxlabel(max_label=1, uuid=UUID, user="k" * 2000)
+def test_oversized_message_without_a_bulky_field_is_an_error(conn: sqlite3.Connection) -> None:
+    msg = messages.merge_start(target=1, labels=[2], uuid=UUID, mutation_id=3, user="k" * 2000)
     with pytest.raises(
-        ValueError, match=r"post-maxlabel message is \d+ bytes, over the 1000-byte limit"
+        ValueError, match=r"merge message is \d+ bytes without its bulky fields, over the "
+        r"1000-byte limit"
     ):
         encode_message(msg, _putter(conn), limit=1000)
+
+
+def test_go_json_sorts_keys_and_escapes_as_go() -> None:
+    # encoding/json Marshal: map keys sorted, HTML-safe escapes, UTF-8 otherwise.
+    text = encoding.go_json({"b": 1, "a": "<x&y>\u2028é", "End Label": 2**64 - 1})
+    assert text == (
+        b'{"End Label":18446744073709551615,"a":"\\u003cx\\u0026y\\u003e\\u2028'
+        + "é".encode() + b'","b":1}'
+    )
+    with pytest.raises(ValueError, match="not valid Unicode"):
+        encoding.go_json({"User": "\udce9"})

@@ -12,6 +12,7 @@ from hypothesis.extra.numpy import arrays
 from numpy.typing import NDArray
 
 from app.kernels import (
+    canonical_rles,
     check_rles_in_bounds,
     encode_rles,
     mask_to_rles,
@@ -21,6 +22,7 @@ from app.kernels import (
     rles_voxel_count,
 )
 from app.kernels.reference import (
+    canonical_rles_ref,
     encode_rles_ref,
     mask_to_rles_ref,
     parse_rles_ref,
@@ -220,7 +222,40 @@ def test_spans_hypothesis(
     np.testing.assert_array_equal(
         rles_block_coords(spans, block), rles_block_coords_ref(spans, block)
     )
+    np.testing.assert_array_equal(canonical_rles(spans), canonical_rles_ref(spans))
     data = encode_rles(spans)
     assert data == encode_rles_ref(spans)
     np.testing.assert_array_equal(parse_rles(data), spans)
     np.testing.assert_array_equal(parse_rles(data[12:], headered=False), spans)
+
+
+# --------------------------------------------------------------------------- canonical RLE
+
+
+@pytest.mark.parametrize("dtype", [np.int32, np.int64, np.uint16, np.uint32])
+@pytest.mark.parametrize(
+    ("rows", "expected"),
+    [
+        ([], []),
+        ([[5, 1, 1, 3]], [[5, 1, 1, 3]]),
+        ([[5, 1, 1, 3], [8, 1, 1, 2]], [[5, 1, 1, 5]]),  # touching
+        ([[5, 1, 1, 3], [6, 1, 1, 1]], [[5, 1, 1, 3]]),  # inside
+        ([[5, 1, 1, 3], [0, 1, 1, 6]], [[0, 1, 1, 8]]),  # overlapping, out of order
+        ([[5, 1, 1, 3], [9, 1, 1, 1]], [[5, 1, 1, 3], [9, 1, 1, 1]]),  # a gap of one
+        ([[0, 2, 0, 1], [0, 1, 0, 1], [0, 0, 1, 1]], [[0, 1, 0, 1], [0, 2, 0, 1], [0, 0, 1, 1]]),
+        ([[5, 1, 1, 3], [5, 1, 1, 3]], [[5, 1, 1, 3]]),  # repeated
+    ],
+)
+def test_canonical_rles(rows: list[list[int]], expected: list[list[int]], dtype: type) -> None:
+    spans = np.array(rows, dtype=dtype).reshape(-1, 4)
+    got = canonical_rles(spans)
+    assert got.dtype == np.int32
+    np.testing.assert_array_equal(got, np.array(expected, dtype=np.int32).reshape(-1, 4))
+    np.testing.assert_array_equal(got, canonical_rles_ref(spans))
+
+
+def test_canonical_rles_refuses_bad_spans() -> None:
+    with pytest.raises(ValueError, match="length 0"):
+        canonical_rles(np.array([[0, 0, 0, 0]], dtype=np.int32))
+    with pytest.raises(ValueError, match="int32"):
+        canonical_rles(np.array([[2**31, 0, 0, 1]], dtype=np.int64))

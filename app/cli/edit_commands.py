@@ -22,6 +22,11 @@ from app.model.events.settings import load_settings
 if TYPE_CHECKING:
     from app.model.dataset import Dataset
 
+EVENTS_WAIT = 0.15
+"""Seconds an edit command gives the broker to take its events once its edits
+are done (the last checkpoint runs meanwhile); past that, or at the broker's
+first failure, they wait in the outbox."""
+
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add this module's commands to the ``segmend`` parser."""
@@ -69,6 +74,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("log", help="the mutation log, one JSON object per line")
     p.add_argument("file")
     p.add_argument("--since", type=bounded_int(0, SQLITE_MAX_INT), default=0, metavar="MUTID")
+    p.add_argument(
+        "--format",
+        choices=("segmend", "dvid"),
+        default="segmend",
+        help="segmend: replayable lines for 'segmend apply' (default); dvid: the records "
+        "DVID's mutation log (GET /mutations) would hold",
+    )
     p.set_defaults(func=cmd_log)
 
     p = sub.add_parser("reindex", help="rebuild the label index")
@@ -109,13 +121,24 @@ def _writable(args: argparse.Namespace) -> Iterator[Dataset]:
             yield ds
         except BaseException:
             with suppress(SegmendError):  # the command's own error is the one to report
-                ds.close()
+                ds.close(EVENTS_WAIT)
+            _say_events_wait(ds)
             raise
-        ds.close()
+        ds.close(EVENTS_WAIT)
+        _say_events_wait(ds)
     except BaseException:
         if made_folder:
             _remove_unused_sidecar(Path(args.file))
         raise
+
+
+def _say_events_wait(ds: Dataset) -> None:
+    """Say on stderr how many events the closed dataset left for the broker, if any."""
+    n = ds.events_waiting
+    if n:
+        events = "event waits" if n == 1 else "events wait"
+        print(f"segmend: {n} {events} in the outbox ('segmend events flush' sends them later)",
+              file=sys.stderr)
 
 
 def _remove_unused_sidecar(path: Path) -> None:
@@ -266,13 +289,19 @@ def _deferred_interrupts() -> Iterator[threading.Event]:
 
 
 def cmd_log(args: argparse.Namespace) -> int:
-    """``segmend log FILE [--since MUTID]``: one JSON object per line."""
+    """``segmend log FILE [--since MUTID] [--format segmend|dvid]``: one JSON
+    object per line."""
     from app.model.dataset import open_dataset
-    from app.model.journal.replay import log_lines
+    from app.model.journal.replay import dvid_log_lines, log_lines
 
     with open_dataset(args.file, "r") as ds:
-        for line in log_lines(ds, args.since):
-            print(json.dumps(line))
+        if args.format == "dvid":  # (the bytes sent to Kafka, whatever stdout's encoding)
+            sys.stdout.flush()
+            for record in dvid_log_lines(ds, args.since):
+                sys.stdout.buffer.write(record + b"\n")
+        else:
+            for line in log_lines(ds, args.since):
+                print(json.dumps(line))
     return 0
 
 

@@ -11,11 +11,12 @@ from typing import Any
 
 
 def emit(args: argparse.Namespace, result: Any, fmt: Callable[[Any], str] | None = None) -> None:
-    """Print ``result``: JSON with ``--json`` (or without a formatter), else ``fmt(result)``."""
+    """Print ``result`` at once (an edit's is durable when printed): JSON with
+    ``--json`` (or without a formatter), else ``fmt(result)``."""
     if getattr(args, "json", False) or fmt is None:
-        print(json.dumps(result, sort_keys=False))
+        print(json.dumps(result, sort_keys=False), flush=True)
     else:
-        print(fmt(result))
+        print(fmt(result), flush=True)
 
 
 @contextmanager

@@ -24,6 +24,7 @@ from app.kernels.relabel import (
     split_inplace,
 )
 from app.kernels.rle import (
+    canonical_rles,
     check_rles_in_bounds,
     encode_rles,
     mask_to_rles,
@@ -35,6 +36,7 @@ from app.kernels.rle import (
 
 __all__ = [
     "RULES",
+    "canonical_rles",
     "check_rles_in_bounds",
     "count_equal",
     "count_in",

@@ -15,6 +15,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 __all__ = [
+    "canonical_rles_ref",
     "count_equal_ref",
     "count_in_ref",
     "downsample_image_ref",
@@ -279,3 +280,19 @@ def rles_block_coords_ref(
 def rles_voxel_count_ref(spans: NDArray[Any]) -> int:
     """Sum of the span lengths."""
     return sum(int(row[3]) for row in np.asarray(spans).reshape(-1, 4).tolist())
+
+
+def canonical_rles_ref(spans: NDArray[Any]) -> NDArray[np.int32]:
+    """The set of voxels of the spans, as maximal x-runs sorted by z, y, x."""
+    voxels = sorted(
+        (z, y, xx)
+        for x, y, z, length in np.asarray(spans).reshape(-1, 4).tolist()
+        for xx in range(x, x + length)
+    )
+    rows: list[list[int]] = []
+    for z, y, x in voxels:
+        if rows and rows[-1][2] == z and rows[-1][1] == y and rows[-1][0] + rows[-1][3] >= x:
+            rows[-1][3] = max(rows[-1][3], x - rows[-1][0] + 1)
+        else:
+            rows.append([x, y, z, 1])
+    return np.array(rows, dtype=np.int32).reshape(-1, 4)

@@ -20,6 +20,7 @@ from numba import njit
 from numpy.typing import ArrayLike, NDArray
 
 __all__ = [
+    "canonical_rles",
     "check_rles_in_bounds",
     "encode_rles",
     "mask_to_rles",
@@ -114,6 +115,27 @@ def _block_coords_kernel(spans: NDArray[np.int64], bz: int, by: int, bx: int) ->
             out[k, 2] = cx
             k += 1
     return out
+
+
+@njit(cache=True, nogil=True)
+def _merge_runs_kernel(spans: NDArray[np.int64]) -> NDArray[np.int64]:
+    """Merge the overlapping or touching runs of int64 (n, 4) ``spans`` sorted by
+    (z, y, x): one span per maximal run of each row."""
+    n = spans.shape[0]
+    out = np.empty((n, 4), dtype=np.int64)
+    k = -1
+    end = 0
+    for i in range(n):
+        x, y, z, length = spans[i, 0], spans[i, 1], spans[i, 2], spans[i, 3]
+        if k >= 0 and out[k, 2] == z and out[k, 1] == y and x <= end:
+            if x + length > end:
+                end = x + length
+                out[k, 3] = end - out[k, 0]
+            continue
+        k += 1
+        out[k, 0], out[k, 1], out[k, 2], out[k, 3] = x, y, z, length
+        end = x + length
+    return out[: k + 1]
 
 
 # --------------------------------------------------------------------------- helpers
@@ -339,6 +361,34 @@ def mask_to_rles(mask: NDArray[np.bool_], offset_zyx: ArrayLike = (0, 0, 0)) -> 
     if mask.size == 0:
         return np.zeros((0, 4), dtype=np.int32)
     out = _mask_to_rles_kernel(np.ascontiguousarray(mask), oz, oy, ox)
+    return out.astype(np.int32)
+
+
+def canonical_rles(spans: NDArray[np.integer[Any]]) -> NDArray[np.int32]:
+    """The same voxels as canonical RLE: sorted by z, y, x, one span per maximal run.
+
+    Parameters
+    ----------
+    spans : NDArray[integer], shape (n, 4)
+        Columns ``(x, y, z, length)``, in any order; spans may overlap or touch.
+
+    Returns
+    -------
+    NDArray[int32], shape (m, 4)
+        ``m <= n`` spans, no two of which overlap or touch along x.
+
+    Raises
+    ------
+    ValueError
+        A length <= 0, or a merged run that does not fit int32.
+    """
+    s = _check_spans(spans)
+    if s.shape[0] == 0:
+        return np.zeros((0, 4), dtype=np.int32)
+    order = np.lexsort((s[:, 0], s[:, 1], s[:, 2]))
+    out = _merge_runs_kernel(np.ascontiguousarray(s[order]))
+    if out.size and (out.min() < -(2**31) or out.max() > _INT32_MAX):
+        raise ValueError("spans: a coordinate or a merged run length does not fit int32")
     return out.astype(np.int32)
 
 

@@ -73,6 +73,10 @@ log = logging.getLogger("segmend")
 CLOSE_PATIENCE = 5.0
 """Seconds closing waits for other programs to let go of the file (see
 :meth:`Dataset.close`)."""
+SENDER_PATIENCE = 0.02
+"""Seconds closing waits for a Kafka sender thread that gave up sending what
+waits; one still blocked on a broker that does not answer ends alone (a
+daemon: the events it could not send stay in the outbox)."""
 
 
 @dataclass(frozen=True)
@@ -135,6 +139,9 @@ class Dataset(DatasetReads):
         self._checkpoint_interval = checkpoint_interval
         self.sender: OutboxSender | None = None
         self.kafka = kafka or KafkaSettings()
+        self.events_waiting = 0
+        """Events left unsent in the outbox when the dataset closed, Kafka on."""
+        self._sender_patience = 5.0
         try:
             if mode == "r+":
                 self._open_writer(user, progress, cache_bytes)
@@ -163,8 +170,10 @@ class Dataset(DatasetReads):
         self._safefile = SafeFile(self.path, rollback_path(self.path))
         self.store = open_editable_store(self.path, self._safefile, cache_bytes)
         data_uuid = str(self.store.attr("data_uuid"))
-        self._journal = claim_journal(self.path, data_uuid, self.store.attr("journal_id"))
-        self._engine = self._make_engine(data_uuid, user)
+        self._journal = claim_journal(
+            self.path, data_uuid, self.store.attr("journal_id"), self.version_uuid
+        )
+        self._engine = self._make_engine(self.version_uuid, user)
         self._engine.replay(int(self.store.attr("checkpoint_mutation_id", 0)), complete=True)
         if self._journal.get_meta("index_built") is None:
             self._engine.reindex(progress)
@@ -269,7 +278,7 @@ class Dataset(DatasetReads):
             self._journal = None
         if self._journal is None and journal_path(self.path).exists():
             self._journal = Journal(journal_path(self.path), readonly=True)
-            self._replayer = self._make_engine(self.uuid, pool=self._replay_pool)
+            self._replayer = self._make_engine(self.version_uuid, pool=self._replay_pool)
         return self._journal
 
     def _end_read(self) -> None:
@@ -331,8 +340,9 @@ class Dataset(DatasetReads):
         next free label, if given); returns (start, end)."""
         return self.engine.next_label(n, start)
 
-    def set_max_label(self, value: int) -> int:
-        """Raise the max label; returns the MutationID."""
+    def set_max_label(self, value: int) -> int | None:
+        """Raise the max label; returns the MutationID (None if the max label
+        already was ``value``: nothing recorded, no event)."""
         return self.engine.set_max_label(value)
 
     def undo(self) -> int:
@@ -414,12 +424,17 @@ class Dataset(DatasetReads):
 
     # --------------------------------------------------------------- closing
     def close(self, events_timeout: float = 2.0) -> None:
-        """Checkpoint, give the Kafka sender ``events_timeout`` seconds to send what
-        waits (the rest stays in the outbox), close the files, release the lock.
+        """Checkpoint, let the Kafka sender send what waits (up to ``events_timeout``
+        seconds from now: it sends during the checkpoint), close the files,
+        release the lock.
 
-        Closing twice is harmless; a writer left open is closed at interpreter exit.
-        The last checkpoint waits up to :data:`CLOSE_PATIENCE` seconds for
-        another program (a plain HDF5 reader) to close the file.
+        The sender stops trying at its first failed attempt (a broker down or
+        not answering): the events wait in the outbox, safe, for the next
+        session or ``segmend events flush``; :attr:`events_waiting` then says
+        how many.  Closing twice is harmless; a writer left open is closed at
+        interpreter exit.  The last checkpoint waits up to
+        :data:`CLOSE_PATIENCE` seconds for another program (a plain HDF5
+        reader) to close the file.
 
         Raises
         ------
@@ -433,10 +448,9 @@ class Dataset(DatasetReads):
         self._closed = True
         atexit.unregister(self._close_at_exit)
         failure: CheckpointError | None = None
+        events_deadline = time.monotonic() + events_timeout
         try:
-            if self.sender is not None and self.kafka.enabled:
-                self.sender.flush(events_timeout)
-            if self._checkpointer is not None:
+            if self._checkpointer is not None:  # (the sender sends meanwhile)
                 self._checkpointer.stop()
                 try:
                     self._last_checkpoint()
@@ -444,6 +458,11 @@ class Dataset(DatasetReads):
                     if self._checkpointer.behind:  # else the file holds every edit already
                         failure = exc
                 self._checkpointer.close()
+            sender = self.sender if self.kafka.enabled else None
+            wait = max(0.0, events_deadline - time.monotonic())
+            if sender is not None and not sender.flush(wait, give_up_on_failure=True):
+                self.events_waiting = self.outbox_pending()
+                self._sender_patience = SENDER_PATIENCE  # (busy with a broker: not waited for)
         finally:
             self._release()
         if failure is not None:
@@ -492,7 +511,7 @@ class Dataset(DatasetReads):
             if self._checkpointer is not None:
                 stack.callback(self._checkpointer.stop)
             if self.sender is not None:
-                stack.callback(self.sender.stop)
+                stack.callback(self.sender.stop, timeout=self._sender_patience)
                 self.sender = None
 
     def __enter__(self) -> Dataset:

@@ -92,8 +92,14 @@ class DatasetReads:
 
     @property
     def uuid(self) -> str:
-        """The data UUID (DVID's version UUID in events)."""
+        """The data UUID (the data instance's, part of the Kafka topic)."""
         return str(self.store.attr("data_uuid", ""))
+
+    @property
+    def version_uuid(self) -> str:
+        """The version (repo node) UUID that records and events carry, as DVID's
+        ``UUIDFromVersion``: segmend keeps one version, the repo's root."""
+        return self.repo_uuid
 
     @property
     def repo_uuid(self) -> str:
@@ -147,10 +153,11 @@ class DatasetReads:
         with self.snapshot():
             return self._journal.mutation_count() if self._journal else 0
 
-    def mutations(self, since: int = 0) -> list[dict[str, Any]]:
-        """The mutation log after ``since`` (records with DVID field names)."""
+    def mutations(self, since: int = 0, state: str | None = None) -> list[dict[str, Any]]:
+        """The mutation log after ``since`` (records with DVID field names), only
+        those in ``state`` if given (``"done"``: completed, every level written)."""
         with self.snapshot():
-            return self._journal.mutations(since) if self._journal else []
+            return self._journal.mutations(since, state) if self._journal else []
 
     def history(self, since: int = 0) -> list[Mutation]:
         """The mutation log after ``since`` as typed records (those of kinds this

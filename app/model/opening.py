@@ -72,15 +72,21 @@ def check_journal_home(path: Path) -> None:
         )
 
 
-def claim_journal(path: Path, data_uuid: str, stamped: str | None) -> Journal:
+def claim_journal(path: Path, data_uuid: str, stamped: str | None, version_uuid: str) -> Journal:
     """The journal of the dataset at ``path``, which records the dataset it belongs
     to (``data_uuid``) and its own id (``journal_id``, which checkpoints write
     into the file) on first use.
+
+    Records journaled before segmend stamped the version's UUID (they carry
+    ``data_uuid``) are stamped with ``version_uuid`` once, so that their
+    replayed events and ``segmend log --format dvid`` name the version as DVID does.
 
     Parameters
     ----------
     stamped : str or None
         The ``journal_id`` the file holds (None: never checkpointed by a journal).
+    version_uuid : str
+        The version (repo node) UUID records carry.
 
     Raises
     ------
@@ -101,6 +107,10 @@ def claim_journal(path: Path, data_uuid: str, stamped: str | None) -> Journal:
     elif stamped not in (None, journal_id) and journal.mutation_count():
         problem = "holds edits, but the file was last written from another journal"
     else:
+        if journal.get_meta("records_uuid") != "version":
+            with journal.transaction() as cur:
+                Journal.restamp_uuid(cur, data_uuid, version_uuid)
+                Journal.set_meta(cur, "records_uuid", "version")
         return journal
     journal.close()
     raise FormatError(

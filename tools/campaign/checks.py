@@ -11,6 +11,8 @@ from typing import Any
 
 import numpy as np
 
+from app.kernels import canonical_rles
+
 from .classify import first_line, journal_count, plain_counts
 from .harness import Run
 from .kinds import Check
@@ -155,14 +157,16 @@ def out_lines(n: int) -> Check:
     return check
 
 
-def split_blob(voxels: int) -> Check:
-    """``blob get --out aux/b`` wrote the moved voxels as headerless RLE spans."""
+def split_blob(posted: Sequence[Sequence[int]]) -> Check:
+    """``blob get --out aux/b`` wrote the posted region (``posted`` spans) as
+    headerless canonical RLE spans."""
+    want = canonical_rles(np.array(posted, dtype=np.int64).reshape(-1, 4))
 
     def check(r: Run, p: Proc) -> list[str]:
         data = (r.aux / "b").read_bytes()
         spans = np.frombuffer(data[: len(data) // 16 * 16], dtype="<i4").reshape(-1, 4)
-        if len(data) % 16 or int(spans[:, 3].sum()) != voxels:
-            return [f"the blob holds {len(data)} bytes, not spans of {voxels} voxels"]
+        if len(data) % 16 or not np.array_equal(spans, want):
+            return [f"the blob holds {len(data)} bytes, not the {len(want)} posted spans"]
         return []
 
     return check

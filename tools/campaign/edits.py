@@ -278,7 +278,7 @@ def edit_result_cases(facts: Facts) -> Iterator[Case]:
         ["blob", "get", "{f}", facts.blob_ref, "--out", "{d}/aux/b"],
         base="edited",
         expect="ok",
-        check=split_blob(lf.split_voxels),
+        check=split_blob(lf.split_spans),
     )
     yield cli(
         cat,

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from app.kernels import canonical_rles
 from app.model.engine.counters import Counters
 from app.model.engine.history import History, Step
 from app.model.errors import JournalWriteError
@@ -40,7 +41,7 @@ class _Recording:
     cur: sqlite3.Cursor
 
     def put_spans(self, spans: NDArray[np.integer[Any]]) -> str:
-        return Journal.put_spans(self.cur, spans)
+        return Journal.put_spans(self.cur, canonical_rles(spans))
 
 
 class Committer:
@@ -111,7 +112,7 @@ class Committer:
                 cur, stamp.mutation_id, [(c.coord, c.undo_map) for c in written if c.undo_map]
             )
             self.history.record(cur, stamp.mutation_id, plan.undoable, step)
-            append_events(cur, record, complete=False)
+            append_events(cur, record)
             return record
 
         newest = max((row[0] for row in outcome.rows), default=0)
@@ -124,7 +125,7 @@ class Committer:
         def write(stamp: Stamp, cur: sqlite3.Cursor) -> Mutation:
             record = make(stamp)
             Journal.put_mutation(cur, record.to_json(), "done")
-            append_events(cur, record, complete=False)
+            append_events(cur, record)
             return record
 
         return self._journal_new(1, write, label)
@@ -152,27 +153,30 @@ class Committer:
         return record
 
     def complete(self, record: Mutation) -> None:
-        """Mark the mutation done and add its complete events.
+        """Mark the mutation done, noting when (the journal's ``Completed``), and
+        add its complete events, stamped then.
 
         Not fsync'ed: if a crash loses it, reopening replays the mutation and
-        writes the same events again.  A journal that cannot be written now
+        writes its complete events again.  A journal that cannot be written now
         leaves the mutation durable and not marked done (logged): the next
         writer to open the dataset completes it.
         """
+        completed = now_go()
         try:
             with self.journal.transaction(durable=False) as cur:
-                Journal.put_mutation(cur, record.to_json(), "done")
-                append_events(cur, record, complete=True)
+                Journal.put_mutation(cur, {**record.to_json(), "Completed": completed}, "done")
+                append_events(cur, record, completed)
         except JournalWriteError as exc:
             log.warning(
                 "mutation %d stays to be completed at the next opening: %s", record.mutation_id, exc
             )
 
 
-def append_events(cur: sqlite3.Cursor, record: Mutation, *, complete: bool) -> None:
-    """Append a mutation's start (or ``-complete``) messages to the outbox, in
-    the open transaction (bulky fields go to the blob store by reference)."""
-    msgs = record.messages(complete)
+def append_events(cur: sqlite3.Cursor, record: Mutation, completed: str | None = None) -> None:
+    """Append a mutation's start (or, ``completed`` then, ``-complete``) messages
+    to the outbox, in the open transaction (an oversized message goes to the
+    blob store, sent by reference)."""
+    msgs = record.messages(completed)
     if not msgs:
         return
     conn = cur.connection

@@ -137,14 +137,15 @@ class Counters:
             self._max_label = max(self._max_label, label)
             self._next_label = max(self._next_label, label + 1)
 
-    def check_max_label(self, value: int) -> None:
-        """InvalidMutationError unless ``value`` may be the max label (not below it);
-        :meth:`note_label` raises it once that is journaled."""
+    def check_max_label(self, value: int) -> bool:
+        """Whether ``value`` raises the max label (InvalidMutationError if it is
+        below it); :meth:`note_label` raises it once that is journaled."""
         with self._lock:
             if value < self._max_label:
                 raise InvalidMutationError(
                     f"max label {value} is below the current max label {self._max_label}"
                 )
+            return value > self._max_label
 
     def reserve_ids(self, n: int = 1) -> int:
         """Reserve ``n`` consecutive MutationIDs; returns the first."""

@@ -101,6 +101,7 @@ class MutationEngine:
         self.history = History(journal)
         self.committer = Committer(journal, self.counters, self.history, uuid, user)
         self._history_lock = threading.Lock()
+        self._max_label_lock = threading.Lock()  # (a raise is checked and journaled at once)
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -160,14 +161,17 @@ class MutationEngine:
                 self.counters.release(first)
         return first, end
 
-    def set_max_label(self, value: int) -> int:
-        """Raise the max label to ``value`` (never lowers it); returns the MutationID."""
+    def set_max_label(self, value: int) -> int | None:
+        """Raise the max label to ``value`` (never lowers it); returns the
+        MutationID, or None when the max label already is ``value``: as DVID,
+        nothing is then recorded or sent."""
         if isinstance(value, bool) or not isinstance(value, int | np.integer) or value <= 0:
             raise InvalidMutationError(f"max label must be a positive integer, got {value!r}")
         if value > MAX_LABEL:
             raise InvalidMutationError(f"max label {value} is not a uint64 label")
-        with self.gate.shared():
-            self.counters.check_max_label(int(value))
+        with self.gate.shared(), self._max_label_lock:
+            if not self.counters.check_max_label(int(value)):
+                return None
             record = self._commit_done(
                 lambda stamp: MaxLabel(stamp, (), int(value)), label=int(value)
             )

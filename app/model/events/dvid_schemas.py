@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from app.model.events.encoding import BULKY_FIELDS
 from app.model.events.gotime import parse_go_time
 from app.model.events.message_fields import UINT64_MAX
 
@@ -106,7 +107,7 @@ ANNOTATION_SCHEMAS: dict[str, dict[str, type]] = {
     for action in _ANNOTATION_ACTIONS
 }
 
-#: Types of the extra (undocumented) fields segmend may add.
+#: Types of the fields DVID's code adds to the reference's (and segmend may send).
 OPTIONAL_FIELDS: dict[str, type] = {
     "User": str,
     "App": str,
@@ -121,14 +122,11 @@ OPTIONAL_FIELDS: dict[str, type] = {
     "Supervoxel": int,
     "SplitSupervoxel": int,
     "RemainSupervoxel": int,
-    "TargetSize": int,
-    "NewLabelSize": int,
-    "OrigSize": int,
+    "Body": int,
     "CleavedSize": int,
     "SplitSize": int,
     "RemainSize": int,
     "DataRef": str,
-    "DataRefField": str,
 }
 
 _UINT64_LIST_FIELDS = ("Labels", "CleavedSupervoxels")
@@ -194,8 +192,9 @@ def schema_problems(msg: Mapping[str, Any], schema: Mapping[str, type] | None = 
     list of str
         Missing documented fields, wrong JSON types (``bool`` is not an
         integer; integers must fit uint64; list items must be integers), and
-        wrongly typed extra fields.  A field replaced by ``DataRef`` (named by
-        ``DataRefField``) is not missing.
+        wrongly typed extra fields.  A message sent by ``DataRef`` lacks its
+        bulky fields (:data:`~app.model.events.encoding.BULKY_FIELDS`): they
+        are not missing.
     """
     if schema is None:
         action = msg.get("Action")
@@ -204,10 +203,10 @@ def schema_problems(msg: Mapping[str, Any], schema: Mapping[str, type] | None = 
         with_sv = action == "split" and "SVSplits" in msg
         schema = SVSPLITS_SCHEMA if with_sv else DVID_SCHEMAS[action]
     problems: list[str] = []
-    moved = msg.get("DataRefField") if "DataRef" in msg else None
+    moved = BULKY_FIELDS if "DataRef" in msg else ()
     for field, expected in schema.items():
         if field not in msg:
-            if field != moved:
+            if field not in moved:
                 problems.append(f"missing field {field!r}")
             continue
         problem = _type_problem(field, msg[field], expected)

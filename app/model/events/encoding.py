@@ -1,8 +1,16 @@
-"""Kafka values: a message as compact JSON, an oversized field moved behind a ``DataRef``.
+"""Kafka values as DVID writes them: Go's JSON, and an oversized message sent by ``DataRef``.
 
-DVID caps its Kafka messages near 1 MB; a message whose JSON would be larger
-has its biggest bulky field stored in the blob store and replaced by
-``"DataRef": ref`` and ``"DataRefField": name`` (:func:`encode_message`).
+DVID builds each message as a Go ``map[string]interface{}`` and sends
+``json.Marshal(msg)``: compact JSON with the map's keys sorted, structs in
+field order, ``<``, ``>``, ``&``, U+2028 and U+2029 escaped as
+``\\u003c``-style sequences, other characters as UTF-8 (:func:`go_json`).
+
+A message over the size DVID's producer accepts is stored whole in the blob
+store and sent without its bulky field, carrying ``"DataRef": ref`` instead,
+as DVID's cleave does (``datatype/labelmap/mutate.go``); a consumer gets the
+whole message back with :func:`resolve_data_ref`.  DVID itself never sends
+an oversized merge or split (its producer rejects it and the event is lost);
+segmend sends it by reference so that no event is lost.
 """
 
 from __future__ import annotations
@@ -11,17 +19,36 @@ import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
-__all__ = ["BIG_FIELDS", "MESSAGE_LIMIT", "encode_message"]
+__all__ = ["BULKY_FIELDS", "MESSAGE_LIMIT", "encode_message", "go_json", "resolve_data_ref"]
 
-#: Largest encoded message (bytes) sent as is; larger ones get a ``DataRef``.
+#: Largest encoded message (bytes) sent as is; larger ones are sent by ``DataRef``.
 MESSAGE_LIMIT = 980 * 1024
 
-#: Fields that may be moved into the blob store when a message is too large.
-BIG_FIELDS: tuple[str, ...] = ("Labels", "SVSplits")
+#: The fields a message sent by reference leaves out (the lists that grow with an edit).
+BULKY_FIELDS: tuple[str, ...] = ("Labels", "CleavedSupervoxels", "SVSplits")
+
+_GO_ESCAPES = str.maketrans({"<": "\\u003c", ">": "\\u003e", "&": "\\u0026",
+                             "\u2028": "\\u2028", "\u2029": "\\u2029"})
+"""Go's ``json.Marshal`` escapes of characters it writes otherwise as UTF-8."""
 
 
-def _dumps(value: object) -> bytes:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+def go_json(msg: Mapping[str, Any]) -> bytes:
+    """A message as Go's ``json.Marshal`` writes its map: keys sorted, HTML-safe
+    escapes (nested objects keep their order: the builders give a nested map,
+    ``SVSplits``, its keys sorted and a struct, ``SVSplit``, its field order).
+
+    Raises
+    ------
+    ValueError
+        A float that is not finite, or a string that is not valid Unicode text.
+    """
+    text = json.dumps(dict(sorted(msg.items())), separators=(",", ":"), ensure_ascii=False,
+                      allow_nan=False)
+    text = text.translate(_GO_ESCAPES)  # (these characters occur only inside strings)
+    try:
+        return text.encode()
+    except UnicodeEncodeError as exc:
+        raise ValueError(f"a message string is not valid Unicode text: {exc.reason}") from None
 
 
 def encode_message(
@@ -29,7 +56,7 @@ def encode_message(
     put_blob: Callable[[bytes], str],
     limit: int = MESSAGE_LIMIT,
 ) -> bytes:
-    """Encode ``msg`` as compact UTF-8 JSON, moving an oversized field to the blob store.
+    """Encode ``msg`` as a Kafka value; an oversized one goes to the blob store whole.
 
     Parameters
     ----------
@@ -44,34 +71,49 @@ def encode_message(
     Returns
     -------
     bytes
-        The JSON.  If it would exceed ``limit``, the largest of
-        :data:`BIG_FIELDS` present is stored as its own JSON via ``put_blob``
-        and replaced by ``"DataRef": ref`` and ``"DataRefField": name``.
+        :func:`go_json` of the message; if that exceeds ``limit``, those bytes
+        are stored via ``put_blob`` and the value is the message without its
+        :data:`BULKY_FIELDS`, with ``"DataRef": ref``.
 
     Raises
     ------
     ValueError
-        If the message is over ``limit`` and moving one field does not bring it under.
+        If the message is over ``limit`` even without its bulky fields.
     """
-    data = _dumps(dict(msg))
+    data = go_json(dict(msg))
     if len(data) <= limit:
         return data
-    action = msg.get("Action", "?")
-    candidates = [(len(_dumps(msg[f])), f) for f in BIG_FIELDS if f in msg]
-    if not candidates:
+    reduced = {k: v for k, v in msg.items() if k not in BULKY_FIELDS}
+    reduced["DataRef"] = put_blob(data)
+    small = go_json(reduced)
+    if len(small) > limit:
         raise ValueError(
-            f"{action} message is {len(data)} bytes, over the {limit}-byte limit, and has "
-            f"none of {', '.join(BIG_FIELDS)} to move to the blob store"
+            f"{msg.get('Action', '?')} message is {len(small)} bytes without its bulky "
+            f"fields, over the {limit}-byte limit"
         )
-    _, field = max(candidates)
-    ref = put_blob(_dumps(msg[field]))
-    reduced = {k: v for k, v in msg.items() if k != field}
-    reduced["DataRef"] = ref
-    reduced["DataRefField"] = field
-    data = _dumps(reduced)
-    if len(data) > limit:
-        raise ValueError(
-            f"{action} message is still {len(data)} bytes after moving {field} to the blob "
-            f"store (limit {limit})"
-        )
-    return data
+    return small
+
+
+def resolve_data_ref(msg: Mapping[str, Any], get_blob: Callable[[str], bytes]) -> dict[str, Any]:
+    """The whole message of a message sent by ``DataRef`` (any other one as is).
+
+    Parameters
+    ----------
+    msg : mapping
+        A decoded Kafka value.
+    get_blob : callable
+        The blob store's lookup (e.g. :meth:`app.model.dataset.Dataset.blob`).
+
+    Raises
+    ------
+    KeyError
+        The blob store lacks the reference.
+    ValueError
+        The blob is not a JSON object.
+    """
+    if "DataRef" not in msg:
+        return dict(msg)
+    whole = json.loads(get_blob(str(msg["DataRef"])))
+    if not isinstance(whole, dict):
+        raise ValueError(f"blob {msg['DataRef']} is not a JSON message")
+    return whole

@@ -24,7 +24,6 @@ __all__ = [
     "Timestamp",
     "UInt",
     "add_common",
-    "add_extras",
     "as_blob_ref",
     "as_sv_splits",
     "as_text",
@@ -69,9 +68,13 @@ def as_uint64_list(field: str, values: Iterable[object]) -> list[int]:
 
 
 def as_text(field: str, value: object) -> str:
-    """``value`` if it is a non-empty string."""
+    """``value`` if it is a non-empty string of valid Unicode text."""
     if not isinstance(value, str) or not value:
         raise ValueError(f"{field} must be a non-empty string, got {value!r}")
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        raise ValueError(f"{field} must be valid Unicode text, got {value!r}") from None
     return value
 
 
@@ -100,7 +103,7 @@ def as_sv_splits(value: Mapping[Any, Any]) -> dict[str, dict[str, int]]:
     if not isinstance(value, Mapping):
         raise ValueError(f"SVSplits must map supervoxel -> (split, remain), got {value!r}")
     out: dict[str, dict[str, int]] = {}
-    for key, pair in value.items():
+    for key, pair in value.items():  # (sorted as strings below, as Go writes a map)
         sv = as_uint64("SVSplits key", int(key) if isinstance(key, str) and key.isdigit() else key)
         if isinstance(pair, Mapping):
             split, remain = pair.get("Split"), pair.get("Remain")
@@ -112,11 +115,11 @@ def as_sv_splits(value: Mapping[Any, Any]) -> dict[str, dict[str, int]]:
                     f"SVSplits[{sv}] must be (split, remain) or "
                     f"{{'Split': s, 'Remain': r}}, got {pair!r}"
                 ) from None
-        out[str(sv)] = {
+        out[str(sv)] = {  # DVID's SVSplit struct, in its field order
             "Split": as_uint64(f"SVSplits[{sv}].Split", split),
             "Remain": as_uint64(f"SVSplits[{sv}].Remain", remain),
         }
-    return out
+    return dict(sorted(out.items()))
 
 
 def add_common(
@@ -129,7 +132,8 @@ def add_common(
     app: str | None,
     order: tuple[str, ...] = ("MutationID", "UUID", "Timestamp"),
 ) -> Message:
-    """Add the common fields in ``order``, then ``User`` and ``App`` when given."""
+    """Add the common fields in ``order``, then ``User`` and ``App`` when given
+    (their order is for people: Kafka values have their keys sorted, as Go's)."""
     for name in order:
         if name == "MutationID":
             msg[name] = as_uint64("MutationID", mutation_id)
@@ -137,11 +141,6 @@ def add_common(
             msg[name] = as_text("UUID", uuid)
         else:
             msg[name] = as_timestamp(timestamp)
-    return add_extras(msg, user, app)
-
-
-def add_extras(msg: Message, user: str | None, app: str | None) -> Message:
-    """Add ``User`` and ``App`` when given; returns ``msg``."""
     if user is not None:
         msg["User"] = as_text("User", user)
     if app is not None:

@@ -1,16 +1,17 @@
-"""The JSON messages segmend publishes, in DVID's Kafka mutation-log format.
+"""The JSON messages segmend publishes, as DVID's Go code builds them.
 
-One builder per action.  Each returns a ``dict`` holding exactly the fields of
-DVID's message reference (``Action``, ``UUID``, ``MutationID``, ``Timestamp``
-and the action's own), with DVID's names and JSON types — ``uint64`` as a JSON
-integer, ``[]uint64`` as a list of integers, strings as strings — followed by
-the extras DVID itself later added (issues #267 and #333): ``-complete``
-messages repeat the fields of their start message and carry the sizes of the
-bodies involved, and every message may carry ``User`` and ``App``.
+One builder per start action.  Each returns a ``dict`` holding the fields
+DVID's ``datatype/labelmap/mutate.go`` puts in its message map (``Action``,
+``UUID`` — the version node's —, ``MutationID``, ``Timestamp`` and the
+action's own), with their JSON types — ``uint64`` as a JSON integer,
+``[]uint64`` as a list of integers — and ``User`` and ``App`` when known (DVID
+adds them only when set; never to ``post-maxlabel`` or ``post-nextlabel``).
+:func:`complete` makes the ``-complete`` message as DVID does: the same map,
+its ``Action`` suffixed and its ``Timestamp`` the completion time.
 
-:func:`encode_message` (from :mod:`~app.model.events.encoding`) turns a
-message into the bytes of a Kafka value; the documented formats and their
-check are in :mod:`~app.model.events.dvid_schemas`.
+:func:`~app.model.events.encoding.encode_message` turns a message into the
+bytes of a Kafka value; the documented formats and their check are in
+:mod:`~app.model.events.dvid_schemas`.
 """
 
 from __future__ import annotations
@@ -25,24 +26,20 @@ from app.model.events.message_fields import (
     Timestamp,
     UInt,
     add_common,
-    add_extras,
     as_blob_ref,
     as_sv_splits,
-    as_text,
     as_timestamp,
     as_uint64,
     as_uint64_list,
 )
 
 __all__ = [
+    "complete",
     "encode_message",
     "maxlabel",
-    "merge_complete",
     "merge_start",
     "nextlabel",
-    "split_complete",
     "split_start",
-    "splitcoarse_complete",
     "splitcoarse_start",
 ]
 
@@ -77,7 +74,7 @@ def merge_start(
     Returns
     -------
     dict
-        ``Action, Target, Labels, UUID, MutationID, Timestamp`` (+ ``User``, ``App``).
+        ``Action, Target, Labels, MutationID, UUID, Timestamp`` (+ ``User``, ``App``).
 
     Raises
     ------
@@ -96,42 +93,7 @@ def merge_start(
         timestamp=timestamp,
         user=user,
         app=app,
-        order=("UUID", "MutationID", "Timestamp"),
     )
-
-
-def merge_complete(
-    *,
-    target: UInt,
-    labels: Iterable[UInt],
-    target_size: UInt,
-    uuid: str,
-    mutation_id: UInt,
-    timestamp: Timestamp = None,
-    user: str | None = None,
-    app: str | None = DEFAULT_APP,
-) -> Message:
-    """The ``merge-complete`` message, with the start fields and ``TargetSize``.
-
-    Parameters
-    ----------
-    target, labels : see :func:`merge_start`
-    target_size : int
-        Voxels of the merged body.
-    uuid, mutation_id, timestamp, user, app : see :func:`merge_start`
-
-    Returns
-    -------
-    dict
-        ``Action, MutationID, UUID, Timestamp`` then ``Target, Labels, TargetSize``
-        (+ ``User``, ``App``).
-    """
-    msg: Message = {"Action": "merge-complete"}
-    add_common(msg, uuid=uuid, mutation_id=mutation_id, timestamp=timestamp, user=None, app=None)
-    msg["Target"] = as_uint64("Target", target)
-    msg["Labels"] = as_uint64_list("Labels", labels)
-    msg["TargetSize"] = as_uint64("TargetSize", target_size)
-    return add_extras(msg, user, app)
 
 
 def _split_fields(
@@ -184,50 +146,12 @@ def split_start(
     Returns
     -------
     dict
-        ``Action, Target, NewLabel, Split, MutationID, UUID, [SVSplits], Timestamp``.
+        ``Action, Target, NewLabel, Split, [SVSplits], MutationID, UUID, Timestamp``
+        (+ ``User``, ``App``).
     """
-    msg = _split_fields("split", target, new_label, split_ref, None)
-    msg["MutationID"] = as_uint64("MutationID", mutation_id)
-    msg["UUID"] = as_text("UUID", uuid)
-    if sv_splits is not None:
-        msg["SVSplits"] = as_sv_splits(sv_splits)
-    msg["Timestamp"] = as_timestamp(timestamp)
-    return add_extras(msg, user, app)
-
-
-def split_complete(
-    *,
-    target: UInt,
-    new_label: UInt,
-    split_ref: str,
-    target_size: UInt,
-    new_label_size: UInt,
-    uuid: str,
-    mutation_id: UInt,
-    sv_splits: Mapping[Any, Any] | None = None,
-    timestamp: Timestamp = None,
-    user: str | None = None,
-    app: str | None = DEFAULT_APP,
-) -> Message:
-    """The ``split-complete`` message, with the start fields and both sizes.
-
-    Parameters
-    ----------
-    target_size : int
-        Voxels remaining in ``target``.
-    new_label_size : int
-        Voxels of ``new_label``.
-    others : see :func:`split_start`
-    """
-    return _complete(
-        "split-complete",
-        _split_fields("split", target, new_label, split_ref, sv_splits),
-        {"TargetSize": target_size, "NewLabelSize": new_label_size},
-        uuid=uuid,
-        mutation_id=mutation_id,
-        timestamp=timestamp,
-        user=user,
-        app=app,
+    msg = _split_fields("split", target, new_label, split_ref, sv_splits)
+    return add_common(
+        msg, uuid=uuid, mutation_id=mutation_id, timestamp=timestamp, user=user, app=app
     )
 
 
@@ -254,88 +178,33 @@ def splitcoarse_start(
     )
 
 
-def splitcoarse_complete(
-    *,
-    target: UInt,
-    new_label: UInt,
-    split_ref: str,
-    target_size: UInt,
-    new_label_size: UInt,
-    uuid: str,
-    mutation_id: UInt,
-    timestamp: Timestamp = None,
-    user: str | None = None,
-    app: str | None = DEFAULT_APP,
-) -> Message:
-    """The ``splitcoarse-complete`` message, with the start fields and both sizes."""
-    return _complete(
-        "splitcoarse-complete",
-        _split_fields("splitcoarse", target, new_label, split_ref, None),
-        {"TargetSize": target_size, "NewLabelSize": new_label_size},
-        uuid=uuid,
-        mutation_id=mutation_id,
-        timestamp=timestamp,
-        user=user,
-        app=app,
-    )
+def complete(start: Message, timestamp: Timestamp) -> Message:
+    """The ``-complete`` message of a start message, as DVID sends it: the same
+    fields, ``Action`` suffixed with ``-complete``, ``Timestamp`` then (the
+    completion time)."""
+    return {**start, "Action": f"{start['Action']}-complete", "Timestamp": as_timestamp(timestamp)}
 
 
-def _complete(
-    action: str,
-    start_fields: Message,
-    sizes: Mapping[str, UInt],
-    *,
-    uuid: str,
-    mutation_id: UInt,
-    timestamp: Timestamp,
-    user: str | None,
-    app: str | None,
-) -> Message:
-    """``Action, MutationID, UUID, Timestamp``, the start fields, the sizes, extras."""
-    msg: Message = {"Action": action}
-    add_common(msg, uuid=uuid, mutation_id=mutation_id, timestamp=timestamp, user=None, app=None)
-    for name, value in start_fields.items():
-        if name != "Action":
-            msg[name] = value
-    for name, size in sizes.items():
-        msg[name] = as_uint64(name, size)
-    return add_extras(msg, user, app)
-
-
-def maxlabel(
-    *,
-    max_label: UInt,
-    uuid: str,
-    timestamp: Timestamp = None,
-    user: str | None = None,
-    app: str | None = DEFAULT_APP,
-) -> Message:
-    """The ``post-maxlabel`` message: ``Action, MaxLabel, UUID, Timestamp``."""
+def maxlabel(*, max_label: UInt, uuid: str, timestamp: Timestamp = None) -> Message:
+    """The ``post-maxlabel`` message: ``Action, MaxLabel, UUID, Timestamp`` (as
+    DVID, no ``User`` or ``App``)."""
     msg: Message = {"Action": "post-maxlabel", "MaxLabel": as_uint64("MaxLabel", max_label)}
     return add_common(
         msg,
         uuid=uuid,
         mutation_id=None,
         timestamp=timestamp,
-        user=user,
-        app=app,
+        user=None,
+        app=None,
         order=("UUID", "Timestamp"),
     )
 
 
-def nextlabel(
-    *,
-    start: UInt,
-    end: UInt,
-    uuid: str,
-    timestamp: Timestamp = None,
-    user: str | None = None,
-    app: str | None = DEFAULT_APP,
-) -> Message:
+def nextlabel(*, start: UInt, end: UInt, uuid: str, timestamp: Timestamp = None) -> Message:
     """The ``post-nextlabel`` message for the reserved labels ``start..end`` (inclusive).
 
     Fields: ``Action, "Start Label", "End Label", UUID, Timestamp`` (DVID's
-    names, with spaces).
+    names, with spaces; as DVID, no ``User`` or ``App``).
 
     Raises
     ------
@@ -351,7 +220,7 @@ def nextlabel(
         uuid=uuid,
         mutation_id=None,
         timestamp=timestamp,
-        user=user,
-        app=app,
+        user=None,
+        app=None,
         order=("UUID", "Timestamp"),
     )

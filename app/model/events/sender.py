@@ -161,6 +161,7 @@ class OutboxSender:
         self._flush_gen = 0
         self._flushed_gen = 0
         self._gave_up_gen = 0
+        self._fail_fast: set[int] = set()
         self._status = SenderStatus(
             state="off" if not settings.enabled else "connecting",
             backlog=0,
@@ -200,7 +201,7 @@ class OutboxSender:
             self._new_events = True
             self._cond.notify_all()
 
-    def flush(self, timeout: float) -> bool:
+    def flush(self, timeout: float, *, give_up_on_failure: bool = False) -> bool:
         """Block until every event committed before this call is acknowledged.
 
         A sender backing off after a failure retries at once.
@@ -209,12 +210,17 @@ class OutboxSender:
         ----------
         timeout : float
             Longest wait in seconds.
+        give_up_on_failure : bool
+            Return False as soon as a delivery attempt fails, instead of
+            waiting for the retries (a command about to exit: its events wait
+            in the outbox for the next sender).
 
         Returns
         -------
         bool
             True if the backlog was seen empty; False on timeout, when Kafka is
-            off with events waiting, or when the sender is not running.
+            off with events waiting, when the sender is not running, or (if
+            asked) at the first failed attempt.
         """
         deadline = time.monotonic() + timeout
         with self._cond:
@@ -222,16 +228,22 @@ class OutboxSender:
                 return False
             self._flush_gen += 1
             mine = self._flush_gen
+            if give_up_on_failure:
+                self._fail_fast.add(mine)
             self._kicked = True
             self._cond.notify_all()
-            while self._flushed_gen < mine:
-                if self._gave_up_gen >= mine:
-                    return False
-                remaining = deadline - time.monotonic()
-                if remaining <= 0 or not self._thread.is_alive():
-                    return False
-                self._cond.wait(min(remaining, 0.5))
-            return True
+            try:
+                while self._flushed_gen < mine:
+                    failed = give_up_on_failure and mine not in self._fail_fast
+                    if failed or self._gave_up_gen >= mine:
+                        return False
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0 or not self._thread.is_alive():
+                        return False
+                    self._cond.wait(min(remaining, 0.5))
+                return True
+            finally:
+                self._fail_fast.discard(mine)
 
     def stop(self, timeout: float = 5.0) -> bool:
         """Stop the thread (events not yet sent stay in the outbox).
@@ -332,6 +344,7 @@ class OutboxSender:
                         with contextlib.suppress(sqlite3.Error):
                             backlog_now = backlog(conn)
                     self._set_status(state="down", last_error=str(exc), backlog=backlog_now)
+                    self._give_up_fail_fast()
                     self._sleep(backoff, on_new_events=False)
                     backoff = min(backoff * 2, self.settings.max_backoff_s)
                 except sqlite3.Error as exc:
@@ -349,6 +362,8 @@ class OutboxSender:
                         state="down" if link is not None else "off",
                         last_error=self.settings.redact(f"{type(exc).__name__}: {exc}"),
                     )
+                    if link is not None:
+                        self._give_up_fail_fast()
                     self._sleep(backoff, on_new_events=False)
                     backoff = min(backoff * 2, self.settings.max_backoff_s)
         finally:
@@ -398,6 +413,12 @@ class OutboxSender:
         self._set_status(state="off", backlog=waiting, last_sent_seq=last_sent_seq(conn))
         self._answer_flush(gen, ok=waiting == 0)
         self._sleep(self.poll_interval, on_new_events=True)
+
+    def _give_up_fail_fast(self) -> None:
+        """A delivery attempt failed: the flushes that asked to give up then return False."""
+        with self._cond:
+            self._fail_fast.clear()
+            self._cond.notify_all()
 
     def _answer_flush(self, gen: int, *, ok: bool) -> None:
         with self._cond:

@@ -257,6 +257,15 @@ class Journal:
             (record["MutationID"], record["Action"], state, json.dumps(record)),
         )
 
+    @staticmethod
+    def restamp_uuid(cur: sqlite3.Cursor, old: str, new: str) -> None:
+        """Records stamped with UUID ``old`` get ``new`` instead, inside a transaction."""
+        cur.execute(
+            "UPDATE mutations SET record = json_set(record, '$.UUID', ?) "
+            "WHERE json_extract(record, '$.UUID') = ?",
+            (new, old),
+        )
+
     def mutations(self, since: int = 0, state: str | None = None) -> list[dict[str, Any]]:
         """Mutation records with ``MutationID > since`` in order (optionally of one state)."""
         sql = "SELECT record FROM mutations WHERE id > ?"

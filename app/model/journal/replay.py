@@ -19,6 +19,8 @@ from typing import Any, Literal
 from app.model.dataset import Dataset, SplitResult
 from app.model.error_text import one_line
 from app.model.errors import InvalidMutationError, SegmendError
+from app.model.events.encoding import go_json
+from app.model.events.gotime import parse_go_time
 from app.model.mutations import apply_line, is_known, record_from_json
 from app.model.mutations.checks import MAX_LABEL
 
@@ -41,6 +43,20 @@ def log_lines(ds: Dataset, since: int = 0) -> Iterator[dict[str, Any]]:
     for row in ds.mutations(since):
         if is_known(row):
             yield record_from_json(row).log_line(ds.blob)
+
+
+def dvid_log_lines(ds: Dataset, since: int = 0) -> Iterator[bytes]:
+    """What DVID's mutation log (``GET /mutations``) would hold for the mutations
+    after ``since``: the ``-complete`` message of each completed one, in
+    completion order, as the bytes sent to Kafka (Go's JSON), whole (never by
+    ``DataRef``).  Undo and redo appear as the merges and splits they performed,
+    as on Kafka; label reservations, as in DVID, not at all."""
+    done = [row for row in ds.mutations(since, state="done") if is_known(row)]
+    completed = {row["MutationID"]: str(row.get("Completed", row["Timestamp"])) for row in done}
+    done.sort(key=lambda row: (parse_go_time(completed[row["MutationID"]]), row["MutationID"]))
+    for row in done:
+        for msg in record_from_json(row).messages(completed[row["MutationID"]]):
+            yield go_json(msg)
 
 
 def apply_lines(ds: Dataset, lines: Iterable[str]) -> list[dict[str, Any]]:
@@ -173,7 +189,7 @@ class _LineEditor:
     def next_label(self, n: int = 1, start: int | None = None) -> tuple[int, int]:
         return self.ds.next_label(n, start)
 
-    def set_max_label(self, value: int) -> int:
+    def set_max_label(self, value: int) -> int | None:
         return self.ds.set_max_label(value)
 
     def undo(self) -> int:

@@ -22,6 +22,7 @@ from typing import Any, ClassVar, Protocol
 import numpy as np
 from numpy.typing import NDArray
 
+from app.model.events import messages
 from app.model.geometry import Coord
 from app.model.storage.palette_block import PaletteBlock
 
@@ -43,8 +44,6 @@ class BlockChange:
         The block's new labels (None: unchanged).
     changed : int
         Voxels that changed label.
-    spans : ndarray of int32, shape (n, 4), optional
-        A split's new-label voxels as RLE spans ``(x, y, z, length)``.
     counts : dict of int to int
         Voxel counts per label after the change (for kinds whose index rows
         need them).
@@ -59,7 +58,6 @@ class BlockChange:
     coord: Coord
     new: NDArray[np.uint64] | PaletteBlock | None
     changed: int
-    spans: NDArray[np.int32] | None = None
     counts: dict[int, int] = field(default_factory=dict)
     label_spans: dict[int, NDArray[np.int32]] = field(default_factory=dict)
     undo_map: bytes | None = None
@@ -94,7 +92,9 @@ class Recording(Protocol):
         ...
 
     def put_spans(self, spans: NDArray[np.integer[Any]]) -> str:
-        """Store RLE spans ``(n, 4)`` in the blob store; returns the reference."""
+        """Store RLE spans ``(n, 4)`` in the blob store as canonical RLE (sorted,
+        runs merged: the same spans, in any order, give the same reference);
+        returns the reference."""
         ...
 
 
@@ -213,7 +213,7 @@ class Editor(Protocol):
 
     def next_label(self, n: int = 1, start: int | None = None) -> tuple[int, int]: ...
 
-    def set_max_label(self, value: int) -> int: ...
+    def set_max_label(self, value: int) -> int | None: ...
 
     def undo(self) -> int: ...
 
@@ -233,6 +233,8 @@ class Mutation(ABC):
     """The DVID action name (the journal's ``Action``)."""
     inverse_of: ClassVar[str | None] = None
     """For the record of an undo: the action it undoes (the journal's ``Of``)."""
+    sends_complete: ClassVar[bool] = True
+    """Whether its messages have ``-complete`` ones."""
 
     stamp: Stamp
     touched: tuple[Coord, ...]
@@ -294,9 +296,17 @@ class Mutation(ABC):
         return []
 
     # ---------------------------------------------------------------- outputs
+    def messages(self, completed: str | None = None) -> list[Message]:
+        """Its DVID Kafka messages: the start ones, or (``completed``: the Go time
+        string of when it completed) the ``-complete`` ones, stamped then."""
+        starts = self.start_messages()
+        if completed is None:
+            return starts
+        return [messages.complete(m, completed) for m in starts] if self.sends_complete else []
+
     @abstractmethod
-    def messages(self, complete: bool) -> list[Message]:
-        """Its DVID Kafka messages: the start ones, or the ``-complete`` ones."""
+    def start_messages(self) -> list[Message]:
+        """Its DVID Kafka start messages."""
 
     @abstractmethod
     def log_line(self, blob: Callable[[str], bytes]) -> dict[str, Any]:
@@ -312,7 +322,7 @@ class Mutation(ABC):
         return f"#{self.stamp.mutation_id}  {self.describe(limit)}{user}"
 
     def common(self) -> dict[str, Any]:
-        """The keyword arguments every message builder takes."""
+        """The keyword arguments every mutation message builder takes."""
         return {
             "uuid": self.stamp.uuid,
             "mutation_id": self.stamp.mutation_id,

@@ -23,6 +23,7 @@ class NextLabel(Mutation):
     """Labels ``start`` to ``end`` (inclusive) were reserved."""
 
     action: ClassVar[str] = "post-nextlabel"
+    sends_complete: ClassVar[bool] = False
     start: int
     end: int
 
@@ -33,16 +34,13 @@ class NextLabel(Mutation):
     def from_json(cls, record: Mapping[str, Any]) -> NextLabel:
         return cls(stamp_of(record), (), int(record["Start Label"]), int(record["End Label"]))
 
-    def messages(self, complete: bool) -> list[Message]:
-        if complete:
-            return []
+    def start_messages(self) -> list[Message]:
         return [
             messages.nextlabel(
                 start=self.start,
                 end=self.end,
                 uuid=self.stamp.uuid,
                 timestamp=self.stamp.timestamp,
-                user=self.stamp.user,
             )
         ]
 
@@ -81,6 +79,7 @@ class MaxLabel(Mutation):
     """The max label was raised to ``max_label``."""
 
     action: ClassVar[str] = "post-maxlabel"
+    sends_complete: ClassVar[bool] = False
     max_label: int
 
     def fields(self) -> dict[str, Any]:
@@ -90,15 +89,12 @@ class MaxLabel(Mutation):
     def from_json(cls, record: Mapping[str, Any]) -> MaxLabel:
         return cls(stamp_of(record), (), int(record["MaxLabel"]))
 
-    def messages(self, complete: bool) -> list[Message]:
-        if complete:
-            return []
+    def start_messages(self) -> list[Message]:
         return [
             messages.maxlabel(
                 max_label=self.max_label,
                 uuid=self.stamp.uuid,
                 timestamp=self.stamp.timestamp,
-                user=self.stamp.user,
             )
         ]
 

@@ -114,14 +114,8 @@ def merge_plan(
     return Plan(coords, transform, finish, undoable=undoable)
 
 
-def merge_messages(
-    record: Mutation, target: int, labels: Sequence[int], target_size: int, complete: bool
-) -> list[Message]:
-    """DVID's ``merge`` (or ``merge-complete``) message of a record that merged
-    ``labels`` into ``target``."""
-    if complete:
-        return [messages.merge_complete(target=target, labels=list(labels),
-                                        target_size=target_size, **record.common())]
+def merge_messages(record: Mutation, target: int, labels: Sequence[int]) -> list[Message]:
+    """DVID's ``merge`` message of a record that merged ``labels`` into ``target``."""
     return [messages.merge_start(target=target, labels=list(labels), **record.common())]
 
 
@@ -194,8 +188,8 @@ class Merge(Mutation):
     def redo_plan(self, ctx: EditContext) -> Plan:
         return self.plan(ctx, self.target, list(self.labels), redoes=self.mutation_id)
 
-    def messages(self, complete: bool) -> list[Message]:
-        return merge_messages(self, self.target, self.labels, self.target_size, complete)
+    def start_messages(self) -> list[Message]:
+        return merge_messages(self, self.target, self.labels)
 
     def log_line(self, blob: Callable[[str], bytes]) -> dict[str, Any]:
         if self.redoes is not None:

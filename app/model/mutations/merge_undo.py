@@ -108,7 +108,8 @@ class MergeUndo(Mutation):
     target_size : int
         The target's voxels after the undo.
     label_sizes : tuple of (int, int)
-        Each label's voxels after the undo, in ``labels`` order.
+        Each label's voxels after the undo, in ``labels`` order (the journal's
+        ``LabelSizes``, for people: no message carries them).
     splits : tuple of (int, str)
         Per restored label (those that got voxels back, sorted), the blob
         reference of its voxels as RLE spans; its split message takes
@@ -155,22 +156,12 @@ class MergeUndo(Mutation):
     def replay_transform(self, ctx: EditContext) -> Transform:
         return restore_transform(ctx, self.target, list(self.labels), self.undoes)
 
-    def messages(self, complete: bool) -> list[Message]:
-        sizes = dict(self.label_sizes)
-        out = []
-        for i, (label, ref) in enumerate(self.splits):
-            common = {**self.common(), "mutation_id": self.mutation_id + i}
-            if complete:
-                out.append(messages.split_complete(
-                    target=self.target, new_label=label, split_ref=ref,
-                    target_size=self.target_size, new_label_size=sizes[label],
-                    **common,
-                ))
-            else:
-                out.append(messages.split_start(
-                    target=self.target, new_label=label, split_ref=ref, **common
-                ))
-        return out
+    def start_messages(self) -> list[Message]:
+        return [
+            messages.split_start(target=self.target, new_label=label, split_ref=ref,
+                                 **{**self.common(), "mutation_id": self.mutation_id + i})
+            for i, (label, ref) in enumerate(self.splits)
+        ]
 
     def log_line(self, blob: Callable[[str], bytes]) -> dict[str, Any]:
         return {"Action": "undo", **self.log_head(), "Undoes": self.undoes}

@@ -32,10 +32,10 @@ class SplitRegion:
         self._bucket_size: tuple[int, int, int] | None = None
 
     @classmethod
-    def from_rle_bytes(cls, data: bytes, headered: bool = True) -> SplitRegion:
-        """Parse DVID's binary RLE format; InvalidMutationError on malformed input."""
+    def from_rle_bytes(cls, data: bytes) -> SplitRegion:
+        """Parse DVID's binary RLEs (with header); InvalidMutationError on malformed input."""
         try:
-            return cls(parse_rles(data, headered=headered))
+            return cls(parse_rles(data))
         except ValueError as exc:
             raise InvalidMutationError(f"malformed RLEs: {exc}") from exc
 

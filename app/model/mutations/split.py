@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
+from numpy.typing import NDArray
 
 from app.kernels import parse_rles
 from app.model.errors import InvalidMutationError
@@ -29,6 +30,7 @@ from app.model.mutations.splitting import (
     region_transform,
     require_partial,
     split_plan,
+    stored_spans,
 )
 
 
@@ -97,6 +99,7 @@ class Split(SplitBase):
             coords,
             transform,
             record,
+            region.spans,
             release=lambda: ctx.release_label(label),
         )
 
@@ -107,8 +110,8 @@ class Split(SplitBase):
     def start_message(self, **fields: Any) -> Message:
         return messages.split_start(**fields)
 
-    def complete_message(self, **fields: Any) -> Message:
-        return messages.split_complete(**fields)
+    def posted_spans(self, ctx: EditContext) -> NDArray[np.integer[Any]]:
+        return stored_spans(ctx, self.split_ref)
 
     def log_fields(self, blob: Callable[[str], bytes]) -> dict[str, Any]:
         return {"RLEs": parse_rles(blob(self.split_ref), headered=False).tolist()}

@@ -1,6 +1,7 @@
 """The split-coarse kind: every voxel of a body in some s0 blocks becomes a new
-body (DVID ``split-coarse``, action ``splitcoarse``).  Its inverse merges the
-new label back (:class:`SplitCoarseUndo`)."""
+body (DVID ``split-coarse``, action ``splitcoarse``).  Its ``Split`` keeps the
+posted blocks as DVID does: RLE spans in block coordinates, one span per run of
+blocks along x.  Its inverse merges the new label back (:class:`SplitCoarseUndo`)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
+from numpy.typing import NDArray
 
-from app.kernels import mask_to_rles, relabel_inplace
+from app.kernels import relabel_inplace
 from app.model.errors import InvalidMutationError
 from app.model.events import messages
 from app.model.geometry import Coord
@@ -23,7 +25,7 @@ from app.model.mutations.base import (
     Recording,
     Transform,
 )
-from app.model.mutations.checks import block_origin, blocks_of
+from app.model.mutations.checks import blocks_of
 from app.model.mutations.kinds import register
 from app.model.mutations.log_fields import int_field, opt_int_field
 from app.model.mutations.splitting import (
@@ -50,14 +52,20 @@ def check_blocks(blocks: Sequence[Sequence[int]], grid: tuple[int, int, int]) ->
     return chosen
 
 
+def block_rles(blocks: Sequence[Coord]) -> NDArray[np.int64]:
+    """Blocks (z, y, x) as RLE spans ``(x, y, z, 1)`` in block coordinates
+    (:meth:`Recording.put_spans` merges the runs along x)."""
+    zyx = np.array(blocks, dtype=np.int64).reshape(-1, 3)
+    return np.column_stack([zyx[:, 2], zyx[:, 1], zyx[:, 0], np.ones(len(zyx), np.int64)])
+
+
 def _whole_block_transform(ctx: EditContext, target: int, label: int) -> Transform:
     keys = np.array([target], dtype=np.uint64)
 
     def transform(coord: Coord) -> BlockChange:
         new = ctx.read_block(coord).copy()
         n = relabel_inplace(new, keys, label)
-        spans = mask_to_rles(new == label, block_origin(coord, ctx.block_size))
-        return BlockChange(coord, new, n, spans)
+        return BlockChange(coord, new, n)
 
     return transform
 
@@ -78,7 +86,7 @@ class SplitCoarse(SplitBase):
     Attributes
     ----------
     blocks : tuple of Coord
-        The s0 blocks (z, y, x) that held the moved voxels, sorted.
+        The s0 blocks (z, y, x) asked for, sorted, each once.
     target, new_label, target_size, new_label_size, split_ref, redoes
         See :class:`SplitBase`.
     """
@@ -92,7 +100,8 @@ class SplitCoarse(SplitBase):
              ) -> Plan:
         """The plan of a split-coarse of checked ``target`` over checked blocks."""
         target_blocks = blocks_of(ctx, target, "target")
-        coords = sorted(c for c in set(chosen) if c in target_blocks)
+        posted = sorted(set(chosen))
+        coords = [c for c in posted if c in target_blocks]
         if not coords:
             raise InvalidMutationError(f"the split blocks hold no voxel of target {target}")
         if len(coords) == len(target_blocks):
@@ -103,11 +112,17 @@ class SplitCoarse(SplitBase):
 
         def record(rec: Recording, size: int, moved: int, ref: str) -> SplitCoarse:
             return cls(rec.stamp, rec.touched, target, label, size, moved, ref,
-                       blocks=tuple(coords))
+                       blocks=tuple(posted))
 
         transform = _whole_block_transform(ctx, target, label)
         return split_plan(target, label, target_blocks, coords, transform, record,
-                          release=lambda: ctx.release_label(label))
+                          block_rles(posted), release=lambda: ctx.release_label(label))
+
+    def replay_transform(self, ctx: EditContext) -> Transform:
+        return _whole_block_transform(ctx, self.target, self.new_label)
+
+    def posted_spans(self, ctx: EditContext) -> NDArray[np.integer[Any]]:
+        return block_rles(self.blocks)  # (not the blob: older records kept voxels there)
 
     def fields(self) -> dict[str, Any]:
         fields = super().fields()
@@ -121,9 +136,6 @@ class SplitCoarse(SplitBase):
 
     def start_message(self, **fields: Any) -> Message:
         return messages.splitcoarse_start(**fields)
-
-    def complete_message(self, **fields: Any) -> Message:
-        return messages.splitcoarse_complete(**fields)
 
     def log_fields(self, blob: Callable[[str], bytes]) -> dict[str, Any]:
         return {"Blocks": [list(c) for c in self.blocks]}

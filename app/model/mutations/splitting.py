@@ -2,8 +2,9 @@
 from a stored region, and the undo (merging the new label back).
 
 A split moves some voxels of a target body to a new label; its record keeps
-those voxels as RLE spans in the blob store (``Split``), from which a replay
-or a redo recomputes the same blocks.
+the region as posted, as DVID does (``Split``: canonical RLE spans in the blob
+store; voxel coordinates for a split, block coordinates for a split-coarse),
+from which a replay or a redo recomputes the same blocks.
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
+from numpy.typing import NDArray
 
-from app.kernels import mask_to_rles, split_inplace
+from app.kernels import parse_rles, split_inplace
 from app.model.errors import InvalidMutationError
 from app.model.geometry import Coord
 from app.model.mutations.base import (
@@ -32,7 +34,7 @@ from app.model.mutations.base import (
     stamp_of,
     touched_of,
 )
-from app.model.mutations.checks import block_origin, blocks_of
+from app.model.mutations.checks import blocks_of
 from app.model.mutations.merge import merge_messages, merge_plan, merge_transform
 from app.model.mutations.regions import SplitRegion
 
@@ -48,15 +50,17 @@ def region_transform(ctx: EditContext, target: int, label: int, region: SplitReg
         mask = region.mask(coord, ctx.block_size, block.shape)
         new = block.copy()
         n = split_inplace(new, mask, target, label)
-        spans = mask_to_rles(new == label, block_origin(coord, ctx.block_size)) if n else None
-        return BlockChange(coord, new if n else None, n, spans)
+        return BlockChange(coord, new if n else None, n)
 
     return transform
 
 
-def stored_region(ctx: EditContext, ref: str) -> SplitRegion:
-    """The region a split record keeps in the blob store."""
-    return SplitRegion.from_rle_bytes(ctx.blob(ref), headered=False)
+def stored_spans(ctx: EditContext, ref: str) -> NDArray[np.int32]:
+    """The RLE spans a split record keeps in the blob store (its ``Split``)."""
+    try:
+        return parse_rles(ctx.blob(ref), headered=False)
+    except ValueError as exc:
+        raise InvalidMutationError(f"malformed RLEs in blob {ref}: {exc}") from exc
 
 
 def require_partial(target: int, size: int, *, some: bool, rest: bool) -> None:
@@ -77,10 +81,12 @@ def split_plan(
     coords: list[Coord],
     transform: Transform,
     record: SplitRecord,
+    posted: NDArray[np.integer[Any]],
     release: Callable[[], None] | None = None,
 ) -> Plan:
     """The plan of a split of ``target`` into ``label`` over ``coords``: refused
-    if it moves no voxel or all of them (``release``: see :class:`Plan`)."""
+    if it moves no voxel or all of them.  Its record's ``Split`` keeps the
+    ``posted`` region (RLE spans, ``(n, 4)``); ``release``: see :class:`Plan`."""
     size = sum(target_blocks.values())
 
     def finish(changes: list[BlockChange]) -> Outcome:
@@ -93,8 +99,7 @@ def split_plan(
                 rows.append((label, c.coord, c.changed))
 
         def make(rec: Recording) -> Mutation:
-            spans = [c.spans for c in changes if c.spans is not None]
-            return record(rec, size - moved, moved, rec.put_spans(np.concatenate(spans)))
+            return record(rec, size - moved, moved, rec.put_spans(posted))
 
         return Outcome(rows, make)
 
@@ -114,7 +119,8 @@ class SplitBase(Mutation):
     target_size, new_label_size : int
         Their voxels after the split.
     split_ref : str
-        Blob reference of the moved voxels as RLE spans (headerless DVID form).
+        Blob reference of the posted region as canonical RLE spans (headerless
+        DVID form; see the module docstring).
     redoes : int or None
         The MutationID of the undone split this one applies again.
     """
@@ -133,8 +139,8 @@ class SplitBase(Mutation):
         """The kind's DVID start message from the builder's keyword arguments."""
 
     @abstractmethod
-    def complete_message(self, **fields: Any) -> Message:
-        """The kind's DVID ``-complete`` message from the builder's keyword arguments."""
+    def posted_spans(self, ctx: EditContext) -> NDArray[np.integer[Any]]:
+        """The region it was asked for, as its ``Split`` keeps it (RLE spans ``(n, 4)``)."""
 
     @abstractmethod
     def log_fields(self, blob: Callable[[str], bytes]) -> dict[str, Any]:
@@ -171,9 +177,8 @@ class SplitBase(Mutation):
         return [self.target, self.new_label]
 
     def replay_transform(self, ctx: EditContext) -> Transform:
-        return region_transform(
-            ctx, self.target, self.new_label, stored_region(ctx, self.split_ref)
-        )
+        region = SplitRegion(self.posted_spans(ctx))
+        return region_transform(ctx, self.target, self.new_label, region)
 
     def undo_plan(self, ctx: EditContext) -> Plan:
         return self.undo_kind.plan(ctx, self.mutation_id, self.target, self.new_label)
@@ -193,22 +198,14 @@ class SplitBase(Mutation):
         target_blocks = blocks_of(ctx, self.target, "target")
         coords = [c for c in self.touched if c in target_blocks]
         transform = self.replay_transform(ctx)
-        return split_plan(self.target, self.new_label, target_blocks, coords, transform, record)
+        return split_plan(
+            self.target, self.new_label, target_blocks, coords, transform, record,
+            self.posted_spans(ctx),
+        )
 
-    def messages(self, complete: bool) -> list[Message]:
-        fields = {
-            "target": self.target,
-            "new_label": self.new_label,
-            "split_ref": self.split_ref,
-            **self.common(),
-        }
-        if complete:
-            return [
-                self.complete_message(
-                    target_size=self.target_size, new_label_size=self.new_label_size, **fields
-                )
-            ]
-        return [self.start_message(**fields)]
+    def start_messages(self) -> list[Message]:
+        return [self.start_message(target=self.target, new_label=self.new_label,
+                                   split_ref=self.split_ref, **self.common())]
 
     def log_line(self, blob: Callable[[str], bytes]) -> dict[str, Any]:
         if self.redoes is not None:
@@ -280,8 +277,8 @@ class SplitUndoBase(Mutation):
     def replay_transform(self, ctx: EditContext) -> Transform:
         return merge_transform(ctx, self.target, self.labels)
 
-    def messages(self, complete: bool) -> list[Message]:
-        return merge_messages(self, self.target, self.labels, self.target_size, complete)
+    def start_messages(self) -> list[Message]:
+        return merge_messages(self, self.target, self.labels)
 
     def log_line(self, blob: Callable[[str], bytes]) -> dict[str, Any]:
         return {"Action": "undo", **self.log_head(), "Undoes": self.undoes}
