@@ -159,6 +159,13 @@ def test_an_edit_with_its_broker_down_says_once_that_events_wait(
             f"segmend: {2 * n} events wait in the outbox ('segmend events flush' sends them "
             "later)"
         ]
+    refused = subprocess.run(  # a refused edit says only why, even with events waiting
+        [sys.executable, "-m", "app", "merge", str(small_pyramid), str(a), "999999999",
+         "--kafka", dead],
+        capture_output=True, text=True, timeout=600, env=env,
+    )
+    assert refused.returncode == 1 and len(refused.stderr.splitlines()) == 1
+    assert refused.stderr.startswith("segmend: error: ")
     quiet = subprocess.run(  # Kafka off: events wait in the outbox as always, unannounced
         [sys.executable, "-m", "app", "maxlabel", str(small_pyramid), "99999999"],
         capture_output=True, text=True, timeout=600, env=env,

@@ -121,8 +121,7 @@ def _writable(args: argparse.Namespace) -> Iterator[Dataset]:
             yield ds
         except BaseException:
             with suppress(SegmendError):  # the command's own error is the one to report
-                ds.close(EVENTS_WAIT)
-            _say_events_wait(ds)
+                ds.close(EVENTS_WAIT)  # (and its only line on stderr)
             raise
         ds.close(EVENTS_WAIT)
         _say_events_wait(ds)
