@@ -27,11 +27,12 @@ import numpy as np
 import pytest
 from numpy.typing import NDArray
 
-from app.kernels import canonical_rles, encode_rles, parse_rles, rles_to_mask
+from app.kernels import canonical_rles, encode_rles, parse_rles
 from app.model.dataset import open_dataset
 from app.model.events.encoding import go_json, resolve_data_ref
 from app.model.events.gotime import parse_go_time
 from app.model.events.settings import KafkaSettings, topic_name
+from tests.dvid_client import affected_bodies, client_messages, replay_stream
 from tests.kafka_fixtures import KafkaRecord, TansuBroker, kafka_broker, read_topic
 
 __all__ = ["kafka_broker"]
@@ -198,72 +199,16 @@ def test_split_blobs_hold_the_posted_region(session: Session) -> None:
 
 
 # ------------------------------------------------------------------ a DVID client
-def dvid_client_view(
-    records: list[KafkaRecord], node: str, blob: Callable[[str], bytes], *, completes: bool
-) -> list[dict[str, Any]]:
-    """The mutations a DVID client keeps: records of ``node`` (neuclease's
-    ``dag_filter='leaf-only'``), ``DataRef`` resolved, the start messages (or
-    the ``-complete`` ones, which repeat their fields, renamed back) and the
-    label reservations."""
-    msgs = [json.loads(r.value) for r in records]
-    msgs = [resolve_data_ref(m, blob) for m in msgs if m["UUID"] == node]
-    kept = []
-    for msg in msgs:
-        done = msg["Action"].endswith("-complete")
-        if msg["Action"].startswith("post-") or done == completes:
-            kept.append({**msg, "Action": msg["Action"].removesuffix("-complete")})
-    return kept
-
-
-def replay_stream(
-    labels: NDArray[np.uint64], msgs: list[dict[str, Any]], blob: Callable[[str], bytes]
-) -> NDArray[np.uint64]:
-    """Every body's voxels rebuilt from the messages alone."""
-    out = labels.copy()
-    for msg in msgs:
-        action = msg["Action"]
-        if action == "merge":
-            out[np.isin(out, np.array(msg["Labels"], np.uint64))] = msg["Target"]
-        elif action in ("split", "splitcoarse"):
-            spans = parse_rles(blob(msg["Split"]), headered=False).astype(np.int64)
-            if action == "splitcoarse":  # block coordinates: whole blocks
-                x, y, z, n = spans.T
-                spans = np.stack([x * BLOCK[2], y * BLOCK[1], z * BLOCK[0], n * BLOCK[2]], 1)
-                rows = [(0, dy, dz, 0) for dz in range(BLOCK[0]) for dy in range(BLOCK[1])]
-                spans = np.concatenate([spans + np.array(row) for row in rows])
-            region = rles_to_mask(spans, (0, 0, 0), out.shape)
-            out[region & (out == msg["Target"])] = msg["NewLabel"]
-        else:
-            assert action in ("post-nextlabel", "post-maxlabel"), action
-    return out
-
-
-def affected_bodies(msgs: list[dict[str, Any]]) -> tuple[set[int], set[int], set[int]]:
-    """neuclease's compute_affected_bodies: (new, changed, removed)."""
-    new: set[int] = set()
-    changed: set[int] = set()
-    removed: set[int] = set()
-    for msg in msgs:
-        if msg["Action"] == "merge":
-            changed.add(msg["Target"])
-            removed |= set(msg["Labels"])
-            changed -= set(msg["Labels"])
-            new -= set(msg["Labels"])
-        elif msg["Action"] == "split":
-            changed.add(msg["Target"])
-            new.add(msg["NewLabel"])
-    return new, changed, removed
-
-
 @pytest.mark.kafka
 def test_a_dvid_client_rebuilds_every_body_from_the_stream(session: Session) -> None:
-    view = {done: dvid_client_view(session.records, session.version, session.blob,
-                                   completes=done) for done in (False, True)}
-    assert dvid_client_view(session.records, "another", session.blob, completes=False) == []
+    values = [r.value for r in session.records]
+    view = {done: client_messages(values, session.version, session.blob, completes=done)
+            for done in (False, True)}
+    assert client_messages(values, "another", session.blob, completes=False) == []
     with open_dataset(session.base, "r") as before:
         original = before.labels(0)[...]
     for msgs in view.values():
-        rebuilt = replay_stream(original, msgs, session.blob)
+        rebuilt = replay_stream(original, msgs, session.blob, BLOCK)
         np.testing.assert_array_equal(rebuilt, session.final)
     msgs = view[False]
     new, changed, removed = affected_bodies(msgs)

@@ -1,8 +1,10 @@
 """A hypothesis state machine: random merges, splits, split-coarse, undo and redo on
-real data, checked after every step against a plain NumPy model of the volume."""
+real data, checked after every step against a plain NumPy model of the volume (and
+the Kafka events, replayed by a DVID client, against the same model)."""
 
 from __future__ import annotations
 
+import sqlite3
 import tempfile
 from pathlib import Path
 
@@ -18,7 +20,10 @@ from app.model.bulk.build import build_pyramid
 from app.model.dataset import Dataset, open_dataset
 from app.model.demo import demo_cube_path
 from app.model.errors import InvalidMutationError
+from app.model.events import outbox
+from app.model.journal.sidecar import journal_path
 from tests.conftest import assert_matches_model
+from tests.dvid_client import client_messages, replay_stream
 
 SHAPE = (13, 22, 27)
 BLOCK = (4, 8, 8)
@@ -40,6 +45,8 @@ class CropSession(RuleBasedStateMachine):
         self.tmp = tempfile.TemporaryDirectory()
         self.ds: Dataset | None = None
         self.model: NDArray[np.uint64] = np.zeros(SHAPE, np.uint64)
+        self.crop: NDArray[np.uint64] = self.model
+        """The volume as built (before any edit)."""
         self.past: list[NDArray[np.uint64]] = []
         self.future: list[NDArray[np.uint64]] = []
 
@@ -50,7 +57,7 @@ class CropSession(RuleBasedStateMachine):
         np.save(src, crop)
         path = build_pyramid(src, Path(self.tmp.name) / "p.h5", block_size=BLOCK, rule=rule)
         self.ds = open_dataset(path, "r+", workers=2, checkpoint_interval=checkpoint_interval)
-        self.model = crop.copy()
+        self.model, self.crop = crop.copy(), crop
         return crop
 
     def teardown(self) -> None:
@@ -148,6 +155,17 @@ class EditSession(CropSession):
     def matches_model(self) -> None:
         if self.ds is not None:
             assert_matches_model(self.ds, self.model)
+
+    @invariant()
+    def the_event_stream_rebuilds_the_model(self) -> None:
+        """A DVID client replaying the outbox's events onto the crop gets the model."""
+        if self.ds is None:
+            return
+        with sqlite3.connect(journal_path(self.ds.path)) as conn:
+            values = [e.payload for e in outbox.tail(conn, 1 << 20)]
+        msgs = client_messages(values, self.ds.version_uuid, self.ds.blob, completes=False)
+        rebuilt = replay_stream(self.crop, msgs, self.ds.blob, BLOCK)
+        np.testing.assert_array_equal(rebuilt, self.model)
 
 
 EditSession.TestCase.settings = settings(
