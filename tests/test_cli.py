@@ -146,30 +146,27 @@ def test_an_edit_with_its_broker_down_says_once_that_events_wait(
         s0 = f["labels/s0"][...]
     a, b, c = int(s0[18, 35, 50]), int(s0[36, 69, 100]), int(s0[5, 5, 5])
     dead = f"127.0.0.1:{free_port()}"
-    env = {"HOME": str(tmp_path)}  # (no config file)
-    for n, (target, label) in enumerate([(a, b), (a, c)], start=1):
-        proc = subprocess.run(
-            [sys.executable, "-m", "app", "merge", str(small_pyramid), str(target), str(label),
-             "--kafka", dead],
-            capture_output=True, text=True, timeout=600, env=env,
+
+    def segmend(*args: object) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "app", *(str(a) for a in args)], capture_output=True,
+            text=True, timeout=600, env={"HOME": str(tmp_path)},  # (no config file)
         )
+
+    for n, (target, label) in enumerate([(a, b), (a, c)], start=1):
+        proc = segmend("merge", small_pyramid, target, label, "--kafka", dead)
         assert proc.returncode == 0, proc.stderr
         assert json.loads(proc.stdout) == {"MutationID": n}
         assert proc.stderr.splitlines() == [  # the events of both edits
             f"segmend: {2 * n} events wait in the outbox ('segmend events flush' sends them "
             "later)"
         ]
-    refused = subprocess.run(  # a refused edit says only why, even with events waiting
-        [sys.executable, "-m", "app", "merge", str(small_pyramid), str(a), "999999999",
-         "--kafka", dead],
-        capture_output=True, text=True, timeout=600, env=env,
-    )
+    # a refused edit says only why, even with events waiting
+    refused = segmend("merge", small_pyramid, a, 999999999, "--kafka", dead)
     assert refused.returncode == 1 and len(refused.stderr.splitlines()) == 1
     assert refused.stderr.startswith("segmend: error: ")
-    quiet = subprocess.run(  # Kafka off: events wait in the outbox as always, unannounced
-        [sys.executable, "-m", "app", "maxlabel", str(small_pyramid), "99999999"],
-        capture_output=True, text=True, timeout=600, env=env,
-    )
+    # Kafka off: events wait in the outbox as always, unannounced
+    quiet = segmend("maxlabel", small_pyramid, 99999999)
     assert quiet.returncode == 0 and quiet.stderr == ""
 
 

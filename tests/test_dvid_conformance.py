@@ -19,7 +19,9 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
+from contextlib import closing
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +33,7 @@ from app.kernels import canonical_rles, encode_rles, parse_rles
 from app.model.dataset import open_dataset
 from app.model.events.encoding import go_json, resolve_data_ref
 from app.model.events.gotime import parse_go_time
+from app.model.events.outbox_view import read_blob
 from app.model.events.settings import KafkaSettings, topic_name
 from tests.dvid_client import affected_bodies, client_messages, replay_stream
 from tests.kafka_fixtures import KafkaRecord, TansuBroker, kafka_broker, read_topic
@@ -129,16 +132,11 @@ def session(small_pyramid: Path, kafka_broker: TansuBroker, tmp_path: Path) -> I
         topic = topic_name("", ds.repo_uuid, ds.uuid)
         version = ds.repo_uuid
         final = ds.labels(0)[...]
-    blobs: dict[str, bytes] = {}
     records = read_topic(kafka_broker.bootstrap, topic, expect=16)
     messages = [json.loads(r.value) for r in records]
-    with open_dataset(small_pyramid, "r") as reader:
-        for msg in messages:
-            for ref in (msg.get("Split"), msg.get("DataRef")):
-                if ref:
-                    blobs[ref] = reader.blob(ref)
     yield Session(base, small_pyramid, topic, version, records, messages, final,
-                  blobs.__getitem__, posted, sorted(set(blocks)), (raised, unchanged), ids)
+                  partial(read_blob, small_pyramid), posted, sorted(set(blocks)),
+                  (raised, unchanged), ids)
 
 
 @pytest.mark.kafka
@@ -299,7 +297,8 @@ def test_an_earlier_journal_is_restamped_and_its_coarse_split_redone_in_blocks(
         ds.split_coarse(a, [(1, 2, 3)])
         ds.undo()
         data_uuid, version = ds.uuid, ds.repo_uuid
-    with sqlite3.connect(journal_path(small_pyramid)) as conn:  # as the earlier version wrote it
+    # as the earlier version wrote it
+    with closing(sqlite3.connect(journal_path(small_pyramid))) as conn, conn:
         voxels = encode_rles(np.array([[48, 32, 16, 16]], np.int32))[12:]
         old_ref = blobstore.put_blob(conn, voxels)
         for mid, text in conn.execute("SELECT id, record FROM mutations").fetchall():

@@ -4,7 +4,6 @@ the Kafka events, replayed by a DVID client, against the same model)."""
 
 from __future__ import annotations
 
-import sqlite3
 import tempfile
 from pathlib import Path
 
@@ -20,8 +19,7 @@ from app.model.bulk.build import build_pyramid
 from app.model.dataset import Dataset, open_dataset
 from app.model.demo import demo_cube_path
 from app.model.errors import InvalidMutationError
-from app.model.events import outbox
-from app.model.journal.sidecar import journal_path
+from app.model.events.outbox_view import outbox_tail
 from tests.conftest import assert_matches_model
 from tests.dvid_client import client_messages, replay_stream
 
@@ -161,8 +159,7 @@ class EditSession(CropSession):
         """A DVID client replaying the outbox's events onto the crop gets the model."""
         if self.ds is None:
             return
-        with sqlite3.connect(journal_path(self.ds.path)) as conn:
-            values = [e.payload for e in outbox.tail(conn, 1 << 20)]
+        values = [e.payload for e in outbox_tail(self.ds.path, 1 << 20)]
         msgs = client_messages(values, self.ds.version_uuid, self.ds.blob, completes=False)
         rebuilt = replay_stream(self.crop, msgs, self.ds.blob, BLOCK)
         np.testing.assert_array_equal(rebuilt, self.model)

@@ -80,7 +80,7 @@ def encode_message(
     ValueError
         If the message is over ``limit`` even without its bulky fields.
     """
-    data = go_json(dict(msg))
+    data = go_json(msg)
     if len(data) <= limit:
         return data
     reduced = {k: v for k, v in msg.items() if k not in BULKY_FIELDS}

@@ -118,8 +118,8 @@ class SplitCoarse(SplitBase):
         return split_plan(target, label, target_blocks, coords, transform, record,
                           block_rles(posted), release=lambda: ctx.release_label(label))
 
-    def replay_transform(self, ctx: EditContext) -> Transform:
-        return _whole_block_transform(ctx, self.target, self.new_label)
+    def posted_transform(self, ctx: EditContext, posted: NDArray[np.integer[Any]]) -> Transform:
+        return _whole_block_transform(ctx, self.target, self.new_label)  # (the touched blocks)
 
     def posted_spans(self, ctx: EditContext) -> NDArray[np.integer[Any]]:
         return block_rles(self.blocks)  # (not the blob: older records kept voxels there)

@@ -177,8 +177,11 @@ class SplitBase(Mutation):
         return [self.target, self.new_label]
 
     def replay_transform(self, ctx: EditContext) -> Transform:
-        region = SplitRegion(self.posted_spans(ctx))
-        return region_transform(ctx, self.target, self.new_label, region)
+        return self.posted_transform(ctx, self.posted_spans(ctx))
+
+    def posted_transform(self, ctx: EditContext, posted: NDArray[np.integer[Any]]) -> Transform:
+        """The block transform of the region ``posted`` (from :meth:`posted_spans`)."""
+        return region_transform(ctx, self.target, self.new_label, SplitRegion(posted))
 
     def undo_plan(self, ctx: EditContext) -> Plan:
         return self.undo_kind.plan(ctx, self.mutation_id, self.target, self.new_label)
@@ -197,10 +200,10 @@ class SplitBase(Mutation):
 
         target_blocks = blocks_of(ctx, self.target, "target")
         coords = [c for c in self.touched if c in target_blocks]
-        transform = self.replay_transform(ctx)
+        posted = self.posted_spans(ctx)  # (read once: it is the transform's and the record's)
+        transform = self.posted_transform(ctx, posted)
         return split_plan(
-            self.target, self.new_label, target_blocks, coords, transform, record,
-            self.posted_spans(ctx),
+            self.target, self.new_label, target_blocks, coords, transform, record, posted
         )
 
     def start_messages(self) -> list[Message]:
