@@ -3,6 +3,7 @@ acknowledged is lost, every mutation is all-or-nothing, and the HDF5 file always
 
 from __future__ import annotations
 
+import io
 import os
 import random
 import signal
@@ -20,7 +21,7 @@ from app.model.bulk.build import build_pyramid
 from app.model.dataset import open_dataset
 from app.model.journal.replay import log_lines
 from app.model.journal.sidecar import rollback_path
-from app.model.storage.safefile import PAGE_SIZE, SafeFile, recover
+from app.model.storage.safefile import PAGE_SIZE, CommittedView, SafeFile, recover
 from app.model.storage.store import LABELS, PyramidStore
 
 WRITER = Path(__file__).with_name("fault_writer.py")
@@ -177,6 +178,10 @@ def test_interrupted_commit_rolls_back_to_the_last_commit(
     with pytest.raises(SystemExit):
         safe.commit()
     monkeypatch.setattr(os, "pwrite", real_pwrite)
+    with CommittedView(path, tmp_path / "rollback") as view:  # a read-only folder's reader
+        assert view.read() == original
+        view.seek(-100, io.SEEK_END)
+        assert view.read(1000) == original[-100:]
     assert recover(path, tmp_path / "rollback")
     assert path.read_bytes() == original
     assert not (tmp_path / "rollback").exists()

@@ -21,7 +21,7 @@ from numpy.typing import NDArray
 from app.model.bulk.build import build_pyramid
 from app.model.dataset import open_dataset
 from app.model.journal.journal_db import connect
-from app.model.journal.sidecar import journal_path, sidecar_dir
+from app.model.journal.sidecar import journal_path, rollback_path, sidecar_dir
 from tests.conftest import _libc_call
 from tests.test_durability import replay_model
 
@@ -67,11 +67,14 @@ def base(tmp_path: Path, real_labels: NDArray[np.uint64]) -> Path:
     return build_pyramid(str(src), folder / "p.h5", block_size=(16, 16, 16))
 
 
-def kill_writer_after(path: Path, acks: int) -> list[int]:
+def kill_writer_after(path: Path, acks: int, *, inside_a_commit: bool = False) -> list[int]:
     """Let a writer edit ``path`` (rarely checkpointing) and SIGKILL it after
-    ``acks`` acknowledged edits; returns their MutationIDs."""
+    ``acks`` acknowledged edits — or, ``inside_a_commit``, inside the first
+    checkpoint after them, once it has written part of the file; returns the
+    acknowledged MutationIDs."""
+    mode = str(acks) if inside_a_commit else "--steady"
     proc = subprocess.Popen(
-        [sys.executable, str(HERE / "fault_writer.py"), str(path), "3", "--steady"],
+        [sys.executable, str(HERE / "fault_writer.py"), str(path), "3", mode],
         stdout=subprocess.PIPE, text=True, cwd=HERE.parent,
     )
     assert proc.stdout is not None
@@ -79,8 +82,8 @@ def kill_writer_after(path: Path, acks: int) -> list[int]:
     for line in proc.stdout:
         if line.startswith("ACK"):
             acked.append(int(line.split()[1]))
-            if len(acked) == acks:
-                break
+        if line.startswith("TORN") if inside_a_commit else len(acked) == acks:
+            break
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     proc.stdout.close()
@@ -149,18 +152,27 @@ def test_a_read_only_folder_reads(base: Path, read_only_view: Path) -> None:
     assert sorted(p.name for p in sidecar_dir(base).iterdir()) == before
 
 
+@pytest.mark.parametrize("inside_a_commit", [False, True], ids=["between", "inside-a-commit"])
 def test_a_read_only_folder_behind_its_journal_reads_and_says_why(
-    base: Path, read_only_view: Path, real_labels: NDArray[np.uint64]
+    base: Path, read_only_view: Path, real_labels: NDArray[np.uint64], inside_a_commit: bool
 ) -> None:
-    kill_writer_after(base, 20)
+    """A writer killed between checkpoints, or inside one (its file torn, its
+    rollback file left): a read-only view reads the file as last committed,
+    plus the journal, and says why it cannot repair it."""
+    kill_writer_after(base, 20, inside_a_commit=inside_a_commit)
+    assert rollback_path(base).exists() == inside_a_commit
+    torn = base.read_bytes()
     log = log_lines(read_only_view)
     run = segmend("info", str(read_only_view), "--json")
     assert run.returncode == 0, run.stderr
     note = json.loads(run.stdout)["file_note"]
-    assert "edits behind" in note and "Read-only file system" in note
+    assert "Read-only file system" in note
+    assert ("mid-checkpoint" in note or "edits behind" in note) if inside_a_commit \
+        else "edits behind" in note
     assert segmend("verify", str(read_only_view)).returncode == 0
     with open_dataset(read_only_view, "r") as ds:
         assert np.array_equal(ds.labels(0)[...], replay_model(real_labels, log))
+    assert base.read_bytes() == torn
 
 
 def test_a_reader_of_a_read_only_folder_follows_its_owner_writing(

@@ -17,7 +17,7 @@ from app.model.errors import FormatError
 from app.model.journal.file_locks import no_commit_meanwhile, writer_holding
 from app.model.journal.journal_db import connect, table_exists
 from app.model.journal.sidecar import journal_path, rollback_path
-from app.model.storage.pyramid_file import open_h5
+from app.model.storage.pyramid_file import open_h5_own_handle
 
 __all__ = ["FileLag", "measure_lag"]
 
@@ -78,8 +78,13 @@ def measure_lag(path: Path) -> FileLag:
     app.model.errors.FormatError
         If the file is not HDF5, or its journal is not an SQLite database.
     """
-    with no_commit_meanwhile(path), open_h5(path, "r") as h5:
-        checkpointed = int(h5.attrs.get("checkpoint_mutation_id", 0))
+    with no_commit_meanwhile(path):
+        h5, raw = open_h5_own_handle(path, rollback_path(path))
+        try:
+            checkpointed = int(h5.attrs.get("checkpoint_mutation_id", 0))
+        finally:
+            h5.close()
+            raw.close()
     journaled, behind = checkpointed, 0
     if journal_path(path).exists():
         try:

@@ -129,6 +129,11 @@ def recover_interrupted_commit(path: Path) -> None:
 def open_read_only_store(path: Path, cache_bytes: int) -> tuple[PyramidStore, bytes]:
     """The pyramid of ``path`` read-only, through a handle of its own (reopened
     after a writer's commits), opened while no checkpoint commits; and the
-    token of the commit it holds (:func:`~app.model.journal.file_locks.file_token`)."""
+    token of the commit it holds (:func:`~app.model.journal.file_locks.file_token`).
+    A checkpoint cut short that nobody could roll back (a read-only folder) is
+    read as rolled back."""
     with no_commit_meanwhile(path) as token:
-        return PyramidStore.open(path, "r", cache_bytes=cache_bytes, own_handle=True), token
+        store = PyramidStore.open(
+            path, "r", cache_bytes=cache_bytes, own_handle=True, rollback=rollback_path(path)
+        )
+        return store, token

@@ -21,6 +21,7 @@ from app.model.storage.layout import (
     is_label_dtype,
     level_shapes,
 )
+from app.model.storage.safefile import CommittedView
 
 
 def write_empty_pyramid(
@@ -97,9 +98,13 @@ def open_h5(path: str | Path, mode: str) -> h5py.File:
         raise FormatError(f"{p}: cannot open HDF5 file ({exc})") from exc
 
 
-def open_h5_own_handle(path: str | Path) -> tuple[h5py.File, io.RawIOBase]:
+def open_h5_own_handle(
+    path: str | Path, rollback: Path | None = None
+) -> tuple[h5py.File, io.RawIOBase]:
     """Open an HDF5 file read-only through a file object of its own (h5py's
     ``fileobj`` driver); returns the file and the object, to close after it.
+    Given its ``rollback`` file, it is read as of its last completed commit
+    (:class:`~app.model.storage.safefile.CommittedView`).
 
     HDF5 shares an open file, and its metadata in memory, among all the opens
     of one file in a process by the same driver: only a handle of its own is
@@ -113,7 +118,7 @@ def open_h5_own_handle(path: str | Path) -> tuple[h5py.File, io.RawIOBase]:
     p = Path(path)
     check_hdf5(p)
     try:
-        raw = _NamedFile(p, "rb")
+        raw: io.RawIOBase = _NamedFile(p, "rb") if rollback is None else CommittedView(p, rollback)
     except OSError as exc:
         raise FormatError(f"{p}: cannot open HDF5 file ({exc})") from exc
     try:

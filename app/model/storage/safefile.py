@@ -14,6 +14,8 @@ journal does:
 :func:`recover` — run before every open — puts the pre-images back and
 truncates the file if a commit was interrupted after step 1 began, so the file
 is always exactly as it was after some completed commit: always openable.
+Where nobody may recover it (a read-only folder), readers open a
+:class:`CommittedView`, which reads the file as that rollback would leave it.
 Callers flush HDF5 (``h5py.File.flush``) before committing, so that a
 committed file is a complete, consistent HDF5 file.
 
@@ -237,30 +239,112 @@ def recover(path: str | Path, rollback: str | Path) -> bool:
     rollback = Path(rollback)
     if not rollback.exists():
         return False
-    data = rollback.read_bytes()
-    body, trailer = data[: -_TRAILER.size], data[-_TRAILER.size :]
-    complete = (
-        len(data) >= len(_MAGIC) + _HEADER.size + _TRAILER.size
-        and data.startswith(_MAGIC)
-        and _TRAILER.unpack(trailer) == (zlib.crc32(body), _END)
-    )
-    if complete:
-        size, count = _HEADER.unpack_from(body, len(_MAGIC))
-        at = len(_MAGIC) + _HEADER.size
+    pending = _read_rollback(rollback)
+    if pending is not None:
+        size, pre_images = pending
         fd = os.open(path, os.O_RDWR)
         try:
-            for _ in range(count):
-                offset, length = _ENTRY.unpack_from(body, at)
-                at += _ENTRY.size
-                _pwrite_all(fd, memoryview(body)[at : at + length], offset)
-                at += length
+            for offset, data in pre_images:
+                _pwrite_all(fd, data, offset)
             os.ftruncate(fd, size)
             os.fsync(fd)
         finally:
             os.close(fd)
     rollback.unlink()
     _fsync_dir(rollback.parent)
-    return complete
+    return pending is not None
+
+
+def _read_rollback(rollback: Path) -> tuple[int, list[tuple[int, memoryview]]] | None:
+    """A complete rollback file's original length and pre-images (offset,
+    bytes), in the order written; None if it is missing or incomplete."""
+    try:
+        data = rollback.read_bytes()
+    except FileNotFoundError:
+        return None
+    body, trailer = memoryview(data)[: -_TRAILER.size], data[-_TRAILER.size :]
+    if not (
+        len(data) >= len(_MAGIC) + _HEADER.size + _TRAILER.size
+        and data.startswith(_MAGIC)
+        and _TRAILER.unpack(trailer) == (zlib.crc32(body), _END)
+    ):
+        return None
+    size, count = _HEADER.unpack_from(body, len(_MAGIC))
+    at = len(_MAGIC) + _HEADER.size
+    pre_images = []
+    for _ in range(count):
+        offset, length = _ENTRY.unpack_from(body, at)
+        at += _ENTRY.size
+        pre_images.append((offset, body[at : at + length]))
+        at += length
+    return size, pre_images
+
+
+class CommittedView(io.RawIOBase):
+    """A file opened read-only as it was after its last completed commit: the
+    file itself, or — while a rollback file says a commit was cut short and
+    nobody may roll it back (a read-only folder) — the file with that
+    commit's pre-images read in place of its bytes, cut to its former length.
+
+    Parameters
+    ----------
+    path : Path
+        The HDF5 file.
+    rollback : Path
+        Its rollback file (read once, when opened).
+
+    Notes
+    -----
+    Named by its path, as :class:`SafeFile` is.
+    """
+
+    def __init__(self, path: str | Path, rollback: str | Path) -> None:
+        super().__init__()
+        self.path = Path(path)
+        self._file = open(self.path, "rb")  # noqa: SIM115 - closed in close()
+        self._fd = self._file.fileno()
+        pending = _read_rollback(Path(rollback))
+        self._pre_images = [] if pending is None else pending[1]
+        self._size = os.fstat(self._fd).st_size if pending is None else pending[0]
+        self._pos = 0
+
+    @property
+    def name(self) -> str:
+        """The HDF5 file's path."""
+        return str(self.path)
+
+    def __repr__(self) -> str:
+        return str(self.path)
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._size}[whence]
+        self._pos = base + offset
+        return self._pos
+
+    def tell(self) -> int:
+        return self._pos
+
+    def readinto(self, buffer: WriteableBuffer) -> int:
+        out = memoryview(buffer).cast("B")
+        start = self._pos
+        n = os.preadv(self._fd, [out[: max(0, min(len(out), self._size - start))]], start)
+        for offset, data in self._pre_images:
+            lo, hi = max(offset, start), min(offset + len(data), start + n)
+            if lo < hi:
+                out[lo - start : hi - start] = data[lo - offset : hi - offset]
+        self._pos += n
+        return n
+
+    def close(self) -> None:
+        if not self._file.closed:
+            self._file.close()
+        super().close()
 
 
 def _pwrite_all(fd: int, data: memoryview, offset: int) -> None:

@@ -63,6 +63,7 @@ class PyramidStore:
     def __init__(self, h5: h5py.File, *, cache_bytes: int = 256 << 20) -> None:
         self._attach(h5)
         self._own_handle: io.RawIOBase | None = None
+        self._rollback: Path | None = None
         self.cache = BlockCache(cache_bytes)
         self._thread_scratch = threading.local()
         self._overlay = StagedOverlay(self.cache)
@@ -103,10 +104,12 @@ class PyramidStore:
         *,
         cache_bytes: int = 256 << 20,
         own_handle: bool = False,
+        rollback: Path | None = None,
     ) -> PyramidStore:
         """Open the pyramid at ``path`` read-only (``"r"``) or for writing (``"r+"``);
         ``own_handle`` (read-only): through a file handle of its own, which
-        :meth:`reopen` reads afresh (see
+        :meth:`reopen` reads afresh, as of the last commit its ``rollback``
+        file (if given) leaves it (see
         :func:`~app.model.storage.pyramid_file.open_h5_own_handle`).
 
         Raises
@@ -116,7 +119,9 @@ class PyramidStore:
         """
         if mode not in ("r", "r+") or (own_handle and mode != "r"):
             raise ValueError(f"mode must be 'r' or 'r+' ('r' with its own handle), got {mode!r}")
-        h5, raw = open_h5_own_handle(path) if own_handle else (open_h5(path, mode), None)
+        h5, raw = (
+            open_h5_own_handle(path, rollback) if own_handle else (open_h5(path, mode), None)
+        )
         try:
             store = cls(h5, cache_bytes=cache_bytes)
         except BaseException as exc:
@@ -127,7 +132,7 @@ class PyramidStore:
                 raise FormatError(f"{path}: damaged or unreadable pyramid ({exc})") from exc
             raise
         if raw is not None:
-            store._hold_handle(raw)
+            store._hold_handle(raw, rollback)
         return store
 
     @classmethod
@@ -396,8 +401,8 @@ class PyramidStore:
         """
         path = self.path
         self.close()
-        h5, raw = open_h5_own_handle(path)
-        self._hold_handle(raw)
+        h5, raw = open_h5_own_handle(path, self._rollback)
+        self._hold_handle(raw, self._rollback)
         try:
             self._attach(h5)
         except (OSError, KeyError, RuntimeError) as exc:
@@ -414,8 +419,10 @@ class PyramidStore:
             self._own_handle = None
             atexit.unregister(self.close)
 
-    def _hold_handle(self, raw: io.RawIOBase) -> None:
+    def _hold_handle(self, raw: io.RawIOBase, rollback: Path | None) -> None:
         """Keep the file object the file is read through, to close after it (at
-        interpreter exit at the latest: HDF5 must let go of it before Python)."""
+        interpreter exit at the latest: HDF5 must let go of it before Python),
+        and the rollback file :meth:`reopen` reads it through."""
         self._own_handle = raw
+        self._rollback = rollback
         atexit.register(self.close)
