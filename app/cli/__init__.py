@@ -18,12 +18,12 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from app import __version__
-from app.cli import edit_commands, events_commands, pyramid_commands
+from app.cli import edit_commands, events_commands, export_commands, pyramid_commands
 from app.cli.desktop import AppRunner
 from app.model.error_text import one_line
 from app.model.errors import CheckpointError, SegmendError
 
-COMMAND_MODULES = (pyramid_commands, edit_commands, events_commands)
+COMMAND_MODULES = (pyramid_commands, edit_commands, events_commands, export_commands)
 CHECKPOINT_FAILED = 3
 """Exit status of an edit that is durable (its result printed) but that the HDF5
 file could not take yet (a full disk, a file another program holds): the

@@ -15,6 +15,7 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
+from app.cli.cluster_options import add_cluster_options, cluster_of
 from app.cli.output import SQLITE_MAX_INT, bounded_int, emit, progress_bar
 from app.model.errors import SegmendError
 from app.model.events.settings import load_settings
@@ -85,6 +86,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
     p = sub.add_parser("reindex", help="rebuild the label index")
     p.add_argument("file")
+    add_cluster_options(p)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_reindex)
 
@@ -306,8 +308,10 @@ def cmd_log(args: argparse.Namespace) -> int:
 
 def cmd_reindex(args: argparse.Namespace) -> int:
     """``segmend reindex FILE``: rebuild the label index."""
-    with _writable(args) as ds, progress_bar("reindex", unit="block") as tick:
-        count = ds.reindex(tick)
+    cluster = cluster_of(args)
+    unit = "block" if cluster is None else "task"
+    with _writable(args) as ds, progress_bar("reindex", unit=unit) as tick:
+        count = ds.reindex(tick, cluster=cluster)
     result: dict[str, Any] = {"labels": count}
     emit(args, result, lambda r: f"label index rebuilt: {r['labels']} labels")
     return 0

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from app.cli.cluster_options import add_cluster_options, cluster_of
 from app.cli.desktop import AppRunner
 from app.cli.output import bounded_int, emit, progress_bar
 from app.display import display_problem
@@ -25,8 +26,14 @@ from app.model.storage.layout import (
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add this module's commands to the ``segmend`` parser."""
     p = sub.add_parser("build", help="build a pyramid from a plain volume")
-    p.add_argument("src", help="labels: FILE.h5:/dataset, FILE.npy, or a pyramid group")
-    p.add_argument("out", help="the pyramid file to write")
+    p.add_argument(
+        "src",
+        help="labels: FILE.h5:/dataset, FILE.npy, a pyramid group, DIR.zarr[:/path] "
+             "(Zarr v2/v3 array or OME-Zarr image) or DIR.n5:/path",
+    )
+    p.add_argument(
+        "out", help="the pyramid to write: FILE.h5 (editable) or DIR.zarr (an OME-Zarr, read-only)"
+    )
     p.add_argument("--image", help="grayscale source, same forms as SRC")
     p.add_argument("--block-size", type=_block_size, default=(64, 64, 64), metavar="N[,N,N]")
     p.add_argument("--rule", choices=RULES, default=DEFAULT_RULE)
@@ -39,8 +46,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--compression", choices=COMPRESSIONS, default=DEFAULT_COMPRESSION)
     p.add_argument("--voxel-size", type=_voxel_size, default=(1.0, 1.0, 1.0), metavar="NM[,NM,NM]")
     p.add_argument(
-        "--workers", type=bounded_int(1), metavar="N", help="threads (default: one per core)"
+        "--threads", type=bounded_int(1), metavar="N",
+        help="threads, without a cluster (default: one per core)",
     )
+    add_cluster_options(p)
     p.add_argument(
         "--force",
         action="store_true",
@@ -56,6 +65,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
     p = sub.add_parser("verify", help="check every level against a recompute from s0")
     p.add_argument("file")
+    add_cluster_options(p)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_verify)
 
@@ -101,7 +111,8 @@ def cmd_build(args: argparse.Namespace) -> int:
 
     journal = journal_path(args.out)
     edited = args.force and journal.exists()
-    with progress_bar("build", unit="block") as tick:
+    cluster = cluster_of(args)
+    with progress_bar("build", unit="block" if cluster is None else "task") as tick:
         out = build_pyramid(
             args.src,
             args.out,
@@ -111,9 +122,10 @@ def cmd_build(args: argparse.Namespace) -> int:
             levels=args.levels,
             compression=args.compression,
             voxel_size_nm=args.voxel_size,
-            workers=args.workers,
+            workers=args.threads,
             progress=tick,
             discard_journal=args.force,
+            cluster=cluster,
         )
     if edited:
         print(f"segmend: deleted the journal of the replaced pyramid ({journal})", file=sys.stderr)
@@ -139,8 +151,10 @@ def cmd_verify(args: argparse.Namespace) -> int:
     """
     from app.model.dataset import open_dataset
 
-    with open_dataset(args.file, "r") as ds, progress_bar("verify", unit="block") as tick:
-        report = ds.verify(progress=tick)
+    cluster = cluster_of(args)
+    unit = "block" if cluster is None else "task"
+    with open_dataset(args.file, "r") as ds, progress_bar("verify", unit=unit) as tick:
+        report = ds.verify(progress=tick, cluster=cluster)
         assert ds.lag is not None  # opened read-only
         note = ds.lag.describe(ds.path) or None
     result = {**report.as_json(), "file_note": note}

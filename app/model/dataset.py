@@ -11,6 +11,9 @@ when they return; the HDF5 file is written only by checkpoints, through
 :class:`app.model.storage.safefile.SafeFile`, with the id of the last mutation it holds
 (``checkpoint_mutation_id``).  Opening replays the mutations recorded after it,
 which repairs whatever a crash interrupted.
+
+An OME-Zarr store (``x.zarr``) opens read-only only, as a foreign pyramid:
+no journal, lock or folder beside it is read or made.
 """
 
 from __future__ import annotations
@@ -31,6 +34,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from app.model.bulk.build import default_workers
+from app.model.bulk.cluster import Cluster, dask_client
+from app.model.bulk.dask_check import recount_on_cluster, verify_on_cluster
 from app.model.bulk.index_check import check_label_index
 from app.model.bulk.partials import remove_stale_partials
 from app.model.bulk.verify import VerifyReport, verify_levels
@@ -65,8 +70,10 @@ from app.model.opening import (
 from app.model.priority import lower_thread_priority
 from app.model.read_snapshot import ReadSnapshot
 from app.model.storage.memory import recycle_block_memory
+from app.model.storage.ome_zarr_read import is_zarr_path, refuse_editing
 from app.model.storage.pyramid_file import check_hdf5
 from app.model.storage.safefile import SafeFile
+from app.model.storage.store import PyramidStore
 
 Progress = Callable[[int, int], None]
 log = logging.getLogger("segmend")
@@ -154,6 +161,8 @@ class Dataset(DatasetReads):
 
     # ----------------------------------------------------------------- opening
     def _open_writer(self, user: str | None, progress: Progress | None, cache_bytes: int) -> None:
+        if is_zarr_path(self.path):
+            refuse_editing(self.path)
         check_hdf5(self.path)
         made = not sidecar_dir(self.path).exists()
         sidecar_dir(self.path).mkdir(exist_ok=True)
@@ -222,6 +231,10 @@ class Dataset(DatasetReads):
         )
 
     def _open_reader(self, cache_bytes: int) -> None:
+        if is_zarr_path(self.path):  # nobody edits it: no journal, lag nor snapshot
+            self.store = PyramidStore.open(self.path, "r", cache_bytes=cache_bytes)
+            self.lag = FileLag(0, 0, 0, interrupted=False, writer=None)
+            return
         check_hdf5(self.path)
         remove_stale_partials(self.path)
         self.lag = self._bring_file_up_to_date()
@@ -359,9 +372,19 @@ class Dataset(DatasetReads):
         if self._engine is not None:
             self._engine.set_visible(scale, coords)
 
-    def reindex(self, progress: Progress | None = None) -> int:
-        """Rebuild the label index from s0; returns the number of labels."""
-        return self.engine.reindex(progress)
+    def reindex(self, progress: Progress | None = None, cluster: Cluster | None = None) -> int:
+        """Rebuild the label index from s0; returns the number of labels.
+
+        With a ``cluster`` the s0 blocks are counted on its worker processes,
+        which read the file once a checkpoint has written every edit into it
+        (``progress`` then counts tasks)."""
+        if cluster is None:
+            return self.engine.reindex(progress)
+        self.checkpoint()
+        with dask_client(cluster) as client:
+            return self.engine.reindex(
+                recounts=lambda: recount_on_cluster(client, self.path, progress=progress)
+            )
 
     # ----------------------------------------------------------- durability
     def checkpoint(self) -> int:
@@ -414,8 +437,31 @@ class Dataset(DatasetReads):
         return None if self.sender is None else self.sender.status()
 
     # -------------------------------------------------------------- checking
-    def verify(self, progress: Progress | None = None) -> VerifyReport:
-        """Every level == recompute from the level below; label index == recount."""
+    def verify(self, progress: Progress | None = None, cluster: Cluster | None = None
+               ) -> VerifyReport:
+        """Every level == recompute from the level below; label index == recount.
+
+        With a ``cluster`` its worker processes read the file itself (``progress``
+        then counts tasks): it must hold every journaled edit.
+
+        Raises
+        ------
+        app.model.errors.SegmendError
+            With a cluster, if the file lacks journaled edits (a writer has not
+            checkpointed them yet, or nobody can write them into it).
+        """
+        if cluster is not None:
+            if self.lag is not None and not self.lag.current:
+                raise SegmendError(
+                    f"{self.lag.describe(self.path)}; a verify on a cluster reads the file "
+                    "itself: run it without --workers/--scheduler"
+                )
+            self.checkpoint()
+            journal = self._journal
+            indexed = journal is not None and journal.get_meta("index_built") is not None
+            rows = list(journal.label_index_rows()) if journal is not None and indexed else None
+            with dask_client(cluster) as client:
+                return verify_on_cluster(client, self.path, index_rows=rows, progress=progress)
         with self.snapshot():
             report = verify_levels(self.store, progress=progress)
             if self._journal is not None and self._journal.get_meta("index_built"):
@@ -547,10 +593,12 @@ def open_dataset(
     :mod:`app.model.priority`): an interactive app passes it so that its GUI
     thread runs first.
 
+    ``path`` may be an OME-Zarr store (``x.zarr``): it opens read-only only.
+
     Raises
     ------
     app.model.errors.FormatError
-        Missing, foreign, corrupt file.
+        Missing, foreign, corrupt file; an OME-Zarr store opened for editing.
     app.model.errors.WriterLockedError
         Another process is writing the dataset.
     """
@@ -580,9 +628,10 @@ def open_editable(
 ) -> tuple[Dataset, SegmendError | None]:
     """Open a dataset for editing if it can be, else read-only (what a viewer wants).
 
-    A dataset another process is writing, or a pyramid written by another tool,
-    opens read-only.  The arguments are :func:`open_dataset`'s (``user``,
-    ``progress`` and ``kafka`` only matter for editing).
+    A dataset another process is writing, or a pyramid written by another tool
+    (an OME-Zarr store too), opens read-only.  The arguments are
+    :func:`open_dataset`'s (``user``, ``progress`` and ``kafka`` only matter for
+    editing).
 
     Returns
     -------

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from app.model.dataset import Dataset
     from app.ui.import_dialog import ImportDialog
 
-PYRAMID_SUFFIXES = (".h5", ".hdf5", ".hdf", ".he5")
+PYRAMID_SUFFIXES = (".h5", ".hdf5", ".hdf", ".he5", ".zarr")
 VOLUME_SUFFIXES = (".npy",)
 TITLE = "segmend"
 

@@ -4,10 +4,11 @@ The dock widget is :class:`app.ui.proofreading.ProofreadingWidget` itself --
 the same class the segmend app docks.
 
 - :func:`get_reader` opens segmend pyramids (and pyramids of other tools,
-  read-only) as multiscale grayscale + segmentation layers, and plain HDF5
-  label volumes as a (lazy, read-only) labels layer.  A pyramid opened here is
-  proofread by the widget, which adopts its layers.  The layers' blocks are
-  read on a worker pool (:mod:`app.ui.reader_loads`), plain volumes through
+  OME-Zarr stores among them, read-only) as multiscale grayscale +
+  segmentation layers, and plain HDF5 label volumes as a (lazy, read-only)
+  labels layer.  A pyramid opened here is proofread by the widget, which
+  adopts its layers.  The layers' blocks are read on a worker pool
+  (:mod:`app.ui.reader_loads`), plain volumes through
   :mod:`app.model.storage.volumes`, which opens the file only while it reads;
   the GUI thread reads only the file's layout when napari calls the reader.
 - :func:`demo_sample` builds the shipped real cube into a temporary pyramid.
@@ -23,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from app.model.errors import FormatError
+from app.model.storage.ome_zarr_read import holds_ome_zarr_pyramid, is_zarr_path
 from app.model.storage.volumes import (
     VolumeArray,
     VolumeSource,
@@ -41,28 +43,33 @@ SUFFIXES = (".h5", ".hdf5", ".hdf", ".he5")
 
 
 def get_reader(path: str | list[str]) -> Callable[[str | list[str]], list[LayerData]] | None:
-    """napari reader hook: a reader for segmend pyramids and label HDF5 files, or None."""
+    """napari reader hook: a reader for segmend pyramids, OME-Zarr stores holding
+    a label pyramid, and label HDF5 files; or None."""
     if isinstance(path, list):
         if len(path) != 1:
             return None
         path = path[0]
     p = Path(path)
+    if is_zarr_path(p):
+        return read_path if holds_ome_zarr_pyramid(p) else None
     if p.suffix.lower() not in SUFFIXES or not is_hdf5_file(p):
         return None
     return read_path
 
 
 def read_path(path: str | list[str]) -> list[LayerData]:
-    """Layers for one HDF5 file: a pyramid (multiscale) or plain 3D volumes.
+    """Layers for one HDF5 file, a pyramid (multiscale) or plain 3D volumes, or
+    for an OME-Zarr store's pyramid (read-only).
 
     Raises
     ------
     app.model.errors.FormatError
-        If the file holds neither a pyramid nor a 3D integer volume.
+        If the file holds neither a pyramid nor a 3D integer volume, or the
+        store no OME-Zarr label pyramid.
     """
     if isinstance(path, list):
         path = path[0]
-    if holds_pyramid(path):
+    if is_zarr_path(path) or holds_pyramid(path):
         dataset = registry.open_shared(path)
         return layer_data(dataset, ReaderLoads(dataset).loader)
     return read_plain(path)

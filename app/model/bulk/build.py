@@ -23,12 +23,17 @@ import numpy as np
 from numpy.typing import NDArray
 
 from app.kernels import downsample_image_into, downsample_labels_into
+from app.model.bulk.box_tree import TreePlan
+from app.model.bulk.cluster import Cluster, dask_client
+from app.model.bulk.dask_build import build_levels
 from app.model.bulk.output import (
     check_output,
     close_quietly,
     remove_sidecar,
 )
 from app.model.bulk.partials import hold_partial, partial_path, remove_stale_partials
+from app.model.bulk.scratch import scratch_copy
+from app.model.bulk.zarr_build import build_ome_zarr, is_zarr_output
 from app.model.error_text import write_failure
 from app.model.errors import CancelledError, FormatError, SegmendError
 from app.model.geometry import Coord, blocks_in_box
@@ -73,6 +78,8 @@ def build_pyramid(
     block_observer: BlockObserver | None = None,
     created_by: str = "segmend build",
     discard_journal: bool = False,
+    cluster: Cluster | None = None,
+    task_blocks: int | None = None,
 ) -> Path:
     """Write the full label (and optional grayscale) pyramid of a source volume.
 
@@ -88,18 +95,28 @@ def build_pyramid(
         and renamed at the end, so ``out`` is never left half-built; partial
         files of dead builds of ``out`` are removed first.  The sidecar folder
         of a replaced ``out`` (its journal, locks) is removed with it.
+        ``OUT.zarr``: an OME-Zarr (:mod:`app.model.bulk.zarr_build`), built
+        on Dask workers (``cluster``; default: ``workers`` threads here).
     block_size, rule, levels, compression, voxel_size_nm
         See SPEC §2.  Block sizes must be even; ``levels`` at most the natural
         number of levels (:func:`~app.model.storage.layout.level_count`);
         voxel sizes finite and positive.
     workers : int, optional
         Threads encoding and downsampling (default: one per core).
+    cluster : Cluster, optional
+        Run on Dask workers (local processes, an existing cluster, or
+        in-process threads) instead of the streaming threads here; the levels
+        are bit-identical.
+    task_blocks : int, optional
+        With a cluster: a task's box edge in blocks, a power of two ≥ 2
+        (default: about 256 voxels; see :mod:`app.model.bulk.box_tree`).
     progress : callable, optional
-        ``progress(done, total)`` in blocks, called from worker threads.
+        ``progress(done, total)`` in blocks, called from worker threads
+        (on Dask: in tasks, from this thread).
     cancel : threading.Event, optional
         Set it to stop the build; raises CancelledError and leaves no file.
     block_observer : callable, optional
-        Sees every s0 label block (e.g. to build the label index).
+        Sees every s0 label block (e.g. to build the label index); threads only.
     discard_journal : bool
         Replace an edited ``out`` (one with a journal), deleting its journal.
 
@@ -126,11 +143,22 @@ def build_pyramid(
     """
     block_size = check_block_size(block_size)
     voxel_size_nm = check_voxel_size(voxel_size_nm)
+    if cluster is not None and block_observer is not None:
+        raise ValueError("a block observer sees blocks of a threaded build only")
+    task_blocks = check_task_blocks(task_blocks, block_size)
     with open_source(labels) as lab, open_source(image) if image else nullcontext() as img:
         shape = (int(lab.shape[0]), int(lab.shape[1]), int(lab.shape[2]))
         if img is not None:
             _check_grayscale(img, shape)
         _check_levels(levels, shape, block_size)
+        if is_zarr_output(out):
+            return build_ome_zarr(
+                labels, Path(out), shape=shape, image=image,
+                image_dtype=None if img is None else str(np.dtype(img.dtype)),
+                block_size=block_size, rule=rule, levels=levels, compression=compression,
+                voxel_size_nm=voxel_size_nm, cluster=cluster or Cluster(threads=workers),
+                task_blocks=task_blocks, progress=progress, cancel=cancel, created_by=created_by,
+            )
         real = Path(os.path.realpath(out))
         check_output(real, discard_journal=discard_journal)
         remove_stale_partials(real)
@@ -150,7 +178,23 @@ def build_pyramid(
                 voxel_size_nm=voxel_size_nm,
                 created_by=created_by,
             )
-            _write_levels(store, lab, img, workers, progress, cancel, rule, block_observer)
+            if cluster is not None:
+                plans = [
+                    tree_plan(store, kind, str(src), task_blocks, with_codecs=True)
+                    for kind, src in ((LABELS, labels), (IMAGE, image)) if src is not None
+                ]
+                with dask_client(cluster) as client:
+                    max_label = build_levels(
+                        client, plans, store=store, progress=progress, cancel=cancel
+                    )
+            else:
+                max_label = _write_levels(
+                    store, lab, img, workers, progress, cancel, rule, block_observer
+                )
+            # the file's uint64 next_label stops at the largest label (then: exhausted)
+            store.set_attrs(
+                max_label=max_label, next_label=min(max_label + 1, np.iinfo(np.uint64).max)
+            )
             store.close()
             check_output(real, discard_journal=discard_journal)
             remove_sidecar(real)
@@ -166,6 +210,32 @@ def build_pyramid(
             if held is not None:
                 os.close(held)
     return Path(out)
+
+
+def check_task_blocks(task_blocks: int | None, block_size: tuple[int, int, int]) -> int:
+    """A task's box edge in blocks: ``task_blocks`` checked (a power of two
+    ≥ 2), or by default the power of two that makes it about 256 voxels."""
+    if task_blocks is None:
+        return max(2, 1 << max(0, (256 // max(block_size)).bit_length() - 1))
+    if task_blocks < 2 or task_blocks & (task_blocks - 1):
+        raise ValueError(f"task blocks must be a power of two of at least 2, got {task_blocks}")
+    return task_blocks
+
+
+def tree_plan(
+    store: PyramidStore, kind: str, source: str, task_blocks: int, *, with_codecs: bool
+) -> TreePlan:
+    """The task tree of ``store``'s ``kind`` pyramid (see :mod:`app.model.bulk.box_tree`)."""
+    levels = store.levels(kind)
+    codecs = []
+    for level in levels if with_codecs else ():
+        if level.codec is None:
+            raise FormatError(f"{store.path}: {kind}/s{level.scale} cannot be written block-wise")
+        codecs.append(level.codec)
+    return TreePlan(
+        kind, source, tuple(lv.shape for lv in levels), store.block_size, store.rule,
+        task_blocks, tuple(codecs) if with_codecs else None,
+    )
 
 
 def _check_levels(
@@ -189,16 +259,15 @@ def _write_levels(
     cancel: threading.Event | None,
     rule: str,
     block_observer: BlockObserver | None,
-) -> None:
-    """Fill every level of a new pyramid from its sources, and its label counters."""
+) -> int:
+    """Fill every level of a new pyramid from its sources; returns the largest label."""
     total = sum(int(np.prod(lv.grid)) for kind in (LABELS, IMAGE) for lv in store.levels(kind))
     ticker = _Ticker(total, progress)
     with ThreadPoolExecutor(workers or default_workers(), "segmend-build") as pool:
         max_label = _SlabStream(store, LABELS, pool, ticker, cancel, rule, block_observer).run(lab)
         if img is not None:
             _SlabStream(store, IMAGE, pool, ticker, cancel, rule, None).run(img)
-    # the file's uint64 next_label stops at the largest label (then: exhausted)
-    store.set_attrs(max_label=max_label, next_label=min(max_label + 1, np.iinfo(np.uint64).max))
+    return max_label
 
 
 def _check_grayscale(img: Any, shape: tuple[int, ...]) -> None:
@@ -222,23 +291,6 @@ class _Ticker:
             done = self.done
         if self.callback is not None:
             self.callback(done, self.total)
-
-
-_scratch = threading.local()
-
-
-def _scratch_copy(view: NDArray[Any]) -> NDArray[Any]:
-    """``view`` copied into this thread's reusable C-contiguous buffer.
-
-    Fresh 2 MiB arrays cost page faults that take longer than encoding them;
-    the buffer is only read by the encoder before the next block reuses it.
-    """
-    buf = getattr(_scratch, "buffer", None)
-    if buf is None or buf.shape != view.shape or buf.dtype != view.dtype:
-        buf = np.empty(view.shape, view.dtype)
-        _scratch.buffer = buf
-    np.copyto(buf, view)
-    return buf
 
 
 class _SlabStream:
@@ -320,7 +372,7 @@ class _SlabStream:
         level = self.levels[k]
         sl = level.block_slices(coord)
         view = slab[(slice(None), sl[1], sl[2])]
-        block = _scratch_copy(view)
+        block = scratch_copy(view)
         payload = self.store.encode_block(self.kind, k, coord, block)
         self.store.write_payload(self.kind, k, coord, payload)
         if k == 0 and self.observer is not None:

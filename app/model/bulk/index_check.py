@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 
 from app.kernels import label_counts
@@ -20,13 +21,23 @@ def check_label_index(
     store: PyramidStore, journal: Journal, pool: ThreadPoolExecutor, max_reports: int = 20
 ) -> list[str]:
     """Differences between the label index and a recount (empty if they agree)."""
-    indexed: dict[Coord, dict[int, int]] = {}
-    for label, coord, count in journal.label_index_rows():
-        indexed.setdefault(coord, {})[label] = count
-
     coords = list(store.level(LABELS, 0).coords())
+    recounts = zip(coords, pool.map(lambda c: recount(store, c), coords), strict=True)
+    return index_differences(journal.label_index_rows(), recounts, max_reports)
+
+
+def index_differences(
+    rows: Iterable[tuple[int, Coord, int]],
+    recounts: Iterable[tuple[Coord, dict[int, int]]],
+    max_reports: int = 20,
+) -> list[str]:
+    """Differences between label index ``rows`` ``(label, block, count)`` and
+    the recount of every s0 block (empty if they agree)."""
+    indexed: dict[Coord, dict[int, int]] = {}
+    for label, coord, count in rows:
+        indexed.setdefault(coord, {})[label] = count
     problems: list[str] = []
-    for coord, actual in zip(coords, pool.map(lambda c: recount(store, c), coords), strict=True):
+    for coord, actual in recounts:
         expected = indexed.pop(coord, {})
         if expected != actual:
             for label in sorted(set(expected) | set(actual)):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -45,6 +46,16 @@ class VerifyReport:
     mismatches: list[BlockMismatch] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
 
+    def add(self, checked: int, mismatches: list[BlockMismatch], max_reports: int) -> None:
+        """Count ``checked`` blocks, of which ``mismatches`` differ; keep the
+        first ``max_reports`` mismatches in (kind, scale, block) order, whatever
+        order the blocks are checked in."""
+        self.blocks_checked += checked
+        self.mismatched_blocks += len(mismatches)
+        for mismatch in mismatches:
+            bisect.insort(self.mismatches, mismatch, key=_order)
+        del self.mismatches[max_reports:]
+
     @property
     def ok(self) -> bool:
         """True if nothing differs."""
@@ -81,44 +92,54 @@ def verify_levels(
         How many mismatching blocks to describe (all are counted).
     """
     report = VerifyReport()
-    jobs = [
-        (kind, lv.scale, coord)
-        for kind in (LABELS, IMAGE)
-        for lv in store.levels(kind)[1:]
-        for coord in lv.coords()
-    ]
+    jobs = level_jobs(store)
     lock = threading.Lock()
 
     def check(job: tuple[str, int, Coord]) -> None:
         if cancel is not None and cancel.is_set():
             raise CancelledError("verify cancelled")
-        kind, scale, coord = job
-        expected = refresh_block(store, kind, scale, coord)
-        found = store.read_block(kind, scale, coord)
-        diff = expected != found
+        mismatch = compare_block(store, *job)
         with lock:
-            report.blocks_checked += 1
-            if diff.any():
-                report.mismatched_blocks += 1
-                if len(report.mismatches) < max_reports:
-                    first = tuple(int(i) for i in np.argwhere(diff)[0])
-                    origin = tuple(c * b for c, b in zip(coord, store.block_size, strict=True))
-                    report.mismatches.append(
-                        BlockMismatch(
-                            kind,
-                            scale,
-                            coord,
-                            int(diff.sum()),
-                            tuple(o + i for o, i in zip(origin, first, strict=True)),  # type: ignore[arg-type]
-                            int(expected[first]),
-                            int(found[first]),
-                        )
-                    )
+            report.add(1, [] if mismatch is None else [mismatch], max_reports)
             done = report.blocks_checked
         if progress is not None:
             progress(done, len(jobs))
 
     with ThreadPoolExecutor(workers, "segmend-verify") as pool:
         list(pool.map(check, jobs))
-    report.mismatches.sort(key=lambda m: (m.kind, m.scale, m.block))
     return report
+
+
+def _order(m: BlockMismatch) -> tuple[str, int, Coord]:
+    return m.kind, m.scale, m.block
+
+
+def level_jobs(store: PyramidStore) -> list[tuple[str, int, Coord]]:
+    """Every block a verify recomputes: ``(kind, scale ≥ 1, coord)``."""
+    return [
+        (kind, lv.scale, coord)
+        for kind in (LABELS, IMAGE)
+        for lv in store.levels(kind)[1:]
+        for coord in lv.coords()
+    ]
+
+
+def compare_block(store: PyramidStore, kind: str, scale: int, coord: Coord) -> BlockMismatch | None:
+    """Block ``coord`` of ``scale`` against its recompute from the level below:
+    None if equal."""
+    expected = refresh_block(store, kind, scale, coord)
+    found = store.read_block(kind, scale, coord)
+    diff = expected != found
+    if not diff.any():
+        return None
+    first = tuple(int(i) for i in np.argwhere(diff)[0])
+    origin = tuple(c * b for c, b in zip(coord, store.block_size, strict=True))
+    return BlockMismatch(
+        kind,
+        scale,
+        coord,
+        int(diff.sum()),
+        tuple(o + i for o, i in zip(origin, first, strict=True)),  # type: ignore[arg-type]
+        int(expected[first]),
+        int(found[first]),
+    )

@@ -39,7 +39,7 @@ from app.model.engine.context import EngineContext
 from app.model.engine.counters import Counters
 from app.model.engine.history import Direction, History, Step
 from app.model.engine.locks import Gate, LabelLocks
-from app.model.engine.reindex import reindex
+from app.model.engine.reindex import Recounts, reindex
 from app.model.engine.scheduler import BlockScheduler, Previous
 from app.model.engine.signals import EngineSignals
 from app.model.errors import InvalidMutationError
@@ -275,10 +275,13 @@ class MutationEngine:
             self.journal, self.scheduler, self.context, self.committer, after, complete=complete
         )
 
-    def reindex(self, progress: Callable[[int, int], None] | None = None) -> int:
-        """Rebuild the label index from s0; returns the number of labels."""
+    def reindex(
+        self, progress: Callable[[int, int], None] | None = None, recounts: Recounts | None = None
+    ) -> int:
+        """Rebuild the label index from s0 (counted on the engine's pool, or by
+        ``recounts``); returns the number of labels."""
         with self.gate.exclusive():
-            return reindex(self.store, self.journal, self.counters, self.pool, progress)
+            return reindex(self.store, self.journal, self.counters, self.pool, progress, recounts)
 
 
 def _split_locks(target: int, new_label: int | None) -> list[int]:

@@ -4,13 +4,15 @@ Blocks move through HDF5 as whole compressed chunks (``read_direct_chunk`` /
 ``write_direct_chunk``), and are encoded and decoded by :mod:`app.model.storage.codec`
 outside h5py's global lock, so several threads really decode in parallel.
 Levels whose chunking or filters the codec cannot reproduce (files from other
-tools) fall back to HDF5's own slicing path.
+tools) fall back to HDF5's own slicing path; levels of other stores (OME-Zarr)
+are read by slicing them too.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import h5py
 import numpy as np
 from numpy.typing import NDArray
 
@@ -44,7 +46,7 @@ def read_stored(level: Level, coord: Coord, scratch: NDArray[Any] | None = None)
         raise FormatError(_unreadable(level, coord, exc)) from exc
     if payload is None:  # never written: the fill value
         return np.full(
-            tuple(s.stop - s.start for s in slices), level.dataset.fillvalue, level.dtype
+            tuple(s.stop - s.start for s in slices), _hdf5(level).fillvalue, level.dtype
         )
     return decode(level, coord, payload, scratch)
 
@@ -100,7 +102,7 @@ def encode(level: Level, coord: Coord, block: NDArray[Any]) -> bytes:
 def write_payload(level: Level, coord: Coord, payload: bytes) -> None:
     """Write an encoded chunk straight into the HDF5 file."""
     offset = tuple(c * b for c, b in zip(coord, level.block_size, strict=True))
-    level.dataset.id.write_direct_chunk(offset, payload)
+    _hdf5(level).id.write_direct_chunk(offset, payload)
 
 
 def _read_chunk(level: Level, coord: Coord) -> bytes | None:
@@ -113,9 +115,10 @@ def _read_chunk(level: Level, coord: Coord) -> bytes | None:
         an optional filter, e.g. Blosc on incompressible data).
     """
     offset = tuple(c * b for c, b in zip(coord, level.block_size, strict=True))
-    if level.dataset.id.get_chunk_info_by_coord(offset).byte_offset is None:
+    dataset = _hdf5(level)
+    if dataset.id.get_chunk_info_by_coord(offset).byte_offset is None:
         return None
-    mask, payload = level.dataset.id.read_direct_chunk(offset)
+    mask, payload = dataset.id.read_direct_chunk(offset)
     if mask:
         raise _SkippedFilters
     return bytes(payload)
@@ -125,9 +128,16 @@ class _SkippedFilters(Exception):
     """A chunk was stored with some of the dataset's filters skipped."""
 
 
+def _hdf5(level: Level) -> h5py.Dataset:
+    """The HDF5 dataset of a level stored block-wise (one with a codec)."""
+    assert isinstance(level.dataset, h5py.Dataset)
+    return level.dataset
+
+
 def _filename(level: Level) -> str:
-    """The file holding ``level``, as its errors name it."""
-    return str(level.dataset.file.filename)
+    """The file holding ``level`` (the volume, if not HDF5), as its errors name it."""
+    dataset = level.dataset
+    return str(dataset.file.filename) if isinstance(dataset, h5py.Dataset) else dataset.name
 
 
 def _unreadable(level: Level, coord: Coord, exc: OSError) -> str:

@@ -124,6 +124,20 @@ class BlockCodec:
                 )
         return bytes(data)
 
+    def encode_clipped(self, block: NDArray[Any]) -> bytes:
+        """Compress a block clipped at the volume's far edge as the full chunk
+        HDF5 stores (zero-padded to ``chunk_shape``).
+
+        Parameters
+        ----------
+        block : ndarray of ``dtype``, shape at most ``chunk_shape`` per axis
+        """
+        if block.shape != self.chunk_shape:
+            full = np.zeros(self.chunk_shape, self.dtype)
+            full[tuple(slice(0, n) for n in block.shape)] = block
+            block = full
+        return self.encode(block)
+
     def decode(self, payload: bytes, out: NDArray[Any] | None = None) -> NDArray[Any]:
         """Decompress one chunk into an array of shape ``chunk_shape``.
 

@@ -1,14 +1,16 @@
-"""The levels of a pyramid: each scale's HDF5 dataset, shape and block grid."""
+"""The levels of a pyramid: each scale's HDF5 dataset (or another store's array),
+shape and block grid."""
 
 from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import h5py
 import numpy as np
+from numpy.typing import NDArray
 
 from app.model.errors import FormatError
 from app.model.geometry import Coord
@@ -17,6 +19,26 @@ from app.model.storage.layout import IMAGE_GROUP, LABELS_GROUP
 
 BlockKey = tuple[str, int, int, int, int]
 """(kind, scale, z, y, x) with kind ``"labels"`` or ``"image"``."""
+
+
+class SlicedVolume(Protocol):
+    """A 3D volume read by slicing (e.g. an OME-Zarr level:
+    :class:`app.model.storage.ome_zarr_read.ZarrVolume`)."""
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """(z, y, x)."""
+
+    @property
+    def dtype(self) -> np.dtype[Any]:
+        """Element type."""
+
+    @property
+    def name(self) -> str:
+        """Where the volume is, as errors name it."""
+
+    def __getitem__(self, key: tuple[slice, slice, slice]) -> NDArray[Any]:
+        """The voxels in a box, as a new array; FormatError if they cannot be read."""
 
 
 @dataclass(frozen=True)
@@ -29,8 +51,9 @@ class Level:
         ``"labels"`` or ``"image"``.
     scale : int
         0 is full resolution; scale k has shape ``ceil(shape_{k-1} / 2)``.
-    dataset : h5py.Dataset
-        The HDF5 dataset holding it.
+    dataset : h5py.Dataset or SlicedVolume
+        The HDF5 dataset holding it, or (``codec`` None) a volume of another
+        store, read by slicing.
     block_size : tuple of int
         Block (= chunk) shape (z, y, x).
     codec : BlockCodec or None
@@ -41,7 +64,7 @@ class Level:
 
     kind: str
     scale: int
-    dataset: h5py.Dataset
+    dataset: h5py.Dataset | SlicedVolume
     block_size: tuple[int, int, int]
     codec: BlockCodec | None
     shape: tuple[int, int, int]
@@ -59,6 +82,13 @@ class Level:
             codec = None
         sz, sy, sx = (int(v) for v in dset.shape)
         return cls(kind, scale, dset, block_size, codec, (sz, sy, sx), np.dtype(dset.dtype))
+
+    @classmethod
+    def sliced(
+        cls, kind: str, scale: int, volume: SlicedVolume, block_size: tuple[int, int, int]
+    ) -> Level:
+        """The level held by ``volume``, whose blocks are read by slicing it (no codec)."""
+        return cls(kind, scale, volume, block_size, None, volume.shape, volume.dtype)
 
     @property
     def grid(self) -> tuple[int, int, int]:

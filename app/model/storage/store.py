@@ -1,4 +1,5 @@
-"""The pyramid store: block-level access to an HDF5 label (and grayscale) pyramid.
+"""The pyramid store: block-level access to an HDF5 label (and grayscale) pyramid,
+or to an OME-Zarr one (read-only: :mod:`app.model.storage.ome_zarr_read`).
 
 One object for the engine, builds, checks and viewers, over three parts:
 :mod:`app.model.storage.levels` (each scale's dataset and block grid),
@@ -12,7 +13,7 @@ from __future__ import annotations
 import atexit
 import io
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, MutableMapping
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,12 @@ from app.model.storage.layout import (
     find_pyramids,
 )
 from app.model.storage.levels import BlockKey, Level, check_level_shapes
+from app.model.storage.ome_zarr_read import (
+    OmeZarrPyramid,
+    is_zarr_path,
+    open_ome_zarr,
+    refuse_editing,
+)
 from app.model.storage.palette_block import PaletteBlock
 from app.model.storage.pyramid_file import open_h5, open_h5_own_handle, write_empty_pyramid
 from app.model.storage.staging import StagedBlock, StagedOverlay
@@ -45,12 +52,13 @@ IMAGE = IMAGE_GROUP
 
 
 class PyramidStore:
-    """Block-level access to a pyramid in an open HDF5 file.
+    """Block-level access to a pyramid in an open HDF5 file, or in an OME-Zarr store.
 
     Parameters
     ----------
-    h5 : h5py.File
-        The open file (read-only or writable).
+    source : h5py.File or OmeZarrPyramid
+        The open file (read-only or writable), or an OME-Zarr store's pyramid
+        (read-only, a foreign pyramid: :attr:`h5` is None).
     cache_bytes : int
         Capacity of the decoded-block cache.
 
@@ -60,8 +68,10 @@ class PyramidStore:
         If the file holds no pyramid.
     """
 
-    def __init__(self, h5: h5py.File, *, cache_bytes: int = 256 << 20) -> None:
-        self._attach(h5)
+    def __init__(
+        self, source: h5py.File | OmeZarrPyramid, *, cache_bytes: int = 256 << 20
+    ) -> None:
+        self._attach(source)
         self._own_handle: io.RawIOBase | None = None
         self._rollback: Path | None = None
         self.cache = BlockCache(cache_bytes)
@@ -71,9 +81,15 @@ class PyramidStore:
         """Entered around every read that may reach the file (a reader beside a
         writer holds its snapshot still there: :mod:`app.model.read_snapshot`)."""
 
-    def _attach(self, h5: h5py.File) -> None:
-        """Take the pyramid of the open file ``h5``."""
-        self.h5 = h5
+    def _attach(self, source: h5py.File | OmeZarrPyramid) -> None:
+        """Take the pyramid of the open file (or the OME-Zarr store) ``source``."""
+        if isinstance(source, OmeZarrPyramid):
+            self._attach_zarr(source)
+            return
+        h5 = source
+        self.h5: h5py.File | None = h5
+        self._path = Path(h5.filename)
+        self._attrs: MutableMapping[str, Any] = h5.attrs
         groups = find_pyramids(h5)
         self.native = groups.native
         self.writable = h5.mode == "r+"
@@ -95,6 +111,22 @@ class PyramidStore:
         check_level_shapes(self._levels, h5.filename)
         self._rule = str(h5.attrs.get("downres_rule", DEFAULT_RULE))
 
+    def _attach_zarr(self, pyramid: OmeZarrPyramid) -> None:
+        """Take an OME-Zarr store's pyramid: read-only, foreign; its attributes are
+        the root group's with the voxel size of its labels."""
+        self.h5 = None
+        self._path = pyramid.path
+        self._attrs = {**pyramid.attrs, "voxel_size_nm": list(pyramid.voxel_size_nm)}
+        self.native = False
+        self.writable = False
+        self.block_size = bs = pyramid.block_size
+        self._levels = {
+            LABELS: [Level.sliced(LABELS, i, v, bs) for i, v in enumerate(pyramid.labels)],
+            IMAGE: [Level.sliced(IMAGE, i, v, bs) for i, v in enumerate(pyramid.image)],
+        }
+        check_level_shapes(self._levels, str(pyramid.path))
+        self._rule = str(self._attrs.get("downres_rule", DEFAULT_RULE))
+
     # ------------------------------------------------------------------ opening
     @classmethod
     def open(
@@ -112,13 +144,21 @@ class PyramidStore:
         file (if given) leaves it (see
         :func:`~app.model.storage.pyramid_file.open_h5_own_handle`).
 
+        A Zarr store (:func:`~app.model.storage.ome_zarr_read.is_zarr_path`)
+        opens as an OME-Zarr pyramid, read-only only.
+
         Raises
         ------
         app.model.errors.FormatError
-            If the file is missing, not HDF5, corrupt, or holds no pyramid.
+            If the file is missing, not HDF5, corrupt, or holds no pyramid;
+            or an OME-Zarr store is opened for writing.
         """
         if mode not in ("r", "r+") or (own_handle and mode != "r"):
             raise ValueError(f"mode must be 'r' or 'r+' ('r' with its own handle), got {mode!r}")
+        if is_zarr_path(path):
+            if mode != "r":
+                refuse_editing(path)
+            return cls(open_ome_zarr(path), cache_bytes=cache_bytes)
         h5, raw = (
             open_h5_own_handle(path, rollback) if own_handle else (open_h5(path, mode), None)
         )
@@ -175,8 +215,8 @@ class PyramidStore:
     # --------------------------------------------------------------- properties
     @property
     def path(self) -> Path:
-        """The HDF5 file's path."""
-        return Path(self.h5.filename)
+        """The HDF5 file's (or the OME-Zarr store's) path."""
+        return self._path
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -185,7 +225,7 @@ class PyramidStore:
 
     @property
     def rule(self) -> str:
-        """The downres rule stored in the file (``labelmap`` for foreign files)."""
+        """The downres rule stored in the file (``labelmap`` for foreign pyramids)."""
         return self._rule
 
     @property
@@ -206,13 +246,13 @@ class PyramidStore:
 
     def attr(self, name: str, default: Any = None) -> Any:
         """A root attribute of the file (numpy scalars converted to Python)."""
-        value = self.h5.attrs.get(name, default)
+        value = self._attrs.get(name, default)
         return value.item() if isinstance(value, np.generic) else value
 
     def set_attrs(self, **values: Any) -> None:
         """Write root attributes."""
         self._require_writable()
-        self.h5.attrs.update(values)
+        self._attrs.update(values)
 
     # ------------------------------------------------------------------ reading
     def read_block(self, kind: str, scale: int, coord: Coord) -> NDArray[Any]:
@@ -382,11 +422,12 @@ class PyramidStore:
     # ------------------------------------------------------------------ closing
     def _require_writable(self) -> None:
         if not self.writable:
-            raise ReadOnlyError(f"{self.h5.filename} is open read-only")
+            raise ReadOnlyError(f"{self.path} is open read-only")
 
     def flush(self) -> None:
         """Flush HDF5's buffers to the file."""
-        self.h5.flush()
+        if self.h5 is not None:
+            self.h5.flush()
 
     def reopen(self) -> None:
         """Read the file afresh, read-only, through a handle of its own: close it,
@@ -412,7 +453,7 @@ class PyramidStore:
         """Close the file (staged blocks not yet written are dropped: the journal keeps them)."""
         self.cache.clear()
         self._overlay.clear()
-        if self.h5.id.valid:
+        if self.h5 is not None and self.h5.id.valid:
             self.h5.close()
         if self._own_handle is not None:
             self._own_handle.close()
