@@ -4,9 +4,10 @@ Usage: python benchmarks/bench_dask.py [--size 512] [--repeats 2]
 
 1. ``build`` of a ``size``³ uint64 supervoxel volume (.npy): threaded (one
    thread per core), ``--workers 2`` (a LocalCluster of 2 processes, started
-   and stopped inside the timing, as the command does), and ``--scheduler``
-   against a ``dask scheduler`` and two ``dask worker`` processes started
-   beforehand.  Ratios against the threaded build, in one run.
+   and stopped inside the timing, as the command does), the same cluster
+   already running (its workers warm), and ``--scheduler`` against a
+   ``dask scheduler`` and two ``dask worker`` processes started beforehand.
+   Ratios against the threaded build, in one run.
 2. The ceiling of an HDF5 output's single writer: raw ``write_direct_chunk``
    of the build's own compressed chunks (GB/s of compressed data, and Gvox/s
    of labels at their compression ratio).
@@ -92,8 +93,17 @@ def main() -> None:
         runs["--workers 2 (LocalCluster, incl. start/stop)"] = best_of(
             lambda: build_pyramid(src, tmpdir / "workers.h5", cluster=Cluster(workers=2)),
             args.repeats)
+        from distributed import LocalCluster
+
+        with LocalCluster(n_workers=2, threads_per_worker=1, host="127.0.0.1",
+                          dashboard_address="127.0.0.1:0") as local:
+            warm = Cluster(scheduler=local.scheduler_address)
+            build_pyramid(src, tmpdir / "warm.h5", cluster=warm)  # (loads the kernels)
+            runs["LocalCluster of 2 already running"] = best_of(
+                lambda: build_pyramid(src, tmpdir / "warm.h5", cluster=warm), args.repeats)
         address, procs = start_cluster(tmpdir)
         try:
+            build_pyramid(src, tmpdir / "sched.h5", cluster=Cluster(scheduler=address))
             runs["--scheduler (2 dask worker processes)"] = best_of(
                 lambda: build_pyramid(src, tmpdir / "sched.h5", cluster=Cluster(scheduler=address)),
                 args.repeats)
@@ -119,7 +129,7 @@ def main() -> None:
         edge = check_task_blocks(None, (64, 64, 64)) * 64
         box = float(edge**3)
         ratio = n * 8 / compressed
-        per_worker = voxels / runs["--workers 2 (LocalCluster, incl. start/stop)"] / 2
+        per_worker = voxels / runs["--scheduler (2 dask worker processes)"] / 2
         print(f"\n## per stage-0 task (box {edge}³)\n\nreads {box * 8 / 1e6:.0f} MB of uint64, "
               f"writes ~{box * 8 * 8 / 7 / ratio / 1e6:.1f} MB compressed (all its levels); "
               f"one worker: {per_worker / 1e6:.0f} Mvox/s")

@@ -120,10 +120,12 @@ class SegmendWindow(QObject):
         parent = self.qt_window
         actions = {
             "open": QAction("Open segmend dataset...", parent),
+            "open_zarr": QAction("Open OME-Zarr folder (read-only)...", parent),
             "import": QAction("Import volume (build pyramid)...", parent),
             "settings": QAction("segmend settings...", parent),
         }
         actions["open"].triggered.connect(self.open_dialog)
+        actions["open_zarr"].triggered.connect(self.open_folder_dialog)
         actions["import"].triggered.connect(self._import_triggered)
         actions["settings"].triggered.connect(self.settings_dialog)
         for name, action in actions.items():
@@ -162,8 +164,9 @@ class SegmendWindow(QObject):
         if self.file_actions["open"] in file_menu.actions():
             return
         first = file_menu.actions()[0] if file_menu.actions() else None
-        for action in (self.file_actions["open"], self.recent_menu.menuAction(),
-                       self.file_actions["import"], self.file_actions["settings"]):
+        for action in (self.file_actions["open"], self.file_actions["open_zarr"],
+                       self.recent_menu.menuAction(), self.file_actions["import"],
+                       self.file_actions["settings"]):
             file_menu.insertAction(first, action)  # type: ignore[arg-type]
         file_menu.insertSeparator(first)  # type: ignore[arg-type]
 
@@ -188,6 +191,13 @@ class SegmendWindow(QObject):
         path, _ = QFileDialog.getOpenFileName(
             self.qt_window, "Open segmend dataset", self._last_dir(),
             "HDF5 pyramids (*.h5 *.hdf5 *.hdf);;All files (*)")
+        if path:
+            self.open_path(path)
+
+    def open_folder_dialog(self) -> None:
+        """Ask for an OME-Zarr folder (a file dialog cannot pick one) and open it."""
+        path = QFileDialog.getExistingDirectory(
+            self.qt_window, "Open OME-Zarr folder", self._last_dir())
         if path:
             self.open_path(path)
 

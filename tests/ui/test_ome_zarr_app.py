@@ -119,3 +119,25 @@ def test_the_plugin_reads_an_ome_zarr(make_napari_viewer: Callable[..., Any], im
                         and widget.layers.is_settled(), timeout=WAIT_MS)
     finally:
         widget.shutdown()
+
+
+def test_file_menu_opens_an_ome_zarr_folder(
+        window: SegmendWindow, image_zarr: Path, qtbot: Any,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A folder, which the file dialog of "Open segmend dataset" cannot pick."""
+    from qtpy.QtWidgets import QFileDialog
+
+    asked: list[str] = []
+
+    def pick(_parent: Any, caption: str, _start: str) -> str:
+        asked.append(caption)
+        return str(image_zarr)
+
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", pick)
+    action = window.file_actions["open_zarr"]
+    assert action in window.viewer.window.file_menu.actions()
+    with qtbot.waitSignal(window.session.opened, timeout=WAIT_MS):
+        action.trigger()
+    assert asked == ["Open OME-Zarr folder"]
+    assert not window.session.writable
+    assert window.viewer.title.endswith("image.zarr [read-only]")

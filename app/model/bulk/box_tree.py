@@ -174,31 +174,66 @@ def run_box(
     base, top = stages[stage]
     start, stop = plan.box_region(base, base, box)
     max_label = 0
+    payloads: list[tuple[int, Coord, bytes]] = []
     if stage == 0:
-        arr = _read_box(plan, start, stop)
-        max_label = int(arr.max()) if plan.kind == LABELS and arr.size else 0
+        raw = _read_box(plan, start, stop)
+        max_label = int(raw.max()) if plan.kind == LABELS and raw.size else 0
+        if plan.zarr is None:  # level 0 encoded and halved block by block
+            payloads, arr, at = _encode_and_halve(plan, box, raw, halve=top > 0)
+        else:  # (a shard is written whole)
+            arr, at = np.ascontiguousarray(raw, _dtype(plan, raw)), 0
+            payloads = _store_level(plan, 0, 0, box, arr)
     else:
         assert children is not None
-        arr = _assemble(plan, base, box, start, children)
-    payloads: list[tuple[int, Coord, bytes]] = []
-    for level in range(base, top + 1):
-        if level > base:
-            arr = _downsample(plan, arr)
-        if level > base or stage == 0:
-            payloads += _store_level(plan, base, level, box, arr)
+        arr, at = _assemble(plan, base, box, start, children), base
+    for level in range(base + 1, top + 1):  # (``arr`` holds level ``at``)
+        if level > at:
+            arr, at = _downsample(plan, arr), level
+        payloads += _store_level(plan, base, level, box, arr)
     return BoxResult(payloads, arr if stage + 1 < len(stages) else None, max_label)
 
 
 def _read_box(plan: TreePlan, start: Shape3, stop: Shape3) -> NDArray[Any]:
-    """The box of level 0 from the source; labels as uint64 (never negative)."""
+    """The box of level 0 from the source, as it gives it (a memory-mapped
+    .npy: a view, not copied); labels never negative."""
     with open_source(plan.source) as src:
         raw = np.asarray(src[tuple(slice(a, e) for a, e in zip(start, stop, strict=True))])
-    if plan.kind != LABELS:
-        return np.ascontiguousarray(raw)
-    if raw.dtype.kind == "i" and raw.size and int(raw.min()) < 0:
+    if plan.kind == LABELS and raw.dtype.kind == "i" and raw.size and int(raw.min()) < 0:
         z = start[0] + int(np.argwhere(raw < 0)[0][0])
         raise FormatError(f"labels must be non-negative; found {int(raw.min())} in plane z={z}")
-    return np.ascontiguousarray(raw, dtype=np.uint64)
+    return raw
+
+
+def _dtype(plan: TreePlan, raw: NDArray[Any]) -> np.dtype[Any]:
+    """What the pyramid stores: labels as uint64, grayscale as read."""
+    return np.dtype(np.uint64) if plan.kind == LABELS else raw.dtype
+
+
+def _encode_and_halve(
+    plan: TreePlan, box: Coord, raw: NDArray[Any], *, halve: bool
+) -> tuple[list[tuple[int, Coord, bytes]], NDArray[Any], int]:
+    """Level 0 of a stage-0 box in one pass, block by block: each block copied
+    once (into this thread's scratch, as the pyramid's dtype), encoded, and
+    downsampled into level 1 (blocks are even-aligned: the same as halving
+    the box).  Returns the payloads, the box's level 1 (level 0 without
+    ``halve``) and that level."""
+    start, stop = plan.box_region(0, 0, box)
+    dtype = _dtype(plan, raw)
+    assert plan.codecs is not None
+    codec = plan.codecs[0]
+    half = np.empty(tuple(-(-s // 2) for s in raw.shape), dtype) if halve else raw
+    payloads = []
+    for coord in blocks_in_box(start, stop, plan.block_size):
+        lo = [c * b - a for c, b, a in zip(coord, plan.block_size, start, strict=True)]
+        block = scratch_copy(
+            raw[tuple(slice(o, o + b) for o, b in zip(lo, plan.block_size, strict=True))], dtype
+        )
+        payloads.append((0, coord, codec.encode_clipped(block)))
+        if halve:
+            dst = tuple(slice(o // 2, o // 2 + -(-n // 2)) for o, n in zip(lo, block.shape,
+                                                                         strict=True))
+            _downsample_into(plan, block, half[dst])
+    return payloads, half, 1 if halve else 0
 
 
 def _assemble(
@@ -215,7 +250,10 @@ def _assemble(
 
 
 def _downsample(plan: TreePlan, arr: NDArray[Any]) -> NDArray[Any]:
-    out = np.empty(tuple(-(-s // 2) for s in arr.shape), arr.dtype)
+    return _downsample_into(plan, arr, np.empty(tuple(-(-s // 2) for s in arr.shape), arr.dtype))
+
+
+def _downsample_into(plan: TreePlan, arr: NDArray[Any], out: NDArray[Any]) -> NDArray[Any]:
     if plan.kind == LABELS:
         return downsample_labels_into(arr, out, plan.rule)
     return downsample_image_into(arr, out)
