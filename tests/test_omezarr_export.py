@@ -90,8 +90,11 @@ def test_every_level_reads_back_equal_with_zarr_python(
     assert seen[-1] == (blocks, blocks) and [d for d, _ in seen] == sorted(d for d, _ in seen)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.zarr", "small.h5"]
     mark = zarr.open_group(str(out), mode="r").attrs["segmend"]
+    with h5py.File(small_pyramid, "r") as f:
+        expected = dict(downres_rule=f.attrs["downres_rule"], compression=f.attrs["compression"],
+                        max_label=int(f.attrs["max_label"]))
     assert mark == {"format": "segmend-ome-zarr", "format_version": 1,
-                    "created_by": "segmend export"}
+                    "created_by": "segmend export", **expected}
 
 
 @pytest.mark.parametrize("compression", COMPRESSIONS)
@@ -243,7 +246,7 @@ def test_cli_prints_a_summary_and_replaces_its_own_export(
         target = int(ds.labels(0)[18, 35, 50])
         other = int(ds.labels(0)[36, 69, 100])
         ds.merge(target, [other])
-    second = segmend("export", small_pyramid, out, "--workers", "1")
+    second = segmend("export", small_pyramid, out, "--threads", "1")
     assert second.returncode == 0, second.stderr
     s0 = zarr.open_array(str(out), path="labels/segmentation/0", mode="r")[...]
     assert np.array_equal(s0, h5_levels(small_pyramid, LABELS)[0])
@@ -320,7 +323,7 @@ def test_the_writer_builds_under_a_partial_name_and_picklable_paths(tmp_path: Pa
     image = LevelsSpec(((10, 20, 30), (5, 10, 15)), "uint16", (4, 4, 4))
     vol = np.arange(10 * 20 * 30, dtype=np.uint64).reshape(10, 20, 30)
     with building_ome_zarr(out, labels=labels, image=image, voxel_size_nm=(2.0, 1.0, 1.0),
-                           compression="gzip", shard_blocks=[2, 8]) as pyramid:
+                           rule="labelmap", compression="gzip", shard_blocks=[2, 8]) as pyramid:
         assert pyramid.root == partial_path(out) and pyramid.root.is_dir() and not out.exists()
         copy = pickle.loads(pickle.dumps(pyramid))
         arr = copy.open_array(LABELS, 0)
@@ -331,7 +334,8 @@ def test_the_writer_builds_under_a_partial_name_and_picklable_paths(tmp_path: Pa
                           vol)
     before = tree(tmp_path)
     with pytest.raises(RuntimeError, match="boom"), building_ome_zarr(
-        out, labels=labels, image=None, voxel_size_nm=(1.0, 1.0, 1.0), compression="none"
+        out, labels=labels, image=None, voxel_size_nm=(1.0, 1.0, 1.0), compression="none",
+        rule="labelmap",
     ):
         raise RuntimeError("boom")
     assert tree(tmp_path) == before
@@ -343,16 +347,17 @@ def test_the_writer_builds_under_a_partial_name_and_picklable_paths(tmp_path: Pa
     for kwargs in bad:
         with pytest.raises(ValueError), building_ome_zarr(
             tmp_path / "x.zarr", voxel_size_nm=(1.0, 1.0, 1.0), compression="gzip",
-            **kwargs,  # type: ignore[arg-type]
+            rule="labelmap", **kwargs,  # type: ignore[arg-type]
         ):
             pass
     with pytest.raises(ValueError, match="unknown compression"), building_ome_zarr(
         tmp_path / "x.zarr", labels=labels, image=None, voxel_size_nm=(1.0, 1.0, 1.0),
-        compression="lzw",
+        compression="lzw", rule="labelmap",
     ):
         pass
     with pytest.raises(FormatError, match="not an OME-Zarr written by segmend"), building_ome_zarr(
         tmp_path, labels=labels, image=None, voxel_size_nm=(1.0, 1.0, 1.0), compression="gzip",
+        rule="labelmap",
     ):
         pass
     assert tree(tmp_path) == before

@@ -18,18 +18,38 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from app import __version__
-from app.cli import edit_commands, events_commands, export_commands, pyramid_commands
+from app.cli import (
+    body_commands,
+    edit_commands,
+    events_commands,
+    export_commands,
+    pyramid_commands,
+)
 from app.cli.desktop import AppRunner
 from app.model.error_text import one_line
 from app.model.errors import CheckpointError, SegmendError
 
-COMMAND_MODULES = (pyramid_commands, edit_commands, events_commands, export_commands)
+COMMAND_MODULES = (
+    pyramid_commands, body_commands, edit_commands, events_commands, export_commands
+)
 CHECKPOINT_FAILED = 3
 """Exit status of an edit that is durable (its result printed) but that the HDF5
 file could not take yet (a full disk, a file another program holds): the
 journal keeps it, and the file catches up at the next command on it."""
 USAGE_ERROR = 2
 """The exit status of a command line that cannot be parsed (argparse's)."""
+
+
+APP_HELP = """\
+the desktop app:
+  segmend [FILE] [--screenshot OUT.png] [--select LABEL [LABEL ...]]
+                        open FILE (a pyramid) in the app (without FILE: an empty
+                        window); --screenshot saves the window as OUT.png and
+                        exits; --select selects these bodies (labels) first
+
+'segmend COMMAND --help' describes each command.  Every command exits 0 on
+success, non-zero with one line 'segmend: error: ...' on failure (3: the edits
+are durable but the HDF5 file will take them later)."""
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -47,10 +67,17 @@ def make_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
     parser = OneLineParser(
         prog="segmend",
+        usage="segmend [-h] [--version] COMMAND ...\n"
+              "       segmend [FILE] [--screenshot OUT.png] [--select LABEL [LABEL ...]]",
         description="Proofread large 3D segmentations stored as HDF5 label pyramids.",
+        epilog=APP_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"segmend {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(
+        dest="command", metavar="COMMAND", prog="segmend",
+        help="'segmend COMMAND --help' describes each",
+    )
     for module in COMMAND_MODULES:
         module.register(sub)
     return parser
@@ -133,7 +160,10 @@ def _open_app(argv: list[str], run_app: AppRunner | None) -> int:
     app_parser = OneLineParser(prog="segmend", description="Open the segmend app.")
     app_parser.add_argument("file", nargs="?", help="a pyramid file to open")
     app_parser.add_argument("--screenshot", metavar="OUT.png", help="save a screenshot and exit")
-    app_parser.add_argument("--select", type=int, nargs="+", default=[], metavar="ID")
+    app_parser.add_argument(
+        "--select", type=int, nargs="+", default=[], metavar="LABEL",
+        help="select these bodies (labels) first",
+    )
     args = app_parser.parse_args(argv)
     if run_app is None:
         print(

@@ -17,11 +17,14 @@ from typing import TYPE_CHECKING, Any
 
 from app.cli.cluster_options import add_cluster_options, cluster_of
 from app.cli.output import SQLITE_MAX_INT, bounded_int, emit, progress_bar
+from app.cli.region_options import add_region_options, check_region_args, region_spans
 from app.model.errors import SegmendError
 from app.model.events.settings import load_settings
 
 if TYPE_CHECKING:
     from app.model.dataset import Dataset
+
+NEW_LABEL_HELP = "give the new body this unused label instead of the next free one"
 
 EVENTS_WAIT = 0.15
 """Seconds an edit command gives the broker to take its events once its edits
@@ -40,41 +43,60 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         p.add_argument("--kafka", metavar="HOST:PORT", help="also send the events to this broker")
         p.add_argument("--topic-prefix", metavar="P", help="Kafka topic prefix")
         p.add_argument("--user", help="user name recorded in the mutation and its events")
-        p.add_argument("--json", action="store_true", help="(results are always JSON)")
+        p.add_argument(
+            "--json", action="store_true",
+            help="accepted for symmetry: edits always print their results as JSON lines",
+        )
         p.set_defaults(func=func, mutating=True)
         return p
 
     p = mutating("merge", "merge labels into a target", cmd_merge)
-    p.add_argument("target", type=int)
-    p.add_argument("labels", type=int, nargs="+", metavar="LABEL")
-
-    p = mutating("split", "split the voxels of a target inside RLEs into a new label", cmd_split)
-    p.add_argument("target", type=int)
+    p.add_argument("target", type=int, help="the body that remains (a label)")
     p.add_argument(
-        "--rles", required=True, type=Path, metavar="RLEFILE", help="DVID binary RLEs (with header)"
+        "labels", type=int, nargs="+", metavar="LABEL", help="the bodies merged into TARGET"
     )
-    p.add_argument("--new-label", type=int, metavar="N")
+
+    p = mutating(
+        "split",
+        "the voxels of a body inside a region (RLEs, a box or a mask) become a new body",
+        cmd_split,
+    )
+    p.add_argument("target", type=int, help="the body to split (a label)")
+    add_region_options(p, rles=True)
+    p.add_argument("--new-label", type=int, metavar="N", help=NEW_LABEL_HELP)
 
     p = mutating("split-coarse", "split a target's voxels in whole s0 blocks", cmd_split_coarse)
-    p.add_argument("target", type=int)
-    p.add_argument("--block", required=True, action="append", type=_block, metavar="Z,Y,X")
-    p.add_argument("--new-label", type=int, metavar="N")
+    p.add_argument("target", type=int, help="the body to split (a label)")
+    p.add_argument(
+        "--block", required=True, action="append", type=_block, metavar="Z,Y,X",
+        help="an s0 block, as block coordinates (voxel // block size), not voxels; "
+             "repeat for more blocks",
+    )
+    p.add_argument("--new-label", type=int, metavar="N", help=NEW_LABEL_HELP)
 
     p = mutating("nextlabel", "reserve N unused labels", cmd_nextlabel)
-    p.add_argument("n", type=int, nargs="?", default=1)
+    p.add_argument("n", type=int, nargs="?", default=1, help="how many labels (default 1)")
 
     p = mutating("maxlabel", "read, or raise, the max label", cmd_maxlabel)
-    p.add_argument("value", type=int, nargs="?")
+    p.add_argument(
+        "value", type=int, nargs="?",
+        help="raise the max label to VALUE (without it: print the max label, changing nothing)",
+    )
 
     mutating("undo", "undo the last mutation", cmd_undo)
     mutating("redo", "redo the last undone mutation", cmd_redo)
 
     p = mutating("apply", "apply mutations given as JSON lines", cmd_apply)
-    p.add_argument("ops", help="OPS.jsonl, or - for standard input")
+    p.add_argument(
+        "ops", help="OPS.jsonl (lines as 'segmend log' prints them), or - for standard input"
+    )
 
     p = sub.add_parser("log", help="the mutation log, one JSON object per line")
-    p.add_argument("file")
-    p.add_argument("--since", type=bounded_int(0, SQLITE_MAX_INT), default=0, metavar="MUTID")
+    p.add_argument("file", help="the dataset (a segmend pyramid; read only)")
+    p.add_argument(
+        "--since", type=bounded_int(0, SQLITE_MAX_INT), default=0, metavar="MUTID",
+        help="only the mutations after MUTID (default 0: all)",
+    )
     p.add_argument(
         "--format",
         choices=("segmend", "dvid"),
@@ -85,9 +107,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.set_defaults(func=cmd_log)
 
     p = sub.add_parser("reindex", help="rebuild the label index")
-    p.add_argument("file")
+    p.add_argument("file", help="the dataset (a segmend pyramid)")
     add_cluster_options(p)
-    p.add_argument("--json", action="store_true")
+    p.add_argument(
+        "--json", action="store_true", help='print {"labels": N} as JSON instead of a sentence'
+    )
     p.set_defaults(func=cmd_reindex)
 
 
@@ -182,12 +206,18 @@ def cmd_merge(args: argparse.Namespace) -> int:
 
 
 def cmd_split(args: argparse.Namespace) -> int:
-    """``segmend split FILE TARGET --rles RLEFILE`` prints ``{"label": n, "MutationID": m}``."""
-    try:
-        data = args.rles.read_bytes()
-    except OSError as exc:
-        raise SegmendError(f"cannot read RLE file {args.rles}: {exc.strerror}") from exc
+    """``segmend split FILE TARGET --rles RLEFILE | --box Z0:Z1,Y0:Y1,X0:X1 |
+    --mask M.npy [--offset Z,Y,X]`` prints ``{"label": n, "MutationID": m}``."""
+    mask = check_region_args(args)
+    data: Any = None
+    if args.rles is not None:
+        try:
+            data = args.rles.read_bytes()
+        except OSError as exc:
+            raise SegmendError(f"cannot read RLE file {args.rles}: {exc.strerror}") from exc
     with _writable(args) as ds:
+        if data is None:
+            data = region_spans(args, mask, ds.shape)
         result = ds.split(args.target, data, new_label=args.new_label)
         emit(args, {"label": result.label, "MutationID": result.mutation_id})
     return 0

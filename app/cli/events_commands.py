@@ -32,7 +32,9 @@ __all__ = ["cmd_blob_get", "cmd_events_flush", "cmd_events_status", "cmd_events_
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``events`` and ``blob`` to the ``segmend`` parser."""
     events = sub.add_parser("events", help="the Kafka event outbox: status, flush, tail")
-    actions = events.add_subparsers(dest="events_command", metavar="ACTION", required=True)
+    actions = events.add_subparsers(
+        dest="events_command", metavar="ACTION", required=True, help="what to do"
+    )
 
     p = actions.add_parser("status", help="backlog and Kafka connection state")
     _dataset_args(p, kafka=True)
@@ -58,7 +60,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.set_defaults(func=cmd_events_tail)
 
     blob = sub.add_parser("blob", help="the dataset's blob store")
-    blob_actions = blob.add_subparsers(dest="blob_command", metavar="ACTION", required=True)
+    blob_actions = blob.add_subparsers(
+        dest="blob_command", metavar="ACTION", required=True, help="what to do"
+    )
     p = blob_actions.add_parser("get", help="a blob's bytes, to standard output by default")
     p.add_argument("file", help="the pyramid file")
     p.add_argument("ref", help="the blob reference (64 hex digits)")
@@ -162,6 +166,11 @@ def cmd_events_flush(args: argparse.Namespace) -> int:
             f"{before['backlog']} event(s) waiting but no Kafka broker is configured: "
             "pass --kafka HOST:PORT or set bootstrap_servers in the [kafka] config section"
         )
+    state, error = probe_broker(settings)  # a broker that is down fails at once, not at --timeout
+    if state == "down":
+        broker = str(settings.bootstrap_servers)
+        where = "" if error and broker in error else f"broker {broker}: "
+        raise SegmendError(f"{before['backlog']} event(s) still waiting (sent 0): {where}{error}")
     start = time.monotonic()
     sender = OutboxSender(
         journal_path(args.file), settings, repo_uuid=repo_uuid, data_uuid=data_uuid
@@ -209,6 +218,7 @@ def _event_json(event: OutboxEvent) -> dict[str, Any]:
 
 def cmd_events_tail(args: argparse.Namespace) -> int:
     """``segmend events tail FILE [-n N]``: the last N events, oldest first."""
+    _uuids(args.file)  # a pyramid file (not a missing file, nor another HDF5)
     events = outbox_tail(args.file, args.n)
     emit(args, [_event_json(e) for e in events], _format_tail)
     return 0

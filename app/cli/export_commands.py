@@ -18,7 +18,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "out", help="the OME-Zarr folder to write (OUT.zarr; replaced only if segmend wrote it)"
     )
     p.add_argument(
-        "--workers", type=bounded_int(1), metavar="N", help="threads (default: one per core)"
+        "--threads", type=bounded_int(1), metavar="N", help="threads (default: one per core)"
     )
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=cmd_export)
@@ -29,7 +29,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     from app.model.omezarr.export import export_ome_zarr, export_summary
 
     with progress_bar("export", unit="block") as tick:
-        out = export_ome_zarr(args.file, args.out, workers=args.workers, progress=tick)
+        out = export_ome_zarr(args.file, args.out, workers=args.threads, progress=tick)
     emit(args, {"file": args.file, **export_summary(out)}, _format_export)
     return 0
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -34,17 +33,31 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument(
         "out", help="the pyramid to write: FILE.h5 (editable) or DIR.zarr (an OME-Zarr, read-only)"
     )
-    p.add_argument("--image", help="grayscale source, same forms as SRC")
-    p.add_argument("--block-size", type=_block_size, default=(64, 64, 64), metavar="N[,N,N]")
-    p.add_argument("--rule", choices=RULES, default=DEFAULT_RULE)
+    p.add_argument("--image", help="grayscale source, same forms as SRC (default: none)")
+    p.add_argument(
+        "--block-size", type=_block_size, default=(64, 64, 64), metavar="N[,N,N]",
+        help="block (and HDF5 chunk) shape in voxels, z,y,x or one size for all (default 64)",
+    )
+    p.add_argument(
+        "--rule", choices=RULES, default=DEFAULT_RULE,
+        help=f"how lower scales are computed (default {DEFAULT_RULE}): labelmap, the most "
+             "frequent non-zero label of each 2x2x2 cell (ties: the smaller); labelblk, "
+             "zero votes too (ties: the larger), as DVID's labelblk",
+    )
     p.add_argument(
         "--levels",
         type=bounded_int(1),
         metavar="N",
         help="number of scales, at most until one block (the default)",
     )
-    p.add_argument("--compression", choices=COMPRESSIONS, default=DEFAULT_COMPRESSION)
-    p.add_argument("--voxel-size", type=_voxel_size, default=(1.0, 1.0, 1.0), metavar="NM[,NM,NM]")
+    p.add_argument(
+        "--compression", choices=COMPRESSIONS, default=DEFAULT_COMPRESSION,
+        help=f"the chunks' compression (default {DEFAULT_COMPRESSION})",
+    )
+    p.add_argument(
+        "--voxel-size", type=_voxel_size, default=(1.0, 1.0, 1.0), metavar="NM[,NM,NM]",
+        help="voxel size in nm, z,y,x or one size for all (default 1)",
+    )
     p.add_argument(
         "--threads", type=bounded_int(1), metavar="N",
         help="threads, without a cluster (default: one per core)",
@@ -55,24 +68,34 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         action="store_true",
         help="replace an edited pyramid (one with a journal), deleting its journal",
     )
-    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.add_argument(
+        "--json", action="store_true",
+        help="print the built pyramid's description (as 'segmend info --json') as JSON",
+    )
     p.set_defaults(func=cmd_build)
 
     p = sub.add_parser("info", help="describe a pyramid")
-    p.add_argument("file")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("file", help="the pyramid file (read only)")
+    p.add_argument("--json", action="store_true", help="print the description as JSON")
     p.set_defaults(func=cmd_info)
 
     p = sub.add_parser("verify", help="check every level against a recompute from s0")
-    p.add_argument("file")
+    p.add_argument("file", help="the pyramid file")
     add_cluster_options(p)
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(func=cmd_verify)
 
     p = sub.add_parser("demo", help="build the demo dataset from the bundled real cube, open it")
     p.add_argument("--no-gui", action="store_true", help="build and summarise, without the app")
-    p.add_argument("--out", type=Path, help="where to write the demo pyramid")
-    p.add_argument("--json", action="store_true")
+    p.add_argument(
+        "--out", type=Path, metavar="PATH",
+        help="where to write the demo pyramid (default: segmend/demo.h5 in the user data "
+             "folder); an up-to-date one there is reused",
+    )
+    p.add_argument(
+        "--json", action="store_true",
+        help="with --no-gui, print the pyramid's description as JSON",
+    )
     p.set_defaults(func=cmd_demo)
 
 
@@ -166,16 +189,20 @@ def cmd_demo(args: argparse.Namespace) -> int:
     """``segmend demo``: build the demo pyramid (if needed) and open it.
 
     With a display the window opens at once and builds the demo (if needed) in
-    the background, showing the progress in its status bar.
+    the background, showing the progress in its status bar.  When no window
+    can start (no display, the libraries Qt needs missing, no desktop app) it
+    says why and runs headless: builds the demo and prints its summary.
     """
-    out = args.out or _default_demo_path()
-    out.parent.mkdir(parents=True, exist_ok=True)
+    from app.model.demo import default_demo_path
+
+    out = args.out or default_demo_path()
+    _refuse_foreign_demo_out(args.out)
     run_app: AppRunner | None = getattr(args, "run_app", None)
-    if not args.no_gui and run_app is not None and display_problem() is None:
-        return run_app(str(out), demo=True)
     if not args.no_gui:
-        missing = "no display found" if run_app is not None else "the desktop app is not available"
-        print(f"segmend: {missing}; running headless (--no-gui)", file=sys.stderr)
+        problem = display_problem() if run_app is not None else "the desktop app is not available"
+        if problem is None and run_app is not None:
+            return run_app(str(out), demo=True)
+        print(f"segmend: {problem}; running headless (--no-gui)", file=sys.stderr)
     from app.model.demo import build_demo, demo_is_current
     from app.model.info import dataset_info
 
@@ -186,9 +213,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def _default_demo_path() -> Path:
-    base = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
-    return base / "segmend" / "demo.h5"
+def _refuse_foreign_demo_out(out: Path | None) -> None:
+    """Refuse an ``--out`` that exists and is not a demo: segmend replaces only its own."""
+    from app.model.demo import demo_is_current
+    from app.model.errors import SegmendError
+
+    if out is not None and out.exists() and not demo_is_current(out):
+        raise SegmendError(
+            f"{out} exists and is not a segmend demo pyramid: give --out a new path"
+        )
 
 
 def _format_info(info: dict[str, Any]) -> str:

@@ -33,8 +33,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from app.model.bulk.build import default_workers
-from app.model.bulk.cluster import Cluster, dask_client
+from app.model.bulk.cluster import Cluster, dask_client, default_workers
 from app.model.bulk.dask_check import recount_on_cluster, verify_on_cluster
 from app.model.bulk.index_check import check_label_index
 from app.model.bulk.partials import remove_stale_partials
@@ -61,6 +60,7 @@ from app.model.journal.journal import Journal
 from app.model.journal.sidecar import journal_path, rollback_path, sidecar_dir
 from app.model.mutations.regions import SplitRegion
 from app.model.opening import (
+    check_editable,
     check_journal_home,
     claim_journal,
     open_editable_store,
@@ -70,7 +70,7 @@ from app.model.opening import (
 from app.model.priority import lower_thread_priority
 from app.model.read_snapshot import ReadSnapshot
 from app.model.storage.memory import recycle_block_memory
-from app.model.storage.ome_zarr_read import is_zarr_path, refuse_editing
+from app.model.storage.ome_zarr_read import is_zarr_path
 from app.model.storage.pyramid_file import check_hdf5
 from app.model.storage.safefile import SafeFile
 from app.model.storage.store import PyramidStore
@@ -161,9 +161,7 @@ class Dataset(DatasetReads):
 
     # ----------------------------------------------------------------- opening
     def _open_writer(self, user: str | None, progress: Progress | None, cache_bytes: int) -> None:
-        if is_zarr_path(self.path):
-            refuse_editing(self.path)
-        check_hdf5(self.path)
+        check_editable(self.path)
         made = not sidecar_dir(self.path).exists()
         sidecar_dir(self.path).mkdir(exist_ok=True)
         try:
@@ -377,14 +375,28 @@ class Dataset(DatasetReads):
 
         With a ``cluster`` the s0 blocks are counted on its worker processes,
         which read the file once a checkpoint has written every edit into it
-        (``progress`` then counts tasks)."""
+        (``progress`` then counts tasks).
+
+        Raises
+        ------
+        app.model.errors.SegmendError
+            With a cluster, if an edit arrived between that checkpoint and the
+            reindex (nothing is changed: run it again).
+        """
         if cluster is None:
             return self.engine.reindex(progress)
         self.checkpoint()
+
+        def recounts() -> list[tuple[Coord, dict[int, int]]]:  # (no edit runs meanwhile)
+            behind = 0 if self._checkpointer is None else self._checkpointer.behind
+            if behind:
+                raise SegmendError(
+                    f"{self.path}: {behind} edits arrived while the reindex began; run it again"
+                )
+            return recount_on_cluster(client, self.path, progress=progress)
+
         with dask_client(cluster) as client:
-            return self.engine.reindex(
-                recounts=lambda: recount_on_cluster(client, self.path, progress=progress)
-            )
+            return self.engine.reindex(recounts=recounts)
 
     # ----------------------------------------------------------- durability
     def checkpoint(self) -> int:

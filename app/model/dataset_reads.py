@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from app.model.bodies import Body, index_bodies
 from app.model.engine import MutationEngine
 from app.model.engine.counters import Counters
 from app.model.errors import FormatError, SegmendError
@@ -125,6 +126,13 @@ class DatasetReads:
         """s0 blocks holding ``label`` → its voxel count in each."""
         with self.snapshot():
             return self._index().label_blocks(int(label))
+
+    def bodies(self, *, by: str = "size", top: int | None = None) -> list[Body]:
+        """The bodies of the label index (label, voxels, blocks), largest first by
+        ``by`` (``"size"``: voxels, ``"blocks"``: s0 blocks), ties by label; at most
+        ``top`` of them.  Reads the index only, never the volume."""
+        with self.snapshot():
+            return index_bodies(self._index().connection, by=by, top=top)
 
     @property
     def max_label(self) -> int:

@@ -1,12 +1,24 @@
-"""The demo dataset: the real FIB-SEM cube shipped in ``resources/``."""
+"""The demo dataset: the real FIB-SEM cube shipped in ``resources/``, built into
+a pyramid in the user's data directory.
+
+The app (``segmend demo``) and the napari plugin's sample data share that one
+pyramid (:func:`default_demo_path`): it is built once, reused, edits made to it
+persist, and :func:`build_demo` with ``discard_journal`` makes a fresh copy.
+
+Importing this module is cheap (the CLI asks for :func:`default_demo_path`
+before it knows whether it will build anything): the builder and the store
+load when first used.
+"""
 
 from __future__ import annotations
 
+import os
 from importlib.resources import as_file, files
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from app.model.bulk.build import ProgressCallback, build_pyramid
-from app.model.storage.store import PyramidStore
+if TYPE_CHECKING:
+    from app.model.bulk.build import ProgressCallback
 
 DEMO_CUBE = "fib-medulla-250.h5"
 DEMO_VOXEL_SIZE_NM = (10.0, 10.0, 10.0)
@@ -15,14 +27,36 @@ DEMO_ATTRIBUTION = (
 )
 
 
+def default_demo_path() -> Path:
+    """Where the demo pyramid lives: ``$XDG_DATA_HOME/segmend/demo.h5``
+    (``~/.local/share/segmend/demo.h5`` without ``XDG_DATA_HOME``)."""
+    base = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
+    return base / "segmend" / "demo.h5"
+
+
 def demo_cube_path() -> Path:
     """Path of the shipped cube (grayscale, automated and ground-truth segmentations)."""
     with as_file(files("app.resources") / DEMO_CUBE) as path:
         return Path(path)
 
 
-def build_demo(out: str | Path, *, progress: ProgressCallback | None = None) -> Path:
-    """Build the demo pyramid: grayscale + the automated segmentation to proofread."""
+def build_demo(out: str | Path, *, progress: ProgressCallback | None = None,
+               discard_journal: bool = False) -> Path:
+    """Build the demo pyramid at ``out`` (and its folder): grayscale + the automated
+    segmentation to proofread.
+
+    ``discard_journal``: replace an edited demo, deleting its edits (a fresh copy).
+
+    Raises
+    ------
+    app.model.errors.WriterLockedError
+        If a process has ``out`` open for writing.
+    app.model.bulk.output.EditedOutputError
+        If ``out`` has edits (a journal) and ``discard_journal`` is false.
+    """
+    from app.model.bulk.build import build_pyramid
+
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
     cube = demo_cube_path()
     return build_pyramid(
         f"{cube}:/automated/bodies",
@@ -31,12 +65,15 @@ def build_demo(out: str | Path, *, progress: ProgressCallback | None = None) -> 
         voxel_size_nm=DEMO_VOXEL_SIZE_NM,
         progress=progress,
         created_by=f"segmend demo; data: {DEMO_ATTRIBUTION}",
+        discard_journal=discard_journal,
     )
 
 
 def demo_is_current(path: str | Path) -> bool:
     """True if ``path`` holds a demo pyramid this segmend can open (native, with grayscale);
     False if it is missing, unreadable or from an older format (build it again)."""
+    from app.model.storage.store import PyramidStore
+
     if not Path(path).exists():
         return False
     try:

@@ -14,6 +14,7 @@ from app.model.errors import FormatError
 from app.model.journal.file_locks import commit_guard, no_commit_meanwhile
 from app.model.journal.journal import Journal
 from app.model.journal.sidecar import journal_path, rollback_path
+from app.model.storage.ome_zarr_read import is_zarr_path, refuse_editing
 from app.model.storage.pyramid_file import open_h5
 from app.model.storage.safefile import SafeFile, recover
 from app.model.storage.store import LABELS, PyramidStore
@@ -38,16 +39,42 @@ def open_editable_store(path: Path, safefile: SafeFile, cache_bytes: int) -> Pyr
         h5.close()
         raise
     try:
-        if not store.native:
-            raise FormatError(
-                f"{path}: not a segmend pyramid; import it with 'segmend build' to edit it"
-            )
-        if any(lv.codec is None for lv in store.levels(LABELS)):
-            raise FormatError(f"{path}: label levels are not chunked one block per chunk")
+        _refuse_unless_editable(path, store)
     except FormatError:
         store.close()
         raise
     return store
+
+
+def check_editable(path: Path) -> None:
+    """Refuse, before anything is made beside it (a sidecar folder, a lock), a
+    file segmend cannot edit: an OME-Zarr store, a file that is not a segmend
+    pyramid, or one whose label levels are not stored block by block.  Read
+    while no checkpoint commits, as of the last completed one (a checkpoint
+    a kill cut short is rolled back by the open that follows).
+
+    Raises
+    ------
+    app.model.errors.FormatError
+        Naming the file and why.
+    """
+    if is_zarr_path(path):
+        refuse_editing(path)
+    with no_commit_meanwhile(path):
+        store = PyramidStore.open(path, "r", own_handle=True, rollback=rollback_path(path))
+        try:
+            _refuse_unless_editable(path, store)
+        finally:
+            store.close()
+
+
+def _refuse_unless_editable(path: Path, store: PyramidStore) -> None:
+    if not store.native:
+        raise FormatError(
+            f"{path}: not a segmend pyramid; import it with 'segmend build' to edit it"
+        )
+    if any(lv.codec is None for lv in store.levels(LABELS)):
+        raise FormatError(f"{path}: label levels are not chunked one block per chunk")
 
 
 def check_journal_home(path: Path) -> None:

@@ -32,6 +32,10 @@ if TYPE_CHECKING:
     from app.model.dataset import Dataset, SplitResult
     from app.model.mutations import Mutation
 
+BUILDING_DEMO = "building the demo"
+"""The :attr:`Session.open_progress` stage of the demo's first build."""
+INDEXING = "indexing"
+"""The :attr:`Session.open_progress` stage of building the label index."""
 LANE = "dataset"
 """The lane of edits and of opening/closing: one at a time, in order."""
 STATUS_POLL_MS = 2000
@@ -108,6 +112,11 @@ class Session(QObject):
     closed = Signal()
     """The dataset was closed (or replaced); widgets drop their layers. GUI thread."""
     open_failed = Signal(str)
+    opening = Signal(object)
+    """Opening this path (a ``Path``) started in the background. GUI thread."""
+    open_progress = Signal(str, int, int)
+    """``(stage, done, total)`` of an open: stage :data:`BUILDING_DEMO` or :data:`INDEXING`
+    (emitted on the worker, delivered queued to GUI-thread receivers)."""
     """Opening failed; the one-line reason.  The previous dataset stays open. GUI thread."""
     notice = Signal(str)
     """Something the user should know (e.g. "opened read-only: ..."). GUI thread."""
@@ -211,6 +220,10 @@ class Session(QObject):
             self.close_async()
         user, workers = self.user, self.workers
         servers, prefix = self.kafka_servers, self.topic_prefix
+        signal = self.open_progress
+
+        def stage(name: str) -> Callable[[int, int], None]:
+            return lambda done, total: signal.emit(name, int(done), int(total))
 
         def work(job: Job) -> tuple[Dataset, str]:
             from app.model.dataset import open_dataset, open_editable
@@ -218,21 +231,23 @@ class Session(QObject):
             if demo:
                 from app.model.demo import ensure_demo
 
-                ensure_demo(path, progress=job.report)
+                ensure_demo(path, progress=stage(BUILDING_DEMO))
             if not writable:
                 return open_dataset(path, "r", workers=workers,
                                     background_nice=BACKGROUND_NICE), ""
             kafka, kafka_note = kafka_settings(servers, prefix)
-            ds, refused = open_editable(path, workers=workers, user=user, progress=job.report,
+            ds, refused = open_editable(path, workers=workers, user=user, progress=stage(INDEXING),
                                         kafka=kafka, background_nice=BACKGROUND_NICE)
             if refused is not None:
                 return ds, f"opened read-only: {one_line(refused)}"
             return ds, kafka_note
 
-        return self.runner.submit(
+        job = self.runner.submit(
             work, name=f"open {path.name}", lane=LANE,
             on_done=self._opened_ok, on_error=lambda exc: self._open_error(path, exc),
         )
+        self.opening.emit(path)
+        return job
 
     def attach(self, dataset: Dataset) -> None:
         """Use a dataset opened elsewhere (e.g. by the napari reader)."""

@@ -30,6 +30,7 @@ from app.model.error_text import one_line
 from app.model.errors import CancelledError
 from app.model.storage.volumes import VolumeInfo, label_volumes, list_volumes
 from app.ui.messages import MessageReporter
+from app.ui.texts import count
 from app.ui.workers import Job, TaskRunner
 
 NO_IMAGE = "(none)"
@@ -126,7 +127,7 @@ class ImportDialog(QDialog):
                            on_error=lambda exc: self._fail(f"cannot read {Path(path).name}", exc))
 
     def _fill_volumes(self, volumes: list[VolumeInfo]) -> None:
-        found = f"{len(volumes)} 3D volume(s) found" if volumes else "no 3D volume found"
+        found = f"{count(len(volumes), '3D volume')} found" if volumes else "no 3D volume found"
         self.state.setText(found)
         for volume in volumes:
             text = f"{volume.name}  ({volume.describe()})"

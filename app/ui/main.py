@@ -52,6 +52,7 @@ def run_app(file: str | None = None, *, demo: bool = False, screenshot: str | No
         return 0
     window = SegmendWindow(show=True)
     window.qt_window.resize(*SCREENSHOT_SIZE)
+    window.apply_layout()
     driver = ScreenshotDriver(window, screenshot, list(select))
     driver.finished.connect(app.exit)
     driver.start(file, demo=demo)

@@ -5,9 +5,15 @@ the main window) and adds:
 
 - the :class:`~app.ui.proofreading.ProofreadingWidget` dock;
 - File menu entries: open a dataset, import a plain volume, recent files,
-  settings; a Proofread menu with every editing action; Help > shortcuts;
+  settings; a Proofread menu with every editing action; segmend's shortcuts in
+  napari's Help menu;
 - drag and drop of pyramid files (plain volumes open the import dialog);
-- status-bar indicators: pending work, mutation count, outbox backlog, Kafka.
+- status-bar indicators: pending work, mutation count, outbox backlog, Kafka,
+  and the progress of an open (the demo's first build);
+- while a dataset opens, what is going on in place of napari's welcome
+  (:class:`~app.ui.opening.OpeningOverlay`);
+- a default layout where the canvas gets most of the window
+  (:mod:`app.ui.window_layout`).
 """
 
 from __future__ import annotations
@@ -19,12 +25,15 @@ from qtpy.QtCore import QEvent, QObject, Signal, Slot
 from qtpy.QtGui import QAction, QDropEvent
 from qtpy.QtWidgets import QFileDialog, QMainWindow, QMenu, QWidget
 
+from app.model.errors import SegmendError
 from app.ui.controller import LANE, Session
 from app.ui.messages import MessageReporter
+from app.ui.opening import OpeningOverlay
 from app.ui.proofreading import ProofreadingWidget
 from app.ui.settings import AppSettings, SettingsDialog
 from app.ui.stats import DatasetStats
 from app.ui.status import StatusIndicators
+from app.ui.window_layout import default_size, size_docks
 from app.ui.workers import TaskRunner
 
 if TYPE_CHECKING:
@@ -45,7 +54,7 @@ class SegmendWindow(QObject):
         The viewer to build on (tests pass napari's fixture viewer); by
         default a new one is made.
     settings : AppSettings, optional
-        User settings (default: read from ``QSettings``).
+        User settings (default: the config file's, and the recent files from ``QSettings``).
     save_settings : bool
         Write changed settings (recent files, the settings dialog) back.
     show : bool
@@ -80,10 +89,11 @@ class SegmendWindow(QObject):
         to_open = Path(path) if path is not None and (demo or not _is_volume(path)) else None
         if to_open is not None:  # its result arrives (on this thread) once the event loop runs
             self.session.open(to_open, demo=demo)
+        own_viewer = viewer is None
         if viewer is None:
             import napari
 
-            viewer = napari.Viewer(title=TITLE, show=show)
+            viewer = napari.Viewer(title=TITLE, show=False)
         self.viewer = viewer
         self.qt_window: QMainWindow = viewer.window._qt_window
         self.reporter.setParent(self.qt_window)
@@ -99,19 +109,37 @@ class SegmendWindow(QObject):
         self._install_menus()
         self.qt_viewer: QWidget | None = viewer.window._qt_viewer
         self.qt_viewer.installEventFilter(self)
+        self.opening = OpeningOverlay(self.qt_viewer.canvas.native, self.session,
+                                      welcome=self.qt_viewer)
         self.qt_window.installEventFilter(self)
         self._closing = False
         self._shut = False
+        self._laid_out = False
+        if own_viewer:
+            saved = _saved_napari_geometry()
+            if show:
+                viewer.window.show()  # napari sizes a first window to its contents
+            if not saved:
+                self.qt_window.resize(*default_size(self.qt_window))
+        if self.qt_window.isVisible():
+            self.apply_layout()
 
         s = self.session
         s.opened.connect(self._on_opened)
         s.closed.connect(self._on_closed)
         s.stats_changed.connect(self.status.set_stats)
         s.pending_changed.connect(self._on_pending)
+        s.opening.connect(self._on_opening)
+        s.open_progress.connect(self.status.set_progress)
+        s.opened.connect(self.status.clear_progress)
+        s.open_failed.connect(self.status.clear_progress)
+        self._on_pending(self.runner.pending)  # the open started above is pending
         self.widget.status_message.connect(self.show_message)
         viewer.title = TITLE
         if to_open is not None:
-            self.show_message(f"opening {to_open.name}...")
+            self._on_opening(to_open)
+            self.opening.start(to_open)
+            self.widget.show_opening(to_open)
         elif path is not None:
             self.import_dialog(str(path))
 
@@ -150,13 +178,25 @@ class SegmendWindow(QObject):
             for name in names:
                 self.proofread_menu.addAction(a[name])
             self.proofread_menu.addSeparator()
-        self.proofread_menu.addAction(a["help"])
         menubar = window.main_menu
-        help_menu = getattr(window, "help_menu", None)
+        help_menu: QMenu | None = getattr(window, "help_menu", None)
         if help_menu is not None:
             menubar.insertMenu(help_menu.menuAction(), self.proofread_menu)
+            help_menu.aboutToShow.connect(self._ensure_help_menu)
+            self._ensure_help_menu()
         else:
             menubar.addMenu(self.proofread_menu)
+            self.proofread_menu.addAction(a["help"])
+
+    def _ensure_help_menu(self) -> None:
+        """Put segmend's help at the top of napari's Help menu (again, if it was rebuilt)."""
+        help_menu: QMenu = self.viewer.window.help_menu
+        action = self.widget.commands["help"]
+        if action in help_menu.actions():
+            return
+        first = help_menu.actions()[0] if help_menu.actions() else None
+        help_menu.insertAction(first, action)  # type: ignore[arg-type]
+        help_menu.insertSeparator(first)  # type: ignore[arg-type]
 
     def _ensure_file_menu(self) -> None:
         """Put segmend's entries at the top of napari's File menu (again, if it was rebuilt)."""
@@ -211,15 +251,18 @@ class SegmendWindow(QObject):
         if not demo and _is_volume(path):
             self.import_dialog(str(path))
             return
-        self.show_message(f"opening {path.name}...")
         self.session.open(path, demo=demo)
+
+    @Slot(object)
+    def _on_opening(self, path: Path) -> None:
+        self.show_message(f"opening {path.name}...")
 
     @Slot(object)
     def _on_opened(self, dataset: Dataset) -> None:
         self._set_title(dataset)
         self.settings = self.settings.with_recent(dataset.path)
         if self.save_settings:
-            self.settings.save()
+            self.settings.save_recent()
         self._fill_recent()
         self.dataset_opened.emit(dataset)
 
@@ -260,17 +303,31 @@ class SegmendWindow(QObject):
             self.apply_settings(self._settings_dialog.values())
 
     def apply_settings(self, settings: AppSettings) -> None:
-        """Use (and store) new settings; they apply to the next dataset opened."""
+        """Use (and store in the config file) new settings; they apply to the next
+        dataset opened.  If the file cannot be written, the error is shown and the
+        settings apply to this session only."""
         self.settings = settings
+        saved = True
         if self.save_settings:
-            settings.save()
+            try:
+                settings.save()
+            except SegmendError as exc:
+                saved = False
+                self.reporter.error(exc, context="settings not saved")
         self.session.user = settings.effective_user
         self.session.workers = settings.workers or None
         self.session.kafka_servers = settings.kafka_servers
         self.session.topic_prefix = settings.topic_prefix
         if settings.workers:
             self.runner.pool.setMaxThreadCount(max(2, settings.workers))
-        self.show_message("settings saved")
+        if saved:
+            self.show_message("settings saved")
+
+    def apply_layout(self) -> None:
+        """Size the docks for the window's width: the canvas gets most of it
+        (:mod:`app.ui.window_layout`)."""
+        self._laid_out = True
+        size_docks(self.qt_window, self.dock)
 
     # --------------------------------------------------------------- status
     def set_kafka_status(self, state: str, backlog: int | None) -> None:
@@ -315,6 +372,8 @@ class SegmendWindow(QObject):
                 event.accept()
                 self.open_path(paths[0])
                 return True
+        elif watched is self.qt_window and etype == QEvent.Type.Show and not self._laid_out:
+            self.apply_layout()
         elif watched is self.qt_window and etype == QEvent.Type.Close:
             if self.runner.pending_in(LANE) and not self._shut:
                 self._closing = True
@@ -343,6 +402,14 @@ class SegmendWindow(QObject):
         if self.qt_viewer is not None:
             self.qt_viewer.removeEventFilter(self)
             self.qt_viewer = None
+
+
+def _saved_napari_geometry() -> bool:
+    """Whether napari restores a window size the user left (then segmend keeps it)."""
+    from napari.settings import get_settings
+
+    app = get_settings().application
+    return bool(app.save_window_geometry and app.window_size)
 
 
 def _is_volume(path: str | Path) -> bool:

@@ -35,6 +35,7 @@ from qtpy.QtWidgets import (
 from app.ui.controller import HistoryLine, Session
 from app.ui.selection import Selection, selection_color
 from app.ui.split_canvas import SplitTool
+from app.ui.texts import count
 
 if TYPE_CHECKING:
     from app.model.dataset import Dataset
@@ -95,8 +96,8 @@ class BodyPanel(QGroupBox):
         header.resizeSection(0, SWATCH_WIDTH)
         header.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
         header.setSectionResizeMode(2, QHeaderView.ResizeMode.Stretch)
-        self.table.setMinimumHeight(90)
-        self.table.setMaximumHeight(170)
+        self.table.setMinimumHeight(70)
+        self.table.setMaximumHeight(110)
 
         remove_button = QPushButton("Remove", self)
         remove_button.setToolTip("Remove the highlighted rows from the selection")
@@ -113,10 +114,10 @@ class BodyPanel(QGroupBox):
         top.addWidget(QLabel("Go to", self))
         top.addWidget(self.goto_edit, 1)
         top.addWidget(goto_button)
-        buttons = QHBoxLayout()
-        buttons.addWidget(action_button(actions["merge"], self))
-        buttons.addWidget(remove_button)
-        buttons.addWidget(action_button(actions["clear_selection"], self))
+        buttons = QGridLayout()
+        buttons.addWidget(action_button(actions["merge"], self), 0, 0)
+        buttons.addWidget(remove_button, 0, 1)
+        buttons.addWidget(action_button(actions["clear_selection"], self), 1, 0, 1, 2)
         layout = QVBoxLayout(self)
         layout.addLayout(top)
         layout.addWidget(self.table)
@@ -175,7 +176,7 @@ class BodyPanel(QGroupBox):
     def _sizes_unknown(self, exc: BaseException) -> None:
         """No label index (a read-only foreign pyramid): sizes are not known."""
         self.summary.setToolTip(str(exc))
-        self.summary.setText(f"{len(self.selection)} selected (sizes unknown: no label index)")
+        self.summary.setText(f"{len(self.selection):,} selected (sizes unknown: no label index)")
 
     def _sizes_ready(self, request: int, sizes: dict[int, int]) -> None:
         self.sizes.update(sizes)
@@ -198,8 +199,8 @@ class BodyPanel(QGroupBox):
             self.summary.setText("click a body to select it; shift-click adds")
         else:
             known = [self.sizes[i] for i in ids if i in self.sizes]
-            total = f", {sum(known):,} voxels" if len(known) == len(ids) else ""
-            self.summary.setText(f"{len(ids)} selected{total}")
+            total = f", {count(sum(known), 'voxel')}" if len(known) == len(ids) else ""
+            self.summary.setText(f"{len(ids):,} selected{total}")
 
     def rows(self) -> list[tuple[int, int | None]]:
         """(body id, size or None) as listed, for tests."""
@@ -226,7 +227,8 @@ class SplitPanel(QGroupBox):
         self.brush_size.setRange(1, 100)
         self.brush_size.setValue(tool.brush_size)
         self.brush_size.valueChanged.connect(tool.set_brush_size)
-        self.brush_3d = QCheckBox("3D brush (ball)", self)
+        self.brush_3d = QCheckBox("3D brush", self)
+        self.brush_3d.setToolTip("3D brush: paint a ball, not a disc on the current plane")
         self.brush_3d.toggled.connect(actions["brush_3d"].setChecked)
         actions["brush_3d"].toggled.connect(self.brush_3d.setChecked)
         self.status = QLabel("select a body, then Split body... and paint the part to split off",
@@ -239,10 +241,10 @@ class SplitPanel(QGroupBox):
         grid.addWidget(action_button(actions["split_coarse"], self), 0, 1)
         grid.addWidget(QLabel("brush size", self), 1, 0)
         grid.addWidget(self.brush_size, 1, 1)
-        grid.addWidget(self.brush_3d, 2, 0, 1, 2)
-        grid.addWidget(action_button(actions["split_preview"], self), 3, 0)
-        grid.addWidget(action_button(actions["split_commit"], self), 3, 1)
-        grid.addWidget(action_button(actions["split_discard"], self), 4, 0, 1, 2)
+        grid.addWidget(action_button(actions["split_preview"], self), 2, 0)
+        grid.addWidget(action_button(actions["split_commit"], self), 2, 1)
+        grid.addWidget(self.brush_3d, 3, 0)
+        grid.addWidget(action_button(actions["split_discard"], self), 3, 1)
         layout = QVBoxLayout(self)
         layout.addLayout(grid)
         layout.addWidget(self.status)

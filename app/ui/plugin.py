@@ -11,12 +11,14 @@ the same class the segmend app docks.
   (:mod:`app.ui.reader_loads`), plain volumes through
   :mod:`app.model.storage.volumes`, which opens the file only while it reads;
   the GUI thread reads only the file's layout when napari calls the reader.
-- :func:`demo_sample` builds the shipped real cube into a temporary pyramid.
+- :func:`demo_sample` opens the demo pyramid the app uses
+  (:func:`app.model.demo.default_demo_path`, in the user's data folder),
+  built from the shipped real cube the first time; edits made to it persist.
+  :func:`fresh_demo_sample` builds it again first, discarding those edits.
 """
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -106,12 +108,25 @@ def read_plain(path: str) -> list[LayerData]:
 
 
 def demo_sample() -> list[LayerData]:
-    """napari sample data: the shipped FIB-SEM cube, built into a temporary pyramid."""
-    from app.model.demo import build_demo
+    """napari sample data: the demo pyramid (built from the shipped FIB-SEM cube
+    unless an up-to-date one is there), the one ``segmend demo`` opens."""
+    from app.model.demo import default_demo_path, ensure_demo
 
-    out = Path(tempfile.mkdtemp(prefix="segmend-demo-")) / "demo.h5"
-    build_demo(out)
-    return read_path(str(out))
+    return read_path(str(ensure_demo(default_demo_path())))
 
 
-__all__ = ["PATH", "ROLE", "demo_sample", "get_reader", "read_path", "read_plain"]
+def fresh_demo_sample() -> list[LayerData]:
+    """napari sample data: the demo pyramid built again, its edits discarded.
+
+    Raises
+    ------
+    app.model.errors.WriterLockedError
+        If a process (this one too) has the demo open for writing.
+    """
+    from app.model.demo import build_demo, default_demo_path
+
+    return read_path(str(build_demo(default_demo_path(), discard_journal=True)))
+
+
+__all__ = ["PATH", "ROLE", "demo_sample", "fresh_demo_sample", "get_reader", "read_path",
+           "read_plain"]

@@ -8,6 +8,7 @@ keyboard shortcuts (window-wide, see :mod:`app.ui.shortcuts`).
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -28,16 +29,20 @@ from app.ui import registry
 from app.ui.compat import camera
 from app.ui.controller import Session
 from app.ui.deferred import DeferredUpdates
+from app.ui.edit_note import EditNote
 from app.ui.help import ShortcutsDialog
+from app.ui.layer_controls import adapt_controls
 from app.ui.layer_data import PATH, ROLE
 from app.ui.layers import DatasetLayers
 from app.ui.messages import MessageReporter
+from app.ui.opening import stage_text
 from app.ui.panels import BodyPanel, HistoryPanel, SplitPanel
 from app.ui.selection import ClickPicker, Selection
 from app.ui.settings import AppSettings
 from app.ui.shortcuts import SHORTCUTS
 from app.ui.split_canvas import SplitTool
 from app.ui.stats import DatasetStats
+from app.ui.texts import count
 
 if TYPE_CHECKING:
     from app.model.dataset import Dataset
@@ -75,6 +80,8 @@ class ProofreadingWidget(QWidget):
         self.layers = DatasetLayers(self.viewer, self.session, self.selection, self)
         self.picker = ClickPicker(self.viewer, self.session, self.selection, self)
         self.split_tool = SplitTool(self.viewer, self.session, self)
+        self.note = EditNote(self.session, self)
+        self.note.changed.connect(self._show_status)
         self.commands = self._make_commands()
         self._help: ShortcutsDialog | None = None
 
@@ -107,24 +114,29 @@ class ProofreadingWidget(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(scroll)
-        self.setMinimumWidth(300)
+        self.setMinimumWidth(250)
 
         s = self.session
         s.opened.connect(self._on_opened)
         s.closed.connect(self._on_closed)
+        s.opening.connect(self.show_opening)
+        s.open_progress.connect(self._on_open_progress)
+        s.open_failed.connect(self._on_open_failed)
         s.edit_finished.connect(self._on_edit_finished)
         s.edit_failed.connect(self._on_edit_failed)
         s.undo_state_changed.connect(self._on_undo_state)
         s.notice.connect(self._status)
         s.stats_changed.connect(self._on_stats)
         s.pending_changed.connect(self._on_pending)
-        self.split_tool.message.connect(self._status)
+        self.split_tool.message.connect(self._show_status)
         self.split_tool.started.connect(self._update_enabled)
         self.split_tool.discarded.connect(self._update_enabled)
         self.split_tool.committed.connect(self._update_enabled)
         self.selection.changed.connect(self._update_enabled)
         self.body_panel.goto_requested.connect(self.goto_body)
         self.viewer.layers.events.inserted.connect(self._on_layer_inserted)
+        for layer in self.viewer.layers:
+            adapt_controls(self, layer)
         self._update_enabled()
         if self.session.dataset is not None:
             self._on_opened(self.session.dataset)
@@ -230,6 +242,7 @@ class ProofreadingWidget(QWidget):
 
     def _on_layer_inserted(self, event: Any) -> None:
         layer = event.value
+        adapt_controls(self, layer)
         if self.session.dataset is None and layer.metadata.get(ROLE) == "segmentation" \
                 and layer.metadata.get(PATH):
             self._adopt_reader_layers()
@@ -243,6 +256,22 @@ class ProofreadingWidget(QWidget):
         self.selection.clear()
         self._update_enabled()
         self._status(f"opened {dataset.path.name}{mode}")
+
+    @Slot(object)
+    def show_opening(self, path: Path) -> None:
+        """A dataset starts opening (in the background)."""
+        if self.session.dataset is None:
+            self.file_label.setText(f"opening {Path(path).name}...")
+
+    @Slot(str, int, int)
+    def _on_open_progress(self, stage: str, done: int, total: int) -> None:
+        if self.session.dataset is None:
+            self.file_label.setText(stage_text(stage, done, total))
+
+    @Slot(str)
+    def _on_open_failed(self, _line: str) -> None:
+        if self.session.dataset is None:
+            self.file_label.setText("no dataset open")
 
     @Slot()
     def _on_closed(self) -> None:
@@ -259,17 +288,17 @@ class ProofreadingWidget(QWidget):
                                 context="merge")
             return
         if self.session.merge(ids[0], ids[1:]) is not None:
-            self._status(f"merging {len(ids) - 1} bodies into {ids[0]}...")
+            self._status(f"merging {count(len(ids) - 1, 'body')} into {ids[0]}...")
 
     def undo(self) -> None:
         """Undo the last mutation."""
         if self.session.undo() is not None:
-            self._status("undoing...")
+            self._show_status("undoing...")
 
     def redo(self) -> None:
         """Redo the last undone mutation."""
         if self.session.redo() is not None:
-            self._status("redoing...")
+            self._show_status("redoing...")
 
     def start_split(self) -> None:
         """Open a split canvas for the first selected body."""
@@ -299,12 +328,15 @@ class ProofreadingWidget(QWidget):
         ids = self.selection.ids
         if action == "merge" and ids:
             self.selection.set([ids[0]])
-            self._status(f"merged into {ids[0]} (mutation {result})")
+            merged = count(len(ids) - 1, "body")
+            self.note.note(result, f"merged {merged} into {ids[0]} (mutation {{id}})",
+                           f"merge undone: {merged} split off {ids[0]} again (mutation {{id}})")
         elif isinstance(result, SplitResult):
             target = ids[0] if ids else None
             self.selection.set([v for v in (target, result.label) if v])
         elif action in ("undo", "redo"):
-            self._status(f"{action} done (mutation {result})")
+            if result not in (self.note.followed, self.split_tool.note.followed):
+                self._show_status(f"{action} done (mutation {result})")  # a note may follow
             self.body_panel.request_sizes(ids)
             self._drop_vanished(ids)
         self._update_enabled()
@@ -363,6 +395,10 @@ class ProofreadingWidget(QWidget):
         self._update_status_line()
 
     def _status(self, text: str) -> None:
+        self.note.forget()
+        self._show_status(text)
+
+    def _show_status(self, text: str) -> None:
         self.status_message.emit(text)
         self._update_status_line(text)
 
@@ -372,8 +408,8 @@ class ProofreadingWidget(QWidget):
         pending = self.session.runner.pending
         stats = self.session.stats
         parts = [self._last_status]
-        jobs = f", {pending} jobs pending" if pending else ""
-        parts.append(f"{stats.mutations} mutations{jobs}")
+        jobs = f", {count(pending, 'job')} pending" if pending else ""
+        parts.append(f"{count(stats.mutations, 'mutation')}{jobs}")
         line = "\n".join(p for p in parts if p)
         self._status_updates.put("line", lambda: self.status_label.setText(line))
 
@@ -402,8 +438,11 @@ class ProofreadingWidget(QWidget):
             self.session.shutdown()
 
     def showEvent(self, event: QShowEvent) -> None:
-        """Watch the top-level window: when it closes, close an own session."""
+        """Adapt napari's controls of the layers (now findable); watch the top-level
+        window: when it closes, close an own session."""
         super().showEvent(event)
+        for layer in self.viewer.layers:  # docked now: napari's controls can be found
+            adapt_controls(self, layer)
         host = self.window()
         if self.owns_session and host is not self and host is not self._host:
             if self._host is not None:

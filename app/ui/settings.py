@@ -1,8 +1,13 @@
-"""User settings (Kafka, user name, workers, recent files) kept with ``QSettings``.
+"""User settings: Kafka, user name and workers in segmend's config file; recent files.
 
-Stored under organisation and application ``"segmend"``.  Tests point
-``QSettings`` elsewhere (``QSettings.setPath``) or pass their own ``QSettings``
-(e.g. an ini file) to :meth:`AppSettings.load` / :meth:`AppSettings.save`.
+What the CLI also uses (Kafka servers and topic prefix, the user name, the
+worker count) lives in the one config file the CLI reads,
+``$SEGMEND_CONFIG`` or ``~/.config/segmend/config.toml`` (sections
+``[kafka]``, ``[user]``, ``[workers]``); the dialog edits it in place
+(:mod:`app.ui.config_file`).  Only the recent files, a preference of the
+window, stay in ``QSettings`` (organisation and application ``"segmend"``).
+Tests point ``QSettings`` elsewhere (``QSettings.setPath``) or pass their own
+store, and pass the config file's path.
 """
 
 from __future__ import annotations
@@ -23,6 +28,15 @@ from qtpy.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+
+from app.model.errors import SegmendError
+from app.model.events.settings import (
+    UserConfig,
+    default_config_path,
+    load_user_config,
+    read_config,
+)
+from app.ui.config_file import Key, Value, update_config
 
 ORGANISATION = "segmend"
 APPLICATION = "segmend"
@@ -70,44 +84,72 @@ class AppSettings:
         return self.user or default_user()
 
     @classmethod
-    def load(cls, store: QSettings | None = None) -> AppSettings:
-        """Read the settings (defaults for anything missing or malformed)."""
+    def load(cls, store: QSettings | None = None, config: Path | None = None) -> AppSettings:
+        """Read the settings: the config file's (``config``, default
+        :func:`~app.model.events.settings.default_config_path`) and the recent files
+        (``store``, default :func:`qsettings`).  A file that cannot be read or
+        holds bad values gives the defaults (the CLI names the problem)."""
         s = store if store is not None else qsettings()
         value: Any = s.value("recent/files", [])
         if isinstance(value, str):
             recent: list[Any] = [value] if value else []
         else:
             recent = list(value or [])
+        path = config if config is not None else default_config_path()[0]
+        try:
+            kafka = read_config(path).get("kafka", {})
+            user = load_user_config(path)
+        except SegmendError:
+            kafka, user = {}, UserConfig()
+        servers = kafka.get("bootstrap_servers", "") if isinstance(kafka, dict) else ""
+        prefix = kafka.get("topic_prefix", "") if isinstance(kafka, dict) else ""
+        if isinstance(servers, list):
+            servers = ",".join(str(v) for v in servers)
         return cls(
-            kafka_servers=str(s.value("kafka/bootstrap_servers", "") or ""),
-            topic_prefix=str(s.value("kafka/topic_prefix", "") or ""),
-            user=str(s.value("user/name", "") or ""),
-            workers=_int(s.value("workers/count", 0)),
+            kafka_servers=servers if isinstance(servers, str) else "",
+            topic_prefix=prefix if isinstance(prefix, str) else "",
+            user=user.user,
+            workers=user.workers,
             recent=tuple(str(p) for p in recent)[:MAX_RECENT],
         )
 
-    def save(self, store: QSettings | None = None) -> None:
-        """Write the settings."""
+    def config_values(self) -> dict[Key, Value]:
+        """The config file's keys for these settings (None: the key is removed)."""
+        return {
+            ("kafka", "bootstrap_servers"): self.kafka_servers or None,
+            ("kafka", "topic_prefix"): self.topic_prefix or None,
+            ("user", "name"): self.user or None,
+            ("workers", "count"): int(self.workers) or None,
+        }
+
+    def save(self, store: QSettings | None = None, config: Path | None = None) -> None:
+        """Write the settings: the recent files to ``store``, the rest to the config file
+        (only if they changed there; atomically, keeping the file's other contents).
+
+        Raises
+        ------
+        SegmendError
+            If the config file cannot be read, parsed or written (it stays as it was).
+        """
+        s = self.save_recent(store)
+        path = config if config is not None else default_config_path()[0]
+        current = AppSettings.load(s, path)
+        if replace(current, recent=self.recent) != self:
+            update_config(path, self.config_values())
+
+    def save_recent(self, store: QSettings | None = None) -> QSettings:
+        """Write the recent files only (to ``store``, default :func:`qsettings`); returns
+        the store."""
         s = store if store is not None else qsettings()
-        s.setValue("kafka/bootstrap_servers", self.kafka_servers)
-        s.setValue("kafka/topic_prefix", self.topic_prefix)
-        s.setValue("user/name", self.user)
-        s.setValue("workers/count", int(self.workers))
         s.setValue("recent/files", list(self.recent))
         s.sync()
+        return s
 
     def with_recent(self, path: str | Path) -> AppSettings:
         """These settings with ``path`` first among the recent files."""
         text = str(Path(path).expanduser().resolve())
         recent = (text, *(p for p in self.recent if p != text))[:MAX_RECENT]
         return replace(self, recent=recent)
-
-
-def _int(value: Any) -> int:
-    try:
-        return max(0, int(value))
-    except (TypeError, ValueError):
-        return 0
 
 
 class SettingsDialog(QDialog):
@@ -131,8 +173,9 @@ class SettingsDialog(QDialog):
         form.addRow("Kafka topic prefix", self.topic_prefix)
         form.addRow("User name (goes into events)", self.user)
         form.addRow("Worker threads", self.workers)
-        note = QLabel("These apply to the next dataset opened.  Other Kafka options (SASL, TLS) "
-                      "come from the config file (~/.config/segmend/config.toml).", self)
+        note = QLabel(f"Saved in {default_config_path()[0]}, which the segmend commands read "
+                      "too; they apply to the next dataset opened.  Other Kafka options "
+                      "(SASL, TLS) are set in that file.", self)
         note.setWordWrap(True)
         buttons = QDialogButtonBox(
             QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel, self)

@@ -42,13 +42,13 @@ SHORTCUTS: tuple[Shortcut, ...] = (
              "Split the painted voxels of the body off into a new body"),
     Shortcut("split_discard", "Discard canvas", "Shift+Escape",
              "Remove the split canvas without splitting"),
-    Shortcut("split_coarse", "Split coarse (blocks)", "K",
+    Shortcut("split_coarse", "Split coarse", "K",
              "Split off the body's s0 blocks touched by the paint, or the block under the cursor"),
     Shortcut("show_selected_only", "Show selected only", "H",
              "Hide every body except the selected ones"),
     Shortcut("goto", "Go to body...", "J", "Type a body id and jump to it"),
     Shortcut("clear_selection", "Clear selection", "Ctrl+Shift+A", "Select nothing"),
-    Shortcut("help", "Keyboard shortcuts", "F1", "Show this list"),
+    Shortcut("help", "segmend keyboard shortcuts", "F1", "Show this list"),
 )
 """segmend's own shortcuts (active anywhere in the window)."""
 

@@ -29,6 +29,9 @@ from qtpy.QtCore import QObject, Signal
 
 from app.model.geometry import Coord
 from app.ui.controller import Session
+from app.ui.edit_note import EditNote
+from app.ui.layer_data import ROLE
+from app.ui.texts import count
 
 if TYPE_CHECKING:
     from app.model.dataset import Dataset
@@ -149,6 +152,8 @@ class SplitTool(QObject):
         self.brush_3d = False
         self.brush_size = 10
         self._pending_commit = False
+        self.note = EditNote(session, self)
+        self.note.changed.connect(self.message)
         session.closed.connect(self._drop_layers)
         session.edit_finished.connect(self._on_edit_finished)
         session.edit_failed.connect(self._on_edit_failed)
@@ -186,7 +191,7 @@ class SplitTool(QObject):
         self.target, self.roi = target, roi
         self.canvas = self.viewer.add_labels(
             np.zeros(roi.shape, dtype=np.uint8), name=CANVAS_NAME, translate=roi.origin,
-            opacity=0.6, metadata={"segmend_role": "split-canvas", "segmend_target": target},
+            opacity=0.6, metadata={ROLE: "split-canvas", "segmend_target": target},
         )
         self.canvas.brush_size = self.brush_size
         self.canvas.selected_label = PAINT_VALUE
@@ -194,7 +199,7 @@ class SplitTool(QObject):
         self.viewer.layers.selection.active = self.canvas
         self.canvas.mode = "paint"
         self.started.emit(target)
-        self.message.emit(
+        self._say(
             f"paint the part of body {target} to split off, then preview or commit "
             f"(canvas {roi.shape[0]}x{roi.shape[1]}x{roi.shape[2]} at {roi.origin})"
         )
@@ -246,7 +251,7 @@ class SplitTool(QObject):
         self._drop_layers()
         if had:
             self.discarded.emit()
-            self.message.emit("split canvas discarded")
+            self._say("split canvas discarded")
 
     # --------------------------------------------------------------- actions
     def _painted_or_report(self) -> tuple[NDArray[np.bool_], Coord] | None:
@@ -291,7 +296,7 @@ class SplitTool(QObject):
             preview.mask, name=PREVIEW_NAME, translate=self.roi.origin, opacity=0.9,
             colormap=DirectLabelColormap(
                 color_dict={None: (0, 0, 0, 0), 0: (0, 0, 0, 0), 1: "#ff2020"}),
-            metadata={"segmend_role": "split-preview"},
+            metadata={ROLE: "split-preview"},
         )
         self.viewer.layers.selection.active = self.canvas
         self.previewed.emit(preview)
@@ -302,8 +307,8 @@ class SplitTool(QObject):
             self.session.reporter.error(
                 f"the painted region holds all of body {preview.target}", context="split")
         else:
-            self.message.emit(f"split preview: {preview.split_off} voxels of body "
-                              f"{preview.target} become a new body, {preview.remaining} stay")
+            self._say(f"split preview: {count(preview.split_off, 'voxel')} of body "
+                              f"{preview.target} become a new body, {preview.remaining:,} stay")
 
     def commit(self) -> None:
         """Split the painted voxels of the body off (on the pool)."""
@@ -313,7 +318,8 @@ class SplitTool(QObject):
         mask, origin = painted
         if self.session.split(self.target, mask, origin) is not None:
             self._pending_commit = True
-            self.message.emit(f"splitting body {self.target}...")
+            self._drop_preview()  # it shows the body before the split
+            self._say(f"splitting body {self.target}...")
 
     def split_coarse(self, target: int | None = None,
                      position: tuple[float, float, float] | None = None) -> None:
@@ -339,7 +345,7 @@ class SplitTool(QObject):
             return
         if self.session.split_coarse(target, sorted(blocks)) is not None:
             self._pending_commit = self.target == target
-            self.message.emit(f"splitting {len(blocks)} block(s) off body {target}...")
+            self._say(f"splitting {count(len(blocks), 'block')} off body {target}...")
 
     # ---------------------------------------------------------------- events
     def _on_edit_finished(self, action: str, result: Any) -> None:
@@ -350,22 +356,34 @@ class SplitTool(QObject):
                 self._pending_commit = False
                 self._drop_layers()
             self.committed.emit(result)
-            self.message.emit(f"split done: new body {result.label} "
-                              f"(mutation {result.mutation_id})")
+            new = result.label
+            self.note.note(result.mutation_id, f"split done: new body {new} (mutation {{id}})",
+                           f"split undone: body {new} is merged back (mutation {{id}})")
 
     def _on_edit_failed(self, action: str, _message: str) -> None:
         if action in ("split", "split-coarse"):
             self._pending_commit = False  # the canvas stays as painted
 
+    def _remove_role(self, role: str) -> None:
+        for layer in [la for la in self.viewer.layers if la.metadata.get(ROLE) == role]:
+            self.viewer.layers.remove(layer)
+
+    def _say(self, text: str) -> None:
+        """Show a status text (one not about a committed split)."""
+        self.note.forget()
+        self.message.emit(text)
+
     def _drop_preview(self) -> None:
-        if self.preview_layer is not None and self.preview_layer in self.viewer.layers:
-            self.viewer.layers.remove(self.preview_layer)
+        """Remove every split preview layer (a late one too)."""
+        self._remove_role("split-preview")
         self.preview_layer = None
 
     def _drop_layers(self) -> None:
+        """Remove the canvas and the preview; napari's brush cursor goes with them."""
         self._drop_preview()
-        if self.canvas is not None and self.canvas in self.viewer.layers:
-            self.viewer.layers.remove(self.canvas)
+        if self.canvas is not None:
+            self.canvas.mode = "pan_zoom"  # hides napari's brush overlay before the layer goes
+        self._remove_role("split-canvas")
         self.canvas = None
         self.target = None
         self.roi = None

@@ -1,15 +1,17 @@
-"""Permanent status-bar indicators: pending work, mutations, outbox backlog, Kafka state,
-and, while checkpoints fail, that the HDF5 file is not being written."""
+"""Permanent status-bar indicators: pending work, mutations, outbox backlog, Kafka state;
+while checkpoints fail, that the HDF5 file is not being written; while a dataset
+opens, the progress of its long stages (building the demo, indexing)."""
 
 from __future__ import annotations
 
 import html
 
 from qtpy.QtCore import Slot
-from qtpy.QtWidgets import QHBoxLayout, QLabel, QWidget
+from qtpy.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QWidget
 
 from app.ui.deferred import DeferredUpdates
 from app.ui.stats import DatasetStats
+from app.ui.texts import count
 
 KAFKA_STATES = ("connected", "connecting", "down", "off")
 _KAFKA_COLOURS = {
@@ -21,8 +23,9 @@ _KAFKA_COLOURS = {
 
 
 class StatusIndicators(QWidget):
-    """Four small labels for the main window's status bar, and a fifth shown only
-    while checkpoints fail.  GUI thread only.
+    """Four small labels for the main window's status bar, a fifth shown only
+    while checkpoints fail, and a stage label with a progress bar shown only
+    during a long stage (:meth:`set_progress`).  GUI thread only.
 
     The labels show a change :data:`~app.ui.deferred.STATUS_DELAY_MS` later
     (batched, see :mod:`app.ui.deferred`); :meth:`texts` gives the four new
@@ -31,6 +34,11 @@ class StatusIndicators(QWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        self.stage = QLabel(self)
+        self.stage.hide()
+        self.bar = QProgressBar(self)
+        self.bar.setMaximumWidth(160)
+        self.bar.hide()
         self.checkpoint = QLabel(self)
         self.checkpoint.hide()
         self.checkpoint_error: str | None = None
@@ -44,7 +52,7 @@ class StatusIndicators(QWidget):
         layout = QHBoxLayout(self)
         layout.setContentsMargins(0, 0, 6, 0)
         layout.setSpacing(14)
-        for label in (self.checkpoint, *self._labels):
+        for label in (self.stage, self.bar, self.checkpoint, *self._labels):
             layout.addWidget(label)
         self.kafka_state = "off"
         self.kafka_backlog: int | None = None
@@ -60,15 +68,30 @@ class StatusIndicators(QWidget):
     @Slot(int, int)
     def set_pending(self, jobs: int, edits: int) -> None:
         """Background jobs (reads and edits) and edits among them."""
-        self._set(0, f"working: {edits} edit(s), {jobs} job(s)" if jobs else "idle")
+        self._set(0, f"working: {count(edits, 'edit')}, {count(jobs, 'job')}" if jobs else "idle")
 
     @Slot(object)
     def set_stats(self, stats: DatasetStats) -> None:
         """Mutation count, outbox backlog and Kafka state of the open dataset."""
-        self._set(1, f"mutations: {stats.mutations}")
+        self._set(1, count(stats.mutations, "mutation"))
         self.kafka.setToolTip(stats.kafka_error or "")
         self.set_kafka_status(stats.kafka, stats.backlog)
         self.set_checkpoint_error(stats.checkpoint_error)
+
+    @Slot(str, int, int)
+    def set_progress(self, stage: str, done: int, total: int) -> None:
+        """Show the progress of a long stage (e.g. building the demo); total 0: unknown."""
+        self.stage.setText(stage)
+        self.bar.setRange(0, max(0, total))
+        self.bar.setValue(min(done, total) if total > 0 else 0)
+        self.stage.show()
+        self.bar.show()
+
+    @Slot()
+    def clear_progress(self, *_args: object) -> None:
+        """The stage is over: hide its progress."""
+        self.stage.hide()
+        self.bar.hide()
 
     def set_checkpoint_error(self, error: str | None) -> None:
         """Why checkpoints fail (None: they do not): shown in red, the label hidden
@@ -102,7 +125,7 @@ class StatusIndicators(QWidget):
         colour = _KAFKA_COLOURS[state]
         self._set(3, f"Kafka: <span style='color:{colour}'>{state}</span>")
         value = self.kafka_backlog
-        self._set(2, f"outbox: {value if value is not None else '-'}")
+        self._set(2, f"outbox: {f'{value:,}' if value is not None else '-'}")
 
     def texts(self) -> list[str]:
         """The four texts, as set (the labels may show them a moment later)."""

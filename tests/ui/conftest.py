@@ -36,6 +36,7 @@ with warnings.catch_warnings():
 from qtpy.QtCore import QSettings
 
 from app.model.demo import build_demo
+from app.model.events import settings as event_settings
 from app.ui.main_window import SegmendWindow
 from app.ui.settings import AppSettings
 
@@ -49,6 +50,16 @@ def _private_qsettings(tmp_path: Path) -> Iterator[Path]:
     folder.mkdir()
     QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(folder))
     yield folder
+
+
+@pytest.fixture(autouse=True)
+def private_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """segmend's config file (the CLI's and the settings dialog's) is this test's own:
+    ``$SEGMEND_CONFIG`` unset, the default path under tmp_path (the file absent)."""
+    path = tmp_path / "config" / "segmend" / "config.toml"
+    monkeypatch.delenv("SEGMEND_CONFIG", raising=False)
+    monkeypatch.setattr(event_settings, "DEFAULT_CONFIG_PATH", path)
+    return path
 
 
 @pytest.fixture(scope="session")

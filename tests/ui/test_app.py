@@ -406,7 +406,7 @@ def test_merge_selected_into_first(opened: SegmendWindow, qtbot: Any) -> None:
                     timeout=WAIT_MS)
     qtbot.waitUntil(lambda: win.widget.body_panel.rows() == [(a, size_a + size_b)],
                     timeout=WAIT_MS)
-    assert win.status.texts()[1] == "mutations: 1"
+    assert win.status.texts()[1] == "1 mutation"
     assert win.widget.commands["undo"].isEnabled()
 
 

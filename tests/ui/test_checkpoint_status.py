@@ -28,7 +28,7 @@ def test_the_indicator_shows_only_while_checkpoints_fail(qtbot: Any) -> None:
     qtbot.waitUntil(lambda: not status.checkpoint.isHidden(), timeout=WAIT_MS)
     assert "checkpoint failed: &lt;disk&gt; full" in status.checkpoint.text()
     assert "safe in the journal" in status.checkpoint.toolTip()
-    assert status.texts()[1] == "mutations: 3"
+    assert status.texts()[1] == "3 mutations"
     status.set_stats(DatasetStats(4, None))
     qtbot.waitUntil(lambda: status.checkpoint.isHidden(), timeout=WAIT_MS)
     assert status.checkpoint.text() == "" and status.checkpoint.toolTip() == ""

@@ -28,7 +28,7 @@ def test_indicators_report_new_texts_at_once_and_show_them_later(qtbot: Any) -> 
     qtbot.addWidget(status)
     assert status.pending.text() == "idle"  # the first texts are shown at once
     status.set_pending(3, 1)
-    assert status.texts()[0] == "working: 1 edit(s), 3 job(s)"
+    assert status.texts()[0] == "working: 1 edit, 3 jobs"
     assert status.pending.text() == "idle"
     qtbot.waitUntil(lambda: status.pending.text() == status.texts()[0], timeout=2000)
 

@@ -49,7 +49,7 @@ def test_manifest_declares_reader_widget_and_sample() -> None:
     assert manifest.name == "segmend"
     contributions = manifest.contributions
     assert [w.display_name for w in contributions.widgets or []] == ["Proofreading"]
-    assert [s.key for s in contributions.sample_data or []] == ["demo"]
+    assert [s.key for s in contributions.sample_data or []] == ["demo", "demo_fresh"]
     assert "*.h5" in (contributions.readers or [])[0].filename_patterns
 
 
@@ -162,7 +162,9 @@ def test_reader_layers_never_read_hdf5_on_the_gui_thread(
     assert gui_h5py_calls == []
 
 
-def test_sample_data_is_the_real_cube(make_napari_viewer: Callable[..., Any]) -> None:
+def test_sample_data_is_the_real_cube(make_napari_viewer: Callable[..., Any], tmp_path: Path,
+                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))  # (the user's own demo stays untouched)
     viewer = make_napari_viewer()
     viewer.open_sample("segmend", "demo")
     names = [layer.name for layer in viewer.layers]

@@ -25,8 +25,9 @@ pytestmark = pytest.mark.gui
 def test_file_menu_has_segmend_entries(window: SegmendWindow) -> None:
     file_menu = window.viewer.window.file_menu
     texts = [a.text() for a in file_menu.actions()]
-    assert texts[:4] == ["Open segmend dataset...", "Open recent segmend dataset",
-                         "Import volume (build pyramid)...", "segmend settings..."]
+    assert texts[:5] == ["Open segmend dataset...", "Open OME-Zarr folder (read-only)...",
+                         "Open recent segmend dataset", "Import volume (build pyramid)...",
+                         "segmend settings..."]
     proofread = [a.text() for a in window.proofread_menu.actions() if a.text()]
     assert "Merge into first" in proofread and "Undo" in proofread
 
@@ -46,7 +47,8 @@ def test_every_shortcut_is_bound_and_listed_in_help(window: SegmendWindow, qtbot
 
 
 def test_settings_round_trip_and_user_goes_into_records(
-        window: SegmendWindow, demo_path: Path, qtbot: Any, _private_qsettings: Path) -> None:
+        window: SegmendWindow, demo_path: Path, qtbot: Any, _private_qsettings: Path,
+        private_config: Path) -> None:
     dialog = window.settings_dialog()
     assert isinstance(dialog, SettingsDialog) and not dialog.isModal()
     dialog.kafka_servers.setText("127.0.0.1:9")  # nobody listens: the sender is down
@@ -59,6 +61,7 @@ def test_settings_round_trip_and_user_goes_into_records(
     assert (stored.kafka_servers, stored.topic_prefix, stored.user, stored.workers) == (
         "127.0.0.1:9", "test-", "proofreader-7", 3)
     assert Path(qsettings().fileName()).is_relative_to(_private_qsettings)
+    assert private_config.exists()  # the config file the CLI reads
     # an injected store (an ini file) works the same
     ini = QSettings(str(_private_qsettings / "other.ini"), QSettings.Format.IniFormat)
     stored.with_recent(demo_path).save(ini)
@@ -162,7 +165,7 @@ def test_status_bar_shows_pending_mutations_backlog_and_kafka(opened: SegmendWin
                                                               qtbot: Any) -> None:
     win = opened
     pending, mutations, backlog, kafka = win.status.texts()
-    assert pending == "idle" and mutations == "mutations: 0" and backlog == "outbox: 0"
+    assert pending == "idle" and mutations == "0 mutations" and backlog == "outbox: 0"
     assert "off" in kafka
     ds = win.session.dataset
     assert ds is not None
@@ -173,7 +176,7 @@ def test_status_bar_shows_pending_mutations_backlog_and_kafka(opened: SegmendWin
         win.widget.commands["merge"].trigger()
     wait_idle(qtbot, win)
     assert any(text.startswith("working: 1 edit") for text in seen)
-    assert win.status.texts()[1] == "mutations: 1"
+    assert win.status.texts()[1] == "1 mutation"
     status = ds.events_status()
     assert status is not None and status.state == "off" and status.backlog > 0
     qtbot.waitUntil(lambda: win.status.texts()[2] == f"outbox: {status.backlog}",

@@ -24,7 +24,7 @@ from numpy.typing import NDArray
 
 from app.kernels import downsample_image_into, downsample_labels_into
 from app.model.bulk.box_tree import TreePlan
-from app.model.bulk.cluster import Cluster, dask_client
+from app.model.bulk.cluster import Cluster, dask_client, default_workers
 from app.model.bulk.dask_build import build_levels
 from app.model.bulk.output import (
     check_output,
@@ -53,13 +53,6 @@ ProgressCallback = Callable[[int, int], None]
 
 BlockObserver = Callable[[Coord, NDArray[np.uint64]], None]
 """Called with every s0 label block written, from worker threads."""
-
-
-def default_workers() -> int:
-    """Worker threads for bulk jobs: one per core."""
-    return max(
-        1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    )
 
 
 def build_pyramid(
@@ -180,7 +173,7 @@ def build_pyramid(
             )
             if cluster is not None:
                 plans = [
-                    tree_plan(store, kind, str(src), task_blocks, with_codecs=True)
+                    tree_plan(store, kind, str(src), task_blocks)
                     for kind, src in ((LABELS, labels), (IMAGE, image)) if src is not None
                 ]
                 with dask_client(cluster) as client:
@@ -222,19 +215,18 @@ def check_task_blocks(task_blocks: int | None, block_size: tuple[int, int, int])
     return task_blocks
 
 
-def tree_plan(
-    store: PyramidStore, kind: str, source: str, task_blocks: int, *, with_codecs: bool
-) -> TreePlan:
-    """The task tree of ``store``'s ``kind`` pyramid (see :mod:`app.model.bulk.box_tree`)."""
+def tree_plan(store: PyramidStore, kind: str, source: str, task_blocks: int) -> TreePlan:
+    """The task tree of ``store``'s ``kind`` pyramid, whose tasks encode its
+    chunks (see :mod:`app.model.bulk.box_tree`)."""
     levels = store.levels(kind)
     codecs = []
-    for level in levels if with_codecs else ():
+    for level in levels:
         if level.codec is None:
             raise FormatError(f"{store.path}: {kind}/s{level.scale} cannot be written block-wise")
         codecs.append(level.codec)
     return TreePlan(
         kind, source, tuple(lv.shape for lv in levels), store.block_size, store.rule,
-        task_blocks, tuple(codecs) if with_codecs else None,
+        task_blocks, tuple(codecs),
     )
 
 

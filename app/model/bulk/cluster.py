@@ -11,7 +11,9 @@ those paths must name the same files (a shared file system).
 from __future__ import annotations
 
 import logging
+import os
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -19,7 +21,7 @@ from typing import Any
 
 from app.model.errors import CancelledError, SegmendError
 
-__all__ = ["RETRIES", "Cluster", "dask_client", "run_tasks"]
+__all__ = ["RETRIES", "Cluster", "dask_client", "default_workers", "run_tasks"]
 
 RETRIES = 2
 """Times a failed task is run again before the job fails (a killed worker's
@@ -27,6 +29,13 @@ tasks are rerun elsewhere by the scheduler, without counting here)."""
 
 CONNECT_TIMEOUT = 5.0
 """Seconds to wait for the scheduler at ``--scheduler ADDRESS``."""
+
+
+def default_workers() -> int:
+    """Worker threads for bulk jobs: one per core."""
+    return max(
+        1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    )
 
 
 @dataclass(frozen=True)
@@ -95,8 +104,6 @@ def _client(cluster: Cluster, quiet: int) -> Iterator[Any]:
             host="127.0.0.1", dashboard_address="127.0.0.1:0", silence_logs=quiet,
         )
     else:
-        from app.model.bulk.build import default_workers
-
         local = LocalCluster(
             n_workers=1, threads_per_worker=cluster.threads or default_workers(),
             processes=False, dashboard_address="127.0.0.1:0", silence_logs=quiet,
@@ -112,6 +119,7 @@ def run_tasks(
     *,
     progress: Callable[[int, int], None] | None = None,
     cancel: threading.Event | None = None,
+    job: str | None = None,
 ) -> None:
     """Wait for ``futures`` and hand each result to ``on_result`` (in this
     thread, as they complete).
@@ -124,6 +132,11 @@ def run_tasks(
         ``progress(done, total)`` in tasks, from this thread.
     cancel : threading.Event, optional
         Set it (from any thread) to cancel the tasks left.
+    job : str, optional
+        The key prefix of every task of the job (``futures`` and what they
+        depend on): on a cancel or a failure, this returns only once none of
+        them runs any more, so that no task still writes output the caller
+        then removes (a cancelled task that runs is not interrupted).
 
     Raises
     ------
@@ -162,10 +175,26 @@ def run_tasks(
                 progress(done, len(what))
     except BaseException:
         client.cancel(list(pending))
+        if job is not None:
+            _wait_until_stopped(client, job)
         raise
     finally:
         stop_watching.set()
         watcher.join()
+
+
+STOP_WAIT = 120.0
+"""Seconds a cancelled job's running tasks get to finish (see :func:`run_tasks`)."""
+
+
+def _wait_until_stopped(client: Any, job: str) -> None:
+    """Wait until no worker runs a task whose key starts with ``job``."""
+    deadline = time.monotonic() + STOP_WAIT
+    while time.monotonic() < deadline:
+        running = [str(k) for keys in client.processing().values() for k in keys]
+        if not any(k.startswith(job) for k in running):
+            return
+        time.sleep(0.05)
 
 
 def _task_error(future: Any, what: str) -> SegmendError:

@@ -65,7 +65,7 @@ def build_levels(
             for level, coord, payload in payloads:
                 store.write_payload(kind, level, coord, payload)
 
-    run_tasks(client, results, take, progress=progress, cancel=cancel)
+    run_tasks(client, results, take, progress=progress, cancel=cancel, job=f"segmend-{job}")
     return top[0]
 
 

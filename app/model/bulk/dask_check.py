@@ -18,6 +18,7 @@ from typing import Any
 from app.model.bulk.cluster import RETRIES, run_tasks
 from app.model.bulk.index_check import index_differences, recount
 from app.model.bulk.verify import BlockMismatch, VerifyReport, compare_block, level_jobs
+from app.model.errors import SegmendError
 from app.model.geometry import Coord
 from app.model.journal.file_locks import no_commit_meanwhile
 from app.model.storage.store import LABELS, PyramidStore
@@ -46,10 +47,13 @@ def verify_on_cluster(
 
     Raises
     ------
-    app.model.errors.CancelledError, app.model.errors.SegmendError
+    app.model.errors.CancelledError
         See :func:`app.model.bulk.cluster.run_tasks`.
+    app.model.errors.SegmendError
+        A task failed (:func:`~app.model.bulk.cluster.run_tasks`), or a writer
+        committed to the file meanwhile (its tasks saw different states).
     """
-    with closing(PyramidStore.open(path, "r")) as store:
+    with no_commit_meanwhile(path) as before, closing(PyramidStore.open(path, "r")) as store:
         jobs = level_jobs(store)
         s0 = list(store.level(LABELS, 0).coords())
     report = VerifyReport()
@@ -74,6 +78,11 @@ def verify_on_cluster(
             recounts.extend(value)
 
     run_tasks(client, futures, take, progress=progress, cancel=cancel)
+    with no_commit_meanwhile(path) as after:
+        if after != before:
+            raise SegmendError(
+                f"{path} was checkpointed by its writer during the verify; run it again"
+            )
     if index_rows is not None:
         report.problems.extend(index_differences(index_rows, sorted(recounts), max_reports))
     return report

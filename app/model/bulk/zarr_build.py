@@ -62,12 +62,14 @@ def build_ome_zarr(
         sources[IMAGE] = str(image)
     with building_ome_zarr(
         out, labels=specs[LABELS], image=specs.get(IMAGE), voxel_size_nm=voxel_size_nm,
-        compression=compression, shard_blocks=plan.shard_blocks(), created_by=created_by,
+        compression=compression, rule=rule, shard_blocks=plan.shard_blocks(),
+        created_by=created_by,
     ) as pyramid:
         plans = [
             dataclasses.replace(plan, kind=kind, source=source, zarr=pyramid)
             for kind, source in sources.items()
         ]
         with dask_client(cluster) as client:
-            build_levels(client, plans, progress=progress, cancel=cancel)
+            max_label = build_levels(client, plans, progress=progress, cancel=cancel)
+        pyramid.record(max_label=max_label)
     return Path(out)

@@ -1,4 +1,5 @@
-"""Kafka settings: the ``[kafka]`` section of segmend's config file, and topic names.
+"""segmend's config file: the ``[kafka]`` section, the user name and worker count;
+and Kafka topic names.
 
 Publishing is off unless ``bootstrap_servers`` is set (``--kafka HOST:PORT``,
 the config file or the settings dialog).  The config file is TOML, by default
@@ -13,6 +14,13 @@ the config file or the settings dialog).  The config file is TOML, by default
     sasl_password_env = "SEGMEND_KAFKA_PASSWORD"       # or sasl_password = "..."
     ssl_cafile = "/etc/ssl/kafka-ca.pem"
 
+    [user]
+    name = "proofreader"      # recorded in mutations and events (default: the login name)
+
+    [workers]
+    count = 4                 # worker threads of the app (default: one per core)
+
+The desktop app's settings dialog edits this same file (:mod:`app.ui.config_file`).
 The SASL password is never shown: :class:`KafkaSettings` redacts it from its
 ``repr``, and no error message includes it.  The options of kafka-python's
 clients are built from the settings by :mod:`app.model.events.kafka_client`.
@@ -34,8 +42,11 @@ __all__ = [
     "DEFAULT_CONFIG_PATH",
     "KafkaConfigError",
     "KafkaSettings",
+    "UserConfig",
     "default_config_path",
     "load_settings",
+    "load_user_config",
+    "read_config",
     "topic_name",
 ]
 
@@ -252,14 +263,76 @@ def default_config_path() -> tuple[Path, bool]:
     return DEFAULT_CONFIG_PATH.expanduser(), False
 
 
-def _read_section(path: Path) -> dict[str, Any]:
+def read_config(path: Path) -> dict[str, Any]:
+    """The whole config file as a dict (empty if the file does not exist).
+
+    Raises
+    ------
+    KafkaConfigError
+        If the file cannot be read or is not TOML (naming the file).
+    """
     try:
         with path.open("rb") as fh:
-            data = tomllib.load(fh)
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        return {}
     except tomllib.TOMLDecodeError as exc:
         raise KafkaConfigError(f"{path}: not valid TOML: {exc}") from None
     except OSError as exc:
         raise KafkaConfigError(f"{path}: cannot read the config file: {exc.strerror}") from None
+
+
+@dataclass(frozen=True)
+class UserConfig:
+    """The config file's ``[user] name`` and ``[workers] count``.
+
+    Attributes
+    ----------
+    user : str
+        Recorded in mutations and events; empty: the login name.
+    workers : int
+        Worker threads; 0: one per core.
+    """
+
+    user: str = ""
+    workers: int = 0
+
+
+def load_user_config(path: str | Path | None = None) -> UserConfig:
+    """Read ``[user] name`` and ``[workers] count`` (defaults for what is missing).
+
+    Parameters
+    ----------
+    path : str or Path, optional
+        The TOML file (default: as :func:`load_settings`; a missing file
+        means the defaults).
+
+    Raises
+    ------
+    KafkaConfigError
+        On a malformed file or a value of the wrong type (naming file and key).
+    """
+    file = Path(path).expanduser() if path is not None else default_config_path()[0]
+    data = read_config(file)
+    values: dict[str, Any] = {}
+    for section, key, field, kind in (("user", "name", "user", str),
+                                      ("workers", "count", "workers", int)):
+        table = data.get(section, {})
+        if not isinstance(table, dict):
+            raise KafkaConfigError(f"{file}: '{section}' must be a table ([{section}])")
+        if key not in table:
+            continue
+        value = table[key]
+        bad_int = kind is int and isinstance(value, int) and value < 0
+        if isinstance(value, bool) or not isinstance(value, kind) or bad_int:
+            wanted = "a string" if kind is str else "a whole number, 0 or more"
+            raise KafkaConfigError(f"{file}: [{section}] {key} must be {wanted}, got {value!r}")
+        values[field] = value
+    return UserConfig(**values)
+
+
+def _read_section(path: Path) -> dict[str, Any]:
+    data = read_config(path)
     section = data.get("kafka", {})
     if not isinstance(section, dict):
         raise KafkaConfigError(f"{path}: 'kafka' must be a table ([kafka])")

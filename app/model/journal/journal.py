@@ -36,7 +36,7 @@ from app.model.errors import FormatError, JournalWriteError, SegmendError
 from app.model.events.blobstore import create_blob_schema, get_blob, put_blob
 from app.model.events.outbox import create_outbox_schema
 from app.model.geometry import Coord
-from app.model.journal.journal_db import connect, connect_reader, file_stamp
+from app.model.journal.journal_db import connect, connect_reader, file_stamp, from_db, to_db
 
 __all__ = ["SCHEMA_VERSION", "Journal", "from_db", "to_db"]
 
@@ -73,16 +73,6 @@ def _is_write_failure(exc: sqlite3.Error) -> bool:
     unopenable file) rather than found a damaged database."""
     code = getattr(exc, "sqlite_errorcode", None)
     return code is not None and code & 0xFF in _WRITE_FAILURES
-
-
-def to_db(label: int) -> int:
-    """A uint64 label as a signed SQLite integer."""
-    return label - (1 << 64) if label >= 1 << 63 else label
-
-
-def from_db(value: int) -> int:
-    """Inverse of :func:`to_db`."""
-    return value + (1 << 64) if value < 0 else value
 
 
 class Journal:

@@ -16,7 +16,15 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-__all__ = ["BUSY_TIMEOUT_MS", "connect", "connect_reader", "file_stamp", "table_exists"]
+__all__ = [
+    "BUSY_TIMEOUT_MS",
+    "connect",
+    "connect_reader",
+    "file_stamp",
+    "from_db",
+    "table_exists",
+    "to_db",
+]
 
 #: Longest wait (milliseconds) for a lock held by another connection.
 BUSY_TIMEOUT_MS = 10_000
@@ -135,3 +143,13 @@ def table_exists(conn: sqlite3.Connection, name: str) -> bool:
         "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)
     ).fetchone()
     return row is not None
+
+
+def to_db(label: int) -> int:
+    """A uint64 label as a signed SQLite integer."""
+    return label - (1 << 64) if label >= 1 << 63 else label
+
+
+def from_db(value: int) -> int:
+    """Inverse of :func:`to_db`."""
+    return value + (1 << 64) if value < 0 else value

@@ -24,7 +24,7 @@ import zarr
 from numpy.typing import NDArray
 from zarr.storage import LocalStore
 
-from app.model.bulk.build import default_workers
+from app.model.bulk.cluster import default_workers
 from app.model.dataset import open_dataset
 from app.model.error_text import write_failure
 from app.model.errors import CancelledError, FormatError, SegmendError
@@ -101,9 +101,11 @@ def export_ome_zarr(
             image=image,
             voxel_size_nm=_voxel_size(store),
             compression=_compression(store),
+            rule=store.rule,
             created_by="segmend export",
         ) as pyramid, ds.snapshot():
             _copy_levels(store, pyramid, Path(out), workers, progress, cancel)
+            pyramid.record(max_label=ds.max_label)
     return Path(out)
 
 

@@ -65,15 +65,21 @@ def root_attributes(
     paths: Sequence[str],
     voxel_size_nm: Sequence[float],
     created_by: str,
+    downres_rule: str,
+    compression: str,
 ) -> dict[str, Any]:
     """The root group's attributes: the image's ``ome`` metadata and the
-    ``segmend`` mark (:data:`FORMAT_NAME`, :data:`FORMAT_VERSION`, ``created_by``)."""
+    ``segmend`` mark (:data:`FORMAT_NAME`, :data:`FORMAT_VERSION`, ``created_by``,
+    and what a reader needs to check the levels: ``downres_rule``,
+    ``compression``; a build adds ``max_label``)."""
     return {
         "ome": {"version": NGFF_VERSION, "multiscales": [multiscale(name, paths, voxel_size_nm)]},
         "segmend": {
             "format": FORMAT_NAME,
             "format_version": FORMAT_VERSION,
             "created_by": created_by,
+            "downres_rule": downres_rule,
+            "compression": compression,
         },
     }
 

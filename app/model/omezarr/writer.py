@@ -107,6 +107,13 @@ class OmeZarrPyramid:
         store = LocalStore(self.root, read_only=mode == "r")
         return zarr.open_array(store, path=paths[scale], mode=mode, zarr_format=3)
 
+    def record(self, **values: Any) -> None:
+        """Add ``values`` to the root's ``segmend`` attribute (e.g. ``max_label``
+        once a build knows it)."""
+        group = zarr.open_group(LocalStore(self.root), mode="r+", zarr_format=3)
+        mark = dict(group.attrs.asdict()["segmend"])  # type: ignore[arg-type]
+        group.attrs["segmend"] = {**mark, **values}
+
 
 def zarr_compressors(compression: str) -> tuple[Any, ...] | None:
     """The Zarr v3 codecs (inside each shard) of a dataset compression name
@@ -161,6 +168,7 @@ def building_ome_zarr(
     image: LevelsSpec | None,
     voxel_size_nm: tuple[float, float, float],
     compression: str,
+    rule: str,
     shard_blocks: Sequence[int] | None = None,
     created_by: str = "segmend",
 ) -> Iterator[OmeZarrPyramid]:
@@ -194,6 +202,8 @@ def building_ome_zarr(
         Scale 0's voxel size (z, y, x).
     compression : str
         A dataset compression name (:func:`zarr_compressors`).
+    rule : str
+        The downres rule the levels follow (recorded, for ``verify``).
     shard_blocks : sequence of int, optional
         ``shard_blocks[k]``: the shard edge of scale k in blocks, the same for
         the three axes (default :data:`DEFAULT_SHARD_BLOCKS`), cut to the
@@ -227,7 +237,9 @@ def building_ome_zarr(
     try:
         try:
             held = hold_partial(tmp, folder=True)
-            pyramid = _create(tmp, labels, image, voxel, codecs, edges, created_by)
+            pyramid = _create(tmp, labels, image, voxel, codecs, edges,
+                              dict(created_by=created_by, downres_rule=rule,
+                                   compression=compression))
         except OSError as exc:
             raise SegmendError(f"cannot write {out}: {write_failure(exc, tmp)}") from exc
         yield pyramid
@@ -279,16 +291,14 @@ def _create(
     voxel: tuple[float, float, float],
     codecs: tuple[Any, ...] | None,
     edges: tuple[int, ...],
-    created_by: str,
+    mark: dict[str, str],
 ) -> OmeZarrPyramid:
     """Write the groups and empty arrays of the store at ``root``."""
     store = LocalStore(root)
     label_paths = tuple(f"{LABEL_IMAGE}/{k}" for k in range(len(labels.shapes)))
     image_paths = tuple(str(k) for k in range(len(image.shapes))) if image else ()
     name, root_paths = ("image", image_paths) if image else (LABEL_NAME, label_paths)
-    attributes = root_attributes(
-        name=name, paths=root_paths, voxel_size_nm=voxel, created_by=created_by
-    )
+    attributes = root_attributes(name=name, paths=root_paths, voxel_size_nm=voxel, **mark)
     zarr.create_group(store, zarr_format=3, attributes=attributes)
     zarr.create_group(store, path=LABELS_GROUP, zarr_format=3, attributes=labels_attributes())
     zarr.create_group(

@@ -103,8 +103,8 @@ def open_h5_own_handle(
 ) -> tuple[h5py.File, io.RawIOBase]:
     """Open an HDF5 file read-only through a file object of its own (h5py's
     ``fileobj`` driver); returns the file and the object, to close after it.
-    Given its ``rollback`` file, it is read as of its last completed commit
-    (:class:`~app.model.storage.safefile.CommittedView`).
+    Given its ``rollback`` file, and while that exists, it is read as of its
+    last completed commit (:class:`~app.model.storage.safefile.CommittedView`).
 
     HDF5 shares an open file, and its metadata in memory, among all the opens
     of one file in a process by the same driver: only a handle of its own is
@@ -118,7 +118,10 @@ def open_h5_own_handle(
     p = Path(path)
     check_hdf5(p)
     try:
-        raw: io.RawIOBase = _NamedFile(p, "rb") if rollback is None else CommittedView(p, rollback)
+        raw: io.RawIOBase = (
+            CommittedView(p, rollback) if rollback is not None and rollback.exists()
+            else _NamedFile(p, "rb")
+        )
     except OSError as exc:
         raise FormatError(f"{p}: cannot open HDF5 file ({exc})") from exc
     try:

@@ -116,7 +116,12 @@ class PyramidStore:
         the root group's with the voxel size of its labels."""
         self.h5 = None
         self._path = pyramid.path
-        self._attrs = {**pyramid.attrs, "voxel_size_nm": list(pyramid.voxel_size_nm)}
+        mark = pyramid.attrs.get("segmend")  # (what segmend's own OME-Zarr records)
+        self._attrs = {
+            **pyramid.attrs,
+            **(mark if isinstance(mark, dict) else {}),
+            "voxel_size_nm": list(pyramid.voxel_size_nm),
+        }
         self.native = False
         self.writable = False
         self.block_size = bs = pyramid.block_size
