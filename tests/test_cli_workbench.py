@@ -263,3 +263,20 @@ def test_flush_without_a_broker_fails_at_once_naming_it(pyramid: Path) -> None:
         ds.merge(a, [b])
     run = segmend("events", "flush", pyramid, "--kafka", "127.0.0.1:9", "--timeout", 3600)
     assert_refused(run, "127.0.0.1:9", "still waiting")
+
+
+def test_edits_take_the_user_name_from_the_settings_file(
+    indexed: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The settings dialog's ``[user] name`` (the one TOML file) names the
+    proofreader of command-line edits too; ``--user`` wins."""
+    config = tmp_path / "config.toml"
+    config.write_text('[user]\nname = "alice"\n\n[workers]\ncount = 1\n')
+    monkeypatch.setenv("SEGMEND_CONFIG", str(config))
+    a, b, c = (int(v) for v in np.unique(s0(indexed))[1:4])
+    assert segmend("merge", indexed, a, b).returncode == 0
+    assert segmend("merge", indexed, a, c, "--user", "bob").returncode == 0
+    log = segmend("log", indexed, "--format", "dvid").stdout.splitlines()
+    assert [json.loads(line)["User"] for line in log] == ["alice", "bob"]
+    config.write_text("[user]\nname = 7\n")
+    assert_refused(segmend("merge", indexed, a, b), str(config), "name")

@@ -19,7 +19,7 @@ from app.cli.cluster_options import add_cluster_options, cluster_of
 from app.cli.output import SQLITE_MAX_INT, bounded_int, emit, progress_bar
 from app.cli.region_options import add_region_options, check_region_args, region_spans
 from app.model.errors import SegmendError
-from app.model.events.settings import load_settings
+from app.model.events.settings import load_settings, load_user_config
 
 if TYPE_CHECKING:
     from app.model.dataset import Dataset
@@ -42,7 +42,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         p.add_argument("file", help="the dataset (a segmend pyramid)")
         p.add_argument("--kafka", metavar="HOST:PORT", help="also send the events to this broker")
         p.add_argument("--topic-prefix", metavar="P", help="Kafka topic prefix")
-        p.add_argument("--user", help="user name recorded in the mutation and its events")
+        p.add_argument(
+            "--user",
+            help="user name recorded in the mutation and its events (default: [user] name in "
+                 "the config file, else the login name)",
+        )
         p.add_argument(
             "--json", action="store_true",
             help="accepted for symmetry: edits always print their results as JSON lines",
@@ -137,11 +141,13 @@ def _writable(args: argparse.Namespace) -> Iterator[Dataset]:
         bootstrap_servers=getattr(args, "kafka", None),
         topic_prefix=getattr(args, "topic_prefix", None),
     )
+    config = load_user_config()  # (the settings dialog's user name and worker count)
     made_folder = not sidecar_dir(args.file).exists()
     try:
         with progress_bar("index", unit="block") as tick:
             ds = open_dataset(
-                args.file, "r+", user=getattr(args, "user", None), progress=tick, kafka=kafka
+                args.file, "r+", user=getattr(args, "user", None) or config.user or None,
+                workers=config.workers or None, progress=tick, kafka=kafka,
             )
         try:
             yield ds
