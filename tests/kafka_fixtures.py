@@ -231,9 +231,11 @@ def read_topic(
     expect: int,
     timeout: float = 30.0,
     partition: int = 0,
+    distinct: bool = False,
 ) -> list[KafkaRecord]:
-    """Read a partition from the beginning: at least ``expect`` records, and up to
-    the end offset seen at the start, or until ``timeout``.
+    """Read a partition from the beginning: at least ``expect`` records (with
+    ``distinct``: records of ``expect`` different outbox seqs, re-deliveries
+    not counted), and up to the end offset seen at the start, or until ``timeout``.
 
     Returns whatever was read (possibly fewer than ``expect``: the caller asserts).
     """
@@ -252,7 +254,8 @@ def read_topic(
         end = int(consumer.end_offsets([tp])[tp])
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if len(records) >= expect and (not records or records[-1].offset + 1 >= end):
+            got = len(set(seqs_of(records))) if distinct else len(records)
+            if got >= expect and (not records or records[-1].offset + 1 >= end):
                 break
             batches = consumer.poll(timeout_ms=200, max_records=5000)
             for batch in batches.values():

@@ -218,7 +218,8 @@ def test_kill_9_mid_send_loses_nothing(
 
     with _sender(journal, kafka_broker.bootstrap) as sender:
         assert sender.flush(60.0), f"not flushed: {sender.status()}"
-    records = read_topic(kafka_broker.bootstrap, TOPIC, expect=committed, timeout=60.0)
+    records = read_topic(kafka_broker.bootstrap, TOPIC, expect=committed, timeout=60.0,
+                         distinct=True)
     seqs = seqs_of(records)
     assert set(seqs) == set(range(1, committed + 1)), "events lost or invented"
     firsts = first_occurrences(seqs)
