@@ -64,11 +64,7 @@ def verify_on_cluster(
     ]
     recounts: list[tuple[Coord, dict[int, int]]] = []
     if index_rows is not None:
-        futures += [
-            (client.submit(_recount_blocks, str(path), part, retries=RETRIES),
-             _describe([(LABELS, 0, c) for c in part]))
-            for part in _parts(s0)
-        ]
+        futures += _submit_recounts(client, path, s0)
 
     def take(result: tuple[str, Any]) -> None:
         what, value = result
@@ -100,13 +96,18 @@ def recount_on_cluster(
     with closing(PyramidStore.open(path, "r")) as store:
         s0 = list(store.level(LABELS, 0).coords())
     recounts: list[tuple[Coord, dict[int, int]]] = []
-    futures = [
-        (client.submit(_recount_blocks, str(path), part, retries=RETRIES),
-         _describe([(LABELS, 0, c) for c in part]))
-        for part in _parts(s0)
-    ]
+    futures = _submit_recounts(client, path, s0)
     run_tasks(client, futures, lambda r: recounts.extend(r[1]), progress=progress, cancel=cancel)
     return sorted(recounts)
+
+
+def _submit_recounts(client: Any, path: Path, coords: list[Coord]) -> list[tuple[Any, str]]:
+    """The tasks recounting s0 blocks ``coords``, each with the blocks it covers."""
+    return [
+        (client.submit(_recount_blocks, str(path), part, retries=RETRIES),
+         _describe([(LABELS, 0, c) for c in part]))
+        for part in _parts(coords)
+    ]
 
 
 def _parts(items: list[Any]) -> list[list[Any]]:

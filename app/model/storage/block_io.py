@@ -92,11 +92,7 @@ def encode(level: Level, coord: Coord, block: NDArray[Any]) -> bytes:
         )
     if level.codec is None:
         raise FormatError(f"{name} of {_filename(level)} cannot be written block-wise")
-    if block.shape != level.codec.chunk_shape:
-        full = np.zeros(level.codec.chunk_shape, level.dtype)
-        full[tuple(slice(0, n) for n in block.shape)] = block
-        block = full
-    return level.codec.encode(block)
+    return level.codec.encode_clipped(block)
 
 
 def write_payload(level: Level, coord: Coord, payload: bytes) -> None:

@@ -44,7 +44,29 @@ _TRAILER = struct.Struct("<I8s")  # crc32 of everything before, end marker
 _END = b"COMPLETE"
 
 
-class SafeFile(io.RawIOBase):
+class _NamedRawFile(io.RawIOBase):
+    """A readable, seekable raw file object named by its path: h5py names a
+    file object by its ``repr`` (``h5py.File.filename``, and the file name in
+    HDF5's error messages)."""
+
+    path: Path
+
+    @property
+    def name(self) -> str:
+        """The HDF5 file's path."""
+        return str(self.path)
+
+    def __repr__(self) -> str:
+        return str(self.path)
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+
+class SafeFile(_NamedRawFile):
     """A read/write file object whose writes reach the disk only on :meth:`commit`.
 
     Parameters
@@ -53,11 +75,6 @@ class SafeFile(io.RawIOBase):
         The HDF5 file (must exist).
     rollback : Path
         Where pre-images go during a commit.
-
-    Notes
-    -----
-    h5py names a file object by its ``repr`` (``h5py.File.filename``, and the
-    file name in HDF5's error messages): a SafeFile's is its path.
     """
 
     def __init__(self, path: str | Path, rollback: str | Path) -> None:
@@ -71,22 +88,8 @@ class SafeFile(io.RawIOBase):
         self._pos = 0
         self._dirty: dict[int, bytearray] = {}
 
-    @property
-    def name(self) -> str:
-        """The HDF5 file's path."""
-        return str(self.path)
-
-    def __repr__(self) -> str:
-        return str(self.path)
-
     # io.RawIOBase interface used by h5py's fileobj driver
-    def readable(self) -> bool:
-        return True
-
     def writable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
         return True
 
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
@@ -280,7 +283,7 @@ def _read_rollback(rollback: Path) -> tuple[int, list[tuple[int, memoryview]]] |
     return size, pre_images
 
 
-class CommittedView(io.RawIOBase):
+class CommittedView(_NamedRawFile):
     """A file opened read-only as it was after its last completed commit: the
     file itself, or — while a rollback file says a commit was cut short and
     nobody may roll it back (a read-only folder) — the file with that
@@ -292,10 +295,6 @@ class CommittedView(io.RawIOBase):
         The HDF5 file.
     rollback : Path
         Its rollback file (read once, when opened).
-
-    Notes
-    -----
-    Named by its path, as :class:`SafeFile` is.
     """
 
     def __init__(self, path: str | Path, rollback: str | Path) -> None:
@@ -307,20 +306,6 @@ class CommittedView(io.RawIOBase):
         self._pre_images = [] if pending is None else pending[1]
         self._size = os.fstat(self._fd).st_size if pending is None else pending[0]
         self._pos = 0
-
-    @property
-    def name(self) -> str:
-        """The HDF5 file's path."""
-        return str(self.path)
-
-    def __repr__(self) -> str:
-        return str(self.path)
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
 
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
         base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._size}[whence]
