@@ -6,7 +6,7 @@ Usage: python -m benchmarks.bench_engine [--size 512] [--quick] [--only PART]
 - **Throughput**: s0 blocks rewritten per second by merges and splits, end to
   end: s0 blocks, every lower level, the label index and the durable journal
   commit (fsync) all included; the HDF5 checkpoints run in the background
-  (merged s0 blocks wait there as palettes, encoded once per checkpoint), and
+  (edited s0 blocks wait there as palettes, encoded once per checkpoint), and
   a second rate also counts the final checkpoint that writes the last of them.
   Each timed part starts after ``os.sync()``, so that the OS writing back the
   previous build (a 1 GiB ``.npy`` and its pyramid) does not share the cores.

@@ -18,8 +18,9 @@ from app.kernels import (
     gather,
     index_dtype,
     palettize,
+    split_index,
 )
-from app.kernels.reference import downsample_labels_ref, palettize_ref
+from app.kernels.reference import downsample_labels_ref, palettize_ref, split_index_ref
 from tests.test_kernels_counting import runs_labels
 
 LABEL_DTYPES = [np.uint8, np.uint16, np.uint32, np.uint64]
@@ -106,6 +107,106 @@ def test_gather_equals_numpy(table_dtype: Any) -> None:
 
 
 # --------------------------------------------------------------------------- downsample
+
+
+def random_spans(
+    rng: np.random.Generator, shape: tuple[int, int, int], offset: tuple[int, int, int], n: int
+) -> NDArray[np.int64]:
+    """``n`` spans around a box at ``offset``: some inside, some across its
+    edges, some outside, some overlapping."""
+    z = rng.integers(offset[0] - 1, offset[0] + shape[0] + 1, n)
+    y = rng.integers(offset[1] - 1, offset[1] + shape[1] + 1, n)
+    x = rng.integers(offset[2] - 3, offset[2] + shape[2] + 1, n)
+    length = rng.integers(1, shape[2] + 5, n)
+    return np.column_stack([x, y, z, length]).astype(np.int64)
+
+
+def assert_split_index_equals_reference(
+    index: NDArray[Any], hit: NDArray[np.bool_], spans: NDArray[Any], offset: tuple[int, int, int]
+) -> NDArray[Any]:
+    before = index.copy()
+    got, moved = split_index(index, hit, spans, offset)
+    want, want_moved = split_index_ref(index, hit, spans, offset)
+    np.testing.assert_array_equal(index, before)  # not modified
+    assert got.shape == index.shape and got.flags.c_contiguous
+    np.testing.assert_array_equal(got.astype(np.int64), want)
+    np.testing.assert_array_equal(moved, want_moved)
+    return got
+
+
+@pytest.mark.parametrize("index_dtype", [np.uint8, np.uint16, np.uint32])
+@pytest.mark.parametrize("shape", [(1, 1, 1), (1, 5, 7), (3, 4, 5), (65, 33, 17), (64, 64, 64)])
+def test_split_index_equals_reference(shape: tuple[int, int, int], index_dtype: Any) -> None:
+    rng = np.random.default_rng(int(np.prod(shape)))
+    k = 7
+    index = rng.integers(0, k, shape).astype(index_dtype)
+    hit = np.zeros(k, bool)
+    hit[[0, 3, 4]] = True  # a merged body holds several entries
+    offset = (64, 128, 192)
+    for n in (0, 1, 40):
+        got = assert_split_index_equals_reference(index, hit, random_spans(rng, shape, offset, n),
+                                                  offset)
+        assert got.dtype == index_dtype
+    whole = np.array([[offset[2], y, z, shape[2]] for z in range(offset[0], offset[0] + shape[0])
+                      for y in range(offset[1], offset[1] + shape[1])], np.int64)
+    got = assert_split_index_equals_reference(index, hit, whole, offset)
+    assert not np.isin(got, [0, 3, 4]).any()
+    assert_split_index_equals_reference(index, np.zeros(k, bool), whole, offset)  # no entry hit
+
+
+def test_split_index_overlapping_spans_move_a_voxel_once() -> None:
+    index = np.array([[[0, 1, 0, 0, 1]]], np.uint8)
+    spans = np.array([[0, 0, 0, 4], [2, 0, 0, 3], [1, 0, 0, 1]], np.int64)
+    got, moved = split_index(index, np.array([True, False]), spans, (0, 0, 0))
+    assert got.ravel().tolist() == [2, 1, 2, 2, 1] and moved.tolist() == [3, 0]
+
+
+@pytest.mark.parametrize(
+    ("entries", "index_dtype", "want_dtype"),
+    [(255, np.uint8, np.uint8), (256, np.uint8, np.uint16), (65_536, np.uint16, np.uint32),
+     (3, np.uint32, np.uint32)],
+)
+def test_split_index_widens_for_the_new_entry(
+    entries: int, index_dtype: Any, want_dtype: Any
+) -> None:
+    index = np.full((2, 3, 4), entries - 1, index_dtype)
+    hit = np.zeros(entries, bool)
+    hit[-1] = True
+    spans = np.array([[1, 1, 1, 2]], np.int64)
+    got = assert_split_index_equals_reference(index, hit, spans, (0, 0, 0))
+    assert got.dtype == want_dtype and int(got[1, 1, 1]) == entries
+
+
+@given(
+    index=arrays(
+        np.uint8,
+        st.tuples(st.integers(1, 4), st.integers(1, 5), st.integers(1, 9)),
+        elements=st.integers(0, 4),
+    ),
+    data=st.data(),
+)
+@settings(max_examples=60, deadline=None)
+def test_split_index_hypothesis(index: NDArray[np.uint8], data: st.DataObject) -> None:
+    hit = data.draw(arrays(np.bool_, 5))
+    span = st.tuples(st.integers(-2, 10), st.integers(-1, 6), st.integers(-1, 5),
+                     st.integers(1, 12))
+    spans = np.array(data.draw(st.lists(span, max_size=6)), np.int64).reshape(-1, 4)
+    assert_split_index_equals_reference(index, hit, spans, (0, 0, 0))
+
+
+def test_split_index_errors() -> None:
+    index = np.zeros((2, 2, 2), np.uint8)
+    spans = np.array([[0, 0, 0, 2]], np.int64)
+    with pytest.raises(ValueError, match="outside a palette of 1"):
+        split_index(index + 1, np.array([True]), spans, (0, 0, 0))
+    with pytest.raises(TypeError, match="hit"):
+        split_index(index, np.array([1]), spans, (0, 0, 0))
+    with pytest.raises(ValueError, match="3D"):
+        split_index(index[0], np.array([True]), spans, (0, 0, 0))
+    with pytest.raises(TypeError, match="unsigned"):
+        split_index(index.astype(np.int8), np.array([True]), spans, (0, 0, 0))
+    with pytest.raises(ValueError, match="length"):
+        split_index(index, np.array([True]), np.array([[0, 0, 0, 0]]), (0, 0, 0))
 
 
 def palette_volume(

@@ -16,9 +16,8 @@ from app.kernels import (
     relabel_indexed,
     relabel_inplace,
     remap_inplace,
-    split_inplace,
 )
-from app.kernels.reference import relabel_indexed_ref, relabel_ref, remap_ref, split_ref
+from app.kernels.reference import relabel_indexed_ref, relabel_ref, remap_ref
 
 LABEL_DTYPES = [np.uint8, np.uint16, np.uint32, np.uint64]
 SHAPES = [(1, 1, 1), (1, 5, 7), (3, 4, 5), (65, 33, 17), (64, 64, 64)]
@@ -193,65 +192,6 @@ def test_remap_hypothesis(block: NDArray[np.uint16], mapping: dict[int, int]) ->
     want, want_n = remap_ref(block, keys, values)
     got = block.copy()
     assert remap_inplace(got, keys, values) == want_n
-    np.testing.assert_array_equal(got, want)
-
-
-# --------------------------------------------------------------------------- split
-
-
-@pytest.mark.parametrize("dtype", LABEL_DTYPES)
-@pytest.mark.parametrize("shape", SHAPES)
-def test_split_equals_reference(shape: tuple[int, ...], dtype: Any) -> None:
-    block = runs_labels(shape, dtype, seed=11, n=4)
-    rng = np.random.default_rng(12)
-    mask = rng.random(shape) < 0.5
-    target = int(block.reshape(-1)[0])
-    new = int(palette(dtype, 40)[25])
-    want, want_n = split_ref(block, mask, target, new)
-    got = block.copy()
-    assert split_inplace(got, mask, target, new) == want_n
-    np.testing.assert_array_equal(got, want)
-
-
-def test_split_edge_cases() -> None:
-    block = np.array([[[1, 1, 2, 1]]], dtype=np.uint8)
-    mask = np.array([[[True, False, True, True]]])
-    got = block.copy()
-    assert split_inplace(got, mask, 1, 9) == 2
-    assert got.ravel().tolist() == [9, 1, 2, 9]
-    got = block.copy()
-    assert split_inplace(got, mask, 1, 1) == 0  # new label == target
-    assert split_inplace(got, mask, 2**40, 3) == 0  # target cannot occur in uint8
-    np.testing.assert_array_equal(got, block)
-    # a non-contiguous mask is fine
-    big = np.zeros((2, 2, 8), dtype=bool)
-    big[..., ::2] = True
-    b = np.ones((2, 2, 4), dtype=np.uint64)
-    assert split_inplace(b, big[..., ::2], 1, 2**64 - 1) == 16
-    with pytest.raises(ValueError, match="shape"):
-        split_inplace(block, mask[..., :2], 1, 9)
-    with pytest.raises(TypeError, match="mask"):
-        split_inplace(block, mask.astype(np.uint8), 1, 9)
-    with pytest.raises(ValueError, match="new_label"):
-        split_inplace(block, mask, 1, 256)
-
-
-@settings(max_examples=60, deadline=None)
-@given(
-    block=arrays(
-        np.uint32,
-        st.tuples(st.integers(1, 3), st.integers(1, 3), st.integers(1, 20)),
-        elements=st.integers(0, 3),
-    ),
-    data=st.data(),
-)
-def test_split_hypothesis(block: NDArray[np.uint32], data: st.DataObject) -> None:
-    mask = data.draw(arrays(np.bool_, block.shape))
-    target = data.draw(st.integers(0, 3))
-    new = data.draw(st.integers(0, 5))
-    want, want_n = split_ref(block, mask, target, new)
-    got = block.copy()
-    assert split_inplace(got, mask, target, new) == want_n
     np.testing.assert_array_equal(got, want)
 
 

@@ -17,7 +17,7 @@ from app.kernels import (
     encode_rles,
     mask_to_rles,
     parse_rles,
-    rles_block_coords,
+    rles_by_block,
     rles_to_mask,
     rles_voxel_count,
 )
@@ -26,7 +26,7 @@ from app.kernels.reference import (
     encode_rles_ref,
     mask_to_rles_ref,
     parse_rles_ref,
-    rles_block_coords_ref,
+    rles_by_block_ref,
     rles_to_mask_ref,
     rles_voxel_count_ref,
 )
@@ -163,11 +163,18 @@ def test_mask_to_rles_order_and_offset() -> None:
         mask_to_rles(mask, (0, 0, 2**31 - 3))
 
 
-def test_block_coords_and_voxel_count() -> None:
+def assert_same_buckets(
+    got: tuple[NDArray[np.int64], ...], want: tuple[NDArray[np.int64], ...]
+) -> None:
+    for g, w in zip(got, want, strict=True):
+        assert g.dtype == np.int64
+        np.testing.assert_array_equal(g, w)
+
+
+def test_spans_by_block_and_voxel_count() -> None:
     spans = np.array([[60, 5, 70, 10], [0, 0, 0, 1], [63, 64, 0, 1], [0, 0, 0, 200]])
-    got = rles_block_coords(spans, (64, 64, 64))
-    assert got.dtype == np.int64
-    assert got.tolist() == [
+    coords, starts, grouped = rles_by_block(spans, (64, 64, 64))
+    assert coords.tolist() == [
         [0, 0, 0],
         [0, 0, 1],
         [0, 0, 2],
@@ -176,12 +183,26 @@ def test_block_coords_and_voxel_count() -> None:
         [1, 0, 0],
         [1, 0, 1],
     ]
-    np.testing.assert_array_equal(got, rles_block_coords_ref(spans, (64, 64, 64)))
-    assert rles_block_coords(np.zeros((0, 4), dtype=np.int32), (8, 8, 8)).shape == (0, 3)
+    assert starts.tolist() == [0, 2, 3, 4, 5, 6, 7, 8]
+    np.testing.assert_array_equal(grouped, spans[[1, 3, 3, 3, 3, 2, 0, 0]])
+    assert_same_buckets((coords, starts, grouped), rles_by_block_ref(spans, (64, 64, 64)))
+    none = rles_by_block(np.zeros((0, 4), dtype=np.int32), (8, 8, 8))
+    assert [a.shape for a in none] == [(0, 3), (1,), (0, 4)]
     assert rles_voxel_count(spans) == 212 == rles_voxel_count_ref(spans)
     assert rles_voxel_count(np.zeros((0, 4), dtype=np.int32)) == 0
     with pytest.raises(ValueError, match="block_size_zyx"):
-        rles_block_coords(spans, (64, 0, 64))
+        rles_by_block(spans, (64, 0, 64))
+
+
+def test_spans_by_block_far_apart() -> None:
+    """Blocks far apart (a bounding box of many more blocks than pieces) take the
+    sorting path; negative coordinates divide down (floor)."""
+    spans = np.array([[10**9, 5, 3, 70], [-5, -1, 10**6, 9], [0, 0, 0, 1], [10**9, 5, 3, 2]])
+    got = rles_by_block(spans, (8, 8, 64))
+    assert got[0].tolist() == [
+        [0, 0, 0], [0, 0, 15625000], [0, 0, 15625001], [125000, -1, -1], [125000, -1, 0]
+    ]
+    assert_same_buckets(got, rles_by_block_ref(spans, (8, 8, 64)))
 
 
 @settings(max_examples=100, deadline=None)
@@ -219,9 +240,7 @@ def test_spans_hypothesis(
     np.testing.assert_array_equal(
         rles_to_mask(spans, offset, shape), rles_to_mask_ref(spans, offset, shape)
     )
-    np.testing.assert_array_equal(
-        rles_block_coords(spans, block), rles_block_coords_ref(spans, block)
-    )
+    assert_same_buckets(rles_by_block(spans, block), rles_by_block_ref(spans, block))
     np.testing.assert_array_equal(canonical_rles(spans), canonical_rles_ref(spans))
     data = encode_rles(spans)
     assert data == encode_rles_ref(spans)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from numpy.typing import NDArray
 
-from app.kernels import index_dtype, relabel_indexed
+from app.kernels import index_dtype, mask_to_rles, relabel_indexed
 from app.model.storage.palette_block import PaletteBlock
 
 
@@ -67,3 +67,31 @@ def test_merge_codes_and_no_undo(block: NDArray[np.uint64]) -> None:
     np.testing.assert_array_equal(index, want)
     merged, n2, index = PaletteBlock.of(block).merged(sources, codes, target, undo=False)
     assert merged is not None and n2 == n and index is None
+
+
+def test_splits_on_the_palette_equal_splits_of_the_voxels(block: NDArray[np.uint64]) -> None:
+    """Splits of a merged body (several entries) rewrite only the region's voxels
+    of the target, add one entry each and keep the counts exact."""
+    labels, counts = np.unique(block, return_counts=True)
+    big = labels[np.argsort(-counts)][:3].tolist()
+    target = big[0]
+    keys = np.array(sorted(big[1:]), np.uint64)
+    palette, _, _ = PaletteBlock.of(block).merged(keys, merge_codes(big[1:], big[1:]), target)
+    assert palette is not None
+    voxels = np.where(np.isin(block, big), target, block).astype(np.uint64)
+    origin = (128, 64, 0)  # the block's place in the volume
+    first, second = np.zeros(block.shape, bool), np.zeros(block.shape, bool)
+    first[:12, :, 3:40] = True
+    second[8:25] = True  # overlaps the first
+    for region, label in ((first, 10**12), (second, 10**12 + 1)):
+        spans = mask_to_rles(region, origin)
+        split, moved = palette.split(spans, origin, target, label)
+        want = np.where(region & (voxels == target), label, voxels).astype(np.uint64)
+        assert moved == int((want != voxels).sum()) > 0 and split is not None
+        np.testing.assert_array_equal(split.decoded(), want)
+        assert split.labels.size == palette.labels.size + 1 and not split.index.flags.writeable
+        for value in np.unique(want):
+            assert int(split.counts[split.labels == value].sum()) == int((want == value).sum())
+        palette, voxels = split, want
+    assert palette.split(spans, origin, target, 10**13) == (None, 0)  # none left there
+    assert palette.split(spans, origin, 10**14, 10**13) == (None, 0)  # no such body

@@ -15,13 +15,12 @@ from app.kernels.downsample import (
     downsample_palette_into,
     downsampled_shape,
 )
-from app.kernels.palette import gather, palettize
+from app.kernels.palette import gather, palettize, split_index
 from app.kernels.relabel import (
     index_dtype,
     relabel_indexed,
     relabel_inplace,
     remap_inplace,
-    split_inplace,
 )
 from app.kernels.rle import (
     canonical_rles,
@@ -29,7 +28,7 @@ from app.kernels.rle import (
     encode_rles,
     mask_to_rles,
     parse_rles,
-    rles_block_coords,
+    rles_by_block,
     rles_to_mask,
     rles_voxel_count,
 )
@@ -56,8 +55,8 @@ __all__ = [
     "relabel_indexed",
     "relabel_inplace",
     "remap_inplace",
-    "rles_block_coords",
+    "rles_by_block",
     "rles_to_mask",
     "rles_voxel_count",
-    "split_inplace",
+    "split_index",
 ]

@@ -4,7 +4,9 @@ DVID's labelarray keeps a block as a small list of labels plus a per-voxel
 index into it, so that relabelling a block rewrites the list, not the voxels.
 :func:`palettize` splits a block into that form in one pass; :func:`gather`
 maps an index array through a lookup table (``labels[index]`` rebuilds the
-block; a table of undo codes makes a merge's undo map).
+block; a table of undo codes makes a merge's undo map); :func:`split_index`
+moves the voxels of some entries inside RLE spans to a new entry (a split
+rewrites the index only where the region lies).
 
 Kernels: one pass over the voxels with an open-addressing hash table of the
 labels seen so far (a voxel equal to the previous one reuses its entry, as
@@ -22,8 +24,9 @@ from numpy.typing import NDArray
 
 from app.kernels.hashing import slot
 from app.kernels.relabel import _check_block
+from app.kernels.rle import _check_spans, _check_triple
 
-__all__ = ["INDEX_DTYPES", "gather", "palettize"]
+__all__ = ["INDEX_DTYPES", "gather", "palettize", "split_index"]
 
 #: Dtypes of a palette index, narrowest first.
 INDEX_DTYPES = (np.dtype(np.uint8), np.dtype(np.uint16), np.dtype(np.uint32))
@@ -84,6 +87,40 @@ def _gather_kernel(table: NDArray[Any], index: NDArray[Any], out: NDArray[Any]) 
             return False
         out[i] = table[j]
     return True
+
+
+@njit(cache=True, nogil=True)
+def _split_index_kernel(
+    spans: NDArray[np.int64],
+    oz: int,
+    oy: int,
+    ox: int,
+    hit: NDArray[np.bool_],
+    entry: int,
+    index: NDArray[Any],
+    moved: NDArray[np.int64],
+) -> None:
+    """In the 3D ``index`` (a box at global ``(oz, oy, ox)``), set the voxels of
+    ``spans`` whose entry is ``hit`` to ``entry`` and count them per entry in
+    ``moved`` (``entry + 1`` long).  ``hit[entry]`` is False, so overlapping
+    spans move a voxel once."""
+    nz, ny, nx = index.shape
+    run_entry, run = entry, 0  # moved voxels are counted per run of one entry
+    for i in range(spans.shape[0]):
+        z = spans[i, 2] - oz
+        y = spans[i, 1] - oy
+        if z < 0 or z >= nz or y < 0 or y >= ny:
+            continue
+        row = index[z, y]
+        for x in range(max(spans[i, 0] - ox, 0), min(spans[i, 0] + spans[i, 3] - ox, nx)):
+            e = row[x]
+            if hit[e]:
+                row[x] = entry
+                if e != run_entry:
+                    moved[run_entry] += run
+                    run_entry, run = e, 0
+                run += 1
+    moved[run_entry] += run
 
 
 def palettize(block: NDArray[Any]) -> tuple[NDArray[Any], NDArray[Any], NDArray[np.int64]]:
@@ -154,3 +191,59 @@ def gather(table: NDArray[Any], index: NDArray[Any]) -> NDArray[Any]:
     if not _gather_kernel(np.ascontiguousarray(table), flat, out.reshape(-1)):
         raise ValueError(f"index holds values outside a table of {table.size} entries")
     return out
+
+
+def split_index(
+    index: NDArray[Any],
+    hit: NDArray[np.bool_],
+    spans: NDArray[np.integer[Any]],
+    offset_zyx: tuple[int, int, int],
+) -> tuple[NDArray[Any], NDArray[np.int64]]:
+    """Move the voxels inside ``spans`` whose entry is ``hit`` to a new entry.
+
+    Parameters
+    ----------
+    index : NDArray[uint8 | uint16 | uint32], shape (Z, Y, X)
+        A palette index (any layout); not modified.
+    hit : NDArray[bool], shape (k,)
+        The entries that move; every value of ``index`` is < k (checked).
+    spans : NDArray[integer], shape (n, 4)
+        RLE rows ``(x, y, z, length)``, global coordinates; clipped to the box.
+    offset_zyx : 3 ints
+        Global coordinate of ``index[0, 0, 0]``.
+
+    Returns
+    -------
+    index : NDArray[uint8 | uint16 | uint32], shape (Z, Y, X)
+        New C-contiguous array: the moved voxels hold entry ``k``; the dtype of
+        ``index``, or the next one of :data:`INDEX_DTYPES` if it cannot hold ``k``.
+    moved : NDArray[int64], shape (k,)
+        Voxels moved from each entry.
+
+    Raises
+    ------
+    TypeError
+        ``index`` is not an unsigned-integer ndarray, ``hit`` not a bool array.
+    ValueError
+        ``index`` is not 3D or holds an entry outside ``hit``; malformed spans.
+    """
+    _check_block(index, "index", writeable=False)
+    if index.ndim != 3:
+        raise ValueError(f"index must be 3D, got {index.ndim} dims")
+    if not isinstance(hit, np.ndarray) or hit.dtype != np.bool_ or hit.ndim != 1:
+        raise TypeError("hit must be a 1D bool numpy.ndarray")
+    k = hit.size
+    dtype = next((d for d in INDEX_DTYPES if k <= np.iinfo(d).max), None)
+    if dtype is None:
+        raise ValueError(f"a palette of {k + 1} entries does not fit a uint32 index")
+    if dtype.itemsize < index.dtype.itemsize:
+        dtype = index.dtype
+    if index.size and int(index.max()) >= k:
+        raise ValueError(f"index holds entries outside a palette of {k}")
+    s = _check_spans(spans)
+    oz, oy, ox = _check_triple(offset_zyx, "offset_zyx", positive=False)
+    out = np.array(index, dtype=dtype, order="C")
+    moved = np.zeros(k + 1, np.int64)  # (the new entry's slot stays 0)
+    if s.shape[0]:
+        _split_index_kernel(s, oz, oy, ox, np.append(hit, False), k, out, moved)
+    return out, moved[:k]

@@ -26,10 +26,10 @@ __all__ = [
     "parse_rles_ref",
     "relabel_ref",
     "remap_ref",
-    "rles_block_coords_ref",
+    "rles_by_block_ref",
     "rles_to_mask_ref",
     "rles_voxel_count_ref",
-    "split_ref",
+    "split_index_ref",
     "vote_ref",
 ]
 
@@ -175,15 +175,23 @@ def palettize_ref(block: NDArray[Any]) -> tuple[NDArray[Any], NDArray[np.int64],
     )
 
 
-def split_ref(
-    block: NDArray[Any], mask: NDArray[np.bool_], target: int, new_label: int
-) -> tuple[NDArray[Any], int]:
-    """Copy of ``block`` with voxels equal to ``target`` under ``mask`` set to
-    ``new_label``, and the number of voxels whose value changed."""
-    out = block.copy()
-    sel = mask & (block.astype(object) == target)
-    out[sel] = new_label
-    return out, int(np.count_nonzero(out != block))
+def split_index_ref(
+    index: NDArray[Any], hit: NDArray[np.bool_], spans: NDArray[Any], offset_zyx: Any
+) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """Reference of :func:`app.kernels.palette.split_index`: ``index`` (as
+    int64) with the voxels inside ``spans`` whose entry is ``hit`` set to entry
+    ``len(hit)``, and the voxels moved from each entry."""
+    inside = rles_to_mask_ref(spans, offset_zyx, index.shape)
+    flat = [int(v) for v in index.ravel().tolist()]
+    moves = [bool(m) and bool(hit[e]) for e, m in zip(flat, inside.ravel().tolist(), strict=True)]
+    moved = [0] * hit.size
+    for e, m in zip(flat, moves, strict=True):
+        moved[e] += m
+    out = [hit.size if m else e for e, m in zip(flat, moves, strict=True)]
+    return (
+        np.array(out, dtype=np.int64).reshape(index.shape),
+        np.array(moved, dtype=np.int64),
+    )
 
 
 # --------------------------------------------------------------------------- counting
@@ -265,16 +273,24 @@ def mask_to_rles_ref(
     return np.array(rows, dtype=np.int32).reshape(-1, 4)
 
 
-def rles_block_coords_ref(
+def rles_by_block_ref(
     spans: NDArray[Any], block_size_zyx: tuple[int, int, int]
-) -> NDArray[np.int64]:
-    """Sorted unique (z, y, x) block coordinates of every voxel of the spans."""
+) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]]:
+    """Every voxel's block, per span: the sorted blocks, bucket starts and spans
+    per bucket (in input order) of :func:`app.kernels.rles_by_block`."""
     bz, by, bx = block_size_zyx
-    blocks = set()
+    buckets: dict[tuple[int, int, int], list[list[int]]] = {}
     for x, y, z, length in np.asarray(spans).reshape(-1, 4).tolist():
-        for xx in range(x, x + length):
-            blocks.add((z // bz, y // by, xx // bx))
-    return np.array(sorted(blocks), dtype=np.int64).reshape(-1, 3)
+        for block in sorted({(z // bz, y // by, xx // bx) for xx in range(x, x + length)}):
+            buckets.setdefault(block, []).append([x, y, z, length])
+    coords = sorted(buckets)
+    grouped = [span for c in coords for span in buckets[c]]
+    starts = np.cumsum([0] + [len(buckets[c]) for c in coords])
+    return (
+        np.array(coords, np.int64).reshape(-1, 3),
+        starts.astype(np.int64),
+        np.array(grouped, np.int64).reshape(-1, 4),
+    )
 
 
 def rles_voxel_count_ref(spans: NDArray[Any]) -> int:

@@ -1,4 +1,4 @@
-"""In-place relabelling of label blocks: merge, remap and split.
+"""In-place relabelling of label blocks: merge and remap.
 
 All front ends work on any shape (the kernels are element-wise) but need a
 C-contiguous, writeable unsigned-integer array, because they change it in place.
@@ -33,7 +33,6 @@ __all__ = [
     "relabel_indexed",
     "relabel_inplace",
     "remap_inplace",
-    "split_inplace",
 ]
 
 _UNSIGNED = (np.dtype(np.uint8), np.dtype(np.uint16), np.dtype(np.uint32), np.dtype(np.uint64))
@@ -212,17 +211,6 @@ def _remap_sorted(flat: NDArray[Any], keys: NDArray[Any], values: NDArray[Any]) 
     """Apply ``keys[i] -> values[i]`` (distinct, sorted keys of flat's dtype)."""
     tkeys, tidx, used = key_table(keys)
     return int(_remap_hash_kernel(flat, tkeys, tidx, used, keys[0], keys[-1], values))
-
-
-@njit(cache=True, nogil=True)
-def _split_kernel(flat: NDArray[Any], mask: NDArray[np.bool_], target: Any, new_label: Any) -> int:
-    """Set voxels of ``flat`` equal to ``target`` where ``mask`` to ``new_label``."""
-    changed = 0
-    for i in range(flat.size):
-        h = mask[i] & (flat[i] == target)
-        changed += h
-        flat[i] = new_label if h else flat[i]
-    return changed
 
 
 # --------------------------------------------------------------------------- helpers
@@ -405,48 +393,6 @@ def remap_inplace(block: NDArray[Any], keys: ArrayLike, values: ArrayLike) -> in
     if k.size == 0:
         return 0
     return _remap_sorted(flat, k, v)
-
-
-def split_inplace(block: NDArray[Any], mask: NDArray[np.bool_], target: int, new_label: int) -> int:
-    """Set voxels equal to ``target`` where ``mask`` is True to ``new_label``, in place.
-
-    Parameters
-    ----------
-    block : NDArray[uint8 | uint16 | uint32 | uint64], any shape
-        C-contiguous, writeable; modified in place.
-    mask : NDArray[bool], same shape as ``block``
-        Region of the split (any layout).
-    target : int
-        Label being split. If it does not fit the dtype, nothing changes.
-    new_label : int
-        Label given to the split-off voxels; must fit ``block``'s dtype.
-
-    Returns
-    -------
-    int
-        Number of voxels changed (0 if ``new_label == target``).
-
-    Raises
-    ------
-    TypeError
-        Bad ``block`` or ``mask`` type/dtype, non-integer labels.
-    ValueError
-        ``block`` not C-contiguous/writeable, shape mismatch, ``new_label`` too
-        large for the dtype.
-    """
-    flat = _check_block(block)
-    if not isinstance(mask, np.ndarray):
-        raise TypeError(f"mask must be a numpy.ndarray, got {type(mask).__name__}")
-    if mask.dtype != np.bool_:
-        raise TypeError(f"mask must have dtype bool, got {mask.dtype}")
-    if mask.shape != block.shape:
-        raise ValueError(f"mask must have the block's shape {block.shape}, got {mask.shape}")
-    t = _label_scalar(target, "target")
-    new = _fit_scalar(_label_scalar(new_label, "new_label"), block.dtype, "new_label")
-    if t > np.iinfo(block.dtype).max or t == int(new) or flat.size == 0:
-        return 0
-    m = np.ascontiguousarray(mask).reshape(-1)
-    return int(_split_kernel(flat, m, block.dtype.type(t), new))
 
 
 def relabel_indexed(

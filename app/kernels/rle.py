@@ -25,7 +25,7 @@ __all__ = [
     "encode_rles",
     "mask_to_rles",
     "parse_rles",
-    "rles_block_coords",
+    "rles_by_block",
     "rles_to_mask",
     "rles_voxel_count",
 ]
@@ -94,27 +94,67 @@ def _mask_to_rles_kernel(mask: NDArray[np.bool_], oz: int, oy: int, ox: int) -> 
 
 
 @njit(cache=True, nogil=True)
-def _block_coords_kernel(spans: NDArray[np.int64], bz: int, by: int, bx: int) -> NDArray[np.int64]:
-    """All (z, y, x) block coordinates touched by each span (with repeats)."""
+def _by_block_kernel(
+    spans: NDArray[np.int64], bz: int, by: int, bx: int
+) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]]:
+    """Group int64 (n, 4) ``spans`` by the blocks they touch: block coordinates
+    (m, 3) sorted, bucket starts (m + 1,), and the spans (p, 4) in bucket order,
+    in input order within a bucket (a span in several blocks is in each).  A counting sort over the
+    blocks of the region's bounding box when that box is small next to the
+    pieces, else a stable sort of the pieces' block keys."""
     n = spans.shape[0]
-    total = 0
+    lo = np.full(3, np.iinfo(np.int64).max, np.int64)
+    hi = np.full(3, np.iinfo(np.int64).min, np.int64)
+    pieces = 0
     for i in range(n):
-        x0 = spans[i, 0]
-        x1 = x0 + spans[i, 3] - 1
-        total += x1 // bx - x0 // bx + 1
-    out = np.empty((total, 3), dtype=np.int64)
+        cz, cy = spans[i, 2] // bz, spans[i, 1] // by
+        cx0, cx1 = spans[i, 0] // bx, (spans[i, 0] + spans[i, 3] - 1) // bx
+        pieces += cx1 - cx0 + 1
+        lo[0], hi[0] = min(lo[0], cz), max(hi[0], cz)
+        lo[1], hi[1] = min(lo[1], cy), max(hi[1], cy)
+        lo[2], hi[2] = min(lo[2], cx0), max(hi[2], cx1)
+    wy, wx = hi[1] - lo[1] + 1, hi[2] - lo[2] + 1
+    keys = np.empty(pieces, np.int64)
+    owner = np.empty(pieces, np.int64)
     k = 0
     for i in range(n):
-        x0 = spans[i, 0]
-        x1 = x0 + spans[i, 3] - 1
-        cz = spans[i, 2] // bz
-        cy = spans[i, 1] // by
-        for cx in range(x0 // bx, x1 // bx + 1):
-            out[k, 0] = cz
-            out[k, 1] = cy
-            out[k, 2] = cx
+        row = ((spans[i, 2] // bz - lo[0]) * wy + spans[i, 1] // by - lo[1]) * wx - lo[2]
+        for cx in range(spans[i, 0] // bx, (spans[i, 0] + spans[i, 3] - 1) // bx + 1):
+            keys[k], owner[k] = row + cx, i
             k += 1
-    return out
+    box = (hi[0] - lo[0] + 1) * wy * wx
+    if box <= 4 * pieces + 4096:
+        order = np.empty(pieces, np.int64)
+        counts = np.zeros(box + 1, np.int64)
+        for j in range(pieces):
+            counts[keys[j] + 1] += 1
+        for b in range(box):
+            counts[b + 1] += counts[b]
+        for j in range(pieces):
+            order[counts[keys[j]]] = j
+            counts[keys[j]] += 1
+    else:
+        order = np.argsort(keys, kind="mergesort")
+    m = 0
+    for j in range(pieces):
+        if j == 0 or keys[order[j]] != keys[order[j - 1]]:
+            m += 1
+    coords = np.empty((m, 3), np.int64)
+    starts = np.empty(m + 1, np.int64)
+    grouped = np.empty((pieces, 4), np.int64)
+    b, last = -1, -1
+    for j in range(pieces):
+        key = keys[order[j]]
+        if b < 0 or key != last:
+            b, last = b + 1, key
+            starts[b] = j
+            coords[b, 0] = key // (wy * wx) + lo[0]
+            coords[b, 1] = key // wx % wy + lo[1]
+            coords[b, 2] = key % wx + lo[2]
+        for c in range(4):
+            grouped[j, c] = spans[owner[order[j]], c]
+    starts[m] = pieces
+    return coords, starts, grouped
 
 
 @njit(cache=True, nogil=True)
@@ -392,10 +432,10 @@ def canonical_rles(spans: NDArray[np.integer[Any]]) -> NDArray[np.int32]:
     return out.astype(np.int32)
 
 
-def rles_block_coords(
+def rles_by_block(
     spans: NDArray[np.integer[Any]], block_size_zyx: ArrayLike
-) -> NDArray[np.int64]:
-    """Unique block coordinates touched by the spans.
+) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]]:
+    """The spans grouped by the blocks they touch.
 
     Parameters
     ----------
@@ -406,17 +446,21 @@ def rles_block_coords(
 
     Returns
     -------
-    NDArray[int64], shape (m, 3)
-        Block coordinates ``(z, y, x)`` (voxel // block size, floor division),
-        sorted lexicographically, without repeats. A span crossing block
+    coords : NDArray[int64], shape (m, 3)
+        The touched blocks ``(z, y, x)`` (voxel // block size, floor division),
+        sorted lexicographically, without repeats.  A span crossing block
         boundaries along x touches several blocks.
+    starts : NDArray[int64], shape (m + 1,)
+        Block ``coords[j]`` is touched by the spans ``grouped[starts[j]:starts[j + 1]]``.
+    grouped : NDArray[int64], shape (p, 4)
+        The spans (not clipped) per block, in input order within each block;
+        ``p`` is the number of (span, block) pairs.
     """
     s = _check_spans(spans)
     bz, by, bx = _check_triple(block_size_zyx, "block_size_zyx", positive=True)
     if s.shape[0] == 0:
-        return np.zeros((0, 3), dtype=np.int64)
-    coords = _block_coords_kernel(s, bz, by, bx)
-    return np.unique(coords, axis=0)
+        return np.zeros((0, 3), np.int64), np.zeros(1, np.int64), np.zeros((0, 4), np.int64)
+    return _by_block_kernel(s, bz, by, bx)
 
 
 def rles_voxel_count(spans: NDArray[np.integer[Any]]) -> int:

@@ -7,9 +7,12 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from app.kernels import check_rles_in_bounds, mask_to_rles, parse_rles, rles_to_mask
+from app.kernels import check_rles_in_bounds, mask_to_rles, parse_rles, rles_by_block
 from app.model.errors import InvalidMutationError
 from app.model.geometry import Coord
+
+_NO_SPANS = np.zeros((0, 4), np.int64)
+_NO_SPANS.flags.writeable = False
 
 
 class SplitRegion:
@@ -74,34 +77,21 @@ class SplitRegion:
         """The s0 blocks the region touches, sorted."""
         return sorted(self._bucketed(block_size))
 
-    def mask(
-        self, coord: Coord, block_size: tuple[int, int, int], shape: tuple[int, ...]
-    ) -> NDArray[np.bool_]:
-        """The region inside block ``coord`` as a boolean array of the block's ``shape``."""
-        spans = self._bucketed(block_size).get(coord)
-        origin = tuple(c * b for c, b in zip(coord, block_size, strict=True))
-        if spans is None:
-            return np.zeros(shape, np.bool_)
-        return rles_to_mask(spans, origin, shape)
+    def spans_in(self, coord: Coord, block_size: tuple[int, int, int]) -> NDArray[np.int64]:
+        """The spans that touch block ``coord`` (``(n, 4)``, not clipped to it)."""
+        return self._bucketed(block_size).get(coord, _NO_SPANS)
 
     def _bucketed(self, block_size: tuple[int, int, int]) -> dict[Coord, NDArray[np.int64]]:
+        """The spans per block they touch (a span across blocks along x is in each)."""
         if self._buckets is not None and self._bucket_size == block_size:
             return self._buckets
-        x, y, z, n = (self.spans[:, i] for i in range(4))
-        bx0 = x // block_size[2]
-        bx1 = (x + n - 1) // block_size[2]
-        reps = bx1 - bx0 + 1
-        idx = np.repeat(np.arange(len(self.spans)), reps)
-        step = np.arange(len(idx)) - np.repeat(np.cumsum(reps) - reps, reps)
-        keys = np.stack([z[idx] // block_size[0], y[idx] // block_size[1], bx0[idx] + step], axis=1)
-        order = np.lexsort(keys.T[::-1])
-        keys, idx = keys[order], idx[order]
-        buckets: dict[Coord, NDArray[np.int64]] = {}
-        if len(keys):
-            cut = np.flatnonzero((np.diff(keys, axis=0) != 0).any(axis=1)) + 1
-            for part_keys, part_idx in zip(np.split(keys, cut), np.split(idx, cut), strict=True):
-                coord = (int(part_keys[0, 0]), int(part_keys[0, 1]), int(part_keys[0, 2]))
-                buckets[coord] = self.spans[part_idx]
+        coords, starts, grouped = rles_by_block(self.spans, block_size)
+        buckets = {
+            (int(z), int(y), int(x)): grouped[start:end]
+            for (z, y, x), start, end in zip(
+                coords.tolist(), starts[:-1].tolist(), starts[1:].tolist(), strict=True
+            )
+        }
         self._buckets, self._bucket_size = buckets, block_size
         return buckets
 

@@ -29,6 +29,7 @@ from app.model.mutations.splitting import (
     SplitUndoBase,
     region_transform,
     require_partial,
+    split_block,
     split_plan,
     stored_spans,
 )
@@ -37,20 +38,19 @@ from app.model.mutations.splitting import (
 def _check_region(
     ctx: EditContext,
     target: int,
+    label: int,
     region: SplitRegion,
     target_blocks: dict[Coord, int],
     coords: list[Coord],
 ) -> None:
     """Refuse, before anything changes, a region holding none or all of the voxels
-    of ``target`` (its ``target_blocks``); reads the region's blocks of the
-    target (``coords``) only until both are known."""
+    of ``target`` (its ``target_blocks``); splits the region's blocks of the
+    target (``coords``) into ``label`` only until both are known (nothing is kept)."""
     some, rest = False, len(coords) < len(target_blocks)
     for coord in coords:
         if some and rest:
             break
-        block = ctx.read_block(coord)
-        mask = region.mask(coord, ctx.block_size, block.shape)
-        moved = int(np.count_nonzero(mask & (block == target)))
+        _, moved = split_block(ctx, coord, target, label, region)
         some = some or moved > 0
         rest = rest or moved < target_blocks[coord]
     require_partial(target, sum(target_blocks.values()), some=some, rest=rest)
@@ -83,7 +83,7 @@ class Split(SplitBase):
         coords = [c for c in region.block_coords(ctx.block_size) if c in target_blocks]
         label = ctx.claim_label(new_label)
         try:
-            _check_region(ctx, target, region, target_blocks, coords)
+            _check_region(ctx, target, label, region, target_blocks, coords)
         except BaseException:
             ctx.release_label(label)
             raise

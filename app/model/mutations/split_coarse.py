@@ -12,7 +12,6 @@ from typing import Any, ClassVar
 import numpy as np
 from numpy.typing import NDArray
 
-from app.kernels import relabel_inplace
 from app.model.errors import InvalidMutationError
 from app.model.events import messages
 from app.model.geometry import Coord
@@ -61,10 +60,10 @@ def block_rles(blocks: Sequence[Coord]) -> NDArray[np.int64]:
 
 def _whole_block_transform(ctx: EditContext, target: int, label: int) -> Transform:
     keys = np.array([target], dtype=np.uint64)
+    codes = np.ones(1, np.uint8)
 
     def transform(coord: Coord) -> BlockChange:
-        new = ctx.read_block(coord).copy()
-        n = relabel_inplace(new, keys, label)
+        new, n, _ = ctx.read_palette(coord).merged(keys, codes, label, undo=False)
         return BlockChange(coord, new, n)
 
     return transform

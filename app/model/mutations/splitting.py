@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 import numpy as np
 from numpy.typing import NDArray
 
-from app.kernels import parse_rles, split_inplace
+from app.kernels import parse_rles
 from app.model.errors import InvalidMutationError
 from app.model.geometry import Coord
 from app.model.mutations.base import (
@@ -37,20 +37,30 @@ from app.model.mutations.base import (
 from app.model.mutations.checks import blocks_of
 from app.model.mutations.merge import merge_messages, merge_plan, merge_transform
 from app.model.mutations.regions import SplitRegion
+from app.model.storage.palette_block import PaletteBlock
 
 SplitRecord = Callable[[Recording, int, int, str], Mutation]
 """Makes a split's record from ``(recording, target size, new label size, Split ref)``."""
+
+
+def split_block(
+    ctx: EditContext, coord: Coord, target: int, label: int, region: SplitRegion
+) -> tuple[PaletteBlock | None, int]:
+    """Block ``coord`` with the voxels of ``target`` inside ``region`` set to
+    ``label`` (None if none are), and how many moved: the palette's index is
+    rewritten along the region's spans only."""
+    origin = (coord[0] * ctx.block_size[0], coord[1] * ctx.block_size[1],
+              coord[2] * ctx.block_size[2])
+    return ctx.read_palette(coord).split(region.spans_in(coord, ctx.block_size), origin,
+                                         target, label)
 
 
 def region_transform(ctx: EditContext, target: int, label: int, region: SplitRegion) -> Transform:
     """Voxels of ``target`` inside ``region`` become ``label``."""
 
     def transform(coord: Coord) -> BlockChange:
-        block = ctx.read_block(coord)
-        mask = region.mask(coord, ctx.block_size, block.shape)
-        new = block.copy()
-        n = split_inplace(new, mask, target, label)
-        return BlockChange(coord, new if n else None, n)
+        new, n = split_block(ctx, coord, target, label, region)
+        return BlockChange(coord, new, n)
 
     return transform
 

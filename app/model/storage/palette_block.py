@@ -1,5 +1,5 @@
 """A label block held as a palette (DVID labelarray's form): a merge rewrites
-the palette, not the voxels."""
+the palette, not the voxels; a split rewrites the index inside its region only."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from app.kernels import gather, palettize
+from app.kernels import gather, palettize, split_index
 
 
 @dataclass(frozen=True)
@@ -17,8 +17,9 @@ class PaletteBlock:
     """One s0 block as ``labels[index]``.
 
     Entries of ``labels`` need not be distinct: a merge maps several entries to
-    one label and keeps ``index`` as it was, so the voxels are never touched.
-    Immutable: every edit makes a new one (``index`` is shared between them).
+    one label and keeps ``index`` as it was, so the voxels are never touched; a
+    split adds an entry.  Immutable: every edit makes a new one (a merge shares
+    ``index`` with the block it came from).
 
     Attributes
     ----------
@@ -92,3 +93,39 @@ class PaletteBlock:
             return merged, changed, None
         entry_codes = np.where(hit, codes[pos], 0).astype(codes.dtype)
         return merged, changed, gather(entry_codes, self.index)
+
+    def split(
+        self,
+        spans: NDArray[np.integer[Any]],
+        origin: tuple[int, int, int],
+        target: int,
+        label: int,
+    ) -> tuple[PaletteBlock | None, int]:
+        """The block with the voxels of ``target`` inside ``spans`` set to ``label``.
+
+        Parameters
+        ----------
+        spans : NDArray[integer], shape (n, 4)
+            RLE rows ``(x, y, z, length)`` in volume coordinates (clipped to the block).
+        origin : tuple of 3 int
+            Volume coordinate (z, y, x) of the block's first voxel.
+        target, label : int
+            The split body and its new label (fits :attr:`labels`' dtype).
+
+        Returns
+        -------
+        block : PaletteBlock or None
+            None if no voxel changed; else one more entry (``label``).
+        changed : int
+            Voxels moved to ``label``.
+        """
+        hit = self.labels == target
+        if not hit.any():
+            return None, 0
+        index, moved = split_index(self.index, hit, spans, origin)
+        changed = int(moved.sum())
+        if not changed:
+            return None, 0
+        index.flags.writeable = False
+        labels = np.append(self.labels, np.array([label], self.labels.dtype))
+        return PaletteBlock(labels, index, np.append(self.counts - moved, changed)), changed
