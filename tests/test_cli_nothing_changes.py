@@ -222,3 +222,35 @@ def test_a_bad_argument_is_refused_changing_nothing(
     shutil.copy(pyramid, folder / "small.h5")
     argv = command_line(command, folder / "small.h5", inputs, folder)
     _check_refused([*argv, "--no-such-option"], folder, tmp_path)
+
+
+@pytest.mark.parametrize(
+    "seeds",
+    [
+        ["--seeds", "0,0,1000", "--seeds", "1,1,1"],  # outside the volume
+        ["--seeds", "1,1,1", "--seeds", "1,1,1"],  # in two groups
+        ["--seeds", "1,1,1"],  # one group
+        ["--seeds", "1,1,1", "--seeds", "1,1,2", "--new-label", "5", "--seeds", "1,1,3"],
+    ],
+    ids=["outside", "twice", "one-group", "new-label-of-3"],
+)
+def test_a_bad_seed_is_refused_changing_nothing(
+    seeds: list[str], tmp_path: Path, pyramid: Path
+) -> None:
+    folder = tmp_path / "data"
+    folder.mkdir()
+    shutil.copy(pyramid, folder / "small.h5")
+    argv = ["split", str(folder / "small.h5"), "1", *seeds]
+    _check_refused(argv, folder, tmp_path)
+
+
+def test_a_seed_off_the_body_is_refused_changing_nothing(tmp_path: Path, pyramid: Path) -> None:
+    folder = tmp_path / "data"
+    folder.mkdir()
+    shutil.copy(pyramid, folder / "small.h5")
+    argv = ["split", str(folder / "small.h5"), "1", "--seeds", "1,1,1", "--seeds", "2,2,2"]
+    before = listing(tmp_path)
+    run = segmend(argv, folder)
+    assert_one_line_error(run)
+    assert "seed 1,1,1 is on label" in run.stderr and "not on body 1" in run.stderr
+    assert listing(tmp_path) == before

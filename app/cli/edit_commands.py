@@ -62,12 +62,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
     p = mutating(
         "split",
-        "the voxels of a body inside a region (RLEs, a box or a mask) become a new body",
+        "the voxels of a body inside a region (RLEs, a box or a mask) become a new body; "
+        "or seed groups divide it",
         cmd_split,
     )
     p.add_argument("target", type=int, help="the body to split (a label)")
-    add_region_options(p, rles=True)
-    p.add_argument("--new-label", type=int, metavar="N", help=NEW_LABEL_HELP)
+    add_region_options(p, rles=True, seeds=True)
+    p.add_argument("--new-label", type=int, metavar="N",
+                   help=NEW_LABEL_HELP + " (with --seeds: two seed groups only)")
 
     p = mutating("split-coarse", "split a target's voxels in whole s0 blocks", cmd_split_coarse)
     p.add_argument("target", type=int, help="the body to split (a label)")
@@ -213,7 +215,10 @@ def cmd_merge(args: argparse.Namespace) -> int:
 
 def cmd_split(args: argparse.Namespace) -> int:
     """``segmend split FILE TARGET --rles RLEFILE | --box Z0:Z1,Y0:Y1,X0:X1 |
-    --mask M.npy [--offset Z,Y,X]`` prints ``{"label": n, "MutationID": m}``."""
+    --mask M.npy [--offset Z,Y,X]`` prints ``{"label": n, "MutationID": m}``;
+    with ``--seeds X,Y,Z ... --seeds X,Y,Z ...`` see :func:`cmd_seeded_split`."""
+    if args.seeds is not None:
+        return cmd_seeded_split(args)
     mask = check_region_args(args)
     data: Any = None
     if args.rles is not None:
@@ -226,6 +231,30 @@ def cmd_split(args: argparse.Namespace) -> int:
             data = region_spans(args, mask, ds.shape)
         result = ds.split(args.target, data, new_label=args.new_label)
         emit(args, {"label": result.label, "MutationID": result.mutation_id})
+    return 0
+
+
+def cmd_seeded_split(args: argparse.Namespace) -> int:
+    """``segmend split FILE TARGET --seeds X,Y,Z ... --seeds X,Y,Z ...``: one
+    split per seed group but the last.  Prints ``{"label": n, "MutationID": m}``
+    for two groups; for more, one JSON list of them, in group order."""
+    check_region_args(args)
+    if len(args.seeds) < 2:
+        raise SegmendError("give --seeds at least twice: one seed group per part")
+    if args.new_label is not None and len(args.seeds) != 2:
+        raise SegmendError(
+            f"--new-label names the first part of two seed groups, got {len(args.seeds)} groups"
+        )
+    from app.model.dataset import open_dataset
+    from app.model.seeded_split import check_seeds
+
+    with open_dataset(args.file, "r") as reader:  # (bad seeds leave no folder beside the file)
+        check_seeds(reader, args.target, args.seeds)
+    new_labels = None if args.new_label is None else [args.new_label]
+    with _writable(args) as ds:
+        results = ds.split_by_seeds(args.target, args.seeds, new_labels=new_labels)
+        made = [{"label": r.label, "MutationID": r.mutation_id} for r in results]
+        emit(args, made[0] if len(made) == 1 else made)
     return 0
 
 

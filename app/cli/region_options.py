@@ -1,5 +1,5 @@
 """The region options of ``segmend rle`` and ``segmend split``: ``--box``, or
-``--mask`` with ``--offset`` (and, for split, ``--rles``)."""
+``--mask`` with ``--offset`` (and, for split, ``--rles`` or ``--seeds``)."""
 
 from __future__ import annotations
 
@@ -16,9 +16,10 @@ if TYPE_CHECKING:  # (the kernels load when a region is made, not with the comma
     from app.model.rle_regions import Box
 
 
-def add_region_options(parser: argparse.ArgumentParser, *, rles: bool) -> None:
-    """Add ``--box`` / ``--mask`` (and ``--rles`` if ``rles``), one of them
-    required, and ``--offset``."""
+def add_region_options(parser: argparse.ArgumentParser, *, rles: bool,
+                       seeds: bool = False) -> None:
+    """Add ``--box`` / ``--mask`` (and ``--rles`` if ``rles``, ``--seeds`` if
+    ``seeds``), one of them required, and ``--offset``."""
     group = parser.add_mutually_exclusive_group(required=True)
     if rles:
         group.add_argument(
@@ -34,6 +35,14 @@ def add_region_options(parser: argparse.ArgumentParser, *, rles: bool) -> None:
         help="the region as a 3D mask (z, y, x) saved with numpy.save: boolean, or "
              "integer where nonzero is inside",
     )
+    if seeds:
+        group.add_argument(
+            "--seeds", action="append", nargs="+", type=seed_arg, metavar="X,Y,Z",
+            help="a seed group: s0 voxels (x,y,z) of the body; give --seeds at least twice. "
+                 "A seeded watershed on the grayscale (without grayscale: on the distance to "
+                 "the body's surface) divides the body among the groups: the first group's part "
+                 "becomes a new body (the next group's another, ...), the last keeps the id",
+        )
     parser.add_argument(
         "--offset", type=_triple, default=(0, 0, 0), metavar="Z,Y,X",
         help="s0 voxel of the mask's first voxel (default 0,0,0; only with --mask)",
@@ -49,6 +58,17 @@ def _box(text: str) -> Box:
         raise argparse.ArgumentTypeError(f"a box is Z0:Z1,Y0:Y1,X0:X1 (integers), got {text!r}")
     (z0, z1), (y0, y1), (x0, x1) = ranges
     return ((z0, z1), (y0, y1), (x0, x1))
+
+
+def seed_arg(text: str) -> tuple[int, int, int]:
+    """An ``X,Y,Z`` seed as an s0 voxel (z, y, x)."""
+    try:
+        values = [int(v) for v in text.split(",")]
+    except ValueError:
+        values = []
+    if len(values) != 3:
+        raise argparse.ArgumentTypeError(f"a seed is three integers X,Y,Z, got {text!r}")
+    return (values[2], values[1], values[0])
 
 
 def _triple(text: str) -> tuple[int, int, int]:

@@ -47,6 +47,7 @@ from app.model.errors import (
     CheckpointError,
     FileBusyError,
     FormatError,
+    InvalidMutationError,
     ReadOnlyError,
     SegmendError,
     WriterLockedError,
@@ -58,6 +59,7 @@ from app.model.geometry import Coord
 from app.model.journal.file_locks import WriterLock, take_writer_lock
 from app.model.journal.journal import Journal
 from app.model.journal.sidecar import journal_path, rollback_path, sidecar_dir
+from app.model.mutations.checks import require_new_label
 from app.model.mutations.regions import SplitRegion
 from app.model.opening import (
     check_editable,
@@ -69,6 +71,7 @@ from app.model.opening import (
 )
 from app.model.priority import lower_thread_priority
 from app.model.read_snapshot import ReadSnapshot
+from app.model.seeded_split import Voxel, seeded_split
 from app.model.storage.memory import recycle_block_memory
 from app.model.storage.ome_zarr_read import is_zarr_path
 from app.model.storage.pyramid_file import check_hdf5
@@ -338,6 +341,57 @@ class Dataset(DatasetReads):
             region = SplitRegion(np.asarray(rles))
         label, mid = self.engine.split(target, region, new_label)
         return SplitResult(label, mid)
+
+    def split_by_seeds(
+        self,
+        body: int,
+        seeds: Sequence[Sequence[Voxel]],
+        *,
+        new_labels: Sequence[int] | None = None,
+    ) -> list[SplitResult]:
+        """Split ``body`` among seed groups by a seeded watershed (see
+        :func:`app.model.seeded_split.seeded_split`): one ordinary split per
+        group but the last, first group first; the last group's part keeps
+        the id.
+
+        Parameters
+        ----------
+        seeds : sequence of sequences of (z, y, x)
+            At least 2 groups of s0 voxels of ``body``.
+        new_labels : sequence of int, optional
+            One unused label per group but the last, instead of the next free ones.
+
+        Returns
+        -------
+        list of SplitResult
+            One per group but the last, in group order.
+
+        Raises
+        ------
+        app.model.errors.InvalidMutationError
+            Bad seeds or new labels: checked before the first split, so that
+            nothing changes.
+        """
+        if self._engine is None:
+            raise ReadOnlyError(f"{self.path} is open read-only")
+        labels: list[int | None] = [None] * (len(seeds) - 1)
+        if new_labels is not None:
+            wanted = [require_new_label(label, int(body)) for label in new_labels]
+            if len(wanted) != len(labels):
+                raise InvalidMutationError(
+                    f"{len(seeds)} seed groups need {len(labels)} new labels, got {len(wanted)}"
+                )
+            if len(set(wanted)) != len(wanted):
+                raise InvalidMutationError(f"new labels {wanted} repeat a label")
+            for label in wanted:
+                if self.label_size(label):
+                    raise InvalidMutationError(f"new label {label} is in use")
+            labels = list(wanted)
+        parts = seeded_split(self, body, seeds)
+        return [
+            self.split(body, mask=parts.mask(k), offset=parts.origin, new_label=label)
+            for k, label in enumerate(labels, start=1)
+        ]
 
     def split_coarse(
         self, target: int, blocks: Sequence[Sequence[int]], new_label: int | None = None
