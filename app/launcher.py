@@ -10,6 +10,10 @@ from __future__ import annotations
 import gc
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from app.model.geometry import Coord
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -30,7 +34,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def run_app(file: str | None = None, *, demo: bool = False, screenshot: str | None = None,
-            select: Sequence[int] = ()) -> int:
+            select: Sequence[int] = (), seeds: Sequence[Sequence[Coord]] = ()) -> int:
     """Run the desktop app (see :func:`app.ui.main.run_app`), or say why it cannot."""
     try:
         from app.ui import main as ui_main
@@ -38,4 +42,4 @@ def run_app(file: str | None = None, *, demo: bool = False, screenshot: str | No
         print(f"segmend: error: the desktop app is not available ({exc}); "
               "use 'segmend demo --no-gui' or 'segmend --help'", file=sys.stderr)
         return 1
-    return ui_main.run_app(file, demo=demo, screenshot=screenshot, select=select)
+    return ui_main.run_app(file, demo=demo, screenshot=screenshot, select=select, seeds=seeds)

@@ -209,7 +209,7 @@ def test_the_desktop_app_is_what_the_program_hands_in(
 
     monkeypatch.setenv("DISPLAY", ":99")
     assert main(["some.h5", "--select", "3", "4"], run_app=fake_app) == 7
-    assert calls == [("some.h5", {"screenshot": None, "select": [3, 4]})]
+    assert calls == [("some.h5", {"screenshot": None, "select": [3, 4], "seeds": []})]
     demo = tmp_path / "d.h5"
     assert main(["demo", "--out", str(demo)], run_app=fake_app) == 7
     assert calls[-1] == (str(demo), {"demo": True})
@@ -222,4 +222,4 @@ def test_the_desktop_app_is_what_the_program_hands_in(
 
     monkeypatch.setattr(app.ui.main, "run_app", fake_app)
     assert app.launcher.main(["other.h5"]) == 7
-    assert calls[-1] == ("other.h5", {"demo": False, "screenshot": None, "select": []})
+    assert calls[-1] == ("other.h5", {"demo": False, "screenshot": None, "select": [], "seeds": []})

@@ -26,6 +26,7 @@ from app.cli import (
     pyramid_commands,
 )
 from app.cli.desktop import AppRunner
+from app.cli.region_options import seed_arg  # (as `segmend split --seeds`)
 from app.model.error_text import one_line
 from app.model.errors import CheckpointError, SegmendError
 
@@ -43,9 +44,14 @@ USAGE_ERROR = 2
 APP_HELP = """\
 the desktop app:
   segmend [FILE] [--screenshot OUT.png] [--select LABEL [LABEL ...]]
+          [--seeds X,Y,Z [X,Y,Z ...] --seeds X,Y,Z [X,Y,Z ...] ...]
                         open FILE (a pyramid) in the app (without FILE: an empty
                         window); --screenshot saves the window as OUT.png and
-                        exits; --select selects these bodies (labels) first
+                        exits once it is drawn; with it, --select selects these
+                        bodies (labels) first and shows only them, and --seeds
+                        (one per seed group, s0 voxels x,y,z, as 'segmend split
+                        --seeds' takes them) shows a seeded split of the one
+                        selected body in progress: its seeds and its preview
 
 'segmend COMMAND --help' describes each command.  Every command exits 0 on
 success, non-zero with one line 'segmend: error: ...' on failure (3: the edits
@@ -68,7 +74,8 @@ def make_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(
         prog="segmend",
         usage="segmend [-h] [--version] COMMAND ...\n"
-              "       segmend [FILE] [--screenshot OUT.png] [--select LABEL [LABEL ...]]",
+              "       segmend [FILE] [--screenshot OUT.png] [--select LABEL [LABEL ...]]\n"
+              "               [--seeds X,Y,Z [X,Y,Z ...] ...]",
         description="Proofread large 3D segmentations stored as HDF5 label pyramids.",
         epilog=APP_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -156,7 +163,8 @@ def _is_command(parser: argparse.ArgumentParser, word: str) -> bool:
 
 
 def _open_app(argv: list[str], run_app: AppRunner | None) -> int:
-    """``segmend [FILE] [--screenshot OUT.png] [--select ID ...]``: the desktop app."""
+    """``segmend [FILE] [--screenshot OUT.png] [--select ID ...] [--seeds X,Y,Z ...]``:
+    the desktop app."""
     app_parser = OneLineParser(prog="segmend", description="Open the segmend app.")
     app_parser.add_argument("file", nargs="?", help="a pyramid file to open")
     app_parser.add_argument("--screenshot", metavar="OUT.png", help="save a screenshot and exit")
@@ -164,7 +172,15 @@ def _open_app(argv: list[str], run_app: AppRunner | None) -> int:
         "--select", type=int, nargs="+", default=[], metavar="LABEL",
         help="select these bodies (labels) first",
     )
+    app_parser.add_argument(
+        "--seeds", action="append", nargs="+", type=seed_arg, default=[], metavar="X,Y,Z",
+        help="with --screenshot and one --select body: a seed group (s0 voxels x,y,z); give "
+             "--seeds once per group, at least twice: the screenshot shows the seeded split's "
+             "preview",
+    )
     args = app_parser.parse_args(argv)
+    if args.seeds:
+        _check_app_seeds(app_parser, args)
     if run_app is None:
         print(
             "segmend: error: the desktop app is not available; "
@@ -172,4 +188,16 @@ def _open_app(argv: list[str], run_app: AppRunner | None) -> int:
             file=sys.stderr,
         )
         return 1
-    return run_app(args.file, screenshot=args.screenshot, select=args.select)
+    return run_app(args.file, screenshot=args.screenshot, select=args.select, seeds=args.seeds)
+
+
+def _check_app_seeds(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """``--seeds`` goes with ``--screenshot``, one ``--select`` body and two groups or more
+    (a usage error, status 2, otherwise)."""
+    if args.screenshot is None:
+        parser.error("--seeds shows a seeded split in a screenshot: give --screenshot OUT.png")
+    if len(args.select) != 1:
+        parser.error(f"--seeds splits one body: give it as --select LABEL "
+                     f"(got {len(args.select)} labels)")
+    if len(args.seeds) < 2:
+        parser.error("give --seeds at least twice: one seed group per part")

@@ -7,14 +7,19 @@ The CLI never imports :mod:`app.ui` (an import-linter contract); the program
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from app.model.geometry import Coord
 
 
 class AppRunner(Protocol):
     """Runs the desktop app until its window closes; returns the exit status.
 
-    See :func:`app.ui.main.run_app` for the parameters.
+    See :func:`app.ui.main.run_app` for the parameters (``seeds``: seed groups
+    of s0 voxels z, y, x).
     """
 
     def __call__(self, file: str | None = None, *, demo: bool = False,
-                 screenshot: str | None = None, select: Sequence[int] = ()) -> int: ...
+                 screenshot: str | None = None, select: Sequence[int] = (),
+                 seeds: Sequence[Sequence[Coord]] = ()) -> int: ...

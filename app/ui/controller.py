@@ -358,6 +358,18 @@ class Session(QObject):
         coords = [tuple(int(v) for v in b) for b in blocks]
         return self._edit("split-coarse", lambda ds: ds.split_coarse(target, coords))
 
+    def split_by_seeds(self, body: int,
+                       seeds: Sequence[Sequence[tuple[int, int, int]]]) -> Job | None:
+        """Split ``body`` by a seeded watershed: one split per seed group but the last.
+
+        ``seeds``: two or more groups of s0 voxels (z, y, x); the result
+        (emitted as ``edit_finished("seeded-split", [SplitResult, ...])``) lists
+        the new bodies, first group first; the last group's part keeps the id.
+        """
+        body = int(body)
+        groups = [[(int(z), int(y), int(x)) for z, y, x in group] for group in seeds]
+        return self._edit("seeded-split", lambda ds: ds.split_by_seeds(body, groups))
+
     def undo(self) -> Job | None:
         """Undo the last mutation (as a new mutation)."""
         return self._edit("undo", lambda ds: ds.undo())
@@ -366,7 +378,8 @@ class Session(QObject):
         """Redo the last undone mutation."""
         return self._edit("redo", lambda ds: ds.redo())
 
-    def _edit(self, action: str, fn: Callable[[Dataset], int | SplitResult]) -> Job | None:
+    def _edit(self, action: str,
+              fn: Callable[[Dataset], int | SplitResult | list[SplitResult]]) -> Job | None:
         dataset = self.dataset
         if dataset is None:
             self._edit_error(action, "no dataset is open")

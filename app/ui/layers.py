@@ -10,6 +10,12 @@ The "selected bodies" layer is made on the first selection.  It shows small
 highlight codes (:class:`app.ui.lazy.HighlightLevel`) through a fixed
 colormap, so a new selection costs one re-slice, whatever its size.
 
+Which of the three layers are visible is decided here only
+(:meth:`DatasetLayers._apply_visibility`): the selected bodies when there is a
+selection, the segmentation unless only the selection is shown, none of them
+while a 3D view over them (the body surfaces) hides them
+(:meth:`DatasetLayers.set_volumes_hidden`).
+
 In a 2D view the blocks in view are those under the canvas (not the whole
 region napari sliced); they are handed to the engine nearest the view centre
 first.  The level shown is napari's choice unless the blocks it needs would
@@ -89,6 +95,9 @@ class DatasetLayers(QObject):
         self.selected: Labels | None = None
         self.highlight = Highlight(len(SELECTION_COLORS))
         self.show_selected_only = False
+        self.volumes_hidden = False
+        """True while a 3D view over the layers hides all three (:meth:`set_volumes_hidden`)."""
+        self._grayscale_shown = True
         self.refreshes = 0
         self.locked_level: int | None = None
         """The level this object locked the layers at (too many blocks at napari's), or None."""
@@ -177,6 +186,7 @@ class DatasetLayers(QObject):
             name="selected bodies",
             opacity=0.85,
             colormap=highlight_colormap(),
+            visible=not self.volumes_hidden,
             metadata={PATH: str(dataset.path), ROLE: "selection"},
         )
         if self.locked_level is not None:
@@ -249,23 +259,39 @@ class DatasetLayers(QObject):
         if self.selected is None:
             if ids and dataset is not None and self.segmentation is not None:
                 self._make_selected_layer(dataset)
-        elif not ids:
-            _set_visible(self.selected, False)
-        elif not self.selected.visible:
-            self.selected.visible = True  # (napari re-slices it)
-        else:
+        elif ids and self.selected.visible:
             self._dirty.add(self.selected.name)
             self._schedule()
-        self._apply_visibility()
+        self._apply_visibility()  # (a hidden layer shown again is re-sliced by napari)
 
     def set_show_selected_only(self, on: bool) -> None:
         """Hide every body but the selected ones."""
         self.show_selected_only = bool(on)
         self._apply_visibility()
 
+    def set_volumes_hidden(self, hidden: bool) -> None:
+        """Hide the three layers (a 3D view over them: rendered, they would hide it),
+        or show them again by their own rules; the grayscale as it was before."""
+        hidden = bool(hidden)
+        if hidden == self.volumes_hidden:
+            return
+        if hidden:
+            self._grayscale_shown = self.grayscale is None or bool(self.grayscale.visible)
+        self.volumes_hidden = hidden
+        if not hidden and self.grayscale is not None:
+            _set_visible(self.grayscale, self._grayscale_shown)
+        self._apply_visibility()
+
     def _apply_visibility(self) -> None:
+        """Show or hide the layers: the one place their visibility is decided."""
+        hidden, selected = self.volumes_hidden, bool(len(self.selection))
+        if self.grayscale is not None and hidden:
+            _set_visible(self.grayscale, False)
         if self.segmentation is not None:
-            _set_visible(self.segmentation, not (self.show_selected_only and len(self.selection)))
+            _set_visible(self.segmentation,
+                         not hidden and not (self.show_selected_only and selected))
+        if self.selected is not None:
+            _set_visible(self.selected, not hidden and selected)
 
     # ----------------------------------------------------------------- view
     def visible_blocks(self) -> Visible | None:

@@ -1,18 +1,22 @@
-"""``segmend [FILE] [--screenshot OUT.png] [--select ID ...]``: run the desktop app."""
+"""``segmend [FILE] [--screenshot OUT.png] [--select ID ...] [--seeds X,Y,Z ...]``:
+run the desktop app."""
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from app.display import display_problem
+
+if TYPE_CHECKING:
+    from app.model.geometry import Coord
 
 SCREENSHOT_SIZE = (1400, 900)
 
 
 def run_app(file: str | None = None, *, demo: bool = False, screenshot: str | None = None,
-            select: Sequence[int] = ()) -> int:
+            select: Sequence[int] = (), seeds: Sequence[Sequence[Coord]] = ()) -> int:
     """Open the segmend window (optionally on ``file``) and run until it closes.
 
     Parameters
@@ -26,6 +30,11 @@ def run_app(file: str | None = None, *, demo: bool = False, screenshot: str | No
         data is drawn, then exit.
     select : sequence of int
         With ``screenshot``: bodies to select and show (the view goes to the first).
+    seeds : sequence of sequences of (z, y, x)
+        With ``screenshot``: seed groups (s0 voxels) of a seeded split of
+        ``select[0]``, shown in progress: the seeds, on the first seed's plane,
+        and the preview.  A seed the split refuses (off the body, outside the
+        volume) is an error: status 1, no screenshot.
 
     Returns
     -------
@@ -53,7 +62,8 @@ def run_app(file: str | None = None, *, demo: bool = False, screenshot: str | No
     window = SegmendWindow(show=True)
     window.qt_window.resize(*SCREENSHOT_SIZE)
     window.apply_layout()
-    driver = ScreenshotDriver(window, screenshot, list(select))
+    driver = ScreenshotDriver(window, screenshot, list(select),
+                              seeds=[list(group) for group in seeds])
     driver.finished.connect(app.exit)
     driver.start(file, demo=demo)
     code = int(app.exec())

@@ -174,6 +174,8 @@ class SegmendWindow(QObject):
         for names in (("merge",), ("undo", "redo"),
                       ("split_start", "brush_3d", "split_preview", "split_commit", "split_discard",
                        "split_coarse"),
+                      ("seed_start", "seed_next_group", "seed_add_group", "seed_preview",
+                       "seed_commit", "seed_discard"),
                       ("show_selected_only", "goto", "clear_selection")):
             for name in names:
                 self.proofread_menu.addAction(a[name])

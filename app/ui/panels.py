@@ -1,6 +1,6 @@
-"""The panels of the proofreading widget: bodies, split tools, mutation history.
+"""The panels of the proofreading widget: bodies, split tools, seeded split, mutation history.
 
-Each panel takes the objects it shows (selection, session, split tool) and the
+Each panel takes the objects it shows (selection, session, split or seed tool) and the
 shared ``QAction`` s (so a button and its keyboard shortcut are one action),
 connects to their signals, and only ever runs on the GUI thread.
 """
@@ -33,6 +33,7 @@ from qtpy.QtWidgets import (
 )
 
 from app.ui.controller import HistoryLine, Session
+from app.ui.seed_split import SeedSplitTool
 from app.ui.selection import Selection, selection_color
 from app.ui.split_canvas import SplitTool
 from app.ui.texts import count
@@ -248,6 +249,57 @@ class SplitPanel(QGroupBox):
         layout = QVBoxLayout(self)
         layout.addLayout(grid)
         layout.addWidget(self.status)
+
+
+class SeedSplitPanel(QGroupBox):
+    """Seeded split tools: start, seed groups, preview, commit, discard.
+
+    Parameters
+    ----------
+    tool : SeedSplitTool
+        The seeds.
+    actions : mapping of str to QAction
+        Needs ``seed_start``, ``seed_next_group``, ``seed_add_group``,
+        ``seed_preview``, ``seed_commit``, ``seed_discard``.
+    """
+
+    def __init__(self, tool: SeedSplitTool, actions: Mapping[str, QAction],
+                 parent: QWidget | None = None) -> None:
+        super().__init__("Seeded split", parent)
+        self.tool = tool
+        self.group = QLabel("", self)
+        self.group.setWordWrap(True)
+        self.group.hide()
+        self.status = QLabel("select a body, then Seeded split... and click seeds for its parts",
+                             self)
+        self.status.setWordWrap(True)
+        tool.message.connect(self.status.setText)
+        tool.groups_changed.connect(self._show_group)
+
+        grid = QGridLayout()
+        for row, names in enumerate((("seed_start", "seed_discard"),
+                                     ("seed_next_group", "seed_preview"),
+                                     ("seed_add_group", "seed_commit"))):
+            for column, name in enumerate(names):
+                grid.addWidget(action_button(actions[name], self), row, column)
+        layout = QVBoxLayout(self)
+        layout.addLayout(grid)
+        layout.addWidget(self.group)
+        layout.addWidget(self.status)
+
+    @Slot(int, int)
+    def _show_group(self, groups: int, group: int) -> None:
+        self.group.setVisible(groups > 0)
+        if not groups:
+            self.group.setText("")
+            return
+        if not group:
+            self.group.setText(f"{groups} seed groups: select one to add seeds to")
+            return
+        role = f"keeps {self.tool.body}" if group == groups else "new body"
+        color = self.tool.colors()[group]
+        self.group.setText(f'<span style="color:{color}">&#9679;</span> adding seeds to group '
+                           f"{group} of {groups} ({role})")
 
 
 class HistoryPanel(QGroupBox):

@@ -26,6 +26,7 @@ from qtpy.QtWidgets import (
 
 from app.model.geometry import Coord
 from app.ui import registry
+from app.ui.body_meshes import BodyMeshes
 from app.ui.compat import camera
 from app.ui.controller import Session
 from app.ui.deferred import DeferredUpdates
@@ -36,7 +37,8 @@ from app.ui.layer_data import PATH, ROLE
 from app.ui.layers import DatasetLayers
 from app.ui.messages import MessageReporter
 from app.ui.opening import stage_text
-from app.ui.panels import BodyPanel, HistoryPanel, SplitPanel
+from app.ui.panels import BodyPanel, HistoryPanel, SeedSplitPanel, SplitPanel
+from app.ui.seed_split import SeedSplitTool
 from app.ui.selection import ClickPicker, Selection
 from app.ui.settings import AppSettings
 from app.ui.shortcuts import SHORTCUTS
@@ -45,7 +47,7 @@ from app.ui.stats import DatasetStats
 from app.ui.texts import count
 
 if TYPE_CHECKING:
-    from app.model.dataset import Dataset
+    from app.model.dataset import Dataset, SplitResult
 
 
 class ProofreadingWidget(QWidget):
@@ -80,6 +82,8 @@ class ProofreadingWidget(QWidget):
         self.layers = DatasetLayers(self.viewer, self.session, self.selection, self)
         self.picker = ClickPicker(self.viewer, self.session, self.selection, self)
         self.split_tool = SplitTool(self.viewer, self.session, self)
+        self.seed_tool = SeedSplitTool(self.viewer, self.session, self)
+        self.body_meshes = BodyMeshes(self.viewer, self.session, self.selection, self.layers, self)
         self.note = EditNote(self.session, self)
         self.note.changed.connect(self._show_status)
         self.commands = self._make_commands()
@@ -92,6 +96,7 @@ class ProofreadingWidget(QWidget):
         open_button.clicked.connect(self.open_dialog)
         self.body_panel = BodyPanel(self.session, self.selection, self.commands, self)
         self.split_panel = SplitPanel(self.split_tool, self.commands, self)
+        self.seed_panel = SeedSplitPanel(self.seed_tool, self.commands, self)
         self.history_panel = HistoryPanel(self.session, self.commands, self)
         self.status_label = QLabel("", self)
         self.status_label.setWordWrap(True)
@@ -105,6 +110,7 @@ class ProofreadingWidget(QWidget):
         column.addLayout(top)
         column.addWidget(self.body_panel)
         column.addWidget(self.split_panel)
+        column.addWidget(self.seed_panel)
         column.addWidget(self.history_panel, 1)
         column.addWidget(self.status_label)
         scroll = QScrollArea(self)
@@ -132,6 +138,10 @@ class ProofreadingWidget(QWidget):
         self.split_tool.started.connect(self._update_enabled)
         self.split_tool.discarded.connect(self._update_enabled)
         self.split_tool.committed.connect(self._update_enabled)
+        self.seed_tool.message.connect(self._show_status)
+        self.seed_tool.started.connect(self._update_enabled)
+        self.seed_tool.discarded.connect(self._update_enabled)
+        self.seed_tool.committed.connect(self._seeded_split_done)
         self.selection.changed.connect(self._update_enabled)
         self.body_panel.goto_requested.connect(self.goto_body)
         self.viewer.layers.events.inserted.connect(self._on_layer_inserted)
@@ -162,7 +172,14 @@ class ProofreadingWidget(QWidget):
             "split_commit": self.split_tool.commit,
             "split_discard": self.split_tool.discard,
             "split_coarse": self.split_coarse,
+            "seed_start": self.start_seeded_split,
+            "seed_next_group": self.seed_tool.next_group,
+            "seed_add_group": self.seed_tool.add_group,
+            "seed_preview": self.seed_tool.preview,
+            "seed_commit": self.seed_tool.commit,
+            "seed_discard": self.seed_tool.discard,
             "show_selected_only": None,
+            "body_meshes": None,
             "goto": self.focus_goto,
             "clear_selection": self.selection.clear,
             "help": self.show_help,
@@ -186,6 +203,9 @@ class ProofreadingWidget(QWidget):
         actions["brush_3d"].toggled.connect(self.split_tool.set_brush_3d)
         actions["show_selected_only"].setCheckable(True)
         actions["show_selected_only"].toggled.connect(self.layers.set_show_selected_only)
+        actions["body_meshes"].setCheckable(True)
+        actions["body_meshes"].toggled.connect(self.body_meshes.set_enabled)
+        self.body_meshes.toggled.connect(actions["body_meshes"].setChecked)
         return actions
 
     def focus_goto(self) -> None:
@@ -214,6 +234,10 @@ class ProofreadingWidget(QWidget):
         a["split_coarse"].setEnabled(writable and (n >= 1 or canvas))
         for name in ("split_preview", "split_commit", "split_discard"):
             a[name].setEnabled(canvas)
+        a["seed_start"].setEnabled(writable and n >= 1)
+        for name in ("seed_next_group", "seed_add_group", "seed_preview", "seed_commit",
+                     "seed_discard"):
+            a[name].setEnabled(self.seed_tool.active)
         a["goto"].setEnabled(has)
         a["clear_selection"].setEnabled(n > 0)
 
@@ -308,6 +332,19 @@ class ProofreadingWidget(QWidget):
             return
         self.split_tool.start(target)
 
+    def start_seeded_split(self) -> None:
+        """Open seed layers for the first selected body."""
+        target = self.selection.first
+        if target is None:
+            self.reporter.error("select the body to split first", context="seeded split")
+            return
+        self.seed_tool.start(target)
+
+    def _seeded_split_done(self, body: int, results: list[SplitResult]) -> None:
+        """Select the body and the new bodies of a committed seeded split."""
+        self.selection.set([body, *(r.label for r in results)])
+        self._update_enabled()
+
     def split_coarse(self) -> None:
         """Split-coarse the body being split (or the first selected) at the paint / cursor."""
         target = self.split_tool.target or self.selection.first
@@ -335,7 +372,8 @@ class ProofreadingWidget(QWidget):
             target = ids[0] if ids else None
             self.selection.set([v for v in (target, result.label) if v])
         elif action in ("undo", "redo"):
-            if result not in (self.note.followed, self.split_tool.note.followed):
+            if result not in (self.note.followed, self.split_tool.note.followed,
+                              self.seed_tool.note.followed):
                 self._show_status(f"{action} done (mutation {result})")  # a note may follow
             self.body_panel.request_sizes(ids)
             self._drop_vanished(ids)
@@ -419,6 +457,7 @@ class ProofreadingWidget(QWidget):
             return
         self._detached = True
         self.picker.detach()
+        self.seed_tool.detach()
         self.viewer.layers.events.inserted.disconnect(self._on_layer_inserted)
 
     def shutdown(self) -> None:

@@ -3,7 +3,10 @@
 :class:`ScreenshotDriver` is a small state machine on the GUI thread (no
 sleeping, no waiting): open the file, optionally go to and select bodies, then
 poll until no background job is pending and every visible block is loaded and
-drawn (two polls in a row), grab the whole window and save it.
+drawn (two polls in a row), grab the whole window and save it.  With
+``seeds``, a seeded split of the first selected body is shown in progress:
+its seeds placed, the view on the first seed's plane, framed on the preview
+drawn there.
 """
 
 from __future__ import annotations
@@ -11,15 +14,21 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import numpy as np
 from qtpy.QtCore import QObject, QTimer, Signal
 from qtpy.QtWidgets import QWidget
 
 from app.model.error_text import one_line
+from app.model.geometry import Coord
+from app.ui.compat import camera, canvas_size
 from app.ui.main_window import SegmendWindow
+from app.ui.seed_preview import SeedPreview
 
 POLL_MS = 100
 STABLE_POLLS = 3
 TIMEOUT_S = 300.0
+FRAME_SHARE = 0.8
+"""Share of the canvas the parts and seeds of a seeded split's plane take."""
 
 
 def grab_window(widget: QWidget, out: str | Path) -> Path:
@@ -42,6 +51,8 @@ class ScreenshotDriver(QObject):
         Where to save the PNG.
     select : list of int
         Bodies to select (the view goes to the first; only they are shown).
+    seeds : list of lists of (z, y, x), optional
+        Seed groups of a seeded split of ``select[0]`` to show with its preview.
     timeout_s : float
         Give up (exit status 1) after this long.
     """
@@ -50,11 +61,12 @@ class ScreenshotDriver(QObject):
     """The exit status (0 = saved); GUI thread."""
 
     def __init__(self, window: SegmendWindow, out: str | Path, select: list[int] | None = None,
-                 *, timeout_s: float = TIMEOUT_S) -> None:
+                 *, seeds: list[list[Coord]] | None = None, timeout_s: float = TIMEOUT_S) -> None:
         super().__init__(window)
         self.window = window
         self.out = Path(out)
         self.select = [int(v) for v in (select or [])]
+        self.seeds = seeds or []
         self.error: str | None = None
         self._stable = 0
         self._ready = False
@@ -101,8 +113,49 @@ class ScreenshotDriver(QObject):
             return
         if ids == self.select:
             widget.selection.changed.disconnect(self._on_selected)
+            if self.seeds:
+                self._show_seeds()
+                return
             self._ready = True
             self._poll.start()
+
+    def _show_seeds(self) -> None:
+        """Place the seeds on the first selected body, go to the first seed's plane,
+        preview (the view is framed on the preview once it is drawn: :meth:`_frame`)."""
+        tool = self.window.widget.seed_tool
+        tool.start(self.select[0])
+        while tool.active and len(tool.layers) < len(self.seeds) and not self._done:
+            tool.add_group()
+        if self._done or len(tool.layers) != len(self.seeds):
+            return  # refused (a read-only file, too many groups): the error was reported
+        tool.previewed.connect(self._on_previewed)
+        for group, voxels in enumerate(self.seeds, start=1):
+            for voxel in voxels:
+                tool.add_seed(voxel, group=group)
+        self.window.viewer.dims.set_point(0, self.seeds[0][0][0])
+        tool.set_group(1)
+        tool.preview()
+
+    def _on_previewed(self, preview: SeedPreview) -> None:
+        self.window.widget.seed_tool.previewed.disconnect(self._on_previewed)
+        self._frame(preview)
+        self._ready = True
+        self._poll.start()
+
+    def _frame(self, preview: SeedPreview) -> None:
+        """Centre and zoom the view on the parts and the seeds in the plane shown."""
+        split, viewer = preview.split, self.window.viewer
+        z = int(self.seeds[0][0][0])
+        points = np.array([v[1:] for group in self.seeds for v in group if v[0] == z], float)
+        if 0 <= z - split.origin[0] < split.parts.shape[0]:
+            where = np.argwhere(split.parts[z - split.origin[0]] > 0)
+            points = np.concatenate([points, where + np.asarray(split.origin[1:])])
+        lo, hi = points.min(axis=0), points.max(axis=0) + 1
+        view = camera(viewer)
+        view.center = (float(z), *map(float, (lo + hi) / 2))
+        size = canvas_size(viewer)
+        if size is not None:
+            view.zoom = FRAME_SHARE * float(min(np.asarray(size) / np.maximum(hi - lo, 1)))
 
     def _check(self) -> None:
         window = self.window

@@ -19,6 +19,7 @@ paints it: on the current plane (``n_edit_dimensions = 2``) or as a 3D ball
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -41,6 +42,49 @@ MAX_ROI = 256
 CANVAS_NAME = "split canvas"
 PREVIEW_NAME = "split preview"
 PAINT_VALUE = 1
+PREVIEW_COLOR = "#ff2020"
+"""Colour of the voxels a painted split would split off."""
+
+
+def can_edit(session: Session, context: str) -> bool:
+    """True if the session has a dataset open for editing; else reports why (one line)."""
+    dataset = session.dataset
+    if dataset is None:
+        session.reporter.error("no dataset is open", context=context)
+        return False
+    if not session.writable:
+        session.reporter.error(f"{dataset.path.name} is open read-only", context=context)
+        return False
+    return True
+
+
+def add_parts_layer(viewer: Any, parts: NDArray[np.uint8], origin: Coord,
+                    colors: Mapping[int, str], *, name: str, role: str) -> Any:
+    """Show a preview of labelled parts as a ``Labels`` layer placed at ``origin``.
+
+    Parameters
+    ----------
+    viewer : napari.Viewer
+        Where the layer goes.
+    parts : ndarray of uint8, shape (dz, dy, dx)
+        0 = nothing (transparent), k = part k.
+    origin : tuple of int
+        s0 voxel (z, y, x) of ``parts[0, 0, 0]`` (the layer's ``translate``).
+    colors : mapping of int to str
+        The colour of each part value (values not listed are transparent).
+    name, role : str
+        Layer name, and its ``segmend_role`` (what :func:`remove_role` removes).
+    """
+    color_dict: dict[Any, Any] = {None: (0, 0, 0, 0), 0: (0, 0, 0, 0), **colors}
+    return viewer.add_labels(parts, name=name, translate=origin, opacity=0.9,
+                             colormap=DirectLabelColormap(color_dict=color_dict),
+                             metadata={ROLE: role})
+
+
+def remove_role(viewer: Any, role: str) -> None:
+    """Remove every layer whose ``segmend_role`` is ``role``."""
+    for layer in [la for la in viewer.layers if la.metadata.get(ROLE) == role]:
+        viewer.layers.remove(layer)
 
 
 @dataclass(frozen=True)
@@ -167,12 +211,7 @@ class SplitTool(QObject):
     def start(self, target: int, around: tuple[float, float, float] | None = None) -> None:
         """Open a split canvas around body ``target`` (its blocks are looked up on the pool)."""
         target = int(target)
-        dataset = self.session.dataset
-        if dataset is None:
-            self.session.reporter.error("no dataset is open", context="split")
-            return
-        if not self.session.writable:
-            self.session.reporter.error(f"{dataset.path.name} is open read-only", context="split")
+        if not can_edit(self.session, "split"):
             return
         point = around if around is not None else tuple(
             float(v) for v in self.viewer.dims.point[-3:])
@@ -292,12 +331,9 @@ class SplitTool(QObject):
         if self.canvas is None or self.roi is None or preview.target != self.target:
             return
         self._drop_preview()
-        self.preview_layer = self.viewer.add_labels(
-            preview.mask, name=PREVIEW_NAME, translate=self.roi.origin, opacity=0.9,
-            colormap=DirectLabelColormap(
-                color_dict={None: (0, 0, 0, 0), 0: (0, 0, 0, 0), 1: "#ff2020"}),
-            metadata={ROLE: "split-preview"},
-        )
+        self.preview_layer = add_parts_layer(self.viewer, preview.mask, self.roi.origin,
+                                             {1: PREVIEW_COLOR}, name=PREVIEW_NAME,
+                                             role="split-preview")
         self.viewer.layers.selection.active = self.canvas
         self.previewed.emit(preview)
         if preview.split_off == 0:
@@ -364,10 +400,6 @@ class SplitTool(QObject):
         if action in ("split", "split-coarse"):
             self._pending_commit = False  # the canvas stays as painted
 
-    def _remove_role(self, role: str) -> None:
-        for layer in [la for la in self.viewer.layers if la.metadata.get(ROLE) == role]:
-            self.viewer.layers.remove(layer)
-
     def _say(self, text: str) -> None:
         """Show a status text (one not about a committed split)."""
         self.note.forget()
@@ -375,7 +407,7 @@ class SplitTool(QObject):
 
     def _drop_preview(self) -> None:
         """Remove every split preview layer (a late one too)."""
-        self._remove_role("split-preview")
+        remove_role(self.viewer, "split-preview")
         self.preview_layer = None
 
     def _drop_layers(self) -> None:
@@ -383,7 +415,7 @@ class SplitTool(QObject):
         self._drop_preview()
         if self.canvas is not None:
             self.canvas.mode = "pan_zoom"  # hides napari's brush overlay before the layer goes
-        self._remove_role("split-canvas")
+        remove_role(self.viewer, "split-canvas")
         self.canvas = None
         self.target = None
         self.roi = None

@@ -3,9 +3,18 @@
     Xvfb :99 -screen 0 1600x1200x24 &
     DISPLAY=:99 .venv/bin/python -m tests.ui.make_screenshots docs/screenshots
 
-- ``overview.png`` and ``selected.png``: ``segmend FILE --screenshot OUT [--select ...]``;
+(or ``xvfb-run -a -s "-screen 0 1600x1200x24" .venv/bin/python -m tests.ui.make_screenshots``).
+Every picture is the window at its default size and layout (1400×900, the
+canvas taking most of it):
+
+- ``overview.png``, ``selected.png`` and ``seeded.png``: ``segmend FILE
+  --screenshot OUT [--select ...] [--seeds ...]`` (``seeded.png``: a seeded
+  split of a false merge in progress, a seed for each part on one plane and
+  the preview in the two groups' colours);
 - ``split.png``: the app driven in-process -- a body selected, a split canvas
-  painted with napari's brush, the preview shown.
+  painted with napari's brush, the preview shown;
+- ``bodies3d.png``: the app driven in-process -- a few bodies selected and
+  shown in 3D (the Shift+B view), their s0 meshes drawn.
 """
 
 from __future__ import annotations
@@ -14,10 +23,23 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 SELECTED_AT = ((124, 100, 100), (124, 100, 120), (124, 150, 60))
 SPLIT_AT = (124, 100, 120)
+SEEDED_BODY = 8591
+"""A false merge of the automated segmentation (two ground-truth neurons)."""
+SEEDS_XYZ = ("117,98,58", "46,61,58")
+"""One seed in each of its neurons (x,y,z), both on plane z = 58, where both parts show."""
+BODIES_3D = (461, 250, 519, 164)
+"""Large neurons of the demo, shown in 3D."""
+CAMERA_ANGLES_3D = (-15.0, 35.0, 120.0)
+"""napari's camera angles (degrees) of the 3D picture."""
+ZOOM_3D = 0.6
+"""The 3D picture's zoom, relative to napari's fit of the whole volume."""
 
 
 def _segmend(*args: str) -> None:
@@ -35,57 +57,110 @@ def main(out_dir: Path) -> None:
         selected = [str(int(ds.labels(0)[p])) for p in SELECTED_AT]
     _segmend(str(demo), "--screenshot", str(out_dir / "overview.png"))
     _segmend(str(demo), "--screenshot", str(out_dir / "selected.png"), "--select", *selected)
+    _segmend(str(demo), "--screenshot", str(out_dir / "seeded.png"), "--select", str(SEEDED_BODY),
+             *(word for seed in SEEDS_XYZ for word in ("--seeds", seed)))
     split_shot(demo, out_dir / "split.png")
+    bodies3d_shot(demo, out_dir / "bodies3d.png")
+
+
+class _Driven:
+    """A segmend window at the default size and layout, driven in this process."""
+
+    def __init__(self) -> None:
+        from napari.qt import get_qapp
+
+        from app.ui.main_window import SegmendWindow
+        from app.ui.settings import AppSettings
+        from app.ui.window_layout import DEFAULT_SIZE
+
+        self.app = get_qapp()
+        self.win = SegmendWindow(settings=AppSettings(), save_settings=False)
+        self.win.qt_window.resize(*DEFAULT_SIZE)
+        self.win.apply_layout()
+
+    def wait(self, condition: Callable[[], bool], timeout: float = 120.0) -> None:
+        """Run the event loop until ``condition()``."""
+        from qtpy.QtCore import QEventLoop
+
+        start = time.monotonic()
+        while not condition():
+            self.app.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 50)
+            if time.monotonic() - start > timeout:
+                raise TimeoutError("the app did not get there in time")
+
+    def idle(self) -> bool:
+        """No background job pending, every visible block drawn."""
+        return self.win.runner.pending == 0 and self.win.widget.layers.is_settled()
+
+    def open(self, path: Path) -> Any:
+        """Open ``path`` and wait until it is drawn; returns the dataset."""
+        self.win.open_path(path)
+        self.wait(lambda: self.win.session.dataset is not None and self.idle())
+        return self.win.session.dataset
+
+    def shoot(self, out: Path) -> None:
+        """Let the last paints through, then save the window."""
+        from app.ui.screenshot import grab_window
+
+        for _ in range(10):
+            self.app.processEvents()
+        grab_window(self.win.qt_window, out)
+
+
+@contextmanager
+def _driven() -> Iterator[_Driven]:
+    driven = _Driven()
+    try:
+        yield driven
+    finally:
+        driven.win.shutdown()
+        driven.win.viewer.close()
 
 
 def split_shot(demo: Path, out: Path) -> None:
     """Open the demo, paint a split region on one body, preview it, save the window."""
-    from napari.qt import get_qapp
-    from qtpy.QtCore import QEventLoop
-
     from app.ui.compat import camera
-    from app.ui.main_window import SegmendWindow
-    from app.ui.screenshot import grab_window
-    from app.ui.settings import AppSettings
 
-    app = get_qapp()
-    win = SegmendWindow(settings=AppSettings(), save_settings=False)
-    win.qt_window.resize(1400, 900)
+    with _driven() as d:
+        win = d.win
+        ds = d.open(demo)
+        target = int(ds.labels(0)[SPLIT_AT])
+        win.widget.goto_body(target)
+        d.wait(lambda: win.widget.selection.ids == [target] and d.idle())
+        z = int(win.viewer.dims.point[0])
+        tool = win.widget.split_tool
+        tool.start(target)
+        d.wait(lambda: tool.active)
+        win.widget.split_panel.brush_size.setValue(12)
+        view = camera(win.viewer)
+        view.zoom = view.zoom * 2.5
+        centre = view.center  # goto centred the view on the body
+        for dy in range(-10, 12, 3):
+            tool.paint_at((z, float(centre[1]) + dy, float(centre[2]) - 6))
+        tool.preview()
+        d.wait(lambda: tool.preview_layer is not None and d.idle())
+        d.shoot(out)
 
-    def wait(condition: object, timeout: float = 120.0) -> None:
-        start = time.monotonic()
-        while not condition():  # type: ignore[operator]
-            app.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 50)
-            if time.monotonic() - start > timeout:
-                raise TimeoutError("the app did not get there in time")
 
-    def idle() -> bool:
-        return win.runner.pending == 0 and win.widget.layers.is_settled()
+def bodies3d_shot(demo: Path, out: Path) -> None:
+    """Open the demo, select :data:`BODIES_3D`, switch on the 3D view of the selected
+    bodies, wait for their s0 meshes, save the window."""
+    from app.ui.compat import camera
 
-    win.open_path(demo)
-    wait(lambda: win.session.dataset is not None and idle())
-    ds = win.session.dataset
-    assert ds is not None
-    target = int(ds.labels(0)[SPLIT_AT])
-    win.widget.goto_body(target)
-    wait(lambda: win.widget.selection.ids == [target] and idle())
-    z = int(win.viewer.dims.point[0])
-    win.widget.split_tool.start(target)
-    wait(lambda: win.widget.split_tool.active)
-    tool = win.widget.split_tool
-    win.widget.split_panel.brush_size.setValue(12)
-    view = camera(win.viewer)
-    view.zoom = view.zoom * 2.5
-    centre = view.center  # goto centred the view on the body
-    for dy in range(-10, 12, 3):
-        tool.paint_at((z, float(centre[1]) + dy, float(centre[2]) - 6))
-    tool.preview()
-    wait(lambda: tool.preview_layer is not None and idle())
-    for _ in range(10):
-        app.processEvents()
-    grab_window(win.qt_window, out)
-    win.shutdown()
-    win.viewer.close()
+    with _driven() as d:
+        win = d.win
+        d.open(demo)
+        bodies = list(BODIES_3D)
+        win.widget.selection.set(bodies)
+        meshes = win.widget.body_meshes
+        win.widget.commands["body_meshes"].trigger()
+        d.wait(lambda: all(meshes.shown_scale(v) == 0 for v in bodies)
+               and not meshes.busy and d.idle())
+        win.viewer.reset_view()
+        view = camera(win.viewer)
+        view.angles = CAMERA_ANGLES_3D
+        view.zoom = view.zoom * ZOOM_3D
+        d.shoot(out)
 
 
 if __name__ == "__main__":

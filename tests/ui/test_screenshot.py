@@ -1,4 +1,5 @@
-"""``segmend FILE --screenshot OUT.png [--select ID ...]`` as a user runs it (a subprocess)."""
+"""``segmend FILE --screenshot OUT.png [--select ID ...] [--seeds X,Y,Z ...]`` as a user
+runs it (a subprocess), and the app's command line refusing what it cannot show."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import numpy as np
 import pytest
 from qtpy.QtGui import QImage
 
+from app.cli import main
 from app.model.dataset import open_dataset
 
 pytestmark = pytest.mark.gui
@@ -63,3 +65,84 @@ def test_no_display_is_a_clear_error(monkeypatch: pytest.MonkeyPatch,
     monkeypatch.setattr(sys, "platform", "linux")
     assert run_app("whatever.h5", screenshot="out.png") == 1
     assert capsys.readouterr().err.startswith("segmend: error: no display found")
+
+
+SEEDED_BODY = 8591  # a false merge of the demo (tests/ui/test_seed_split.py)
+SEEDS_XYZ = (("115,99,57",), ("7,45,57",))  # one seed per part, both on plane z = 57
+
+
+def seed_args(groups: tuple[tuple[str, ...], ...]) -> list[str]:
+    return [word for group in groups for word in ("--seeds", *group)]
+
+
+def colour_pixels(pixels: np.ndarray, colour: str, tolerance: int = 30) -> int:
+    """How many pixels are ``colour`` (``#rrggbb``)."""
+    rgb = tuple(int(colour[i:i + 2], 16) for i in (1, 3, 5))
+    return int((np.abs(pixels.astype(int) - rgb).sum(axis=2) < tolerance).sum())
+
+
+def test_screenshot_of_a_seeded_split(demo_path: Path, tmp_path: Path) -> None:
+    from app.ui.seed_split import SEED_COLORS
+
+    out = tmp_path / "seeded.png"
+    proc = run_segmend(str(demo_path), "--screenshot", str(out), "--select", str(SEEDED_BODY),
+                       *seed_args(SEEDS_XYZ))
+    assert proc.returncode == 0, proc.stderr
+    pixels = image_array(out)
+    assert pixels.shape[:2] == (900, 1400)
+    for colour in SEED_COLORS[:2]:  # both groups' seeds are drawn, in their colours
+        assert colour_pixels(pixels, colour) > 20, colour
+    with open_dataset(demo_path, "r") as ds:  # a preview changes nothing
+        assert ds.mutations() == []
+
+
+def test_a_seed_off_the_body_fails_in_one_line_and_saves_nothing(
+        demo_path: Path, tmp_path: Path) -> None:
+    with open_dataset(demo_path, "r") as ds:
+        z, y, x = 68, 52, 41  # in the body; a voxel of another body near it
+        plane = ds.labels(0)[z, y - 10:y + 10, x - 10:x + 10]
+        dy, dx = (int(v) for v in np.argwhere((plane != SEEDED_BODY) & (plane != 0))[0])
+        off = (x - 10 + dx, y - 10 + dy, z)
+        other = int(ds.labels(0)[z, off[1], off[0]])
+    out = tmp_path / "seeded.png"
+    xyz = ",".join(map(str, off))
+    proc = run_segmend(str(demo_path), "--screenshot", str(out), "--select", str(SEEDED_BODY),
+                       *seed_args((SEEDS_XYZ[0], (xyz,))))
+    assert proc.returncode == 1
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("segmend: error:")]
+    assert errors == [f"segmend: error: seeded split: seed {xyz} is on label {other}, "
+                      f"not on body {SEEDED_BODY}"], proc.stderr
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--select", "5", *seed_args(SEEDS_XYZ)], "give --screenshot OUT.png"),
+    (["--screenshot", "o.png", *seed_args(SEEDS_XYZ)], "give it as --select LABEL (got 0"),
+    (["--screenshot", "o.png", "--select", "5", "6", *seed_args(SEEDS_XYZ)], "(got 2 labels)"),
+    (["--screenshot", "o.png", "--select", "5", "--seeds", "1,2,3"], "at least twice"),
+    (["--screenshot", "o.png", "--select", "5", "--seeds", "1,2", "--seeds", "1,2,4"],
+     "a seed is three integers X,Y,Z, got '1,2'"),
+])
+def test_seeds_the_app_cannot_show_are_refused_before_it_starts(
+        args: list[str], message: str, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    calls: list[object] = []
+    with pytest.raises(SystemExit) as exited:
+        main([str(tmp_path / "f.h5"), *args], run_app=lambda *a, **k: calls.append(k) or 0)
+    err = capsys.readouterr().err
+    assert exited.value.code == 2 and calls == []
+    assert len(err.splitlines()) == 1 and err.startswith("segmend: error: "), err
+    assert message in err
+
+
+def test_seeds_reach_the_app_as_zyx_groups(tmp_path: Path) -> None:
+    calls: list[dict[str, object]] = []
+
+    def fake_app(file: str | None = None, **kwargs: object) -> int:
+        calls.append(kwargs)
+        return 0
+
+    main([str(tmp_path / "f.h5"), "--screenshot", "o.png", "--select", "8591",
+          "--seeds", "115,99,57", "1,2,3", "--seeds", "7,45,57"], run_app=fake_app)
+    assert calls == [{"screenshot": "o.png", "select": [8591],
+                      "seeds": [[(57, 99, 115), (3, 2, 1)], [(57, 45, 7)]]}]
