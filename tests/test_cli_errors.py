@@ -301,6 +301,35 @@ def test_an_empty_pyramid_of_non_label_dtype_is_not_written(tmp_path: Path) -> N
     assert not (tmp_path / "f.h5").exists()
 
 
+@pytest.mark.parametrize(
+    "command",
+    [["maxlabel", "2", "--", "split", "1", "--box", "0:8,0:8,0:2", "--new-label", "70000"],
+     ["maxlabel", "2", "--", "split-coarse", "1", "--block", "0,0,0", "--new-label", "65536"],
+     ["maxlabel", "65535", "--", "split", "2", "--box", "0:8,0:8,4:6"]],
+    ids=["given", "coarse", "allocated"],
+)
+def test_a_new_label_beyond_a_uint16_pyramid_is_refused(
+    tmp_path: Path, command: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Labels of 2 bytes: a split into a label they cannot hold is one line and
+    changes nothing."""
+    path = tmp_path / "u16.h5"
+    write_small_empty_pyramid(path, "uint16")
+    with h5py.File(path, "r+") as f:
+        for name in f["labels"]:
+            level = f["labels"][name]
+            half = level.shape[2] // 2 or 1
+            level[:, :, :half], level[:, :, half:] = 1, 2
+    # a first edit (opening a new file for writing writes to it), then the refused one
+    first, command = command[: command.index("--")], command[command.index("--") + 1 :]
+    assert run(capsys, first[0], path, *first[1:])[0] == 0
+    before = path.read_bytes()
+    code, out, err = run(capsys, command[0], path, *command[1:])
+    assert code == 1 and out == ""
+    assert_one_line_error(err, "uint16", "at most 65535")
+    assert path.read_bytes() == before
+
+
 # ------------------------------------------------- damaged attributes and journals
 
 

@@ -212,10 +212,13 @@ def scheduler(tmp_path: Path) -> Iterator[tuple[str, list[subprocess.Popen[bytes
             address = client.scheduler.address
         yield address, workers
     finally:
-        for proc in reversed(procs):
+        for proc in reversed(procs):  # the workers first: they say goodbye to the scheduler
             proc.terminate()
-        for proc in procs:
-            proc.wait(30)
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:  # a worker still waiting for a lost scheduler
+                proc.kill()
+                proc.wait()
 
 
 @pytest.mark.slow

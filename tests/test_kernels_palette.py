@@ -203,8 +203,9 @@ def test_split_index_errors() -> None:
         split_index(index, np.array([1]), spans, (0, 0, 0))
     with pytest.raises(ValueError, match="3D"):
         split_index(index[0], np.array([True]), spans, (0, 0, 0))
-    with pytest.raises(TypeError, match="unsigned"):
-        split_index(index.astype(np.int8), np.array([True]), spans, (0, 0, 0))
+    for dtype in (np.int8, np.uint64):
+        with pytest.raises(TypeError, match="uint8, uint16 or uint32"):
+            split_index(index.astype(dtype), np.array([True]), spans, (0, 0, 0))
     with pytest.raises(ValueError, match="length"):
         split_index(index, np.array([True]), np.array([[0, 0, 0, 0]]), (0, 0, 0))
 

@@ -203,6 +203,14 @@ def test_spans_by_block_far_apart() -> None:
         [0, 0, 0], [0, 0, 15625000], [0, 0, 15625001], [125000, -1, -1], [125000, -1, 0]
     ]
     assert_same_buckets(got, rles_by_block_ref(spans, (8, 8, 64)))
+    corners = np.array([[2**31 - 2, 2**31 - 1, -(2**31), 1], [-(2**31), -5, 2**31 - 1, 3]])
+    for block in ((1, 1, 1), (64, 64, 64)):  # boxes of 2**96 and 2**78 blocks
+        assert_same_buckets(rles_by_block(corners, block), rles_by_block_ref(corners, block))
+    assert rles_by_block(corners, (64, 64, 64))[0].tolist() == [
+        [-(2**25), 2**25 - 1, 2**25 - 1], [2**25 - 1, -1, -(2**25)]
+    ]
+    with pytest.raises(ValueError, match="int32"):
+        rles_by_block(np.array([[2**31, 0, 0, 1]]), (8, 8, 8))
 
 
 @settings(max_examples=100, deadline=None)

@@ -223,11 +223,12 @@ def split_index(
     Raises
     ------
     TypeError
-        ``index`` is not an unsigned-integer ndarray, ``hit`` not a bool array.
+        ``index`` is not a uint8, uint16 or uint32 ndarray, ``hit`` not a bool array.
     ValueError
         ``index`` is not 3D or holds an entry outside ``hit``; malformed spans.
     """
-    _check_block(index, "index", writeable=False)
+    if not isinstance(index, np.ndarray) or index.dtype not in INDEX_DTYPES:
+        raise TypeError("index must be a uint8, uint16 or uint32 numpy.ndarray")
     if index.ndim != 3:
         raise ValueError(f"index must be 3D, got {index.ndim} dims")
     if not isinstance(hit, np.ndarray) or hit.dtype != np.bool_ or hit.ndim != 1:

@@ -97,11 +97,12 @@ def _mask_to_rles_kernel(mask: NDArray[np.bool_], oz: int, oy: int, ox: int) -> 
 def _by_block_kernel(
     spans: NDArray[np.int64], bz: int, by: int, bx: int
 ) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]]:
-    """Group int64 (n, 4) ``spans`` by the blocks they touch: block coordinates
-    (m, 3) sorted, bucket starts (m + 1,), and the spans (p, 4) in bucket order,
-    in input order within a bucket (a span in several blocks is in each).  A counting sort over the
-    blocks of the region's bounding box when that box is small next to the
-    pieces, else a stable sort of the pieces' block keys."""
+    """Group int64 (n, 4) ``spans`` (values within int32) by the blocks they
+    touch: block coordinates (m, 3) sorted, bucket starts (m + 1,), and the spans
+    (p, 4) in bucket order, in input order within a bucket (a span in several
+    blocks is in each).  A counting sort over the blocks of the region's bounding
+    box when that box is small next to the pieces, else stable sorts by x, y
+    then z."""
     n = spans.shape[0]
     lo = np.full(3, np.iinfo(np.int64).max, np.int64)
     hi = np.full(3, np.iinfo(np.int64).min, np.int64)
@@ -113,48 +114,62 @@ def _by_block_kernel(
         lo[0], hi[0] = min(lo[0], cz), max(hi[0], cz)
         lo[1], hi[1] = min(lo[1], cy), max(hi[1], cy)
         lo[2], hi[2] = min(lo[2], cx0), max(hi[2], cx1)
-    wy, wx = hi[1] - lo[1] + 1, hi[2] - lo[2] + 1
-    keys = np.empty(pieces, np.int64)
-    owner = np.empty(pieces, np.int64)
+    wz, wy, wx = hi[0] - lo[0] + 1, hi[1] - lo[1] + 1, hi[2] - lo[2] + 1  # each < 2**33
+    limit = 4 * pieces + 4096
+    dense = wz <= limit and wy <= limit // wz and wx <= limit // (wz * wy)
+    owner = np.empty(pieces, np.int64)  # the span of each piece
+    piece_x = np.empty(pieces, np.int64)  # its block's x
+    keys = np.empty(pieces, np.int64)  # ordered as the pieces' blocks
     k = 0
     for i in range(n):
-        row = ((spans[i, 2] // bz - lo[0]) * wy + spans[i, 1] // by - lo[1]) * wx - lo[2]
+        row = 0  # the key of the span's block at x = 0
+        if dense:
+            row = ((spans[i, 2] // bz - lo[0]) * wy + spans[i, 1] // by - lo[1]) * wx - lo[2]
         for cx in range(spans[i, 0] // bx, (spans[i, 0] + spans[i, 3] - 1) // bx + 1):
-            keys[k], owner[k] = row + cx, i
+            owner[k], piece_x[k] = i, cx
+            if dense:
+                keys[k] = row + cx
             k += 1
-    box = (hi[0] - lo[0] + 1) * wy * wx
-    if box <= 4 * pieces + 4096:
-        order = np.empty(pieces, np.int64)
-        counts = np.zeros(box + 1, np.int64)
+    if dense:
+        counts = np.zeros(wz * wy * wx + 1, np.int64)
         for j in range(pieces):
             counts[keys[j] + 1] += 1
-        for b in range(box):
-            counts[b + 1] += counts[b]
+        for c in range(wz * wy * wx):
+            counts[c + 1] += counts[c]
+        order = np.empty(pieces, np.int64)
         for j in range(pieces):
             order[counts[keys[j]]] = j
             counts[keys[j]] += 1
-    else:
-        order = np.argsort(keys, kind="mergesort")
+    else:  # far apart: sort, and rank the blocks
+        order = np.argsort(piece_x, kind="mergesort")
+        for along, size in ((1, by), (2, bz)):
+            axis = spans[owner[order], along] // size
+            order = order[np.argsort(axis, kind="mergesort")]
+        rank = -1
+        for j in range(pieces):
+            here, before = order[j], order[j - 1]
+            if j == 0 or piece_x[here] != piece_x[before] or (
+                spans[owner[here], 1] // by != spans[owner[before], 1] // by
+            ) or spans[owner[here], 2] // bz != spans[owner[before], 2] // bz:
+                rank += 1
+            keys[here] = rank
+    starts = np.empty(pieces + 1, np.int64)
+    coords = np.empty((min(pieces, wz * wy * wx) if dense else pieces, 3), np.int64)
+    grouped = np.empty((pieces, 4), np.int64)
     m = 0
     for j in range(pieces):
-        if j == 0 or keys[order[j]] != keys[order[j - 1]]:
+        here = order[j]
+        i = owner[here]
+        if j == 0 or keys[here] != keys[order[j - 1]]:
+            starts[m] = j
+            coords[m, 0], coords[m, 1], coords[m, 2] = spans[i, 2] // bz, spans[i, 1] // by, (
+                piece_x[here]
+            )
             m += 1
-    coords = np.empty((m, 3), np.int64)
-    starts = np.empty(m + 1, np.int64)
-    grouped = np.empty((pieces, 4), np.int64)
-    b, last = -1, -1
-    for j in range(pieces):
-        key = keys[order[j]]
-        if b < 0 or key != last:
-            b, last = b + 1, key
-            starts[b] = j
-            coords[b, 0] = key // (wy * wx) + lo[0]
-            coords[b, 1] = key // wx % wy + lo[1]
-            coords[b, 2] = key % wx + lo[2]
         for c in range(4):
-            grouped[j, c] = spans[owner[order[j]], c]
+            grouped[j, c] = spans[i, c]
     starts[m] = pieces
-    return coords, starts, grouped
+    return coords[:m].copy(), starts[: m + 1].copy(), grouped
 
 
 @njit(cache=True, nogil=True)
@@ -455,11 +470,18 @@ def rles_by_block(
     grouped : NDArray[int64], shape (p, 4)
         The spans (not clipped) per block, in input order within each block;
         ``p`` is the number of (span, block) pairs.
+
+    Raises
+    ------
+    ValueError
+        A length <= 0, or a value that does not fit int32.
     """
     s = _check_spans(spans)
     bz, by, bx = _check_triple(block_size_zyx, "block_size_zyx", positive=True)
     if s.shape[0] == 0:
         return np.zeros((0, 3), np.int64), np.zeros(1, np.int64), np.zeros((0, 4), np.int64)
+    if int(s.min()) < -(2**31) or int(s.max()) > _INT32_MAX:
+        raise ValueError("spans: a value does not fit int32 (DVID's RLE values are int32)")
     return _by_block_kernel(s, bz, by, bx)
 
 

@@ -28,7 +28,7 @@ from contextlib import ExitStack, suppress
 from dataclasses import dataclass, replace
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -71,12 +71,14 @@ from app.model.opening import (
 )
 from app.model.priority import lower_thread_priority
 from app.model.read_snapshot import ReadSnapshot
-from app.model.seeded_split import Voxel, seeded_split
 from app.model.storage.memory import recycle_block_memory
 from app.model.storage.ome_zarr_read import is_zarr_path
 from app.model.storage.pyramid_file import check_hdf5
 from app.model.storage.safefile import SafeFile
 from app.model.storage.store import PyramidStore
+
+if TYPE_CHECKING:
+    from app.model.seeded_split import Voxel
 
 Progress = Callable[[int, int], None]
 log = logging.getLogger("segmend")
@@ -371,8 +373,15 @@ class Dataset(DatasetReads):
         app.model.errors.InvalidMutationError
             Bad seeds or new labels: checked before the first split, so that
             nothing changes.
+        app.model.errors.ReadOnlyError
+            The dataset is open read-only.
+
+        Each part is its own split (its own undo step, first group first): if
+        one fails after others were made (a full disk), those stay split.
         """
-        if self._engine is None:
+        from app.model.seeded_split import seeded_split  # (scikit-image: only when used)
+
+        if self._engine is None:  # (before the watershed's work)
             raise ReadOnlyError(f"{self.path} is open read-only")
         labels: list[int | None] = [None] * (len(seeds) - 1)
         if new_labels is not None:

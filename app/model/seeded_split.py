@@ -118,9 +118,9 @@ def seeded_split(
         The dataset has no label index yet (a read-only file never opened for
         writing).
     """
-    groups = check_seeds(reads, int(body), seeds)
     stop = cancelled or (lambda: False)
     with reads.snapshot():
+        groups = check_seeds(reads, int(body), seeds)
         limit_lo, limit_hi = _body_box(reads, int(body))
         points = np.array([v for group in groups for v in group])
         lo = np.maximum(points.min(axis=0) - MARGIN, limit_lo)
@@ -209,6 +209,8 @@ def _xyz(zyx: Sequence[int]) -> str:
 def _body_box(reads: DatasetReads, body: int) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
     """The box [lo, hi) of the s0 blocks that hold ``body`` (z, y, x), in the volume."""
     coords = np.array(list(reads.label_blocks(body)), dtype=np.int64)
+    if not len(coords):
+        raise InvalidMutationError(f"body {body} has no voxels")
     size = np.array(reads.block_size, dtype=np.int64)
     lo = coords.min(axis=0) * size
     hi = np.minimum((coords.max(axis=0) + 1) * size, np.array(reads.shape, dtype=np.int64))

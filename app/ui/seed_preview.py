@@ -2,8 +2,9 @@
 
 :func:`compute_preview` runs :func:`app.model.seeded_split.seeded_split` (the
 watershed, cancellable between its steps) and counts each part's voxels; the
-:class:`SeedPreview` it returns is immutable, so it crosses to the GUI thread
-as it is.  :func:`preview_text` is the status line the seed tool shows.
+:class:`SeedPreview` it returns is new and nothing on the pool thread keeps
+it, so it crosses to the GUI thread as it is.  :func:`preview_text` is the
+status line the seed tool shows.
 """
 
 from __future__ import annotations

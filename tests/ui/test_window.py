@@ -29,7 +29,7 @@ def test_file_menu_has_segmend_entries(window: SegmendWindow) -> None:
                          "Open recent segmend dataset", "Import volume (build pyramid)...",
                          "segmend settings..."]
     proofread = [a.text() for a in window.proofread_menu.actions() if a.text()]
-    assert "Merge into first" in proofread and "Undo" in proofread
+    assert "Merge into first" in proofread and "Undo" in proofread and "3D bodies" in proofread
 
 
 def test_every_shortcut_is_bound_and_listed_in_help(window: SegmendWindow, qtbot: Any) -> None:

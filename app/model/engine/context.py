@@ -8,6 +8,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from app.model.engine.counters import Counters
+from app.model.errors import InvalidMutationError
 from app.model.geometry import Coord
 from app.model.journal.journal import Journal
 from app.model.storage.palette_block import PaletteBlock
@@ -54,7 +55,17 @@ class EngineContext:
         return self.journal.get_blob(ref)
 
     def claim_label(self, new_label: int | None) -> int:
-        return self.counters.claim(new_label, lambda label: self.journal.label_size(label) > 0)
+        dtype = self.store.level(LABELS, 0).dtype
+        limit = int(np.iinfo(dtype).max)
+        if new_label is not None and new_label > limit:
+            raise InvalidMutationError(f"new label {new_label} does not fit the {dtype} labels "
+                                       f"(at most {limit})")
+        label = self.counters.claim(new_label, lambda label: self.journal.label_size(label) > 0)
+        if label > limit:
+            self.counters.release(label)
+            raise InvalidMutationError(f"the next free label {label} does not fit the {dtype} "
+                                       f"labels (at most {limit})")
+        return label
 
     def release_label(self, label: int) -> None:
         self.counters.release(label)

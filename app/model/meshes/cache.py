@@ -15,6 +15,8 @@ rows commit -- makes it be meshed again).
 
 Thread-safe.  A mesh computed from blocks that changed while it was computed is
 not kept: :meth:`MeshCache.epoch` before reading, :meth:`MeshCache.put` after.
+The epochs are one count per block an edit changed (and its upper
+neighbours): they grow with the blocks a session edits, not with the meshes.
 """
 
 from __future__ import annotations
@@ -123,12 +125,6 @@ class MeshCache:
                         self._drop((label, scale, b))
                         dropped += 1
         return dropped
-
-    def clear(self) -> None:
-        """Drop every mesh (epochs go on counting)."""
-        with self._lock:
-            for key in list(self._entries):
-                self._drop(key)
 
     def connect(self, signals: EngineSignals) -> None:
         """Follow an engine's ``blocks_changed`` (a dataset's ``signals``)."""

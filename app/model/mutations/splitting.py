@@ -34,7 +34,7 @@ from app.model.mutations.base import (
     stamp_of,
     touched_of,
 )
-from app.model.mutations.checks import blocks_of
+from app.model.mutations.checks import block_origin, blocks_of
 from app.model.mutations.merge import merge_messages, merge_plan, merge_transform
 from app.model.mutations.regions import SplitRegion
 from app.model.storage.palette_block import PaletteBlock
@@ -49,10 +49,8 @@ def split_block(
     """Block ``coord`` with the voxels of ``target`` inside ``region`` set to
     ``label`` (None if none are), and how many moved: the palette's index is
     rewritten along the region's spans only."""
-    origin = (coord[0] * ctx.block_size[0], coord[1] * ctx.block_size[1],
-              coord[2] * ctx.block_size[2])
-    return ctx.read_palette(coord).split(region.spans_in(coord, ctx.block_size), origin,
-                                         target, label)
+    return ctx.read_palette(coord).split(region.spans_in(coord, ctx.block_size),
+                                         block_origin(coord, ctx.block_size), target, label)
 
 
 def region_transform(ctx: EditContext, target: int, label: int, region: SplitRegion) -> Transform:
