@@ -62,24 +62,23 @@ def _box(text: str) -> Box:
 
 def seed_arg(text: str) -> tuple[int, int, int]:
     """An ``X,Y,Z`` seed as an s0 voxel (z, y, x)."""
-    try:
-        values = [int(v) for v in text.split(",")]
-    except ValueError:
-        values = []
-    if len(values) != 3:
-        raise argparse.ArgumentTypeError(f"a seed is three integers X,Y,Z, got {text!r}")
-    return (values[2], values[1], values[0])
+    x, y, z = _three_ints(text, "a seed is three integers X,Y,Z", negative=True)
+    return (z, y, x)
 
 
 def _triple(text: str) -> tuple[int, int, int]:
+    return _three_ints(text, "an offset is three non-negative integers Z,Y,X", negative=False)
+
+
+def _three_ints(text: str, what: str, *, negative: bool) -> tuple[int, int, int]:
+    """``A,B,C`` as three ints (in that order); an ArgumentTypeError starting with
+    ``what`` if it is not that (or has a negative value, unless ``negative``)."""
     try:
         values = [int(v) for v in text.split(",")]
     except ValueError:
         values = []
-    if len(values) != 3 or min(values) < 0:
-        raise argparse.ArgumentTypeError(
-            f"an offset is three non-negative integers Z,Y,X, got {text!r}"
-        )
+    if len(values) != 3 or (not negative and min(values) < 0):
+        raise argparse.ArgumentTypeError(f"{what}, got {text!r}")
     return (values[0], values[1], values[2])
 
 

@@ -140,8 +140,14 @@ def mesh_mask(mask: NDArray[np.bool_], start: Sequence[int]) -> BlockMesh:
     crop = mask[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]
     if min(crop.shape) < 2 or crop.all():
         return EMPTY
-    verts, faces, _normals, _values = marching_cubes(crop.view(np.uint8), 0.5,
+    return marching_cubes_doubled(crop, [int(s) + a for s, a in zip(start, lo, strict=True)])
+
+
+def marching_cubes_doubled(samples: NDArray[np.bool_], start: Sequence[int]) -> BlockMesh:
+    """Marching cubes (Lewiner, level 0.5) over ``samples`` (each axis >= 2, some
+    True and some False), vertices doubled, ``samples[0, 0, 0]`` at voxel ``start``."""
+    verts, faces, _normals, _values = marching_cubes(samples.view(np.uint8), 0.5,
                                                      method="lewiner")
-    origin2 = 2 * (np.asarray(start, dtype=np.int64) + np.asarray(lo, dtype=np.int64))
+    origin2 = 2 * np.asarray(start, dtype=np.int64)
     vertices2 = (np.rint(verts * 2).astype(np.int64) + origin2).astype(np.int32)
     return BlockMesh(vertices2, faces.astype(np.int32))

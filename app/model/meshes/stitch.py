@@ -14,9 +14,8 @@ from collections.abc import Sequence
 
 import numpy as np
 from numpy.typing import NDArray
-from skimage.measure import marching_cubes
 
-from app.model.meshes.blocks import BlockMesh
+from app.model.meshes.blocks import EMPTY, BlockMesh, marching_cubes_doubled
 
 
 def stitch(parts: Sequence[BlockMesh], shape: Sequence[int]) -> BlockMesh:
@@ -37,7 +36,7 @@ def stitch(parts: Sequence[BlockMesh], shape: Sequence[int]) -> BlockMesh:
     """
     parts = [p for p in parts if len(p.faces)]
     if not parts:
-        return BlockMesh(np.zeros((0, 3), np.int32), np.zeros((0, 3), np.int32))
+        return EMPTY
     sizes = [2 * int(n) + 3 for n in shape]
     verts = np.concatenate([p.vertices2 for p in parts]).astype(np.int64) + 2
     keys = (verts[:, 0] * sizes[1] + verts[:, 1]) * sizes[2] + verts[:, 2]
@@ -87,9 +86,5 @@ def mesh_whole(mask: NDArray[np.bool_], start: Sequence[int]) -> BlockMesh:
         with background so that the surface is closed.
     """
     if not mask.any():
-        return BlockMesh(np.zeros((0, 3), np.int32), np.zeros((0, 3), np.int32))
-    padded = np.pad(mask, 1).view(np.uint8)
-    verts, faces, _normals, _values = marching_cubes(padded, 0.5, method="lewiner")
-    origin2 = 2 * (np.asarray(start, dtype=np.int64) - 1)
-    vertices2 = (np.rint(verts * 2).astype(np.int64) + origin2).astype(np.int32)
-    return BlockMesh(vertices2, faces.astype(np.int32))
+        return EMPTY
+    return marching_cubes_doubled(np.pad(mask, 1), [int(s) - 1 for s in start])
