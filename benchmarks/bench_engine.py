@@ -3,8 +3,9 @@ and edit cost vs volume size.
 
 Usage: python -m benchmarks.bench_engine [--size 512] [--quick] [--only PART]
 
-- **Throughput**: s0 blocks rewritten per second by merges and splits, end to
-  end: s0 blocks, every lower level, the label index and the durable journal
+- **Throughput**: s0 blocks rewritten per second by merges and splits (by
+  slabs of whole blocks, and by slabs that cut blocks in half), end to end:
+  s0 blocks, every lower level, the label index and the durable journal
   commit (fsync) all included; the HDF5 checkpoints run in the background
   (edited s0 blocks wait there as palettes, encoded once per checkpoint), and
   a second rate also counts the final checkpoint that writes the last of them.
@@ -45,7 +46,7 @@ from numpy.typing import NDArray
 from skimage.metrics import adapted_rand_error
 
 from app.model.bulk.build import build_pyramid
-from app.model.dataset import open_dataset
+from app.model.dataset import Dataset, open_dataset
 from app.model.demo import demo_cube_path
 from benchmarks.synthetic import voronoi_labels
 
@@ -132,45 +133,62 @@ the range."""
 
 
 @dataclass(frozen=True)
-class EditRun:
-    """One run of a scenario's edits: s0 blocks, wall and CPU seconds."""
+class Timed:
+    """Edits of one kind in one run: s0 blocks, wall and CPU seconds."""
 
-    merge_blocks: int
-    merge_s: float
-    merge_cpu: float
+    blocks: int
+    wall: float
+    cpu: float
+
+
+@dataclass(frozen=True)
+class EditRun:
+    """One run of a scenario's edits (``checkpoint_s``: the final checkpoint)."""
+
+    merge: Timed
     checkpoint_s: float
-    split_blocks: int
-    split_s: float
-    split_cpu: float
+    split: Timed
+    part_split: Timed
+
+
+def timed_splits(ds: Dataset, target: int, slabs: list[tuple[int, int]], size: int) -> Timed:
+    """Split ``target`` by each slab ``(z, depth)`` of the volume in turn (the
+    slabs' mask is the caller's input: made before the clock starts)."""
+    masks = {depth: np.ones((depth, size, size), bool) for _, depth in slabs}
+    blocks = len(
+        [
+            c
+            for c in ds.label_blocks(target)
+            if any(z // 64 <= c[0] < (z + depth + 63) // 64 for z, depth in slabs)
+        ]
+    )
+    t0, c0 = time.perf_counter(), time.process_time()
+    for z, depth in slabs:
+        ds.split(target, mask=masks[depth], offset=(z, 0, 0))
+    return Timed(blocks, time.perf_counter() - t0, time.process_time() - c0)
 
 
 def edit_run(path: Path, order: list[int], per_merge: int, merges: int, size: int) -> EditRun:
     """Merge ``merges`` groups of ``per_merge`` bodies (largest first after the
-    biggest) into the biggest body, then split it by 4 slabs."""
+    biggest) into the biggest body, then split it by 4 slabs that cut blocks
+    in half (z-blocks 1, 3, 5, 7 of a 512³ volume), then by 4 slabs of whole
+    blocks (z-blocks 0, 2, 4, 6)."""
     with open_dataset(path, "r+", checkpoint_interval=2.0) as ds:
         groups = [order[1 + i * per_merge : 1 + (i + 1) * per_merge] for i in range(merges)]
-        blocks, t0, c0 = 0, time.perf_counter(), time.process_time()
+        blocks = sum(len(set().union(*(ds.label_blocks(g) for g in group))) for group in groups)
+        t0, c0 = time.perf_counter(), time.process_time()
         for group in groups:
-            blocks += len(set().union(*(ds.label_blocks(g) for g in group)))
             ds.merge(order[0], group)
-        merge_s, merge_cpu = time.perf_counter() - t0, time.process_time() - c0
+        merge = Timed(blocks, time.perf_counter() - t0, time.process_time() - c0)
         t0 = time.perf_counter()
         ds.wait()
         checkpoint_s = time.perf_counter() - t0
-        split_blocks, t0, c0 = 0, time.perf_counter(), time.process_time()
-        for i in range(4):
-            lo = (i * size // 4, 0, 0)
-            mask = np.ones((size // 8, size, size), bool)
-            split_blocks += len(
-                {
-                    c
-                    for c in ds.label_blocks(order[0])
-                    if lo[0] // 64 <= c[0] < (lo[0] + size // 8 + 63) // 64
-                }
-            )
-            ds.split(order[0], mask=mask, offset=lo)
-        split_s, split_cpu = time.perf_counter() - t0, time.process_time() - c0
-    return EditRun(blocks, merge_s, merge_cpu, checkpoint_s, split_blocks, split_s, split_cpu)
+        quarter, slab = size // 4, size // 8
+        part_split = timed_splits(
+            ds, order[0], [(i * quarter + slab + slab // 4, slab // 2) for i in range(4)], size
+        )
+        split = timed_splits(ds, order[0], [(i * quarter, slab) for i in range(4)], size)
+    return EditRun(merge, checkpoint_s, split, part_split)
 
 
 def _row(label: str, blocks: int, seconds: list[float], cpu: list[float] | None) -> str:
@@ -204,24 +222,30 @@ def throughput(tmp: Path, size: int) -> None:
             shutil.copy(built, path)
             shutil.rmtree(path.with_name(path.name + ".segmend"), ignore_errors=True)
             runs.append(in_fresh_process(edit_run, path, order, per_merge, merges, size))
-        merged = runs[0].merge_blocks
+        merged = runs[0].merge.blocks
         for label, blocks, seconds, cpu in (
             (
                 f"merge ({merges} merges of {per_merge} bodies)",
                 merged,
-                [r.merge_s for r in runs],
-                [r.merge_cpu for r in runs],
+                [r.merge.wall for r in runs],
+                [r.merge.cpu for r in runs],
             ),
             (
-                "split (4 slabs of the merged body)",
-                runs[0].split_blocks,
-                [r.split_s for r in runs],
-                [r.split_cpu for r in runs],
+                "split (4 slabs of the merged body, whole blocks)",
+                runs[0].split.blocks,
+                [r.split.wall for r in runs],
+                [r.split.cpu for r in runs],
+            ),
+            (
+                "split (4 slabs cutting blocks in half)",
+                runs[0].part_split.blocks,
+                [r.part_split.wall for r in runs],
+                [r.part_split.cpu for r in runs],
             ),
             (
                 "merges + the HDF5 checkpoint that writes them",
                 merged,
-                [r.merge_s + r.checkpoint_s for r in runs],
+                [r.merge.wall + r.checkpoint_s for r in runs],
                 None,
             ),
         ):

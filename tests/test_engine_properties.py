@@ -1,5 +1,5 @@
-"""A hypothesis state machine: random merges, splits, split-coarse, undo and redo on
-real data, checked after every step against a plain NumPy model of the volume (and
+"""A hypothesis state machine: random merges, splits, split-coarse, undo, redo and
+checkpoints on real data, checked after every step against a plain NumPy model of the volume (and
 the Kafka events, replayed by a DVID client, against the same model)."""
 
 from __future__ import annotations
@@ -132,6 +132,13 @@ class EditSession(CropSession):
         new = self.model.copy()
         new[hit] = result.label
         self._do(new)
+
+    @rule()
+    def checkpoint(self) -> None:
+        """Write the staged blocks: the next edits of them start from the
+        palettes the checkpoint kept."""
+        assert self.ds is not None
+        self.ds.checkpoint()
 
     @precondition(lambda self: bool(self.past))
     @rule()

@@ -18,6 +18,7 @@ from app.kernels import (
     mask_to_rles,
     parse_rles,
     rles_by_block,
+    rles_cover_box,
     rles_to_mask,
     rles_voxel_count,
 )
@@ -161,6 +162,57 @@ def test_mask_to_rles_order_and_offset() -> None:
         mask_to_rles(mask[0])
     with pytest.raises(ValueError, match="int32"):
         mask_to_rles(mask, (0, 0, 2**31 - 3))
+
+
+def _box_cases() -> list[tuple[str, NDArray[np.int64]]]:
+    """Span sets against the box of shape (3, 4, 5) at (10, 20, 30)."""
+    rows = [[30, y, z, 5] for z in range(10, 13) for y in range(20, 24)]
+    whole = np.array(rows, np.int64)
+    halves = np.array(
+        [[30, y, z, 2] for z in range(10, 13) for y in range(20, 24)]
+        + [[32, y, z, 3] for z in range(10, 13) for y in range(20, 24)],
+        np.int64,
+    )
+    wider = whole + np.array([-7, 0, 0, 20])  # spans running past both faces
+    hole = halves[1:]  # one row is two voxels short
+    return [
+        ("whole", whole),
+        ("reversed", whole[::-1]),
+        ("two spans per row", halves),
+        ("past the faces", wider),
+        ("overlapping, one row short", np.concatenate([hole, hole[:5]])),
+        ("a row short", whole[1:]),
+        ("outside only", whole + np.array([0, 0, 3, 0])),
+        ("none", np.zeros((0, 4), np.int64)),
+    ]
+
+
+@pytest.mark.parametrize(("name", "spans"), _box_cases(), ids=[c[0] for c in _box_cases()])
+def test_rles_cover_box_equals_reference(name: str, spans: NDArray[np.int64]) -> None:
+    want = bool(rles_to_mask_ref(spans, (10, 20, 30), (3, 4, 5)).all())
+    assert rles_cover_box(spans, (10, 20, 30), (3, 4, 5)) is want
+    assert want == (name in ("whole", "reversed", "two spans per row", "past the faces"))
+    assert rles_cover_box(spans.astype(np.int32), (10, 20, 30), (3, 4, 5)) is want
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    mask=arrays(np.bool_, st.tuples(*[st.integers(1, 5)] * 3), elements=st.booleans()),
+    extra=st.integers(0, 3),
+)
+def test_rles_cover_box_hypothesis(mask: NDArray[np.bool_], extra: int) -> None:
+    spans = mask_to_rles_ref(mask, (1, 2, 3)).astype(np.int64)
+    spans = np.concatenate([spans, spans[:extra]])  # overlaps
+    box = (1, 2, 3), mask.shape
+    assert rles_cover_box(spans, *box) is bool(rles_to_mask_ref(spans, *box).all())
+    assert rles_cover_box(spans, *box) is bool(mask.all())
+
+
+def test_rles_cover_box_refuses_bad_arguments() -> None:
+    with pytest.raises(ValueError, match="positive"):
+        rles_cover_box(SPANS, (0, 0, 0), (0, 1, 1))
+    with pytest.raises(ValueError, match="length"):
+        rles_cover_box(np.array([[0, 0, 0, 0]]), (0, 0, 0), (1, 1, 1))
 
 
 def assert_same_buckets(

@@ -95,3 +95,39 @@ def test_splits_on_the_palette_equal_splits_of_the_voxels(block: NDArray[np.uint
         palette, voxels = split, want
     assert palette.split(spans, origin, target, 10**13) == (None, 0)  # none left there
     assert palette.split(spans, origin, 10**14, 10**13) == (None, 0)  # no such body
+
+
+def test_a_palette_outgrows_its_index_only_by_redundant_entries() -> None:
+    """256 distinct labels fit a uint8 index; one split more needs uint16 (not
+    outgrown); merging all but one label away leaves 257 entries for 2 labels."""
+    block = np.arange(256 * 8, dtype=np.uint64).reshape(8, 16, 16) // 8 + 1
+    palette = PaletteBlock.of(block)
+    assert palette.index.dtype == np.uint8 and not palette.outgrown()
+    spans = mask_to_rles(np.ones((1, 1, 4), bool))
+    split, moved = palette.split(spans, (0, 0, 0), 1, 10_000)
+    assert split is not None and moved == 4
+    assert split.index.dtype == np.uint16 and not split.outgrown()
+    sources = np.arange(2, 257, dtype=np.uint64)
+    merged, _, _ = split.merged(sources, np.ones(sources.size, np.uint8), 1, undo=False)
+    assert merged is not None and merged.outgrown()
+
+
+@pytest.mark.parametrize("cover", ["whole block", "whole block, overlapping spans", "all but one"])
+def test_a_split_over_the_whole_block_relabels_the_palette(
+    block: NDArray[np.uint64], cover: str
+) -> None:
+    labels, counts = np.unique(block, return_counts=True)
+    target = int(labels[np.argmax(counts)])
+    origin = (64, 0, 128)
+    region = np.ones(block.shape, bool)
+    if cover == "all but one":
+        region[tuple(np.argwhere(block == target)[0])] = False
+    spans = mask_to_rles(region, origin)
+    if cover == "whole block, overlapping spans":
+        spans = np.concatenate([spans, spans[:3]])
+    palette = PaletteBlock.of(block)
+    split, moved = palette.split(spans, origin, target, 10**12)
+    want = np.where(region & (block == target), 10**12, block).astype(np.uint64)
+    assert split is not None and moved == int((want != block).sum())
+    np.testing.assert_array_equal(split.decoded(), want)
+    assert (split.index is palette.index) == (cover != "all but one")

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from app.model.storage.cache import BlockCache
+from app.model.storage.palette_block import PaletteBlock
 from app.model.storage.staging import StagedOverlay
 
 KEY = ("labels", 1, 0, 0, 0)
 
 
 def test_a_block_decoded_before_an_edit_is_not_cached() -> None:
-    cache = BlockCache(1 << 20)
-    overlay = StagedOverlay(cache)
+    cache: BlockCache[np.ndarray] = BlockCache(1 << 20)
+    overlay = StagedOverlay(cache, BlockCache(1 << 20))
     staged, version = overlay.get_versioned(KEY)  # a reader starts decoding the file's block
     assert staged is None
     overlay.stage(KEY, np.ones((2, 2, 2), np.uint64), None, gen=1)  # an edit meanwhile
@@ -25,7 +27,7 @@ def test_a_block_decoded_before_an_edit_is_not_cached() -> None:
 
 
 def test_unencoded_bytes_follow_what_is_held() -> None:
-    overlay = StagedOverlay(BlockCache(1 << 20))
+    overlay = StagedOverlay(BlockCache(1 << 20), BlockCache(1 << 20))
     block = np.ones((2, 2, 2), np.uint64)
     overlay.stage(KEY, block, None, gen=1)
     overlay.stage(("labels", 1, 0, 0, 1), np.ones((2, 2, 2), np.uint64), b"x", gen=1)
@@ -36,3 +38,55 @@ def test_unencoded_bytes_follow_what_is_held() -> None:
     assert overlay.count == 1 and overlay.unencoded_nbytes == 0
     overlay.clear()
     assert overlay.count == 0 and overlay.items() == []
+
+
+S0_KEY = ("labels", 0, 0, 0, 0)
+
+
+@pytest.fixture
+def written_palette() -> tuple[StagedOverlay, PaletteBlock]:
+    """An overlay whose s0 block was staged as a palette and then written by a checkpoint."""
+    overlay = StagedOverlay(BlockCache(1 << 20), BlockCache(1 << 20))
+    palette = PaletteBlock.of(np.arange(8, dtype=np.uint64).reshape(2, 2, 2) % 3)
+    overlay.stage(S0_KEY, palette, None, gen=1)
+    assert overlay.palette(S0_KEY) is palette
+    overlay.unstage([(S0_KEY, 1)])
+    assert overlay.count == 0
+    return overlay, palette
+
+
+def test_a_palette_a_checkpoint_wrote_is_kept(
+    written_palette: tuple[StagedOverlay, PaletteBlock],
+) -> None:
+    overlay, palette = written_palette
+    assert overlay.palette(S0_KEY) is palette
+    assert overlay.palette(("labels", 0, 0, 0, 1)) is None
+
+
+@pytest.mark.parametrize("change", ["stage an array", "stage a payload", "write", "clear"])
+def test_a_kept_palette_is_forgotten_when_the_block_changes(
+    written_palette: tuple[StagedOverlay, PaletteBlock], change: str
+) -> None:
+    overlay, _ = written_palette
+    block = np.zeros((2, 2, 2), np.uint64)
+    if change == "stage an array":
+        overlay.stage(S0_KEY, block, None, gen=2)
+    elif change == "stage a payload":
+        overlay.stage(S0_KEY, block, b"x", gen=2)
+    elif change == "write":
+        overlay.written(S0_KEY)
+    else:
+        overlay.clear()
+    assert overlay.palette(S0_KEY) is None
+    if change == "write":
+        overlay.unstage([(S0_KEY, 1)])  # (a late unstage of the old generation keeps nothing)
+        assert overlay.palette(S0_KEY) is None
+
+
+def test_an_outgrown_palette_is_not_kept() -> None:
+    overlay = StagedOverlay(BlockCache(1 << 20), BlockCache(1 << 20))
+    labels = np.ones(300, np.uint64)  # 300 entries, one label: a fresh palette needs uint8
+    palette = PaletteBlock(labels, np.arange(300, dtype=np.uint16), np.ones(300, np.int64))
+    overlay.stage(S0_KEY, palette, None, gen=1)
+    overlay.unstage([(S0_KEY, 1)])
+    assert overlay.palette(S0_KEY) is None

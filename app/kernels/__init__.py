@@ -29,6 +29,7 @@ from app.kernels.rle import (
     mask_to_rles,
     parse_rles,
     rles_by_block,
+    rles_cover_box,
     rles_to_mask,
     rles_voxel_count,
 )
@@ -56,6 +57,7 @@ __all__ = [
     "relabel_inplace",
     "remap_inplace",
     "rles_by_block",
+    "rles_cover_box",
     "rles_to_mask",
     "rles_voxel_count",
     "split_index",

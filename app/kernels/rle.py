@@ -60,6 +60,50 @@ def _rles_to_mask_kernel(
 
 
 @njit(cache=True, nogil=True)
+def _clipped_voxels_kernel(
+    spans: NDArray[np.int64], oz: int, oy: int, ox: int, nz: int, ny: int, nx: int
+) -> int:
+    """Summed lengths of ``spans`` (int64 (n, 4)) clipped to the box of shape
+    ``(nz, ny, nx)`` at global ``(oz, oy, ox)`` (overlaps counted twice)."""
+    total = 0
+    for i in range(spans.shape[0]):
+        z = spans[i, 2] - oz
+        y = spans[i, 1] - oy
+        if z < 0 or z >= nz or y < 0 or y >= ny:
+            continue
+        total += max(min(spans[i, 0] + spans[i, 3] - ox, nx) - max(spans[i, 0] - ox, 0), 0)
+    return total
+
+
+@njit(cache=True, nogil=True)
+def _cover_sorted_kernel(
+    spans: NDArray[np.int64], oz: int, oy: int, ox: int, nz: int, ny: int, nx: int
+) -> int:
+    """Whether ``spans`` (int64 (n, 4)) cover the box of shape ``(nz, ny, nx)``
+    at global ``(oz, oy, ox)``, in one sweep if their parts inside the box come
+    in (z, y, x) order: 1 (covered) or 0 (not), or -1 if they do not."""
+    row, reach = -1, nx  # the row being swept, and how far along x it is covered
+    last_start, covered = -1, True
+    for i in range(spans.shape[0]):
+        z = spans[i, 2] - oz
+        y = spans[i, 1] - oy
+        x0 = max(spans[i, 0] - ox, 0)
+        x1 = min(spans[i, 0] + spans[i, 3] - ox, nx)
+        if z < 0 or z >= nz or y < 0 or y >= ny or x1 <= x0:
+            continue
+        r = z * ny + y
+        if r < row or (r == row and x0 < last_start):
+            return -1
+        if r != row:
+            covered = covered and reach >= nx and r == row + 1
+            row, reach = r, 0
+        covered = covered and x0 <= reach
+        reach = max(reach, x1)
+        last_start = x0
+    return 1 if covered and row == nz * ny - 1 and reach >= nx else 0
+
+
+@njit(cache=True, nogil=True)
 def _mask_to_rles_kernel(mask: NDArray[np.bool_], oz: int, oy: int, ox: int) -> NDArray[np.int64]:
     """Maximal x-runs of C-contiguous 3D bool ``mask`` as int64 (n, 4) spans."""
     nz, ny, nx = mask.shape
@@ -377,6 +421,40 @@ def rles_to_mask(
     if s.shape[0]:
         _rles_to_mask_kernel(s, oz, oy, ox, mask)
     return mask
+
+
+def rles_cover_box(
+    spans: NDArray[np.integer[Any]], offset_zyx: ArrayLike, shape_zyx: ArrayLike
+) -> bool:
+    """Whether the spans cover every voxel of the box ``[offset, offset + shape)``.
+
+    Parameters
+    ----------
+    spans : NDArray[integer], shape (n, 4)
+        Columns ``(x, y, z, length)``, global coordinates; any order, may overlap.
+    offset_zyx : 3 ints
+        Global coordinate of the box's first voxel.
+    shape_zyx : 3 positive ints
+        Box shape ``(Z, Y, X)``.
+
+    Returns
+    -------
+    bool
+        Exactly ``rles_to_mask(spans, offset_zyx, shape_zyx).all()``: found in
+        one sweep over spans in (z, y, x) order (as canonical RLEs are), else
+        by rasterising them, unless their clipped lengths sum to less than the box.
+    """
+    s = _check_spans(spans)
+    oz, oy, ox = _check_triple(offset_zyx, "offset_zyx", positive=False)
+    nz, ny, nx = _check_triple(shape_zyx, "shape_zyx", positive=True)
+    swept = _cover_sorted_kernel(s, oz, oy, ox, nz, ny, nx)
+    if swept >= 0:
+        return swept == 1
+    if _clipped_voxels_kernel(s, oz, oy, ox, nz, ny, nx) < nz * ny * nx:
+        return False
+    mask = np.zeros((nz, ny, nx), dtype=np.bool_)
+    _rles_to_mask_kernel(s, oz, oy, ox, mask)
+    return bool(mask.all())
 
 
 def mask_to_rles(mask: NDArray[np.bool_], offset_zyx: ArrayLike = (0, 0, 0)) -> NDArray[np.int32]:

@@ -336,7 +336,7 @@ class Dataset(DatasetReads):
         if (rles is None) == (mask is None):
             raise SegmendError("give the split region as rles or as a mask, not both or neither")
         if mask is not None:
-            region = SplitRegion.from_mask(mask, offset)
+            region = SplitRegion.from_mask(mask, offset, self._pool)
         elif isinstance(rles, bytes | bytearray | memoryview):
             region = SplitRegion.from_rle_bytes(bytes(rles))
         else:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+from concurrent.futures import Executor
 from typing import Any
 
 import numpy as np
@@ -13,6 +15,11 @@ from app.model.geometry import Coord
 
 _NO_SPANS = np.zeros((0, 4), np.int64)
 _NO_SPANS.flags.writeable = False
+
+_PARALLEL_MASK_VOXELS = 1 << 22
+"""Masks of this many voxels or more are encoded in slabs on a pool."""
+_MASK_SLABS = 4
+"""The slabs (along z) a large mask is encoded in."""
 
 
 class SplitRegion:
@@ -44,9 +51,13 @@ class SplitRegion:
 
     @classmethod
     def from_mask(
-        cls, mask: NDArray[np.bool_], offset: tuple[int, int, int] = (0, 0, 0)
+        cls,
+        mask: NDArray[np.bool_],
+        offset: tuple[int, int, int] = (0, 0, 0),
+        pool: Executor | None = None,
     ) -> SplitRegion:
-        """The True voxels of a boolean mask whose first voxel sits at s0 ``offset`` (z, y, x)."""
+        """The True voxels of a boolean mask whose first voxel sits at s0 ``offset``
+        (z, y, x); with a ``pool``, slabs of the mask are encoded on it at once."""
         mask = np.asarray(mask)
         if mask.ndim != 3 or mask.dtype != np.bool_:
             raise InvalidMutationError(
@@ -54,7 +65,17 @@ class SplitRegion:
             )
         if any(int(o) < 0 for o in offset):
             raise InvalidMutationError(f"mask offset {tuple(offset)} is negative")
-        return cls(mask_to_rles(np.ascontiguousarray(mask), offset))
+        mask = np.ascontiguousarray(mask)
+        if pool is None or mask.shape[0] < 2 or mask.size < _PARALLEL_MASK_VOXELS:
+            return cls(mask_to_rles(mask, offset))
+        oz, oy, ox = (int(o) for o in offset)
+        cuts = np.linspace(0, mask.shape[0], _MASK_SLABS + 1).astype(int)
+        slabs = [
+            pool.submit(mask_to_rles, mask[z0:z1], (oz + z0, oy, ox))
+            for z0, z1 in itertools.pairwise(cuts.tolist())
+            if z1 > z0
+        ]
+        return cls(np.concatenate([slab.result() for slab in slabs]))
 
     @property
     def voxel_count(self) -> int:

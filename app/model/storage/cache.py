@@ -1,26 +1,36 @@
-"""A thread-safe LRU cache of decoded blocks, bounded in bytes."""
+"""A thread-safe LRU cache of blocks (decoded arrays, or palettes), bounded in bytes."""
 
 from __future__ import annotations
 
 import threading
 from collections import OrderedDict
 from collections.abc import Hashable
-from typing import Any
+from typing import Generic, Protocol, TypeVar
 
-from numpy.typing import NDArray
+import numpy as np
+
+
+class Sized(Protocol):
+    """What the cache holds: anything that says how many bytes it holds."""
+
+    @property
+    def nbytes(self) -> int: ...
+
+
+V = TypeVar("V", bound=Sized)
 
 COARSE_SHARE = 0.5
 """Part of the capacity kept for coarse blocks, which fine ones cannot evict."""
 
 
-class _Segment:
+class _Segment(Generic[V]):
     """One LRU list and the bytes it holds."""
 
     def __init__(self) -> None:
-        self.items: OrderedDict[Hashable, NDArray[Any]] = OrderedDict()
+        self.items: OrderedDict[Hashable, V] = OrderedDict()
         self.nbytes = 0
 
-    def add(self, key: Hashable, arr: NDArray[Any]) -> None:
+    def add(self, key: Hashable, arr: V) -> None:
         self.items[key] = arr
         self.nbytes += arr.nbytes
 
@@ -34,11 +44,13 @@ class _Segment:
         self.nbytes -= old.nbytes
 
 
-class BlockCache:
-    """Least-recently-used map from a block key to a read-only decoded array.
+class BlockCache(Generic[V]):
+    """Least-recently-used map from a block key to a read-only block: a decoded
+    array (``BlockCache[NDArray]``) or a palette.
 
-    Arrays put here are never written again by anyone (writers build a new
-    array and ``put`` it), so a reader holding one never sees a torn block.
+    Blocks put here are never written again by anyone (writers build a new
+    block and ``put`` it; an array is made read-only), so a reader holding one
+    never sees a torn block.
 
     Coarse blocks (lower resolution levels) live in their own segment, of up
     to :data:`COARSE_SHARE` of the capacity, that fine blocks cannot evict: a
@@ -53,8 +65,8 @@ class BlockCache:
 
     def __init__(self, capacity_bytes: int = 256 << 20) -> None:
         self.capacity_bytes = capacity_bytes
-        self._fine = _Segment()
-        self._coarse = _Segment()
+        self._fine: _Segment[V] = _Segment()
+        self._coarse: _Segment[V] = _Segment()
         self._lock = threading.Lock()
 
     @property
@@ -62,8 +74,8 @@ class BlockCache:
         """Bytes currently held."""
         return self._fine.nbytes + self._coarse.nbytes
 
-    def get(self, key: Hashable) -> NDArray[Any] | None:
-        """The cached array for ``key``, or None."""
+    def get(self, key: Hashable) -> V | None:
+        """The cached block for ``key``, or None."""
         with self._lock:
             for segment in (self._fine, self._coarse):
                 arr = segment.items.get(key)
@@ -72,12 +84,14 @@ class BlockCache:
                     return arr
             return None
 
-    def put(self, key: Hashable, arr: NDArray[Any], *, coarse: bool = False) -> None:
-        """Cache ``arr`` (made read-only) under ``key``, evicting the oldest entries.
+    def put(self, key: Hashable, arr: V, *, coarse: bool = False) -> None:
+        """Cache ``arr`` (an array is made read-only) under ``key``, evicting the
+        oldest entries.
 
         ``coarse`` puts it in the segment that fine blocks do not evict.
         """
-        arr.flags.writeable = False
+        if isinstance(arr, np.ndarray):
+            arr.flags.writeable = False
         with self._lock:
             self._fine.pop(key)
             self._coarse.pop(key)

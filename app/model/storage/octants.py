@@ -84,7 +84,10 @@ def refresh_octants(
     changed : list of coords
         The children whose octant now differs from ``base``.
     """
-    out = base.copy()
+    whole = all(g is None for g in children.values()) and len(children) == len(
+        children_of(store, LABELS, scale, parent)
+    )
+    out = np.empty_like(base) if whole else base.copy()  # (whole: every octant is rewritten)
     half = tuple(b // 2 for b in store.block_size)
     changed: list[Coord] = []
     for child, grandchildren in children.items():

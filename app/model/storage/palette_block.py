@@ -1,5 +1,6 @@
 """A label block held as a palette (DVID labelarray's form): a merge rewrites
-the palette, not the voxels; a split rewrites the index inside its region only."""
+the palette, not the voxels; a split rewrites the index inside its region only
+(and, where the region covers the whole block, the palette only)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from app.kernels import gather, palettize, split_index
+from app.kernels import gather, index_dtype, palettize, rles_cover_box, split_index
 
 
 @dataclass(frozen=True)
@@ -18,8 +19,9 @@ class PaletteBlock:
 
     Entries of ``labels`` need not be distinct: a merge maps several entries to
     one label and keeps ``index`` as it was, so the voxels are never touched; a
-    split adds an entry.  Immutable: every edit makes a new one (a merge shares
-    ``index`` with the block it came from).
+    split adds an entry (one over the whole block relabels, as a merge does).
+    Immutable: every edit makes a new one (a merge shares ``index`` with the
+    block it came from).
 
     Attributes
     ----------
@@ -51,6 +53,13 @@ class PaletteBlock:
     def nbytes(self) -> int:
         """Bytes held (the index and the palette)."""
         return int(self.index.nbytes + self.labels.nbytes + self.counts.nbytes)
+
+    def outgrown(self) -> bool:
+        """Whether its index is wider than a palette built afresh from its voxels
+        would need: its redundant entries (labels merged into one, entries that
+        splits emptied) have outgrown it."""
+        distinct = np.unique(self.labels[self.counts > 0]).size
+        return self.index.dtype.itemsize > index_dtype(max(distinct - 1, 0)).itemsize
 
     def decoded(self) -> NDArray[Any]:
         """The block's voxels: a new read-only array of :attr:`shape`."""
@@ -115,13 +124,22 @@ class PaletteBlock:
         Returns
         -------
         block : PaletteBlock or None
-            None if no voxel changed; else one more entry (``label``).
+            None if no voxel changed; else one more entry (``label``), or,
+            if the spans cover the whole block, the target's entries
+            relabelled (the index shared, as a merge does).
         changed : int
             Voxels moved to ``label``.
         """
         hit = self.labels == target
         if not hit.any():
             return None, 0
+        if rles_cover_box(spans, origin, self.shape):  # all of the block: its target entries
+            changed = int(self.counts[hit].sum())
+            if not changed:
+                return None, 0
+            labels = self.labels.copy()
+            labels[hit] = label
+            return PaletteBlock(labels, self.index, self.counts), changed
         index, moved = split_index(self.index, hit, spans, origin)
         changed = int(moved.sum())
         if not changed:

@@ -3,7 +3,10 @@
 Edits go to an *overlay* of staged blocks (an encoded payload, or a block or
 palette held until a checkpoint encodes it) that readers see at once;
 checkpoints later write their payloads into the HDF5 file.  The engine keeps
-the overlay durable in its journal.
+the overlay durable in its journal.  A palette a checkpoint wrote stays in a
+bounded cache of recent palettes (unless its redundant entries outgrew its
+index), so that the next edit of a block just edited neither decodes it nor
+builds its palette again.
 """
 
 from __future__ import annotations
@@ -61,12 +64,17 @@ class StagedOverlay:
 
     Parameters
     ----------
-    cache : BlockCache
+    cache : BlockCache of arrays
         The store's decoded-block cache, updated under the overlay's lock.
+    palettes : BlockCache of palettes
+        The palettes of s0 blocks the checkpoints wrote (see :meth:`palette`).
     """
 
-    def __init__(self, cache: BlockCache) -> None:
+    def __init__(
+        self, cache: BlockCache[NDArray[Any]], palettes: BlockCache[PaletteBlock]
+    ) -> None:
         self._cache = cache
+        self._palettes = palettes
         self._blocks: dict[BlockKey, StagedBlock] = {}
         self._unencoded_nbytes = 0
         self._versions: dict[BlockKey, int] = {}
@@ -105,6 +113,15 @@ class StagedOverlay:
         with self._lock:
             return self._blocks.get(key), self._versions.get(key, 0)
 
+    def palette(self, key: BlockKey) -> PaletteBlock | None:
+        """Block ``key`` in palette form if memory holds it that way: staged, or
+        written by a checkpoint and not edited since (None otherwise)."""
+        with self._lock:
+            staged = self._blocks.get(key)
+            if staged is not None:
+                return staged.palette
+            return self._palettes.get(key)
+
     def cache_if_current(self, key: BlockKey, version: int, arr: NDArray[Any]) -> bool:
         """Cache ``arr`` as block ``key`` unless an edit was staged since ``version``;
         returns whether it did."""
@@ -129,6 +146,16 @@ class StagedOverlay:
                     self._put(key, None)
                     if staged.block is not None:
                         self._cache.put(key, staged.block, coarse=key[1] > 0)
+                    elif staged.palette is not None and not staged.palette.outgrown():
+                        self._palettes.put(key, staged.palette)
+
+    def written(self, key: BlockKey) -> None:
+        """Block ``key`` was written into the file directly (not by a
+        checkpoint): forget what memory holds of it."""
+        with self._lock:
+            self._cache.discard(key)
+            self._palettes.discard(key)
+            self._versions[key] = self._versions.get(key, 0) + 1
 
     def items(self) -> list[tuple[BlockKey, StagedBlock]]:
         """Every staged block."""
@@ -148,13 +175,15 @@ class StagedOverlay:
             return self._unencoded_nbytes
 
     def clear(self) -> None:
-        """Drop every staged block (the journal keeps them)."""
+        """Drop every staged block (the journal keeps them) and every recent palette."""
         with self._lock:
             self._blocks.clear()
             self._unencoded_nbytes = 0
+            self._palettes.clear()
 
     def _put(self, key: BlockKey, staged: StagedBlock | None) -> None:
         """Replace what is staged for ``key`` (under the lock)."""
+        self._palettes.discard(key)
         current = self._blocks.pop(key, None)
         if current is not None:
             self._unencoded_nbytes -= current.held_nbytes

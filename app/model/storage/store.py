@@ -60,7 +60,9 @@ class PyramidStore:
         The open file (read-only or writable), or an OME-Zarr store's pyramid
         (read-only, a foreign pyramid: :attr:`h5` is None).
     cache_bytes : int
-        Capacity of the decoded-block cache.
+        Capacity of the decoded-block cache; the palettes of s0 blocks that
+        checkpoints wrote are kept in half as much again (see
+        :class:`~app.model.storage.staging.StagedOverlay`).
 
     Raises
     ------
@@ -74,9 +76,9 @@ class PyramidStore:
         self._attach(source)
         self._own_handle: io.RawIOBase | None = None
         self._rollback: Path | None = None
-        self.cache = BlockCache(cache_bytes)
+        self.cache: BlockCache[NDArray[Any]] = BlockCache(cache_bytes)
         self._thread_scratch = threading.local()
-        self._overlay = StagedOverlay(self.cache)
+        self._overlay = StagedOverlay(self.cache, BlockCache(cache_bytes // 2))
         self.read_guard: Callable[[], AbstractContextManager[object]] = nullcontext
         """Entered around every read that may reach the file (a reader beside a
         writer holds its snapshot still there: :mod:`app.model.read_snapshot`)."""
@@ -316,13 +318,15 @@ class PyramidStore:
     def read_palette(self, kind: str, coord: Coord) -> PaletteBlock:
         """Block ``coord`` of ``kind``'s s0 in palette form (see :meth:`read_block`).
 
-        A block read from the file is decoded into this thread's scratch block,
-        not cached: its palette is what the caller keeps.
+        A palette memory holds (staged, or recently written) is returned as it
+        is; a block read from the file is decoded into this thread's scratch
+        block, not cached: its palette is what the caller keeps.
         """
         key: BlockKey = (kind, 0, *coord)
+        palette = self._overlay.palette(key)
+        if palette is not None:
+            return palette
         staged = self.staged(key)
-        if staged is not None and staged.palette is not None:
-            return staged.palette
         block = self.cache.get(key)
         if block is None and staged is None:
             level = self.level(kind, 0)
@@ -382,7 +386,7 @@ class PyramidStore:
         self._require_writable()
         self.level(kind, scale).check_coord(coord)
         self.write_payload(kind, scale, coord, self.encode_block(kind, scale, coord, block))
-        self.cache.discard((kind, scale, *coord))
+        self._overlay.written((kind, scale, *coord))
 
     # ------------------------------------------------------------------ overlay
     def stage(

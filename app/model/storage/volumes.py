@@ -127,7 +127,7 @@ class VolumeArray(ArrayView):
         self.info = info
         self.kind = info.name
         """The dataset's HDF5 path: its name among a file's volumes."""
-        self._cache = BlockCache(VOLUME_CACHE_BYTES)
+        self._cache: BlockCache[NDArray[Any]] = BlockCache(VOLUME_CACHE_BYTES)
 
     @property
     def shape(self) -> tuple[int, int, int]:
