@@ -215,6 +215,32 @@ def test_rles_cover_box_refuses_bad_arguments() -> None:
         rles_cover_box(np.array([[0, 0, 0, 0]]), (0, 0, 0), (1, 1, 1))
 
 
+def _row_patterns(width: int) -> dict[str, NDArray[np.bool_]]:
+    """Rows that end runs inside, at and across the eight-voxel words."""
+    x = np.arange(width)
+    rng = np.random.default_rng(width)
+    return {
+        "all": np.ones(width, bool),
+        "none": np.zeros(width, bool),
+        "alternating": x % 2 == 0,
+        "words shifted by 3": (x + 3) // 8 % 2 == 0,
+        "last voxel": x == width - 1,
+        "random": rng.random(width) < 0.5,
+    }
+
+
+@pytest.mark.parametrize("width", [1, 7, 8, 9, 16, 63, 64, 65])
+def test_mask_to_rles_word_by_word_equals_reference(width: int) -> None:
+    rows = np.stack(list(_row_patterns(width).values()))
+    mask = np.stack([rows, rows[::-1]])  # (2, 6, width)
+    np.testing.assert_array_equal(mask_to_rles(mask, (4, 5, 6)), mask_to_rles_ref(mask, (4, 5, 6)))
+    shifted = np.zeros(mask.size + 1, bool)[1:]  # contiguous, not on a word boundary
+    shifted[:] = mask.reshape(-1)
+    np.testing.assert_array_equal(
+        mask_to_rles(shifted.reshape(mask.shape)), mask_to_rles_ref(mask)
+    )
+
+
 def assert_same_buckets(
     got: tuple[NDArray[np.int64], ...], want: tuple[NDArray[np.int64], ...]
 ) -> None:

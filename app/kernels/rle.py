@@ -103,38 +103,74 @@ def _cover_sorted_kernel(
     return 1 if covered and row == nz * ny - 1 and reach >= nx else 0
 
 
+_EVERY_BYTE = np.uint64(0x0101010101010101)
+"""Eight True bools read as one uint64 (and the multiplier that sums eight bytes)."""
+_NO_BYTE = np.uint64(0)
+_BYTE_BITS = np.uint64(8)
+_TOP_BYTE = np.uint64(56)
+
+
 @njit(cache=True, nogil=True)
-def _mask_to_rles_kernel(mask: NDArray[np.bool_], oz: int, oy: int, ox: int) -> NDArray[np.int64]:
-    """Maximal x-runs of C-contiguous 3D bool ``mask`` as int64 (n, 4) spans."""
-    nz, ny, nx = mask.shape
+def _count_runs_kernel(words: NDArray[np.uint64], rows: int) -> int:
+    """The x-runs of a bool mask of ``rows`` rows read as uint64 ``words``
+    (eight voxels each, each row whole words): a run starts at a True byte after
+    a False one, and eight bytes are looked at at once."""
+    per_row = words.size // rows
     n = 0
-    for z in range(nz):
-        for y in range(ny):
-            row = mask[z, y]
-            prev = False
-            for x in range(nx):
-                cur = row[x]
-                n += cur and not prev
-                prev = cur
-    out = np.empty((n, 4), dtype=np.int64)
+    for r in range(rows):
+        before = _NO_BYTE  # the previous word's last byte, moved to the first
+        for i in range(r * per_row, (r + 1) * per_row):
+            w = words[i]
+            starts = w & ~((w << _BYTE_BITS) | before)
+            n += np.int64((starts * _EVERY_BYTE) >> _TOP_BYTE)
+            before = w >> _TOP_BYTE
+    return n
+
+
+@njit(cache=True, nogil=True)
+def _write_runs_kernel(
+    flat: NDArray[np.bool_],
+    words: NDArray[np.uint64],
+    rows: int,
+    ny: int,
+    oz: int,
+    oy: int,
+    ox: int,
+    out: NDArray[np.int32],
+) -> None:
+    """Write the x-runs of the bool mask ``flat`` of ``rows`` rows (``words``: it
+    read as uint64, each row whole words; ``ny`` rows per z) into ``out`` (one
+    row per run) as spans ``(x + ox, y + oy, z + oz, length)``.  Eight voxels
+    that go on with the current run or gap are passed over at once."""
+    width = flat.size // rows
+    per_row = width // 8
     k = 0
-    for z in range(nz):
-        for y in range(ny):
-            row = mask[z, y]
-            x = 0
-            while x < nx:
-                if row[x]:
-                    start = x
-                    while x < nx and row[x]:
-                        x += 1
-                    out[k, 0] = start + ox
-                    out[k, 1] = y + oy
-                    out[k, 2] = z + oz
-                    out[k, 3] = x - start
-                    k += 1
-                else:
-                    x += 1
-    return out
+    for r in range(rows):
+        z = r // ny
+        y = r - z * ny
+        base = r * width
+        inside, start = False, 0
+        for i in range(per_row):
+            if words[r * per_row + i] == (_EVERY_BYTE if inside else _NO_BYTE):
+                continue
+            for x in range(8 * i, 8 * i + 8):
+                v = flat[base + x]
+                if v != inside:
+                    if inside:
+                        out[k, 0] = start + ox
+                        out[k, 1] = y + oy
+                        out[k, 2] = z + oz
+                        out[k, 3] = x - start
+                        k += 1
+                    else:
+                        start = x
+                    inside = v
+        if inside:
+            out[k, 0] = start + ox
+            out[k, 1] = y + oy
+            out[k, 2] = z + oz
+            out[k, 3] = width - start
+            k += 1
 
 
 @njit(cache=True, nogil=True)
@@ -493,8 +529,16 @@ def mask_to_rles(mask: NDArray[np.bool_], offset_zyx: ArrayLike = (0, 0, 0)) -> 
             raise ValueError(f"offset_zyx: {axis} coordinates do not fit int32")
     if mask.size == 0:
         return np.zeros((0, 4), dtype=np.int32)
-    out = _mask_to_rles_kernel(np.ascontiguousarray(mask), oz, oy, ox)
-    return out.astype(np.int32)
+    nz, ny, nx = mask.shape
+    flat = np.ascontiguousarray(mask).reshape(-1)
+    if nx % 8 or flat.ctypes.data % 8:  # rows of whole, aligned words (False after the row)
+        rows = np.zeros((nz, ny, nx + (-nx) % 8), np.bool_)
+        rows[:, :, :nx] = mask
+        flat = rows.reshape(-1)
+    words = flat.view(np.uint64)
+    out = np.empty((_count_runs_kernel(words, nz * ny), 4), np.int32)  # (the values fit: checked)
+    _write_runs_kernel(flat, words, nz * ny, ny, oz, oy, ox, out)
+    return out
 
 
 def canonical_rles(spans: NDArray[np.integer[Any]]) -> NDArray[np.int32]:
