@@ -122,7 +122,7 @@ def _count_runs_kernel(words: NDArray[np.uint64], rows: int) -> int:
         for i in range(r * per_row, (r + 1) * per_row):
             w = words[i]
             starts = w & ~((w << _BYTE_BITS) | before)
-            n += np.int64((starts * _EVERY_BYTE) >> _TOP_BYTE)
+            n += int((starts * _EVERY_BYTE) >> _TOP_BYTE)
             before = w >> _TOP_BYTE
     return n
 
