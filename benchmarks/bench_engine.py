@@ -4,7 +4,8 @@ and edit cost vs volume size.
 Usage: python -m benchmarks.bench_engine [--size 512] [--quick] [--only PART]
 
 - **Throughput**: s0 blocks rewritten per second by merges and splits (by
-  slabs of whole blocks, and by slabs that cut blocks in half), end to end:
+  slabs of whole blocks, and by slabs that cut blocks in half: so at the
+  default size), the edits' inputs made before the clock starts, end to end:
   s0 blocks, every lower level, the label index and the durable journal
   commit (fsync) all included; the HDF5 checkpoints run in the background
   (edited s0 blocks wait there as palettes, encoded once per checkpoint), and

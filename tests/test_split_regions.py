@@ -20,13 +20,13 @@ def pool() -> Iterator[ThreadPoolExecutor]:
         yield executor
 
 
-@pytest.mark.parametrize("depth", [2, 5, 67])
+@pytest.mark.parametrize(("depth", "width"), [(2, 300), (5, 296), (67, 300)])
 def test_a_large_mask_encoded_in_slabs_equals_one_pass(
-    pool: ThreadPoolExecutor, depth: int
+    pool: ThreadPoolExecutor, depth: int, width: int
 ) -> None:
     rng = np.random.default_rng(depth)
-    rows = -(-(1 << 22) // (depth * 300))  # (large enough to be encoded in slabs)
-    mask = np.repeat(rng.random((depth, rows, 60)) < 0.4, 5, axis=2)
+    rows = -(-(1 << 22) // (depth * width))  # (large enough to be encoded in slabs)
+    mask = np.repeat(rng.random((depth, rows, width // 4)) < 0.4, 4, axis=2)
     offset = (3, 0, 70)
     got = SplitRegion.from_mask(mask, offset, pool)
     np.testing.assert_array_equal(got.spans, mask_to_rles(mask, offset))

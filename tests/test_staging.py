@@ -7,7 +7,7 @@ import pytest
 
 from app.model.storage.cache import BlockCache
 from app.model.storage.palette_block import PaletteBlock
-from app.model.storage.staging import StagedOverlay
+from app.model.storage.staging import StagedBlock, StagedOverlay
 
 KEY = ("labels", 1, 0, 0, 0)
 
@@ -63,7 +63,10 @@ def test_a_palette_a_checkpoint_wrote_is_kept(
     assert overlay.palette(("labels", 0, 0, 0, 1)) is None
 
 
-@pytest.mark.parametrize("change", ["stage an array", "stage a payload", "write", "clear"])
+CHANGES = ["stage an array", "stage a payload", "write", "restore nothing", "restore", "clear"]
+
+
+@pytest.mark.parametrize("change", CHANGES)
 def test_a_kept_palette_is_forgotten_when_the_block_changes(
     written_palette: tuple[StagedOverlay, PaletteBlock], change: str
 ) -> None:
@@ -75,12 +78,28 @@ def test_a_kept_palette_is_forgotten_when_the_block_changes(
         overlay.stage(S0_KEY, block, b"x", gen=2)
     elif change == "write":
         overlay.written(S0_KEY)
+    elif change == "restore nothing":  # (a refused edit puts back "the file holds it")
+        overlay.restore(S0_KEY, None)
+    elif change == "restore":
+        overlay.restore(S0_KEY, StagedBlock(b"x", 2))
     else:
         overlay.clear()
     assert overlay.palette(S0_KEY) is None
-    if change == "write":
-        overlay.unstage([(S0_KEY, 1)])  # (a late unstage of the old generation keeps nothing)
-        assert overlay.palette(S0_KEY) is None
+
+
+def test_a_late_unstage_keeps_the_newer_palette(
+    written_palette: tuple[StagedOverlay, PaletteBlock],
+) -> None:
+    """A checkpoint that wrote generation 2 while generation 3 was staged keeps
+    neither generation 2's palette nor drops generation 3."""
+    overlay, palette = written_palette
+    newer = PaletteBlock.of(np.full((2, 2, 2), 7, np.uint64))
+    overlay.stage(S0_KEY, palette, None, gen=2)
+    overlay.stage(S0_KEY, newer, None, gen=3)
+    overlay.unstage([(S0_KEY, 2)])
+    assert overlay.palette(S0_KEY) is newer and overlay.count == 1
+    overlay.unstage([(S0_KEY, 3)])
+    assert overlay.palette(S0_KEY) is newer and overlay.count == 0
 
 
 def test_an_outgrown_palette_is_not_kept() -> None:

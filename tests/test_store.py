@@ -105,14 +105,17 @@ def test_palette_blocks_are_held_until_written(tmp_path: Path) -> None:
     store.write_payload(LABELS, 0, (1, 1, 0), store.encode_block(LABELS, 0, (1, 1, 0), block))
     store.unstage([(key, 1)])
     assert store.staged_count == 0 and store.unencoded_nbytes == 0
+    assert store.read_palette(LABELS, (1, 1, 0)) is palette  # kept after it was written
+    rewritten = voxels[::-1].copy()
+    store.write_block(LABELS, 0, (1, 1, 0), rewritten)  # (a bulk job's write)
     store.cache.clear()
     for _ in range(2):  # from the file, through this thread's scratch block, not cached
         again = store.read_palette(LABELS, (1, 1, 0))
-        np.testing.assert_array_equal(again.decoded(), voxels)
+        np.testing.assert_array_equal(again.decoded(), rewritten)
         assert store.cache.get(key) is None
     store.close()
     with h5py.File(tmp_path / "p.h5", "r") as f:
-        np.testing.assert_array_equal(f["labels/s0"][4:8, 4:8, 0:4], voxels)
+        np.testing.assert_array_equal(f["labels/s0"][4:8, 4:8, 0:4], rewritten)
 
 
 def test_unwritten_blocks_read_as_background(tmp_path: Path) -> None:

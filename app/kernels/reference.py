@@ -23,6 +23,7 @@ __all__ = [
     "encode_rles_ref",
     "label_counts_ref",
     "mask_to_rles_ref",
+    "rles_cover_box_ref",
     "parse_rles_ref",
     "relabel_ref",
     "remap_ref",
@@ -250,6 +251,13 @@ def rles_to_mask_ref(
             if 0 <= lz < shape_zyx[0] and 0 <= ly < shape_zyx[1] and 0 <= lx < shape_zyx[2]:
                 mask[lz, ly, lx] = True
     return mask
+
+
+def rles_cover_box_ref(
+    spans: NDArray[Any], offset_zyx: tuple[int, int, int], shape_zyx: tuple[int, int, int]
+) -> bool:
+    """Whether the spans, rasterised voxel by voxel, fill the box."""
+    return bool(rles_to_mask_ref(spans, offset_zyx, shape_zyx).all())
 
 
 def mask_to_rles_ref(

@@ -105,22 +105,31 @@ def _cover_sorted_kernel(
 
 _EVERY_BYTE = np.uint64(0x0101010101010101)
 """Eight True bools read as one uint64 (and the multiplier that sums eight bytes)."""
+_LOW_SEVEN = np.uint64(0x7F7F7F7F7F7F7F7F)
 _NO_BYTE = np.uint64(0)
 _BYTE_BITS = np.uint64(8)
 _TOP_BYTE = np.uint64(56)
+_SEVEN = np.uint64(7)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _as_bits(w: np.uint64) -> np.uint64:
+    """Each byte of ``w`` as 0 or 1 (bool arrays may hold bytes other than 1)."""
+    return (((w & _LOW_SEVEN) + _LOW_SEVEN | w) >> _SEVEN) & _EVERY_BYTE
 
 
 @njit(cache=True, nogil=True)
 def _count_runs_kernel(words: NDArray[np.uint64], rows: int) -> int:
     """The x-runs of a bool mask of ``rows`` rows read as uint64 ``words``
-    (eight voxels each, each row whole words): a run starts at a True byte after
-    a False one, and eight bytes are looked at at once."""
+    (eight voxels each, each row whole words, little-endian: the first voxel is
+    the low byte): a run starts at a True byte after a False one, and eight
+    bytes are looked at at once."""
     per_row = words.size // rows
     n = 0
     for r in range(rows):
         before = _NO_BYTE  # the previous word's last byte, moved to the first
         for i in range(r * per_row, (r + 1) * per_row):
-            w = words[i]
+            w = _as_bits(words[i])
             starts = w & ~((w << _BYTE_BITS) | before)
             n += int((starts * _EVERY_BYTE) >> _TOP_BYTE)
             before = w >> _TOP_BYTE
@@ -129,7 +138,6 @@ def _count_runs_kernel(words: NDArray[np.uint64], rows: int) -> int:
 
 @njit(cache=True, nogil=True)
 def _write_runs_kernel(
-    flat: NDArray[np.bool_],
     words: NDArray[np.uint64],
     rows: int,
     ny: int,
@@ -138,24 +146,25 @@ def _write_runs_kernel(
     ox: int,
     out: NDArray[np.int32],
 ) -> None:
-    """Write the x-runs of the bool mask ``flat`` of ``rows`` rows (``words``: it
-    read as uint64, each row whole words; ``ny`` rows per z) into ``out`` (one
-    row per run) as spans ``(x + ox, y + oy, z + oz, length)``.  Eight voxels
-    that go on with the current run or gap are passed over at once."""
-    width = flat.size // rows
-    per_row = width // 8
+    """Write the x-runs of a bool mask of ``rows`` rows (``ny`` per z) read as
+    uint64 ``words`` (as :func:`_count_runs_kernel` reads them) into ``out``
+    (one row per run) as spans ``(x + ox, y + oy, z + oz, length)``.  Eight
+    voxels that go on with the current run or gap are passed over at once."""
+    per_row = words.size // rows
+    width = 8 * per_row
     k = 0
     for r in range(rows):
         z = r // ny
         y = r - z * ny
-        base = r * width
         inside, start = False, 0
         for i in range(per_row):
-            if words[r * per_row + i] == (_EVERY_BYTE if inside else _NO_BYTE):
+            w = _as_bits(words[r * per_row + i])
+            if w == (_EVERY_BYTE if inside else _NO_BYTE):
                 continue
-            for x in range(8 * i, 8 * i + 8):
-                v = flat[base + x]
+            for j in range(8):
+                v = ((w >> np.uint64(8 * j)) & np.uint64(1)) != _NO_BYTE
                 if v != inside:
+                    x = 8 * i + j
                     if inside:
                         out[k, 0] = start + ox
                         out[k, 1] = y + oy
@@ -531,13 +540,13 @@ def mask_to_rles(mask: NDArray[np.bool_], offset_zyx: ArrayLike = (0, 0, 0)) -> 
         return np.zeros((0, 4), dtype=np.int32)
     nz, ny, nx = mask.shape
     flat = np.ascontiguousarray(mask).reshape(-1)
-    if nx % 8 or flat.ctypes.data % 8:  # rows of whole, aligned words (False after the row)
-        rows = np.zeros((nz, ny, nx + (-nx) % 8), np.bool_)
+    if nx % 8 or flat.ctypes.data % 8:
+        rows = np.zeros((nz, ny, nx + (-nx) % 8), np.bool_)  # whole, aligned words per row
         rows[:, :, :nx] = mask
         flat = rows.reshape(-1)
     words = flat.view(np.uint64)
     out = np.empty((_count_runs_kernel(words, nz * ny), 4), np.int32)  # (the values fit: checked)
-    _write_runs_kernel(flat, words, nz * ny, ny, oz, oy, ox, out)
+    _write_runs_kernel(words, nz * ny, ny, oz, oy, ox, out)
     return out
 
 

@@ -335,13 +335,14 @@ class Dataset(DatasetReads):
         """
         if (rles is None) == (mask is None):
             raise SegmendError("give the split region as rles or as a mask, not both or neither")
+        engine = self.engine
         if mask is not None:
             region = SplitRegion.from_mask(mask, offset, self._pool)
         elif isinstance(rles, bytes | bytearray | memoryview):
             region = SplitRegion.from_rle_bytes(bytes(rles))
         else:
             region = SplitRegion(np.asarray(rles))
-        label, mid = self.engine.split(target, region, new_label)
+        label, mid = engine.split(target, region, new_label)
         return SplitResult(label, mid)
 
     def split_by_seeds(
@@ -669,6 +670,9 @@ def open_dataset(
     thread runs first.
 
     ``path`` may be an OME-Zarr store (``x.zarr``): it opens read-only only.
+    ``cache_bytes`` bounds the decoded blocks kept in memory; a dataset open
+    for editing also keeps the palettes of the s0 blocks its checkpoints
+    wrote, in up to half as much again.
 
     Raises
     ------

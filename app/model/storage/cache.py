@@ -10,14 +10,14 @@ from typing import Generic, Protocol, TypeVar
 import numpy as np
 
 
-class Sized(Protocol):
+class HasNbytes(Protocol):
     """What the cache holds: anything that says how many bytes it holds."""
 
     @property
     def nbytes(self) -> int: ...
 
 
-V = TypeVar("V", bound=Sized)
+V = TypeVar("V", bound=HasNbytes)
 
 COARSE_SHARE = 0.5
 """Part of the capacity kept for coarse blocks, which fine ones cannot evict."""
@@ -30,9 +30,9 @@ class _Segment(Generic[V]):
         self.items: OrderedDict[Hashable, V] = OrderedDict()
         self.nbytes = 0
 
-    def add(self, key: Hashable, arr: V) -> None:
-        self.items[key] = arr
-        self.nbytes += arr.nbytes
+    def add(self, key: Hashable, block: V) -> None:
+        self.items[key] = block
+        self.nbytes += block.nbytes
 
     def pop(self, key: Hashable) -> None:
         old = self.items.pop(key, None)
@@ -60,7 +60,7 @@ class BlockCache(Generic[V]):
     Parameters
     ----------
     capacity_bytes : int
-        Upper bound on the summed ``nbytes`` of the cached arrays.
+        Upper bound on the summed ``nbytes`` of the cached blocks.
     """
 
     def __init__(self, capacity_bytes: int = 256 << 20) -> None:
@@ -78,26 +78,26 @@ class BlockCache(Generic[V]):
         """The cached block for ``key``, or None."""
         with self._lock:
             for segment in (self._fine, self._coarse):
-                arr = segment.items.get(key)
-                if arr is not None:
+                block = segment.items.get(key)
+                if block is not None:
                     segment.items.move_to_end(key)
-                    return arr
+                    return block
             return None
 
-    def put(self, key: Hashable, arr: V, *, coarse: bool = False) -> None:
-        """Cache ``arr`` (an array is made read-only) under ``key``, evicting the
+    def put(self, key: Hashable, block: V, *, coarse: bool = False) -> None:
+        """Cache ``block`` (an array is made read-only) under ``key``, evicting the
         oldest entries.
 
         ``coarse`` puts it in the segment that fine blocks do not evict.
         """
-        if isinstance(arr, np.ndarray):
-            arr.flags.writeable = False
+        if isinstance(block, np.ndarray):
+            block.flags.writeable = False
         with self._lock:
             self._fine.pop(key)
             self._coarse.pop(key)
-            if arr.nbytes > self.capacity_bytes:
+            if block.nbytes > self.capacity_bytes:
                 return
-            (self._coarse if coarse else self._fine).add(key, arr)
+            (self._coarse if coarse else self._fine).add(key, block)
             while self._coarse.nbytes > COARSE_SHARE * self.capacity_bytes:
                 self._coarse.evict_oldest()
             while self.nbytes > self.capacity_bytes:

@@ -138,16 +138,30 @@ class StagedOverlay:
             self._cache.discard(key)
 
     def unstage(self, items: Iterable[tuple[BlockKey, int]]) -> None:
-        """Forget staged blocks now in the file, unless restaged with a newer generation."""
+        """Forget staged blocks now in the file, unless restaged with a newer
+        generation; an unstaged palette goes to the recent palettes unless it
+        has outgrown its index (found before the lock is taken)."""
+        items = list(items)
+        with self._lock:
+            written = [(key, gen, self._blocks.get(key)) for key, gen in items]
+        keep = {
+            key: staged.palette
+            for key, gen, staged in written
+            if staged is not None
+            and staged.gen == gen
+            and staged.palette is not None
+            and not staged.palette.outgrown()
+        }
         with self._lock:
             for key, gen in items:
                 staged = self._blocks.get(key)
-                if staged is not None and staged.gen == gen:
-                    self._put(key, None)
-                    if staged.block is not None:
-                        self._cache.put(key, staged.block, coarse=key[1] > 0)
-                    elif staged.palette is not None and not staged.palette.outgrown():
-                        self._palettes.put(key, staged.palette)
+                if staged is None or staged.gen != gen:
+                    continue
+                self._put(key, None)
+                if staged.block is not None:
+                    self._cache.put(key, staged.block, coarse=key[1] > 0)
+                elif staged.palette is not None and keep.get(key) is staged.palette:
+                    self._palettes.put(key, staged.palette)
 
     def written(self, key: BlockKey) -> None:
         """Block ``key`` was written into the file directly (not by a
