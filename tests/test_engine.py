@@ -110,6 +110,44 @@ def test_merges_relabel_staged_palettes_without_touching_voxels(
         assert_matches_model(reopened, model)
 
 
+def test_edits_after_a_checkpoint_start_from_the_palettes_it_kept(
+    small_pyramid: Path, model: NDArray[np.uint64]
+) -> None:
+    """Blocks a merge staged, then a checkpoint wrote, are split (over whole
+    blocks and across them) from the palettes the checkpoint kept; undo, redo
+    and a reopening see the same voxels."""
+    labels = biggest(model, 12)
+    target = labels[0]
+    with open_dataset(small_pyramid, "r+", checkpoint_interval=3600) as ds:
+        merged = set().union(*(ds.label_blocks(label) for label in labels[1:]))
+        ds.merge(target, labels[1:])
+        model[np.isin(model, labels[1:])] = target
+        ds.checkpoint()
+        kept = {c: ds.store.read_palette("labels", c) for c in merged}
+        assert all(ds.store.read_palette("labels", c) is p for c, p in kept.items())
+        states = [model.copy()]
+        whole = ds.split(target, box_rles((16, 16, 16), (32, 48, 48)))  # 4 whole 16³ blocks
+        model[16:32, 16:48, 16:48][model[16:32, 16:48, 16:48] == target] = whole.label
+        states.append(model.copy())
+        relabelled = [c for c in kept if c[0] == 1 and c[1] in (1, 2) and c[2] in (1, 2)]
+        assert relabelled
+        for c in relabelled:  # a split over a whole block rewrote its palette, not its voxels
+            split = ds.store.staged_palette("labels", 0, c)
+            assert split is not None and split.index is kept[c].index
+        across = ds.split(target, box_rles((5, 9, 30), (27, 60, 90)))
+        model[5:27, 9:60, 30:90][model[5:27, 9:60, 30:90] == target] = across.label
+        states.append(model.copy())
+        assert_matches_model(ds, model)
+        ds.checkpoint()
+        for state in (states[1], states[0]):
+            ds.undo()
+            assert_matches_model(ds, state)
+        ds.redo()
+        assert_matches_model(ds, states[1])
+    with open_dataset(small_pyramid, "r") as reopened:
+        assert_matches_model(reopened, states[1])
+
+
 def test_split_by_rles_touches_only_the_target(ds: Dataset, model: NDArray[np.uint64]) -> None:
     target = biggest(model, 1)[0]
     start, stop = (3, 10, 20), (30, 50, 77)  # crosses several 16^3 blocks and other bodies
