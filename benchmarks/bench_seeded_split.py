@@ -182,6 +182,12 @@ def commit_times(ds: Dataset, cases: list[Case]) -> list[float]:
     return times
 
 
+def error_cells(errors: list[float]) -> str:
+    """A table row's error cells: the share right, the mean and the median error."""
+    return (f"{np.mean(np.array(errors) < GOOD_ERROR):.0%} | "
+            f"{np.mean(errors):.3f} | {np.median(errors):.3f}")
+
+
 def p95(values: list[float]) -> float:
     return float(np.percentile(values, 95))
 
@@ -221,15 +227,11 @@ def main() -> None:
     print(f"| landscape | right (error < {GOOD_ERROR}) | mean error | median error "
           "| p50 time | p95 time |")
     print("|---|---|---|---|---|---|")
-    print(f"| left merged | {np.mean(np.array(merged) < GOOD_ERROR):.0%} | "
-          f"{np.mean(merged):.3f} | {np.median(merged):.3f} | | |")
-    print(f"| ideal two-part split | {np.mean(np.array(ideal) < GOOD_ERROR):.0%} | "
-          f"{np.mean(ideal):.3f} | {np.median(ideal):.3f} | | |")
+    print(f"| left merged | {error_cells(merged)} | | |")
+    print(f"| ideal two-part split | {error_cells(ideal)} | | |")
     for name, outcomes in results.items():
-        errors = [o.error for o in outcomes]
         seconds = [o.seconds for o in outcomes]
-        print(f"| {name} | {np.mean(np.array(errors) < GOOD_ERROR):.0%} | "
-              f"{np.mean(errors):.3f} | {np.median(errors):.3f} | "
+        print(f"| {name} | {error_cells([o.error for o in outcomes])} | "
               f"{1000 * statistics.median(seconds):.0f} ms | {1000 * p95(seconds):.0f} ms |")
     print(f"| grayscale, committed (split_by_seeds) | | | | "
           f"{1000 * statistics.median(commits):.0f} ms | {1000 * p95(commits):.0f} ms |")

@@ -60,22 +60,6 @@ def _rles_to_mask_kernel(
 
 
 @njit(cache=True, nogil=True)
-def _clipped_voxels_kernel(
-    spans: NDArray[np.int64], oz: int, oy: int, ox: int, nz: int, ny: int, nx: int
-) -> int:
-    """Summed lengths of ``spans`` (int64 (n, 4)) clipped to the box of shape
-    ``(nz, ny, nx)`` at global ``(oz, oy, ox)`` (overlaps counted twice)."""
-    total = 0
-    for i in range(spans.shape[0]):
-        z = spans[i, 2] - oz
-        y = spans[i, 1] - oy
-        if z < 0 or z >= nz or y < 0 or y >= ny:
-            continue
-        total += max(min(spans[i, 0] + spans[i, 3] - ox, nx) - max(spans[i, 0] - ox, 0), 0)
-    return total
-
-
-@njit(cache=True, nogil=True)
 def _cover_sorted_kernel(
     spans: NDArray[np.int64], oz: int, oy: int, ox: int, nz: int, ny: int, nx: int
 ) -> int:
@@ -487,7 +471,7 @@ def rles_cover_box(
     bool
         Exactly ``rles_to_mask(spans, offset_zyx, shape_zyx).all()``: found in
         one sweep over spans in (z, y, x) order (as canonical RLEs are), else
-        by rasterising them, unless their clipped lengths sum to less than the box.
+        by rasterising them.
     """
     s = _check_spans(spans)
     oz, oy, ox = _check_triple(offset_zyx, "offset_zyx", positive=False)
@@ -495,11 +479,7 @@ def rles_cover_box(
     swept = _cover_sorted_kernel(s, oz, oy, ox, nz, ny, nx)
     if swept >= 0:
         return swept == 1
-    if _clipped_voxels_kernel(s, oz, oy, ox, nz, ny, nx) < nz * ny * nx:
-        return False
-    mask = np.zeros((nz, ny, nx), dtype=np.bool_)
-    _rles_to_mask_kernel(s, oz, oy, ox, mask)
-    return bool(mask.all())
+    return bool(rles_to_mask(s, (oz, oy, ox), (nz, ny, nx)).all())
 
 
 def mask_to_rles(mask: NDArray[np.bool_], offset_zyx: ArrayLike = (0, 0, 0)) -> NDArray[np.int32]:

@@ -39,11 +39,10 @@ from app.model.error_text import one_line
 from app.model.errors import CancelledError
 from app.model.geometry import Coord
 from app.ui.controller import Session
-from app.ui.edit_note import EditNote
 from app.ui.layer_data import ROLE
 from app.ui.seed_preview import SeedPreview, compute_preview, preview_text
 from app.ui.shortcuts import shortcut
-from app.ui.split_canvas import add_parts_layer, can_edit, remove_role
+from app.ui.split_canvas import SplitToolBase, add_parts_layer, can_edit, remove_role
 from app.ui.texts import count
 
 if TYPE_CHECKING:
@@ -64,47 +63,28 @@ COLOR_KEY = "segmend_seed_color"
 _FINAL = (ActionType.ADDED, ActionType.REMOVED, ActionType.CHANGED)
 
 
-class SeedSplitTool(QObject):
-    """The seed layers of one body, and its preview / commit / discard actions.
+class SeedSplitTool(SplitToolBase):
+    """The seed layers of one body, and its preview / commit / discard actions
+    (parameters: see :class:`~app.ui.split_canvas.SplitToolBase`: the session
+    runs the watershed as a read, the splits as edits)."""
 
-    Parameters
-    ----------
-    viewer : napari.Viewer
-        Where the seed and preview layers go.
-    session : Session
-        Runs the watershed (reads) and the splits (edits).
-    """
-
-    started = Signal(int)
-    """Seed layers for this body are ready; GUI thread."""
     groups_changed = Signal(int, int)
     """``(groups, active group)`` (1-based; 0 when no seed layer is active); GUI thread."""
     previewed = Signal(object)
     """A :class:`SeedPreview`; GUI thread."""
     committed = Signal(int, object)
     """``(body, [SplitResult, ...])`` of a committed seeded split, first group first; GUI thread."""
-    discarded = Signal()
-    """The seeds were removed without splitting; GUI thread."""
-    message = Signal(str)
-    """A one-line status; GUI thread."""
+
+    preview_role = PREVIEW_ROLE
 
     def __init__(self, viewer: Any, session: Session, parent: QObject | None = None) -> None:
-        super().__init__(parent)
-        self.viewer = viewer
-        self.session = session
+        super().__init__(viewer, session, parent)
         self.body: int | None = None
         self.layers: list[Any] = []
-        self.preview_layer: Any = None
         self._follow = False
         self._cancel: threading.Event | None = None
         self._request = 0
-        self._pending_commit = False
         self._dropping = False
-        self.note = EditNote(session, self)
-        self.note.changed.connect(self.message)
-        session.closed.connect(self._drop_layers)
-        session.edit_finished.connect(self._on_edit_finished)
-        session.edit_failed.connect(self._on_edit_failed)
         session.labels_changed.connect(self._on_labels_changed)
         viewer.layers.events.removed.connect(self._on_layer_removed)
         viewer.layers.selection.events.active.connect(self._on_active_layer)
@@ -361,15 +341,6 @@ class SeedSplitTool(QObject):
         if self._cancel is not None:
             self._cancel.set()
             self._cancel = None
-
-    def _say(self, text: str) -> None:
-        """Show a status text (one not about a committed split)."""
-        self.note.forget()
-        self.message.emit(text)
-
-    def _drop_preview(self) -> None:
-        remove_role(self.viewer, PREVIEW_ROLE)
-        self.preview_layer = None
 
     def _drop_layers(self) -> None:
         """Remove the seed layers and the preview, and stop following."""

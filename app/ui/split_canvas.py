@@ -163,44 +163,82 @@ class Preview:
     mask: NDArray[np.uint8]
 
 
-class SplitTool(QObject):
-    """The split canvas of one body, and its preview / commit / split-coarse actions.
+class SplitToolBase(QObject):
+    """What the tools that split a body share: the viewer and session, a preview
+    layer (of :attr:`preview_role`), the note that follows the committed split
+    through undo and redo, and the layers dropped when the session closes.
 
     Parameters
     ----------
     viewer : napari.Viewer
-        Where the canvas layer goes.
+        Where the tool's layers go.
     session : Session
-        Runs the reads and the split.
+        Runs the reads and the splits.
     """
 
     started = Signal(int)
-    """A canvas for this body is ready for painting; GUI thread."""
-    previewed = Signal(object)
-    """A :class:`Preview`; GUI thread."""
-    committed = Signal(object)
-    """The :class:`~app.model.dataset.SplitResult` of a committed split; GUI thread."""
+    """The tool's layers for this body are ready; GUI thread."""
     discarded = Signal()
-    """The canvas was removed without splitting; GUI thread."""
+    """The tool's layers were removed without splitting; GUI thread."""
     message = Signal(str)
     """A one-line status; GUI thread."""
+
+    preview_role: str = ""
+    """The ``ROLE`` of the tool's preview layers."""
 
     def __init__(self, viewer: Any, session: Session, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.viewer = viewer
         self.session = session
-        self.target: int | None = None
-        self.roi: Roi | None = None
-        self.canvas: Any = None
         self.preview_layer: Any = None
-        self.brush_3d = False
-        self.brush_size = 10
         self._pending_commit = False
         self.note = EditNote(session, self)
         self.note.changed.connect(self.message)
         session.closed.connect(self._drop_layers)
         session.edit_finished.connect(self._on_edit_finished)
         session.edit_failed.connect(self._on_edit_failed)
+
+    def _on_edit_finished(self, action: str, result: Any) -> None:
+        """An edit of the session's succeeded (its kind's result)."""
+        raise NotImplementedError
+
+    def _on_edit_failed(self, action: str, message: str) -> None:
+        """An edit of the session's was refused (its one-line message)."""
+        raise NotImplementedError
+
+    def _drop_layers(self) -> None:
+        """Remove the tool's layers."""
+        raise NotImplementedError
+
+    def _say(self, text: str) -> None:
+        """Show a status text (one not about a committed split)."""
+        self.note.forget()
+        self.message.emit(text)
+
+    def _drop_preview(self) -> None:
+        """Remove every preview layer of this tool (a late one too)."""
+        remove_role(self.viewer, self.preview_role)
+        self.preview_layer = None
+
+
+class SplitTool(SplitToolBase):
+    """The split canvas of one body, and its preview / commit / split-coarse actions
+    (parameters: see :class:`SplitToolBase`)."""
+
+    previewed = Signal(object)
+    """A :class:`Preview`; GUI thread."""
+    committed = Signal(object)
+    """The :class:`~app.model.dataset.SplitResult` of a committed split; GUI thread."""
+
+    preview_role = "split-preview"
+
+    def __init__(self, viewer: Any, session: Session, parent: QObject | None = None) -> None:
+        super().__init__(viewer, session, parent)
+        self.target: int | None = None
+        self.roi: Roi | None = None
+        self.canvas: Any = None
+        self.brush_3d = False
+        self.brush_size = 10
 
     # ---------------------------------------------------------------- canvas
     @property
@@ -333,7 +371,7 @@ class SplitTool(QObject):
         self._drop_preview()
         self.preview_layer = add_parts_layer(self.viewer, preview.mask, self.roi.origin,
                                              {1: PREVIEW_COLOR}, name=PREVIEW_NAME,
-                                             role="split-preview")
+                                             role=self.preview_role)
         self.viewer.layers.selection.active = self.canvas
         self.previewed.emit(preview)
         if preview.split_off == 0:
@@ -399,16 +437,6 @@ class SplitTool(QObject):
     def _on_edit_failed(self, action: str, _message: str) -> None:
         if action in ("split", "split-coarse"):
             self._pending_commit = False  # the canvas stays as painted
-
-    def _say(self, text: str) -> None:
-        """Show a status text (one not about a committed split)."""
-        self.note.forget()
-        self.message.emit(text)
-
-    def _drop_preview(self) -> None:
-        """Remove every split preview layer (a late one too)."""
-        remove_role(self.viewer, "split-preview")
-        self.preview_layer = None
 
     def _drop_layers(self) -> None:
         """Remove the canvas and the preview; napari's brush cursor goes with them."""
