@@ -15,6 +15,7 @@ from app.kernels.downsample import (
     downsample_palette_into,
     downsampled_shape,
 )
+from app.kernels.mapping import check_mapping, map_block
 from app.kernels.palette import gather, palettize, split_index
 from app.kernels.relabel import (
     index_dtype,
@@ -37,6 +38,7 @@ from app.kernels.rle import (
 __all__ = [
     "RULES",
     "canonical_rles",
+    "check_mapping",
     "check_rles_in_bounds",
     "count_equal",
     "count_in",
@@ -50,6 +52,7 @@ __all__ = [
     "gather",
     "index_dtype",
     "label_counts",
+    "map_block",
     "mask_to_rles",
     "palettize",
     "parse_rles",

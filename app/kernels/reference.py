@@ -22,6 +22,7 @@ __all__ = [
     "downsample_labels_ref",
     "encode_rles_ref",
     "label_counts_ref",
+    "map_block_ref",
     "mask_to_rles_ref",
     "parse_rles_ref",
     "relabel_ref",
@@ -258,6 +259,17 @@ def rles_cover_box_ref(
 ) -> bool:
     """Whether the spans, rasterised voxel by voxel, fill the box."""
     return bool(rles_to_mask_ref(spans, offset_zyx, shape_zyx).all())
+
+
+def map_block_ref(
+    block: NDArray[Any], svs: NDArray[np.uint64], bodies: NDArray[np.uint64]
+) -> NDArray[np.uint64]:
+    """Each supervoxel's body by ``np.searchsorted`` (unmapped ones: themselves)."""
+    flat = np.asarray(block).astype(np.uint64)
+    if svs.size == 0:
+        return flat.copy()
+    pos = np.minimum(np.searchsorted(svs, flat), svs.size - 1)
+    return np.where(svs[pos] == flat, bodies[pos], flat).astype(np.uint64)
 
 
 def mask_to_rles_ref(

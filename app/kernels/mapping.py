@@ -1,0 +1,156 @@
+"""Supervoxel → body mapping of label blocks (labelmap mode).
+
+A mapping is two arrays: the mapped supervoxels, sorted and distinct, and the
+body of each.  A supervoxel the mapping does not name is its own body; a
+retired one maps to 0.  :func:`map_block` maps a block of supervoxels to
+bodies for display and reads.
+
+Kernel: one pass over the voxels.  A voxel equal to the previous one reuses its
+body (labels come in runs along x), and so does one equal to the voxel above
+it (runs start where the row above started them); another value is looked up
+in a small open-addressing table of the values the block has shown so far,
+and only a value seen for the first time is searched for in the mapping
+(binary search).  A block of k distinct supervoxels costs k searches, whatever
+the mapping's size.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from numba import njit
+from numpy.typing import NDArray
+
+from app.kernels.hashing import slot
+from app.kernels.relabel import _check_block
+
+__all__ = ["check_mapping", "map_block"]
+
+_FIRST_TABLE_BITS = 10
+"""The block's table starts with 1,024 slots (and doubles when half full)."""
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _body_of(svs: NDArray[np.uint64], bodies: NDArray[np.uint64], value: Any) -> np.uint64:
+    """The body of supervoxel ``value``: its entry's, or itself if unmapped."""
+    v = np.uint64(value)
+    lo, hi = 0, svs.size
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if svs[mid] < v:
+            lo = mid + 1
+        else:
+            hi = mid
+    if lo < svs.size and svs[lo] == v:
+        return bodies[lo]
+    return v
+
+
+@njit(cache=True, nogil=True)
+def _map_kernel(
+    flat: NDArray[Any],
+    svs: NDArray[np.uint64],
+    bodies: NDArray[np.uint64],
+    out: NDArray[np.uint64],
+    row: int,
+    start: int,
+    bits: int,
+) -> int:
+    """Map ``flat[start:]`` into ``out[start:]`` (both 1D, rows of ``row``
+    voxels) with a table of ``2**bits`` slots; returns where it stopped:
+    ``flat.size``, or the first voxel whose value found the table half full
+    (the caller goes on from there with a larger table)."""
+    size = 1 << bits
+    mask = size - 1
+    keys = np.zeros(size, dtype=flat.dtype)
+    values = np.zeros(size, dtype=np.uint64)
+    used = np.zeros(size, dtype=np.uint8)
+    seen = 0
+    prev = flat[start]
+    body = _body_of(svs, bodies, prev)
+    for i in range(start, flat.size):
+        v = flat[i]
+        if v != prev and i >= row and flat[i - row] == v:
+            body = out[i - row]
+            prev = v
+        elif v != prev:
+            h = slot(v, mask)
+            while used[h] and keys[h] != v:
+                h = (h + 1) & mask
+            if used[h]:
+                body = values[h]
+            else:
+                if 2 * seen >= size:
+                    return i
+                body = _body_of(svs, bodies, v)
+                used[h], keys[h], values[h] = 1, v, body
+                seen += 1
+            prev = v
+        out[i] = body
+    return flat.size
+
+
+def check_mapping(svs: NDArray[Any], bodies: NDArray[Any]) -> None:
+    """Raise unless ``svs`` and ``bodies`` are a mapping :func:`map_block` takes.
+
+    Parameters
+    ----------
+    svs : NDArray[uint64], shape (n,)
+        Mapped supervoxels, strictly increasing; C-contiguous.
+    bodies : NDArray[uint64], shape (n,)
+        The body of each; C-contiguous.
+
+    Raises
+    ------
+    TypeError
+        Not uint64 ndarrays.
+    ValueError
+        Not 1D, not C-contiguous, of different lengths, or ``svs`` not strictly
+        increasing.
+    """
+    for name, arr in (("svs", svs), ("bodies", bodies)):
+        if not isinstance(arr, np.ndarray) or arr.dtype != np.uint64:
+            raise TypeError(f"{name} must be a uint64 numpy.ndarray")
+        if arr.ndim != 1 or not arr.flags.c_contiguous:
+            raise ValueError(f"{name} must be 1D and C-contiguous")
+    if svs.size != bodies.size:
+        raise ValueError(f"{svs.size} supervoxels but {bodies.size} bodies")
+    if svs.size > 1 and not bool((svs[1:] > svs[:-1]).all()):
+        raise ValueError("svs must be strictly increasing")
+
+
+def map_block(
+    block: NDArray[Any],
+    svs: NDArray[np.uint64],
+    bodies: NDArray[np.uint64],
+    *,
+    checked: bool = False,
+) -> NDArray[np.uint64]:
+    """Each voxel's body: ``block`` mapped through the mapping ``svs → bodies``.
+
+    Parameters
+    ----------
+    block : NDArray[uint8 | uint16 | uint32 | uint64], any shape, any layout
+        Supervoxels; not modified.
+    svs, bodies : NDArray[uint64], shape (n,)
+        The mapping (see :func:`check_mapping`); supervoxels it does not name
+        map to themselves.
+    checked : bool
+        The caller already ran :func:`check_mapping` on this mapping (an O(n)
+        pass); only the block is checked then.
+
+    Returns
+    -------
+    NDArray[uint64], ``block``'s shape
+        A new C-contiguous array.
+    """
+    if not checked:
+        check_mapping(svs, bodies)
+    flat = np.ascontiguousarray(_check_block(block, writeable=False))
+    out = np.empty(flat.size, np.uint64)
+    done, bits = 0, _FIRST_TABLE_BITS
+    while done < flat.size:
+        done = _map_kernel(flat, svs, bodies, out, block.shape[-1], done, bits)
+        bits += 1
+    return out.reshape(block.shape)

@@ -1,0 +1,135 @@
+"""Labelmap mode's mapping: blocks mapped to bodies for display, and a large
+mapping loaded.
+
+Usage: python -m benchmarks.bench_mapping [--repeats 20]
+
+- **Mapping blocks**: every whole 64³ block of the shipped cube's ground-truth
+  supervoxels mapped to bodies through its real mapping (21,317 supervoxels),
+  and through that mapping grown to 10 million entries: segmend's
+  :func:`app.kernels.map_block` against NumPy (``np.searchsorted`` and fancy
+  indexing) and ``fastremap.remap`` (given a dict of the whole mapping: with
+  10 million entries that dict alone is not practical, so fastremap runs on the
+  real one only), all in one run; median per block, Mvox/s.
+- **Loading**: a 10-million-supervoxel ``/mapping`` (sorted, as a checkpoint
+  writes it) read from HDF5 and its reverse map built; seconds and bytes held.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import fastremap
+import h5py
+import numpy as np
+from numpy.typing import NDArray
+
+from app.kernels import map_block
+from app.kernels.reference import map_block_ref
+from app.model.demo import demo_cube_path
+from app.model.labelmap import Mapping, read_mapping
+
+BIG = 10_000_000
+"""Supervoxels of the large mapping."""
+
+
+def real_blocks() -> tuple[list[NDArray[np.uint64]], Mapping]:
+    """The cube's whole 64³ blocks of ground-truth supervoxels, and their mapping."""
+    with h5py.File(demo_cube_path(), "r") as f:
+        svs = f["groundtruth/supervoxels"][...]
+        mapping = Mapping.from_pairs(f["groundtruth/mapping"][...])
+    n = [s // 64 for s in svs.shape]
+    blocks = [
+        np.ascontiguousarray(svs[z * 64 : z * 64 + 64, y * 64 : y * 64 + 64, x * 64 : x * 64 + 64])
+        for z in range(n[0])
+        for y in range(n[1])
+        for x in range(n[2])
+    ]
+    return blocks, mapping
+
+
+def grown(mapping: Mapping, size: int) -> Mapping:
+    """``mapping`` with supervoxels added above its own up to ``size`` entries."""
+    top = int(mapping.svs[-1]) + 1
+    extra = np.arange(top, top + size - mapping.svs.size, dtype=np.uint64)
+    return Mapping(
+        np.concatenate([mapping.svs, extra]), np.concatenate([mapping.bodies, extra // 7 + 1])
+    )
+
+
+def per_block(fn: Callable[[NDArray[np.uint64]], Any], blocks: list[Any], repeats: int) -> float:
+    """Median seconds per block of ``fn`` over the blocks, after a warm-up."""
+    for b in blocks:
+        fn(b)
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        for b in blocks:
+            fn(b)
+        times.append((time.perf_counter() - t0) / len(blocks))
+    return statistics.median(times)
+
+
+def mapping_blocks(repeats: int) -> None:
+    blocks, real = real_blocks()
+    voxels = blocks[0].size
+    print(f"\n## Mapping 64³ blocks to bodies ({len(blocks)} blocks of the cube's supervoxels)\n")
+    print("| mapping | implementation | per block | Mvox/s | segmend is |")
+    print("|---|---|---|---|---|")
+    for name, mapping in ((f"real ({real.svs.size:,})", real), (f"{BIG:,}", grown(real, BIG))):
+        svs, bodies = mapping.svs, mapping.bodies
+        for b in blocks:
+            assert np.array_equal(map_block(b, svs, bodies), map_block_ref(b, svs, bodies))
+        ours = per_block(lambda b: map_block(b, svs, bodies, checked=True), blocks, repeats)
+        rows = [("segmend map_block", ours)]
+        rows.append(("NumPy searchsorted", per_block(
+            lambda b: map_block_ref(b, svs, bodies), blocks, max(3, repeats // 4))))
+        if mapping is real:
+            table = dict(zip(svs.tolist(), bodies.tolist(), strict=True))
+            rows.append(("fastremap.remap", per_block(
+                lambda b: fastremap.remap(b, table, preserve_missing_labels=True),
+                blocks, max(3, repeats // 4))))
+        for impl, seconds in rows:
+            ratio = "" if impl.startswith("segmend") else f"{seconds / ours:.1f}× faster"
+            print(f"| {name} | {impl} | {seconds * 1e3:.3f} ms | "
+                  f"{voxels / seconds / 1e6:.0f} | {ratio} |")
+
+
+def loading() -> None:
+    rng = np.random.default_rng(0)
+    svs = np.unique(rng.integers(1, 2**40, BIG + BIG // 20, dtype=np.uint64))[:BIG]
+    pairs = np.stack([svs, rng.integers(1, 2**40, svs.size, dtype=np.uint64)], axis=1)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "m.h5"
+        with h5py.File(path, "w") as f:
+            f["mapping"] = pairs
+        del pairs
+        t0 = time.perf_counter()
+        mapping = read_mapping(f"{path}:/mapping")
+        loaded = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        mapping.supervoxels_of(int(mapping.bodies[0]))
+        reverse = time.perf_counter() - t0
+    print(f"\n## Loading a mapping of {mapping.svs.size:,} supervoxels (HDF5 /mapping)\n")
+    print("| step | seconds | held |")
+    print("|---|---|---|")
+    print(f"| read (forward map) | {loaded:.2f} | {(mapping.svs.nbytes * 2) / 2**20:.0f} MiB |")
+    print(f"| first reverse lookup (builds it) | {reverse:.2f} | "
+          f"{mapping.nbytes / 2**20:.0f} MiB in all |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeats", type=int, default=20)
+    args = parser.parse_args()
+    mapping_blocks(args.repeats)
+    loading()
+
+
+if __name__ == "__main__":
+    main()
