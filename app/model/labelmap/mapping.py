@@ -112,7 +112,7 @@ class Mapping:
     @functools.cached_property
     def _by_body(self) -> NDArray[np.int64]:
         """Indices of the entries ordered by body (the reverse map)."""
-        return np.argsort(self.bodies, kind="stable")
+        return np.argsort(self.bodies)
 
 
 def read_mapping(spec: str | Path) -> Mapping:
