@@ -34,7 +34,7 @@ def checkpointer(tmp_path: Path) -> Iterator[Checkpointer]:
     safefile = SafeFile(path, rollback_path(path))
     store = PyramidStore(h5py.File(safefile, "r+"))
     journal = Journal(journal_path(path))
-    engine = SimpleNamespace(gate=Gate(), counters=Counters(13, 12, 4))
+    engine = SimpleNamespace(gate=Gate(), counters=Counters(13, 12, 4), mapping=None)
     cp = Checkpointer(store, journal, engine, safefile, interval=3600.0)  # type: ignore[arg-type]
     yield cp
     cp.stop()

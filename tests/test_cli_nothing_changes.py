@@ -52,6 +52,8 @@ def value_for(action: argparse.Action, file: Path, inputs: Path, out_dir: Path) 
         "block": "0,0,0",
         "box": "0:1,0:1,0:1",
         "mask": str(inputs / "mask.npy"),
+        "label": "1",
+        "body": "1",
     }
     if action.dest in values:
         return [values[action.dest]]

@@ -35,6 +35,11 @@ def test_map_block_equals_reference(dtype: Any, shape: tuple[int, int, int]) -> 
     got = map_block(block, svs, bodies)
     assert got.dtype == np.uint64 and got.shape == block.shape and got.flags.c_contiguous
     np.testing.assert_array_equal(got, map_block_ref(block, svs, bodies))
+    overlay = a_mapping(rng, min(high, 300), 40)  # (some in the mapping, some not)
+    np.testing.assert_array_equal(
+        map_block(block, svs, bodies, overlay=overlay),
+        map_block_ref(block, svs, bodies, overlay),
+    )
     np.testing.assert_array_equal(  # any layout
         map_block(block[:, ::-1, ::2], svs, bodies), map_block_ref(block[:, ::-1, ::2], svs, bodies)
     )
@@ -60,11 +65,23 @@ def test_a_block_of_all_distinct_values_grows_its_table() -> None:
 @given(
     block=arrays(np.uint64, st.tuples(*[st.integers(1, 6)] * 3), elements=st.integers(0, 12)),
     pairs=st.dictionaries(st.integers(0, 12), st.integers(0, 2**64 - 1), max_size=12),
+    changes=st.dictionaries(st.integers(0, 12), st.integers(0, 2**64 - 1), max_size=6),
 )
-def test_map_block_hypothesis(block: NDArray[np.uint64], pairs: dict[int, int]) -> None:
-    svs = np.array(sorted(pairs), np.uint64)
-    bodies = np.array([pairs[s] for s in sorted(pairs)], np.uint64)
+def test_map_block_hypothesis(
+    block: NDArray[np.uint64], pairs: dict[int, int], changes: dict[int, int]
+) -> None:
+    svs, bodies = _arrays(pairs)
     np.testing.assert_array_equal(map_block(block, svs, bodies), map_block_ref(block, svs, bodies))
+    overlay = _arrays(changes)
+    expected = map_block_ref(block, *_arrays({**pairs, **changes}))
+    np.testing.assert_array_equal(map_block(block, svs, bodies, overlay=overlay), expected)
+    np.testing.assert_array_equal(map_block_ref(block, svs, bodies, overlay), expected)
+
+
+def _arrays(pairs: dict[int, int]) -> tuple[NDArray[np.uint64], NDArray[np.uint64]]:
+    """A mapping's sorted arrays."""
+    keys = sorted(pairs)
+    return np.array(keys, np.uint64), np.array([pairs[k] for k in keys], np.uint64)
 
 
 def test_bad_mappings_and_blocks_are_refused() -> None:
@@ -78,5 +95,7 @@ def test_bad_mappings_and_blocks_are_refused() -> None:
         map_block(block, ok.astype(np.int64), ok)
     with pytest.raises(ValueError, match="1D"):
         map_block(block, ok.reshape(2, 1), ok)
+    with pytest.raises(ValueError, match="strictly increasing"):
+        map_block(block, ok, ok, overlay=(ok[::-1].copy(), ok))
     with pytest.raises(TypeError, match="unsigned"):
         map_block(block.astype(np.int32), ok, ok)

@@ -23,6 +23,7 @@ from app.cli import (
     edit_commands,
     events_commands,
     export_commands,
+    labelmap_commands,
     pyramid_commands,
 )
 from app.cli.desktop import AppRunner
@@ -31,7 +32,8 @@ from app.model.error_text import one_line
 from app.model.errors import CheckpointError, SegmendError
 
 COMMAND_MODULES = (
-    pyramid_commands, body_commands, edit_commands, events_commands, export_commands
+    pyramid_commands, body_commands, labelmap_commands, edit_commands, events_commands,
+    export_commands,
 )
 CHECKPOINT_FAILED = 3
 """Exit status of an edit that is durable (its result printed) but that the HDF5

@@ -1,5 +1,5 @@
-"""The mutating commands and the mutation log: merge, split, split-coarse, nextlabel,
-maxlabel, undo, redo, log, apply, reindex."""
+"""The mutating commands and the mutation log: merge, cleave, split, split-coarse,
+nextlabel, maxlabel, undo, redo, log, apply, reindex."""
 
 from __future__ import annotations
 
@@ -59,6 +59,16 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument(
         "labels", type=int, nargs="+", metavar="LABEL", help="the bodies merged into TARGET"
     )
+
+    p = mutating(
+        "cleave", "supervoxels of a body become a new body (labelmap mode)", cmd_cleave
+    )
+    p.add_argument("body", type=int, help="the body to cleave")
+    p.add_argument(
+        "svs", type=int, nargs="+", metavar="SV",
+        help="its supervoxels that become the new body (not all of them)",
+    )
+    p.add_argument("--cleaved-label", type=int, metavar="N", help=NEW_LABEL_HELP)
 
     p = mutating(
         "split",
@@ -210,6 +220,15 @@ def cmd_merge(args: argparse.Namespace) -> int:
     """``segmend merge FILE TARGET LABEL...`` prints ``{"MutationID": n}``."""
     with _writable(args) as ds:
         emit(args, {"MutationID": ds.merge(args.target, args.labels)})
+    return 0
+
+
+def cmd_cleave(args: argparse.Namespace) -> int:
+    """``segmend cleave FILE BODY SV... [--cleaved-label N]`` prints
+    ``{"CleavedLabel": n, "MutationID": m}``."""
+    with _writable(args) as ds:
+        label, mutation_id = ds.cleave(args.body, args.svs, cleaved_label=args.cleaved_label)
+        emit(args, {"CleavedLabel": label, "MutationID": mutation_id})
     return 0
 
 

@@ -35,6 +35,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument("--image", help="grayscale source, same forms as SRC (default: none)")
     p.add_argument(
+        "--mapping", metavar="MAP",
+        help="build a labelmap-mode dataset: SRC holds supervoxels, MAP gives their bodies, "
+             "as FILE.h5:/dataset or FILE.npy ((N, 2) integer rows 'supervoxel body') or a "
+             "text file of 'sv body' lines (DVID's GET /mappings); HDF5 OUT only "
+             "(default: none, a voxel-mode dataset)",
+    )
+    p.add_argument(
         "--block-size", type=_block_size, default=(64, 64, 64), metavar="N[,N,N]",
         help="block (and HDF5 chunk) shape in voxels, z,y,x or one size for all (default 64)",
     )
@@ -126,8 +133,9 @@ def _voxel_size(text: str) -> tuple[float, float, float]:
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    """``segmend build SRC OUT [--force]``: refuses an OUT open for writing, and
-    an edited one (with a journal) unless ``--force``, which deletes its journal."""
+    """``segmend build SRC OUT [--mapping MAP] [--force]``: refuses an OUT open
+    for writing, and an edited one (with a journal) unless ``--force``, which
+    deletes its journal."""
     from app.model.bulk.build import build_pyramid
     from app.model.info import dataset_info
     from app.model.journal.sidecar import journal_path
@@ -140,6 +148,7 @@ def cmd_build(args: argparse.Namespace) -> int:
             args.src,
             args.out,
             image=args.image,
+            mapping=args.mapping,
             block_size=args.block_size,
             rule=args.rule,
             levels=args.levels,
@@ -225,9 +234,13 @@ def _refuse_foreign_demo_out(out: Path | None) -> None:
 
 
 def _format_info(info: dict[str, Any]) -> str:
+    mode = info["mode"]
+    if "mapped_supervoxels" in info:
+        mode += f" ({info['mapped_supervoxels']} mapped supervoxels)"
     lines = [
         f"file:        {info['file']}",
         f"format:      {info['format']}",
+        f"mode:        {mode}",
         f"shape (zyx): {tuple(info['shape'])}",
         f"block size:  {tuple(info['block_size'])}",
         f"downres:     {info['downres_rule']}",

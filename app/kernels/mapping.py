@@ -3,7 +3,8 @@
 A mapping is two arrays: the mapped supervoxels, sorted and distinct, and the
 body of each.  A supervoxel the mapping does not name is its own body; a
 retired one maps to 0.  :func:`map_block` maps a block of supervoxels to
-bodies for display and reads.
+bodies for display and reads, through a mapping and, optionally, an overlay
+(another mapping, of the changes since: it wins where both name a supervoxel).
 
 Kernel: one pass over the voxels.  A voxel equal to the previous one reuses its
 body (labels come in runs along x); another value is looked up in a small
@@ -29,12 +30,13 @@ __all__ = ["check_mapping", "map_block"]
 
 _FIRST_TABLE_BITS = 12
 """The block's table starts with 4,096 slots (and doubles when half full)."""
+_NONE = np.empty(0, np.uint64)
+"""An empty mapping (no overlay)."""
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _body_of(svs: NDArray[np.uint64], bodies: NDArray[np.uint64], value: Any) -> np.uint64:
-    """The body of supervoxel ``value``: its entry's, or itself if unmapped."""
-    v = np.uint64(value)
+def _find(svs: NDArray[np.uint64], v: np.uint64) -> int:
+    """Where ``v`` is in the sorted ``svs`` (-1: not there)."""
     lo, hi = 0, svs.size
     while lo < hi:
         mid = (lo + hi) >> 1
@@ -42,8 +44,26 @@ def _body_of(svs: NDArray[np.uint64], bodies: NDArray[np.uint64], value: Any) ->
             lo = mid + 1
         else:
             hi = mid
-    if lo < svs.size and svs[lo] == v:
-        return bodies[lo]
+    return lo if lo < svs.size and svs[lo] == v else -1
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _body_of(
+    svs: NDArray[np.uint64],
+    bodies: NDArray[np.uint64],
+    over_svs: NDArray[np.uint64],
+    over_bodies: NDArray[np.uint64],
+    value: Any,
+) -> np.uint64:
+    """The body of supervoxel ``value``: the overlay's entry, else the mapping's,
+    else itself."""
+    v = np.uint64(value)
+    at = _find(over_svs, v)
+    if at >= 0:
+        return over_bodies[at]
+    at = _find(svs, v)
+    if at >= 0:
+        return bodies[at]
     return v
 
 
@@ -52,6 +72,8 @@ def _map_kernel(
     flat: NDArray[Any],
     svs: NDArray[np.uint64],
     bodies: NDArray[np.uint64],
+    over_svs: NDArray[np.uint64],
+    over_bodies: NDArray[np.uint64],
     out: NDArray[np.uint64],
     bits: int,
 ) -> int:
@@ -66,7 +88,7 @@ def _map_kernel(
     used = np.zeros(size, dtype=np.uint8)
     seen = 0
     prev = flat[0]
-    body = _body_of(svs, bodies, prev)
+    body = _body_of(svs, bodies, over_svs, over_bodies, prev)
     for i in range(flat.size):
         v = flat[i]
         if v != prev:
@@ -78,7 +100,7 @@ def _map_kernel(
             else:
                 if 2 * seen >= size:
                     return i
-                body = _body_of(svs, bodies, v)
+                body = _body_of(svs, bodies, over_svs, over_bodies, v)
                 used[h] = 1
                 keys[h] = v
                 values[h] = body
@@ -122,6 +144,7 @@ def map_block(
     svs: NDArray[np.uint64],
     bodies: NDArray[np.uint64],
     *,
+    overlay: tuple[NDArray[np.uint64], NDArray[np.uint64]] | None = None,
     checked: bool = False,
 ) -> NDArray[np.uint64]:
     """Each voxel's body: ``block`` mapped through the mapping ``svs → bodies``.
@@ -133,21 +156,27 @@ def map_block(
     svs, bodies : NDArray[uint64], shape (n,)
         The mapping (see :func:`check_mapping`); supervoxels it does not name
         map to themselves.
+    overlay : (NDArray[uint64], NDArray[uint64]), optional
+        Another mapping ``(svs, bodies)``, of changes: its entries win.
     checked : bool
-        The caller already ran :func:`check_mapping` on this mapping (an O(n)
-        pass); only the block is checked then.
+        The caller already ran :func:`check_mapping` on the mapping and the
+        overlay (an O(n) pass); only the block is checked then.
 
     Returns
     -------
     NDArray[uint64], ``block``'s shape
         A new C-contiguous array.
     """
+    over_svs, over_bodies = overlay if overlay is not None else (_NONE, _NONE)
     if not checked:
         check_mapping(svs, bodies)
+        check_mapping(over_svs, over_bodies)
     flat = np.ascontiguousarray(_check_block(block, writeable=False))
     out = np.empty(flat.size, np.uint64)
     done, bits = 0, _FIRST_TABLE_BITS
     while done < flat.size:
-        done += _map_kernel(flat[done:], svs, bodies, out[done:], bits)
+        done += _map_kernel(
+            flat[done:], svs, bodies, over_svs, over_bodies, out[done:], bits
+        )
         bits += 1
     return out.reshape(block.shape)

@@ -262,14 +262,29 @@ def rles_cover_box_ref(
 
 
 def map_block_ref(
-    block: NDArray[Any], svs: NDArray[np.uint64], bodies: NDArray[np.uint64]
+    block: NDArray[Any],
+    svs: NDArray[np.uint64],
+    bodies: NDArray[np.uint64],
+    overlay: tuple[NDArray[np.uint64], NDArray[np.uint64]] | None = None,
 ) -> NDArray[np.uint64]:
-    """Each supervoxel's body by ``np.searchsorted`` (unmapped ones: themselves)."""
+    """Each supervoxel's body by ``np.searchsorted``: the overlay's, else the
+    mapping's (unmapped ones: themselves)."""
     flat = np.asarray(block).astype(np.uint64)
+    out = _searched(flat, flat, svs, bodies)
+    if overlay is not None:
+        out = _searched(flat, out, *overlay)
+    return out
+
+
+def _searched(
+    keys: NDArray[np.uint64], default: NDArray[np.uint64],
+    svs: NDArray[np.uint64], bodies: NDArray[np.uint64],
+) -> NDArray[np.uint64]:
+    """``bodies`` where ``keys`` are in ``svs``, else ``default``."""
     if svs.size == 0:
-        return flat.copy()
-    pos = np.minimum(np.searchsorted(svs, flat), svs.size - 1)
-    return np.where(svs[pos] == flat, bodies[pos], flat).astype(np.uint64)
+        return default.copy()
+    pos = np.minimum(np.searchsorted(svs, keys), svs.size - 1)
+    return np.where(svs[pos] == keys, bodies[pos], default).astype(np.uint64)
 
 
 def mask_to_rles_ref(

@@ -2,7 +2,8 @@
 
 Edits are durable in the journal when they return; the HDF5 file is written
 only here, through :class:`app.model.storage.safefile.SafeFile`, with the id of the
-last mutation it holds (``checkpoint_mutation_id``).  A background thread
+last mutation it holds (``checkpoint_mutation_id``) and, in labelmap mode, the
+mapping as of that mutation (``/mapping``: only its changed chunks).  A background thread
 checkpoints every ``interval`` seconds, or sooner when many blocks wait.
 
 A checkpoint the disk refuses (full, I/O error, the file held by another
@@ -34,6 +35,8 @@ from app.model.error_text import write_failure
 from app.model.errors import CheckpointError, FileBusyError, FileWriteError, StagingFullError
 from app.model.journal.file_locks import commit_guard
 from app.model.journal.journal import Journal
+from app.model.labelmap.mapping import Mapping
+from app.model.labelmap.mapping_file import write_file_mapping
 from app.model.priority import lower_thread_priority
 from app.model.storage.safefile import SafeFile
 from app.model.storage.store import PyramidStore
@@ -102,6 +105,8 @@ class Checkpointer:
         self._committed = int(store.attr("checkpoint_mutation_id", 0))
         self._journal_id = journal.get_meta("journal_id") or ""
         self._stamped = False
+        mapping = engine.mapping
+        self._mapping_written = mapping.version if mapping is not None else 0
         self._problem = ProblemFile(problem_path(safefile.path))
         self._lock = threading.Lock()
         self._wake = threading.Event()
@@ -198,11 +203,16 @@ class Checkpointer:
     def _write(self) -> int:
         store = self.store
         with self._lock:
+            mapping = self.engine.mapping
             with self.engine.gate.exclusive():
                 items = store.staged_items()
                 values = self.engine.counters.file_attrs()
+                version = mapping.version if mapping is not None else 0
+                view = mapping.view() if mapping is not None else None
+            remapped = version != self._mapping_written
             if (
                 not items
+                and not remapped
                 and not self.safefile.pending_bytes
                 and all(store.attr(k) == v for k, v in values.items())
             ):
@@ -215,6 +225,10 @@ class Checkpointer:
                     assert block is not None
                     payload = store.encode_block(key[0], key[1], coord, block)
                 store.write_payload(key[0], key[1], coord, payload)
+            if remapped:
+                assert view is not None and store.h5 is not None
+                merged = Mapping.from_pairs(view.pairs())
+                write_file_mapping(store.h5, merged, changed=view.over_svs)
             store.set_attrs(
                 **{k: np.uint64(v) for k, v in values.items()}, journal_id=self._journal_id
             )
@@ -223,6 +237,7 @@ class Checkpointer:
             with commit_guard(self.safefile.path):
                 self.safefile.commit()
             self._committed = values["checkpoint_mutation_id"]
+            self._mapping_written = version
             store.unstage([(key, staged.gen) for key, staged in items])
             return len(items)
 

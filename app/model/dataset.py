@@ -59,6 +59,8 @@ from app.model.geometry import Coord
 from app.model.journal.file_locks import WriterLock, take_writer_lock
 from app.model.journal.journal import Journal
 from app.model.journal.sidecar import journal_path, rollback_path, sidecar_dir
+from app.model.labelmap.mapping_file import load_mapping_state, read_file_mapping
+from app.model.labelmap.state import MappingState
 from app.model.mutations.checks import require_new_label
 from app.model.mutations.regions import SplitRegion
 from app.model.opening import (
@@ -137,6 +139,7 @@ class Dataset(DatasetReads):
         self._safefile: SafeFile | None = None
         self._journal: Journal | None = None
         self._engine: MutationEngine | None = None
+        self._mapping: MappingState | None = None
         self._workers = workers or default_workers()
         self._background_nice = background_nice
         self._pool = ThreadPoolExecutor(
@@ -181,6 +184,7 @@ class Dataset(DatasetReads):
         recover_interrupted_commit(self.path)
         self._safefile = SafeFile(self.path, rollback_path(self.path))
         self.store = open_editable_store(self.path, self._safefile, cache_bytes)
+        self._mapping = load_mapping_state(self.store.h5)
         data_uuid = str(self.store.attr("data_uuid"))
         self._journal = claim_journal(
             self.path, data_uuid, self.store.attr("journal_id"), self.version_uuid
@@ -231,6 +235,7 @@ class Dataset(DatasetReads):
             workers=self._workers,
             uuid=uuid,
             user=user,
+            mapping=self._mapping,
         )
 
     def _open_reader(self, cache_bytes: int) -> None:
@@ -242,6 +247,7 @@ class Dataset(DatasetReads):
         remove_stale_partials(self.path)
         self.lag = self._bring_file_up_to_date()
         self.store, token = open_read_only_store(self.path, cache_bytes)
+        self._mapping = load_mapping_state(self.store.h5)
         if self.store.native:
             snapshot = ReadSnapshot(self.path, self._catch_up, self._end_read, token)
             self._snapshot = snapshot
@@ -275,6 +281,8 @@ class Dataset(DatasetReads):
         if file_changed:
             self.store.reopen()
             self._replayed_to = None
+            if self._mapping is not None:
+                self._mapping.reset(read_file_mapping(self.store.h5))
         journal = self._reading_journal()
         if journal is None:
             return
@@ -312,6 +320,13 @@ class Dataset(DatasetReads):
     def merge(self, target: int, labels: Iterable[int]) -> int:
         """Every voxel of ``labels`` becomes ``target``; returns the MutationID."""
         return self.engine.merge(target, labels)
+
+    def cleave(
+        self, body: int, supervoxels: Iterable[int], *, cleaved_label: int | None = None
+    ) -> tuple[int, int]:
+        """Supervoxels of ``body`` become a new body (or ``cleaved_label``), in
+        labelmap mode; returns (CleavedLabel, MutationID)."""
+        return self.engine.cleave(body, supervoxels, cleaved_label)
 
     def split(
         self,
@@ -542,7 +557,24 @@ class Dataset(DatasetReads):
             report = verify_levels(self.store, progress=progress)
             if self._journal is not None and self._journal.get_meta("index_built"):
                 report.problems.extend(check_label_index(self.store, self._journal, self._pool))
+            if self._mapping is not None:
+                report.problems.extend(self._mapping_problems(self._mapping))
         return report
+
+    def _mapping_problems(self, mapping: MappingState) -> list[str]:
+        """The live mapping's own consistency, and, when the file holds every
+        journaled edit, the file's ``/mapping`` against it."""
+        found = mapping.problems()
+        assert self.store.h5 is not None
+        holds = int(self.store.attr("checkpoint_mutation_id", 0))
+        if not self.mutations(holds):
+            try:
+                stored = read_file_mapping(self.store.h5).pairs
+            except FormatError as exc:
+                return [*found, str(exc)]
+            if not np.array_equal(stored, mapping.view().pairs()):
+                found.append(f"{self.path}: /mapping differs from the journaled mapping")
+        return found
 
     # --------------------------------------------------------------- closing
     def close(self, events_timeout: float = 2.0) -> None:

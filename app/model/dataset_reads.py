@@ -1,6 +1,11 @@
 """The read side of a dataset: shapes, lazily read levels, the label index, the
-mutation log.  :class:`app.model.dataset.Dataset` adds opening, editing,
-checkpoints and closing; every method here works on a read-only dataset too."""
+mapping (labelmap mode), the mutation log.  :class:`app.model.dataset.Dataset`
+adds opening, editing, checkpoints and closing; every method here works on a
+read-only dataset too.
+
+In labelmap mode the voxels hold supervoxels; reads of ``"labels"`` give bodies
+(the mapping applied, as DVID's default), reads of ``"supervoxels"`` the raw
+ids, and sizes and blocks of a body sum those of its supervoxels."""
 
 from __future__ import annotations
 
@@ -11,17 +16,21 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from app.model.bodies import Body, index_bodies
+from app.model.bodies import Body, index_bodies, mapped_bodies
 from app.model.engine import MutationEngine
 from app.model.engine.counters import Counters
 from app.model.errors import FormatError, SegmendError
 from app.model.events.outbox import backlog
 from app.model.geometry import Coord
 from app.model.journal.journal import Journal
+from app.model.labelmap.state import MappingState
 from app.model.mutations import Mutation, is_known, record_from_json
 from app.model.read_snapshot import ReadSnapshot
 from app.model.storage.arrays import LevelArray
 from app.model.storage.store import IMAGE, LABELS, PyramidStore
+
+SUPERVOXELS = "supervoxels"
+"""The block kind of a labelmap dataset's raw voxels (``"labels"``: its bodies)."""
 
 
 class DatasetReads:
@@ -32,6 +41,7 @@ class DatasetReads:
     _journal: Journal | None
     _engine: MutationEngine | None
     _snapshot: ReadSnapshot | None
+    _mapping: MappingState | None
 
     def snapshot(self) -> AbstractContextManager[object]:
         """Read inside ``with ds.snapshot():`` to see one state throughout: every
@@ -77,15 +87,30 @@ class DatasetReads:
         """True for a segmend pyramid; False for another tool's (read-only)."""
         return self.store.native
 
+    @property
+    def labelmap(self) -> bool:
+        """True in labelmap mode (supervoxels in the voxels, bodies by a mapping)."""
+        return self._mapping is not None
+
     def read_block(self, kind: str, scale: int, coord: Coord) -> NDArray[Any]:
-        """One block (``kind`` ``"labels"`` or ``"image"``), clipped to the volume,
-        read through the block cache; read-only."""
-        return self.store.read_block(kind, scale, coord)
+        """One block (``kind`` ``"labels"``, ``"supervoxels"`` or ``"image"``),
+        clipped to the volume, read through the block cache; read-only."""
+        block = self.store.read_block(LABELS if kind == SUPERVOXELS else kind, scale, coord)
+        return self._bodies(block) if kind == LABELS else block
 
     def cached_block(self, kind: str, scale: int, coord: Coord) -> NDArray[Any] | None:
         """The block if it is in memory (see :meth:`PyramidStore.block_in_memory`),
         else None; never reads the file."""
-        return self.store.block_in_memory(kind, scale, coord)
+        block = self.store.block_in_memory(LABELS if kind == SUPERVOXELS else kind, scale, coord)
+        return self._bodies(block) if kind == LABELS and block is not None else block
+
+    def _bodies(self, labels: NDArray[Any]) -> NDArray[Any]:
+        """Voxel labels as bodies (a new read-only array in labelmap mode)."""
+        if self._mapping is None:
+            return labels
+        bodies = self._mapping.view().map_block(labels)
+        bodies.flags.writeable = False
+        return bodies
 
     def cache_capacity(self) -> int:
         """Bytes of decoded blocks the block cache holds at most."""
@@ -108,8 +133,40 @@ class DatasetReads:
         return str(self.store.attr("repo_uuid", ""))
 
     def labels(self, scale: int = 0) -> LevelArray:
-        """Labels at ``scale`` as a lazily read array-like (uint64, z y x)."""
+        """Labels at ``scale`` (bodies, in labelmap mode) as a lazily read
+        array-like (uint64, z y x)."""
+        return LevelArray(self.store, LABELS, scale, self._bodies if self.labelmap else None)
+
+    def supervoxels(self, scale: int = 0) -> LevelArray:
+        """The voxels' own labels at ``scale``: supervoxels in labelmap mode (the
+        labels, in voxel mode), as a lazily read array-like (z y x)."""
         return LevelArray(self.store, LABELS, scale)
+
+    def mapping(self, svs: NDArray[np.integer[Any]] | list[int]) -> NDArray[np.uint64]:
+        """The bodies of supervoxels ``svs`` (1D; an unmapped one is its own body)."""
+        with self.snapshot():
+            return self._live_mapping().body_of(svs)
+
+    def mapping_pairs(self) -> NDArray[np.uint64]:
+        """The whole mapping: ``(n, 2)`` uint64 ``(supervoxel, body)`` rows, sorted."""
+        with self.snapshot():
+            return self._live_mapping().view().pairs()
+
+    def supervoxels_of(self, body: int) -> NDArray[np.uint64]:
+        """The supervoxels of ``body`` that have voxels, sorted (empty: no such body;
+        the mapping may name others, absent from the volume)."""
+        with self.snapshot():
+            svs = self._body_supervoxels(int(body))
+            return svs[self._index().label_sizes(svs) > 0]
+
+    def _body_supervoxels(self, body: int) -> NDArray[np.uint64]:
+        index = self._index()
+        return self._live_mapping().supervoxels_of(body, lambda sv: index.label_size(sv) > 0)
+
+    def _live_mapping(self) -> MappingState:
+        if self._mapping is None:
+            raise SegmendError(f"{self.path} is in voxel mode: it has no supervoxel mapping")
+        return self._mapping
 
     def image(self, scale: int = 0) -> LevelArray:
         """Grayscale at ``scale`` as a lazily read array-like."""
@@ -117,22 +174,33 @@ class DatasetReads:
             raise FormatError(f"{self.path} has no grayscale")
         return LevelArray(self.store, IMAGE, scale)
 
-    def label_size(self, label: int) -> int:
-        """Voxels of ``label`` at s0 (0 if none), from the label index."""
+    def label_size(self, label: int, *, supervoxels: bool = False) -> int:
+        """Voxels of ``label`` at s0 (0 if none), from the label index: of a body
+        (the sum over its supervoxels) in labelmap mode, of a supervoxel with
+        ``supervoxels``."""
         with self.snapshot():
-            return self._index().label_size(int(label))
+            if self._mapping is None or supervoxels:
+                return self._index().label_size(int(label))
+            return int(self._index().label_sizes(self._body_supervoxels(int(label))).sum())
 
     def label_blocks(self, label: int) -> dict[Coord, int]:
-        """s0 blocks holding ``label`` → its voxel count in each."""
+        """s0 blocks holding ``label`` (a body, in labelmap mode) → its voxel count
+        in each."""
         with self.snapshot():
-            return self._index().label_blocks(int(label))
+            if self._mapping is None:
+                return self._index().label_blocks(int(label))
+            return self._index().labels_blocks(self._body_supervoxels(int(label)))
 
     def bodies(self, *, by: str = "size", top: int | None = None) -> list[Body]:
         """The bodies of the label index (label, voxels, blocks), largest first by
         ``by`` (``"size"``: voxels, ``"blocks"``: s0 blocks), ties by label; at most
-        ``top`` of them.  Reads the index only, never the volume."""
+        ``top`` of them.  Reads the index only, never the volume (in labelmap
+        mode, with the mapping applied to its supervoxels)."""
         with self.snapshot():
-            return index_bodies(self._index().connection, by=by, top=top)
+            conn = self._index().connection
+            if self._mapping is None:
+                return index_bodies(conn, by=by, top=top)
+            return mapped_bodies(conn, self._mapping.view().body_of, by=by, top=top)
 
     @property
     def max_label(self) -> int:

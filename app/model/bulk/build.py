@@ -37,6 +37,8 @@ from app.model.bulk.zarr_build import build_ome_zarr, is_zarr_output
 from app.model.error_text import write_failure
 from app.model.errors import CancelledError, FormatError, SegmendError
 from app.model.geometry import Coord, blocks_in_box
+from app.model.labelmap import Mapping, read_mapping
+from app.model.labelmap.mapping_file import write_file_mapping
 from app.model.storage.layout import (
     DEFAULT_BLOCK_SIZE,
     DEFAULT_RULE,
@@ -73,6 +75,7 @@ def build_pyramid(
     discard_journal: bool = False,
     cluster: Cluster | None = None,
     task_blocks: int | None = None,
+    mapping: str | Path | Mapping | None = None,
 ) -> Path:
     """Write the full label (and optional grayscale) pyramid of a source volume.
 
@@ -112,6 +115,13 @@ def build_pyramid(
         Sees every s0 label block (e.g. to build the label index); threads only.
     discard_journal : bool
         Replace an edited ``out`` (one with a journal), deleting its journal.
+    mapping : str, Path or Mapping, optional
+        A supervoxel → body mapping (a file: see
+        :func:`~app.model.labelmap.mapping.read_mapping`, read before any
+        work): the labels are supervoxels, and ``out`` is a labelmap-mode
+        dataset holding the mapping (SPEC §5).  Its supervoxels need not all
+        be in the volume.  ``max_label`` covers its ids too (supervoxels and
+        bodies share one id space).  An HDF5 ``out`` only.
 
     Returns
     -------
@@ -121,14 +131,16 @@ def build_pyramid(
     Raises
     ------
     ValueError
-        On a bad block size, number of levels or voxel size (before any work).
+        On a bad block size, number of levels or voxel size, or a mapping with
+        an OME-Zarr ``out`` (before any work).
     app.model.errors.WriterLockedError
         If a process writes ``out`` (before any work, and again before
         replacing it).
     app.model.bulk.output.EditedOutputError
         If ``out`` has a journal and ``discard_journal`` is false.
     app.model.errors.FormatError
-        If a source cannot be read or has the wrong shape or dtype.
+        If a source cannot be read or has the wrong shape or dtype, or the
+        mapping file is missing or not a mapping (before any work).
     app.model.errors.CancelledError
         If ``cancel`` was set.
     app.model.errors.SegmendError
@@ -139,6 +151,12 @@ def build_pyramid(
     if cluster is not None and block_observer is not None:
         raise ValueError("a block observer sees blocks of a threaded build only")
     task_blocks = check_task_blocks(task_blocks, block_size)
+    if mapping is not None and is_zarr_output(out):
+        raise ValueError(
+            f"{out}: a mapping (labelmap mode) needs an editable HDF5 pyramid, not an OME-Zarr"
+        )
+    if isinstance(mapping, str | Path):
+        mapping = read_mapping(mapping)
     with open_source(labels) as lab, open_source(image) if image else nullcontext() as img:
         shape = (int(lab.shape[0]), int(lab.shape[1]), int(lab.shape[2]))
         if img is not None:
@@ -184,6 +202,11 @@ def build_pyramid(
                 max_label = _write_levels(
                     store, lab, img, workers, progress, cancel, rule, block_observer
                 )
+            if mapping is not None:
+                assert store.h5 is not None  # (created: an HDF5 file)
+                write_file_mapping(store.h5, mapping)
+                store.set_attrs(mode="labelmap")
+                max_label = max(max_label, _largest_id(mapping))
             # the file's uint64 next_label stops at the largest label (then: exhausted)
             store.set_attrs(
                 max_label=max_label, next_label=min(max_label + 1, np.iinfo(np.uint64).max)
@@ -260,6 +283,11 @@ def _write_levels(
         if img is not None:
             _SlabStream(store, IMAGE, pool, ticker, cancel, rule, None).run(img)
     return max_label
+
+
+def _largest_id(mapping: Mapping) -> int:
+    """The largest supervoxel or body id of ``mapping`` (0 if it is empty)."""
+    return max(int(mapping.svs[-1]), int(mapping.bodies.max())) if mapping.svs.size else 0
 
 
 def _check_grayscale(img: Any, shape: tuple[int, ...]) -> None:

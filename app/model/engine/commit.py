@@ -43,6 +43,9 @@ class _Recording:
     def put_spans(self, spans: NDArray[np.integer[Any]]) -> str:
         return Journal.put_spans(self.cur, canonical_rles(spans))
 
+    def put_bytes(self, data: bytes) -> str:
+        return put_blob(self.cur.connection, data)
+
 
 class Committer:
     """Writes mutations into one dataset's journal.
@@ -115,7 +118,7 @@ class Committer:
             append_events(cur, record)
             return record
 
-        newest = max((row[0] for row in outcome.rows), default=0)
+        newest = max((row[0] for row in outcome.rows), default=outcome.new_label)
         return self._journal_new(outcome.n_ids, write, newest), outcome.rows
 
     def commit_done(self, make: Callable[[Stamp], Mutation], label: int) -> Mutation:

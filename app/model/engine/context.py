@@ -1,6 +1,6 @@
 """The engine's side of :class:`app.model.mutations.base.EditContext`: what a
-kind's plan reads (the s0 blocks, the label index, undo data, blobs) and the
-labels it may claim."""
+kind's plan reads (the s0 blocks, the label index, the mapping, undo data,
+blobs) and the labels it may claim."""
 
 from __future__ import annotations
 
@@ -11,17 +11,26 @@ from app.model.engine.counters import Counters
 from app.model.errors import InvalidMutationError
 from app.model.geometry import Coord
 from app.model.journal.journal import Journal
+from app.model.labelmap.state import MappingState
 from app.model.storage.palette_block import PaletteBlock
 from app.model.storage.store import LABELS, PyramidStore
 
 
 class EngineContext:
-    """An :class:`EditContext` over one dataset's store, journal and counters."""
+    """An :class:`EditContext` over one dataset's store, journal, counters and (in
+    labelmap mode) mapping."""
 
-    def __init__(self, store: PyramidStore, journal: Journal, counters: Counters) -> None:
+    def __init__(
+        self,
+        store: PyramidStore,
+        journal: Journal,
+        counters: Counters,
+        mapping: MappingState | None = None,
+    ) -> None:
         self.store = store
         self.journal = journal
         self.counters = counters
+        self.mapping = mapping
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -48,6 +57,19 @@ class EngineContext:
     def label_size(self, label: int) -> int:
         return self.journal.label_size(label)
 
+    def supervoxels_of(self, body: int) -> NDArray[np.uint64]:
+        if self.mapping is None:
+            raise InvalidMutationError(f"{self.store.path} is not a labelmap dataset")
+        return self.mapping.supervoxels_of(body, lambda sv: self.journal.label_size(sv) > 0)
+
+    def supervoxel_sizes(self, svs: NDArray[np.uint64]) -> NDArray[np.int64]:
+        return self.journal.label_sizes(svs)
+
+    def body_of(self, svs: NDArray[np.uint64]) -> NDArray[np.uint64]:
+        if self.mapping is None:
+            raise InvalidMutationError(f"{self.store.path} is not a labelmap dataset")
+        return self.mapping.body_of(svs)
+
     def undo_maps(self, mutation_id: int) -> dict[Coord, bytes]:
         return self.journal.undo_maps(mutation_id)
 
@@ -60,12 +82,18 @@ class EngineContext:
         if new_label is not None and new_label > limit:
             raise InvalidMutationError(f"new label {new_label} does not fit the {dtype} labels "
                                        f"(at most {limit})")
-        label = self.counters.claim(new_label, lambda label: self.journal.label_size(label) > 0)
+        label = self.counters.claim(new_label, self._in_use)
         if label > limit:
             self.counters.release(label)
             raise InvalidMutationError(f"the next free label {label} does not fit the {dtype} "
                                        f"labels (at most {limit})")
         return label
+
+    def _in_use(self, label: int) -> bool:
+        """Whether ``label`` has voxels (or, in labelmap mode, is a body)."""
+        if self.journal.label_size(label) > 0:
+            return True
+        return self.mapping is not None and self.supervoxels_of(label).size > 0
 
     def release_label(self, label: int) -> None:
         self.counters.release(label)

@@ -20,9 +20,15 @@ Block images are not journaled: a checkpoint writes the staged blocks into
 the HDF5 file with the id of the last mutation they contain, and reopening
 replays the mutations recorded after it (:mod:`.recovery`).
 
+In labelmap mode a merge or a cleave changes only the mapping
+(:class:`~app.model.labelmap.state.MappingState`): its plan has no blocks, its
+record's moves are applied to the mapping right after its transaction commits
+(and again by replay, from the file's mapping, after a crash).
+
 Threads: public methods may be called from any thread except the engine's own
 pool workers.  Signals are emitted from the calling thread, except
-``mutation_started`` and ``labels_changed``: from the commit thread.
+``mutation_started`` and ``labels_changed``: from the commit thread; and the
+``blocks_changed`` of a mapping change: from a pool thread, just after.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+from numpy.typing import NDArray
 
 from app.model.engine import recovery
 from app.model.engine.commit import Committer
@@ -45,9 +52,12 @@ from app.model.engine.signals import EngineSignals
 from app.model.errors import InvalidMutationError
 from app.model.geometry import Coord
 from app.model.journal.journal import Journal
+from app.model.labelmap.state import MappingState
 from app.model.mutations import record_from_json
-from app.model.mutations.base import BlockChange, EditContext, Mutation, Plan, Stamp
+from app.model.mutations.base import BlockChange, EditContext, Move, Mutation, Plan, Stamp
+from app.model.mutations.body_merge import BodyMerge
 from app.model.mutations.checks import MAX_LABEL, require_label, require_new_label
+from app.model.mutations.cleave import Cleave, check_cleave
 from app.model.mutations.label_counters import MaxLabel, NextLabel
 from app.model.mutations.merge import Merge
 from app.model.mutations.regions import SplitRegion
@@ -76,6 +86,8 @@ class MutationEngine:
         The version UUID written into records and events.
     user : str, optional
         Recorded in records and events.
+    mapping : MappingState, optional
+        The mapping of a labelmap dataset (None: voxel mode).
     """
 
     def __init__(
@@ -88,8 +100,10 @@ class MutationEngine:
         workers: int,
         uuid: str,
         user: str | None = None,
+        mapping: MappingState | None = None,
     ) -> None:
         self.store = store
+        self.mapping = mapping
         self.journal = journal
         self.pool = pool
         self.signals = EngineSignals()
@@ -97,7 +111,7 @@ class MutationEngine:
         self.gate = Gate()
         self.counters = Counters.load(journal, store)
         self.scheduler = BlockScheduler(store, pool, committer, workers, self.signals)
-        self.context = EngineContext(store, journal, self.counters)
+        self.context = EngineContext(store, journal, self.counters, mapping)
         self.history = History(journal)
         self.committer = Committer(journal, self.counters, self.history, uuid, user)
         self._history_lock = threading.Lock()
@@ -112,8 +126,36 @@ class MutationEngine:
     def merge(self, target: int, labels: Iterable[int]) -> int:
         """Every voxel of ``labels`` becomes ``target``; returns the MutationID."""
         target, sources = Merge.check(target, labels)
-        record = self.edit([target, *sources], lambda ctx: Merge.plan(ctx, target, sources))
+        kind = Merge if self.mapping is None else BodyMerge
+        record = self.edit([target, *sources], lambda ctx: kind.plan(ctx, target, sources))
         return record.mutation_id
+
+    def cleave(
+        self, body: int, supervoxels: Iterable[int], cleaved_label: int | None = None
+    ) -> tuple[int, int]:
+        """Supervoxels of ``body`` become a new body (or ``cleaved_label``);
+        labelmap mode only.
+
+        Returns
+        -------
+        (CleavedLabel, MutationID)
+        """
+        body, svs = check_cleave(body, supervoxels)
+        self._require_labelmap("cleave")
+        locks = _split_locks(body, cleaved_label)
+        record = self.edit(locks, lambda ctx: Cleave.plan(ctx, body, svs, cleaved_label))
+        assert isinstance(record, Cleave)
+        return record.cleaved_label, record.mutation_id
+
+    def _require_labelmap(self, what: str) -> None:
+        if self.mapping is None:
+            raise InvalidMutationError(f"{what} needs a labelmap dataset; {self.store.path} "
+                                       "is in voxel mode")
+
+    def _require_voxel(self, what: str) -> None:
+        if self.mapping is not None:
+            raise InvalidMutationError(f"{what} of bodies is not available in labelmap mode yet; "
+                                       "cleave moves supervoxels between bodies")
 
     def split(
         self, target: int, region: SplitRegion, new_label: int | None = None
@@ -125,6 +167,7 @@ class MutationEngine:
         (label, MutationID)
         """
         target = require_label(target, "target")
+        self._require_voxel("split")
         region.check_bounds(self.shape)
         locks = _split_locks(target, new_label)
         record = self.edit(locks, lambda ctx: Split.plan(ctx, target, region, new_label))
@@ -141,6 +184,7 @@ class MutationEngine:
         (label, MutationID)
         """
         target = require_label(target, "target")
+        self._require_voxel("split-coarse")
         chosen = check_blocks(blocks, self.context.grid)
         locks = _split_locks(target, new_label)
         record = self.edit(locks, lambda ctx: SplitCoarse.plan(ctx, target, chosen, new_label))
@@ -229,10 +273,21 @@ class MutationEngine:
         def commit(changes: list[BlockChange]) -> None:  # on the commit thread
             record, rows = self.committer.commit(plan, changes, step)
             committed.append(record)
+            moves = self.remap(record)
             self.signals.mutation_started.emit(record)
-            self.signals.labels_changed.emit(sorted({r[0] for r in rows}))
+            bodies = {b for m in moves for b in (m.source, m.target)}
+            self.signals.labels_changed.emit(sorted({r[0] for r in rows} | bodies))
+            if moves:
+                self.pool.submit(self._announce_remapped, [m.svs for m in moves])
 
         interrupted: BaseException | None = None
+        if plan.transform is None:  # (the mapping only)
+            with self.gate.shared():
+                self.scheduler.committer.submit(commit, []).result()
+                record = committed[0]
+                self.committer.complete(record)
+                self.signals.mutation_completed.emit(record)
+            return record
         with self.gate.shared():
             coords = self.scheduler.visible_first(plan.coords)
             with self.scheduler.block_locks[0].hold(coords):
@@ -253,6 +308,25 @@ class MutationEngine:
             raise interrupted
         return record
 
+    def remap(self, record: Mutation) -> list[Move]:
+        """Apply a committed record's moves to the mapping; returns them."""
+        moves = record.moves(self.journal.get_blob)
+        if moves:
+            mapping = self.mapping
+            assert mapping is not None, f"a labelmap {record.action} in a voxel-mode dataset"
+            for move in moves:
+                mapping.move(move.svs, move.source, move.target)
+        return moves
+
+    def _announce_remapped(self, groups: list[NDArray[np.uint64]]) -> None:
+        """Emit ``blocks_changed`` at every scale for the blocks that hold the
+        remapped supervoxels (the label index names them); on a pool thread,
+        after the edit, so that a body's size never slows its merge."""
+        s0 = np.array(sorted(self.journal.labels_blocks(np.concatenate(groups))), np.int64)
+        for scale in range(len(self.scheduler.block_locks)):
+            coords = np.unique(s0 >> scale, axis=0) if s0.size else s0
+            self.signals.blocks_changed.emit(scale, [tuple(c) for c in coords.tolist()])
+
     def _commit_done(self, make: Callable[[Stamp], Mutation], label: int) -> Mutation:
         record = self.committer.commit_done(make, label)
         self.signals.mutation_completed.emit(record)
@@ -272,7 +346,8 @@ class MutationEngine:
         """Re-apply the recorded mutations after MutationID ``after`` (see
         :func:`app.model.engine.recovery.replay`); returns their ids."""
         return recovery.replay(
-            self.journal, self.scheduler, self.context, self.committer, after, complete=complete
+            self.journal, self.scheduler, self.context, self.committer, after,
+            complete=complete, remap=self.remap,
         )
 
     def reindex(

@@ -8,7 +8,8 @@ from psygnal import Signal
 class EngineSignals:
     """Events of the engine, emitted while a mutation holds the engine, from the
     thread running it (``mutation_started`` and ``labels_changed``: from the
-    engine's commit thread): slots must return quickly and must not call back
+    engine's commit thread; ``blocks_changed`` after a labelmap merge or
+    cleave: from a pool thread): slots must return quickly and must not call back
     into the dataset (hand work to another thread or a Qt queue)."""
 
     mutation_started = Signal(object)

@@ -34,6 +34,7 @@ from app.model.events.message_fields import (
 )
 
 __all__ = [
+    "cleave_start",
     "complete",
     "encode_message",
     "maxlabel",
@@ -93,6 +94,37 @@ def merge_start(
         timestamp=timestamp,
         user=user,
         app=app,
+    )
+
+
+def cleave_start(
+    *,
+    orig: UInt,
+    cleaved: UInt,
+    supervoxels: Iterable[UInt],
+    uuid: str,
+    mutation_id: UInt,
+    timestamp: Timestamp = None,
+    user: str | None = None,
+    app: str | None = DEFAULT_APP,
+) -> Message:
+    """The ``cleave`` message: ``supervoxels`` of body ``orig`` became body ``cleaved``.
+
+    Returns
+    -------
+    dict
+        ``Action, OrigLabel, CleavedLabel, CleavedSupervoxels, MutationID, UUID,
+        Timestamp`` (+ ``User``, ``App``); DVID's ``cleave-complete`` adds
+        ``CleavedSize`` and ``RemainSize`` (:func:`complete` with ``extra``).
+    """
+    msg: Message = {
+        "Action": "cleave",
+        "OrigLabel": as_uint64("OrigLabel", orig),
+        "CleavedLabel": as_uint64("CleavedLabel", cleaved),
+        "CleavedSupervoxels": as_uint64_list("CleavedSupervoxels", supervoxels),
+    }
+    return add_common(
+        msg, uuid=uuid, mutation_id=mutation_id, timestamp=timestamp, user=user, app=app
     )
 
 
@@ -178,11 +210,18 @@ def splitcoarse_start(
     )
 
 
-def complete(start: Message, timestamp: Timestamp) -> Message:
+def complete(
+    start: Message, timestamp: Timestamp, extra: Mapping[str, Any] | None = None
+) -> Message:
     """The ``-complete`` message of a start message, as DVID sends it: the same
     fields, ``Action`` suffixed with ``-complete``, ``Timestamp`` then (the
-    completion time)."""
-    return {**start, "Action": f"{start['Action']}-complete", "Timestamp": as_timestamp(timestamp)}
+    completion time), and the ``extra`` fields DVID adds to some (a cleave's sizes)."""
+    return {
+        **start,
+        "Action": f"{start['Action']}-complete",
+        "Timestamp": as_timestamp(timestamp),
+        **(extra or {}),
+    }
 
 
 def maxlabel(*, max_label: UInt, uuid: str, timestamp: Timestamp = None) -> Message:

@@ -305,6 +305,33 @@ class Journal:
             ).fetchone()
         return int(row[0] or 0)
 
+    def label_sizes(self, labels: NDArray[np.uint64]) -> NDArray[np.int64]:
+        """Voxels of each of ``labels`` (1D) in s0."""
+        keys = [to_db(v) for v in labels.tolist()]
+        found: dict[int, int] = {}
+        for label, _z, _y, _x, count in self._rows_of(keys):
+            found[label] = found.get(label, 0) + count
+        return np.array([found.get(k, 0) for k in keys], np.int64)
+
+    def labels_blocks(self, labels: NDArray[np.uint64]) -> dict[Coord, int]:
+        """s0 blocks holding any of ``labels`` (1D) → their voxel count in each."""
+        blocks: dict[Coord, int] = {}
+        for _label, z, y, x, count in self._rows_of([to_db(v) for v in labels.tolist()]):
+            blocks[(z, y, x)] = blocks.get((z, y, x), 0) + count
+        return blocks
+
+    def _rows_of(self, keys: list[int]) -> list[tuple[int, int, int, int, int]]:
+        """The index rows of labels (database keys), in one query per 500."""
+        rows = []
+        with self._lock:
+            for at in range(0, len(keys), 500):
+                part = keys[at:at + 500]
+                rows += self._conn.execute(
+                    "SELECT label, z, y, x, count FROM label_index WHERE label IN "
+                    f"({','.join('?' * len(part))})", part
+                ).fetchall()
+        return rows
+
     @staticmethod
     def set_label_counts(cur: sqlite3.Cursor, rows: Iterable[tuple[int, Coord, int]]) -> None:
         """Set (label, block) → count rows; a count of 0 deletes the row."""

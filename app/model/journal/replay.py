@@ -178,6 +178,11 @@ class _LineEditor:
     def merge(self, target: int, labels: list[int]) -> int:
         return self.ds.merge(target, labels)
 
+    def cleave(
+        self, body: int, supervoxels: list[int], *, cleaved_label: int | None = None
+    ) -> tuple[int, int]:
+        return self.ds.cleave(body, supervoxels, cleaved_label=cleaved_label)
+
     def split(self, target: int, rles: Any, *, new_label: int | None = None) -> SplitResult:
         return self.ds.split(target, rles, new_label=new_label)
 

@@ -17,6 +17,7 @@ from numpy.typing import NDArray
 
 from app.model.errors import FormatError
 from app.model.labelmap.mapping import Mapping
+from app.model.labelmap.state import MappingState
 
 MODES = ("voxel", "labelmap")
 """A dataset's modes: labels in the voxels, or supervoxels and a mapping."""
@@ -91,3 +92,11 @@ def write_file_mapping(
         chunks.update(range(old // _CHUNK_ROWS, -(-n // _CHUNK_ROWS)))
     for start in (c * _CHUNK_ROWS for c in sorted(chunks)):
         node[start:start + _CHUNK_ROWS] = pairs[start:start + _CHUNK_ROWS]
+
+
+def load_mapping_state(h5: h5py.File | None) -> MappingState | None:
+    """The live mapping of an open pyramid file in labelmap mode (None in voxel
+    mode, or for a pyramid that is not an HDF5 file)."""
+    if h5 is None or file_mode(h5.attrs) != "labelmap":
+        return None
+    return MappingState(read_file_mapping(h5))

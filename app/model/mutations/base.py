@@ -69,6 +69,23 @@ Transform = Callable[[Coord], BlockChange]
 
 
 @dataclass(frozen=True)
+class Move:
+    """Supervoxels that a labelmap mutation maps from one body to another.
+
+    Attributes
+    ----------
+    svs : NDArray[uint64], shape (n,)
+        The supervoxels, sorted and distinct.
+    source, target : int
+        Their body before and after.
+    """
+
+    svs: NDArray[np.uint64]
+    source: int
+    target: int
+
+
+@dataclass(frozen=True)
 class Stamp:
     """Who made a mutation, when, in which version."""
 
@@ -97,6 +114,10 @@ class Recording(Protocol):
         returns the reference."""
         ...
 
+    def put_bytes(self, data: bytes) -> str:
+        """Store ``data`` in the blob store; returns the reference."""
+        ...
+
 
 @dataclass(frozen=True)
 class Outcome:
@@ -111,11 +132,15 @@ class Outcome:
         blob store) inside the journal transaction.
     n_ids : int
         MutationIDs the mutation takes (consecutive, from ``stamp.mutation_id``).
+    new_label : int
+        A new body the mutation makes without index rows (a cleave's), which
+        the counters must then cover; 0 if none.
     """
 
     rows: list[IndexRow]
     record: Callable[[Recording], Mutation]
     n_ids: int = 1
+    new_label: int = 0
 
 
 @dataclass(frozen=True)
@@ -177,7 +202,21 @@ class EditContext(Protocol):
         ...
 
     def label_size(self, label: int) -> int:
-        """Voxels of ``label`` (0 if none)."""
+        """Voxels of ``label`` (0 if none): of a voxel label (a supervoxel, in
+        labelmap mode)."""
+        ...
+
+    def supervoxels_of(self, body: int) -> NDArray[np.uint64]:
+        """The supervoxels of a labelmap dataset's ``body`` that have voxels,
+        sorted (empty: no such body); InvalidMutationError in voxel mode."""
+        ...
+
+    def supervoxel_sizes(self, svs: NDArray[np.uint64]) -> NDArray[np.int64]:
+        """Voxels of each of ``svs`` (the label index)."""
+        ...
+
+    def body_of(self, svs: NDArray[np.uint64]) -> NDArray[np.uint64]:
+        """The bodies of supervoxels (labelmap mode)."""
         ...
 
     def undo_maps(self, mutation_id: int) -> dict[Coord, bytes]:
@@ -202,6 +241,10 @@ class Editor(Protocol):
     """The edit calls a ``segmend apply`` line may make (:class:`app.model.dataset.Dataset`)."""
 
     def merge(self, target: int, labels: list[int]) -> int: ...
+
+    def cleave(
+        self, body: int, supervoxels: list[int], *, cleaved_label: int | None = None
+    ) -> tuple[int, int]: ...
 
     def split(
         self, target: int, rles: NDArray[np.integer[Any]], *, new_label: int | None = None
@@ -233,6 +276,8 @@ class Mutation(ABC):
     """The DVID action name (the journal's ``Action``)."""
     inverse_of: ClassVar[str | None] = None
     """For the record of an undo: the action it undoes (the journal's ``Of``)."""
+    mode: ClassVar[str] = "voxel"
+    """The dataset mode it belongs to (``labelmap`` kinds carry ``"Mode"`` in the journal)."""
     sends_complete: ClassVar[bool] = True
     """Whether its messages have ``-complete`` ones."""
 
@@ -255,6 +300,8 @@ class Mutation(ABC):
             "Timestamp": self.stamp.timestamp,
         }
         head.update(self.fields())
+        if self.mode != "voxel":
+            head["Mode"] = self.mode
         if self.stamp.user:
             head["User"] = self.stamp.user
         head["App"] = "segmend"
@@ -277,6 +324,11 @@ class Mutation(ABC):
         """The record of a journal JSON object of this kind."""
 
     # ------------------------------------------------------------ the history
+    def moves(self, blob: Callable[[str], bytes]) -> list[Move]:
+        """The mapping changes this mutation made (labelmap kinds), in order;
+        ``blob`` reads the blob store."""
+        return []
+
     def replay_transform(self, ctx: EditContext) -> Transform | None:
         """The block transform this mutation applied, for crash replay on the
         blocks it touched (None: no voxels changed)."""

@@ -1,10 +1,12 @@
 """The registry of mutation kinds: DVID action name → kind.
 
 A kind registers itself with :func:`register` when its module is imported
-(:mod:`app.model.mutations` imports them all).  The journal keeps the record of
-an undo under the action ``undo`` with the undone action in ``Of``; its kind
-is the undone kind's inverse (a kind with ``inverse_of`` set).  ``segmend
-apply`` lines are dispatched here too (:func:`apply_line`).
+(:mod:`app.model.mutations` imports them all).  A labelmap kind may share its
+action with a voxel one (``merge``): its journal records carry ``"Mode"``.
+The journal keeps the record of an undo under the action ``undo`` with the
+undone action in ``Of``; its kind is the undone kind's inverse (a kind with
+``inverse_of`` set).  ``segmend apply`` lines are dispatched here too
+(:func:`apply_line`).
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ ApplyLine = Callable[[LineEditor, Mapping[str, Any]], dict[str, Any]]
 
 K = TypeVar("K", bound=type[Mutation])
 
-_KINDS: dict[tuple[str, str | None], type[Mutation]] = {}
+_KINDS: dict[tuple[str, str | None, str], type[Mutation]] = {}
 _APPLY: dict[str, ApplyLine] = {}
 
 
@@ -48,7 +50,7 @@ def register(kind: K) -> K:
     """Class decorator: make ``kind`` known by its action (and, for an inverse,
     the action it undoes); its ``apply`` static method, if any, handles that
     action's log lines."""
-    key = (kind.action, kind.inverse_of)
+    key = (kind.action, kind.inverse_of, kind.mode)
     if key in _KINDS:
         raise ValueError(f"mutation kind {key} is registered twice")
     _KINDS[key] = kind
@@ -66,12 +68,17 @@ def register_line(action: str, apply: ApplyLine) -> None:
 def is_known(record: Mapping[str, Any]) -> bool:
     """Whether a journal JSON object is of a registered kind (a journal written
     by a later version may hold others: listings skip them)."""
-    return (str(record.get("Action")), record.get("Of")) in _KINDS
+    return _key(record) in _KINDS
+
+
+def _key(record: Mapping[str, Any]) -> tuple[str, str | None, str]:
+    """A journal JSON object's kind: action, undone action, mode."""
+    return (str(record.get("Action")), record.get("Of"), str(record.get("Mode", "voxel")))
 
 
 def record_from_json(record: Mapping[str, Any]) -> Mutation:
     """The typed record of a journal JSON object."""
-    key = (str(record["Action"]), record.get("Of"))
+    key = _key(record)
     kind = _KINDS.get(key)
     if kind is None:
         raise InvalidMutationError(f"unknown mutation {key[0]!r} in the journal")

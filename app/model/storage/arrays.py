@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -58,11 +59,19 @@ class LevelArray(ArrayView):
     integers, slices (any step) and Ellipsis, and ``np.asarray`` (which reads
     the whole level: avoid it on large volumes).  Only the blocks a request
     touches are read, through the store's block cache, so staged edits are
-    visible at once.
+    visible at once.  ``remap`` (optional) maps what is read (a labelmap
+    dataset's supervoxels to bodies).
     """
 
-    def __init__(self, store: PyramidStore, kind: str, scale: int) -> None:
+    def __init__(
+        self,
+        store: PyramidStore,
+        kind: str,
+        scale: int,
+        remap: Callable[[NDArray[Any]], NDArray[Any]] | None = None,
+    ) -> None:
         self._store = store
+        self._remap = remap
         self._level = store.level(kind, scale)
         self.kind = kind
         self.scale = scale
@@ -75,7 +84,7 @@ class LevelArray(ArrayView):
     @property
     def dtype(self) -> np.dtype[Any]:
         """Element type."""
-        return self._level.dtype
+        return np.dtype(np.uint64) if self._remap is not None else self._level.dtype
 
     def __repr__(self) -> str:
         return f"LevelArray({self.kind}/s{self.scale}, shape={self.shape}, dtype={self.dtype})"
@@ -86,4 +95,5 @@ class LevelArray(ArrayView):
     def __getitem__(self, key: Any) -> NDArray[Any]:
         start, stop, picks = index_box(normalise_index(key, self.shape))
         region = self._store.read_region(self.kind, self.scale, tuple(start), tuple(stop))  # type: ignore[arg-type]
-        return region[picks]
+        picked = region[picks]
+        return picked if self._remap is None else self._remap(picked)

@@ -24,6 +24,7 @@ from numpy.typing import NDArray
 
 from app.model.errors import FormatError, ReadOnlyError
 from app.model.geometry import Coord, assemble_region
+from app.model.labelmap.mapping_file import file_mode
 from app.model.storage import block_io
 from app.model.storage.cache import BlockCache
 from app.model.storage.layout import (
@@ -234,6 +235,12 @@ class PyramidStore:
     def rule(self) -> str:
         """The downres rule stored in the file (``labelmap`` for foreign pyramids)."""
         return self._rule
+
+    @property
+    def mode(self) -> str:
+        """The dataset's mode: ``voxel`` (labels in the voxels) or ``labelmap``
+        (supervoxels, and a mapping to bodies); FormatError if unknown."""
+        return file_mode(self._attrs)
 
     @property
     def has_image(self) -> bool:

@@ -1,0 +1,301 @@
+"""Labelmap mode on a crop of the real cube's automated supervoxels and their
+agglomeration mapping: merges and cleaves change the mapping only; refusals
+change nothing; undo, redo, reopening (after a crash too), a reader and the
+file's ``/mapping`` all agree; the events are DVID's."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+from numpy.typing import NDArray
+
+from app.cli import main
+from app.model.bulk.build import build_pyramid
+from app.model.dataset import Dataset, open_dataset
+from app.model.errors import InvalidMutationError, SegmendError
+from app.model.events.outbox_view import outbox_tail
+from app.model.journal.replay import log_lines
+from app.model.labelmap import Mapping
+
+BLOCK = (16, 16, 16)
+
+
+@pytest.fixture(scope="module")
+def crop(cube_path: Path) -> tuple[NDArray[np.uint64], NDArray[np.uint64]]:
+    """An odd-shaped crop (47, 80, 87) of the automated supervoxels (119 of
+    them, four bodies of several), and the shipped mapping rows."""
+    with h5py.File(cube_path, "r") as f:
+        return f["automated/supervoxels"][100:147, 40:120, 50:137], f["automated/mapping"][...]
+
+
+@pytest.fixture
+def built(
+    tmp_path: Path, crop: tuple[NDArray[np.uint64], NDArray[np.uint64]]
+) -> Path:
+    """The crop built in labelmap mode (its label index made by a first opening)."""
+    svs, rows = crop
+    np.save(tmp_path / "svs.npy", svs)
+    path = build_pyramid(tmp_path / "svs.npy", tmp_path / "lm.h5", block_size=BLOCK,
+                         mapping=Mapping.from_pairs(rows))
+    open_dataset(path, "r+", workers=2).close()
+    return path
+
+
+@pytest.fixture
+def ds(built: Path) -> Iterator[Dataset]:
+    """The crop open for editing."""
+    with open_dataset(built, "r+", workers=2, checkpoint_interval=3600.0) as d:
+        yield d
+
+
+def bodies_by_size(ds: Dataset) -> list[int]:
+    """The crop's bodies with two supervoxels or more, largest first."""
+    return [b.label for b in ds.bodies() if ds.supervoxels_of(b.label).size >= 2]
+
+
+def state(ds: Dataset) -> tuple[bytes, int, int, int]:
+    """Everything an edit may change: the mapping, the counters, the log's length."""
+    return (ds.mapping_pairs().tobytes(), ds.max_label, ds.next_free_label, ds.mutation_count())
+
+
+def expected_bodies(ds: Dataset) -> NDArray[np.uint64]:
+    """The crop's bodies by a plain NumPy lookup of the mapping."""
+    svs = np.asarray(ds.supervoxels(0))
+    pairs = ds.mapping_pairs()
+    at = np.clip(np.searchsorted(pairs[:, 0], svs), 0, len(pairs) - 1)
+    return np.where(pairs[at, 0] == svs, pairs[at, 1], svs)
+
+
+def test_reads_give_bodies_and_supervoxels(ds: Dataset) -> None:
+    assert ds.labelmap
+    np.testing.assert_array_equal(np.asarray(ds.labels(0)), expected_bodies(ds))
+    body = bodies_by_size(ds)[0]
+    svs = ds.supervoxels_of(body)
+    sizes = [ds.label_size(int(s), supervoxels=True) for s in svs]
+    assert all(sizes) and ds.label_size(body) == sum(sizes)
+    assert ds.label_size(body) == int((np.asarray(ds.labels(0)) == body).sum())
+    assert set(ds.mapping(svs).tolist()) == {body}
+    blocks = ds.label_blocks(body)
+    assert sum(blocks.values()) == ds.label_size(body)
+    coarse = ds.labels(1)[...]  # (the mapping of the downsampled supervoxels)
+    np.testing.assert_array_equal(coarse, ds.mapping(ds.supervoxels(1)[...].ravel()).reshape(
+        coarse.shape))
+
+
+def test_merge_and_cleave_change_the_mapping_only(ds: Dataset) -> None:
+    raw = np.asarray(ds.supervoxels(0)).copy()
+    a, b = bodies_by_size(ds)[:2]
+    sa, sb = ds.supervoxels_of(a), ds.supervoxels_of(b)
+    size_a, size_b = ds.label_size(a), ds.label_size(b)
+    ds.merge(a, [b])
+    np.testing.assert_array_equal(ds.supervoxels_of(a), np.union1d(sa, sb))
+    assert ds.supervoxels_of(b).size == 0 and ds.label_size(a) == size_a + size_b
+    cleaved, mid = ds.cleave(a, sb[:1].tolist())
+    assert cleaved == ds.max_label and mid == 2
+    assert ds.supervoxels_of(cleaved).tolist() == sb[:1].tolist()
+    np.testing.assert_array_equal(np.asarray(ds.supervoxels(0)), raw)  # no voxel changed
+    np.testing.assert_array_equal(np.asarray(ds.labels(0)), expected_bodies(ds))
+    record = ds.mutations()[-1]
+    assert record["CleavedSize"] == ds.label_size(cleaved)
+    assert record["RemainSize"] == ds.label_size(a)
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda ds, a, b: ds.merge(a, [a]), "also among the labels"),
+        (lambda ds, a, b: ds.merge(a, [10**15]), f"label {10**15} has no supervoxels"),
+        (lambda ds, a, b: ds.merge(10**15, [a]), f"target {10**15} has no supervoxels"),
+        (lambda ds, a, b: ds.cleave(a, []), "names no supervoxels"),
+        (lambda ds, a, b: ds.cleave(a, ds.supervoxels_of(b)[:2].tolist()), "are not in body"),
+        (lambda ds, a, b: ds.cleave(a, ds.supervoxels_of(a).tolist()), "would take every"),
+        (lambda ds, a, b: ds.cleave(a, ds.supervoxels_of(a)[:1].tolist(), cleaved_label=b),
+         "is in use"),
+        (lambda ds, a, b: ds.cleave(
+            a, ds.supervoxels_of(a)[:1].tolist(), cleaved_label=int(ds.supervoxels_of(b)[0])),
+         "is in use"),
+        (lambda ds, a, b: ds.split(a, np.array([[0, 0, 0, 4]])), "not available in labelmap"),
+        (lambda ds, a, b: ds.split_coarse(a, [[0, 0, 0]]), "not available in labelmap"),
+    ],
+)
+def test_refused_edits_change_nothing(ds: Dataset, edit, message: str) -> None:  # type: ignore[no-untyped-def]
+    a, b = bodies_by_size(ds)[:2]
+    before = state(ds)
+    with pytest.raises(InvalidMutationError, match=message) as err:
+        edit(ds, a, b)
+    assert "\n" not in str(err.value)
+    assert state(ds) == before
+
+
+def test_undo_and_redo_are_exact(ds: Dataset) -> None:
+    a, b, c = bodies_by_size(ds)[:3]
+    sc = ds.supervoxels_of(c)
+    states = [ds.mapping_pairs()]
+    ds.merge(a, [b, c])
+    states.append(ds.mapping_pairs())
+    cleaved, _ = ds.cleave(a, sc[:2].tolist())
+    states.append(ds.mapping_pairs())
+    ds.undo()
+    np.testing.assert_array_equal(ds.mapping_pairs(), states[1])
+    ds.undo()
+    np.testing.assert_array_equal(ds.mapping_pairs(), states[0])
+    ds.redo()
+    np.testing.assert_array_equal(ds.mapping_pairs(), states[1])
+    ds.redo()
+    np.testing.assert_array_equal(ds.mapping_pairs(), states[2])
+    assert ds.supervoxels_of(cleaved).size == 2  # (the redo took the same id)
+
+
+def test_events_are_dvids(ds: Dataset) -> None:
+    a, b = bodies_by_size(ds)[:2]
+    sb = ds.supervoxels_of(b).tolist()
+    mapped_b = [sv for sv, body in ds.mapping_pairs().tolist() if body == b]  # (some absent)
+    size_a, size_b = ds.label_size(a), ds.label_size(b)
+    ds.merge(a, [b])
+    cleaved, _ = ds.cleave(a, sb[:1])
+    ds.undo()  # (of the cleave: a merge back)
+    ds.undo()  # (of the merge: a cleave per merged body)
+    msgs = [json.loads(e.payload) for e in outbox_tail(ds.path, 100)]
+    actions = [(m["Action"], m["MutationID"]) for m in msgs]
+    assert actions == [
+        ("merge", 1), ("merge-complete", 1), ("cleave", 2), ("cleave-complete", 2),
+        ("merge", 3), ("merge-complete", 3), ("cleave", 4), ("cleave-complete", 4),
+    ]
+    cleave, done = msgs[2], msgs[3]
+    assert {k: cleave[k] for k in ("OrigLabel", "CleavedLabel", "CleavedSupervoxels")} == {
+        "OrigLabel": a, "CleavedLabel": cleaved, "CleavedSupervoxels": sb[:1]}
+    assert "CleavedSize" not in cleave
+    assert done["CleavedSize"] + done["RemainSize"] == size_a + size_b
+    assert msgs[4]["Target"] == a and msgs[4]["Labels"] == [cleaved]
+    assert msgs[6]["OrigLabel"] == a and msgs[6]["CleavedLabel"] == b
+    assert msgs[6]["CleavedSupervoxels"] == sorted(set(mapped_b) | set(sb))
+    assert (msgs[7]["CleavedSize"], msgs[7]["RemainSize"]) == (size_b, size_a)
+    assert (ds.label_size(a), ds.label_size(b)) == (size_a, size_b)
+
+
+def test_a_consumer_rebuilds_the_mapping_from_the_stream(ds: Dataset) -> None:
+    a, b, c = bodies_by_size(ds)[:3]
+    start = {int(s): int(body) for s, body in ds.mapping_pairs().tolist()}
+    sb = ds.supervoxels_of(b)
+    ds.merge(a, [b])
+    ds.cleave(a, sb[:2].tolist())
+    ds.merge(c, [a])
+    ds.undo()
+    ds.cleave(c, ds.supervoxels_of(c)[:1].tolist())
+    mapping = dict(start)
+    for event in outbox_tail(ds.path, 1000):
+        msg = json.loads(event.payload)
+        if msg["Action"] == "merge":
+            for sv, body in list(mapping.items()):
+                if body in msg["Labels"]:
+                    mapping[sv] = msg["Target"]
+            for label in msg["Labels"]:  # (an unmapped supervoxel is its own body)
+                mapping.setdefault(label, msg["Target"])
+        elif msg["Action"] == "cleave":
+            mapping.update(dict.fromkeys(msg["CleavedSupervoxels"], msg["CleavedLabel"]))
+    svs = np.asarray(ds.supervoxels(0))
+    rebuilt = np.vectorize(lambda s: mapping.get(int(s), int(s)), otypes=[np.uint64])(svs)
+    np.testing.assert_array_equal(rebuilt, np.asarray(ds.labels(0)))
+
+
+def test_reopening_the_file_and_a_reader_see_the_same_mapping(built: Path) -> None:
+    with open_dataset(built, "r+", workers=2, checkpoint_interval=3600.0) as ds:
+        a, b, c = bodies_by_size(ds)[:3]
+        sb = ds.supervoxels_of(b)
+        ds.merge(a, [b])
+        ds.checkpoint()
+        ds.cleave(a, sb[:1].tolist())
+        ds.merge(a, [c])  # (journaled after the checkpoint)
+        live = ds.mapping_pairs()
+        with open_dataset(built, "r") as reader:
+            np.testing.assert_array_equal(reader.mapping_pairs(), live)
+            np.testing.assert_array_equal(np.asarray(reader.labels(0)), np.asarray(ds.labels(0)))
+    with h5py.File(built, "r") as f:  # (closing checkpoints: the file has it all)
+        np.testing.assert_array_equal(f["mapping"][...], live)
+    with open_dataset(built, "r+", workers=2) as ds:
+        np.testing.assert_array_equal(ds.mapping_pairs(), live)
+
+
+def test_acknowledged_edits_survive_a_crash(built: Path) -> None:
+    script = textwrap.dedent(f"""
+        import os, sys
+        from app.model.dataset import open_dataset
+        ds = open_dataset({str(built)!r}, "r+", workers=2, checkpoint_interval=3600.0)
+        bodies = [b.label for b in ds.bodies() if ds.supervoxels_of(b.label).size >= 2]
+        ds.merge(bodies[0], [bodies[1]])
+        ds.checkpoint()
+        ds.cleave(bodies[0], ds.supervoxels_of(bodies[0])[:1].tolist())
+        ds.merge(bodies[2], [bodies[3]])
+        sys.stdout.write(ds.mapping_pairs().tobytes().hex())
+        sys.stdout.flush()
+        os._exit(0)  # (as kill -9: no close, no last checkpoint)
+    """)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         check=True, cwd=Path(__file__).parents[1])
+    acknowledged = np.frombuffer(bytes.fromhex(out.stdout), np.uint64).reshape(-1, 2)
+    with open_dataset(built, "r+", workers=2) as ds:
+        np.testing.assert_array_equal(ds.mapping_pairs(), acknowledged)
+        assert ds.mutation_count() == 3
+
+
+def test_log_and_apply_replay_a_session_identically(built: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "copy.h5"
+    copy.write_bytes(built.read_bytes())
+    with open_dataset(built, "r+", workers=2) as ds:
+        a, b, c = bodies_by_size(ds)[:3]
+        sb, sc = ds.supervoxels_of(b), ds.supervoxels_of(c)
+        ds.merge(a, [b, c])
+        ds.cleave(a, sb[:2].tolist())
+        ds.undo()
+        ds.redo()
+        ds.cleave(a, sc[:1].tolist(), cleaved_label=10**12)
+        lines = list(log_lines(ds))
+        expected = ds.mapping_pairs()
+    assert [line["Action"] for line in lines] == ["merge", "cleave", "undo", "redo", "cleave"]
+    ops = tmp_path / "ops.jsonl"
+    ops.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    assert main(["apply", str(copy), str(ops)]) == 0
+    with open_dataset(copy, "r") as replica:
+        np.testing.assert_array_equal(replica.mapping_pairs(), expected)
+
+
+def test_reads_refuse_voxel_mode(tmp_path: Path, crop: tuple[NDArray[np.uint64], NDArray[np.uint64]]
+                                 ) -> None:
+    np.save(tmp_path / "v.npy", crop[0])
+    path = build_pyramid(tmp_path / "v.npy", tmp_path / "v.h5", block_size=BLOCK)
+    with open_dataset(path, "r+", workers=1) as ds:
+        assert not ds.labelmap
+        with pytest.raises(SegmendError, match="voxel mode"):
+            ds.supervoxels_of(1)
+        with pytest.raises(InvalidMutationError, match="needs a labelmap dataset"):
+            ds.cleave(int(crop[0][0, 0, 0]), [1])
+
+
+def test_verify_checks_the_mapping(built: Path) -> None:
+    with open_dataset(built, "r+", workers=2) as ds:
+        a, b, c = bodies_by_size(ds)[:3]
+        sb = ds.supervoxels_of(b)
+        ds.merge(a, [b, c])
+        ds.cleave(a, sb[:1].tolist())
+        assert ds.verify().ok
+        ds.checkpoint()
+        assert ds.verify().ok
+        h5 = ds.store.h5
+        assert h5 is not None
+        row = h5["mapping"][0]
+        h5["mapping"][0] = [row[0], row[1] + 1]  # (as a checkpoint that wrote it wrong)
+        assert ds.verify().problems == [f"{built}: /mapping differs from the journaled mapping"]
+        h5["mapping"][0] = row
+        ds._mapping._members[a].add(123456789)  # type: ignore[union-attr]  # (a bad reverse map)
+        problems = ds.verify().problems
+    assert len(problems) == 1 and problems[0].startswith(f"body {a}: its supervoxels")
+    with open_dataset(built, "r") as ds:
+        assert ds.verify().ok

@@ -1,0 +1,193 @@
+"""Labelmap mode against a plain model of the mapping (a dict with undo/redo
+stacks of states): random merges, cleaves, undos, redos, checkpoints and
+reopenings of a crop of the real supervoxels; after each step the bodies read,
+the sizes, and the mapping a consumer rebuilds from the event stream all equal
+the model's."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
+from numpy.typing import NDArray
+
+from app.model.bulk.build import build_pyramid
+from app.model.dataset import Dataset, open_dataset
+from app.model.demo import demo_cube_path
+from app.model.errors import InvalidMutationError, NothingToUndoError
+from app.model.events.outbox_view import outbox_tail
+from app.model.labelmap import Mapping
+
+SHAPE = (17, 30, 35)
+BLOCK = (8, 8, 8)
+Model = dict[int, int]
+
+
+def crop() -> tuple[NDArray[np.uint64], NDArray[np.uint64]]:
+    """A small crop of the automated supervoxels, and a mapping of them into
+    bodies of three (each named after its first supervoxel), plus the shipped
+    mapping's rows of supervoxels outside the crop."""
+    with h5py.File(demo_cube_path(), "r") as f:
+        svs = f["automated/supervoxels"][110:127, 60:90, 80:115]
+        shipped = f["automated/mapping"][...]
+    present = np.unique(svs)
+    present = present[present != 0]
+    grouped = np.stack([present, present[np.arange(present.size) // 3 * 3]], axis=1)
+    absent = shipped[~np.isin(shipped[:, 0], present)]
+    return svs, np.concatenate([grouped, absent])
+
+
+class LabelmapSession(RuleBasedStateMachine):
+    """Edits a labelmap crop and a dict twin of its mapping."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tmp = tempfile.TemporaryDirectory()
+        self.ds: Dataset | None = None
+        self.path = Path(self.tmp.name) / "lm.h5"
+        self.svs: NDArray[np.uint64] = np.zeros(SHAPE, np.uint64)
+        self.model: Model = {}
+        self.start: Model = {}
+        self.past: list[Model] = []
+        self.future: list[Model] = []
+
+    @initialize()
+    def open(self) -> None:
+        svs, rows = crop()
+        np.save(Path(self.tmp.name) / "svs.npy", svs)
+        build_pyramid(Path(self.tmp.name) / "svs.npy", self.path, block_size=BLOCK,
+                      mapping=Mapping.from_pairs(rows))
+        self.ds = open_dataset(self.path, "r+", workers=2, checkpoint_interval=3600.0)
+        self.svs = svs
+        self.model = {int(s): int(b) for s, b in rows.tolist()}
+        for sv in np.unique(svs).tolist():
+            self.model.setdefault(sv, sv)
+        self.start = dict(self.model)
+
+    def teardown(self) -> None:
+        if self.ds is not None:
+            self.ds.close()
+        self.tmp.cleanup()
+
+    def _do(self, new: Model) -> None:
+        self.past.append(self.model)
+        self.future.clear()
+        self.model = new
+
+    def _body_at(self, point: tuple[int, int, int]) -> int:
+        return self.model[int(self.svs[point])]
+
+    def _members(self, body: int) -> list[int]:
+        present = set(np.unique(self.svs).tolist())
+        return sorted(sv for sv, b in self.model.items() if b == body and sv in present)
+
+    points = st.tuples(*(st.integers(0, s - 1) for s in SHAPE))
+
+    @rule(a=points, b=points)
+    def merge(self, a: tuple[int, int, int], b: tuple[int, int, int]) -> None:
+        assert self.ds is not None
+        target, source = self._body_at(a), self._body_at(b)
+        if target == source or 0 in (target, source):
+            with pytest.raises(InvalidMutationError):
+                self.ds.merge(target, [source])
+            return
+        self.ds.merge(target, [source])
+        self._do({sv: target if body == source else body for sv, body in self.model.items()})
+
+    @rule(p=points, picks=st.lists(st.integers(0, 50), min_size=1, max_size=4))
+    def cleave(self, p: tuple[int, int, int], picks: list[int]) -> None:
+        assert self.ds is not None
+        body = self._body_at(p)
+        members = self._members(body)
+        if len(members) == 1 and picks[0] % 4:  # (mostly cleave a body of several)
+            sizes: dict[int, int] = {}
+            for sv in np.unique(self.svs).tolist():
+                sizes[self.model[sv]] = sizes.get(self.model[sv], 0) + 1
+            body = max(sizes, key=lambda b: (sizes[b], b))
+            members = self._members(body)
+        chosen = sorted({members[i % len(members)] for i in picks})
+        if len(chosen) == len(members):
+            with pytest.raises(InvalidMutationError):
+                self.ds.cleave(body, chosen)
+            return
+        label, _ = self.ds.cleave(body, chosen)
+        assert label not in self.model.values()
+        new = dict(self.model)
+        new.update(dict.fromkeys(chosen, label))
+        self._do(new)
+
+    @rule()
+    def undo(self) -> None:
+        assert self.ds is not None
+        if not self.past:
+            with pytest.raises(NothingToUndoError):
+                self.ds.undo()
+            return
+        self.ds.undo()
+        self.future.append(self.model)
+        self.model = self.past.pop()
+
+    @rule()
+    def redo(self) -> None:
+        assert self.ds is not None
+        if not self.future:
+            with pytest.raises(NothingToUndoError):
+                self.ds.redo()
+            return
+        self.ds.redo()
+        self.past.append(self.model)
+        self.model = self.future.pop()
+
+    @rule()
+    def checkpoint(self) -> None:
+        assert self.ds is not None
+        self.ds.checkpoint()
+
+    @rule()
+    def reopen(self) -> None:
+        assert self.ds is not None
+        self.ds.close()
+        self.ds = open_dataset(self.path, "r+", workers=2, checkpoint_interval=3600.0)
+
+    @invariant()
+    def bodies_are_the_models(self) -> None:
+        if self.ds is None:
+            return
+        keys = np.array(sorted(self.model), np.uint64)
+        assert self.ds.mapping(keys).tolist() == [self.model[k] for k in keys.tolist()]
+        expected = np.vectorize(self.model.__getitem__, otypes=[np.uint64])(self.svs)
+        np.testing.assert_array_equal(np.asarray(self.ds.labels(0)), expected)
+        body = int(expected[0, 0, 0])
+        assert self.ds.label_size(body) == int((expected == body).sum())
+
+    @invariant()
+    def a_consumer_of_the_events_has_the_model(self) -> None:
+        if self.ds is None:
+            return
+        mapping = dict(self.start)
+        for event in outbox_tail(self.ds.path, 1 << 20):
+            msg = json.loads(event.payload)
+            if msg["Action"] == "merge":
+                merged = set(msg["Labels"])
+                for sv, body in mapping.items():
+                    if body in merged:
+                        mapping[sv] = msg["Target"]
+            elif msg["Action"] == "cleave":
+                mapping.update(dict.fromkeys(msg["CleavedSupervoxels"], msg["CleavedLabel"]))
+        assert mapping == self.model
+
+
+LabelmapSession.TestCase.settings = settings(
+    max_examples=60,
+    stateful_step_count=20,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+test_labelmap_session = pytest.mark.slow(LabelmapSession.TestCase)
