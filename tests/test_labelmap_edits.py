@@ -20,6 +20,7 @@ from numpy.typing import NDArray
 from app.cli import main
 from app.model.bulk.build import build_pyramid
 from app.model.dataset import Dataset, open_dataset
+from app.model.demo import demo_is_current, ensure_demo
 from app.model.errors import InvalidMutationError, SegmendError
 from app.model.events.outbox_view import outbox_tail
 from app.model.journal.replay import log_lines
@@ -299,3 +300,14 @@ def test_verify_checks_the_mapping(built: Path) -> None:
     assert len(problems) == 1 and problems[0].startswith(f"body {a}: its supervoxels")
     with open_dataset(built, "r") as ds:
         assert ds.verify().ok
+
+
+def test_the_labelmap_demo(tmp_path: Path) -> None:
+    out = ensure_demo(tmp_path / "lm.h5", labelmap=True)
+    assert demo_is_current(out, labelmap=True) and demo_is_current(out, labelmap=None)
+    assert not demo_is_current(out)  # (not the voxel demo)
+    with open_dataset(out, "r+", workers=2) as ds:
+        assert ds.labelmap and ds.has_image
+        assert ds.supervoxels_of(461).size == 26
+        np.testing.assert_array_equal(ds.labels(2)[...], ds.mapping(
+            ds.supervoxels(2)[...].ravel()).reshape(ds.labels(2).shape))

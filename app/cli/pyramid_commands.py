@@ -100,6 +100,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
              "folder); an up-to-date one there is reused",
     )
     p.add_argument(
+        "--labelmap", action="store_true",
+        help="the labelmap-mode demo: the cube's automated supervoxels and their mapping "
+             "to bodies (default path: segmend/demo-labelmap.h5 in the user data folder); "
+             "built here before the window opens",
+    )
+    p.add_argument(
         "--json", action="store_true",
         help="with --no-gui, print the pyramid's description as JSON",
     )
@@ -204,22 +210,31 @@ def cmd_demo(args: argparse.Namespace) -> int:
     """
     from app.model.demo import default_demo_path
 
-    out = args.out or default_demo_path()
+    out = args.out or default_demo_path(labelmap=args.labelmap)
     _refuse_foreign_demo_out(args.out)
     run_app: AppRunner | None = getattr(args, "run_app", None)
     if not args.no_gui:
         problem = display_problem() if run_app is not None else "the desktop app is not available"
         if problem is None and run_app is not None:
-            return run_app(str(out), demo=True)
+            if not args.labelmap:
+                return run_app(str(out), demo=True)
+            _build_demo(out, labelmap=True)
+            return run_app(str(out))
         print(f"segmend: {problem}; running headless (--no-gui)", file=sys.stderr)
-    from app.model.demo import build_demo, demo_is_current
     from app.model.info import dataset_info
 
-    if not demo_is_current(out):
-        with progress_bar("demo", unit="block") as tick:
-            build_demo(out, progress=tick)
+    _build_demo(out, labelmap=args.labelmap)
     emit(args, dataset_info(out), _format_info)
     return 0
+
+
+def _build_demo(out: Path, *, labelmap: bool) -> None:
+    """Build the demo at ``out`` (a progress bar on standard error) unless current."""
+    from app.model.demo import build_demo, demo_is_current
+
+    if not demo_is_current(out, labelmap=labelmap):
+        with progress_bar("demo", unit="block") as tick:
+            build_demo(out, progress=tick, labelmap=labelmap)
 
 
 def _refuse_foreign_demo_out(out: Path | None) -> None:
@@ -227,7 +242,7 @@ def _refuse_foreign_demo_out(out: Path | None) -> None:
     from app.model.demo import demo_is_current
     from app.model.errors import SegmendError
 
-    if out is not None and out.exists() and not demo_is_current(out):
+    if out is not None and out.exists() and not demo_is_current(out, labelmap=None):
         raise SegmendError(
             f"{out} exists and is not a segmend demo pyramid: give --out a new path"
         )

@@ -4,6 +4,8 @@ a pyramid in the user's data directory.
 The app (``segmend demo``) and the napari plugin's sample data share that one
 pyramid (:func:`default_demo_path`): it is built once, reused, edits made to it
 persist, and :func:`build_demo` with ``discard_journal`` makes a fresh copy.
+``segmend demo --labelmap`` builds the labelmap-mode demo beside it: the
+cube's automated supervoxels with their agglomeration mapping.
 
 Importing this module is cheap (the CLI asks for :func:`default_demo_path`
 before it knows whether it will build anything): the builder and the store
@@ -17,6 +19,8 @@ from importlib.resources import as_file, files
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from app.model.errors import FormatError
+
 if TYPE_CHECKING:
     from app.model.bulk.build import ProgressCallback
 
@@ -27,11 +31,12 @@ DEMO_ATTRIBUTION = (
 )
 
 
-def default_demo_path() -> Path:
+def default_demo_path(*, labelmap: bool = False) -> Path:
     """Where the demo pyramid lives: ``$XDG_DATA_HOME/segmend/demo.h5``
-    (``~/.local/share/segmend/demo.h5`` without ``XDG_DATA_HOME``)."""
+    (``~/.local/share/segmend/demo.h5`` without ``XDG_DATA_HOME``);
+    ``demo-labelmap.h5`` there for the labelmap one."""
     base = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
-    return base / "segmend" / "demo.h5"
+    return base / "segmend" / ("demo-labelmap.h5" if labelmap else "demo.h5")
 
 
 def demo_cube_path() -> Path:
@@ -41,9 +46,9 @@ def demo_cube_path() -> Path:
 
 
 def build_demo(out: str | Path, *, progress: ProgressCallback | None = None,
-               discard_journal: bool = False) -> Path:
+               discard_journal: bool = False, labelmap: bool = False) -> Path:
     """Build the demo pyramid at ``out`` (and its folder): grayscale + the automated
-    segmentation to proofread.
+    segmentation to proofread (with ``labelmap``: its supervoxels and mapping).
 
     ``discard_journal``: replace an edited demo, deleting its edits (a fresh copy).
 
@@ -59,9 +64,10 @@ def build_demo(out: str | Path, *, progress: ProgressCallback | None = None,
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     cube = demo_cube_path()
     return build_pyramid(
-        f"{cube}:/automated/bodies",
+        f"{cube}:/automated/{'supervoxels' if labelmap else 'bodies'}",
         out,
         image=f"{cube}:/raw",
+        mapping=f"{cube}:/automated/mapping" if labelmap else None,
         voxel_size_nm=DEMO_VOXEL_SIZE_NM,
         progress=progress,
         created_by=f"segmend demo; data: {DEMO_ATTRIBUTION}",
@@ -69,8 +75,9 @@ def build_demo(out: str | Path, *, progress: ProgressCallback | None = None,
     )
 
 
-def demo_is_current(path: str | Path) -> bool:
-    """True if ``path`` holds a demo pyramid this segmend can open (native, with grayscale);
+def demo_is_current(path: str | Path, *, labelmap: bool | None = False) -> bool:
+    """True if ``path`` holds a demo pyramid this segmend can open (native, with
+    grayscale, in labelmap mode or not as ``labelmap`` says; either with None);
     False if it is missing, unreadable or from an older format (build it again)."""
     from app.model.storage.store import PyramidStore
 
@@ -81,13 +88,18 @@ def demo_is_current(path: str | Path) -> bool:
     except Exception:
         return False
     try:
-        return store.native and store.has_image
+        if not (store.native and store.has_image):
+            return False
+        return labelmap is None or store.mode == ("labelmap" if labelmap else "voxel")
+    except FormatError:  # (an unknown mode)
+        return False
     finally:
         store.close()
 
 
-def ensure_demo(path: str | Path, *, progress: ProgressCallback | None = None) -> Path:
+def ensure_demo(path: str | Path, *, progress: ProgressCallback | None = None,
+                labelmap: bool = False) -> Path:
     """The demo pyramid at ``path``, built first unless :func:`demo_is_current`."""
-    if not demo_is_current(path):
-        build_demo(path, progress=progress)
+    if not demo_is_current(path, labelmap=labelmap):
+        build_demo(path, progress=progress, labelmap=labelmap)
     return Path(path)
