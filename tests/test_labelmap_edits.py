@@ -278,6 +278,8 @@ def test_reads_refuse_voxel_mode(tmp_path: Path, crop: tuple[NDArray[np.uint64],
             ds.supervoxels_of(1)
         with pytest.raises(InvalidMutationError, match="needs a labelmap dataset"):
             ds.cleave(int(crop[0][0, 0, 0]), [1])
+        with pytest.raises(InvalidMutationError, match="needs a labelmap dataset"):
+            ds.split_supervoxel(int(crop[0][0, 0, 0]), np.array([[0, 0, 0, 4]]))
 
 
 def test_verify_checks_the_mapping(built: Path) -> None:
@@ -311,3 +313,98 @@ def test_the_labelmap_demo(tmp_path: Path) -> None:
         assert ds.supervoxels_of(461).size == 26
         np.testing.assert_array_equal(ds.labels(2)[...], ds.mapping(
             ds.supervoxels(2)[...].ravel()).reshape(ds.labels(2).shape))
+
+
+def a_cut(ds: Dataset) -> tuple[int, NDArray[np.bool_]]:
+    """A supervoxel of several blocks' size and a mask (the whole volume's shape)
+    of the z-planes below its middle plane."""
+    raw = np.asarray(ds.supervoxels(0))
+    svs, counts = np.unique(raw[raw > 0], return_counts=True)
+    sv = int(svs[np.argmax(counts)])
+    z = np.nonzero(raw == sv)[0]
+    mask = np.zeros(raw.shape, bool)
+    mask[: (int(z.min()) + int(z.max()) + 1) // 2] = True
+    return sv, mask
+
+
+def test_split_supervoxel(ds: Dataset) -> None:
+    sv, mask = a_cut(ds)
+    raw = np.asarray(ds.supervoxels(0)).copy()
+    bodies = np.asarray(ds.labels(0)).copy()
+    body = int(ds.mapping([sv])[0])
+    split, remain, mid = ds.split_supervoxel(sv, mask=mask)
+    assert remain == split + 1 == ds.max_label and mid == 1
+    new = np.asarray(ds.supervoxels(0))
+    np.testing.assert_array_equal(new[(raw == sv) & mask], split)
+    np.testing.assert_array_equal(new[(raw == sv) & ~mask], remain)
+    np.testing.assert_array_equal(new[raw != sv], raw[raw != sv])
+    np.testing.assert_array_equal(np.asarray(ds.labels(0)), bodies)  # (the bodies stay)
+    assert ds.mapping([sv, split, remain]).tolist() == [0, body, body]
+    assert ds.label_size(sv, supervoxels=True) == 0
+    assert ds.label_size(split, supervoxels=True) == int(((raw == sv) & mask).sum())
+    assert {split, remain} <= set(ds.supervoxels_of(body).tolist())
+    assert sv not in ds.supervoxels_of(body)
+    start, done = (json.loads(e.payload) for e in outbox_tail(ds.path, 2))
+    assert {k: start[k] for k in ("Supervoxel", "Body", "SplitSupervoxel", "RemainSupervoxel")} \
+        == {"Supervoxel": sv, "Body": body, "SplitSupervoxel": split, "RemainSupervoxel": remain}
+    assert (done["SplitSize"], done["RemainSize"]) == (
+        int(((raw == sv) & mask).sum()), int(((raw == sv) & ~mask).sum()))
+    ds.undo()
+    np.testing.assert_array_equal(np.asarray(ds.supervoxels(0)), raw)
+    assert ds.mapping([sv, split, remain]).tolist() == [body, 0, 0]  # (retired for good)
+    assert json.loads(outbox_tail(ds.path, 1)[0].payload)["Action"] == (
+        "undo-split-supervoxel-complete")
+    ds.redo()
+    np.testing.assert_array_equal(np.asarray(ds.supervoxels(0)), new)
+    assert ds.verify().ok
+
+
+@pytest.mark.parametrize(
+    ("region", "ids", "message"),
+    [
+        ("none", {}, "holds no voxel of supervoxel"),
+        ("all", {}, "nothing would remain"),
+        ("half", {"split": 7, "remain": 7}, "split and remain ids are both 7"),
+        ("half", {"split": -1}, "split id must be|not a uint64"),
+        ("half", {"remain": "sv"}, "remain id .* is the supervoxel itself"),
+        ("half", {"split": "body"}, "is in use"),
+        ("half", {"remain": "other"}, "is in use"),
+    ],
+)
+def test_refused_supervoxel_splits_change_nothing(
+    ds: Dataset, region: str, ids: dict[str, object], message: str
+) -> None:
+    sv, mask = a_cut(ds)
+    raw = np.asarray(ds.supervoxels(0))
+    masks = {"none": raw != sv, "all": raw == sv, "half": mask}
+    other = int(next(s for s in np.unique(raw).tolist() if s not in (0, sv)))
+    body = next(b for b in bodies_by_size(ds) if b != sv)
+    named = {"sv": sv, "body": body, "other": other}
+    given = {k: named.get(v, v) if isinstance(v, str) else v for k, v in ids.items()}
+    before = state(ds)
+    with pytest.raises(InvalidMutationError, match=message):
+        ds.split_supervoxel(sv, mask=masks[region], **given)  # type: ignore[arg-type]
+    assert state(ds) == before
+    np.testing.assert_array_equal(np.asarray(ds.supervoxels(0)), raw)
+
+
+def test_split_supervoxel_from_the_command_line_and_its_replay(
+    built: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    copy = tmp_path / "copy.h5"
+    copy.write_bytes(built.read_bytes())
+    with open_dataset(built, "r") as ds:
+        sv, mask = a_cut(ds)
+    np.save(tmp_path / "m.npy", mask)
+    assert main(["split-supervoxel", str(built), str(sv), "--mask", str(tmp_path / "m.npy"),
+                 "--split", "900001", "--remain", "900002"]) == 0
+    assert json.loads(capsys.readouterr().out) == {
+        "SplitSupervoxel": 900001, "RemainSupervoxel": 900002, "MutationID": 1}
+    with open_dataset(built, "r") as ds:
+        lines = list(log_lines(ds))
+        expected = (ds.mapping_pairs(), np.asarray(ds.supervoxels(0)))
+    (tmp_path / "ops.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    assert main(["apply", str(copy), str(tmp_path / "ops.jsonl")]) == 0
+    with open_dataset(copy, "r") as replica:
+        np.testing.assert_array_equal(replica.mapping_pairs(), expected[0])
+        np.testing.assert_array_equal(np.asarray(replica.supervoxels(0)), expected[1])

@@ -1,8 +1,9 @@
-"""Labelmap mode against a plain model of the mapping (a dict with undo/redo
-stacks of states): random merges, cleaves, undos, redos, checkpoints and
-reopenings of a crop of the real supervoxels; after each step the bodies read,
-the sizes, and the mapping a consumer rebuilds from the event stream all equal
-the model's."""
+"""Labelmap mode against a plain model (the supervoxel volume and a dict of the
+mapping, with undo/redo stacks of states): random merges, cleaves,
+supervoxel splits, undos, redos, checkpoints and reopenings of a crop of the
+real supervoxels; after each step the supervoxels and bodies read, the sizes,
+and the mapping a consumer rebuilds from the event stream all equal the
+model's."""
 
 from __future__ import annotations
 
@@ -55,8 +56,8 @@ class LabelmapSession(RuleBasedStateMachine):
         self.svs: NDArray[np.uint64] = np.zeros(SHAPE, np.uint64)
         self.model: Model = {}
         self.start: Model = {}
-        self.past: list[Model] = []
-        self.future: list[Model] = []
+        self.past: list[tuple[NDArray[np.uint64], Model]] = []
+        self.future: list[tuple[NDArray[np.uint64], Model]] = []
 
     @initialize()
     def open(self) -> None:
@@ -76,10 +77,12 @@ class LabelmapSession(RuleBasedStateMachine):
             self.ds.close()
         self.tmp.cleanup()
 
-    def _do(self, new: Model) -> None:
-        self.past.append(self.model)
+    def _do(self, new: Model, svs: NDArray[np.uint64] | None = None) -> None:
+        self.past.append((self.svs, self.model))
         self.future.clear()
         self.model = new
+        if svs is not None:
+            self.svs = svs
 
     def _body_at(self, point: tuple[int, int, int]) -> int:
         return self.model[int(self.svs[point])]
@@ -123,6 +126,27 @@ class LabelmapSession(RuleBasedStateMachine):
         new.update(dict.fromkeys(chosen, label))
         self._do(new)
 
+    @rule(p=points, size=st.tuples(st.integers(1, 9), st.integers(1, 12), st.integers(1, 14)))
+    def split_supervoxel(self, p: tuple[int, int, int], size: tuple[int, int, int]) -> None:
+        assert self.ds is not None
+        sv = int(self.svs[p])
+        hi = tuple(min(s, a + n) for a, n, s in zip(p, size, SHAPE, strict=True))
+        region = np.zeros(SHAPE, bool)
+        region[p[0]:hi[0], p[1]:hi[1], p[2]:hi[2]] = True
+        mask = region[p[0]:hi[0], p[1]:hi[1], p[2]:hi[2]]
+        inside = region & (self.svs == sv)
+        if sv == 0 or inside.sum() == (self.svs == sv).sum():
+            with pytest.raises(InvalidMutationError):
+                self.ds.split_supervoxel(sv, mask=mask, offset=p)
+            return
+        split, remain, _ = self.ds.split_supervoxel(sv, mask=mask, offset=p)
+        assert {split, remain}.isdisjoint(self.model)
+        svs = self.svs.copy()
+        svs[inside] = split
+        svs[(self.svs == sv) & ~region] = remain
+        body = self.model[sv]
+        self._do({**self.model, sv: 0, split: body, remain: body}, svs)
+
     @rule()
     def undo(self) -> None:
         assert self.ds is not None
@@ -131,8 +155,10 @@ class LabelmapSession(RuleBasedStateMachine):
                 self.ds.undo()
             return
         self.ds.undo()
-        self.future.append(self.model)
-        self.model = self.past.pop()
+        self.future.append((self.svs, self.model))
+        self.svs, before = self.past.pop()
+        # (the supervoxels the undone step made are retired: they map to 0)
+        self.model = {**dict.fromkeys(self.model, 0), **before}
 
     @rule()
     def redo(self) -> None:
@@ -142,8 +168,8 @@ class LabelmapSession(RuleBasedStateMachine):
                 self.ds.redo()
             return
         self.ds.redo()
-        self.past.append(self.model)
-        self.model = self.future.pop()
+        self.past.append((self.svs, self.model))
+        self.svs, self.model = self.future.pop()
 
     @rule()
     def checkpoint(self) -> None:
@@ -162,6 +188,7 @@ class LabelmapSession(RuleBasedStateMachine):
             return
         keys = np.array(sorted(self.model), np.uint64)
         assert self.ds.mapping(keys).tolist() == [self.model[k] for k in keys.tolist()]
+        np.testing.assert_array_equal(np.asarray(self.ds.supervoxels(0)), self.svs)
         expected = np.vectorize(self.model.__getitem__, otypes=[np.uint64])(self.svs)
         np.testing.assert_array_equal(np.asarray(self.ds.labels(0)), expected)
         body = int(expected[0, 0, 0])
@@ -181,6 +208,11 @@ class LabelmapSession(RuleBasedStateMachine):
                         mapping[sv] = msg["Target"]
             elif msg["Action"] == "cleave":
                 mapping.update(dict.fromkeys(msg["CleavedSupervoxels"], msg["CleavedLabel"]))
+            elif msg["Action"] in ("split-supervoxel", "undo-split-supervoxel"):
+                new, old = (msg["SplitSupervoxel"], msg["RemainSupervoxel"]), msg["Supervoxel"]
+                undo = msg["Action"].startswith("undo")
+                mapping.update(dict.fromkeys(new, 0 if undo else msg["Body"]))
+                mapping[old] = msg["Body"] if undo else 0
         assert mapping == self.model
 
 

@@ -104,7 +104,8 @@ def test_unknown_records_and_lines_are_refused(ds: Dataset) -> None:
     with pytest.raises(InvalidMutationError, match="unknown mutation 'explode'"):
         record_from_json({"Action": "explode"})
     with pytest.raises(InvalidMutationError, match=(
-            r"unknown Action 'explode'; expected merge, split, splitcoarse, cleave, undo, redo, "
+            r"unknown Action 'explode'; expected merge, split, splitcoarse, cleave, "
+            r"split-supervoxel, undo, redo, "
             r"post-nextlabel or post-maxlabel$")):
         apply_line(ds, {"Action": "explode"})
     assert not is_known({"Action": "explode"}) and is_known({"Action": "undo", "Of": "merge"})

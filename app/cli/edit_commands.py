@@ -1,5 +1,5 @@
-"""The mutating commands and the mutation log: merge, cleave, split, split-coarse,
-nextlabel, maxlabel, undo, redo, log, apply, reindex."""
+"""The mutating commands and the mutation log: merge, cleave, split-supervoxel,
+split, split-coarse, nextlabel, maxlabel, undo, redo, log, apply, reindex."""
 
 from __future__ import annotations
 
@@ -69,6 +69,19 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="its supervoxels that become the new body (not all of them)",
     )
     p.add_argument("--cleaved-label", type=int, metavar="N", help=NEW_LABEL_HELP)
+
+    p = mutating(
+        "split-supervoxel",
+        "the voxels of a supervoxel inside a region become a new supervoxel, the others "
+        "another, both in its body (labelmap mode)",
+        cmd_split_supervoxel,
+    )
+    p.add_argument("supervoxel", type=int, help="the supervoxel to split")
+    add_region_options(p, rles=True)
+    p.add_argument("--split", type=int, metavar="N",
+                   help="the id of the part inside the region (default: the next free one)")
+    p.add_argument("--remain", type=int, metavar="M",
+                   help="the id of the rest (default: the next free one)")
 
     p = mutating(
         "split",
@@ -232,6 +245,32 @@ def cmd_cleave(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_split_supervoxel(args: argparse.Namespace) -> int:
+    """``segmend split-supervoxel FILE SV --rles F | --box … | --mask … [--split N
+    --remain M]`` prints ``{"SplitSupervoxel": n, "RemainSupervoxel": m, "MutationID": k}``."""
+    mask = check_region_args(args)
+    data: Any = _read_rles(args)
+    with _writable(args) as ds:
+        if data is None:
+            data = region_spans(args, mask, ds.shape)
+        split, remain, mutation_id = ds.split_supervoxel(
+            args.supervoxel, data, split=args.split, remain=args.remain
+        )
+        emit(args, {"SplitSupervoxel": split, "RemainSupervoxel": remain,
+                    "MutationID": mutation_id})
+    return 0
+
+
+def _read_rles(args: argparse.Namespace) -> bytes | None:
+    """The bytes of ``--rles``, if given."""
+    if args.rles is None:
+        return None
+    try:
+        return bytes(args.rles.read_bytes())
+    except OSError as exc:
+        raise SegmendError(f"cannot read RLE file {args.rles}: {exc.strerror}") from exc
+
+
 def cmd_split(args: argparse.Namespace) -> int:
     """``segmend split FILE TARGET --rles RLEFILE | --box Z0:Z1,Y0:Y1,X0:X1 |
     --mask M.npy [--offset Z,Y,X]`` prints ``{"label": n, "MutationID": m}``;
@@ -239,12 +278,7 @@ def cmd_split(args: argparse.Namespace) -> int:
     if args.seeds is not None:
         return cmd_seeded_split(args)
     mask = check_region_args(args)
-    data: Any = None
-    if args.rles is not None:
-        try:
-            data = args.rles.read_bytes()
-        except OSError as exc:
-            raise SegmendError(f"cannot read RLE file {args.rles}: {exc.strerror}") from exc
+    data: Any = _read_rles(args)
     with _writable(args) as ds:
         if data is None:
             data = region_spans(args, mask, ds.shape)

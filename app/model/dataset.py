@@ -348,17 +348,45 @@ class Dataset(DatasetReads):
         new_label : int, optional
             Use this unused label instead of allocating one.
         """
+        engine = self.engine
+        label, mid = engine.split(target, self._region(rles, mask, offset), new_label)
+        return SplitResult(label, mid)
+
+    def split_supervoxel(
+        self,
+        supervoxel: int,
+        rles: bytes | NDArray[np.integer[Any]] | None = None,
+        *,
+        mask: NDArray[np.bool_] | None = None,
+        offset: tuple[int, int, int] = (0, 0, 0),
+        split: int | None = None,
+        remain: int | None = None,
+    ) -> tuple[int, int, int]:
+        """Voxels of ``supervoxel`` in a region (as :meth:`split` takes it) become a
+        new supervoxel, the others another (or ``split``, ``remain``); both stay
+        in its body, and its id is retired.  Labelmap mode only.
+
+        Returns
+        -------
+        (SplitSupervoxel, RemainSupervoxel, MutationID)
+        """
+        engine = self.engine
+        return engine.split_supervoxel(supervoxel, self._region(rles, mask, offset), split, remain)
+
+    def _region(
+        self,
+        rles: bytes | NDArray[np.integer[Any]] | None,
+        mask: NDArray[np.bool_] | None,
+        offset: tuple[int, int, int],
+    ) -> SplitRegion:
+        """A split's region, given as RLEs (binary or spans) or as a mask."""
         if (rles is None) == (mask is None):
             raise SegmendError("give the split region as rles or as a mask, not both or neither")
-        engine = self.engine
         if mask is not None:
-            region = SplitRegion.from_mask(mask, offset, self._pool)
-        elif isinstance(rles, bytes | bytearray | memoryview):
-            region = SplitRegion.from_rle_bytes(bytes(rles))
-        else:
-            region = SplitRegion(np.asarray(rles))
-        label, mid = engine.split(target, region, new_label)
-        return SplitResult(label, mid)
+            return SplitRegion.from_mask(mask, offset, self._pool)
+        if isinstance(rles, bytes | bytearray | memoryview):
+            return SplitRegion.from_rle_bytes(bytes(rles))
+        return SplitRegion(np.asarray(rles))
 
     def split_by_seeds(
         self,

@@ -63,6 +63,7 @@ from app.model.mutations.merge import Merge
 from app.model.mutations.regions import SplitRegion
 from app.model.mutations.split import Split
 from app.model.mutations.split_coarse import SplitCoarse, check_blocks
+from app.model.mutations.split_supervoxel import SplitSupervoxel, check_new_ids
 from app.model.storage.store import PyramidStore
 
 
@@ -146,6 +147,27 @@ class MutationEngine:
         record = self.edit(locks, lambda ctx: Cleave.plan(ctx, body, svs, cleaved_label))
         assert isinstance(record, Cleave)
         return record.cleaved_label, record.mutation_id
+
+    def split_supervoxel(
+        self, sv: int, region: SplitRegion, split: int | None = None, remain: int | None = None
+    ) -> tuple[int, int, int]:
+        """Voxels of supervoxel ``sv`` inside ``region`` become a new supervoxel, the
+        others another (or ``split``, ``remain``); labelmap mode only.
+
+        Returns
+        -------
+        (SplitSupervoxel, RemainSupervoxel, MutationID)
+        """
+        sv = require_label(sv, "supervoxel")
+        check_new_ids(sv, split, remain)
+        self._require_labelmap("split-supervoxel")
+        region.check_bounds(self.shape)
+        assert self.mapping is not None
+        body = int(self.mapping.body_of([sv])[0])
+        locks = [body, sv, *(v for v in (split, remain) if v is not None)]
+        record = self.edit(locks, lambda ctx: SplitSupervoxel.plan(ctx, sv, region, split, remain))
+        assert isinstance(record, SplitSupervoxel)
+        return record.split, record.remain, record.mutation_id
 
     def _require_labelmap(self, what: str) -> None:
         if self.mapping is None:

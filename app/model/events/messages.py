@@ -41,7 +41,9 @@ __all__ = [
     "merge_start",
     "nextlabel",
     "split_start",
+    "split_supervoxel_start",
     "splitcoarse_start",
+    "undo_split_supervoxel_start",
 ]
 
 
@@ -123,6 +125,76 @@ def cleave_start(
         "CleavedLabel": as_uint64("CleavedLabel", cleaved),
         "CleavedSupervoxels": as_uint64_list("CleavedSupervoxels", supervoxels),
     }
+    return add_common(
+        msg, uuid=uuid, mutation_id=mutation_id, timestamp=timestamp, user=user, app=app
+    )
+
+
+def _supervoxel_split_fields(
+    action: str, supervoxel: UInt, body: UInt, split: UInt, remain: UInt
+) -> Message:
+    return {
+        "Action": action,
+        "Supervoxel": as_uint64("Supervoxel", supervoxel),
+        "Body": as_uint64("Body", body),
+        "SplitSupervoxel": as_uint64("SplitSupervoxel", split),
+        "RemainSupervoxel": as_uint64("RemainSupervoxel", remain),
+    }
+
+
+def split_supervoxel_start(
+    *,
+    supervoxel: UInt,
+    body: UInt,
+    split: UInt,
+    remain: UInt,
+    split_ref: str,
+    uuid: str,
+    mutation_id: UInt,
+    timestamp: Timestamp = None,
+    user: str | None = None,
+    app: str | None = DEFAULT_APP,
+) -> Message:
+    """The ``split-supervoxel`` message: ``supervoxel`` (of ``body``) became
+    ``split`` (its voxels in the region ``split_ref``) and ``remain``.
+
+    Returns
+    -------
+    dict
+        ``Action, Supervoxel, Body, SplitSupervoxel, RemainSupervoxel, Split,
+        MutationID, UUID, Timestamp`` (+ ``User``, ``App``); DVID's
+        ``split-supervoxel-complete`` adds ``SplitSize`` and ``RemainSize``.
+    """
+    msg = _supervoxel_split_fields("split-supervoxel", supervoxel, body, split, remain)
+    msg["Split"] = as_blob_ref("Split", split_ref)
+    return add_common(
+        msg, uuid=uuid, mutation_id=mutation_id, timestamp=timestamp, user=user, app=app
+    )
+
+
+def undo_split_supervoxel_start(
+    *,
+    supervoxel: UInt,
+    body: UInt,
+    split: UInt,
+    remain: UInt,
+    uuid: str,
+    mutation_id: UInt,
+    timestamp: Timestamp = None,
+    user: str | None = None,
+    app: str | None = DEFAULT_APP,
+) -> Message:
+    """segmend's ``undo-split-supervoxel`` message (DVID has no inverse of a
+    supervoxel split): ``split`` and ``remain`` are ``supervoxel`` again, of
+    ``body``; both are retired.
+
+    Returns
+    -------
+    dict
+        ``Action, Supervoxel, Body, SplitSupervoxel, RemainSupervoxel,
+        MutationID, UUID, Timestamp`` (+ ``User``, ``App``).
+    """
+    msg = _supervoxel_split_fields("undo-split-supervoxel", supervoxel, body, split, remain)
     return add_common(
         msg, uuid=uuid, mutation_id=mutation_id, timestamp=timestamp, user=user, app=app
     )

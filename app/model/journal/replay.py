@@ -183,6 +183,11 @@ class _LineEditor:
     ) -> tuple[int, int]:
         return self.ds.cleave(body, supervoxels, cleaved_label=cleaved_label)
 
+    def split_supervoxel(
+        self, supervoxel: int, rles: Any, *, split: int | None = None, remain: int | None = None
+    ) -> tuple[int, int, int]:
+        return self.ds.split_supervoxel(supervoxel, rles, split=split, remain=remain)
+
     def split(self, target: int, rles: Any, *, new_label: int | None = None) -> SplitResult:
         return self.ds.split(target, rles, new_label=new_label)
 

@@ -246,6 +246,11 @@ class Editor(Protocol):
         self, body: int, supervoxels: list[int], *, cleaved_label: int | None = None
     ) -> tuple[int, int]: ...
 
+    def split_supervoxel(
+        self, supervoxel: int, rles: NDArray[np.integer[Any]], *, split: int | None = None,
+        remain: int | None = None,
+    ) -> tuple[int, int, int]: ...
+
     def split(
         self, target: int, rles: NDArray[np.integer[Any]], *, new_label: int | None = None
     ) -> Any: ...

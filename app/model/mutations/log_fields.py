@@ -5,6 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
+from numpy.typing import NDArray
+
 from app.model.errors import InvalidMutationError
 
 
@@ -29,3 +32,14 @@ def int_list_field(op: Mapping[str, Any], key: str) -> list[int]:
     ):
         raise InvalidMutationError(f"{key} must be a list of integers, got {values!r}")
     return values
+
+
+def rles_field(op: Mapping[str, Any]) -> NDArray[np.int64]:
+    """``op["RLEs"]``: a list of ``[x, y, z, length]`` integer lists, as ``(n, 4)``."""
+    spans = op["RLEs"]
+    if not isinstance(spans, list) or not all(
+        isinstance(s, list) and len(s) == 4 and all(isinstance(v, int) for v in s)
+        for s in spans
+    ):
+        raise InvalidMutationError("RLEs must be a list of [x, y, z, length] integer lists")
+    return np.array(spans, dtype=np.int64).reshape(-1, 4)

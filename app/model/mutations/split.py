@@ -16,13 +16,12 @@ import numpy as np
 from numpy.typing import NDArray
 
 from app.kernels import parse_rles
-from app.model.errors import InvalidMutationError
 from app.model.events import messages
 from app.model.geometry import Coord
 from app.model.mutations.base import EditContext, Editor, Message, Plan, Recording
 from app.model.mutations.checks import blocks_of
 from app.model.mutations.kinds import register
-from app.model.mutations.log_fields import int_field, opt_int_field
+from app.model.mutations.log_fields import int_field, opt_int_field, rles_field
 from app.model.mutations.regions import SplitRegion
 from app.model.mutations.splitting import (
     SplitBase,
@@ -119,15 +118,7 @@ class Split(SplitBase):
     @staticmethod
     def apply(editor: Editor, op: Mapping[str, Any]) -> dict[str, Any]:
         """Apply a ``segmend log`` split line."""
-        spans = op["RLEs"]
-        if not isinstance(spans, list) or not all(
-            isinstance(s, list) and len(s) == 4 and all(isinstance(v, int) for v in s)
-            for s in spans
-        ):
-            raise InvalidMutationError("RLEs must be a list of [x, y, z, length] integer lists")
         result = editor.split(
-            int_field(op, "Target"),
-            np.array(spans, dtype=np.int64).reshape(-1, 4),
-            new_label=opt_int_field(op, "NewLabel"),
+            int_field(op, "Target"), rles_field(op), new_label=opt_int_field(op, "NewLabel")
         )
         return {"label": result.label, "MutationID": result.mutation_id}

@@ -71,14 +71,16 @@ def stored_spans(ctx: EditContext, ref: str) -> NDArray[np.int32]:
         raise InvalidMutationError(f"malformed RLEs in blob {ref}: {exc}") from exc
 
 
-def require_partial(target: int, size: int, *, some: bool, rest: bool) -> None:
+def require_partial(
+    target: int, size: int, *, some: bool, rest: bool, what: str = "target"
+) -> None:
     """InvalidMutationError unless a split moves ``some`` of the ``size`` voxels of
-    ``target`` and leaves the ``rest``."""
+    ``target`` (named as ``what``) and leaves the ``rest``."""
     if not some:
-        raise InvalidMutationError(f"the split region holds no voxel of target {target}")
+        raise InvalidMutationError(f"the split region holds no voxel of {what} {target}")
     if not rest:
         raise InvalidMutationError(
-            f"the split region holds all {size} voxels of target {target}; nothing would remain"
+            f"the split region holds all {size} voxels of {what} {target}; nothing would remain"
         )
 
 
