@@ -87,6 +87,11 @@ class LabelmapSession(RuleBasedStateMachine):
     def _body_at(self, point: tuple[int, int, int]) -> int:
         return self.model[int(self.svs[point])]
 
+    def _voxels(self, body: int) -> int:
+        """The model's voxels of ``body``."""
+        bodies = np.vectorize(self.model.__getitem__, otypes=[np.uint64])(self.svs)
+        return int((bodies == body).sum())
+
     def _members(self, body: int) -> list[int]:
         present = set(np.unique(self.svs).tolist())
         return sorted(sv for sv, b in self.model.items() if b == body and sv in present)
@@ -103,6 +108,7 @@ class LabelmapSession(RuleBasedStateMachine):
             return
         self.ds.merge(target, [source])
         self._do({sv: target if body == source else body for sv, body in self.model.items()})
+        assert self.ds.mutations()[-1]["TargetSize"] == self._voxels(target)
 
     @rule(p=points, picks=st.lists(st.integers(0, 50), min_size=1, max_size=4))
     def cleave(self, p: tuple[int, int, int], picks: list[int]) -> None:
@@ -125,6 +131,9 @@ class LabelmapSession(RuleBasedStateMachine):
         new = dict(self.model)
         new.update(dict.fromkeys(chosen, label))
         self._do(new)
+        record = self.ds.mutations()[-1]  # (sizes from those the engine keeps)
+        assert (record["CleavedSize"], record["RemainSize"]) == (
+            self._voxels(label), self._voxels(body))
 
     @rule(p=points, size=st.tuples(st.integers(1, 9), st.integers(1, 12), st.integers(1, 14)))
     def split_supervoxel(self, p: tuple[int, int, int], size: tuple[int, int, int]) -> None:

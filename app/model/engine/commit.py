@@ -94,9 +94,11 @@ class Committer:
         self._ids = threading.Lock()
 
     def commit(
-        self, plan: Plan, changes: list[BlockChange], step: Step | None
+        self, plan: Plan, changes: list[BlockChange], step: Step | None, *, done: bool = False
     ) -> tuple[Mutation, list[IndexRow]]:
-        """Check the result and journal the mutation in one durable transaction.
+        """Check the result and journal the mutation in one durable transaction;
+        ``done``: as complete too, with its ``-complete`` events (a mutation
+        without voxels: nothing is left to do).
 
         Raises the :attr:`admission` check's refusal, the plan's
         InvalidMutationError if its result is not allowed, or a
@@ -109,13 +111,18 @@ class Committer:
 
         def write(stamp: Stamp, cur: sqlite3.Cursor) -> Mutation:
             record = outcome.record(_Recording(stamp, tuple(c.coord for c in written), cur))
-            Journal.put_mutation(cur, record.to_json(), "s0")
+            completed = now_go() if done else None
+            row = record.to_json() if completed is None else {
+                **record.to_json(), "Completed": completed}
+            Journal.put_mutation(cur, row, "done" if done else "s0")
             Journal.set_label_counts(cur, outcome.rows)
             Journal.put_undo_maps(
                 cur, stamp.mutation_id, [(c.coord, c.undo_map) for c in written if c.undo_map]
             )
             self.history.record(cur, stamp.mutation_id, plan.undoable, step)
             append_events(cur, record)
+            if completed is not None:
+                append_events(cur, record, completed)
             return record
 
         newest = max((row[0] for row in outcome.rows), default=outcome.new_label)

@@ -4,6 +4,9 @@ blobs) and the labels it may claim."""
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Mapping
+
 import numpy as np
 from numpy.typing import NDArray
 
@@ -31,6 +34,8 @@ class EngineContext:
         self.journal = journal
         self.counters = counters
         self.mapping = mapping
+        self._body_sizes: dict[int, int] = {}  # (labelmap mode: bodies' voxels, as known)
+        self._sizes_lock = threading.Lock()
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -64,6 +69,30 @@ class EngineContext:
 
     def supervoxel_sizes(self, svs: NDArray[np.uint64]) -> NDArray[np.int64]:
         return self.journal.label_sizes(svs)
+
+    def body_size(self, body: int) -> int:
+        with self._sizes_lock:
+            known = self._body_sizes.get(body)
+        if known is not None:
+            return known
+        size = int(self.supervoxel_sizes(self.supervoxels_of(body)).sum())
+        with self._sizes_lock:
+            self._body_sizes[body] = size
+        return size
+
+    def note_body_sizes(self, sizes: Mapping[int, int | None]) -> None:
+        """Bodies' voxels after a committed mutation (None: not known)."""
+        with self._sizes_lock:
+            for body, size in sizes.items():
+                if size is None:
+                    self._body_sizes.pop(body, None)
+                else:
+                    self._body_sizes[body] = size
+
+    def forget_body_sizes(self) -> None:
+        """Drop every known body size (the label index was rebuilt)."""
+        with self._sizes_lock:
+            self._body_sizes.clear()
 
     def body_of(self, svs: NDArray[np.uint64]) -> NDArray[np.uint64]:
         if self.mapping is None:

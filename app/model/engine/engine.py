@@ -27,8 +27,9 @@ record's moves are applied to the mapping right after its transaction commits
 
 Threads: public methods may be called from any thread except the engine's own
 pool workers.  Signals are emitted from the calling thread, except
-``mutation_started`` and ``labels_changed``: from the commit thread; and the
-``blocks_changed`` of a mapping change: from a pool thread, just after.
+``mutation_started`` and ``labels_changed`` of a mutation with voxels: from
+the commit thread; and the ``blocks_changed`` of a mapping change: from a pool
+thread, just after.
 """
 
 from __future__ import annotations
@@ -292,24 +293,22 @@ class MutationEngine:
     def _run(self, plan: Plan, step: Step | None) -> Mutation:
         committed: list[Mutation] = []
 
-        def commit(changes: list[BlockChange]) -> None:  # on the commit thread
-            record, rows = self.committer.commit(plan, changes, step)
+        def commit(changes: list[BlockChange], *, done: bool = False) -> None:
+            record, rows = self.committer.commit(plan, changes, step, done=done)
             committed.append(record)
             moves = self.remap(record)
             self.signals.mutation_started.emit(record)
             bodies = {b for m in moves for b in (m.source, m.target)}
             self.signals.labels_changed.emit(sorted({r[0] for r in rows} | bodies))
-            if moves:
+            if moves and len(self.signals.blocks_changed):  # (a view is listening)
                 self.pool.submit(self._announce_remapped, [m.svs for m in moves])
 
         interrupted: BaseException | None = None
-        if plan.transform is None:  # (the mapping only)
+        if plan.transform is None:  # (the mapping only: durable and done at once, here)
             with self.gate.shared():
-                self.scheduler.committer.submit(commit, []).result()
-                record = committed[0]
-                self.committer.complete(record)
-                self.signals.mutation_completed.emit(record)
-            return record
+                commit([], done=True)
+                self.signals.mutation_completed.emit(committed[0])
+            return committed[0]
         with self.gate.shared():
             coords = self.scheduler.visible_first(plan.coords)
             with self.scheduler.block_locks[0].hold(coords):
@@ -338,6 +337,7 @@ class MutationEngine:
             assert mapping is not None, f"a labelmap {record.action} in a voxel-mode dataset"
             for move in moves:
                 mapping.move(move.svs, move.source, move.target)
+            self.context.note_body_sizes(record.body_sizes())
         return moves
 
     def _announce_remapped(self, groups: list[NDArray[np.uint64]]) -> None:
@@ -378,6 +378,7 @@ class MutationEngine:
         """Rebuild the label index from s0 (counted on the engine's pool, or by
         ``recounts``); returns the number of labels."""
         with self.gate.exclusive():
+            self.context.forget_body_sizes()
             return reindex(self.store, self.journal, self.counters, self.pool, progress, recounts)
 
 

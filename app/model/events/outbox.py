@@ -219,11 +219,13 @@ def mark_sent(conn: sqlite3.Connection, up_to_seq: int) -> None:
 
 
 def backlog(conn: sqlite3.Connection) -> int:
-    """Number of events not yet acknowledged by the broker."""
-    row = conn.execute(
-        f"SELECT COUNT(*) FROM {OUTBOX_TABLE} WHERE seq > ?", (last_sent_seq(conn),)
-    ).fetchone()
-    return int(row[0])
+    """Number of events not yet acknowledged by the broker.
+
+    ``seq`` has no gaps (rows are only appended, in transactions that roll
+    their ``AUTOINCREMENT`` counter back with them), so this is the difference
+    of two lookups, not a count of the rows: the sender asks after every edit.
+    """
+    return max(0, last_seq(conn) - last_sent_seq(conn))
 
 
 def counts(conn: sqlite3.Connection) -> OutboxCounts:

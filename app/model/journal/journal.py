@@ -323,9 +323,9 @@ class Journal:
     def _rows_of(self, keys: list[int]) -> list[tuple[int, int, int, int, int]]:
         """The index rows of labels (database keys), in one query per 500."""
         rows = []
-        with self._lock:
-            for at in range(0, len(keys), 500):
-                part = keys[at:at + 500]
+        for at in range(0, len(keys), 500):  # (the lock taken per query: edits go on)
+            part = keys[at:at + 500]
+            with self._lock:
                 rows += self._conn.execute(
                     "SELECT label, z, y, x, count FROM label_index WHERE label IN "
                     f"({','.join('?' * len(part))})", part

@@ -2,7 +2,7 @@
 
 A :class:`Mapping` holds DVID labelmap's forward map as two arrays (the mapped
 supervoxels, sorted, and their bodies): 16 bytes per supervoxel, searched in
-O(log n).  The reverse map (a body's supervoxels) is built on first use: 8
+O(log n).  The reverse map (a body's supervoxels) is built on first use: 16
 bytes per supervoxel more.  Mapping files come as DVID's ``GET /mappings``
 text (``sv body`` lines), an ``(N, 2)`` uint64 ``.npy``, or an HDF5 dataset
 (``FILE.h5:/path``).
@@ -83,7 +83,8 @@ class Mapping:
     def nbytes(self) -> int:
         """Bytes held (the reverse map included once built)."""
         held = self.svs.nbytes + self.bodies.nbytes
-        return held + (self._by_body.nbytes if "_by_body" in self.__dict__ else 0)
+        reverse = self.__dict__.get("_by_body", ())
+        return held + sum(a.nbytes for a in reverse)
 
     def body_of(self, svs: NDArray[np.integer[Any]] | Sequence[int]) -> NDArray[np.uint64]:
         """The body of each supervoxel of ``svs`` (an array of any shape, or ints)."""
@@ -102,17 +103,19 @@ class Mapping:
     def supervoxels_of(self, body: int) -> NDArray[np.uint64]:
         """The supervoxels the mapping gives to ``body``, sorted (without the
         unmapped supervoxel ``body`` itself, which is its own body unless mapped)."""
-        order = self._by_body
-        ranked = self.bodies[order]
-        lo, hi = np.searchsorted(ranked, np.uint64(body), side="left"), np.searchsorted(
-            ranked, np.uint64(body), side="right"
-        )
-        return np.sort(self.svs[order[lo:hi]])
+        ranked, svs = self._by_body
+        key = np.uint64(body)
+        lo, hi = np.searchsorted(ranked, key, "left"), np.searchsorted(ranked, key, "right")
+        return svs[lo:hi]
 
     @functools.cached_property
-    def _by_body(self) -> NDArray[np.int64]:
-        """Indices of the entries ordered by body (the reverse map)."""
-        return np.argsort(self.bodies)
+    def _by_body(self) -> tuple[NDArray[np.uint64], NDArray[np.uint64]]:
+        """The reverse map: the bodies sorted, and the supervoxels in that order
+        (sorted within a body)."""
+        order = np.argsort(self.bodies, kind="stable")  # (svs are sorted: they stay so)
+        ranked, svs = self.bodies[order], self.svs[order]
+        ranked.flags.writeable = svs.flags.writeable = False
+        return ranked, svs
 
 
 def read_mapping(spec: str | Path) -> Mapping:

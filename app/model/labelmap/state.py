@@ -133,8 +133,10 @@ class MappingState:
                 members.difference_update(keys)
                 if not members:
                     del self._members[source]
-            fresh = svs[[k not in self._over for k in keys]] if self._over else svs
-            if fresh.size:
+            known = self._over.keys() & keys if self._over else set()
+            if len(known) < len(keys):  # (some enter the overlay: note their base body)
+                fresh = svs[np.fromiter((k not in known for k in keys), bool, len(keys))] \
+                    if known else svs
                 was = self._base.body_of(fresh)
                 for body in np.unique(was).tolist():
                     self._moved.setdefault(body, set()).update(fresh[was == body].tolist())

@@ -215,6 +215,11 @@ class EditContext(Protocol):
         """Voxels of each of ``svs`` (the label index)."""
         ...
 
+    def body_size(self, body: int) -> int:
+        """Voxels of a labelmap dataset's ``body`` (kept from the mutations'
+        records: a body's size costs its supervoxels once, then nothing)."""
+        ...
+
     def body_of(self, svs: NDArray[np.uint64]) -> NDArray[np.uint64]:
         """The bodies of supervoxels (labelmap mode)."""
         ...
@@ -333,6 +338,11 @@ class Mutation(ABC):
         """The mapping changes this mutation made (labelmap kinds), in order;
         ``blob`` reads the blob store."""
         return []
+
+    def body_sizes(self) -> dict[int, int | None]:
+        """Bodies' voxels after this mutation, as its record knows them (labelmap
+        kinds; None: changed, size not known)."""
+        return {}
 
     def replay_transform(self, ctx: EditContext) -> Transform | None:
         """The block transform this mutation applied, for crash replay on the

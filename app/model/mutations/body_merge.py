@@ -50,6 +50,10 @@ class BodyMerge(Mutation):
         How many supervoxels each of ``labels`` had.
     supervoxels : str
         Blob reference of their supervoxels, body after body (uint64).
+    sizes : tuple of int
+        The voxels of each of ``labels``.
+    target_size : int
+        The target's voxels after the merge.
     redoes : int or None
         The MutationID of the undone merge this one applies again.
     """
@@ -60,6 +64,8 @@ class BodyMerge(Mutation):
     labels: tuple[int, ...]
     counts: tuple[int, ...]
     supervoxels: str
+    sizes: tuple[int, ...]
+    target_size: int
     redoes: int | None = None
 
     @classmethod
@@ -68,18 +74,22 @@ class BodyMerge(Mutation):
         """The plan of a merge of checked, sorted ``labels`` into ``target``."""
         body_supervoxels(ctx, target, "target")
         groups = [body_supervoxels(ctx, label, "label") for label in labels]
+        sizes = tuple(ctx.body_size(label) for label in labels)
+        target_size = ctx.body_size(target) + sum(sizes)
 
         def record(rec: Recording) -> BodyMerge:
             ref = rec.put_bytes(encode_groups(groups))
             counts = tuple(g.size for g in groups)
-            return cls(rec.stamp, rec.touched, target, tuple(labels), counts, ref, redoes)
+            return cls(rec.stamp, rec.touched, target, tuple(labels), counts, ref, sizes,
+                       target_size, redoes)
 
         return remap_plan(record)
 
     def fields(self) -> dict[str, Any]:
         out: dict[str, Any] = {} if self.redoes is None else {"Redoes": self.redoes}
         out.update(Target=self.target, Labels=list(self.labels),
-                   SupervoxelCounts=list(self.counts), Supervoxels=self.supervoxels)
+                   SupervoxelCounts=list(self.counts), Supervoxels=self.supervoxels,
+                   LabelSizes=list(self.sizes), TargetSize=self.target_size)
         return out
 
     @classmethod
@@ -88,8 +98,12 @@ class BodyMerge(Mutation):
             stamp_of(record), (), int(record["Target"]),
             tuple(int(v) for v in record["Labels"]),
             tuple(int(v) for v in record["SupervoxelCounts"]), str(record["Supervoxels"]),
+            tuple(int(v) for v in record["LabelSizes"]), int(record["TargetSize"]),
             record.get("Redoes"),
         )
+
+    def body_sizes(self) -> dict[int, int | None]:
+        return {**dict.fromkeys(self.labels, 0), self.target: self.target_size}
 
     def groups(self, blob: Callable[[str], bytes]) -> list[np.ndarray]:
         """Each merged body's supervoxels, in ``labels`` order."""
@@ -106,14 +120,12 @@ class BodyMerge(Mutation):
 
     def undo_plan(self, ctx: EditContext) -> Plan:
         groups = self.groups(ctx.blob)
-        restored = [int(ctx.supervoxel_sizes(g).sum()) for g in groups]
-        target_size = int(ctx.supervoxel_sizes(body_supervoxels(ctx, self.target, "target")).sum())
 
         def record(rec: Recording) -> BodyMergeUndo:
             return BodyMergeUndo(
                 rec.stamp, (), self.mutation_id, self.target, self.labels,
-                tuple(tuple(g.tolist()) for g in groups), tuple(restored),
-                target_size - sum(restored),
+                tuple(tuple(g.tolist()) for g in groups), self.sizes,
+                self.target_size - sum(self.sizes),
             )
 
         return remap_plan(record, n_ids=len(self.labels), undoable=False)
@@ -190,6 +202,9 @@ class BodyMergeUndo(Mutation):
     def moves(self, blob: Callable[[str], bytes]) -> list[Move]:
         return [Move(np.array(svs, np.uint64), self.target, label)
                 for label, svs in zip(self.labels, self.cleaved, strict=True)]
+
+    def body_sizes(self) -> dict[int, int | None]:
+        return {**dict(zip(self.labels, self.sizes, strict=True)), self.target: self.target_size}
 
     def start_messages(self) -> list[Message]:
         return [

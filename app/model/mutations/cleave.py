@@ -90,7 +90,7 @@ class Cleave(Mutation):
                 f"supervoxel(s) {id_list(foreign.tolist(), 6)} are not in body {orig}"
             )
         cleaved_size = int(ctx.supervoxel_sizes(wanted).sum())
-        remain_size = int(ctx.supervoxel_sizes(members).sum()) - cleaved_size
+        remain_size = ctx.body_size(orig) - cleaved_size
         if remain_size == 0:
             raise InvalidMutationError(
                 f"cleave would take every supervoxel of body {orig} that has voxels"
@@ -122,13 +122,18 @@ class Cleave(Mutation):
     def moves(self, blob: Callable[[str], bytes]) -> list[Move]:
         return [Move(np.array(self.cleaved, np.uint64), self.orig, self.cleaved_label)]
 
+    def body_sizes(self) -> dict[int, int | None]:
+        return {self.orig: self.remain_size, self.cleaved_label: self.cleaved_size}
+
     def labels_held(self) -> list[int]:
         return [self.orig, self.cleaved_label]
 
     def undo_plan(self, ctx: EditContext) -> Plan:
+        size = ctx.body_size(self.orig) + ctx.body_size(self.cleaved_label)
+
         def record(rec: Recording) -> CleaveUndo:
             return CleaveUndo(rec.stamp, (), self.mutation_id, self.orig, self.cleaved_label,
-                              self.cleaved)
+                              self.cleaved, size)
 
         return remap_plan(record, undoable=False)
 
@@ -182,19 +187,26 @@ class CleaveUndo(Mutation):
     orig: int
     cleaved_label: int
     cleaved: tuple[int, ...]
+    orig_size: int
+    """The voxels of ``orig`` after the undo."""
 
     def fields(self) -> dict[str, Any]:
         return {"Undoes": self.undoes, "Of": "cleave", "OrigLabel": self.orig,
-                "CleavedLabel": self.cleaved_label, "CleavedSupervoxels": list(self.cleaved)}
+                "CleavedLabel": self.cleaved_label, "CleavedSupervoxels": list(self.cleaved),
+                "TargetSize": self.orig_size}
 
     @classmethod
     def from_json(cls, record: Mapping[str, Any]) -> CleaveUndo:
         return cls(stamp_of(record), (), int(record["Undoes"]), int(record["OrigLabel"]),
                    int(record["CleavedLabel"]),
-                   tuple(int(v) for v in record["CleavedSupervoxels"]))
+                   tuple(int(v) for v in record["CleavedSupervoxels"]),
+                   int(record["TargetSize"]))
 
     def moves(self, blob: Callable[[str], bytes]) -> list[Move]:
         return [Move(np.array(self.cleaved, np.uint64), self.cleaved_label, self.orig)]
+
+    def body_sizes(self) -> dict[int, int | None]:
+        return {self.orig: self.orig_size, self.cleaved_label: 0}
 
     def start_messages(self) -> list[Message]:
         return merge_messages(self, self.orig, [self.cleaved_label])
