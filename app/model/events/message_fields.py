@@ -64,10 +64,9 @@ def as_uint64_list(field: str, values: Iterable[object]) -> list[int]:
         raise ValueError(
             f"{field} must be a list of unsigned 64-bit integers, got {values!r}"
         ) from None
-    if all(type(v) is int for v in items) and (  # (the common case, checked at C speed)
-        not items or (min(items) >= 0 and max(items) <= UINT64_MAX)
-    ):
-        return items
+    ints = [v for v in items if type(v) is int]  # (the common case, checked at C speed)
+    if len(ints) == len(items) and (not ints or (min(ints) >= 0 and max(ints) <= UINT64_MAX)):
+        return ints
     return [as_uint64(f"{field}[{i}]", v) for i, v in enumerate(items)]
 
 
