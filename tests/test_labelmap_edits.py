@@ -123,8 +123,8 @@ def test_merge_and_cleave_change_the_mapping_only(ds: Dataset) -> None:
         (lambda ds, a, b: ds.cleave(
             a, ds.supervoxels_of(a)[:1].tolist(), cleaved_label=int(ds.supervoxels_of(b)[0])),
          "is in use"),
-        (lambda ds, a, b: ds.split(a, np.array([[0, 0, 0, 4]])), "not available in labelmap"),
-        (lambda ds, a, b: ds.split_coarse(a, [[0, 0, 0]]), "not available in labelmap"),
+        (lambda ds, a, b: ds.split(a, mask=np.asarray(ds.labels(0)) == a), "holds all"),
+        (lambda ds, a, b: ds.split(a, mask=np.asarray(ds.labels(0)) == b), "holds no voxel"),
     ],
 )
 def test_refused_edits_change_nothing(ds: Dataset, edit, message: str) -> None:  # type: ignore[no-untyped-def]
@@ -408,3 +408,52 @@ def test_split_supervoxel_from_the_command_line_and_its_replay(
     with open_dataset(copy, "r") as replica:
         np.testing.assert_array_equal(replica.mapping_pairs(), expected[0])
         np.testing.assert_array_equal(np.asarray(replica.supervoxels(0)), expected[1])
+
+
+def test_a_body_split_cuts_only_the_supervoxels_the_region_cuts(ds: Dataset) -> None:
+    raw = np.asarray(ds.supervoxels(0)).copy()
+    bodies = np.asarray(ds.labels(0)).copy()
+    body = max(bodies_by_size(ds), key=lambda b: ds.supervoxels_of(b).size)
+    z = np.nonzero(bodies == body)[0]
+    mask = np.zeros(raw.shape, bool)
+    mask[: (int(z.min()) + int(z.max()) + 1) // 2] = True
+    inside = mask & (bodies == body)
+    cut = {sv for sv in np.unique(raw[inside]).tolist() if (raw[~mask] == sv).any()}
+    whole = set(np.unique(raw[inside]).tolist()) - cut
+    label = ds.split(body, mask=mask).label
+    expected = bodies.copy()
+    expected[inside] = label
+    np.testing.assert_array_equal(np.asarray(ds.labels(0)), expected)
+    record = ds.mutations()[-1]
+    assert {int(k) for k in record["SVSplits"]} == cut and set(record["Supervoxels"]) == whole
+    new = np.asarray(ds.supervoxels(0))
+    for sv in whole:  # (kept their ids)
+        np.testing.assert_array_equal(new[raw == sv], sv)
+    for key, parts in record["SVSplits"].items():
+        sv = int(key)
+        np.testing.assert_array_equal(new[(raw == sv) & mask], parts["Split"])
+        np.testing.assert_array_equal(new[(raw == sv) & ~mask], parts["Remain"])
+        assert ds.mapping([sv, parts["Split"], parts["Remain"]]).tolist() == [0, label, body]
+    sizes = [ds.label_size(int(s), supervoxels=True) for s in np.unique(new) if s]
+    assert min(sizes) > 0  # (no supervoxel of size 0)
+    start = json.loads(outbox_tail(ds.path, 2)[0].payload)
+    assert start["Action"] == "split" and start["SVSplits"] == record["SVSplits"]
+    ds.undo()
+    np.testing.assert_array_equal(np.asarray(ds.supervoxels(0)), raw)
+    np.testing.assert_array_equal(np.asarray(ds.labels(0)), bodies)
+    assert json.loads(outbox_tail(ds.path, 2)[0].payload)["Action"] == "undo-split"
+    ds.redo()
+    np.testing.assert_array_equal(np.asarray(ds.supervoxels(0)), new)
+    assert ds.verify().ok
+
+
+def test_split_coarse_in_labelmap_mode_is_a_split_by_blocks(ds: Dataset) -> None:
+    bodies = np.asarray(ds.labels(0)).copy()
+    body = bodies_by_size(ds)[0]
+    coord = min(ds.label_blocks(body))
+    label = ds.split_coarse(body, [list(coord)]).label
+    box = tuple(slice(c * b, (c + 1) * b) for c, b in zip(coord, ds.block_size, strict=True))
+    expected = bodies.copy()
+    expected[box][expected[box] == body] = label
+    np.testing.assert_array_equal(np.asarray(ds.labels(0)), expected)
+    assert json.loads(outbox_tail(ds.path, 2)[0].payload)["Action"] == "split"

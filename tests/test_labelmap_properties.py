@@ -25,6 +25,7 @@ from app.model.demo import demo_cube_path
 from app.model.errors import InvalidMutationError, NothingToUndoError
 from app.model.events.outbox_view import outbox_tail
 from app.model.labelmap import Mapping
+from tests.labelmap_client import MappingClient
 
 SHAPE = (17, 30, 35)
 BLOCK = (8, 8, 8)
@@ -54,6 +55,8 @@ class LabelmapSession(RuleBasedStateMachine):
         self.ds: Dataset | None = None
         self.path = Path(self.tmp.name) / "lm.h5"
         self.svs: NDArray[np.uint64] = np.zeros(SHAPE, np.uint64)
+        self.crop = self.svs
+        """The supervoxels as built (before any edit)."""
         self.model: Model = {}
         self.start: Model = {}
         self.past: list[tuple[NDArray[np.uint64], Model]] = []
@@ -66,7 +69,7 @@ class LabelmapSession(RuleBasedStateMachine):
         build_pyramid(Path(self.tmp.name) / "svs.npy", self.path, block_size=BLOCK,
                       mapping=Mapping.from_pairs(rows))
         self.ds = open_dataset(self.path, "r+", workers=2, checkpoint_interval=3600.0)
-        self.svs = svs
+        self.svs = self.crop = svs
         self.model = {int(s): int(b) for s, b in rows.tolist()}
         for sv in np.unique(svs).tolist():
             self.model.setdefault(sv, sv)
@@ -156,6 +159,38 @@ class LabelmapSession(RuleBasedStateMachine):
         body = self.model[sv]
         self._do({**self.model, sv: 0, split: body, remain: body}, svs)
 
+    @rule(p=points, size=st.tuples(st.integers(1, 9), st.integers(1, 12), st.integers(1, 14)))
+    def split(self, p: tuple[int, int, int], size: tuple[int, int, int]) -> None:
+        assert self.ds is not None
+        body = self._body_at(p)
+        hi = tuple(min(s, a + n) for a, n, s in zip(p, size, SHAPE, strict=True))
+        region = np.zeros(SHAPE, bool)
+        region[p[0]:hi[0], p[1]:hi[1], p[2]:hi[2]] = True
+        mask = region[p[0]:hi[0], p[1]:hi[1], p[2]:hi[2]]
+        bodies = np.vectorize(self.model.__getitem__, otypes=[np.uint64])(self.svs)
+        inside = region & (bodies == body)
+        if body == 0 or inside.sum() == (bodies == body).sum():
+            with pytest.raises(InvalidMutationError):
+                self.ds.split(body, mask=mask, offset=p)
+            return
+        label = self.ds.split(body, mask=mask, offset=p).label
+        record = self.ds.mutations()[-1]
+        cut = {sv for sv in np.unique(self.svs[inside]).tolist()
+               if (self.svs[~region] == sv).any()}
+        assert {int(k) for k in record["SVSplits"]} == cut  # (only those the region cuts)
+        svs, model = self.svs.copy(), dict(self.model)
+        for sv in np.unique(self.svs[inside]).tolist():
+            if sv in cut:
+                parts = record["SVSplits"][str(sv)]
+                svs[(self.svs == sv) & region] = parts["Split"]
+                svs[(self.svs == sv) & ~region] = parts["Remain"]
+                model.update({sv: 0, parts["Split"]: label, parts["Remain"]: body})
+            else:
+                model[sv] = label
+        self._do(model, svs)
+        assert (record["TargetSize"], record["NewLabelSize"]) == (
+            self._voxels(body), self._voxels(label))
+
     @rule()
     def undo(self) -> None:
         assert self.ds is not None
@@ -207,22 +242,11 @@ class LabelmapSession(RuleBasedStateMachine):
     def a_consumer_of_the_events_has_the_model(self) -> None:
         if self.ds is None:
             return
-        mapping = dict(self.start)
+        client = MappingClient(self.crop, self.start, self.ds.blob)
         for event in outbox_tail(self.ds.path, 1 << 20):
-            msg = json.loads(event.payload)
-            if msg["Action"] == "merge":
-                merged = set(msg["Labels"])
-                for sv, body in mapping.items():
-                    if body in merged:
-                        mapping[sv] = msg["Target"]
-            elif msg["Action"] == "cleave":
-                mapping.update(dict.fromkeys(msg["CleavedSupervoxels"], msg["CleavedLabel"]))
-            elif msg["Action"] in ("split-supervoxel", "undo-split-supervoxel"):
-                new, old = (msg["SplitSupervoxel"], msg["RemainSupervoxel"]), msg["Supervoxel"]
-                undo = msg["Action"].startswith("undo")
-                mapping.update(dict.fromkeys(new, 0 if undo else msg["Body"]))
-                mapping[old] = msg["Body"] if undo else 0
-        assert mapping == self.model
+            client.apply(json.loads(event.payload))
+        np.testing.assert_array_equal(client.svs, self.svs)
+        assert {sv: client.body(sv) for sv in self.model} == self.model
 
 
 LabelmapSession.TestCase.settings = settings(

@@ -125,7 +125,7 @@ class Committer:
                 append_events(cur, record, completed)
             return record
 
-        newest = max((row[0] for row in outcome.rows), default=outcome.new_label)
+        newest = max(max((row[0] for row in outcome.rows), default=0), outcome.new_label)
         return self._journal_new(outcome.n_ids, write, newest), outcome.rows
 
     def commit_done(self, make: Callable[[Stamp], Mutation], label: int) -> Mutation:

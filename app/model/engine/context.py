@@ -70,6 +70,9 @@ class EngineContext:
     def supervoxel_sizes(self, svs: NDArray[np.uint64]) -> NDArray[np.int64]:
         return self.journal.label_sizes(svs)
 
+    def supervoxel_blocks(self, svs: NDArray[np.uint64]) -> dict[Coord, int]:
+        return self.journal.labels_blocks(svs)
+
     def body_size(self, body: int) -> int:
         with self._sizes_lock:
             known = self._body_sizes.get(body)

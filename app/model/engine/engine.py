@@ -57,13 +57,14 @@ from app.model.labelmap.state import MappingState
 from app.model.mutations import record_from_json
 from app.model.mutations.base import BlockChange, EditContext, Move, Mutation, Plan, Stamp
 from app.model.mutations.body_merge import BodyMerge
+from app.model.mutations.body_split import BodySplit
 from app.model.mutations.checks import MAX_LABEL, require_label, require_new_label
 from app.model.mutations.cleave import Cleave, check_cleave
 from app.model.mutations.label_counters import MaxLabel, NextLabel
 from app.model.mutations.merge import Merge
 from app.model.mutations.regions import SplitRegion
 from app.model.mutations.split import Split
-from app.model.mutations.split_coarse import SplitCoarse, check_blocks
+from app.model.mutations.split_coarse import SplitCoarse, blocks_region, check_blocks
 from app.model.mutations.split_supervoxel import SplitSupervoxel, check_new_ids
 from app.model.storage.store import PyramidStore
 
@@ -175,40 +176,39 @@ class MutationEngine:
             raise InvalidMutationError(f"{what} needs a labelmap dataset; {self.store.path} "
                                        "is in voxel mode")
 
-    def _require_voxel(self, what: str) -> None:
-        if self.mapping is not None:
-            raise InvalidMutationError(f"{what} of bodies is not available in labelmap mode yet; "
-                                       "cleave moves supervoxels between bodies")
-
     def split(
         self, target: int, region: SplitRegion, new_label: int | None = None
     ) -> tuple[int, int]:
-        """Voxels of ``target`` inside ``region`` become a new label (or ``new_label``).
+        """Voxels of ``target`` inside ``region`` become a new label (or ``new_label``);
+        in labelmap mode, a new body (only the supervoxels the region cuts are split).
 
         Returns
         -------
         (label, MutationID)
         """
         target = require_label(target, "target")
-        self._require_voxel("split")
         region.check_bounds(self.shape)
         locks = _split_locks(target, new_label)
-        record = self.edit(locks, lambda ctx: Split.plan(ctx, target, region, new_label))
-        assert isinstance(record, Split)
+        kind = Split if self.mapping is None else BodySplit
+        record = self.edit(locks, lambda ctx: kind.plan(ctx, target, region, new_label))
+        assert isinstance(record, Split | BodySplit)
         return record.new_label, record.mutation_id
 
     def split_coarse(
         self, target: int, blocks: Sequence[Sequence[int]], new_label: int | None = None
     ) -> tuple[int, int]:
-        """Every voxel of ``target`` in the given s0 blocks (z, y, x) becomes a new label.
+        """Every voxel of ``target`` in the given s0 blocks (z, y, x) becomes a new
+        label (in labelmap mode: a split by those blocks, as DVID's labelmap has
+        no split-coarse).
 
         Returns
         -------
         (label, MutationID)
         """
         target = require_label(target, "target")
-        self._require_voxel("split-coarse")
         chosen = check_blocks(blocks, self.context.grid)
+        if self.mapping is not None:
+            return self.split(target, blocks_region(chosen, self.context), new_label)
         locks = _split_locks(target, new_label)
         record = self.edit(locks, lambda ctx: SplitCoarse.plan(ctx, target, chosen, new_label))
         assert isinstance(record, SplitCoarse)

@@ -43,6 +43,7 @@ __all__ = [
     "split_start",
     "split_supervoxel_start",
     "splitcoarse_start",
+    "undo_split_start",
     "undo_split_supervoxel_start",
 ]
 
@@ -195,6 +196,38 @@ def undo_split_supervoxel_start(
         MutationID, UUID, Timestamp`` (+ ``User``, ``App``).
     """
     msg = _supervoxel_split_fields("undo-split-supervoxel", supervoxel, body, split, remain)
+    return add_common(
+        msg, uuid=uuid, mutation_id=mutation_id, timestamp=timestamp, user=user, app=app
+    )
+
+
+def undo_split_start(
+    *,
+    target: UInt,
+    new_label: UInt,
+    sv_splits: Mapping[Any, Any],
+    uuid: str,
+    mutation_id: UInt,
+    timestamp: Timestamp = None,
+    user: str | None = None,
+    app: str | None = DEFAULT_APP,
+) -> Message:
+    """segmend's ``undo-split`` message (DVID has no inverse of a labelmap split):
+    every supervoxel of ``new_label`` is ``target``'s again; each ``sv_splits``
+    entry's Split and Remain are retired, its supervoxel restored in ``target``.
+
+    Returns
+    -------
+    dict
+        ``Action, Target, NewLabel, SVSplits, MutationID, UUID, Timestamp``
+        (+ ``User``, ``App``).
+    """
+    msg: Message = {
+        "Action": "undo-split",
+        "Target": as_uint64("Target", target),
+        "NewLabel": as_uint64("NewLabel", new_label),
+        "SVSplits": as_sv_splits(sv_splits),
+    }
     return add_common(
         msg, uuid=uuid, mutation_id=mutation_id, timestamp=timestamp, user=user, app=app
     )

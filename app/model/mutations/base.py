@@ -215,6 +215,10 @@ class EditContext(Protocol):
         """Voxels of each of ``svs`` (the label index)."""
         ...
 
+    def supervoxel_blocks(self, svs: NDArray[np.uint64]) -> dict[Coord, int]:
+        """s0 blocks holding any of ``svs`` → their voxels there (the label index)."""
+        ...
+
     def body_size(self, body: int) -> int:
         """Voxels of a labelmap dataset's ``body`` (kept from the mutations'
         records: a body's size costs its supervoxels once, then nothing)."""

@@ -27,6 +27,7 @@ from app.model.mutations.base import (
 from app.model.mutations.checks import blocks_of
 from app.model.mutations.kinds import register
 from app.model.mutations.log_fields import int_field, opt_int_field
+from app.model.mutations.regions import SplitRegion
 from app.model.mutations.splitting import (
     SplitBase,
     SplitUndoBase,
@@ -148,3 +149,15 @@ class SplitCoarse(SplitBase):
         result = editor.split_coarse(int_field(op, "Target"), blocks,
                                      new_label=opt_int_field(op, "NewLabel"))
         return {"label": result.label, "MutationID": result.mutation_id}
+
+
+def blocks_region(blocks: Sequence[Coord], ctx: EditContext) -> SplitRegion:
+    """The voxels of s0 ``blocks`` (z, y, x), clipped to the volume, as a region
+    (the split of a labelmap dataset's split-coarse)."""
+    (bz, by, bx), (nz, ny, nx) = ctx.block_size, ctx.shape
+    rows = []
+    for z0, y0, x0 in blocks:
+        x, length = x0 * bx, min((x0 + 1) * bx, nx) - x0 * bx
+        rows += [(x, y, z, length) for z in range(z0 * bz, min((z0 + 1) * bz, nz))
+                 for y in range(y0 * by, min((y0 + 1) * by, ny))]
+    return SplitRegion(np.array(rows, np.int64).reshape(-1, 4))
