@@ -198,7 +198,7 @@ def checkpointer(small_disk: Path) -> Iterator[Checkpointer]:
     safefile = SafeFile(path, rollback_path(path))
     store = PyramidStore(h5py.File(safefile, "r+"))
     journal = Journal(journal_path(path))
-    engine: Any = SimpleNamespace(gate=Gate(), counters=Counters(13, 12, 4))
+    engine: Any = SimpleNamespace(gate=Gate(), counters=Counters(13, 12, 4), mapping=None)
     cp = Checkpointer(store, journal, engine, safefile, interval=3600.0)
     yield cp
     cp.stop()
