@@ -84,6 +84,8 @@ def test_reads_give_bodies_and_supervoxels(ds: Dataset) -> None:
     assert all(sizes) and ds.label_size(body) == sum(sizes)
     assert ds.label_size(body) == int((np.asarray(ds.labels(0)) == body).sum())
     assert set(ds.mapping(svs).tolist()) == {body}
+    voxel = tuple(int(v[0]) for v in np.nonzero(np.asarray(ds.labels(0)) == body))
+    assert ds.labels(0)[voxel] == body and ds.supervoxels(0)[voxel] in svs  # (one voxel)
     blocks = ds.label_blocks(body)
     assert sum(blocks.values()) == ds.label_size(body)
     coarse = ds.labels(1)[...]  # (the mapping of the downsampled supervoxels)

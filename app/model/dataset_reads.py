@@ -27,10 +27,8 @@ from app.model.labelmap.state import MappingState
 from app.model.mutations import Mutation, is_known, record_from_json
 from app.model.read_snapshot import ReadSnapshot
 from app.model.storage.arrays import LevelArray
+from app.model.storage.layout import SUPERVOXELS
 from app.model.storage.store import IMAGE, LABELS, PyramidStore
-
-SUPERVOXELS = "supervoxels"
-"""The block kind of a labelmap dataset's raw voxels (``"labels"``: its bodies)."""
 
 
 class DatasetReads:
@@ -105,10 +103,14 @@ class DatasetReads:
         return self._bodies(block) if kind == LABELS and block is not None else block
 
     def _bodies(self, labels: NDArray[Any]) -> NDArray[Any]:
-        """Voxel labels as bodies (a new read-only array in labelmap mode)."""
+        """Voxel labels (an array, or one voxel's scalar) as bodies (in labelmap
+        mode: a new read-only array, or a scalar)."""
         if self._mapping is None:
             return labels
-        bodies = self._mapping.view().map_block(labels)
+        values = np.asarray(labels)
+        bodies = self._mapping.view().map_block(values.reshape(-1)).reshape(values.shape)
+        if not values.ndim:
+            return bodies[()]
         bodies.flags.writeable = False
         return bodies
 

@@ -130,7 +130,8 @@ class Session(QObject):
     labels_changed = Signal(object)
     """Labels whose size or blocks changed. GUI thread."""
     edit_finished = Signal(str, object)
-    """``(action, result)``: an edit returned (MutationID, or SplitResult). GUI thread."""
+    """``(action, result)``: an edit returned (MutationID, SplitResult, or a cleave's
+    ``(cleaved body, MutationID)``). GUI thread."""
     edit_failed = Signal(str, str)
     """``(action, message)``: an edit was refused or failed; nothing changed. GUI thread."""
     history_changed = Signal(object)
@@ -345,6 +346,12 @@ class Session(QObject):
         target, labels = int(target), [int(v) for v in labels]
         return self._edit("merge", lambda ds: ds.merge(target, labels))
 
+    def cleave(self, body: int, supervoxels: Sequence[int]) -> Job | None:
+        """Move ``supervoxels`` of ``body`` to a new body in the background (labelmap
+        mode); emits ``edit_finished("cleave", (cleaved_body, mutation_id))``."""
+        body, svs = int(body), [int(v) for v in supervoxels]
+        return self._edit("cleave", lambda ds: ds.cleave(body, svs))
+
     def split(self, target: int, mask: NDArray[np.bool_],
               offset: tuple[int, int, int]) -> Job | None:
         """Split the voxels of ``target`` under ``mask`` (placed at s0 ``offset``) off."""
@@ -379,7 +386,8 @@ class Session(QObject):
         return self._edit("redo", lambda ds: ds.redo())
 
     def _edit(self, action: str,
-              fn: Callable[[Dataset], int | SplitResult | list[SplitResult]]) -> Job | None:
+              fn: Callable[[Dataset], int | tuple[int, int] | SplitResult | list[SplitResult]],
+              ) -> Job | None:
         dataset = self.dataset
         if dataset is None:
             self._edit_error(action, "no dataset is open")

@@ -8,7 +8,12 @@ lower levels as the cascade finishes them).
 
 The "selected bodies" layer is made on the first selection.  It shows small
 highlight codes (:class:`app.ui.lazy.HighlightLevel`) through a fixed
-colormap, so a new selection costs one re-slice, whatever its size.
+colormap, so a new selection costs one re-slice, whatever its size.  A tool
+may add *overlays* (the cleave preview): labels layers above the others,
+refreshed with them, shown instead of the selected bodies.
+
+In labelmap mode the segmentation shows bodies, or supervoxels after
+:meth:`DatasetLayers.set_labels_kind`; its name says which.
 
 Which of the three layers are visible is decided here only
 (:meth:`DatasetLayers._apply_visibility`): the selected bodies when there is a
@@ -34,17 +39,24 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from napari.layers import Image, Labels
-from napari.layers.utils.layer_utils import compute_multiscale_level
 from qtpy.QtCore import QObject, QTimer, Signal, Slot
 
 from app.model.geometry import Coord
-from app.model.storage.layout import IMAGE_GROUP, LABELS_GROUP
+from app.model.storage.layout import IMAGE_GROUP, LABELS_GROUP, SUPERVOXELS
 from app.ui.compat import camera, canvas_model, canvas_size
 from app.ui.controller import Session
-from app.ui.layer_data import PATH, ROLE, highlight_colormap, highlight_levels, layer_data
+from app.ui.layer_data import (
+    PATH,
+    ROLE,
+    highlight_colormap,
+    highlight_levels,
+    labels_arrays,
+    layer_data,
+    segmentation_name,
+)
 from app.ui.lazy import BlockLoader, Highlight
 from app.ui.selection import SELECTION_COLORS, Selection
-from app.ui.view_blocks import blocks_in, first_view_blocks, view_box
+from app.ui.view_blocks import blocks_in_view, first_view_blocks, level_within
 
 if TYPE_CHECKING:
     from app.model.dataset import Dataset
@@ -93,6 +105,10 @@ class DatasetLayers(QObject):
         self.grayscale: Image | None = None
         self.segmentation: Labels | None = None
         self.selected: Labels | None = None
+        self.overlays: list[Labels] = []
+        """Layers a tool added with :meth:`add_overlay` (the cleave preview)."""
+        self.labels_kind = LABELS_GROUP
+        """What the segmentation shows: bodies (``"labels"``) or ``"supervoxels"``."""
         self.highlight = Highlight(len(SELECTION_COLORS))
         self.show_selected_only = False
         self.volumes_hidden = False
@@ -189,15 +205,64 @@ class DatasetLayers(QObject):
             visible=not self.volumes_hidden,
             metadata={PATH: str(dataset.path), ROLE: "selection"},
         )
+        self._insert_above(self.segmentation, layer)
+        self.selected = layer
+        return layer
+
+    def _insert_above(self, below: Labels | None, layer: Labels) -> None:
+        """Insert ``layer`` just above ``below`` (on top if absent), at the locked level;
+        the active layer stays."""
         if self.locked_level is not None:
             layer.locked_data_level = min(self.locked_level, len(layer.level_shapes) - 1)
         layers = self.viewer.layers
         active = layers.selection.active
-        index = layers.index(self.segmentation) + 1 if self.segmentation in layers else len(layers)
+        index = layers.index(below) + 1 if below in layers else len(layers)
         layers.insert(index, layer)
         layers.selection.active = active
-        self.selected = layer
+
+    def add_overlay(self, levels: list[Any], **kwargs: Any) -> Labels:
+        """Add a multiscale labels layer above the dataset's (``kwargs``: napari's),
+        refreshed as theirs are; while there is one, the selected bodies are hidden.
+
+        ``levels`` read through :attr:`loader` (e.g.
+        :func:`~app.ui.layer_data.highlight_levels`).  Removed by
+        :meth:`remove_overlay` or with the dataset's layers.
+        """
+        layer = Labels(levels, multiscale=True, visible=not self.volumes_hidden, **kwargs)
+        below = self.overlays[-1] if self.overlays else self.selected or self.segmentation
+        self._insert_above(below, layer)
+        self.overlays.append(layer)
+        self._apply_visibility()
         return layer
+
+    def remove_overlay(self, layer: Labels | None) -> None:
+        """Remove an overlay (nothing if it is not one)."""
+        if layer not in self.overlays:
+            return
+        self.overlays.remove(layer)
+        if layer in self.viewer.layers:
+            self.viewer.layers.remove(layer)
+        self._apply_visibility()
+
+    def refresh_overlay(self, layer: Labels | None) -> None:
+        """Re-slice an overlay (what it shows changed) at the next repaint."""
+        if layer is not None and layer in self.overlays:
+            self._dirty.add(layer.name)
+            self._schedule()
+
+    def set_labels_kind(self, kind: str) -> None:
+        """Show bodies (``"labels"``) or supervoxels (``"supervoxels"``, labelmap mode)
+        in the segmentation layer; renamed to say which."""
+        dataset, seg = self.session.dataset, self.segmentation
+        if kind == self.labels_kind or dataset is None or seg is None:
+            return
+        if kind == SUPERVOXELS and not dataset.labelmap:
+            raise ValueError(f"{dataset.path.name} is in voxel mode: it has no supervoxels")
+        self.labels_kind = kind
+        for level, array in zip(seg.data, labels_arrays(dataset, kind), strict=True):
+            level.retarget(array, kind)
+        seg.name = segmentation_name(dataset, kind)
+        self.refresh()
 
     def _watch(self, on: bool) -> None:
         """Follow (or stop following) the camera, the dims and the segmentation's slices."""
@@ -233,6 +298,11 @@ class DatasetLayers(QObject):
         self._watch(False)
         self._visible = None
         self.locked_level = None
+        self.labels_kind = LABELS_GROUP
+        for layer in self.overlays:
+            if layer in self.viewer.layers:
+                self.viewer.layers.remove(layer)
+        self.overlays = []
         for role in ("selected", "segmentation", "grayscale"):
             layer = getattr(self, role)
             if layer is not None and layer in self.viewer.layers:
@@ -243,8 +313,9 @@ class DatasetLayers(QObject):
 
     @property
     def labels_layers(self) -> list[Labels]:
-        """The layers showing labels (segmentation, selected bodies)."""
-        return [layer for layer in (self.segmentation, self.selected) if layer is not None]
+        """The layers showing labels (segmentation, selected bodies, overlays)."""
+        return [layer for layer in (self.segmentation, self.selected, *self.overlays)
+                if layer is not None]
 
     @property
     def layers(self) -> list[Image | Labels]:
@@ -283,7 +354,9 @@ class DatasetLayers(QObject):
         self._apply_visibility()
 
     def _apply_visibility(self) -> None:
-        """Show or hide the layers: the one place their visibility is decided."""
+        """Show or hide the layers: the one place their visibility is decided (an
+        overlay, e.g. the cleave preview, shows the selected body instead of the
+        selected bodies' layer)."""
         hidden, selected = self.volumes_hidden, bool(len(self.selection))
         if self.grayscale is not None and hidden:
             _set_visible(self.grayscale, False)
@@ -291,40 +364,18 @@ class DatasetLayers(QObject):
             _set_visible(self.segmentation,
                          not hidden and not (self.show_selected_only and selected))
         if self.selected is not None:
-            _set_visible(self.selected, not hidden and selected)
+            _set_visible(self.selected, not hidden and selected and not self.overlays)
+        for layer in self.overlays:
+            _set_visible(layer, not hidden)
 
     # ----------------------------------------------------------------- view
     def visible_blocks(self) -> Visible | None:
-        """The scale shown and its blocks in view, nearest the view centre first.
-
-        The blocks are those napari sliced (``corner_pixels``) that lie under
-        the canvas, in the current plane.
-        """
+        """The scale shown and its blocks in view, nearest the view centre first
+        (:func:`~app.ui.view_blocks.blocks_in_view`)."""
         dataset, seg = self.session.dataset, self.segmentation
         if dataset is None or seg is None:
             return None
-        level = int(seg.data_level)
-        corners = np.asarray(seg.corner_pixels, dtype=float)
-        if corners.shape != (2, 3):
-            return None
-        shape = np.asarray(seg.level_shapes[level])
-        lo, hi = corners[0].copy(), corners[1].copy()
-        point = np.asarray(self.viewer.dims.point, dtype=float)[-3:]
-        factors = np.asarray(seg.downsample_factors[level], dtype=float)
-        for d in self.viewer.dims.not_displayed:
-            lo[d] = hi[d] = np.round(point[d] / factors[d])
-        centre = (lo + hi) / 2
-        box = view_box(self.viewer)
-        if box is not None:
-            shown = list(self.viewer.dims.displayed)[-2:]
-            lo[shown] = np.maximum(lo[shown], np.floor(box[0] / factors[shown]))
-            hi[shown] = np.minimum(hi[shown], np.ceil(box[1] / factors[shown]))
-            centre[shown] = (box[0] + box[1]) / 2 / factors[shown]
-        lo = np.clip(lo, 0, shape - 1)
-        hi = np.clip(hi, 0, shape - 1)
-        if np.any(hi < lo):
-            return level, ()
-        return level, blocks_in(lo, hi, dataset.block_size, centre)
+        return blocks_in_view(self.viewer, seg, dataset.block_size)
 
     def _on_view(self, _event: object = None) -> None:
         """The view moved (or was re-sliced): check the level, tell the model what is in view."""
@@ -346,29 +397,14 @@ class DatasetLayers(QObject):
         None unless, in a 2D view, the blocks napari's level needs under the
         canvas (one plane of blocks per layer) exceed :data:`LEVEL_BUDGET` of
         the block cache; then the finest coarser level whose whole plane fits
-        (a locked level is sliced whole).
+        (:func:`~app.ui.view_blocks.level_within`).
         """
         dataset, seg = self.session.dataset, self.segmentation
-        box, size = view_box(self.viewer), canvas_size(self.viewer)
-        if dataset is None or seg is None or box is None or size is None:
+        if dataset is None or seg is None:
             return None
-        shown = list(self.viewer.dims.displayed)[-2:]
-        factors = np.asarray(seg.downsample_factors, dtype=float)[:, shown]
-        auto = compute_multiscale_level(box[1] - box[0], np.asarray(size), factors)
-        bs = np.asarray(dataset.block_size)[shown]
         budget = LEVEL_BUDGET * dataset.cache_capacity()
-        n_levels = len(seg.level_shapes)
-        for level in range(auto, n_levels):
-            plane = np.asarray(seg.level_shapes[level])[shown]
-            if level == auto:
-                lo = np.clip(np.floor(box[0] / factors[level]), 0, plane - 1)
-                hi = np.clip(np.ceil(box[1] / factors[level]), 0, plane - 1)
-                blocks = np.prod(hi // bs - lo // bs + 1)
-            else:
-                blocks = np.prod(-(-plane // bs))
-            if blocks * self._block_bytes(dataset, level) <= budget:
-                return None if level == auto else level
-        return n_levels - 1
+        return level_within(self.viewer, seg, dataset.block_size,
+                            lambda level: budget / self._block_bytes(dataset, level))
 
     @staticmethod
     def _block_bytes(dataset: Dataset, level: int) -> int:

@@ -14,7 +14,7 @@ refresh after an edit shows the new labels without any read.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any, Protocol
 
 import numpy as np
@@ -181,13 +181,16 @@ class CachedLevel(ArrayView):
         The pyramid's block shape (z, y, x).
     loader : BlockLoader or None
         Where missing blocks are asked for.
+    kind : str, optional
+        The block kind the loader reads (default: the array's); a labelmap
+        dataset's supervoxels (``"supervoxels"``) are stored as its labels.
     """
 
     def __init__(self, array: Level, block_size: tuple[int, int, int],
-                 loader: BlockLoader | None) -> None:
+                 loader: BlockLoader | None, *, kind: str | None = None) -> None:
         self.array = array
         self.loader = loader
-        self.kind = array.kind
+        self.kind = kind if kind is not None else array.kind
         self.scale = array.scale
         self._block_size = (int(block_size[0]), int(block_size[1]), int(block_size[2]))
 
@@ -204,6 +207,15 @@ class CachedLevel(ArrayView):
 
     def __repr__(self) -> str:
         return f"CachedLevel({self.kind}/s{self.scale}, shape={self.shape}, dtype={self.dtype})"
+
+    def retarget(self, array: Level, kind: str) -> None:
+        """Read ``array`` (same shape and dtype) as blocks of ``kind`` from now on: a
+        labelmap dataset's supervoxels instead of its bodies, or back.  The layer
+        keeps its level objects (napari would restart a new one at its coarsest
+        level); it must be refreshed."""
+        if array.shape != self.shape or array.dtype != self.dtype:
+            raise ValueError(f"cannot show {array!r} in place of {self!r}")
+        self.array, self.kind = array, kind
 
     def _read_all(self) -> NDArray[Any]:
         return self.read([range(n) for n in self.shape])
@@ -249,8 +261,9 @@ class Highlight:
     """Which labels are highlighted, and how: label -> code ``1 + position % n_codes``.
 
     The code of a label is its position in the list (the selection order),
-    cycling through ``n_codes`` colours; 0 means not highlighted.  GUI thread
-    only (napari slices on the GUI thread).
+    cycling through ``n_codes`` colours (or, set by :meth:`set_groups`, its
+    group's); 0 means not highlighted.  GUI thread only (napari slices on the
+    GUI thread).
 
     Parameters
     ----------
@@ -274,9 +287,23 @@ class Highlight:
     def set(self, ids: Iterable[int]) -> None:
         """Highlight these labels (in this order)."""
         self._ids = np.asarray(list(dict.fromkeys(int(v) for v in ids)), dtype=np.uint64)
+        self._install(np.arange(len(self._ids)))
+
+    def set_groups(self, groups: Sequence[Iterable[int]]) -> None:
+        """Highlight labels by group: those of group ``g`` (0-based) get code
+        ``1 + g % n_codes`` (a label in two groups: its first)."""
+        group_of: dict[int, int] = {}
+        for g, labels in enumerate(groups):
+            for v in labels:
+                group_of.setdefault(int(v), g)
+        self._ids = np.fromiter(group_of, dtype=np.uint64, count=len(group_of))
+        self._install(np.fromiter(group_of.values(), dtype=np.int64, count=len(group_of)))
+
+    def _install(self, positions: NDArray[np.int64]) -> None:
+        """Code ``1 + positions[i] % n_codes`` for ``self._ids[i]``."""
         order = np.argsort(self._ids)
         self._sorted = self._ids[order]
-        self._codes = np.concatenate([[0], 1 + order % self.n_codes]).astype(np.uint8)
+        self._codes = np.concatenate([[0], 1 + positions[order] % self.n_codes]).astype(np.uint8)
 
     def apply(self, labels: NDArray[Any]) -> NDArray[np.uint8]:
         """The code of every voxel of ``labels`` (0 where not highlighted).
@@ -310,11 +337,14 @@ class HighlightLevel(CachedLevel):
         Where missing blocks are asked for.
     highlight : Highlight
         Which labels get which code (shared by every level of a layer).
+    kind : str, optional
+        The block kind read (default: the array's; see :class:`CachedLevel`).
     """
 
     def __init__(self, array: Level, block_size: tuple[int, int, int],
-                 loader: BlockLoader | None, highlight: Highlight) -> None:
-        super().__init__(array, block_size, loader)
+                 loader: BlockLoader | None, highlight: Highlight, *,
+                 kind: str | None = None) -> None:
+        super().__init__(array, block_size, loader, kind=kind)
         self.highlight = highlight
 
     @property

@@ -1,4 +1,5 @@
-"""The panels of the proofreading widget: bodies, split tools, seeded split, mutation history.
+"""The panels of the proofreading widget: bodies, split tools, seeded split, cleave,
+mutation history.
 
 Each panel takes the objects it shows (selection, session, split or seed tool) and the
 shared ``QAction`` s (so a button and its keyboard shortcut are one action),
@@ -32,6 +33,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from app.ui.cleave import CleaveTool
 from app.ui.controller import HistoryLine, Session
 from app.ui.seed_split import SeedSplitTool
 from app.ui.selection import Selection, selection_color
@@ -55,7 +57,8 @@ def action_button(action: QAction, parent: QWidget | None = None) -> QToolButton
 
 
 class BodyPanel(QGroupBox):
-    """The selected bodies with their sizes; go to a body by id; show only the selection.
+    """The selected bodies with their sizes (and, in labelmap mode, their supervoxel
+    counts); go to a body by id; show only the selection.
 
     Parameters
     ----------
@@ -76,6 +79,8 @@ class BodyPanel(QGroupBox):
         self.session = session
         self.selection = selection
         self.sizes: dict[int, int] = {}
+        self.supervoxel_counts: dict[int, int] = {}
+        """Supervoxels (with voxels) of each body, in labelmap mode."""
         self._size_request = 0
 
         self.goto_edit = QLineEdit(self)
@@ -85,8 +90,12 @@ class BodyPanel(QGroupBox):
         goto_button = QPushButton("Go", self)
         goto_button.clicked.connect(self._goto)
 
-        self.table = QTableWidget(0, 3, self)
+        self.table = QTableWidget(0, 4, self)
         self.table.setHorizontalHeaderLabels(["", "body", "voxels"])
+        svs = QTableWidgetItem("SVs")
+        svs.setToolTip("supervoxels (labelmap mode)")
+        self.table.setHorizontalHeaderItem(3, svs)
+        self.table.setColumnHidden(3, True)
         self.table.verticalHeader().setVisible(False)
         self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         self.table.setSelectionBehavior(QTableWidget.SelectionBehavior.SelectRows)
@@ -97,6 +106,7 @@ class BodyPanel(QGroupBox):
         header.resizeSection(0, SWATCH_WIDTH)
         header.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
         header.setSectionResizeMode(2, QHeaderView.ResizeMode.Stretch)
+        header.setSectionResizeMode(3, QHeaderView.ResizeMode.ResizeToContents)
         self.table.setMinimumHeight(70)
         self.table.setMaximumHeight(110)
 
@@ -132,7 +142,10 @@ class BodyPanel(QGroupBox):
 
     # ---------------------------------------------------------------- slots
     @Slot(object)
-    def _on_opened(self, _dataset: object) -> None:
+    def _on_opened(self, dataset: Dataset) -> None:
+        self.sizes.clear()
+        self.supervoxel_counts.clear()
+        self.table.setColumnHidden(3, not dataset.labelmap)
         self._on_selection(self.selection.ids)
 
     def focus_goto(self) -> None:
@@ -161,15 +174,18 @@ class BodyPanel(QGroupBox):
             self.request_sizes(self.selection.ids)
 
     def request_sizes(self, ids: list[int]) -> None:
-        """Look the sizes up in the label index (on the pool)."""
+        """Look the sizes (and supervoxel counts) up in the label index (on the pool)."""
         if not ids or self.session.dataset is None:
             return
         self._size_request += 1
         request = self._size_request
         wanted = list(ids)
+        labelmap = self.session.dataset.labelmap
 
-        def sizes(ds: Dataset) -> dict[int, int]:
-            return {label: ds.label_size(label) for label in wanted}
+        def sizes(ds: Dataset) -> dict[int, tuple[int, int | None]]:
+            return {label: (ds.label_size(label),
+                            len(ds.supervoxels_of(label)) if labelmap else None)
+                    for label in wanted}
 
         self.session.read(sizes, lambda result: self._sizes_ready(request, result),
                           name="body sizes", on_error=self._sizes_unknown)
@@ -179,8 +195,11 @@ class BodyPanel(QGroupBox):
         self.summary.setToolTip(str(exc))
         self.summary.setText(f"{len(self.selection):,} selected (sizes unknown: no label index)")
 
-    def _sizes_ready(self, request: int, sizes: dict[int, int]) -> None:
-        self.sizes.update(sizes)
+    def _sizes_ready(self, request: int, sizes: dict[int, tuple[int, int | None]]) -> None:
+        for label, (size, supervoxels) in sizes.items():
+            self.sizes[label] = size
+            if supervoxels is not None:
+                self.supervoxel_counts[label] = supervoxels
         if request == self._size_request:
             self._fill(self.selection.ids)
 
@@ -192,10 +211,11 @@ class BodyPanel(QGroupBox):
             self.table.setItem(row, 0, swatch)
             tag = "  (target)" if row == 0 and len(ids) > 1 else ""
             self.table.setItem(row, 1, QTableWidgetItem(f"{label}{tag}"))
-            size = self.sizes.get(label)
-            item = QTableWidgetItem("..." if size is None else f"{size:,}")
-            item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-            self.table.setItem(row, 2, item)
+            for column, values in ((2, self.sizes), (3, self.supervoxel_counts)):
+                value = values.get(label)
+                item = QTableWidgetItem("..." if value is None else f"{value:,}")
+                item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+                self.table.setItem(row, column, item)
         if not ids:
             self.summary.setText("click a body to select it; shift-click adds")
         else:
@@ -300,6 +320,37 @@ class SeedSplitPanel(QGroupBox):
         color = self.tool.colors()[group]
         self.group.setText(f'<span style="color:{color}">&#9679;</span> adding seeds to group '
                            f"{group} of {groups} ({role})")
+
+
+class CleavePanel(QGroupBox):
+    """Labelmap tools: the supervoxel view, and cleave: start, commit, cancel (the
+    dock shows it in labelmap mode, in place of the split panels).
+
+    Parameters
+    ----------
+    tool : CleaveTool
+        The cleave.
+    actions : mapping of str to QAction
+        Needs ``supervoxel_view``, ``cleave_start``, ``cleave_commit``, ``cleave_cancel``.
+    """
+
+    HINT = ("select a body, Cleave..., then alt-click the supervoxels to move to a new body "
+            "(splits by voxels are not available in labelmap mode yet)")
+
+    def __init__(self, tool: CleaveTool, actions: Mapping[str, QAction],
+                 parent: QWidget | None = None) -> None:
+        super().__init__("Supervoxels (labelmap)", parent)
+        self.status = QLabel(self.HINT, self)
+        self.status.setWordWrap(True)
+        tool.message.connect(self.status.setText)
+        grid = QGridLayout()
+        for row, names in enumerate((("cleave_start", "supervoxel_view"),
+                                     ("cleave_commit", "cleave_cancel"))):
+            for column, name in enumerate(names):
+                grid.addWidget(action_button(actions[name], self), row, column)
+        layout = QVBoxLayout(self)
+        layout.addLayout(grid)
+        layout.addWidget(self.status)
 
 
 class HistoryPanel(QGroupBox):

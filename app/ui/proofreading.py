@@ -11,7 +11,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 from qtpy.QtCore import QEvent, QObject, Qt, Signal, Slot
 from qtpy.QtGui import QAction, QKeySequence, QShowEvent
 from qtpy.QtWidgets import (
@@ -32,16 +31,17 @@ from app.ui.controller import Session
 from app.ui.deferred import DeferredUpdates
 from app.ui.edit_note import EditNote
 from app.ui.help import ShortcutsDialog
+from app.ui.labelmap_tools import LabelmapTools
 from app.ui.layer_controls import adapt_controls
 from app.ui.layer_data import PATH, ROLE
 from app.ui.layers import DatasetLayers
 from app.ui.messages import MessageReporter
 from app.ui.opening import stage_text
-from app.ui.panels import BodyPanel, HistoryPanel, SeedSplitPanel, SplitPanel
+from app.ui.panels import BodyPanel, CleavePanel, HistoryPanel, SeedSplitPanel, SplitPanel
 from app.ui.seed_split import SeedSplitTool
-from app.ui.selection import ClickPicker, Selection
+from app.ui.selection import ClickPicker, Selection, locate_body
 from app.ui.settings import AppSettings
-from app.ui.shortcuts import SHORTCUTS
+from app.ui.shortcuts import SHORTCUTS, shortcut, tooltip
 from app.ui.split_canvas import SplitTool
 from app.ui.stats import DatasetStats
 from app.ui.texts import count
@@ -84,6 +84,8 @@ class ProofreadingWidget(QWidget):
         self.split_tool = SplitTool(self.viewer, self.session, self)
         self.seed_tool = SeedSplitTool(self.viewer, self.session, self)
         self.body_meshes = BodyMeshes(self.viewer, self.session, self.selection, self.layers, self)
+        self.labelmap = LabelmapTools(self.viewer, self.session, self.selection, self.layers,
+                                      self.picker, self)
         self.note = EditNote(self.session, self)
         self.note.changed.connect(self._show_status)
         self.commands = self._make_commands()
@@ -97,6 +99,8 @@ class ProofreadingWidget(QWidget):
         self.body_panel = BodyPanel(self.session, self.selection, self.commands, self)
         self.split_panel = SplitPanel(self.split_tool, self.commands, self)
         self.seed_panel = SeedSplitPanel(self.seed_tool, self.commands, self)
+        self.cleave_panel = CleavePanel(self.labelmap.cleave, self.commands, self)
+        self._show_panels(False)
         self.history_panel = HistoryPanel(self.session, self.commands, self)
         self.status_label = QLabel("", self)
         self.status_label.setWordWrap(True)
@@ -111,6 +115,7 @@ class ProofreadingWidget(QWidget):
         column.addWidget(self.body_panel)
         column.addWidget(self.split_panel)
         column.addWidget(self.seed_panel)
+        column.addWidget(self.cleave_panel)
         column.addWidget(self.history_panel, 1)
         column.addWidget(self.status_label)
         scroll = QScrollArea(self)
@@ -142,6 +147,10 @@ class ProofreadingWidget(QWidget):
         self.seed_tool.started.connect(self._update_enabled)
         self.seed_tool.discarded.connect(self._update_enabled)
         self.seed_tool.committed.connect(self._seeded_split_done)
+        self.labelmap.message.connect(self._show_status)
+        cleave = self.labelmap.cleave
+        for signal in (cleave.started, cleave.discarded, cleave.committed):
+            signal.connect(self._update_enabled)
         self.selection.changed.connect(self._update_enabled)
         self.body_panel.goto_requested.connect(self.goto_body)
         self.viewer.layers.events.inserted.connect(self._on_layer_inserted)
@@ -178,6 +187,10 @@ class ProofreadingWidget(QWidget):
             "seed_preview": self.seed_tool.preview,
             "seed_commit": self.seed_tool.commit,
             "seed_discard": self.seed_tool.discard,
+            "supervoxel_view": self.labelmap.toggle_view,
+            "cleave_start": self.labelmap.start_cleave,
+            "cleave_commit": self.labelmap.cleave.commit,
+            "cleave_cancel": self.labelmap.cleave.cancel,
             "show_selected_only": None,
             "body_meshes": None,
             "goto": self.focus_goto,
@@ -191,9 +204,7 @@ class ProofreadingWidget(QWidget):
             if spec.key:
                 action.setShortcut(QKeySequence(spec.key))
                 action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
-                action.setToolTip(f"{spec.help} ({spec.key})")
-            else:
-                action.setToolTip(spec.help)
+            action.setToolTip(tooltip(spec))
             handler = handlers.get(spec.name)
             if handler is not None:
                 action.triggered.connect(handler)
@@ -240,6 +251,7 @@ class ProofreadingWidget(QWidget):
             a[name].setEnabled(self.seed_tool.active)
         a["goto"].setEnabled(has)
         a["clear_selection"].setEnabled(n > 0)
+        self.labelmap.update_enabled(a)
 
     # --------------------------------------------------------------- opening
     def open_dialog(self) -> None:
@@ -274,12 +286,16 @@ class ProofreadingWidget(QWidget):
     @Slot(object)
     def _on_opened(self, dataset: Dataset) -> None:
         mode = "" if dataset.mode == "r+" else " (read-only)"
+        labelmap = ", labelmap" if dataset.labelmap else ""
         self.file_label.setText(f"{dataset.path.name}{mode}\n{dataset.shape[0]}x{dataset.shape[1]}"
-                                f"x{dataset.shape[2]}, {dataset.n_scales} scales")
+                                f"x{dataset.shape[2]}, {dataset.n_scales} scales{labelmap}")
         self.file_label.setToolTip(str(dataset.path))
+        self._show_panels(dataset.labelmap)
         self.selection.clear()
         self._update_enabled()
-        self._status(f"opened {dataset.path.name}{mode}")
+        view = f": showing bodies ({shortcut('supervoxel_view').key}: supervoxels)" \
+            if dataset.labelmap else ""
+        self._status(f"opened {dataset.path.name}{mode}{view}")
 
     @Slot(object)
     def show_opening(self, path: Path) -> None:
@@ -297,9 +313,16 @@ class ProofreadingWidget(QWidget):
         if self.session.dataset is None:
             self.file_label.setText("no dataset open")
 
+    def _show_panels(self, labelmap: bool) -> None:
+        """The tools of the dataset's mode: splits in both, cleave in labelmap mode,
+        the seeded split in voxel mode."""
+        self.cleave_panel.setVisible(labelmap)
+        self.seed_panel.setVisible(not labelmap)
+
     @Slot()
     def _on_closed(self) -> None:
         self.file_label.setText("no dataset open")
+        self._show_panels(False)
         self.selection.clear()
         self._update_enabled()
 
@@ -373,7 +396,7 @@ class ProofreadingWidget(QWidget):
             self.selection.set([v for v in (target, result.label) if v])
         elif action in ("undo", "redo"):
             if result not in (self.note.followed, self.split_tool.note.followed,
-                              self.seed_tool.note.followed):
+                              self.seed_tool.note.followed, self.labelmap.cleave.note.followed):
                 self._show_status(f"{action} done (mutation {result})")  # a note may follow
             self.body_panel.request_sizes(ids)
             self._drop_vanished(ids)
@@ -394,22 +417,8 @@ class ProofreadingWidget(QWidget):
     def goto_body(self, label: int) -> None:
         """Jump to body ``label`` (its densest block) and select it."""
         label = int(label)
-
-        def locate(ds: Dataset) -> Coord:
-            blocks = ds.label_blocks(label)
-            if not blocks:
-                raise ValueError(f"body {label} has no voxels")
-            coord = max(blocks, key=lambda c: blocks[c])
-            bs = ds.block_size
-            lo = [c * b for c, b in zip(coord, bs, strict=True)]
-            block = ds.labels(0)[tuple(slice(a, a + b) for a, b in zip(lo, bs, strict=True))]
-            where = np.argwhere(block == np.uint64(label))
-            centre = where.mean(axis=0)
-            nearest = where[np.argmin(((where - centre) ** 2).sum(axis=1))]
-            return tuple(int(a + v) for a, v in zip(lo, nearest, strict=True))  # type: ignore[return-value]
-
-        self.session.read(locate, lambda zyx: self._go(label, zyx), name=f"go to {label}",
-                          on_error=self._goto_failed)
+        self.session.read(lambda ds: locate_body(ds, label), lambda zyx: self._go(label, zyx),
+                          name=f"go to {label}", on_error=self._goto_failed)
 
     def _goto_failed(self, exc: BaseException) -> None:
         self.reporter.error(exc, context="go to body")

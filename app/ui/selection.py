@@ -3,7 +3,9 @@
 :class:`Selection` is an ordered set of body ids (the first one is the merge
 target).  :class:`ClickPicker` turns clicks in the viewer into selections: a
 click selects the body under the cursor, a shift-click adds it (or removes it
-if already selected).  The label under a click is read from s0 on the worker
+if already selected).  An alt-click picks the supervoxel under the cursor (a
+labelmap dataset's) and leaves the selection alone: the cleave tool and the
+status line use it.  The label under a click is read from s0 on the worker
 pool, never on the GUI thread.
 """
 
@@ -15,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from qtpy.QtCore import QObject, Signal
 
+from app.model.storage.layout import SUPERVOXELS
 from app.ui.controller import Session
 
 if TYPE_CHECKING:
@@ -99,11 +102,41 @@ DRAG_PIXELS = 4.0
 """A press and release further apart than this (canvas pixels) is a drag, not a click."""
 
 
-def _has_shift(event: Any) -> bool:
+def _has(event: Any, modifier: str) -> bool:
+    """True if the napari mouse event was made holding ``modifier`` (``"Shift"``, ``"Alt"``)."""
     try:
-        return "Shift" in event.modifiers
+        return modifier in event.modifiers
     except TypeError:
         return False
+
+
+def label_at(ds: Dataset, voxel: tuple[int, int, int]) -> int:
+    """The label (a body, in labelmap mode) at an s0 voxel; reads the file (a pool thread)."""
+    z, y, x = voxel
+    return int(ds.labels(0)[z:z + 1, y:y + 1, x:x + 1][0, 0, 0])
+
+
+def locate_body(ds: Dataset, label: int) -> tuple[int, int, int]:
+    """The s0 voxel of body ``label`` nearest its centre in its densest block; reads
+    the file (a pool thread).  ValueError if it has no voxels."""
+    blocks = ds.label_blocks(label)
+    if not blocks:
+        raise ValueError(f"body {label} has no voxels")
+    coord = max(blocks, key=lambda c: blocks[c])
+    bs = ds.block_size
+    lo = [c * b for c, b in zip(coord, bs, strict=True)]
+    block = ds.labels(0)[tuple(slice(a, a + b) for a, b in zip(lo, bs, strict=True))]
+    where = np.argwhere(block == np.uint64(label))
+    centre = where.mean(axis=0)
+    nearest = where[np.argmin(((where - centre) ** 2).sum(axis=1))]
+    return tuple(int(a + v) for a, v in zip(lo, nearest, strict=True))  # type: ignore[return-value]
+
+
+def supervoxel_at(ds: Dataset, voxel: tuple[int, int, int]) -> tuple[int, int]:
+    """The supervoxel at an s0 voxel of a labelmap dataset and its body (0, 0:
+    background); reads the file (a pool thread)."""
+    sv = int(ds.supervoxels(0)[voxel])
+    return sv, (int(ds.mapping([sv])[0]) if sv else 0)
 
 
 def voxel_at(position: Iterable[float], shape: tuple[int, int, int]) -> tuple[int, int, int] | None:
@@ -122,8 +155,10 @@ class ClickPicker(QObject):
 
     Installs a mouse callback on the viewer: a click (press and release
     without dragging) on a body selects it; with Shift it is added to the
-    selection (or removed if already there).  Clicks are ignored while the
-    active layer is in a painting mode (the split canvas).
+    selection (or removed if already there); with Alt it picks the
+    supervoxel there (:attr:`supervoxel_picked`; in voxel mode
+    :attr:`supervoxel_refused`).  Clicks are ignored while the active layer is
+    in a painting mode (the split canvas).
 
     Parameters
     ----------
@@ -139,6 +174,10 @@ class ClickPicker(QObject):
     """``(label, added)``: a click resolved to a body (0 = background); GUI thread."""
     clicked = Signal(tuple)
     """The s0 voxel (z, y, x) of the last click; GUI thread."""
+    supervoxel_picked = Signal(int, int)
+    """``(supervoxel, body)`` under an alt-click (0, 0: background); GUI thread."""
+    supervoxel_refused = Signal(str)
+    """Why an alt-click picked no supervoxel (a voxel-mode dataset...); GUI thread."""
 
     def __init__(self, viewer: Any, session: Session, selection: Selection,
                  parent: QObject | None = None) -> None:
@@ -161,7 +200,7 @@ class ClickPicker(QObject):
             return
         press = tuple(float(v) for v in event.position)
         press_px = np.asarray(getattr(event, "pos", (0, 0)), dtype=float)
-        shift = _has_shift(event)
+        shift, alt = _has(event, "Shift"), _has(event, "Alt")
         picked_3d = self._value_3d(event) if int(viewer.dims.ndisplay) == 3 else None
         dragged = False
         yield
@@ -170,15 +209,16 @@ class ClickPicker(QObject):
             dragged = dragged or float(np.hypot(*moved[:2])) > DRAG_PIXELS
             yield
         if not dragged:
-            self.click(press, shift=shift, label_3d=picked_3d)
+            self.click(press, shift=shift, alt=alt, hit_3d=picked_3d)
 
     def _painting(self, viewer: Any) -> bool:
         active = viewer.layers.selection.active
         mode = str(getattr(active, "mode", "pan_zoom"))
         return mode not in ("pan_zoom", "transform")
 
-    def _value_3d(self, event: Any) -> int | None:
-        """The label a 3D ray hits in the displayed (lowest) level, if any."""
+    def _value_3d(self, event: Any) -> tuple[int, str] | None:
+        """The label a 3D ray hits in the segmentation's displayed (lowest) level, if
+        any, and its kind (``"labels"`` or ``"supervoxels"``: what the layer shows)."""
         for layer in self.viewer.layers:
             if layer.metadata.get("segmend_role") != "segmentation":
                 continue
@@ -188,11 +228,12 @@ class ClickPicker(QObject):
             )
             if isinstance(value, tuple):
                 value = value[1]
-            return int(value) if value is not None else 0
+            kind = str(getattr(layer.data[0], "kind", "labels"))
+            return (int(value) if value is not None else 0), kind
         return None
 
-    def click(self, position: Iterable[float], *, shift: bool = False,
-              label_3d: int | None = None) -> None:
+    def click(self, position: Iterable[float], *, shift: bool = False, alt: bool = False,
+              hit_3d: tuple[int, str] | None = None) -> None:
         """Act on a click at a world position (the same path a mouse click takes).
 
         Parameters
@@ -201,26 +242,51 @@ class ClickPicker(QObject):
             World (= s0 voxel) coordinates (z, y, x).
         shift : bool
             Add to (or remove from) the selection instead of replacing it.
-        label_3d : int, optional
-            The label already resolved by a 3D ray; skips the s0 lookup.
+        alt : bool
+            Pick the supervoxel there instead (the selection stays).
+        hit_3d : (int, str), optional
+            The label a 3D ray hit and its kind (``"labels"``, ``"supervoxels"``);
+            used instead of the s0 voxel.
         """
         dataset = self.session.dataset
         if dataset is None:
+            return
+        if alt and not dataset.labelmap:
+            self.supervoxel_refused.emit(
+                f"alt-click picks supervoxels: {dataset.path.name} is in voxel mode (no "
+                "supervoxels, every label is a body)")
             return
         voxel = voxel_at(position, dataset.shape)
         if voxel is not None:
             self.last_voxel = voxel
             self.clicked.emit(voxel)
-        if label_3d is not None:
-            self._apply(label_3d, shift)
-            return
-        if voxel is None:
-            return
+        if hit_3d is not None:
+            self._pick_3d(*hit_3d, shift=shift, alt=alt)
+        elif voxel is not None and alt:
+            self.session.read(lambda ds: supervoxel_at(ds, voxel), self._picked_supervoxel,
+                              name="pick supervoxel")
+        elif voxel is not None:
+            self.session.read(lambda ds: label_at(ds, voxel),
+                              lambda label: self._apply(label, shift), name="pick body")
 
-        def lookup(ds: Dataset) -> int:
-            return int(ds.labels(0)[voxel])
+    def _pick_3d(self, label: int, kind: str, *, shift: bool, alt: bool) -> None:
+        """Act on what a 3D ray hit: a body, or a supervoxel (mapped on the pool)."""
+        if kind != SUPERVOXELS:
+            if alt:
+                self.supervoxel_refused.emit(
+                    "in 3D, alt-click picks supervoxels in the supervoxel view only")
+            else:
+                self._apply(label, shift)
+            return
+        if alt:
+            self.session.read(lambda ds: (label, int(ds.mapping([label])[0]) if label else 0),
+                              self._picked_supervoxel, name="pick supervoxel")
+        else:
+            self.session.read(lambda ds: int(ds.mapping([label])[0]) if label else 0,
+                              lambda body: self._apply(body, shift), name="pick body")
 
-        self.session.read(lookup, lambda label: self._apply(label, shift), name="pick body")
+    def _picked_supervoxel(self, result: tuple[int, int]) -> None:
+        self.supervoxel_picked.emit(*result)
 
     def _apply(self, label: int, shift: bool) -> None:
         if shift:

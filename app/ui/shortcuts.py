@@ -56,6 +56,15 @@ SHORTCUTS: tuple[Shortcut, ...] = (
              "Split the body by the seeds: every group's part but the last becomes a new body"),
     Shortcut("seed_discard", "Discard seeds", "Ctrl+Shift+W",
              "Remove the seeds and the seeded split preview without splitting"),
+    Shortcut("supervoxel_view", "Supervoxel view", "V",
+             "Show the supervoxels instead of the bodies (labelmap mode), or the bodies again"),
+    Shortcut("cleave_start", "Cleave...", "C",
+             "Cleave supervoxels off the selected body: alt-click them in the supervoxel view "
+             "(labelmap mode)"),
+    Shortcut("cleave_commit", "Commit cleave", "Return",
+             "Move the picked supervoxels of the body to a new body"),
+    Shortcut("cleave_cancel", "Cancel cleave", "Escape",
+             "Close the cleave tool without cleaving"),
     Shortcut("show_selected_only", "Show selected only", "H",
              "Hide every body except the selected ones"),
     Shortcut("body_meshes", "3D bodies", "Shift+B",
@@ -69,6 +78,8 @@ SHORTCUTS: tuple[Shortcut, ...] = (
 MOUSE_AND_NAPARI: tuple[tuple[str, str], ...] = (
     ("Click", "Select the body under the cursor"),
     ("Shift+Click", "Add the body to the selection (or remove it)"),
+    ("Alt+Click", "Show the supervoxel under the cursor and its body (labelmap mode); "
+                  "while cleaving, pick it (or unpick it)"),
     ("Drag", "Pan; scroll to zoom"),
     ("Ctrl+Y", "Toggle 2D / 3D view (napari)"),
     ("P / E", "Paint / erase on the split canvas (napari)"),
@@ -78,6 +89,11 @@ MOUSE_AND_NAPARI: tuple[tuple[str, str], ...] = (
     ("Left / Right", "Previous / next plane (napari)"),
 )
 """Mouse gestures and napari keys worth knowing while proofreading."""
+
+
+def tooltip(spec: Shortcut) -> str:
+    """The tooltip of a command: what it does, and its key."""
+    return f"{spec.help} ({spec.key})" if spec.key else spec.help
 
 
 def shortcut(name: str) -> Shortcut:

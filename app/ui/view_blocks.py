@@ -1,10 +1,10 @@
 """Which blocks a 2D view shows: the canvas' box in world coordinates, the
-blocks under it (nearest the centre first), and napari's first view of a
-pyramid."""
+blocks under it (nearest the centre first), the level whose blocks in view fit
+a budget, and napari's first view of a pyramid."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -34,6 +34,65 @@ def blocks_in(lo: NDArray[Any], hi: NDArray[Any], block_size: tuple[int, ...],
     """The blocks holding voxels ``lo..hi`` (inclusive), nearest ``centre`` (voxels) first."""
     coords = blocks_in_box([int(a) for a in lo], [int(e) + 1 for e in hi], block_size)
     return tuple(centre_first(coords, block_size, [float(v) for v in centre]))
+
+
+def blocks_in_view(viewer: Any, layer: Any,
+                   block_size: tuple[int, int, int]) -> tuple[int, tuple[Coord, ...]] | None:
+    """The level a multiscale layer shows and its blocks in view, nearest the view
+    centre first: those napari sliced (``corner_pixels``) that lie under the
+    canvas, in the current plane (None if the layer has no 3D slice)."""
+    level = int(layer.data_level)
+    corners = np.asarray(layer.corner_pixels, dtype=float)
+    if corners.shape != (2, 3):
+        return None
+    shape = np.asarray(layer.level_shapes[level])
+    lo, hi = corners[0].copy(), corners[1].copy()
+    point = np.asarray(viewer.dims.point, dtype=float)[-3:]
+    factors = np.asarray(layer.downsample_factors[level], dtype=float)
+    for d in viewer.dims.not_displayed:
+        lo[d] = hi[d] = np.round(point[d] / factors[d])
+    centre = (lo + hi) / 2
+    box = view_box(viewer)
+    if box is not None:
+        shown = list(viewer.dims.displayed)[-2:]
+        lo[shown] = np.maximum(lo[shown], np.floor(box[0] / factors[shown]))
+        hi[shown] = np.minimum(hi[shown], np.ceil(box[1] / factors[shown]))
+        centre[shown] = (box[0] + box[1]) / 2 / factors[shown]
+    lo = np.clip(lo, 0, shape - 1)
+    hi = np.clip(hi, 0, shape - 1)
+    if np.any(hi < lo):
+        return level, ()
+    return level, blocks_in(lo, hi, block_size, centre)
+
+
+def level_within(viewer: Any, layer: Any, block_size: tuple[int, int, int],
+                 max_blocks: Callable[[int], float]) -> int | None:
+    """The level to lock a multiscale layer at so that a 2D view needs at most
+    ``max_blocks(level)`` blocks; None when napari's own level does.
+
+    At napari's level the blocks under the canvas count; at a coarser one, the
+    whole plane's (a locked level is sliced whole).  The coarsest level if
+    none fits; None in 3D or without a canvas.
+    """
+    box, size = view_box(viewer), canvas_size(viewer)
+    if box is None or size is None:
+        return None
+    shown = list(viewer.dims.displayed)[-2:]
+    factors = np.asarray(layer.downsample_factors, dtype=float)[:, shown]
+    auto = compute_multiscale_level(box[1] - box[0], np.asarray(size), factors)
+    bs = np.asarray(block_size)[shown]
+    n_levels = len(layer.level_shapes)
+    for level in range(auto, n_levels):
+        plane = np.asarray(layer.level_shapes[level])[shown]
+        if level == auto:
+            lo = np.clip(np.floor(box[0] / factors[level]), 0, plane - 1)
+            hi = np.clip(np.ceil(box[1] / factors[level]), 0, plane - 1)
+            blocks = np.prod(hi // bs - lo // bs + 1)
+        else:
+            blocks = np.prod(-(-plane // bs))
+        if blocks <= max_blocks(level):
+            return None if level == auto else level
+    return n_levels - 1
 
 
 def first_view_blocks(shapes: Sequence[tuple[int, ...]], block_size: tuple[int, ...],

@@ -1,9 +1,10 @@
 """Make the README screenshots with the app on the real cube (run under Xvfb, 24-bit).
 
     Xvfb :99 -screen 0 1600x1200x24 &
-    DISPLAY=:99 .venv/bin/python -m tests.ui.make_screenshots docs/screenshots
+    DISPLAY=:99 .venv/bin/python -m tests.ui.make_screenshots docs/screenshots [NAME ...]
 
-(or ``xvfb-run -a -s "-screen 0 1600x1200x24" .venv/bin/python -m tests.ui.make_screenshots``).
+(or ``xvfb-run -a -s "-screen 0 1600x1200x24" .venv/bin/python -m tests.ui.make_screenshots``);
+NAMEs (e.g. ``labelmap-cleave``) make only those pictures.
 Every picture is the window at its default size and layout (1400×900, the
 canvas taking most of it):
 
@@ -14,7 +15,11 @@ canvas taking most of it):
 - ``split.png``: the app driven in-process -- a body selected, a split canvas
   painted with napari's brush, the preview shown;
 - ``bodies3d.png``: the app driven in-process -- a few bodies selected and
-  shown in 3D (the Shift+B view), their s0 meshes drawn.
+  shown in 3D (the Shift+B view), their s0 meshes drawn;
+- ``labelmap-cleave.png``: the app driven in-process on the cube's supervoxels
+  and their mapping (labelmap mode) -- three bodies merged, then a cleave of
+  that body in progress in the supervoxel view: two supervoxels picked (red),
+  the body's others (blue).
 """
 
 from __future__ import annotations
@@ -40,27 +45,65 @@ CAMERA_ANGLES_3D = (-15.0, 35.0, 120.0)
 """napari's camera angles (degrees) of the 3D picture."""
 ZOOM_3D = 0.6
 """The 3D picture's zoom, relative to napari's fit of the whole volume."""
+CLEAVE_PLANE = 124
+CLEAVE_MERGED = (250, 164, 25466)
+"""Neighbouring bodies on plane :data:`CLEAVE_PLANE` of the labelmap dataset, merged
+into the first before the cleave."""
+CLEAVE_VIEW = ((CLEAVE_PLANE, 100, 88), 4.2)
+"""The view of the cleave: its centre (z, y, x) and zoom."""
 
 
 def _segmend(*args: str) -> None:
     subprocess.run([sys.executable, "-m", "app", *args], check=True)
 
 
-def main(out_dir: Path) -> None:
-    from app.model.dataset import open_dataset
+def main(out_dir: Path, names: list[str]) -> None:
+    """Make the pictures called ``names`` (every one if empty) in ``out_dir``."""
     from app.model.demo import build_demo
 
     out_dir.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="segmend-shots-"))
-    demo = build_demo(work / "demo.h5")
-    with open_dataset(demo, "r+") as ds:
-        selected = [str(int(ds.labels(0)[p])) for p in SELECTED_AT]
-    _segmend(str(demo), "--screenshot", str(out_dir / "overview.png"))
-    _segmend(str(demo), "--screenshot", str(out_dir / "selected.png"), "--select", *selected)
-    _segmend(str(demo), "--screenshot", str(out_dir / "seeded.png"), "--select", str(SEEDED_BODY),
-             *(word for seed in SEEDS_XYZ for word in ("--seeds", seed)))
-    split_shot(demo, out_dir / "split.png")
-    bodies3d_shot(demo, out_dir / "bodies3d.png")
+    shots: dict[str, Callable[[Path], None]] = {
+        "overview": lambda out: _segmend(str(demo()), "--screenshot", str(out)),
+        "selected": lambda out: _segmend(str(demo()), "--screenshot", str(out), "--select",
+                                         *selected()),
+        "seeded": lambda out: _segmend(
+            str(demo()), "--screenshot", str(out), "--select", str(SEEDED_BODY),
+            *(word for seed in SEEDS_XYZ for word in ("--seeds", seed))),
+        "split": lambda out: split_shot(demo(), out),
+        "bodies3d": lambda out: bodies3d_shot(demo(), out),
+        "labelmap-cleave": lambda out: cleave_shot(labelmap_dataset(work / "labelmap.h5"), out),
+    }
+
+    def demo() -> Path:
+        path = work / "demo.h5"
+        return path if path.exists() else build_demo(path)
+
+    def selected() -> list[str]:
+        from app.model.dataset import open_dataset
+
+        with open_dataset(demo(), "r+") as ds:
+            return [str(int(ds.labels(0)[p])) for p in SELECTED_AT]
+
+    unknown = sorted(set(names) - set(shots))
+    if unknown:
+        raise SystemExit(f"no picture called {', '.join(unknown)}; there are {', '.join(shots)}")
+    for name in names or list(shots):
+        shots[name](out_dir / f"{name}.png")
+
+
+def labelmap_dataset(out: Path) -> Path:
+    """The cube's automated supervoxels and their agglomeration mapping (labelmap
+    mode), with grayscale, built at ``out`` with its label index."""
+    from app.model.bulk.build import build_pyramid
+    from app.model.dataset import open_dataset
+    from app.model.demo import demo_cube_path
+
+    cube = demo_cube_path()
+    path = build_pyramid(f"{cube}:/automated/supervoxels", out, image=f"{cube}:/raw",
+                         mapping=f"{cube}:/automated/mapping", voxel_size_nm=(10, 10, 10))
+    open_dataset(path, "r+").close()
+    return path
 
 
 class _Driven:
@@ -99,9 +142,10 @@ class _Driven:
         return self.win.session.dataset
 
     def shoot(self, out: Path) -> None:
-        """Let the last paints through, then save the window."""
+        """Let the status texts (batched) and the last paints through, then save the window."""
         from app.ui.screenshot import grab_window
 
+        self.wait(lambda: not self.win.status.updates.pending)
         for _ in range(10):
             self.app.processEvents()
         grab_window(self.win.qt_window, out)
@@ -163,5 +207,45 @@ def bodies3d_shot(demo: Path, out: Path) -> None:
         d.shoot(out)
 
 
+def _inside_largest_supervoxel(ds: Any, body: int) -> tuple[int, int, int]:
+    """The voxel nearest the centre of ``body``'s largest supervoxel on plane
+    :data:`CLEAVE_PLANE` (``body``: its id before the merge)."""
+    import numpy as np
+
+    svs = np.asarray(ds.supervoxels(0)[CLEAVE_PLANE])
+    ids, sizes = np.unique(svs[np.isin(svs, ds.supervoxels_of(body))], return_counts=True)
+    where = np.argwhere(svs == ids[np.argmax(sizes)])
+    y, x = where[np.argmin(((where - where.mean(axis=0)) ** 2).sum(axis=1))]
+    return CLEAVE_PLANE, int(y), int(x)
+
+
+def cleave_shot(path: Path, out: Path) -> None:
+    """Open a labelmap dataset, merge :data:`CLEAVE_MERGED`, start a cleave of the
+    body, pick the largest supervoxel of each body merged in, save the window."""
+    from app.ui.compat import camera
+
+    with _driven() as d:
+        win = d.win
+        ds = d.open(path)
+        widget = win.widget
+        picks = [_inside_largest_supervoxel(ds, body) for body in CLEAVE_MERGED[1:]]
+        widget.selection.set(CLEAVE_MERGED)
+        widget.commands["merge"].trigger()
+        d.wait(lambda: ds.label_size(CLEAVE_MERGED[1]) == 0 and d.idle())
+        tool = widget.labelmap.cleave
+        widget.commands["cleave_start"].trigger()
+        d.wait(lambda: tool.active and d.idle())
+        for voxel in picks:
+            widget.picker.click(voxel, alt=True)
+        d.wait(lambda: len(tool.picked) == len(picks))
+        centre, zoom = CLEAVE_VIEW
+        win.viewer.dims.set_point(0, centre[0])
+        view = camera(win.viewer)
+        view.center = centre
+        view.zoom = zoom
+        d.wait(d.idle)
+        d.shoot(out)
+
+
 if __name__ == "__main__":
-    main(Path(sys.argv[1]) if len(sys.argv) > 1 else Path("docs/screenshots"))
+    main(Path(sys.argv[1]) if len(sys.argv) > 1 else Path("docs/screenshots"), sys.argv[2:])

@@ -52,8 +52,11 @@ GUI_READS = frozenset(
         "DatasetReads.has_image",
         "DatasetReads.n_image_scales",
         "DatasetReads.image_dtype",
+        # the mode (labelmap or voxel), fixed at opening
+        "DatasetReads.labelmap",
         # a level as an array-like (reads nothing until indexed), its shape and dtype
         "DatasetReads.labels",
+        "DatasetReads.supervoxels",
         "DatasetReads.image",
         "LevelArray.shape",
         "LevelArray.dtype",

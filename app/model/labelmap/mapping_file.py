@@ -96,7 +96,11 @@ def write_file_mapping(
 
 def load_mapping_state(h5: h5py.File | None) -> MappingState | None:
     """The live mapping of an open pyramid file in labelmap mode (None in voxel
-    mode, or for a pyramid that is not an HDF5 file)."""
+    mode, or for a pyramid that is not an HDF5 file).  Its kernel is loaded (or
+    compiled) here, on the opening thread: not on the first read, which may
+    run beside the GUI thread's work on Python's warning filters."""
     if h5 is None or file_mode(h5.attrs) != "labelmap":
         return None
-    return MappingState(read_file_mapping(h5))
+    state = MappingState(read_file_mapping(h5))
+    state.view().map_block(np.zeros(1, np.uint64))  # (the kernel loaded here, at opening)
+    return state

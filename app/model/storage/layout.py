@@ -35,6 +35,9 @@ COMPRESSIONS = ("blosc-lz4", "blosc-zstd", "gzip", "none")
 DEFAULT_COMPRESSION = "blosc-lz4"
 LABELS_GROUP = "labels"
 IMAGE_GROUP = "image"
+SUPERVOXELS = "supervoxels"
+"""The block kind of a labelmap dataset's raw voxels, its supervoxels (the
+kind ``"labels"`` reads its bodies)."""
 
 _LEVEL_NAME = re.compile(r"^s?(\d+)$")
 LABEL_NAME_WORDS = ("label", "seg")
