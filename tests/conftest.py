@@ -15,12 +15,24 @@ import numpy as np
 import pytest
 from numpy.typing import NDArray
 
+from app.cli import main
 from app.kernels import reference
 from app.model.bulk.build import build_pyramid
 from app.model.dataset import Dataset, open_dataset
 from app.model.demo import demo_cube_path
 from app.model.events import blobstore, outbox
 from app.model.events.sender import OutboxSender, SenderStatus
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *args: object) -> tuple[int, str, str]:
+    """``segmend ARGS`` in this process → (exit status, stdout, stderr); argparse's
+    exits count too."""
+    try:
+        code = main([str(a) for a in args])
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    out, err = capsys.readouterr()
+    return code, out, err
 
 
 @pytest.fixture(scope="session")

@@ -13,24 +13,14 @@ import numpy as np
 import pytest
 from numpy.typing import NDArray
 
-from app.cli import main
 from app.model.bulk.build import build_pyramid
 from app.model.bulk.cluster import Cluster
 from app.model.errors import FormatError
 from app.model.info import dataset_info
 from app.model.labelmap import Mapping
+from tests.conftest import run_cli as run
 
 BLOCK = (16, 16, 16)
-
-
-def run(capsys: pytest.CaptureFixture[str], *args: object) -> tuple[int, str, str]:
-    """``main(args)`` → (exit status, stdout, stderr); argparse's exits count too."""
-    try:
-        code = main([str(a) for a in args])
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def listing(folder: Path) -> dict[str, bytes]:

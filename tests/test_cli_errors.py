@@ -14,24 +14,15 @@ import hdf5plugin  # noqa: F401 - registers the Blosc filter, as any reader of t
 import numpy as np
 import pytest
 
-from app.cli import main, make_parser
+from app.cli import make_parser
 from app.model.events.outbox import create_outbox_schema
 from app.model.events.settings import KafkaConfigError, load_settings
 from app.model.journal.sidecar import journal_path, sidecar_dir
 from app.model.storage.pyramid_file import write_empty_pyramid
 from tests.conftest import connect_journal
+from tests.conftest import run_cli as run
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def run(capsys: pytest.CaptureFixture[str], *args: object) -> tuple[int, str, str]:
-    """``main(args)`` → (exit status, stdout, stderr); argparse's exits count too."""
-    try:
-        code = main([str(a) for a in args])
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def assert_one_line_error(err: str, *words: str) -> None:

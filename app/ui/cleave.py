@@ -19,6 +19,7 @@ the session's worker pool.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -93,10 +94,17 @@ class CleaveTool(SplitToolBase):
                 f"{dataset.path.name} is in voxel mode: cleave moves supervoxels between "
                 "bodies (labelmap mode)", context=CONTEXT))
             return
+        self._read_supervoxels(body, self._open)
+
+    def _read_supervoxels(
+        self, body: int, then: Callable[[int, int, np.ndarray[Any, Any]], None]
+    ) -> None:
+        """Read ``body``'s supervoxels on the pool; ``then(request, body, svs)`` on
+        the GUI thread (a later request makes an earlier one stale)."""
         self._request += 1
         request = self._request
         self.session.read(lambda ds: ds.supervoxels_of(body),
-                          lambda svs: self._open(request, body, svs),
+                          lambda svs: then(request, body, svs),
                           name=f"supervoxels of {body}")
 
     def _open(self, request: int, body: int, svs: np.ndarray[Any, Any]) -> None:
@@ -216,11 +224,7 @@ class CleaveTool(SplitToolBase):
         body = self.body
         if body is None or body not in labels or self._pending_commit:
             return
-        self._request += 1
-        request = self._request
-        self.session.read(lambda ds: ds.supervoxels_of(body),
-                          lambda svs: self._reread(request, body, svs),
-                          name=f"supervoxels of {body}")
+        self._read_supervoxels(body, self._reread)
 
     def _reread(self, request: int, body: int, svs: np.ndarray[Any, Any]) -> None:
         if request != self._request or body != self.body:

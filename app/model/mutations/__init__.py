@@ -7,7 +7,7 @@ this package registers every kind (:mod:`app.model.mutations.kinds`).
 
 # Each registers its kinds, in this order (that of ``segmend apply``'s help).
 from app.model.mutations import merge, split, split_coarse  # noqa: I001, F401
-from app.model.mutations import body_merge, body_split, cleave, split_supervoxel  # noqa: F401
+from app.model.mutations import body_merge, cleave, split_supervoxel, body_split  # noqa: F401
 from app.model.mutations import history_lines, label_counters  # noqa: F401
 from app.model.mutations.base import Mutation
 from app.model.mutations.kinds import apply_line, is_known, record_from_json, register

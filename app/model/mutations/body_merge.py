@@ -22,11 +22,10 @@ from app.model.mutations.base import (
     Mutation,
     Plan,
     Recording,
-    id_list,
     stamp_of,
 )
 from app.model.mutations.kinds import register
-from app.model.mutations.merge import merge_messages
+from app.model.mutations.merge import merge_description, merge_log_line, merge_messages
 from app.model.mutations.remapping import (
     body_supervoxels,
     decode_groups,
@@ -137,14 +136,10 @@ class BodyMerge(Mutation):
         return merge_messages(self, self.target, self.labels)
 
     def log_line(self, blob: Callable[[str], bytes]) -> dict[str, Any]:
-        if self.redoes is not None:
-            return {"Action": "redo", **self.log_head(), "Redoes": self.redoes}
-        return {"Action": "merge", **self.log_head(), "Target": self.target,
-                "Labels": list(self.labels)}
+        return merge_log_line(self, self.target, self.labels, self.redoes)
 
     def describe(self, limit: int = 6) -> str:
-        text = f"merge {id_list(list(self.labels), limit)} into {self.target}"
-        return text if self.redoes is None else f"{text} (redo of #{self.redoes})"
+        return merge_description(self.target, self.labels, self.redoes, limit)
 
 
 @register

@@ -43,10 +43,8 @@ from app.model.mutations.checks import block_origin
 from app.model.mutations.kinds import register
 from app.model.mutations.regions import SplitRegion
 from app.model.mutations.remapping import body_supervoxels
+from app.model.mutations.split_supervoxel import SVSplit, cut_transform, rejoin_transform
 from app.model.mutations.splitting import require_partial, stored_spans
-
-SVSplit = tuple[int, int, int]
-"""``(supervoxel, split, remain)``."""
 
 
 def inside_counts(
@@ -68,50 +66,6 @@ def inside_counts(
                             strict=True):
             inside[label] = inside.get(label, 0) + n
     return inside, coords
-
-
-def cut_transform(ctx: EditContext, splits: tuple[SVSplit, ...], region: SplitRegion
-                  ) -> Transform:
-    """In each block, every cut supervoxel's voxels inside ``region`` become its
-    Split, the others its Remain."""
-    codes = np.ones(1, np.uint8)
-
-    def transform(coord: Coord) -> BlockChange:
-        block = ctx.read_palette(coord)
-        origin = block_origin(coord, ctx.block_size)
-        spans = region.spans_in(coord, ctx.block_size)
-        counts: dict[int, int] = {}
-        for sv, split, remain in splits:
-            if not (block.labels == sv).any():
-                continue
-            inside, n_in = block.split(spans, origin, sv, split)
-            block = inside or block
-            rest, n_rest, _ = block.merged(np.array([sv], np.uint64), codes, remain, undo=False)
-            block = rest or block
-            counts.update({split: n_in, remain: n_rest})
-        changed = sum(counts.values())
-        return BlockChange(coord, block if changed else None, changed, counts=counts)
-
-    return transform
-
-
-def rejoin_transform(ctx: EditContext, splits: tuple[SVSplit, ...]) -> Transform:
-    """In each block, every cut supervoxel's Split and Remain become it again."""
-    keys = {sv: np.array(sorted((s, r)), np.uint64) for sv, s, r in splits}
-    codes = np.ones(2, np.uint8)
-
-    def transform(coord: Coord) -> BlockChange:
-        block = ctx.read_palette(coord)
-        counts: dict[int, int] = {}
-        for sv, parts in keys.items():
-            new, n, _ = block.merged(parts, codes, sv, undo=False)
-            block = new or block
-            if n:
-                counts[sv] = n
-        changed = sum(counts.values())
-        return BlockChange(coord, block if changed else None, changed, counts=counts)
-
-    return transform
 
 
 def body_split_plan(

@@ -119,6 +119,21 @@ def merge_messages(record: Mutation, target: int, labels: Sequence[int]) -> list
     return [messages.merge_start(target=target, labels=list(labels), **record.common())]
 
 
+def merge_log_line(
+    record: Mutation, target: int, labels: Sequence[int], redoes: int | None
+) -> dict[str, Any]:
+    """The ``segmend log`` line of a merge (voxel or labelmap mode), or of its redo."""
+    if redoes is not None:
+        return {"Action": "redo", **record.log_head(), "Redoes": redoes}
+    return {"Action": "merge", **record.log_head(), "Target": target, "Labels": list(labels)}
+
+
+def merge_description(target: int, labels: Sequence[int], redoes: int | None, limit: int) -> str:
+    """The history panel's text of a merge (voxel or labelmap mode)."""
+    text = f"merge {id_list(list(labels), limit)} into {target}"
+    return text if redoes is None else f"{text} (redo of #{redoes})"
+
+
 @register
 @dataclass(frozen=True)
 class Merge(Mutation):
@@ -192,14 +207,10 @@ class Merge(Mutation):
         return merge_messages(self, self.target, self.labels)
 
     def log_line(self, blob: Callable[[str], bytes]) -> dict[str, Any]:
-        if self.redoes is not None:
-            return {"Action": "redo", **self.log_head(), "Redoes": self.redoes}
-        return {"Action": "merge", **self.log_head(), "Target": self.target,
-                "Labels": list(self.labels)}
+        return merge_log_line(self, self.target, self.labels, self.redoes)
 
     def describe(self, limit: int = 6) -> str:
-        text = f"merge {id_list(list(self.labels), limit)} into {self.target}"
-        return text if self.redoes is None else f"{text} (redo of #{self.redoes})"
+        return merge_description(self.target, self.labels, self.redoes, limit)
 
     @staticmethod
     def apply(editor: Editor, op: Mapping[str, Any]) -> dict[str, Any]:

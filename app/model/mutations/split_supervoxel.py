@@ -6,6 +6,8 @@ Unlike DVID, caller-given ids are checked for collisions, and a region that
 holds none or all of the supervoxel is refused (a supervoxel of size 0 never
 exists).  DVID has no inverse: the undo relabels both back and is published as
 segmend's ``undo-split-supervoxel`` (the same fields as ``split-supervoxel``).
+The block transforms (cut supervoxels in two, join them again) serve the
+labelmap body split too (:mod:`app.model.mutations.body_split`).
 """
 
 from __future__ import annotations
@@ -52,20 +54,50 @@ def check_new_ids(sv: int, split: int | None, remain: int | None) -> None:
         raise InvalidMutationError(f"split and remain ids are both {split}")
 
 
-def split_transform(
-    ctx: EditContext, sv: int, split: int, remain: int, region: SplitRegion
-) -> Transform:
-    """Voxels of ``sv`` inside ``region`` become ``split``, the others ``remain``."""
-    keys = np.array([sv], np.uint64)
+SVSplit = tuple[int, int, int]
+"""``(supervoxel, split, remain)``: a supervoxel cut in two new ones."""
+
+
+def cut_transform(ctx: EditContext, splits: tuple[SVSplit, ...], region: SplitRegion
+                  ) -> Transform:
+    """In each block, every cut supervoxel's voxels inside ``region`` become its
+    Split, the others its Remain."""
     codes = np.ones(1, np.uint8)
 
     def transform(coord: Coord) -> BlockChange:
-        palette = ctx.read_palette(coord)
-        inside, n_in = palette.split(region.spans_in(coord, ctx.block_size),
-                                     block_origin(coord, ctx.block_size), sv, split)
-        rest, n_rest, _ = (inside or palette).merged(keys, codes, remain, undo=False)
-        return BlockChange(coord, rest or inside, n_in + n_rest,
-                           counts={split: n_in, remain: n_rest})
+        block = ctx.read_palette(coord)
+        origin = block_origin(coord, ctx.block_size)
+        spans = region.spans_in(coord, ctx.block_size)
+        counts: dict[int, int] = {}
+        for sv, split, remain in splits:
+            if not (block.labels == sv).any():
+                continue
+            inside, n_in = block.split(spans, origin, sv, split)
+            block = inside or block
+            rest, n_rest, _ = block.merged(np.array([sv], np.uint64), codes, remain, undo=False)
+            block = rest or block
+            counts.update({split: n_in, remain: n_rest})
+        changed = sum(counts.values())
+        return BlockChange(coord, block if changed else None, changed, counts=counts)
+
+    return transform
+
+
+def rejoin_transform(ctx: EditContext, splits: tuple[SVSplit, ...]) -> Transform:
+    """In each block, every cut supervoxel's Split and Remain become it again."""
+    keys = {sv: np.array(sorted((s, r)), np.uint64) for sv, s, r in splits}
+    codes = np.ones(2, np.uint8)
+
+    def transform(coord: Coord) -> BlockChange:
+        block = ctx.read_palette(coord)
+        counts: dict[int, int] = {}
+        for sv, parts in keys.items():
+            new, n, _ = block.merged(parts, codes, sv, undo=False)
+            block = new or block
+            if n:
+                counts[sv] = n
+        changed = sum(counts.values())
+        return BlockChange(coord, block if changed else None, changed, counts=counts)
 
     return transform
 
@@ -86,19 +118,19 @@ def split_supervoxel_plan(
     size = sum(blocks.values())
 
     def finish(changes: list[BlockChange]) -> Outcome:
-        inside = sum(c.counts[split] for c in changes)
+        inside = sum(c.counts.get(split, 0) for c in changes)
         require_partial(sv, size, some=inside > 0, rest=inside < size, what="supervoxel")
         rows: list[IndexRow] = []
         for c in changes:
             rows.append((sv, c.coord, 0))
-            rows.extend((label, c.coord, c.counts[label]) for label in ids if c.counts[label])
+            rows.extend((label, c.coord, n) for label, n in c.counts.items() if n)
 
         def make(rec: Recording) -> Mutation:
             return record(rec, body, inside, size - inside, rec.put_spans(region.spans))
 
         return Outcome(rows, make)
 
-    transform = split_transform(ctx, sv, split, remain, region)
+    transform = cut_transform(ctx, ((sv, split, remain),), region)
     return Plan(sorted(blocks), transform, finish, release=release)
 
 
@@ -184,6 +216,11 @@ class SplitSupervoxel(Mutation):
             for new in (self.split, self.remain)
         ] + [Move(np.array([self.supervoxel], np.uint64), self.body, 0)]
 
+    @property
+    def cut(self) -> SVSplit:
+        """``(supervoxel, split, remain)``."""
+        return (self.supervoxel, self.split, self.remain)
+
     def labels_held(self) -> list[int]:
         return [self.body, self.supervoxel, self.split, self.remain]
 
@@ -191,7 +228,7 @@ class SplitSupervoxel(Mutation):
         return SplitRegion(stored_spans(ctx, self.split_ref))
 
     def replay_transform(self, ctx: EditContext) -> Transform:
-        return split_transform(ctx, self.supervoxel, self.split, self.remain, self._region(ctx))
+        return cut_transform(ctx, (self.cut,), self._region(ctx))
 
     def undo_plan(self, ctx: EditContext) -> Plan:
         return SplitSupervoxelUndo.plan(ctx, self)
@@ -266,17 +303,11 @@ class SplitSupervoxelUndo(Mutation):
     def plan(cls, ctx: EditContext, done: SplitSupervoxel) -> Plan:
         """The plan that relabels ``done``'s split and remain back to its supervoxel."""
         sv, ids = done.supervoxel, (done.split, done.remain)
-        keys = np.array(sorted(ids), np.uint64)
-        codes = np.ones(2, np.uint8)
-
-        def transform(coord: Coord) -> BlockChange:
-            new, n, _ = ctx.read_palette(coord).merged(keys, codes, sv, undo=False)
-            return BlockChange(coord, new, n, counts={sv: n})
 
         def finish(changes: list[BlockChange]) -> Outcome:
             rows: list[IndexRow] = []
             for c in changes:
-                rows.append((sv, c.coord, c.counts[sv]))
+                rows.append((sv, c.coord, c.counts.get(sv, 0)))
                 rows.extend((label, c.coord, 0) for label in ids)
 
             def make(rec: Recording) -> Mutation:
@@ -284,6 +315,7 @@ class SplitSupervoxelUndo(Mutation):
 
             return Outcome(rows, make)
 
+        transform = rejoin_transform(ctx, (done.cut,))
         return Plan(list(done.touched), transform, finish, undoable=False)
 
     def fields(self) -> dict[str, Any]:
@@ -305,14 +337,7 @@ class SplitSupervoxelUndo(Mutation):
         ]
 
     def replay_transform(self, ctx: EditContext) -> Transform:
-        keys = np.array(sorted((self.split, self.remain)), np.uint64)
-        codes = np.ones(2, np.uint8)
-
-        def transform(coord: Coord) -> BlockChange:
-            new, n, _ = ctx.read_palette(coord).merged(keys, codes, self.supervoxel, undo=False)
-            return BlockChange(coord, new, n)
-
-        return transform
+        return rejoin_transform(ctx, ((self.supervoxel, self.split, self.remain),))
 
     def start_messages(self) -> list[Message]:
         return [messages.undo_split_supervoxel_start(
