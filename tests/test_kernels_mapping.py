@@ -1,5 +1,6 @@
 """The mapping kernel against its NumPy reference: dtypes, odd shapes, layouts,
-unmapped and retired supervoxels, blocks with very many distinct values."""
+unmapped and retired supervoxels, blocks with very many distinct values; the
+overlay table against a dict."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from numpy.typing import NDArray
 
-from app.kernels import check_mapping, map_block
+from app.kernels import check_mapping, map_block, map_ids
+from app.kernels.mapping_table import Table, empty_table, table_pairs, table_put
 from app.kernels.reference import map_block_ref
 
 
@@ -35,7 +37,7 @@ def test_map_block_equals_reference(dtype: Any, shape: tuple[int, int, int]) -> 
     got = map_block(block, svs, bodies)
     assert got.dtype == np.uint64 and got.shape == block.shape and got.flags.c_contiguous
     np.testing.assert_array_equal(got, map_block_ref(block, svs, bodies))
-    overlay = a_mapping(rng, min(high, 300), 40)  # (some in the mapping, some not)
+    overlay = table_of(dict(zip(*a_mapping(rng, min(high, 300), 40), strict=True)))
     np.testing.assert_array_equal(
         map_block(block, svs, bodies, overlay=overlay),
         map_block_ref(block, svs, bodies, overlay),
@@ -65,23 +67,63 @@ def test_a_block_of_all_distinct_values_grows_its_table() -> None:
 @given(
     block=arrays(np.uint64, st.tuples(*[st.integers(1, 6)] * 3), elements=st.integers(0, 12)),
     pairs=st.dictionaries(st.integers(0, 12), st.integers(0, 2**64 - 1), max_size=12),
-    changes=st.dictionaries(st.integers(0, 12), st.integers(0, 2**64 - 1), max_size=6),
+    changes=st.dictionaries(st.integers(1, 12), st.integers(0, 2**64 - 1), max_size=6),
 )
 def test_map_block_hypothesis(
     block: NDArray[np.uint64], pairs: dict[int, int], changes: dict[int, int]
 ) -> None:
     svs, bodies = _arrays(pairs)
     np.testing.assert_array_equal(map_block(block, svs, bodies), map_block_ref(block, svs, bodies))
-    overlay = _arrays(changes)
+    overlay = table_of(changes)
     expected = map_block_ref(block, *_arrays({**pairs, **changes}))
     np.testing.assert_array_equal(map_block(block, svs, bodies, overlay=overlay), expected)
     np.testing.assert_array_equal(map_block_ref(block, svs, bodies, overlay), expected)
+    ids = block.ravel()  # (as a list of ids: looked up one by one)
+    np.testing.assert_array_equal(map_ids(ids, svs, bodies, overlay=overlay), expected.ravel())
+    np.testing.assert_array_equal(map_ids(ids, svs, bodies), map_block_ref(ids, svs, bodies))
 
 
 def _arrays(pairs: dict[int, int]) -> tuple[NDArray[np.uint64], NDArray[np.uint64]]:
     """A mapping's sorted arrays."""
     keys = sorted(pairs)
     return np.array(keys, np.uint64), np.array([pairs[k] for k in keys], np.uint64)
+
+
+def table_of(pairs: dict[int, int]) -> Table:
+    """An overlay table of ``pairs`` (supervoxel → body; no supervoxel 0)."""
+    table, count = empty_table(), 0
+    for sv, body in pairs.items():
+        if sv:
+            table, count = table_put(table, count, np.array([sv], np.uint64), body)
+    return table
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.lists(st.integers(1, 5_000), max_size=700, unique=True),
+                          st.integers(0, 2**64 - 1)), max_size=6))
+def test_table_put_is_a_dict_update(puts: list[tuple[list[int], int]]) -> None:
+    table, count, model = empty_table(), 0, {}
+    for svs, body in puts:  # (700 at once: the table grows)
+        table, count = table_put(table, count, np.array(svs, np.uint64), body)
+        model.update(dict.fromkeys(svs, body))
+        assert count == len(model) and 2 * count <= table[0].size
+    svs, bodies = table_pairs(*table)
+    assert dict(zip(svs.tolist(), bodies.tolist(), strict=True)) == model
+    assert svs.tolist() == sorted(model)
+
+
+def test_bad_tables_and_puts_are_refused() -> None:
+    keys, values = empty_table()
+    one = np.array([1], np.uint64)
+    with pytest.raises(ValueError, match="supervoxel 0"):
+        table_put((keys, values), 0, np.array([3, 0], np.uint64), 5)
+    with pytest.raises(ValueError, match="power-of-two"):
+        table_put((keys[:3].copy(), values[:3].copy()), 0, one, 5)
+    with pytest.raises(TypeError, match="uint64"):
+        table_put((keys.astype(np.int64), values), 0, one, 5)
+    with pytest.raises(ValueError, match="1D"):
+        table_put((keys, values), 0, one.reshape(1, 1), 5)
+    assert not keys.any()  # (nothing written)
 
 
 def test_bad_mappings_and_blocks_are_refused() -> None:
@@ -95,7 +137,9 @@ def test_bad_mappings_and_blocks_are_refused() -> None:
         map_block(block, ok.astype(np.int64), ok)
     with pytest.raises(ValueError, match="1D"):
         map_block(block, ok.reshape(2, 1), ok)
-    with pytest.raises(ValueError, match="strictly increasing"):
-        map_block(block, ok, ok, overlay=(ok[::-1].copy(), ok))
+    with pytest.raises(ValueError, match="power-of-two"):
+        map_block(block, ok, ok, overlay=(ok, ok[:1]))
     with pytest.raises(TypeError, match="unsigned"):
         map_block(block.astype(np.int32), ok, ok)
+    with pytest.raises(TypeError, match="1D uint64"):
+        map_ids(block, ok, ok)

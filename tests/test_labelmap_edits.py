@@ -284,6 +284,31 @@ def test_reads_refuse_voxel_mode(tmp_path: Path, crop: tuple[NDArray[np.uint64],
             ds.split_supervoxel(int(crop[0][0, 0, 0]), np.array([[0, 0, 0, 4]]))
 
 
+def test_a_checkpoint_folds_a_large_overlay(built: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with open_dataset(built, "r+", workers=2) as ds:
+        a, b, c = bodies_by_size(ds)[:3]
+        sb = ds.supervoxels_of(b)
+        ds.merge(a, [b, c])
+        ds.cleave(a, sb[:1].tolist())
+        pairs, labels = ds.mapping_pairs(), np.asarray(ds.labels(0))
+        state = ds._mapping
+        assert state is not None and state.overlay_size > 0
+        monkeypatch.setattr("app.model.checkpoint.FOLD_AT", state.overlay_size + 1)
+        ds.checkpoint()
+        assert state.overlay_size > 0  # (below the threshold: kept)
+        ds.merge(a, [int(ds.mapping(sb[:1])[0])])  # (the cleaved body back)
+        monkeypatch.setattr("app.model.checkpoint.FOLD_AT", 1)
+        ds.checkpoint()
+        assert state.overlay_size == 0  # (folded into the base)
+        ds.undo()
+        np.testing.assert_array_equal(ds.mapping_pairs(), pairs)
+        np.testing.assert_array_equal(np.asarray(ds.labels(0)), labels)
+        ds.undo()
+        ds.undo()
+        assert ds.supervoxels_of(b).tolist() == sb.tolist()
+        assert ds.verify().ok
+
+
 def test_verify_checks_the_mapping(built: Path) -> None:
     with open_dataset(built, "r+", workers=2) as ds:
         a, b, c = bodies_by_size(ds)[:3]
@@ -299,7 +324,8 @@ def test_verify_checks_the_mapping(built: Path) -> None:
         h5["mapping"][0] = [row[0], row[1] + 1]  # (as a checkpoint that wrote it wrong)
         assert ds.verify().problems == [f"{built}: /mapping differs from the journaled mapping"]
         h5["mapping"][0] = row
-        ds._mapping._members[a].add(123456789)  # type: ignore[union-attr]  # (a bad reverse map)
+        members = ds._mapping._members  # type: ignore[union-attr]
+        members[a] = np.append(members[a], np.uint64(123456789))  # (a bad reverse map)
         problems = ds.verify().problems
     assert len(problems) == 1 and problems[0].startswith(f"body {a}: its supervoxels")
     with open_dataset(built, "r") as ds:

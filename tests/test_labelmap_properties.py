@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import tempfile
 from pathlib import Path
+from unittest import mock
 
 import h5py
 import numpy as np
@@ -25,6 +26,7 @@ from app.model.demo import demo_cube_path
 from app.model.errors import InvalidMutationError, NothingToUndoError
 from app.model.events.outbox_view import outbox_tail
 from app.model.labelmap import Mapping
+from app.model.labelmap.state import FOLD_AT
 from tests.labelmap_client import MappingClient
 
 SHAPE = (17, 30, 35)
@@ -215,10 +217,11 @@ class LabelmapSession(RuleBasedStateMachine):
         self.past.append((self.svs, self.model))
         self.svs, self.model = self.future.pop()
 
-    @rule()
-    def checkpoint(self) -> None:
+    @rule(fold=st.booleans())
+    def checkpoint(self, fold: bool) -> None:
         assert self.ds is not None
-        self.ds.checkpoint()
+        with mock.patch("app.model.checkpoint.FOLD_AT", 0 if fold else FOLD_AT):
+            self.ds.checkpoint()  # (fold: the overlay then becomes the new base)
 
     @rule()
     def reopen(self) -> None:
@@ -237,6 +240,17 @@ class LabelmapSession(RuleBasedStateMachine):
         np.testing.assert_array_equal(np.asarray(self.ds.labels(0)), expected)
         body = int(expected[0, 0, 0])
         assert self.ds.label_size(body) == int((expected == body).sum())
+
+    @invariant()
+    def each_body_has_the_models_supervoxels(self) -> None:
+        if self.ds is None:
+            return
+        members: dict[int, list[int]] = {}  # (those with voxels, as the dataset lists them)
+        for sv in np.unique(self.svs).tolist():
+            if sv:
+                members.setdefault(self.model[sv], []).append(sv)
+        for body, svs in members.items():
+            assert self.ds.supervoxels_of(body).tolist() == svs
 
     @invariant()
     def a_consumer_of_the_events_has_the_model(self) -> None:

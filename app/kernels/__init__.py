@@ -15,7 +15,7 @@ from app.kernels.downsample import (
     downsample_palette_into,
     downsampled_shape,
 )
-from app.kernels.mapping import check_mapping, map_block
+from app.kernels.mapping import check_mapping, map_block, map_ids
 from app.kernels.palette import gather, palettize, split_index
 from app.kernels.relabel import (
     index_dtype,
@@ -53,6 +53,7 @@ __all__ = [
     "index_dtype",
     "label_counts",
     "map_block",
+    "map_ids",
     "mask_to_rles",
     "palettize",
     "parse_rles",

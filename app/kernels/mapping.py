@@ -4,7 +4,8 @@ A mapping is two arrays: the mapped supervoxels, sorted and distinct, and the
 body of each.  A supervoxel the mapping does not name is its own body; a
 retired one maps to 0.  :func:`map_block` maps a block of supervoxels to
 bodies for display and reads, through a mapping and, optionally, an overlay
-(another mapping, of the changes since: it wins where both name a supervoxel).
+(a hash table of the changes since, :mod:`app.kernels.mapping_table`: it wins
+where both name a supervoxel).
 
 Kernel: one pass over the voxels.  A voxel equal to the previous one reuses its
 body (labels come in runs along x); another value is looked up in a small
@@ -24,9 +25,10 @@ from numba import njit
 from numpy.typing import NDArray
 
 from app.kernels.hashing import slot
+from app.kernels.mapping_table import check_table
 from app.kernels.relabel import _check_block
 
-__all__ = ["check_mapping", "map_block"]
+__all__ = ["check_mapping", "map_block", "map_ids"]
 
 _FIRST_TABLE_BITS = 12
 """The block's table starts with 4,096 slots (and doubles when half full)."""
@@ -51,16 +53,20 @@ def _find(svs: NDArray[np.uint64], v: np.uint64) -> int:
 def _body_of(
     svs: NDArray[np.uint64],
     bodies: NDArray[np.uint64],
-    over_svs: NDArray[np.uint64],
-    over_bodies: NDArray[np.uint64],
+    over_keys: NDArray[np.uint64],
+    over_values: NDArray[np.uint64],
     value: Any,
 ) -> np.uint64:
-    """The body of supervoxel ``value``: the overlay's entry, else the mapping's,
-    else itself."""
+    """The body of supervoxel ``value``: the overlay table's entry, else the
+    mapping's, else itself."""
     v = np.uint64(value)
-    at = _find(over_svs, v)
-    if at >= 0:
-        return over_bodies[at]
+    if over_keys.size:
+        mask = over_keys.size - 1
+        h = slot(v, mask)
+        while over_keys[h] != 0:
+            if over_keys[h] == v:
+                return over_values[h]
+            h = (h + 1) & mask
     at = _find(svs, v)
     if at >= 0:
         return bodies[at]
@@ -72,8 +78,8 @@ def _map_kernel(
     flat: NDArray[Any],
     svs: NDArray[np.uint64],
     bodies: NDArray[np.uint64],
-    over_svs: NDArray[np.uint64],
-    over_bodies: NDArray[np.uint64],
+    over_keys: NDArray[np.uint64],
+    over_values: NDArray[np.uint64],
     out: NDArray[np.uint64],
     bits: int,
 ) -> int:
@@ -88,7 +94,7 @@ def _map_kernel(
     used = np.zeros(size, dtype=np.uint8)
     seen = 0
     prev = flat[0]
-    body = _body_of(svs, bodies, over_svs, over_bodies, prev)
+    body = _body_of(svs, bodies, over_keys, over_values, prev)
     for i in range(flat.size):
         v = flat[i]
         if v != prev:
@@ -100,7 +106,7 @@ def _map_kernel(
             else:
                 if 2 * seen >= size:
                     return i
-                body = _body_of(svs, bodies, over_svs, over_bodies, v)
+                body = _body_of(svs, bodies, over_keys, over_values, v)
                 used[h] = 1
                 keys[h] = v
                 values[h] = body
@@ -108,6 +114,20 @@ def _map_kernel(
             prev = v
         out[i] = body
     return flat.size
+
+
+@njit(cache=True, nogil=True)
+def _map_each(
+    ids: NDArray[np.uint64],
+    svs: NDArray[np.uint64],
+    bodies: NDArray[np.uint64],
+    over_keys: NDArray[np.uint64],
+    over_values: NDArray[np.uint64],
+    out: NDArray[np.uint64],
+) -> None:
+    """Map each of ``ids`` into ``out`` (both 1D), looked up one by one."""
+    for i in range(ids.size):
+        out[i] = _body_of(svs, bodies, over_keys, over_values, ids[i])
 
 
 def check_mapping(svs: NDArray[Any], bodies: NDArray[Any]) -> None:
@@ -157,26 +177,69 @@ def map_block(
         The mapping (see :func:`check_mapping`); supervoxels it does not name
         map to themselves.
     overlay : (NDArray[uint64], NDArray[uint64]), optional
-        Another mapping ``(svs, bodies)``, of changes: its entries win.
+        A table of changes ``(keys, values)``
+        (:mod:`app.kernels.mapping_table`): its entries win.
     checked : bool
-        The caller already ran :func:`check_mapping` on the mapping and the
-        overlay (an O(n) pass); only the block is checked then.
+        The caller already ran :func:`check_mapping` on the mapping (an O(n)
+        pass); only the block and the overlay's form are checked then.
 
     Returns
     -------
     NDArray[uint64], ``block``'s shape
         A new C-contiguous array.
     """
-    over_svs, over_bodies = overlay if overlay is not None else (_NONE, _NONE)
-    if not checked:
-        check_mapping(svs, bodies)
-        check_mapping(over_svs, over_bodies)
+    over_keys, over_values = _checked(svs, bodies, overlay, checked)
     flat = np.ascontiguousarray(_check_block(block, writeable=False))
     out = np.empty(flat.size, np.uint64)
     done, bits = 0, _FIRST_TABLE_BITS
     while done < flat.size:
         done += _map_kernel(
-            flat[done:], svs, bodies, over_svs, over_bodies, out[done:], bits
+            flat[done:], svs, bodies, over_keys, over_values, out[done:], bits
         )
         bits += 1
     return out.reshape(block.shape)
+
+
+def map_ids(
+    ids: NDArray[np.uint64],
+    svs: NDArray[np.uint64],
+    bodies: NDArray[np.uint64],
+    *,
+    overlay: tuple[NDArray[np.uint64], NDArray[np.uint64]] | None = None,
+    checked: bool = False,
+) -> NDArray[np.uint64]:
+    """The body of each of ``ids``, a list of mostly distinct supervoxels (a
+    body's, an edit's): as :func:`map_block` (same arguments), without its
+    table of values seen, which only pays for voxels in runs.
+
+    Parameters
+    ----------
+    ids : NDArray[uint64], shape (n,)
+        Supervoxels.
+
+    Returns
+    -------
+    NDArray[uint64], shape (n,)
+    """
+    over_keys, over_values = _checked(svs, bodies, overlay, checked)
+    if not isinstance(ids, np.ndarray) or ids.dtype != np.uint64 or ids.ndim != 1:
+        raise TypeError("ids must be a 1D uint64 numpy.ndarray")
+    out = np.empty(ids.size, np.uint64)
+    _map_each(np.ascontiguousarray(ids), svs, bodies, over_keys, over_values, out)
+    return out
+
+
+def _checked(
+    svs: NDArray[np.uint64],
+    bodies: NDArray[np.uint64],
+    overlay: tuple[NDArray[np.uint64], NDArray[np.uint64]] | None,
+    checked: bool,
+) -> tuple[NDArray[np.uint64], NDArray[np.uint64]]:
+    """The overlay's arrays (empty without one), the mapping checked unless
+    ``checked`` and the overlay's form always."""
+    if not checked:
+        check_mapping(svs, bodies)
+    if overlay is None:
+        return _NONE, _NONE
+    check_table(*overlay)
+    return overlay

@@ -267,12 +267,15 @@ def map_block_ref(
     bodies: NDArray[np.uint64],
     overlay: tuple[NDArray[np.uint64], NDArray[np.uint64]] | None = None,
 ) -> NDArray[np.uint64]:
-    """Each supervoxel's body by ``np.searchsorted``: the overlay's, else the
-    mapping's (unmapped ones: themselves)."""
+    """Each supervoxel's body by ``np.searchsorted``: the overlay table's (its
+    non-zero keys), else the mapping's (unmapped ones: themselves)."""
     flat = np.asarray(block).astype(np.uint64)
     out = _searched(flat, flat, svs, bodies)
     if overlay is not None:
-        out = _searched(flat, out, *overlay)
+        keys, values = overlay
+        used = keys != 0
+        order = np.argsort(keys[used])
+        out = _searched(flat, out, keys[used][order], values[used][order])
     return out
 
 

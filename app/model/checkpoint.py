@@ -37,6 +37,7 @@ from app.model.journal.file_locks import commit_guard
 from app.model.journal.journal import Journal
 from app.model.labelmap.mapping import Mapping
 from app.model.labelmap.mapping_file import write_file_mapping
+from app.model.labelmap.state import FOLD_AT
 from app.model.priority import lower_thread_priority
 from app.model.storage.safefile import SafeFile
 from app.model.storage.store import PyramidStore
@@ -225,10 +226,11 @@ class Checkpointer:
                     assert block is not None
                     payload = store.encode_block(key[0], key[1], coord, block)
                 store.write_payload(key[0], key[1], coord, payload)
+            merged = None
             if remapped:
                 assert view is not None and store.h5 is not None
                 merged = Mapping.from_pairs(view.pairs())
-                write_file_mapping(store.h5, merged, changed=view.over_svs)
+                write_file_mapping(store.h5, merged, changed=view.changed())
             store.set_attrs(
                 **{k: np.uint64(v) for k, v in values.items()}, journal_id=self._journal_id
             )
@@ -238,6 +240,9 @@ class Checkpointer:
                 self.safefile.commit()
             self._committed = values["checkpoint_mutation_id"]
             self._mapping_written = version
+            if merged is not None and mapping is not None and mapping.overlay_size >= FOLD_AT:
+                merged.supervoxels_of(0)  # (its reverse map: built here, not by an edit)
+                mapping.fold(merged, version)
             store.unstage([(key, staged.gen) for key, staged in items])
             return len(items)
 

@@ -1,15 +1,20 @@
 """The live mapping of a labelmap dataset: the file's mapping and the changes since.
 
 A merge or a cleave changes only the mapping; its cost must grow with the
-supervoxels it moves, never with the mapping's size.  So the mapping the file
-holds (the *base*, a :class:`Mapping` of sorted arrays) is not copied by an
-edit: the edit's changes go into an *overlay* (a dict, supervoxel → body, and
-its reverse, body → supervoxels), which a checkpoint folds into a new base.
+supervoxels it moves, never with the mapping's size nor with the edits made
+before it.  So the mapping the file holds (the *base*, a :class:`Mapping` of
+sorted arrays) is not copied by an edit: the edit writes its supervoxels'
+new bodies into an *overlay*, a hash table changed in place
+(:mod:`app.kernels.mapping_table`), and the reverse map keeps, for each body
+an edit changed, its supervoxels as one sorted array (a merge hands the
+merged body's array to the target in one sorted merge; a body that loses all
+its supervoxels costs nothing).  A checkpoint that wrote the whole mapping to
+the file folds a large overlay into a new base.
 
-Reads take an immutable :class:`MappingView` (the base and the overlay's sorted
-arrays, built once per change); :func:`app.kernels.map_block` maps blocks
-through it.  Thread-safe: edits (the commit thread, or replay) and reads (any
-thread) may run at once.
+Reads take an immutable :class:`MappingView` (the base and a copy of the
+overlay, made on the first read after a change); :func:`app.kernels.map_block`
+maps blocks through it.  Thread-safe: edits (the commit thread, or replay) and
+reads (any thread) may run at once.
 """
 
 from __future__ import annotations
@@ -22,8 +27,12 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from app.kernels import map_block
+from app.kernels import map_block, map_ids
+from app.kernels.mapping_table import Table, empty_table, table_pairs, table_put
 from app.model.labelmap.mapping import Mapping
+
+FOLD_AT = 1 << 16
+"""Overlay entries from which a checkpoint folds the overlay into a new base."""
 
 
 @dataclass(frozen=True)
@@ -34,29 +43,36 @@ class MappingView:
     ----------
     base : Mapping
         The file's mapping.
-    over_svs, over_bodies : NDArray[uint64], shape (k,)
-        The changed supervoxels (sorted) and their bodies.
+    overlay : (NDArray[uint64], NDArray[uint64]), shape (2**k,) each
+        A read-only copy of the overlay table.
     """
 
     base: Mapping
-    over_svs: NDArray[np.uint64]
-    over_bodies: NDArray[np.uint64]
+    overlay: Table
 
     def map_block(self, block: NDArray[Any]) -> NDArray[np.uint64]:
         """Each voxel's body (``block`` holds supervoxels; any shape and dtype)."""
-        return map_block(
-            block, self.base.svs, self.base.bodies,
-            overlay=(self.over_svs, self.over_bodies), checked=True,
-        )
+        return map_block(block, self.base.svs, self.base.bodies, overlay=self.overlay,
+                         checked=True)
 
     def body_of(self, svs: NDArray[np.integer[Any]] | Sequence[int]) -> NDArray[np.uint64]:
         """The bodies of ``svs`` (1D)."""
         return self.map_block(np.asarray(svs, dtype=np.uint64).ravel())
 
+    def changed(self) -> NDArray[np.uint64]:
+        """The supervoxels the overlay remaps, sorted."""
+        return table_pairs(*self.overlay)[0]
+
     def pairs(self) -> NDArray[np.uint64]:
         """The whole mapping as ``(n, 2)`` uint64 rows sorted by supervoxel."""
-        svs = np.union1d(self.base.svs, self.over_svs)
+        svs = np.union1d(self.base.svs, self.changed())
         return np.stack([svs, self.body_of(svs)], axis=1)
+
+
+def _mapped(ids: NDArray[np.uint64], base: Mapping, overlay: Table | None) -> NDArray[np.uint64]:
+    """The bodies of supervoxels ``ids`` (1D, mostly distinct) through
+    ``overlay``, then ``base``."""
+    return map_ids(ids, base.svs, base.bodies, overlay=overlay, checked=True)
 
 
 class MappingState:
@@ -70,97 +86,140 @@ class MappingState:
 
     def __init__(self, base: Mapping) -> None:
         self._lock = threading.Lock()
+        self.version = 0
+        """Counts the changes (a view of an older version is stale)."""
         self._reset(base)
 
     def _reset(self, base: Mapping) -> None:
         self._base = base
-        self._over: dict[int, int] = {}
-        self._members: dict[int, set[int]] = {}  # body → its supervoxels in the overlay
-        self._moved: dict[int, set[int]] = {}  # base body → its base supervoxels moved away
+        self._table = empty_table()
+        self._count = 0  # (the overlay's entries)
+        self._members: dict[int, NDArray[np.uint64]] = {}  # body → its svs (bodies edited)
         self._view: MappingView | None = None
-        self.version = 0
-        """Counts the changes (a view of an older version is stale)."""
 
     def reset(self, base: Mapping) -> None:
         """Start again from ``base`` (the file changed: it is re-read)."""
         with self._lock:
             self._reset(base)
+            self.version += 1
+
+    def fold(self, base: Mapping, version: int) -> bool:
+        """Make ``base`` (the whole mapping as of ``version``, with its reverse
+        map built) the new base, with an empty overlay, if nothing changed since
+        ``version``; returns whether it did."""
+        with self._lock:
+            if version != self.version:
+                return False
+            self._reset(base)
+            return True
+
+    @property
+    def overlay_size(self) -> int:
+        """The overlay's entries."""
+        return self._count
 
     def view(self) -> MappingView:
         """The current mapping (immutable; built on the first call after a change)."""
         with self._lock:
             if self._view is None:
-                keys = np.fromiter(self._over.keys(), np.uint64, len(self._over))
-                values = np.fromiter(self._over.values(), np.uint64, len(self._over))
-                order = np.argsort(keys)
-                self._view = MappingView(self._base, keys[order], values[order])
+                keys, values = (a.copy() for a in self._table)
+                keys.flags.writeable = values.flags.writeable = False
+                self._view = MappingView(self._base, (keys, values))
             return self._view
 
     def body_of(self, svs: NDArray[np.integer[Any]] | Sequence[int]) -> NDArray[np.uint64]:
         """The bodies of ``svs`` (1D)."""
-        return self.view().body_of(svs)
+        arr = np.asarray(svs, dtype=np.uint64).ravel()
+        with self._lock:
+            return _mapped(arr, self._base, self._table)
 
     def supervoxels_of(
         self, body: int, has_voxels: Callable[[int], bool]
     ) -> NDArray[np.uint64]:
-        """The supervoxels mapped to ``body``, sorted; with ``body`` itself when
+        """The supervoxels mapped to ``body``, sorted (read-only); with ``body`` itself when
         nothing maps it elsewhere and ``has_voxels(body)`` (an unmapped
         supervoxel is its own body; the label index says whether it exists)."""
         body = int(body)
         with self._lock:
             base = self._base
-            found = base.supervoxels_of(body)
-            moved = self._moved.get(body)
-            if moved:
-                found = found[~np.isin(found, np.fromiter(moved, np.uint64, len(moved)))]
-            members = self._members.get(body)
-            if members:
-                found = np.union1d(found, np.fromiter(members, np.uint64, len(members)))
-            at = int(np.searchsorted(base.svs, np.uint64(body)))
-            in_base = at < base.svs.size and int(base.svs[at]) == body
-            unmapped = body not in self._over and not in_base
-        if unmapped and has_voxels(body):
-            found = np.union1d(found, np.array([body], np.uint64))
+            found = self._members.get(body)
+            if found is None:
+                found = base.supervoxels_of(body)
+            key = np.array([body], np.uint64)
+            own = (int(_mapped(key, base, self._table)[0]) == body
+                   and not _within(base.svs, key)[0] and not _within(found, key)[0])
+        if own and has_voxels(body):
+            found = np.sort(np.append(found, np.uint64(body)))
         return found
 
     def move(self, svs: NDArray[np.uint64], source: int, target: int) -> None:
-        """Map ``svs`` (distinct, 1D), all now of body ``source``, to ``target``."""
-        svs = np.asarray(svs, dtype=np.uint64).ravel()
-        keys = svs.tolist()
+        """Map ``svs`` (distinct, non-zero, 1D), all now of body ``source``, to
+        ``target``."""
+        svs = np.array(svs, dtype=np.uint64).ravel()
+        if svs.size > 1 and not bool((svs[1:] > svs[:-1]).all()):
+            svs.sort()
         with self._lock:
-            members = self._members.get(source)
-            if members:
-                members.difference_update(keys)
-                if not members:
-                    del self._members[source]
-            known = self._over.keys() & keys if self._over else set()
-            if len(known) < len(keys):  # (some enter the overlay: note their base body)
-                fresh = svs[np.fromiter((k not in known for k in keys), bool, len(keys))] \
-                    if known else svs
-                was = self._base.body_of(fresh)
-                for body in np.unique(was).tolist():
-                    self._moved.setdefault(body, set()).update(fresh[was == body].tolist())
-            self._members.setdefault(target, set()).update(keys)
-            self._over.update(dict.fromkeys(keys, target))
+            self._table, self._count = table_put(self._table, self._count, svs, target)
+            self._members[source] = _without(self._current(source), svs)
+            if target:
+                self._members[target] = _merged(self._current(target), svs)
             self._view = None
             self.version += 1
+
+    def _current(self, body: int) -> NDArray[np.uint64]:
+        """The supervoxels ``body`` has (without its own unmapped one)."""
+        found = self._members.get(body)
+        return self._base.supervoxels_of(body) if found is None else found
 
     def problems(self) -> list[str]:
         """Where the reverse map (a body's supervoxels) disagrees with the forward
         one, for every body an edit changed (empty: none)."""
         with self._lock:
-            bodies = sorted({*self._members, *self._moved, *self._over.values()})
-            over = dict(self._over)
+            edited = {*self._members}
         view = self.view()
+        changed = table_pairs(*view.overlay)
+        edited.update(np.unique(changed[1]).tolist())
+        edited.discard(0)
+        pairs = view.pairs()
+        order = np.argsort(pairs[:, 1], kind="stable")  # (each body's svs stay sorted)
+        ranked, svs = pairs[order, 1], pairs[order, 0]
         found = []
-        for body in bodies:
+        for body in sorted(edited):
             listed = self.supervoxels_of(body, lambda _sv: True)
-            candidates = np.union1d(
-                self._base.supervoxels_of(body),
-                np.array([body, *(sv for sv, b in over.items() if b == body)], np.uint64),
-            )
-            mapped = candidates[view.body_of(candidates) == body]
+            key = np.array([body], np.uint64)
+            mapped = svs[np.searchsorted(ranked, key[0]):np.searchsorted(ranked, key[0], "right")]
+            if not _within(pairs[:, 0], key)[0]:  # (unmapped: its own body)
+                mapped = np.sort(np.append(mapped, key))
             if not np.array_equal(listed, mapped):
                 found.append(f"body {body}: its supervoxels {listed.tolist()[:8]} are not "
                              f"those mapped to it {mapped.tolist()[:8]}")
         return found
+
+
+def _without(members: NDArray[np.uint64], svs: NDArray[np.uint64]) -> NDArray[np.uint64]:
+    """The sorted ``members`` less the sorted ``svs``."""
+    if np.array_equal(members, svs):
+        return _NO_SVS  # (a merge: every one leaves)
+    out = members[~_within(svs, members)]
+    out.flags.writeable = False
+    return out
+
+
+def _merged(members: NDArray[np.uint64], svs: NDArray[np.uint64]) -> NDArray[np.uint64]:
+    """The sorted union of two sorted arrays with nothing in common."""
+    out = np.concatenate([members, svs])
+    out.sort(kind="stable")  # (two sorted runs: one merge pass)
+    out.flags.writeable = False
+    return out
+
+
+_NO_SVS = np.zeros(0, np.uint64)
+_NO_SVS.flags.writeable = False
+
+
+def _within(sorted_ids: NDArray[np.uint64], values: NDArray[np.uint64]) -> NDArray[np.bool_]:
+    """Whether each of ``values`` is in the sorted ``sorted_ids``."""
+    if sorted_ids.size == 0:
+        return np.zeros(values.shape, bool)
+    at = np.minimum(np.searchsorted(sorted_ids, values), sorted_ids.size - 1)
+    return np.asarray(sorted_ids[at] == values)
