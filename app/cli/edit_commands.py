@@ -289,7 +289,8 @@ def cmd_split(args: argparse.Namespace) -> int:
 
 def cmd_seeded_split(args: argparse.Namespace) -> int:
     """``segmend split FILE TARGET --seeds X,Y,Z ... --seeds X,Y,Z ...``: one
-    split per seed group but the last.  Prints ``{"label": n, "MutationID": m}``
+    split per seed group but the last (in labelmap mode: a cleave of whole
+    supervoxels).  Prints ``{"label": n, "MutationID": m}``
     for two groups; for more, one JSON list of them, in group order."""
     check_region_args(args)
     if len(args.seeds) < 2:

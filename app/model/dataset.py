@@ -47,7 +47,6 @@ from app.model.errors import (
     CheckpointError,
     FileBusyError,
     FormatError,
-    InvalidMutationError,
     ReadOnlyError,
     SegmendError,
     WriterLockedError,
@@ -61,7 +60,6 @@ from app.model.journal.journal import Journal
 from app.model.journal.sidecar import journal_path, rollback_path, sidecar_dir
 from app.model.labelmap.mapping_file import load_mapping_state, read_file_mapping
 from app.model.labelmap.state import MappingState
-from app.model.mutations.checks import require_new_label
 from app.model.mutations.regions import SplitRegion
 from app.model.opening import (
     check_editable,
@@ -398,7 +396,9 @@ class Dataset(DatasetReads):
         """Split ``body`` among seed groups by a seeded watershed (see
         :func:`app.model.seeded_split.seeded_split`): one ordinary split per
         group but the last, first group first; the last group's part keeps
-        the id.
+        the id.  In labelmap mode whole supervoxels are given to the groups
+        and each group but the last is cleaved off (see
+        :func:`app.model.labelmap.seeded_split.cleave_by_seeds`).
 
         Parameters
         ----------
@@ -421,25 +421,18 @@ class Dataset(DatasetReads):
             The dataset is open read-only.
 
         Each part is its own split (its own undo step, first group first): if
-        one fails after others were made (a full disk), those stay split.
+        one fails after others were made (a full disk), those stay split.  In
+        labelmap mode a failed cleave undoes those made before it.
         """
-        from app.model.seeded_split import seeded_split  # (scikit-image: only when used)
+        from app.model.seeded_split import check_new_labels, seeded_split  # (scikit-image)
 
         if self._engine is None:  # (before the watershed's work)
             raise ReadOnlyError(f"{self.path} is open read-only")
-        labels: list[int | None] = [None] * (len(seeds) - 1)
-        if new_labels is not None:
-            wanted = [require_new_label(label, int(body)) for label in new_labels]
-            if len(wanted) != len(labels):
-                raise InvalidMutationError(
-                    f"{len(seeds)} seed groups need {len(labels)} new labels, got {len(wanted)}"
-                )
-            if len(set(wanted)) != len(wanted):
-                raise InvalidMutationError(f"new labels {wanted} repeat a label")
-            for label in wanted:
-                if self.label_size(label):
-                    raise InvalidMutationError(f"new label {label} is in use")
-            labels = list(wanted)
+        labels = check_new_labels(self, int(body), len(seeds), new_labels)
+        if self.labelmap:
+            from app.model.labelmap.seeded_split import cleave_by_seeds
+
+            return cleave_by_seeds(self, int(body), seeds, labels)
         parts = seeded_split(self, body, seeds)
         return [
             self.split(body, mask=parts.mask(k), offset=parts.origin, new_label=label)

@@ -193,6 +193,18 @@ class DatasetReads:
                 return self._index().label_blocks(int(label))
             return self._index().labels_blocks(self._body_supervoxels(int(label)))
 
+    def supervoxel_sizes(self, svs: NDArray[np.uint64]) -> NDArray[np.int64]:
+        """Voxels at s0 of each supervoxel of ``svs`` (1D uint64), from the label
+        index (the labels' own, in voxel mode); int64, shape of ``svs``."""
+        with self.snapshot():
+            return self._index().label_sizes(np.asarray(svs, np.uint64))
+
+    def supervoxel_blocks(self, svs: NDArray[np.uint64]) -> dict[Coord, int]:
+        """s0 blocks holding any supervoxel of ``svs`` (1D uint64) → their voxels in
+        each, from the label index."""
+        with self.snapshot():
+            return self._index().labels_blocks(np.asarray(svs, np.uint64))
+
     def bodies(self, *, by: str = "size", top: int | None = None) -> list[Body]:
         """The bodies of the label index (label, voxels, blocks), largest first by
         ``by`` (``"size"``: voxels, ``"blocks"``: s0 blocks), ties by label; at most

@@ -6,12 +6,13 @@ leave the body (any group but the last) touches a crop face where the body
 goes on; every voxel of the body outside the crop, or not reached from any
 seed inside it, stays with the last group (it keeps the body's id).
 :meth:`app.model.dataset.Dataset.split_by_seeds` commits the result as
-ordinary splits.
+ordinary splits (in labelmap mode :mod:`app.model.labelmap.seeded_split` gives
+whole supervoxels to the parts and cleaves them).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,6 +22,8 @@ from skimage.segmentation import watershed
 
 from app.model.dataset_reads import DatasetReads
 from app.model.errors import CancelledError, InvalidMutationError
+from app.model.geometry import Coord
+from app.model.mutations.checks import require_new_label
 
 Voxel = tuple[int, int, int]
 """An s0 voxel (z, y, x)."""
@@ -208,13 +211,58 @@ def _xyz(zyx: Sequence[int]) -> str:
 
 def _body_box(reads: DatasetReads, body: int) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
     """The box [lo, hi) of the s0 blocks that hold ``body`` (z, y, x), in the volume."""
-    coords = np.array(list(reads.label_blocks(body)), dtype=np.int64)
-    if not len(coords):
+    blocks = reads.label_blocks(body)
+    if not blocks:
         raise InvalidMutationError(f"body {body} has no voxels")
+    return blocks_box(reads, blocks)
+
+
+def blocks_box(
+    reads: DatasetReads, blocks: Iterable[Coord]
+) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """The box [lo, hi) of s0 voxels (z, y, x, int64) of some s0 blocks (at least
+    one), clipped to the volume."""
+    coords = np.array(list(blocks), dtype=np.int64)
     size = np.array(reads.block_size, dtype=np.int64)
     lo = coords.min(axis=0) * size
     hi = np.minimum((coords.max(axis=0) + 1) * size, np.array(reads.shape, dtype=np.int64))
     return lo, hi
+
+
+def crop_of(split: SeededSplit) -> tuple[slice, slice, slice]:
+    """The s0 box of a split's :attr:`~SeededSplit.parts`, as slices."""
+    z, y, x = (slice(o, o + n) for o, n in zip(split.origin, split.parts.shape, strict=True))
+    return z, y, x
+
+
+def check_new_labels(
+    reads: DatasetReads, body: int, n_groups: int, new_labels: Sequence[int] | None
+) -> list[int | None]:
+    """The new bodies of a seeded split of ``body`` in ``n_groups`` groups: one per
+    group but the last, each None (the next free label) unless ``new_labels`` names it.
+
+    Raises
+    ------
+    app.model.errors.InvalidMutationError
+        ``new_labels`` has the wrong length, repeats a label, or names the body or
+        a label in use (in labelmap mode: a body or a supervoxel with voxels).
+    """
+    labels: list[int | None] = [None] * (n_groups - 1)
+    if new_labels is None:
+        return labels
+    wanted = [require_new_label(label, int(body)) for label in new_labels]
+    if len(wanted) != len(labels):
+        raise InvalidMutationError(
+            f"{n_groups} seed groups need {len(labels)} new labels, got {len(wanted)}"
+        )
+    if len(set(wanted)) != len(wanted):
+        raise InvalidMutationError(f"new labels {wanted} repeat a label")
+    for label in wanted:
+        if reads.label_size(label) or (
+            reads.labelmap and reads.label_size(label, supervoxels=True)
+        ):
+            raise InvalidMutationError(f"new label {label} is in use")
+    return list(wanted)
 
 
 def _parts_in_crop(

@@ -367,7 +367,8 @@ class Session(QObject):
 
     def split_by_seeds(self, body: int,
                        seeds: Sequence[Sequence[tuple[int, int, int]]]) -> Job | None:
-        """Split ``body`` by a seeded watershed: one split per seed group but the last.
+        """Split ``body`` by a seeded watershed: one split per seed group but the last
+        (in labelmap mode: one cleave of whole supervoxels per group but the last).
 
         ``seeds``: two or more groups of s0 voxels (z, y, x); the result
         (emitted as ``edit_finished("seeded-split", [SplitResult, ...])``) lists

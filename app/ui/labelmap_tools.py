@@ -4,8 +4,9 @@ supervoxels, the cleave tool, and which commands a dataset's mode allows.
 In labelmap mode the voxels hold supervoxels and a mapping gives their bodies:
 the segmentation shows bodies, or supervoxels (:meth:`LabelmapTools.toggle_view`);
 an alt-click names the supervoxel under the cursor and its body, or, while
-cleaving, picks it.  Splits of bodies by voxels are not available there yet:
-their commands are disabled, their tooltips say why.  GUI thread only.
+cleaving, picks it.  A command not available in labelmap mode (none today: the
+seeded split there gives whole supervoxels to its parts) is disabled, its
+tooltip says why.  GUI thread only.
 """
 
 from __future__ import annotations
@@ -23,10 +24,9 @@ from app.ui.layers import DatasetLayers
 from app.ui.selection import ClickPicker, Selection
 from app.ui.shortcuts import shortcut, tooltip
 
-VOXEL_ONLY = ("seed_start",)
+VOXEL_ONLY: tuple[str, ...] = ()
 """Commands not available in labelmap mode yet."""
-NOT_IN_LABELMAP = ("not available in labelmap mode yet (there a seeded split will give "
-                   "whole supervoxels to the parts: a cleave)")
+NOT_IN_LABELMAP = "not available in labelmap mode yet"
 NEEDS_LABELMAP = "needs a labelmap dataset (supervoxels and their bodies)"
 
 

@@ -314,10 +314,9 @@ class ProofreadingWidget(QWidget):
             self.file_label.setText("no dataset open")
 
     def _show_panels(self, labelmap: bool) -> None:
-        """The tools of the dataset's mode: splits in both, cleave in labelmap mode,
-        the seeded split in voxel mode."""
+        """The tools of the dataset's mode: splits and the seeded split in both,
+        cleave in labelmap mode."""
         self.cleave_panel.setVisible(labelmap)
-        self.seed_panel.setVisible(not labelmap)
 
     @Slot()
     def _on_closed(self) -> None:

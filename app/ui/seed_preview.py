@@ -39,15 +39,21 @@ class SeedPreview:
 def compute_preview(ds: Dataset, body: int, seeds: list[list[Coord]],
                     cancelled: Callable[[], bool]) -> SeedPreview:
     """The seeded split of ``body`` by ``seeds`` (s0 voxels z, y, x; one list per group),
-    without changing anything.  Runs on a pool thread.
+    without changing anything: in labelmap mode, whole supervoxels.  Runs on a pool thread.
 
     Raises
     ------
     app.model.errors.InvalidMutationError
-        Naming the first seed that is wrong (outside the volume, off the body, ...).
+        Naming the first seed that is wrong (outside the volume, off the body, in a
+        supervoxel holding seeds of another group...).
     app.model.errors.CancelledError
         ``cancelled()`` turned true.
     """
+    if ds.labelmap:
+        from app.model.labelmap.seeded_split import seeded_cleave
+
+        whole = seeded_cleave(ds, body, seeds, cancelled=cancelled)
+        return SeedPreview(whole.split, seeds, whole.sizes)
     from app.model.seeded_split import seeded_split
 
     split = seeded_split(ds, body, seeds, cancelled=cancelled)

@@ -20,6 +20,10 @@ becomes a new body; the last group's part keeps the body's id.
   success the seed and preview layers go; on failure they stay, with the
   model's message.
 
+In labelmap mode a supervoxel is never cut: the preview shows whole
+supervoxels given to the groups (each to the part holding most of its
+voxels), and the commit is one cleave per group but the last.
+
 Every signal here is emitted on the GUI thread; the watershed runs on a pool
 thread of the session's :class:`~app.ui.workers.TaskRunner`.  Its buttons are
 :class:`app.ui.panels.SeedSplitPanel`.

@@ -1,7 +1,7 @@
 """The segmend window on a labelmap dataset (the real cube's automated supervoxels and
 their agglomeration mapping): bodies shown by default, the supervoxel view, alt-click
-on supervoxels, merge and cleave redrawn from the new mapping, undo, and the split
-commands disabled.
+on supervoxels, merge and cleave redrawn from the new mapping, undo, splits, and the
+seeded split by whole supervoxels.
 
 Positions are found in the data (plane :data:`Z`, where the viewer opens), not
 written down, so that they follow the shipped cube.
@@ -358,13 +358,13 @@ def test_splits_in_labelmap_mode(lm: SegmendWindow, qtbot: Any, said: list[str])
     widget, commands = win.widget, win.widget.commands
     a, _b = two_bodies(win)
     select(qtbot, win, voxels_of(win, a)[0])
-    assert not commands["seed_start"].isEnabled()
-    assert "not available in labelmap mode yet" in commands["seed_start"].toolTip()
+    assert commands["seed_start"].isEnabled()
+    assert "labelmap" not in commands["seed_start"].toolTip()
     assert commands["split_start"].isEnabled() and commands["split_coarse"].isEnabled()
     assert commands["cleave_start"].isEnabled()
     assert widget.cleave_panel.isVisibleTo(widget)
     assert widget.split_panel.isVisibleTo(widget)
-    assert not widget.seed_panel.isVisibleTo(widget)
+    assert widget.seed_panel.isVisibleTo(widget)
     # a split by blocks is a labelmap split: the body's voxels in the block change body
     ds = dataset(win)
     coord = min(ds.label_blocks(a))
@@ -378,6 +378,60 @@ def test_splits_in_labelmap_mode(lm: SegmendWindow, qtbot: Any, said: list[str])
     line = blocker.args[1]
     assert line.startswith("split-coarse failed: ") and "\n" not in line
     assert said[-1] == line
+
+
+def test_seeded_split_moves_whole_supervoxels(lm: SegmendWindow, qtbot: Any,
+                                              said: list[str]) -> None:
+    """Seeds in two supervoxels of a body: the preview shows whole supervoxels, the
+    commit is a cleave of group 1's, one undo puts the mapping back."""
+    from app.model.labelmap.seeded_split import seeded_cleave
+
+    win = lm
+    ds = dataset(win)
+    widget, commands = win.widget, win.widget.commands
+    body, picks = cleavable(win)
+    svs = plane(win, SUPERVOXELS)
+    ids, sizes = np.unique(svs[plane(win, LABELS_GROUP) == body], return_counts=True)
+    keep = int(ids[np.argmax(sizes)])
+    seeds = [[voxels_of(win, picks[0], SUPERVOXELS, n=3)[1]], [voxels_of(win, keep,
+                                                                          SUPERVOXELS, n=3)[1]]]
+    before = ds.mapping_pairs()
+    select(qtbot, win, voxels_of(win, body)[0])
+    tool = widget.seed_tool
+    with qtbot.waitSignal(tool.started, timeout=WAIT_MS):
+        commands["seed_start"].trigger()
+    for k, group in enumerate(seeds, start=1):
+        tool.add_seed(group[0], group=k)
+    assert tool.seeds() == seeds
+    with qtbot.waitSignal(tool.previewed, timeout=WAIT_MS) as previewed:
+        commands["seed_preview"].trigger()
+    shown = previewed.args[0].split
+    plan = seeded_cleave(ds, body, seeds)
+    assert shown.origin == plan.split.origin
+    np.testing.assert_array_equal(shown.parts, plan.split.parts)
+    box = tuple(slice(o, o + n) for o, n in zip(shown.origin, shown.parts.shape, strict=True))
+    raw = np.asarray(ds.supervoxels(0)[box])
+    for sv in plan.assignment.supervoxels.tolist():  # never a supervoxel cut
+        assert len(np.unique(shown.parts[raw == sv])) == 1
+    moved = plan.moved(1).tolist()
+    assert picks[0] in moved and keep not in moved
+    assert ds.mutations() == []
+
+    with qtbot.waitSignal(tool.committed, timeout=WAIT_MS) as committed:
+        commands["seed_commit"].trigger()
+    new = committed.args[1][0].label
+    wait_idle(qtbot, win)
+    assert [m["Action"] for m in ds.mutations()] == ["cleave"]
+    assert ds.supervoxels_of(new).tolist() == moved
+    assert [int(v) for v in ds.mapping([picks[0], keep])] == [new, body]
+    assert widget.selection.ids == [body, new]
+    assert said[-1].startswith(f"seeded split done: new body {new}")
+
+    with qtbot.waitSignal(win.session.edit_finished, timeout=WAIT_MS):
+        commands["undo"].trigger()
+    np.testing.assert_array_equal(ds.mapping_pairs(), before)
+    qtbot.waitUntil(lambda: said[-1].startswith(f"seeded split undone: body {new}"),
+                    timeout=WAIT_MS)
 
 
 def test_voxel_mode_has_no_supervoxels(opened: SegmendWindow, qtbot: Any, said: list[str]) -> None:
