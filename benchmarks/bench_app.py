@@ -764,12 +764,13 @@ def child_browse(path: str, seconds: float, tick_ms: int) -> None:
 # =============================================================================
 # data preparation (children too: their memory is not the app's)
 # =============================================================================
-def child_build_demo(out: str) -> None:
+def child_build_demo(out: str, mode: str) -> None:
+    """The demo at ``out``: ``mode`` "labelmap" (what ``segmend demo`` opens) or "voxel"."""
     from app.model.dataset import open_dataset
     from app.model.demo import build_demo
 
     t = time.perf_counter()
-    build_demo(out)
+    build_demo(out, labelmap=mode == "labelmap")
     build_s = time.perf_counter() - t
     t = time.perf_counter()
     open_dataset(out, "r+").close()  # the label index, built on the first writable open
@@ -830,7 +831,7 @@ def child_main(argv: list[str]) -> None:
     elif kind == "browse":
         child_browse(rest[0], float(rest[1]), int(rest[2]))
     elif kind == "build-demo":
-        child_build_demo(rest[0])
+        child_build_demo(rest[0], rest[1])
     elif kind == "build-synth":
         child_build_synth(rest[0], int(rest[1]), int(rest[2]), rest[3] == "1", rest[4])
     else:
@@ -1160,8 +1161,8 @@ def main() -> None:
         demo_start, demo_merge = workdir / "demo.h5", workdir / "demo-merge.h5"
         if only & {"start", "merge"}:
             print("building the demo", file=sys.stderr)
-            r.run("build-demo", demo_start)
-            r.run("build-demo", demo_merge)
+            r.run("build-demo", demo_start, "labelmap")  # (what `segmend demo` opens)
+            r.run("build-demo", demo_merge, "voxel")
         if "start" in only:
             print("cold start", file=sys.stderr)
             s, d = start_rows(bench_start(r, demo_start, args.start_runs))

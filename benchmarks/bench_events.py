@@ -188,7 +188,7 @@ def cli_edits(
     ``segmend reindex`` took on a fresh copy."""
     from app.model.demo import build_demo
 
-    demo = build_demo(workdir / "demo.h5")
+    demo = build_demo(workdir / "demo.h5", labelmap=False)
     pairs = _mergeable_pairs(demo, n)
     configs: dict[str, list[str]] = {
         "Kafka off": [],

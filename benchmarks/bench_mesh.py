@@ -142,7 +142,7 @@ def main() -> None:
     parser.add_argument("--json", type=Path, metavar="OUT", help="also write the results here")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-mesh-") as tmp:
-        path = build_demo(Path(tmp) / "demo.h5")
+        path = build_demo(Path(tmp) / "demo.h5", labelmap=False)
         with open_dataset(path, "r+") as ds:
             body, partner, other = pick_bodies(ds)
             ds.merge(body, [partner])

@@ -13,6 +13,8 @@ import pytest
 
 from app.cli import main
 from app.kernels import encode_rles, mask_to_rles
+from app.model.demo import demo_is_current
+from tests.conftest import run_cli
 
 
 def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
@@ -212,7 +214,16 @@ def test_the_desktop_app_is_what_the_program_hands_in(
     assert calls == [("some.h5", {"screenshot": None, "select": [3, 4], "seeds": []})]
     demo = tmp_path / "d.h5"
     assert main(["demo", "--out", str(demo)], run_app=fake_app) == 7
+    assert calls[-1] == (str(demo), {"demo": True})  # the window builds the labelmap demo
+    assert not demo.exists()
+    assert main(["demo", "--labelmap", "--out", str(demo)], run_app=fake_app) == 7
     assert calls[-1] == (str(demo), {"demo": True})
+    voxel = tmp_path / "v.h5"
+    assert main(["demo", "--voxel", "--out", str(voxel)], run_app=fake_app) == 7
+    assert calls[-1] == (str(voxel), {})  # built here first, then opened as a file
+    assert demo_is_current(voxel, labelmap=False)
+    code, out, err = run_cli(capsys, "demo", "--voxel", "--labelmap", "--no-gui")
+    assert code == 2 and out == "" and "not allowed with argument" in err
     code, out, err = run(capsys, "some.h5")
     assert code == 1 and out == ""
     assert err.startswith("segmend: error: the desktop app is not available")

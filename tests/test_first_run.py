@@ -1,7 +1,8 @@
 """A first run that just works: the system packages (tools/system_deps.sh), the
 probe of the libraries the window needs, the headless fallback of ``segmend
-demo``, and the demo pyramid in the user's data folder (built once, reused,
-edits kept, rebuilt fresh on request).
+demo``, and the demo pyramid in the user's data folder (labelmap mode, the
+voxel-mode one beside it; built once, reused, edits kept, rebuilt fresh on
+request).
 
 tools/system_deps.sh runs against stub ``id``, ``sudo``, ``dpkg-query``,
 ``apt-get`` and ``python3`` commands (first on PATH) that log their calls: it
@@ -141,7 +142,7 @@ def segmend(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]
 @linux_only
 def test_demo_without_a_library_says_which_and_runs_headless(tmp_path: Path) -> None:
     env = shadowed_env(tmp_path)
-    demo = tmp_path / "data" / "segmend" / "demo.h5"
+    demo = tmp_path / "data" / "segmend" / "demo-labelmap.h5"
     proc = segmend(env, "demo", "--json")
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr.splitlines()[0] == (
@@ -150,7 +151,7 @@ def test_demo_without_a_library_says_which_and_runs_headless(tmp_path: Path) -> 
     )
     info = json.loads(proc.stdout)
     assert info["file"] == str(demo) and info["shape"] == [250, 250, 250]
-    assert demo_is_current(demo)
+    assert info["mode"] == "labelmap" and demo_is_current(demo)
     built = demo.stat().st_mtime_ns
     again = segmend(env, "demo", "--no-gui")
     assert again.returncode == 0, again.stderr
@@ -171,16 +172,20 @@ def test_demo_without_a_library_says_which_and_runs_headless(tmp_path: Path) -> 
 def test_the_demo_lives_in_the_user_data_folder(tmp_path: Path,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
-    assert default_demo_path() == tmp_path / "xdg" / "segmend" / "demo.h5"
+    assert default_demo_path() == tmp_path / "xdg" / "segmend" / "demo-labelmap.h5"
+    assert default_demo_path(labelmap=False) == tmp_path / "xdg" / "segmend" / "demo.h5"
     monkeypatch.delenv("XDG_DATA_HOME")
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    assert default_demo_path() == tmp_path / "home" / ".local" / "share" / "segmend" / "demo.h5"
+    data = tmp_path / "home" / ".local" / "share" / "segmend"
+    assert default_demo_path() == data / "demo-labelmap.h5"
+    assert default_demo_path(labelmap=False) == data / "demo.h5"
 
 
 def test_the_demo_is_built_once_keeps_its_edits_and_is_rebuilt_on_request(
         tmp_path: Path) -> None:
-    demo = tmp_path / "data" / "segmend" / "demo.h5"
+    demo = tmp_path / "data" / "segmend" / "demo-labelmap.h5"
     assert ensure_demo(demo) == demo  # builds it, and its folder
+    assert dataset_info(demo)["mode"] == "labelmap"
     with open_dataset(demo, "r+") as ds:
         ids = np.unique(ds.labels(0)[125])
         ds.merge(int(ids[1]), [int(ids[2])])
@@ -196,7 +201,41 @@ def test_the_demo_is_built_once_keeps_its_edits_and_is_rebuilt_on_request(
     assert build_demo(demo, discard_journal=True) == demo
     assert not journal_path(demo).exists()
     assert dataset_info(demo)["mutations"] == 0
-    assert sorted(p.name for p in demo.parent.iterdir()) == ["demo.h5"]
+    assert sorted(p.name for p in demo.parent.iterdir()) == ["demo-labelmap.h5"]
+
+
+def test_an_older_voxel_demo_is_the_voxel_one_never_the_default(tmp_path: Path) -> None:
+    """``segmend demo`` opens the labelmap demo; ``--voxel`` the voxel one: the file
+    an older segmend built (``demo.h5``, voxel mode), reused with its edits."""
+    env = {**os.environ, "XDG_DATA_HOME": str(tmp_path / "data")}
+    old = tmp_path / "data" / "segmend" / "demo.h5"
+    ensure_demo(old, labelmap=False)  # an older segmend's demo, edited
+    with open_dataset(old, "r+") as ds:
+        ids = np.unique(ds.labels(0)[125])
+        ds.merge(int(ids[1]), [int(ids[2])])
+    edited = old.stat().st_mtime_ns
+
+    built = segmend(env, "demo", "--no-gui", "--json")
+    assert built.returncode == 0, built.stderr
+    info = json.loads(built.stdout)
+    assert info["file"] == str(tmp_path / "data" / "segmend" / "demo-labelmap.h5")
+    assert info["mode"] == "labelmap"
+    assert old.stat().st_mtime_ns == edited
+
+    voxel = segmend(env, "demo", "--no-gui", "--voxel", "--json")
+    assert voxel.returncode == 0, voxel.stderr
+    info = json.loads(voxel.stdout)
+    assert info["file"] == str(old) and info["mode"] == "voxel" and info["mutations"] == 1
+    assert old.stat().st_mtime_ns == edited  # reused, not rebuilt
+
+    # given by --out, the edited voxel demo is not rebuilt as the labelmap one
+    refused = segmend(env, "demo", "--no-gui", "--out", str(old))
+    assert refused.returncode == 1 and refused.stdout == ""
+    assert refused.stderr.strip() == (
+        f"segmend: error: {old} is the voxel-mode demo, with edits: open it with --voxel, "
+        "or give --out a new path"
+    )
+    assert old.stat().st_mtime_ns == edited and dataset_info(old)["mode"] == "voxel"
 
 
 # -- tools/system_deps.sh ----------------------------------------------------------------------

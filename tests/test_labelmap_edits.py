@@ -333,9 +333,10 @@ def test_verify_checks_the_mapping(built: Path) -> None:
 
 
 def test_the_labelmap_demo(tmp_path: Path) -> None:
-    out = ensure_demo(tmp_path / "lm.h5", labelmap=True)
-    assert demo_is_current(out, labelmap=True) and demo_is_current(out, labelmap=None)
-    assert not demo_is_current(out)  # (not the voxel demo)
+    out = ensure_demo(tmp_path / "lm.h5")  # (labelmap mode: the default)
+    assert demo_is_current(out) and demo_is_current(out, labelmap=True)
+    assert demo_is_current(out, labelmap=None)
+    assert not demo_is_current(out, labelmap=False)  # (not the voxel demo)
     with open_dataset(out, "r+", workers=2) as ds:
         assert ds.labelmap and ds.has_image
         assert ds.supervoxels_of(461).size == 26

@@ -1,5 +1,6 @@
-"""The README's "Using it" examples run as written, in order, on the demo
-pyramid named as there (``out.h5``), in an empty folder.
+"""The README's "Using it" examples run as written, in order, in an empty
+folder but for the voxel-mode demo pyramid named as there (``out.h5``), which
+the block builds only if missing (it builds the labelmap demo, ``lm.h5``, too).
 
 Skipped: the lines that open the desktop app or napari.  A line's trailing
 ``# {...}`` comment, when it is JSON, is the output its last line must print.
@@ -18,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from app.cli import make_parser
+from app.model.info import dataset_info
 
 REPO = Path(__file__).resolve().parents[1]
 COMMANDS = {
@@ -56,7 +58,7 @@ def expected_output(line: str) -> object | None:
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("demo") / "demo.h5"
     run = subprocess.run(
-        [sys.executable, "-m", "app", "demo", "--no-gui", "--out", str(out)],
+        [sys.executable, "-m", "app", "demo", "--no-gui", "--voxel", "--out", str(out)],
         capture_output=True, text=True, cwd=REPO, timeout=600,
     )
     assert run.returncode == 0, run.stderr
@@ -97,3 +99,14 @@ def test_using_it_runs_as_written_on_the_demo(demo: Path, tmp_path: Path) -> Non
             assert json.loads(run.stdout.splitlines()[-1]) == expected, (line, run.stdout)
         ran += 1
     assert ran >= 15
+    assert dataset_info(folder / "lm.h5")["mode"] == "labelmap"  # the demo's default mode
+    assert dataset_info(folder / "out.h5")["mode"] == "voxel"
+
+
+def test_using_it_starts_with_the_default_demo() -> None:
+    """The block opens on the demo as ``segmend demo`` makes it (labelmap mode, no
+    mode option); the voxel-mode demo is asked for by name."""
+    demos = [line.split("  #")[0].split() for line in using_it_lines()
+             if line.startswith("segmend demo")]
+    assert "--voxel" not in demos[0] and "--labelmap" not in demos[0]
+    assert any("--voxel" in words for words in demos[1:])

@@ -4,8 +4,9 @@
 #      a sudo that needs no password; otherwise it prints the command and we go on:
 #      segmend then says which libraries are missing and runs the demo headless),
 #   2. a virtualenv in .venv with segmend and its gui extra,
-#   3. `segmend demo`: the app on the demo, or without a display its summary.
-# Extra arguments go to `segmend demo` (e.g. --no-gui).
+#   3. `segmend demo`: the app on the demo (labelmap mode), or without a display its
+#      summary.
+# Extra arguments go to `segmend demo` (e.g. --no-gui, or --voxel for the voxel-mode demo).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

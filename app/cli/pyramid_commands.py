@@ -96,14 +96,19 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--no-gui", action="store_true", help="build and summarise, without the app")
     p.add_argument(
         "--out", type=Path, metavar="PATH",
-        help="where to write the demo pyramid (default: segmend/demo.h5 in the user data "
-             "folder); an up-to-date one there is reused",
+        help="where to write the demo pyramid (default: segmend/demo-labelmap.h5 in the user "
+             "data folder, segmend/demo.h5 with --voxel); an up-to-date one there is reused",
     )
-    p.add_argument(
-        "--labelmap", action="store_true",
-        help="the labelmap-mode demo: the cube's automated supervoxels and their mapping "
-             "to bodies (default path: segmend/demo-labelmap.h5 in the user data folder); "
-             "built here before the window opens",
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument(
+        "--labelmap", dest="labelmap", action="store_true", default=True,
+        help="the labelmap-mode demo (the default): the cube's automated supervoxels and "
+             "their agglomeration mapping to bodies",
+    )
+    mode.add_argument(
+        "--voxel", dest="labelmap", action="store_false",
+        help="the voxel-mode demo instead: the cube's automated bodies (default path: "
+             "segmend/demo.h5 in the user data folder); built here before the window opens",
     )
     p.add_argument(
         "--json", action="store_true",
@@ -201,24 +206,26 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    """``segmend demo``: build the demo pyramid (if needed) and open it.
+    """``segmend demo [--voxel]``: build the demo pyramid (if needed) and open it.
 
-    With a display the window opens at once and builds the demo (if needed) in
-    the background, showing the progress in its status bar.  When no window
-    can start (no display, the libraries Qt needs missing, no desktop app) it
-    says why and runs headless: builds the demo and prints its summary.
+    The demo is in labelmap mode; ``--voxel`` gives the voxel-mode one.  With
+    a display the window opens at once and builds the labelmap demo (if
+    needed) in the background, showing the progress in its status bar (the
+    voxel one is built first, its progress on standard error).  When no
+    window can start (no display, the libraries Qt needs missing, no desktop
+    app) it says why and runs headless: builds the demo and prints its summary.
     """
     from app.model.demo import default_demo_path
 
     out = args.out or default_demo_path(labelmap=args.labelmap)
-    _refuse_foreign_demo_out(args.out)
+    _refuse_foreign_demo_out(args.out, labelmap=args.labelmap)
     run_app: AppRunner | None = getattr(args, "run_app", None)
     if not args.no_gui:
         problem = display_problem() if run_app is not None else "the desktop app is not available"
         if problem is None and run_app is not None:
-            if not args.labelmap:
+            if args.labelmap:  # (the window builds the default demo, showing its progress)
                 return run_app(str(out), demo=True)
-            _build_demo(out, labelmap=True)
+            _build_demo(out, labelmap=False)
             return run_app(str(out))
         print(f"segmend: {problem}; running headless (--no-gui)", file=sys.stderr)
     from app.model.info import dataset_info
@@ -237,14 +244,24 @@ def _build_demo(out: Path, *, labelmap: bool) -> None:
             build_demo(out, progress=tick, labelmap=labelmap)
 
 
-def _refuse_foreign_demo_out(out: Path | None) -> None:
-    """Refuse an ``--out`` that exists and is not a demo: segmend replaces only its own."""
+def _refuse_foreign_demo_out(out: Path | None, *, labelmap: bool) -> None:
+    """Refuse an ``--out`` that exists and is not a demo: segmend replaces only its
+    own; nor an edited demo of the other mode (a rebuild would discard its edits)."""
     from app.model.demo import demo_is_current
     from app.model.errors import SegmendError
+    from app.model.journal.sidecar import journal_path
 
-    if out is not None and out.exists() and not demo_is_current(out, labelmap=None):
+    if out is None or not out.exists():
+        return
+    if not demo_is_current(out, labelmap=None):
         raise SegmendError(
             f"{out} exists and is not a segmend demo pyramid: give --out a new path"
+        )
+    if not demo_is_current(out, labelmap=labelmap) and journal_path(out).exists():
+        held, option = ("voxel", "--voxel") if labelmap else ("labelmap", "--labelmap")
+        raise SegmendError(
+            f"{out} is the {held}-mode demo, with edits: open it with {option}, "
+            "or give --out a new path"
         )
 
 

@@ -1,11 +1,16 @@
 """The demo dataset: the real FIB-SEM cube shipped in ``resources/``, built into
 a pyramid in the user's data directory.
 
-The app (``segmend demo``) and the napari plugin's sample data share that one
-pyramid (:func:`default_demo_path`): it is built once, reused, edits made to it
-persist, and :func:`build_demo` with ``discard_journal`` makes a fresh copy.
-``segmend demo --labelmap`` builds the labelmap-mode demo beside it: the
-cube's automated supervoxels with their agglomeration mapping.
+The demo is in labelmap mode: the cube's automated supervoxels with their
+agglomeration mapping.  The app (``segmend demo``) and the napari plugin's
+sample data share that one pyramid (:func:`default_demo_path`): it is built
+once, reused, edits made to it persist, and :func:`build_demo` with
+``discard_journal`` makes a fresh copy.  ``segmend demo --voxel`` builds the
+voxel-mode demo beside it (``labelmap=False`` here): the cube's automated
+bodies.  It keeps the name the only demo had before labelmap mode became the
+default (``demo.h5``), so a demo an older segmend built (voxel mode, perhaps
+edited) is the voxel one, never taken for the default; and
+:func:`demo_is_current` checks the mode of any demo it is given.
 
 Importing this module is cheap (the CLI asks for :func:`default_demo_path`
 before it knows whether it will build anything): the builder and the store
@@ -31,10 +36,10 @@ DEMO_ATTRIBUTION = (
 )
 
 
-def default_demo_path(*, labelmap: bool = False) -> Path:
-    """Where the demo pyramid lives: ``$XDG_DATA_HOME/segmend/demo.h5``
-    (``~/.local/share/segmend/demo.h5`` without ``XDG_DATA_HOME``);
-    ``demo-labelmap.h5`` there for the labelmap one."""
+def default_demo_path(*, labelmap: bool = True) -> Path:
+    """Where the demo pyramid lives: ``$XDG_DATA_HOME/segmend/demo-labelmap.h5``
+    (``~/.local/share/segmend/demo-labelmap.h5`` without ``XDG_DATA_HOME``);
+    ``demo.h5`` there for the voxel-mode one (``labelmap`` false)."""
     base = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
     return base / "segmend" / ("demo-labelmap.h5" if labelmap else "demo.h5")
 
@@ -46,9 +51,10 @@ def demo_cube_path() -> Path:
 
 
 def build_demo(out: str | Path, *, progress: ProgressCallback | None = None,
-               discard_journal: bool = False, labelmap: bool = False) -> Path:
+               discard_journal: bool = False, labelmap: bool = True) -> Path:
     """Build the demo pyramid at ``out`` (and its folder): grayscale + the automated
-    segmentation to proofread (with ``labelmap``: its supervoxels and mapping).
+    segmentation to proofread: its supervoxels and their mapping to bodies
+    (labelmap mode), or with ``labelmap`` false its bodies (voxel mode).
 
     ``discard_journal``: replace an edited demo, deleting its edits (a fresh copy).
 
@@ -75,10 +81,11 @@ def build_demo(out: str | Path, *, progress: ProgressCallback | None = None,
     )
 
 
-def demo_is_current(path: str | Path, *, labelmap: bool | None = False) -> bool:
+def demo_is_current(path: str | Path, *, labelmap: bool | None = True) -> bool:
     """True if ``path`` holds a demo pyramid this segmend can open (native, with
     grayscale, in labelmap mode or not as ``labelmap`` says; either with None);
-    False if it is missing, unreadable or from an older format (build it again)."""
+    False if it is missing, unreadable, from an older format or in the other
+    mode (build it again)."""
     from app.model.storage.store import PyramidStore
 
     if not Path(path).exists():
@@ -98,8 +105,9 @@ def demo_is_current(path: str | Path, *, labelmap: bool | None = False) -> bool:
 
 
 def ensure_demo(path: str | Path, *, progress: ProgressCallback | None = None,
-                labelmap: bool = False) -> Path:
-    """The demo pyramid at ``path``, built first unless :func:`demo_is_current`."""
+                labelmap: bool = True) -> Path:
+    """The demo pyramid at ``path`` (labelmap mode unless ``labelmap`` is false),
+    built first unless :func:`demo_is_current`."""
     if not demo_is_current(path, labelmap=labelmap):
         build_demo(path, progress=progress, labelmap=labelmap)
     return Path(path)

@@ -210,7 +210,8 @@ class Session(QObject):
         Opens for editing if it can; a dataset locked by another process, or a
         pyramid written by another tool, opens read-only with a notice.  On
         failure the current dataset stays open.  ``demo``: ``path`` is the demo
-        pyramid, built first (with the job's progress) if missing or outdated.
+        pyramid (labelmap mode), built first (with the job's progress) if missing,
+        outdated or in voxel mode.
 
         The first open imports the model (store, HDF5, kernels) on the worker,
         not on the GUI thread.

@@ -24,7 +24,8 @@ def run_app(file: str | None = None, *, demo: bool = False, screenshot: str | No
     file : str, optional
         A pyramid to open (a ``.npy`` volume opens the import dialog).
     demo : bool
-        ``file`` is the demo pyramid: build it first if missing or outdated.
+        ``file`` is the demo pyramid (labelmap mode, :func:`app.model.demo.ensure_demo`):
+        build it first if missing, outdated or in voxel mode.
     screenshot : str, optional
         Save a screenshot of the whole window to this PNG once the visible
         data is drawn, then exit.

@@ -64,8 +64,8 @@ class SegmendWindow(QObject):
         while napari builds the window (a ``.npy`` volume opens the import
         dialog instead).
     demo : bool
-        ``path`` is the demo pyramid: build it first if it is missing or
-        outdated (the progress shows in the status bar).
+        ``path`` is the demo pyramid (labelmap mode): build it first if it is
+        missing, outdated or in voxel mode (the progress shows in the status bar).
     """
 
     error_shown = Signal(str)
@@ -249,7 +249,7 @@ class SegmendWindow(QObject):
 
     def open_path(self, path: str | Path, *, demo: bool = False) -> None:
         """Open a dataset in the background (the current one stays open if this fails);
-        ``demo``: build the demo pyramid at ``path`` first if it is missing or outdated."""
+        ``demo``: build the (labelmap) demo at ``path`` first if missing or outdated."""
         path = Path(path)
         if not demo and _is_volume(path):
             self.import_dialog(str(path))

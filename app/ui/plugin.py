@@ -12,8 +12,8 @@ the same class the segmend app docks.
   :mod:`app.model.storage.volumes`, which opens the file only while it reads;
   the GUI thread reads only the file's layout when napari calls the reader.
 - :func:`demo_sample` opens the demo pyramid the app uses
-  (:func:`app.model.demo.default_demo_path`, in the user's data folder),
-  built from the shipped real cube the first time; edits made to it persist.
+  (:func:`app.model.demo.default_demo_path`, in the user's data folder; labelmap
+  mode), built from the shipped real cube the first time; edits made to it persist.
   :func:`fresh_demo_sample` builds it again first, discarding those edits.
 """
 

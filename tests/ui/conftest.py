@@ -1,4 +1,5 @@
-"""Fixtures of the GUI tests: the demo pyramid, a segmend window over napari's test viewer.
+"""Fixtures of the GUI tests: the demo pyramids (voxel mode, which most tests
+proofread, and the default labelmap one), a segmend window over napari's test viewer.
 
 The tests run under Xvfb (pytest-xvfb starts it) with Mesa OpenGL.  napari's
 ``make_napari_viewer`` fixture (napari's pytest plugin, registered by napari's
@@ -64,15 +65,31 @@ def private_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 @pytest.fixture(scope="session")
 def demo_master(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The demo pyramid built once from the shipped real cube (do not edit it)."""
-    return build_demo(tmp_path_factory.mktemp("demo") / "demo.h5")
+    """The voxel-mode demo pyramid (``segmend demo --voxel``: the cube's automated
+    bodies) built once from the shipped real cube (do not edit it)."""
+    return build_demo(tmp_path_factory.mktemp("demo") / "demo.h5", labelmap=False)
 
 
 @pytest.fixture
 def demo_path(tmp_path: Path, demo_master: Path) -> Path:
-    """A private copy of the demo pyramid for one test."""
+    """A private copy of the voxel-mode demo pyramid for one test."""
     path = tmp_path / "demo.h5"
     shutil.copy(demo_master, path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def labelmap_demo_master(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo pyramid as ``segmend demo`` builds it (labelmap mode: the cube's
+    automated supervoxels and their mapping), built once (do not edit it)."""
+    return build_demo(tmp_path_factory.mktemp("demo-labelmap") / "demo-labelmap.h5")
+
+
+@pytest.fixture
+def labelmap_demo_path(tmp_path: Path, labelmap_demo_master: Path) -> Path:
+    """A private copy of the labelmap-mode (default) demo pyramid for one test."""
+    path = tmp_path / "demo-labelmap.h5"
+    shutil.copy(labelmap_demo_master, path)
     return path
 
 

@@ -77,7 +77,7 @@ def main(out_dir: Path, names: list[str]) -> None:
 
     def demo() -> Path:
         path = work / "demo.h5"
-        return path if path.exists() else build_demo(path)
+        return path if path.exists() else build_demo(path, labelmap=False)
 
     def selected() -> list[str]:
         from app.model.dataset import open_dataset

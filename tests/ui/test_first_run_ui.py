@@ -1,5 +1,5 @@
 """The napari plugin's sample data is the user's demo pyramid (the one ``segmend
-demo`` opens): built once in the user data folder, reused, its edits kept, and
+demo`` opens, in labelmap mode): built once in the user data folder, reused, its edits kept, and
 built again without them by the "fresh copy" sample; nothing is left in the
 temporary folder."""
 
@@ -35,16 +35,16 @@ def test_the_sample_is_the_users_demo_and_keeps_its_edits(
         make_napari_viewer: Callable[..., Any], tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
-    demo = tmp_path / "data" / "segmend" / "demo.h5"
+    demo = tmp_path / "data" / "segmend" / "demo-labelmap.h5"
     temporary = temporary_demos()
     viewer = make_napari_viewer()
 
     viewer.open_sample("segmend", "demo")  # built here, the first time
-    assert [layer.name for layer in viewer.layers] == ["grayscale", "segmentation"]
-    assert viewer.layers["segmentation"].data[0].shape == (250, 250, 250)
+    assert [layer.name for layer in viewer.layers] == ["grayscale", "segmentation: bodies"]
+    assert viewer.layers["segmentation: bodies"].data[0].shape == (250, 250, 250)
     assert demo.exists() and temporary_demos() == temporary
     dataset = registry.take(demo)
-    assert dataset is not None
+    assert dataset is not None and dataset.labelmap
     ids = np.unique(np.asarray(dataset.labels(0)[125]))
     dataset.merge(int(ids[1]), [int(ids[2])])
     dataset.close()
@@ -61,7 +61,7 @@ def test_the_sample_is_the_users_demo_and_keeps_its_edits(
     assert dataset_info(demo)["mutations"] == 1
 
     viewer.open_sample("segmend", "demo_fresh")
-    assert [layer.name for layer in viewer.layers] == ["grayscale", "segmentation"]
+    assert [layer.name for layer in viewer.layers] == ["grayscale", "segmentation: bodies"]
     registry.close_all()
     assert dataset_info(demo)["mutations"] == 0
     assert temporary_demos() == temporary

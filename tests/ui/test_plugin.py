@@ -168,5 +168,5 @@ def test_sample_data_is_the_real_cube(make_napari_viewer: Callable[..., Any], tm
     viewer = make_napari_viewer()
     viewer.open_sample("segmend", "demo")
     names = [layer.name for layer in viewer.layers]
-    assert names == ["grayscale", "segmentation"]
-    assert viewer.layers["segmentation"].data[0].shape == (250, 250, 250)
+    assert names == ["grayscale", "segmentation: bodies"]  # the demo is in labelmap mode
+    assert viewer.layers["segmentation: bodies"].data[0].shape == (250, 250, 250)

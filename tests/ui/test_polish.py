@@ -152,15 +152,15 @@ def test_split_leaves_no_canvas_or_preview_layer(opened: SegmendWindow, qtbot: A
 
 def test_first_run_shows_the_demo_build(make_napari_viewer: Callable[..., Any], qtbot: Any,
                                         tmp_path: Path) -> None:
-    demo = tmp_path / "data" / "segmend" / "demo.h5"
+    demo = tmp_path / "data" / "segmend" / "demo-labelmap.h5"
     demo.parent.mkdir(parents=True)
     win = SegmendWindow(make_napari_viewer(show=True), settings=AppSettings(),
                         save_settings=False, path=demo, demo=True)
     proxy = weakref.proxy(win)
     try:
         # at once: the window says what it is doing, not "no dataset open" beside "idle"
-        assert proxy.opening.isVisible() and "demo.h5" in proxy.opening.title.text()
-        assert proxy.widget.file_label.text() == "opening demo.h5..."
+        assert proxy.opening.isVisible() and "demo-labelmap.h5" in proxy.opening.title.text()
+        assert proxy.widget.file_label.text() == "opening demo-labelmap.h5..."
         assert proxy.status.texts()[0] != "idle"
         stages: list[tuple[str, int, int]] = []
         proxy.session.open_progress.connect(lambda *args: stages.append(args))
@@ -174,7 +174,8 @@ def test_first_run_shows_the_demo_build(make_napari_viewer: Callable[..., Any], 
         with qtbot.waitSignal(proxy.session.opened, timeout=WAIT_MS):
             pass
         assert not proxy.opening.isVisible() and not proxy.status.bar.isVisible()
-        assert proxy.widget.file_label.text().startswith("demo.h5")
+        assert proxy.widget.file_label.text().startswith("demo-labelmap.h5")
+        assert proxy.session.dataset is not None and proxy.session.dataset.labelmap
         wait_idle(qtbot, proxy)
     finally:
         win.shutdown()

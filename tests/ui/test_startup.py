@@ -82,28 +82,42 @@ def test_the_window_opens_its_path_from_the_start(bare_window: Callable[..., Seg
 
 def test_the_demo_window_builds_a_missing_demo(bare_window: Callable[..., SegmendWindow],
                                                tmp_path: Path, qtbot: Any) -> None:
-    out = tmp_path / "fresh" / "demo.h5"
+    out = tmp_path / "fresh" / "demo-labelmap.h5"
     out.parent.mkdir()
     win = bare_window(out, demo=True)
     with qtbot.waitSignal(win.session.opened, timeout=4 * WAIT_MS):
         pass
     wait_idle(qtbot, win)
-    assert demo_is_current(out)
+    assert demo_is_current(out) and not demo_is_current(out, labelmap=False)  # labelmap mode
     assert win.session.path == out
     assert win.session.writable
+    assert win.session.dataset is not None and win.session.dataset.labelmap
 
 
 def test_the_demo_window_reuses_a_current_demo(bare_window: Callable[..., SegmendWindow],
-                                               demo_path: Path, qtbot: Any) -> None:
-    before = demo_path.stat().st_mtime_ns
-    win = bare_window(demo_path, demo=True)
+                                               labelmap_demo_path: Path, qtbot: Any) -> None:
+    demo = labelmap_demo_path
+    before = demo.stat().st_mtime_ns
+    win = bare_window(demo, demo=True)
     with qtbot.waitSignal(win.session.opened, timeout=WAIT_MS):
         pass
     wait_idle(qtbot, win)
     win.session.close_async()
     qtbot.waitUntil(lambda: win.runner.pending == 0, timeout=WAIT_MS)
-    assert ensure_demo(demo_path) == demo_path
-    assert demo_path.stat().st_mtime_ns == before  # neither the window nor ensure_demo rebuilt it
+    assert ensure_demo(demo) == demo
+    assert demo.stat().st_mtime_ns == before  # neither the window nor ensure_demo rebuilt it
+
+
+def test_the_demo_window_replaces_a_voxel_mode_demo(bare_window: Callable[..., SegmendWindow],
+                                                    demo_path: Path, qtbot: Any) -> None:
+    """A voxel-mode demo (an older segmend's default) is not taken for the demo: the
+    window builds the labelmap one in its place (it has no edits)."""
+    win = bare_window(demo_path, demo=True)
+    with qtbot.waitSignal(win.session.opened, timeout=4 * WAIT_MS):
+        pass
+    wait_idle(qtbot, win)
+    assert win.session.dataset is not None and win.session.dataset.labelmap
+    assert demo_is_current(demo_path)
 
 
 def test_a_window_opening_a_volume_offers_its_import(bare_window: Callable[..., SegmendWindow],
@@ -119,18 +133,22 @@ def test_a_window_opening_a_volume_offers_its_import(bare_window: Callable[..., 
 
 
 def test_demo_is_current_only_for_a_readable_demo(demo_master: Path, tmp_path: Path) -> None:
-    assert demo_is_current(demo_master)
-    assert not demo_is_current(tmp_path / "missing.h5")
+    assert demo_is_current(demo_master, labelmap=False)
+    assert demo_is_current(demo_master, labelmap=None)
+    assert not demo_is_current(demo_master)  # the voxel-mode demo is not the (labelmap) default
+    for labelmap in (True, False, None):
+        assert not demo_is_current(tmp_path / "missing.h5", labelmap=labelmap)
     garbage = tmp_path / "garbage.h5"
     garbage.write_bytes(b"not an HDF5 file")
-    assert not demo_is_current(garbage)
+    assert not demo_is_current(garbage, labelmap=None)
     no_image = tmp_path / "no-image.h5"
     shutil.copy(demo_master, no_image)
     import h5py
 
     with h5py.File(no_image, "r+") as f:
         del f["image"]
-    assert not demo_is_current(no_image)
+    assert not demo_is_current(no_image, labelmap=False)
+    assert not demo_is_current(no_image, labelmap=None)
 
 
 CACHED_UNITS = """
