@@ -1,7 +1,7 @@
 """Labelmap mode's mapping: blocks mapped to bodies for display, and a large
 mapping loaded.
 
-Usage: python -m benchmarks.bench_mapping [--repeats 20]
+Usage: python -m benchmarks.bench_mapping [--repeats 20] [--only blocks|loading|redraw]
 
 - **Mapping blocks**: every whole 64³ block of the shipped cube's automated
   supervoxels mapped to bodies through their agglomeration (3,337 supervoxels),
@@ -12,6 +12,14 @@ Usage: python -m benchmarks.bench_mapping [--repeats 20]
   real one only), all in one run; median per block, Mvox/s.
 - **Loading**: a 10-million-supervoxel ``/mapping`` (sorted, as a checkpoint
   writes it) read from HDF5 and its reverse map built; seconds and bytes held.
+- **Redrawing the body view**: what the GUI thread does to redraw a 2D view
+  of the labelmap demo (250³, one z-plane of 4×4 blocks of 64³, its blocks
+  cached): the app's level (:class:`app.ui.lazy.CachedLevel`) sliced at that
+  plane, in body view (``"labels"``) and in supervoxel view; median per
+  redraw, and the body view's ratio to the supervoxel view's: in steady state
+  (mapped blocks kept per mapping version), for the first redraw after a
+  merge (every block in view mapped again), and, for reference, with every
+  block mapped at every redraw (segmend before it kept mapped blocks).
 """
 
 from __future__ import annotations
@@ -31,8 +39,11 @@ from numpy.typing import NDArray
 
 from app.kernels import map_block
 from app.kernels.reference import map_block_ref
-from app.model.demo import demo_cube_path
+from app.model.dataset import Dataset, open_dataset
+from app.model.demo import build_demo, demo_cube_path
+from app.model.geometry import Coord
 from app.model.labelmap import Mapping, read_mapping
+from app.model.labelmap.mapped_blocks import map_with
 
 BIG = 10_000_000
 """Supervoxels of the large mapping."""
@@ -134,12 +145,90 @@ def loading() -> None:
           f"{mapping.nbytes / 2**20:.0f} MiB in all |")
 
 
+class _Blocks:
+    """The block loader a :class:`~app.ui.lazy.CachedLevel` reads through, reading
+    a missing block at once (the app reads it on its pool); with ``remap``, a
+    block of bodies is the supervoxel block mapped at each read (no mapped
+    block kept)."""
+
+    closed = False
+
+    def __init__(self, ds: Dataset, *, remap: bool = False) -> None:
+        self.ds, self.remap = ds, remap
+
+    def cached_block(self, kind: str, scale: int, coord: Coord) -> NDArray[Any] | None:
+        if self.remap and kind == "labels":
+            block = self.ds.cached_block("supervoxels", scale, coord)
+            return None if block is None else map_with(self.ds._live_mapping().view(), block)
+        return self.ds.cached_block(kind, scale, coord)
+
+    def request(self, kind: str, scale: int, coords: list[Coord]) -> None:
+        for coord in coords:
+            self.ds.read_block(kind, scale, coord)
+
+
+def redraw(repeats: int) -> None:
+    from app.ui.lazy import CachedLevel  # (Qt: imported only for this part)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = build_demo(Path(tmp) / "demo.h5", labelmap=True)
+        with open_dataset(path, "r+", checkpoint_interval=3600.0) as ds:
+            z = ds.shape[0] // 2
+            n_blocks = np.prod([-(-n // b) for n, b in zip(ds.shape[1:], ds.block_size[1:],
+                                                           strict=True)])
+
+            def level(kind: str, loader: _Blocks) -> Callable[[], Any]:
+                array = ds.labels(0) if kind == "labels" else ds.supervoxels(0)
+                lv = CachedLevel(array, ds.block_size, loader, kind=kind)  # type: ignore[arg-type]
+                return lambda: np.asarray(lv[z])
+
+            def median_ms(draw: Callable[[], Any]) -> float:
+                draw()
+                draw()  # (missing blocks read by the first)
+                times = []
+                for _ in range(repeats):
+                    t0 = time.perf_counter()
+                    draw()
+                    times.append(time.perf_counter() - t0)
+                return statistics.median(times) * 1e3
+
+            svs = median_ms(level("supervoxels", _Blocks(ds)))
+            bodies = level("labels", _Blocks(ds))
+            steady = median_ms(bodies)
+            every = median_ms(level("labels", _Blocks(ds, remap=True)))
+            assert np.array_equal(bodies(), level("labels", _Blocks(ds, remap=True))())
+            plane = bodies()
+            labels = [int(v) for v in np.unique(plane) if v]
+            firsts = []
+            for a, b in zip(labels[:: 2][: repeats], labels[1 :: 2], strict=False):
+                ds.merge(a, [b])
+                t0 = time.perf_counter()
+                bodies()
+                firsts.append(time.perf_counter() - t0)
+                ds.undo()
+                bodies()
+            first = statistics.median(firsts) * 1e3
+    print(f"\n## Redrawing a 2D view of the labelmap demo ({n_blocks} blocks of 64³ "
+          f"in view, cached)\n")
+    print("| view | per redraw | body view / supervoxel view |")
+    print("|---|---|---|")
+    for name, ms in (("supervoxels", svs), ("bodies, steady state", steady),
+                     (f"bodies, first after a merge ({len(firsts)} merges)", first),
+                     ("bodies, every block mapped at every redraw (before)", every)):
+        print(f"| {name} | {ms:.2f} ms | {ms / svs:.1f}× |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--only", choices=("blocks", "loading", "redraw"))
     args = parser.parse_args()
-    mapping_blocks(args.repeats)
-    loading()
+    if args.only in (None, "blocks"):
+        mapping_blocks(args.repeats)
+    if args.only in (None, "loading"):
+        loading()
+    if args.only in (None, "redraw"):
+        redraw(args.repeats)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ import json
 import subprocess
 import sys
 import textwrap
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -486,3 +487,155 @@ def test_split_coarse_in_labelmap_mode_is_a_split_by_blocks(ds: Dataset) -> None
     expected[box][expected[box] == body] = label
     np.testing.assert_array_equal(np.asarray(ds.labels(0)), expected)
     assert json.loads(outbox_tail(ds.path, 2)[0].payload)["Action"] == "split"
+
+
+def block_coords(ds: Dataset, scale: int) -> list[tuple[int, int, int]]:
+    """Every block of the labels at ``scale``."""
+    n = [-(-s // b) for s, b in zip(ds.labels(scale).shape, ds.block_size, strict=True)]
+    return [(z, y, x) for z in range(n[0]) for y in range(n[1]) for x in range(n[2])]
+
+
+def fresh_bodies(ds: Dataset, scale: int, coord: tuple[int, int, int]) -> NDArray[np.uint64]:
+    """Block ``coord`` of bodies, its supervoxels mapped afresh."""
+    svs = ds.read_block("supervoxels", scale, coord)
+    return ds.mapping(svs.ravel()).reshape(svs.shape)
+
+
+def assert_blocks_are_fresh(ds: Dataset) -> None:
+    """Every block of bodies read (cached or not) is its supervoxels mapped now."""
+    for scale in (0, 1):
+        for coord in block_coords(ds, scale):
+            read = ds.read_block("labels", scale, coord)
+            np.testing.assert_array_equal(read, fresh_bodies(ds, scale, coord))
+            cached = ds.cached_block("labels", scale, coord)
+            assert cached is read and not read.flags.writeable  # (kept: not mapped again)
+
+
+def test_blocks_of_bodies_are_kept_until_the_mapping_changes(ds: Dataset) -> None:
+    assert_blocks_are_fresh(ds)
+    before = {c: ds.read_block("labels", 0, c) for c in block_coords(ds, 0)}
+    a, b, c = bodies_by_size(ds)[:3]
+    sc = ds.supervoxels_of(c)
+    ds.merge(a, [b, c])
+    assert_blocks_are_fresh(ds)
+    changed = [k for k, block in before.items() if not np.array_equal(
+        block, ds.read_block("labels", 0, k))]
+    assert changed and all((before[k] == b).any() or (before[k] == c).any() for k in changed)
+    cleaved, _ = ds.cleave(a, sc[:2].tolist())
+    assert_blocks_are_fresh(ds)
+    assert any((ds.read_block("labels", 0, k) == cleaved).any() for k in before)
+    ds.undo()
+    assert_blocks_are_fresh(ds)
+    ds.undo()
+    assert_blocks_are_fresh(ds)
+    for k, block in before.items():
+        np.testing.assert_array_equal(ds.read_block("labels", 0, k), block)
+    ds.redo()
+    assert_blocks_are_fresh(ds)
+
+
+def test_blocks_of_bodies_follow_edits_of_the_voxels(ds: Dataset) -> None:
+    assert_blocks_are_fresh(ds)
+    sv, mask = a_cut(ds)
+    ds.split_supervoxel(sv, mask=mask)
+    assert_blocks_are_fresh(ds)
+    body = max(bodies_by_size(ds), key=lambda b: ds.supervoxels_of(b).size)
+    bodies = np.asarray(ds.labels(0))
+    z = np.nonzero(bodies == body)[0]
+    half = np.zeros(bodies.shape, bool)
+    half[: (int(z.min()) + int(z.max()) + 1) // 2] = True
+    ds.split(body, mask=half)
+    assert_blocks_are_fresh(ds)
+    ds.undo()
+    assert_blocks_are_fresh(ds)
+    ds.undo()
+    assert_blocks_are_fresh(ds)
+
+
+def test_a_block_staged_anew_is_mapped_anew(ds: Dataset) -> None:
+    """The store serving another supervoxel block, the mapping unchanged: the
+    block kept mapped from the old one is not served."""
+    coord = max(block_coords(ds, 0), key=lambda k: np.unique(
+        ds.read_block("labels", 0, k)).size)
+    old = ds.read_block("labels", 0, coord)
+    svs = ds.read_block("supervoxels", 0, coord)
+    one, other = (int(v) for v in np.unique(svs)[-2:])
+    assert ds.mapping([one]) != ds.mapping([other])
+    edited = np.where(svs == one, np.uint64(other), svs)
+    key = ("labels", 0, *coord)
+    staged = ds.store.staged(key)
+    version = ds._live_mapping().version
+    ds.store.stage(key, edited, None, 1 << 40)
+    try:
+        for read in (ds.cached_block("labels", 0, coord), ds.read_block("labels", 0, coord)):
+            assert read is not None
+            np.testing.assert_array_equal(read, ds.mapping(edited.ravel()).reshape(svs.shape))
+            assert not np.array_equal(read, old)
+        assert ds._live_mapping().version == version
+    finally:
+        ds.store.restore(key, staged)
+    np.testing.assert_array_equal(ds.read_block("labels", 0, coord), old)
+
+
+def test_readers_never_see_a_stale_or_torn_block_of_bodies(ds: Dataset) -> None:
+    """Threads read blocks of bodies (through the cache and past it) while merges
+    and their undos change the mapping: each block read is the one of the
+    mapping before or after (never a mix), and once an edit returned, every
+    read gives its bodies."""
+    a, b = bodies_by_size(ds)[:2]
+    coords = block_coords(ds, 0)
+    states = [{k: fresh_bodies(ds, 0, k) for k in coords}]
+    ds.merge(a, [b])
+    states.append({k: fresh_bodies(ds, 0, k) for k in coords})
+    ds.undo()
+    assert any(not np.array_equal(states[0][k], states[1][k]) for k in coords)
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    def read() -> None:
+        try:
+            while not stop.is_set():
+                for k in coords:
+                    for got in (ds.cached_block("labels", 0, k), ds.read_block("labels", 0, k)):
+                        if got is not None and not any(
+                                np.array_equal(got, s[k]) for s in states):
+                            raise AssertionError(f"block {k}: neither state's bodies")
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=read) for _ in range(3)]
+    for t in threads:
+        t.start()
+    try:
+        for i in range(20):
+            if i % 2:
+                ds.undo()
+            else:
+                ds.merge(a, [b])
+            for k in coords:
+                np.testing.assert_array_equal(ds.read_block("labels", 0, k), states[1 - i % 2][k])
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    assert not errors
+
+
+def test_a_readers_blocks_of_bodies_follow_the_writer(built: Path) -> None:
+    """A reader's kept blocks of bodies, after a writer's checkpoint (the reader
+    re-reads the file and its mapping, and replays the journal's edits after
+    it: as many mapping changes as before) and after its edits since."""
+    with open_dataset(built, "r+", workers=2, checkpoint_interval=3600.0) as ds:
+        a, b, c = bodies_by_size(ds)[:3]
+        ds.merge(a, [b])
+        with open_dataset(built, "r") as reader:
+            with reader.snapshot():
+                assert_blocks_are_fresh(reader)
+            ds.checkpoint()  # (waits for the reader to let its state go)
+            ds.merge(a, [c])
+            for _ in range(2):
+                with reader.snapshot():
+                    np.testing.assert_array_equal(reader.mapping_pairs(), ds.mapping_pairs())
+                    assert_blocks_are_fresh(reader)
+                ds.undo()
+                ds.checkpoint()

@@ -182,7 +182,7 @@ class Dataset(DatasetReads):
         recover_interrupted_commit(self.path)
         self._safefile = SafeFile(self.path, rollback_path(self.path))
         self.store = open_editable_store(self.path, self._safefile, cache_bytes)
-        self._mapping = load_mapping_state(self.store.h5)
+        self._use_mapping(load_mapping_state(self.store.h5))
         data_uuid = str(self.store.attr("data_uuid"))
         self._journal = claim_journal(
             self.path, data_uuid, self.store.attr("journal_id"), self.version_uuid
@@ -245,7 +245,7 @@ class Dataset(DatasetReads):
         remove_stale_partials(self.path)
         self.lag = self._bring_file_up_to_date()
         self.store, token = open_read_only_store(self.path, cache_bytes)
-        self._mapping = load_mapping_state(self.store.h5)
+        self._use_mapping(load_mapping_state(self.store.h5))
         if self.store.native:
             snapshot = ReadSnapshot(self.path, self._catch_up, self._end_read, token)
             self._snapshot = snapshot
@@ -281,6 +281,8 @@ class Dataset(DatasetReads):
             self._replayed_to = None
             if self._mapping is not None:
                 self._mapping.reset(read_file_mapping(self.store.h5))
+                assert self._mapped is not None
+                self._mapped.clear()  # (the version counts again from 0)
         journal = self._reading_journal()
         if journal is None:
             return
@@ -677,6 +679,8 @@ class Dataset(DatasetReads):
             store = getattr(self, "store", None)
             if store is not None:
                 stack.callback(store.close)
+            if self._mapped is not None:
+                stack.callback(self._mapped.clear)
             stack.callback(self._committer.shutdown, wait=True)
             stack.callback(self._pool.shutdown, wait=True)
             if self._replay_pool is not None:
@@ -725,7 +729,8 @@ def open_dataset(
     ``path`` may be an OME-Zarr store (``x.zarr``): it opens read-only only.
     ``cache_bytes`` bounds the decoded blocks kept in memory; a dataset open
     for editing also keeps the palettes of the s0 blocks its checkpoints
-    wrote, in up to half as much again.
+    wrote, in up to half as much again; a labelmap dataset its blocks of
+    bodies as read (mapped), in up to as much again.
 
     Raises
     ------

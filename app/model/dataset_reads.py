@@ -23,6 +23,7 @@ from app.model.errors import FormatError, SegmendError
 from app.model.events.outbox import backlog
 from app.model.geometry import Coord
 from app.model.journal.journal import Journal
+from app.model.labelmap.mapped_blocks import MappedBlocks, map_with
 from app.model.labelmap.state import MappingState
 from app.model.mutations import Mutation, is_known, record_from_json
 from app.model.read_snapshot import ReadSnapshot
@@ -40,6 +41,14 @@ class DatasetReads:
     _engine: MutationEngine | None
     _snapshot: ReadSnapshot | None
     _mapping: MappingState | None
+    _mapped: MappedBlocks | None = None
+
+    def _use_mapping(self, mapping: MappingState | None) -> None:
+        """Read through ``mapping`` (labelmap mode; None: voxel mode), keeping
+        mapped blocks in as many bytes as the block cache's."""
+        self._mapping = mapping
+        self._mapped = None if mapping is None else MappedBlocks(
+            mapping, self.store.cache.capacity_bytes)
 
     def snapshot(self) -> AbstractContextManager[object]:
         """Read inside ``with ds.snapshot():`` to see one state throughout: every
@@ -92,15 +101,28 @@ class DatasetReads:
 
     def read_block(self, kind: str, scale: int, coord: Coord) -> NDArray[Any]:
         """One block (``kind`` ``"labels"``, ``"supervoxels"`` or ``"image"``),
-        clipped to the volume, read through the block cache; read-only."""
+        clipped to the volume, read through the block cache; read-only.  Blocks
+        of bodies are kept, mapped, while the block and the mapping stay
+        unchanged (:mod:`app.model.labelmap.mapped_blocks`)."""
         block = self.store.read_block(LABELS if kind == SUPERVOXELS else kind, scale, coord)
-        return self._bodies(block) if kind == LABELS else block
+        return self._block_bodies(scale, coord, block) if kind == LABELS else block
 
     def cached_block(self, kind: str, scale: int, coord: Coord) -> NDArray[Any] | None:
         """The block if it is in memory (see :meth:`PyramidStore.block_in_memory`),
-        else None; never reads the file."""
+        else None; never reads the file.  Cheap enough for the GUI thread in
+        either view: a block of bodies mapped before (by this mapping) is not
+        mapped again."""
         block = self.store.block_in_memory(LABELS if kind == SUPERVOXELS else kind, scale, coord)
-        return self._bodies(block) if kind == LABELS and block is not None else block
+        if kind != LABELS or block is None:
+            return block
+        return self._block_bodies(scale, coord, block)
+
+    def _block_bodies(self, scale: int, coord: Coord, block: NDArray[Any]) -> NDArray[Any]:
+        """Block ``coord`` of the labels at ``scale`` (``block``, as the store
+        serves it) in bodies: mapped once per block and mapping version."""
+        if self._mapped is None:
+            return block
+        return self._mapped.bodies((LABELS, scale, *coord), block)
 
     def _bodies(self, labels: NDArray[Any]) -> NDArray[Any]:
         """Voxel labels (an array, or one voxel's scalar) as bodies (in labelmap
@@ -108,11 +130,8 @@ class DatasetReads:
         if self._mapping is None:
             return labels
         values = np.asarray(labels)
-        bodies = self._mapping.view().map_block(values.reshape(-1)).reshape(values.shape)
-        if not values.ndim:
-            return bodies[()]
-        bodies.flags.writeable = False
-        return bodies
+        bodies = map_with(self._mapping.view(), values)
+        return bodies[()] if not values.ndim else bodies
 
     def cache_capacity(self) -> int:
         """Bytes of decoded blocks the block cache holds at most."""
