@@ -48,9 +48,10 @@ if __package__ in (None, ""):  # run as a script: make `app` and `benchmarks` im
 
 from app.model.bulk.build import build_pyramid
 from app.model.dataset import Dataset, open_dataset
+from app.model.demo import demo_cube_path
 from app.model.seeded_split import SeededSplit, Voxel, seeded_split
 
-CUBE = Path("/work/shared/data/fib-medulla-250.h5")
+CUBE = demo_cube_path()
 MIN_VOXELS = 1000
 """Voxels a ground-truth body must share with an automated body to count."""
 MIN_SHARE = 0.10
