@@ -310,7 +310,8 @@ class ApplyRun:
     first_s : float
         Until its first result was printed (start-up, opening, first edit).
     per_line : list of float
-        Seconds between consecutive results (each printed as it is durable).
+        Seconds between consecutive results (printed a group at a time, as
+        each group is durable: mostly 0 within a group).
     """
 
     lines: int
@@ -318,6 +319,16 @@ class ApplyRun:
     seconds: float
     first_s: float
     per_line: list[float]
+
+    @property
+    def groups(self) -> int:
+        """Groups the results came in (gaps of more than 1 ms between them)."""
+        return 1 + sum(gap > 1e-3 for gap in self.per_line)
+
+    @property
+    def line_ms(self) -> float:
+        """Milliseconds per line after the first result."""
+        return 1e3 * sum(self.per_line) / max(1, len(self.per_line))
 
 
 def timed_apply(path: Path, log: Path, merges: int) -> ApplyRun:
@@ -491,15 +502,11 @@ def report(lat: LatencyResult | None, agg: AgglomerationResult | None) -> None:
                       f"({len(lat.voxel[size])} calls) | {p50:.1f} ms | (reference) | |")
     if agg:
         for run in agg.runs:
-            p50, p95 = percentiles(run.per_line)
-            tenth = max(1, len(run.per_line) // 10)
-            early = percentiles(run.per_line[:tenth])[0]
-            late = percentiles(run.per_line[-tenth:])[0]
             what = "one merge per line" if run.lines == run.merges else "one line per body"
             line = (f"| `segmend apply`, {run.merges:,} merges, {what} ({run.lines:,} lines): "
                     f"end to end | {run.seconds:.1f} s (first result at {run.first_s:.2f} s; "
-                    f"per line p50 {p50:.2f} ms, p95 {p95:.2f} ms; p50 over the first tenth "
-                    f"{early:.2f} ms, the last tenth {late:.2f} ms) |")
+                    f"then {run.line_ms:.2f} ms per line, printed in {run.groups:,} durable "
+                    f"groups) |")
             if run is not agg.runs[0]:
                 print(f"{line} (reference) | |")
             elif agg.whole:

@@ -22,7 +22,7 @@ from numpy.typing import NDArray
 from app.cli import main
 from app.kernels import reference
 from app.model.dataset import Dataset, open_dataset
-from app.model.errors import InvalidMutationError
+from app.model.errors import InvalidMutationError, ReadOnlyError
 from app.model.journal.replay import ApplyError, apply_lines, log_lines
 from app.model.journal.sidecar import sidecar_dir
 from tests.conftest import assert_matches_model, biggest
@@ -131,6 +131,23 @@ def test_results_are_printed_as_lines_are_applied_and_the_failing_line_is_named(
     assert code == 1
     assert [json.loads(t) for t in out.splitlines()] == [{"MutationID": 1}, {"MutationID": 2}]
     assert err == f"segmend: error: line 4: label {b} has no voxels\n"
+
+
+def test_apply_prints_in_growing_groups_each_once_durable(
+    small_pyramid: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with h5py.File(small_pyramid, "r") as f:
+        labels = biggest(f["labels/s0"][...], 12)
+    ops = tmp_path / "ops.jsonl"
+    ops.write_text("\n".join(merge_line(labels[0], v) for v in labels[1:]) + "\n")
+    code, out, _ = run(capsys, "apply", small_pyramid, ops)
+    assert code == 0
+    assert [json.loads(t)["MutationID"] for t in out.splitlines()] == list(range(1, 12))
+    with open_dataset(small_pyramid, "r") as ds:
+        left = set(np.unique(ds.labels(0)[...]).tolist())
+        assert int(labels[0]) in left and not left & {int(v) for v in labels[1:]}
+        with pytest.raises(ReadOnlyError, match="read-only"), ds.batched():
+            pass
 
 
 # ---------------------------------------------------------------------- 3. Ctrl-C

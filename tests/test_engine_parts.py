@@ -159,3 +159,35 @@ def test_undo_data_past_the_depth_is_dropped(journal: Journal) -> None:
     undo, _ = stacks(journal)
     assert undo == list(range(2, UNDO_DEPTH + 2))
     assert journal.undo_maps(1) == {}
+
+
+def test_a_rolled_back_move_is_not_remembered(journal: Journal) -> None:
+    history = History(journal)
+    move(journal, history, 1, True, None)
+    with pytest.raises(RuntimeError, match="failed"), journal.transaction() as cur:
+        history.record(cur, 2, True, None)
+        raise RuntimeError("the edit failed after its history moved")
+    with journal.transaction() as cur:  # (another commit meanwhile)
+        Journal.set_meta(cur, "other", "x")
+    assert history.top("undo") == 1
+    move(journal, history, 3, True, None)
+    move(journal, history, 4, True, None)
+    assert stacks(journal) == ([1, 3, 4], [])
+
+
+def test_sync_makes_deferred_commits_durable(journal: Journal) -> None:
+    def synchronous() -> int:
+        return int(journal.connection.execute("PRAGMA synchronous").fetchone()[0])
+
+    with journal.deferred():
+        with journal.transaction() as cur:
+            assert synchronous() == 1  # (NORMAL: no fsync at this commit)
+            Journal.set_meta(cur, "a", "1")
+        assert journal.get_meta("synced") is None
+    assert journal.get_meta("synced") is not None  # (a durable write at the end: fsync'ed)
+    synced = journal.get_meta("synced")
+    with journal.transaction() as cur:
+        assert synchronous() == 2  # (FULL)
+        Journal.set_meta(cur, "b", "1")
+    journal.sync()
+    assert journal.get_meta("synced") == synced  # (nothing left to sync: no write)

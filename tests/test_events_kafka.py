@@ -113,6 +113,24 @@ def test_events_arrive_in_seq_order_with_topic_and_key(
 
 
 @pytest.mark.kafka
+def test_a_held_sender_sends_nothing_past_its_limit_until_released(
+    kafka_broker: TansuBroker, journal: Path, conn: sqlite3.Connection  # noqa: F811
+) -> None:
+    """A group commit's events (not durable yet) wait until the group is synced."""
+    with _sender(journal, kafka_broker.bootstrap) as sender:
+        _append_merge(conn, 1)
+        assert sender.flush(30.0)
+        with sender.hold(outbox.last_seq(conn)):
+            for mid in range(2, 6):
+                _append_merge(conn, mid)
+                sender.wake()
+            assert not sender.flush(1.0)  # (held: the broker gets none of them)
+            assert outbox.last_sent_seq(conn) == 2
+        assert sender.flush(30.0), f"not flushed: {sender.status()}"
+    assert seqs_of(read_topic(kafka_broker.bootstrap, TOPIC, expect=10)) == list(range(1, 11))
+
+
+@pytest.mark.kafka
 def test_sender_creates_its_topic_with_one_partition(
     kafka_broker: TansuBroker, journal: Path, conn: sqlite3.Connection  # noqa: F811
 ) -> None:

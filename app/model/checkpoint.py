@@ -235,7 +235,8 @@ class Checkpointer:
                 **{k: np.uint64(v) for k, v in values.items()}, journal_id=self._journal_id
             )
             store.flush()
-            self._journal_sync()
+            self.journal.sync()  # (the file about to be committed holds mutations whose
+            # last, non-fsync'ed journal writes must not be lost)
             with commit_guard(self.safefile.path):
                 self.safefile.commit()
             self._committed = values["checkpoint_mutation_id"]
@@ -264,12 +265,6 @@ class Checkpointer:
         """Forget a recorded failure: the file holds every staged block again."""
         self.error = None
         self._problem.clear()
-
-    def _journal_sync(self) -> None:
-        """Make the journal durable up to here: the file about to be committed holds
-        mutations whose last (non-fsync'ed) journal writes must not be lost."""
-        with self.journal.transaction():
-            pass
 
     # ---------------------------------------------------------- the thread
     def start(self, run: Callable[[], int]) -> None:

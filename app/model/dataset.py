@@ -22,9 +22,9 @@ import atexit
 import logging
 import shutil
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack, suppress
+from contextlib import ExitStack, contextmanager, nullcontext, suppress
 from dataclasses import dataclass, replace
 from pathlib import Path
 from types import TracebackType
@@ -501,6 +501,31 @@ class Dataset(DatasetReads):
             return self.engine.reindex(recounts=recounts)
 
     # ----------------------------------------------------------- durability
+    @contextmanager
+    def batched(self) -> Iterator[None]:
+        """A group commit: the edits inside are journaled without waiting for
+        the disk each, then all made durable at once (one fsync) when the block
+        ends, by an error too; Kafka gets none of their events before.  An edit
+        inside is durable only after the block: report it then (``segmend
+        apply`` prints its results per group).  Not reentrant.
+
+        Raises
+        ------
+        app.model.errors.ReadOnlyError
+            The dataset is open read-only.
+        app.model.errors.JournalWriteError
+            At the end, if the journal cannot be synced: the group's edits may
+            not be durable.
+        """
+        if self._engine is None:
+            raise ReadOnlyError(f"{self.path} is open read-only")
+        journal = self._journal
+        assert journal is not None
+        sender = self.sender
+        hold = sender.hold(journal.last_event_seq()) if sender is not None else nullcontext()
+        with hold, journal.deferred():
+            yield
+
     def checkpoint(self) -> int:
         """Write the staged blocks into the HDF5 file now, crash-safely (see
         :meth:`app.model.checkpoint.Checkpointer.checkpoint`); returns how many.

@@ -39,12 +39,13 @@ class _Recording:
     stamp: Stamp
     touched: tuple[Coord, ...]
     cur: sqlite3.Cursor
+    journal: Journal
 
     def put_spans(self, spans: NDArray[np.integer[Any]]) -> str:
         return Journal.put_spans(self.cur, canonical_rles(spans))
 
     def put_bytes(self, data: bytes) -> str:
-        return put_blob(self.cur.connection, data)
+        return self.journal.put_blob(self.cur, data)
 
 
 class Committer:
@@ -110,7 +111,8 @@ class Committer:
         written = [c for c in changes if c.new is not None]
 
         def write(stamp: Stamp, cur: sqlite3.Cursor) -> Mutation:
-            record = outcome.record(_Recording(stamp, tuple(c.coord for c in written), cur))
+            touched = tuple(c.coord for c in written)
+            record = outcome.record(_Recording(stamp, touched, cur, self.journal))
             completed = now_go() if done else None
             row = record.to_json() if completed is None else {
                 **record.to_json(), "Completed": completed}

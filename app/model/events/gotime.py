@@ -108,7 +108,7 @@ def parse_go_time(text: str) -> datetime:
     if match["sign"] == "-":
         offset = -offset
     try:
-        wall = datetime.strptime(f"{match['date']} {match['time']}", "%Y-%m-%d %H:%M:%S")
+        wall = datetime.fromisoformat(f"{match['date']}T{match['time']}")  # (the shape: above)
     except ValueError as exc:
         raise ValueError(f"not a valid date/time in Go timestamp {text!r}: {exc}") from exc
     micro = int((match["frac"] or "0").ljust(9, "0")[:6])

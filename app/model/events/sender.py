@@ -23,6 +23,7 @@ import logging
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -162,6 +163,7 @@ class OutboxSender:
         self._flushed_gen = 0
         self._gave_up_gen = 0
         self._fail_fast: set[int] = set()
+        self._held_after: int | None = None  # (hold(): the last seq that may be sent)
         self._status = SenderStatus(
             state="off" if not settings.enabled else "connecting",
             backlog=0,
@@ -200,6 +202,24 @@ class OutboxSender:
         with self._cond:
             self._new_events = True
             self._cond.notify_all()
+
+    @contextlib.contextmanager
+    def hold(self, upto: int) -> Iterator[None]:
+        """Send no event after seq ``upto`` while inside; sending resumes at the
+        end.  For commits that are not durable yet (a group commit,
+        :meth:`app.model.journal.journal.Journal.deferred`, fsync'ed when it
+        ends): Kafka must not see a mutation a power cut could still take back.
+
+        Not reentrant.  The thread filters each batch it read by the limit it
+        reads afterwards, so an event committed after the hold began is never
+        sent inside it.
+        """
+        self._held_after = upto
+        try:
+            yield
+        finally:
+            self._held_after = None
+            self.wake()
 
     def flush(self, timeout: float, *, give_up_on_failure: bool = False) -> bool:
         """Block until every event committed before this call is acknowledged.
@@ -329,6 +349,12 @@ class OutboxSender:
                         self._idle_off(conn, gen)
                         continue
                     events = self._read_batch(conn, cursor)
+                    held_after = self._held_after  # (read after the batch: see hold())
+                    if held_after is not None and events and events[-1].seq > held_after:
+                        events = [e for e in events if e.seq <= held_after]
+                        if not events:
+                            self._sleep(self.poll_interval, on_new_events=True)
+                            continue
                     if not events:
                         self._set_status(backlog=0, last_sent_seq=max(cursor, last_sent_seq(conn)))
                         self._answer_flush(gen, ok=True)

@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -34,7 +35,7 @@ from numpy.typing import NDArray
 from app.kernels import encode_rles
 from app.model.errors import FormatError, JournalWriteError, SegmendError
 from app.model.events.blobstore import create_blob_schema, get_blob, put_blob
-from app.model.events.outbox import create_outbox_schema
+from app.model.events.outbox import create_outbox_schema, last_seq
 from app.model.geometry import Coord
 from app.model.journal.journal_db import connect, connect_reader, file_stamp, from_db, to_db
 
@@ -75,6 +76,11 @@ def _is_write_failure(exc: sqlite3.Error) -> bool:
     return code is not None and code & 0xFF in _WRITE_FAILURES
 
 
+RECENT_BLOBS = 8
+"""Blobs a writer keeps after putting them (blobs are immutable: a reference
+names its bytes, committed or not)."""
+
+
 class Journal:
     """The SQLite journal of one dataset.
 
@@ -107,7 +113,14 @@ class Journal:
         except sqlite3.DatabaseError as exc:
             raise self._open_error(exc) from exc
         self._lock = threading.RLock()
-        self._durable = True
+        self._durable = True  # (the connection's PRAGMA synchronous is FULL)
+        self._deferring = 0  # (open deferred() blocks)
+        self._unsynced = False  # (a transaction committed since the last fsync)
+        self._recent_blobs: dict[str, bytes] = {}  # (put last, oldest first)
+        self.transaction_id = 0
+        """Counts the write transactions begun (the open one's, inside one)."""
+        self.last_committed = 0
+        """The :attr:`transaction_id` of the last one committed."""
         try:
             if not readonly:
                 self._create_schema()
@@ -147,8 +160,10 @@ class Journal:
     def transaction(self, *, durable: bool = True) -> Iterator[sqlite3.Cursor]:
         """A write transaction, committed on exit or rolled back on error.
 
-        ``durable`` commits are fsync'ed (they survive power loss); others
-        survive a killed process but may be lost with the machine's power.
+        ``durable`` commits are fsync'ed (they survive power loss), unless
+        inside :meth:`deferred`; others survive a killed process but may be
+        lost with the machine's power until the next durable commit or
+        :meth:`sync`.
 
         Raises
         ------
@@ -157,6 +172,7 @@ class Journal:
             was written.
         """
         with self._lock:
+            durable = durable and not self._deferring
             cur = self._conn.cursor()
             try:
                 if durable != self._durable:
@@ -165,14 +181,61 @@ class Journal:
                 cur.execute("BEGIN IMMEDIATE")
             except sqlite3.Error as exc:
                 raise self._write_error(exc) from exc
+            self.transaction_id += 1
             try:
                 yield cur
                 cur.execute("COMMIT")
+                self._unsynced = not durable
+                self.last_committed = self.transaction_id
             except BaseException as exc:
                 self._roll_back()
                 if isinstance(exc, sqlite3.Error):
                     raise self._write_error(exc) from exc
                 raise
+
+    def sync(self) -> None:
+        """Make every committed transaction durable (fsync'ed), if one is not.
+
+        A durable commit fsyncs the whole write-ahead log, and with it every
+        commit before it; SQLite fsyncs only a transaction that wrote, so this
+        one writes the time of the sync (meta ``synced``).
+
+        Raises
+        ------
+        JournalWriteError
+            If SQLite fails: the earlier commits may not be durable.
+        """
+        with self._lock:
+            if not self._unsynced:
+                return
+            deferring, self._deferring = self._deferring, 0
+            try:
+                with self.transaction() as cur:
+                    cur.execute("INSERT OR REPLACE INTO meta VALUES ('synced', ?)",
+                                (repr(time.time()),))
+            finally:
+                self._deferring = deferring
+
+    @contextmanager
+    def deferred(self) -> Iterator[None]:
+        """A block whose durable commits do not wait for the disk (group
+        commit): they are all fsync'ed once, when it ends (:meth:`sync`; also
+        when it ends by an error).  Whoever reports them durable must do so
+        after the block."""
+        with self._lock:
+            self._deferring += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._deferring -= 1
+                if not self._deferring:
+                    self.sync()
+
+    def last_event_seq(self) -> int:
+        """The highest outbox ``seq`` committed (0: none)."""
+        with self._lock:
+            return last_seq(self._conn)
 
     def _roll_back(self) -> None:
         """End a failed transaction (SQLite may have rolled it back already)."""
@@ -233,10 +296,13 @@ class Journal:
         """Raise integer meta values to ``values`` (never lower them), inside a
         transaction.  Kept as decimal text and compared in Python: labels span
         the whole uint64 range, beyond SQLite's signed integers."""
-        for key, value in values.items():
-            row = cur.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-            if row is None or int(row[0]) < value:
-                cur.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, str(value)))
+        keys = list(values)
+        stored = dict(cur.execute(
+            f"SELECT key, value FROM meta WHERE key IN ({','.join('?' * len(keys))})", keys
+        ).fetchall())
+        raised = [(k, str(v)) for k, v in values.items() if k not in stored or int(stored[k]) < v]
+        if raised:
+            cur.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", raised)
 
     # --------------------------------------------------------------- mutations
     @staticmethod
@@ -339,11 +405,13 @@ class Journal:
         drop: list[tuple[int, int, int, int, int]] = []
         for label, coord, count in rows:
             (keep if count else drop).append((to_db(label), *coord, count))
-        cur.executemany("INSERT OR REPLACE INTO label_index VALUES (?, ?, ?, ?, ?)", keep)
-        cur.executemany(
-            "DELETE FROM label_index WHERE label = ? AND z = ? AND y = ? AND x = ?",
-            [r[:4] for r in drop],
-        )
+        if keep:
+            cur.executemany("INSERT OR REPLACE INTO label_index VALUES (?, ?, ?, ?, ?)", keep)
+        if drop:
+            cur.executemany(
+                "DELETE FROM label_index WHERE label = ? AND z = ? AND y = ? AND x = ?",
+                [r[:4] for r in drop],
+            )
 
     @staticmethod
     def clear_label_index(cur: sqlite3.Cursor) -> None:
@@ -366,10 +434,9 @@ class Journal:
     ) -> None:
         """Keep what an undo of ``mutation_id`` needs: per s0 block, its encoded undo
         map (:mod:`app.model.mutations.undo_maps`)."""
-        cur.executemany(
-            "INSERT OR REPLACE INTO undo_maps VALUES (?, ?, ?, ?, ?)",
-            [(mutation_id, *coord, payload) for coord, payload in maps],
-        )
+        rows = [(mutation_id, *coord, payload) for coord, payload in maps]
+        if rows:
+            cur.executemany("INSERT OR REPLACE INTO undo_maps VALUES (?, ?, ?, ?, ?)", rows)
 
     @staticmethod
     def drop_undo_maps(cur: sqlite3.Cursor, mutation_ids: Iterable[int]) -> None:
@@ -390,7 +457,18 @@ class Journal:
         """Store RLE spans (headerless DVID form) in the blob store; returns the reference."""
         return put_blob(cur.connection, encode_rles(spans, headered=False))
 
+    def put_blob(self, cur: sqlite3.Cursor, data: bytes) -> str:
+        """Store a blob inside a transaction; returns its reference.  The last
+        few are kept here too: the edit that wrote one reads it back at once."""
+        ref = put_blob(cur.connection, data)
+        with self._lock:
+            self._recent_blobs[ref] = bytes(data)
+            while len(self._recent_blobs) > RECENT_BLOBS:
+                del self._recent_blobs[next(iter(self._recent_blobs))]
+        return ref
+
     def get_blob(self, ref: str) -> bytes:
         """A blob's bytes; KeyError naming the reference if absent."""
         with self._lock:
-            return get_blob(self._conn, ref)
+            recent = self._recent_blobs.get(ref)
+            return recent if recent is not None else get_blob(self._conn, ref)

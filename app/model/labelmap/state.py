@@ -145,9 +145,8 @@ class MappingState:
             found = self._members.get(body)
             if found is None:
                 found = base.supervoxels_of(body)
-            key = np.array([body], np.uint64)
-            own = (int(_mapped(key, base, self._table)[0]) == body
-                   and not _within(base.svs, key)[0] and not _within(found, key)[0])
+            own = (not _has(base.svs, body) and not _has(found, body)
+                   and int(_mapped(np.array([body], np.uint64), base, self._table)[0]) == body)
         if own and has_voxels(body):
             found = np.sort(np.append(found, np.uint64(body)))
         return found
@@ -186,9 +185,9 @@ class MappingState:
         found = []
         for body in sorted(edited):
             listed = self.supervoxels_of(body, lambda _sv: True)
-            key = np.array([body], np.uint64)
-            mapped = svs[np.searchsorted(ranked, key[0]):np.searchsorted(ranked, key[0], "right")]
-            if not _within(pairs[:, 0], key)[0]:  # (unmapped: its own body)
+            key = np.uint64(body)
+            mapped = svs[np.searchsorted(ranked, key):np.searchsorted(ranked, key, "right")]
+            if not _has(pairs[:, 0], body):  # (unmapped: its own body)
                 mapped = np.sort(np.append(mapped, key))
             if not np.array_equal(listed, mapped):
                 found.append(f"body {body}: its supervoxels {listed.tolist()[:8]} are not "
@@ -215,6 +214,12 @@ def _merged(members: NDArray[np.uint64], svs: NDArray[np.uint64]) -> NDArray[np.
 
 _NO_SVS = np.zeros(0, np.uint64)
 _NO_SVS.flags.writeable = False
+
+
+def _has(sorted_ids: NDArray[np.uint64], value: int) -> bool:
+    """Whether the sorted ``sorted_ids`` hold ``value``."""
+    at = int(sorted_ids.searchsorted(np.uint64(value)))
+    return at < sorted_ids.size and int(sorted_ids[at]) == value
 
 
 def _within(sorted_ids: NDArray[np.uint64], values: NDArray[np.uint64]) -> NDArray[np.bool_]:
