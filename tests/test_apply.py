@@ -12,6 +12,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import h5py
@@ -22,7 +23,8 @@ from numpy.typing import NDArray
 from app.cli import main
 from app.kernels import reference
 from app.model.dataset import Dataset, open_dataset
-from app.model.errors import InvalidMutationError, ReadOnlyError
+from app.model.errors import InvalidMutationError, JournalWriteError, ReadOnlyError, SegmendError
+from app.model.journal.journal import Journal
 from app.model.journal.replay import ApplyError, apply_lines, log_lines
 from app.model.journal.sidecar import sidecar_dir
 from tests.conftest import assert_matches_model, biggest
@@ -133,21 +135,61 @@ def test_results_are_printed_as_lines_are_applied_and_the_failing_line_is_named(
     assert err == f"segmend: error: line 4: label {b} has no voxels\n"
 
 
-def test_apply_prints_in_growing_groups_each_once_durable(
-    small_pyramid: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+def test_apply_prints_each_growing_group_once_it_is_synced(
+    small_pyramid: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     with h5py.File(small_pyramid, "r") as f:
         labels = biggest(f["labels/s0"][...], 12)
     ops = tmp_path / "ops.jsonl"
     ops.write_text("\n".join(merge_line(labels[0], v) for v in labels[1:]) + "\n")
+    printed_at_sync: list[int] = []  # (lines printed since the last sync, at each sync)
+    sync = Journal.sync
+
+    def watched(journal: Journal) -> None:
+        if threading.current_thread() is threading.main_thread():  # (not a checkpoint's)
+            printed_at_sync.append(capsys.readouterr().out.count("\n"))
+        sync(journal)
+
+    monkeypatch.setattr(Journal, "sync", watched)
     code, out, _ = run(capsys, "apply", small_pyramid, ops)
     assert code == 0
-    assert [json.loads(t)["MutationID"] for t in out.splitlines()] == list(range(1, 12))
+    assert printed_at_sync == [0, 1, 2, 4, 4]  # (groups of 1, 2, 4, 4, each printed after
+    assert out == ""  # its sync; then an empty one: the end of the lines)
     with open_dataset(small_pyramid, "r") as ds:
         left = set(np.unique(ds.labels(0)[...]).tolist())
         assert int(labels[0]) in left and not left & {int(v) for v in labels[1:]}
         with pytest.raises(ReadOnlyError, match="read-only"), ds.batched():
             pass
+
+
+def test_a_group_whose_sync_fails_is_not_printed_nor_sent(
+    small_pyramid: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with h5py.File(small_pyramid, "r") as f:
+        a, b, c = biggest(f["labels/s0"][...], 3)
+    ops = tmp_path / "ops.jsonl"
+    ops.write_text(merge_line(a, b) + "\n" + merge_line(a, c) + "\n")
+
+    def failing(journal: Journal) -> None:
+        raise JournalWriteError("journal: disk I/O error")
+
+    monkeypatch.setattr(Journal, "sync", failing)
+    code, out, err = run(capsys, "apply", small_pyramid, ops)
+    assert (code, out) == (1, "") and "disk I/O error" in err
+    monkeypatch.undo()
+    with open_dataset(small_pyramid, "r+") as ds:
+        with ds.batched():
+            ds.merge(a, [c])
+            with pytest.raises(SegmendError, match="do not nest"), ds.batched():
+                pass
+        assert ds.sender is not None and ds.sender._held_after is None  # (synced: released)
+        monkeypatch.setattr(Journal, "sync", failing)
+        with pytest.raises(JournalWriteError), ds.batched():
+            ds.undo()
+        assert ds.sender._held_after is not None  # (not durable: held back)
+        monkeypatch.undo()
 
 
 # ---------------------------------------------------------------------- 3. Ctrl-C

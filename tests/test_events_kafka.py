@@ -120,12 +120,13 @@ def test_a_held_sender_sends_nothing_past_its_limit_until_released(
     with _sender(journal, kafka_broker.bootstrap) as sender:
         _append_merge(conn, 1)
         assert sender.flush(30.0)
-        with sender.hold(outbox.last_seq(conn)):
-            for mid in range(2, 6):
-                _append_merge(conn, mid)
-                sender.wake()
-            assert not sender.flush(1.0)  # (held: the broker gets none of them)
-            assert outbox.last_sent_seq(conn) == 2
+        sender.hold(outbox.last_seq(conn))
+        for mid in range(2, 6):
+            _append_merge(conn, mid)
+            sender.wake()
+        assert not sender.flush(1.0)  # (held: the broker gets none of them)
+        assert outbox.last_sent_seq(conn) == 2
+        sender.release()
         assert sender.flush(30.0), f"not flushed: {sender.status()}"
     assert seqs_of(read_topic(kafka_broker.bootstrap, TOPIC, expect=10)) == list(range(1, 11))
 

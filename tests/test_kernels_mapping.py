@@ -143,3 +143,5 @@ def test_bad_mappings_and_blocks_are_refused() -> None:
         map_block(block.astype(np.int32), ok, ok)
     with pytest.raises(TypeError, match="1D uint64"):
         map_ids(block, ok, ok)
+    full = (np.arange(1, 5, dtype=np.uint64), np.full(4, 9, np.uint64))  # (no free slot)
+    assert map_ids(np.array([7], np.uint64), ok, ok, overlay=full).tolist() == [7]

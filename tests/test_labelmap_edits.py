@@ -310,6 +310,32 @@ def test_a_checkpoint_folds_a_large_overlay(built: Path, monkeypatch: pytest.Mon
         assert ds.verify().ok
 
 
+def test_a_checkpoint_writes_rows_the_file_did_not_list(
+    tmp_path: Path, crop: tuple[NDArray[np.uint64], NDArray[np.uint64]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A mapping that lists only some supervoxels (as DVID's does): an edit of an
+    unlisted one adds a row in the middle, and every later row moves down."""
+    monkeypatch.setattr("app.model.labelmap.mapping_file._CHUNK_ROWS", 16)
+    svs, rows = crop
+    present = np.unique(svs)
+    unlisted = present[present != 0][:3]  # (low ids, early in the file)
+    np.save(tmp_path / "svs.npy", svs)
+    path = build_pyramid(tmp_path / "svs.npy", tmp_path / "lm.h5", block_size=BLOCK,
+                         mapping=Mapping.from_pairs(rows[~np.isin(rows[:, 0], unlisted)]))
+    with open_dataset(path, "r+", workers=2) as ds:
+        body = int(ds.mapping(present[-1:])[0])
+        ds.merge(body, [int(unlisted[0])])
+        ds.checkpoint()
+        expected = ds.mapping_pairs()
+        h5 = ds.store.h5
+        assert h5 is not None
+        np.testing.assert_array_equal(h5["mapping"][...], expected)
+    with open_dataset(path, "r") as ds:
+        np.testing.assert_array_equal(ds.mapping_pairs(), expected)
+        assert ds.verify().ok
+
+
 def test_verify_checks_the_mapping(built: Path) -> None:
     with open_dataset(built, "r+", workers=2) as ds:
         a, b, c = bodies_by_size(ds)[:3]

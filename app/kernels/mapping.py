@@ -63,7 +63,9 @@ def _body_of(
     if over_keys.size:
         mask = over_keys.size - 1
         h = slot(v, mask)
-        while over_keys[h] != 0:
+        for _ in range(over_keys.size):  # (a full table, that no caller should make, ends)
+            if over_keys[h] == 0:
+                break
             if over_keys[h] == v:
                 return over_values[h]
             h = (h + 1) & mask

@@ -242,7 +242,7 @@ class Checkpointer:
             self._committed = values["checkpoint_mutation_id"]
             self._mapping_written = version
             if merged is not None and mapping is not None and mapping.overlay_size >= FOLD_AT:
-                merged.supervoxels_of(0)  # (its reverse map: built here, not by an edit)
+                merged.build_reverse()  # (here, not in the next edit)
                 mapping.fold(merged, version)
             store.unstage([(key, staged.gen) for key, staged in items])
             return len(items)

@@ -24,7 +24,7 @@ import shutil
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack, contextmanager, nullcontext, suppress
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, replace
 from pathlib import Path
 from types import TracebackType
@@ -138,6 +138,7 @@ class Dataset(DatasetReads):
         self._journal: Journal | None = None
         self._engine: MutationEngine | None = None
         self._mapping: MappingState | None = None
+        self._batching = False  # (inside batched())
         self._workers = workers or default_workers()
         self._background_nice = background_nice
         self._pool = ThreadPoolExecutor(
@@ -282,7 +283,7 @@ class Dataset(DatasetReads):
             if self._mapping is not None:
                 self._mapping.reset(read_file_mapping(self.store.h5))
                 assert self._mapped is not None
-                self._mapped.clear()  # (the version counts again from 0)
+                self._mapped.clear()  # (the mapping was re-read: its blocks go)
         journal = self._reading_journal()
         if journal is None:
             return
@@ -505,26 +506,37 @@ class Dataset(DatasetReads):
     def batched(self) -> Iterator[None]:
         """A group commit: the edits inside are journaled without waiting for
         the disk each, then all made durable at once (one fsync) when the block
-        ends, by an error too; Kafka gets none of their events before.  An edit
-        inside is durable only after the block: report it then (``segmend
-        apply`` prints its results per group).  Not reentrant.
+        ends, by an error too; this dataset's Kafka sender gets none of their
+        events before (if the sync fails, it holds them until the dataset is
+        reopened).  An edit inside is durable only after the block: report it
+        then (``segmend apply`` prints its results per group).
 
         Raises
         ------
         app.model.errors.ReadOnlyError
             The dataset is open read-only.
+        app.model.errors.SegmendError
+            Inside another ``batched`` block.
         app.model.errors.JournalWriteError
             At the end, if the journal cannot be synced: the group's edits may
             not be durable.
         """
         if self._engine is None:
             raise ReadOnlyError(f"{self.path} is open read-only")
-        journal = self._journal
+        if self._batching:
+            raise SegmendError("batched() blocks do not nest")
+        journal, sender = self._journal, self.sender
         assert journal is not None
-        sender = self.sender
-        hold = sender.hold(journal.last_event_seq()) if sender is not None else nullcontext()
-        with hold, journal.deferred():
-            yield
+        self._batching = True
+        if sender is not None:
+            sender.hold(journal.last_event_seq())
+        try:
+            with journal.deferred():
+                yield
+        finally:
+            self._batching = False
+            if sender is not None and journal.synced:
+                sender.release()
 
     def checkpoint(self) -> int:
         """Write the staged blocks into the HDF5 file now, crash-safely (see

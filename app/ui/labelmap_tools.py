@@ -24,9 +24,6 @@ from app.ui.layers import DatasetLayers
 from app.ui.selection import ClickPicker, Selection
 from app.ui.shortcuts import shortcut, tooltip
 
-VOXEL_ONLY: tuple[str, ...] = ()
-"""Commands not available in labelmap mode yet."""
-NOT_IN_LABELMAP = "not available in labelmap mode yet"
 NEEDS_LABELMAP = "needs a labelmap dataset (supervoxels and their bodies)"
 
 
@@ -123,10 +120,6 @@ class LabelmapTools(QObject):
             labelmap and self.session.writable and len(self.selection) == 1)
         actions["cleave_commit"].setEnabled(active)
         actions["cleave_cancel"].setEnabled(active)
-        for name in VOXEL_ONLY:
-            if labelmap:
-                actions[name].setEnabled(False)
-            _set_why(actions[name], name, NOT_IN_LABELMAP if labelmap else "")
         for name in ("supervoxel_view", "cleave_start"):
             _set_why(actions[name], name,
                      NEEDS_LABELMAP if dataset is not None and not labelmap else "")

@@ -23,7 +23,6 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -203,23 +202,19 @@ class OutboxSender:
             self._new_events = True
             self._cond.notify_all()
 
-    @contextlib.contextmanager
-    def hold(self, upto: int) -> Iterator[None]:
-        """Send no event after seq ``upto`` while inside; sending resumes at the
-        end.  For commits that are not durable yet (a group commit,
-        :meth:`app.model.journal.journal.Journal.deferred`, fsync'ed when it
-        ends): Kafka must not see a mutation a power cut could still take back.
-
-        Not reentrant.  The thread filters each batch it read by the limit it
-        reads afterwards, so an event committed after the hold began is never
-        sent inside it.
-        """
+    def hold(self, upto: int) -> None:
+        """Send no event after seq ``upto`` until :meth:`release`.  For commits
+        that are not durable yet (a group commit,
+        :meth:`app.model.journal.journal.Journal.deferred`): Kafka must not see
+        a mutation a power cut could still take back.  The thread filters each
+        batch it read by the limit it reads afterwards, so an event committed
+        after the hold began is never sent before the release."""
         self._held_after = upto
-        try:
-            yield
-        finally:
-            self._held_after = None
-            self.wake()
+
+    def release(self) -> None:
+        """Send again what :meth:`hold` held back."""
+        self._held_after = None
+        self.wake()
 
     def flush(self, timeout: float, *, give_up_on_failure: bool = False) -> bool:
         """Block until every event committed before this call is acknowledged.

@@ -232,6 +232,11 @@ class Journal:
                 if not self._deferring:
                     self.sync()
 
+    @property
+    def synced(self) -> bool:
+        """Whether every committed transaction is durable (fsync'ed)."""
+        return not self._unsynced
+
     def last_event_seq(self) -> int:
         """The highest outbox ``seq`` committed (0: none)."""
         with self._lock:

@@ -100,6 +100,10 @@ class Mapping:
             return arr
         return map_block(np.atleast_1d(arr), self.svs, self.bodies, checked=True).reshape(arr.shape)
 
+    def build_reverse(self) -> None:
+        """Build the reverse map now (it is built on first use otherwise)."""
+        self._by_body  # noqa: B018
+
     def supervoxels_of(self, body: int) -> NDArray[np.uint64]:
         """The supervoxels the mapping gives to ``body``, sorted (without the
         unmapped supervoxel ``body`` itself, which is its own body unless mapped)."""

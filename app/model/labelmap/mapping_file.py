@@ -71,7 +71,9 @@ def write_file_mapping(
     changed : NDArray[uint64], shape (k,), optional
         The supervoxels whose rows may differ from the file's, if the file's
         other rows are known to equal ``mapping``'s: only the chunks holding
-        those rows (and rows past the file's end) are written.
+        those rows are written, and, when rows were added (supervoxels the
+        file did not list), every chunk from the first changed row on (the
+        rows after an added one move down).
     """
     pairs = mapping.pairs
     n = pairs.shape[0]
@@ -89,7 +91,8 @@ def write_file_mapping(
     if changed is not None and old <= n:
         rows = np.searchsorted(mapping.svs, changed)
         chunks = set((rows[rows < old] // _CHUNK_ROWS).tolist())
-        chunks.update(range(old // _CHUNK_ROWS, -(-n // _CHUNK_ROWS)))
+        moved_from = old if n == old else min(old, int(rows.min(initial=old)))
+        chunks.update(range(moved_from // _CHUNK_ROWS, -(-n // _CHUNK_ROWS)))
     for start in (c * _CHUNK_ROWS for c in sorted(chunks)):
         node[start:start + _CHUNK_ROWS] = pairs[start:start + _CHUNK_ROWS]
 

@@ -1,15 +1,16 @@
 """The live mapping of a labelmap dataset: the file's mapping and the changes since.
 
 A merge or a cleave changes only the mapping; its cost must grow with the
-supervoxels it moves, never with the mapping's size nor with the edits made
-before it.  So the mapping the file holds (the *base*, a :class:`Mapping` of
-sorted arrays) is not copied by an edit: the edit writes its supervoxels'
-new bodies into an *overlay*, a hash table changed in place
-(:mod:`app.kernels.mapping_table`), and the reverse map keeps, for each body
-an edit changed, its supervoxels as one sorted array (a merge hands the
-merged body's array to the target in one sorted merge; a body that loses all
-its supervoxels costs nothing).  A checkpoint that wrote the whole mapping to
-the file folds a large overlay into a new base.
+bodies it edits, never with the mapping's size.  So the mapping the file
+holds (the *base*, a :class:`Mapping` of sorted arrays) is not copied by an
+edit: the edit writes its supervoxels' new bodies into an *overlay*, a hash
+table changed in place (:mod:`app.kernels.mapping_table`), and the reverse
+map keeps, for each body an edit changed, its supervoxels as one sorted
+array (a merge hands the merged body's array to the target in one merge of
+two sorted runs, at memory speed; a body that loses all its supervoxels
+costs nothing).  A checkpoint that wrote the whole mapping to the file folds
+a large overlay into a new base (the first read after an edit copies the
+overlay: this bounds it).
 
 Reads take an immutable :class:`MappingView` (the base and a copy of the
 overlay, made on the first read after a change); :func:`app.kernels.map_block`
@@ -56,8 +57,8 @@ class MappingView:
                          checked=True)
 
     def body_of(self, svs: NDArray[np.integer[Any]] | Sequence[int]) -> NDArray[np.uint64]:
-        """The bodies of ``svs`` (1D)."""
-        return self.map_block(np.asarray(svs, dtype=np.uint64).ravel())
+        """The bodies of ``svs`` (1D, mostly distinct ids)."""
+        return _mapped(np.asarray(svs, dtype=np.uint64).ravel(), self.base, self.overlay)
 
     def changed(self) -> NDArray[np.uint64]:
         """The supervoxels the overlay remaps, sorted."""
@@ -159,7 +160,8 @@ class MappingState:
             svs.sort()
         with self._lock:
             self._table, self._count = table_put(self._table, self._count, svs, target)
-            self._members[source] = _without(self._current(source), svs)
+            if source:  # (0: new ids, or retired ones coming back; nobody lists them)
+                self._members[source] = _without(self._current(source), svs)
             if target:
                 self._members[target] = _merged(self._current(target), svs)
             self._view = None
