@@ -21,9 +21,9 @@ every connection comes from :func:`app.model.journal.journal_db.connect`.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
-import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -194,27 +194,34 @@ class Journal:
                 raise
 
     def sync(self) -> None:
-        """Make every committed transaction durable (fsync'ed), if one is not.
-
-        A durable commit fsyncs the whole write-ahead log, and with it every
-        commit before it; SQLite fsyncs only a transaction that wrote, so this
-        one writes the time of the sync (meta ``synced``).
+        """Make every committed transaction durable, if one is not: fsync the
+        write-ahead log (which holds them) and the database file (which holds
+        those a WAL checkpoint moved there).  Writes nothing: it works on a
+        full disk too.
 
         Raises
         ------
         JournalWriteError
-            If SQLite fails: the earlier commits may not be durable.
+            If the disk refuses: the commits since the last sync may not be
+            durable.
         """
         with self._lock:
             if not self._unsynced:
                 return
-            deferring, self._deferring = self._deferring, 0
-            try:
-                with self.transaction() as cur:
-                    cur.execute("INSERT OR REPLACE INTO meta VALUES ('synced', ?)",
-                                (repr(time.time()),))
-            finally:
-                self._deferring = deferring
+            for path in (Path(f"{self.path}-wal"), self.path):
+                try:
+                    fd = os.open(path, os.O_RDONLY)
+                except FileNotFoundError:  # (no log: everything is in the file)
+                    continue
+                except OSError as exc:
+                    raise JournalWriteError(f"cannot sync journal {path}: {exc.strerror}") from exc
+                try:
+                    os.fsync(fd)
+                except OSError as exc:
+                    raise JournalWriteError(f"cannot sync journal {path}: {exc.strerror}") from exc
+                finally:
+                    os.close(fd)
+            self._unsynced = False
 
     @contextmanager
     def deferred(self) -> Iterator[None]:
