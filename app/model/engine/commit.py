@@ -25,6 +25,7 @@ from app.model.errors import JournalWriteError
 from app.model.events import messages, outbox
 from app.model.events.blobstore import put_blob
 from app.model.events.gotime import now_go
+from app.model.events.message_fields import Message
 from app.model.geometry import Coord
 from app.model.journal.journal import Journal
 from app.model.mutations.base import BlockChange, IndexRow, Mutation, Plan, Stamp
@@ -93,6 +94,9 @@ class Committer:
         self.user = user
         self.admission: Callable[[], None] | None = None
         self._ids = threading.Lock()
+        self._counters_written: tuple[int, dict[str, int]] | None = None
+        """(the journal transaction, the counters stored by it): known while it
+        is the last one committed (no re-read)."""
 
     def commit(
         self, plan: Plan, changes: list[BlockChange], step: Step | None, *, done: bool = False
@@ -122,9 +126,10 @@ class Committer:
                 cur, stamp.mutation_id, [(c.coord, c.undo_map) for c in written if c.undo_map]
             )
             self.history.record(cur, stamp.mutation_id, plan.undoable, step)
-            append_events(cur, record)
+            starts = record.start_messages()  # (built once: the complete ones copy them)
+            append_events(cur, record.mutation_id, starts)
             if completed is not None:
-                append_events(cur, record, completed)
+                append_events(cur, record.mutation_id, record.complete_messages(starts, completed))
             return record
 
         newest = max(max((row[0] for row in outcome.rows), default=0), outcome.new_label)
@@ -137,7 +142,7 @@ class Committer:
         def write(stamp: Stamp, cur: sqlite3.Cursor) -> Mutation:
             record = make(stamp)
             Journal.put_mutation(cur, record.to_json(), "done")
-            append_events(cur, record)
+            append_events(cur, record.mutation_id, record.start_messages())
             return record
 
         return self._journal_new(1, write, label)
@@ -158,11 +163,20 @@ class Committer:
                 values["next_mutation_id"] = first + n_ids
                 values["max_label"] = max(values["max_label"], label)
                 values["next_label"] = max(values["next_label"], label + 1)
-                Journal.raise_counters(cur, values)
+                self._counters_written = (self.journal.transaction_id, Journal.raise_counters(
+                    cur, values, self._counters_known()))
             taken = self.counters.reserve_ids(n_ids)
             self.counters.note_label(label)
         assert taken == first, "MutationIDs are reserved only by the committer"
         return record
+
+    def _counters_known(self) -> dict[str, int] | None:
+        """The counters stored, if the last transaction committed raised them
+        here (None: unknown, read them)."""
+        written = self._counters_written
+        if written is None or written[0] != self.journal.last_committed:
+            return None
+        return written[1]
 
     def complete(self, record: Mutation) -> None:
         """Mark the mutation done, noting when (the journal's ``Completed``), and
@@ -177,20 +191,19 @@ class Committer:
         try:
             with self.journal.transaction(durable=False) as cur:
                 Journal.put_mutation(cur, {**record.to_json(), "Completed": completed}, "done")
-                append_events(cur, record, completed)
+                append_events(cur, record.mutation_id, record.messages(completed))
         except JournalWriteError as exc:
             log.warning(
                 "mutation %d stays to be completed at the next opening: %s", record.mutation_id, exc
             )
 
 
-def append_events(cur: sqlite3.Cursor, record: Mutation, completed: str | None = None) -> None:
-    """Append a mutation's start (or, ``completed`` then, ``-complete``) messages
-    to the outbox, in the open transaction (an oversized message goes to the
-    blob store, sent by reference)."""
-    msgs = record.messages(completed)
+def append_events(cur: sqlite3.Cursor, mutation_id: int, msgs: list[Message]) -> None:
+    """Append messages of mutation ``mutation_id`` (its start or its ``-complete``
+    ones) to the outbox, in the open transaction (an oversized message goes to
+    the blob store, sent by reference)."""
     if not msgs:
         return
     conn = cur.connection
     payloads = [messages.encode_message(m, lambda data: put_blob(conn, data)) for m in msgs]
-    outbox.append_events(conn, record.mutation_id, msgs[0]["Action"], payloads)
+    outbox.append_events(conn, mutation_id, msgs[0]["Action"], payloads)

@@ -44,11 +44,19 @@ class History:
         self._undo_json: tuple[list[int], str] = ([], "[]")
         """An undo stack and its JSON (a push re-encodes only the new id)."""
 
+    def _known(self) -> tuple[list[int], list[int]] | None:
+        """The undo and redo stacks stored, if this history wrote them in the
+        last transaction committed (None: unknown, perhaps never written)."""
+        written = self._written
+        if written is None or written[0] != self.journal.last_committed:
+            return None
+        return written[1:]
+
     def _stacks(self) -> tuple[list[int], list[int]]:
         """Copies of the stored undo and redo stacks."""
-        written = self._written
-        if written is not None and written[0] == self.journal.last_committed:
-            return list(written[1]), list(written[2])
+        known = self._known()
+        if known is not None:
+            return list(known[0]), list(known[1])
         return self.journal.get_json("undo_stack", []), self.journal.get_json("redo_stack", [])
 
     def top(self, direction: Direction) -> int:
@@ -64,6 +72,7 @@ class History:
         Raises NothingToUndoError (rolling the mutation back) if ``step``'s
         mutation left its stack meanwhile.
         """
+        known = self._known()
         undo, redo = self._stacks()
         if step is None:
             if not undoable:
@@ -84,7 +93,8 @@ class History:
             Journal.drop_undo_maps(cur, undo[:-UNDO_DEPTH])
             undo = undo[-UNDO_DEPTH:]
         Journal.set_meta(cur, "undo_stack", self._encoded(undo))
-        Journal.set_meta(cur, "redo_stack", redo)
+        if known is None or redo != known[1]:  # (else the stored one: a statement saved)
+            Journal.set_meta(cur, "redo_stack", redo)
         self._written = (self.journal.transaction_id, undo, redo)
 
     def _encoded(self, undo: list[int]) -> str:

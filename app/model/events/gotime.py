@@ -21,7 +21,7 @@ import re
 import time
 from datetime import UTC, datetime, timedelta, timezone
 
-__all__ = ["go_time_string", "now_go", "parse_go_time"]
+__all__ = ["GoTime", "go_time_string", "now_go", "parse_go_time"]
 
 _NS_PER_S = 1_000_000_000
 
@@ -34,18 +34,25 @@ _GO_TIME = re.compile(
 )
 
 
-def _format(wall: datetime, nanosecond: int) -> str:
-    """Format a UTC wall time (its microseconds ignored) plus ``nanosecond``."""
-    text = wall.strftime("%Y-%m-%d %H:%M:%S")
-    if wall.year < 1000:  # strftime does not pad years on every platform
-        text = f"{wall.year:04d}{text[text.index('-') :]}"
+class GoTime(str):
+    """A Go time string that :func:`now_go` or :func:`go_time_string` made: valid
+    by construction, so the message builders take it without parsing it again."""
+
+    __slots__ = ()
+
+
+def _format(wall: datetime, nanosecond: int) -> GoTime:
+    """Format a UTC wall time (its microseconds ignored) plus ``nanosecond``
+    (an f-string: ``strftime`` costs tens of microseconds, every edit twice)."""
+    text = (f"{wall.year:04d}-{wall.month:02d}-{wall.day:02d} "
+            f"{wall.hour:02d}:{wall.minute:02d}:{wall.second:02d}")
     fraction = f"{nanosecond:09d}".rstrip("0")
     if fraction:
         text = f"{text}.{fraction}"
-    return f"{text} +0000 UTC"
+    return GoTime(f"{text} +0000 UTC")
 
 
-def go_time_string(dt: datetime) -> str:
+def go_time_string(dt: datetime) -> GoTime:
     """Format ``dt`` as Go's ``time.Time.String()`` does, in UTC.
 
     Parameters
@@ -70,7 +77,7 @@ def go_time_string(dt: datetime) -> str:
     return _format(utc, utc.microsecond * 1000)
 
 
-def now_go() -> str:
+def now_go() -> GoTime:
     """The current time as Go's ``time.Time.String()`` in UTC, to the nanosecond."""
     ns = time.time_ns()
     seconds, nanosecond = divmod(ns, _NS_PER_S)

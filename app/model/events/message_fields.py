@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from app.model.events.blobstore import is_blob_ref
-from app.model.events.gotime import go_time_string, now_go, parse_go_time
+from app.model.events.gotime import GoTime, go_time_string, now_go, parse_go_time
 
 __all__ = [
     "DEFAULT_APP",
@@ -46,6 +46,8 @@ UINT64_MAX = 2**64 - 1
 
 def as_uint64(field: str, value: object) -> int:
     """``value`` as an int if it is an integer (Python or NumPy) in uint64's range."""
+    if type(value) is int and 0 <= value <= UINT64_MAX:  # (the common case, without the ABC)
+        return value
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise ValueError(f"{field} must be an unsigned 64-bit integer, got {value!r}")
     number = int(value)
@@ -82,9 +84,12 @@ def as_text(field: str, value: object) -> str:
 
 
 def as_timestamp(value: Timestamp) -> str:
-    """A Go time string: now for None, a datetime converted, a string checked."""
+    """A Go time string: now for None, a datetime converted, a string checked
+    (unless segmend's clock made it: a :class:`~app.model.events.gotime.GoTime`)."""
     if value is None:
         return now_go()
+    if isinstance(value, GoTime):  # (valid by construction: not parsed again)
+        return value
     if isinstance(value, datetime):
         return go_time_string(value)
     if isinstance(value, str):

@@ -304,17 +304,24 @@ class Journal:
         cur.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, text))
 
     @staticmethod
-    def raise_counters(cur: sqlite3.Cursor, values: dict[str, int]) -> None:
+    def raise_counters(
+        cur: sqlite3.Cursor, values: dict[str, int], stored: dict[str, int] | None = None
+    ) -> dict[str, int]:
         """Raise integer meta values to ``values`` (never lower them), inside a
-        transaction.  Kept as decimal text and compared in Python: labels span
-        the whole uint64 range, beyond SQLite's signed integers."""
-        keys = list(values)
-        stored = dict(cur.execute(
-            f"SELECT key, value FROM meta WHERE key IN ({','.join('?' * len(keys))})", keys
-        ).fetchall())
-        raised = [(k, str(v)) for k, v in values.items() if k not in stored or int(stored[k]) < v]
+        transaction; returns them as stored then.  Kept as decimal text and
+        compared in Python: labels span the whole uint64 range, beyond SQLite's
+        signed integers.  ``stored``: those values as stored now, when the
+        caller knows them (what this returned in the last transaction
+        committed); else they are read."""
+        if stored is None:
+            keys = list(values)
+            stored = {k: int(v) for k, v in cur.execute(
+                f"SELECT key, value FROM meta WHERE key IN ({','.join('?' * len(keys))})", keys
+            ).fetchall()}
+        raised = [(k, str(v)) for k, v in values.items() if k not in stored or stored[k] < v]
         if raised:
             cur.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", raised)
+        return {k: max(stored.get(k, v), v) for k, v in values.items()}
 
     # --------------------------------------------------------------- mutations
     @staticmethod

@@ -371,8 +371,11 @@ class Mutation(ABC):
         """Its DVID Kafka messages: the start ones, or (``completed``: the Go time
         string of when it completed) the ``-complete`` ones, stamped then."""
         starts = self.start_messages()
-        if completed is None:
-            return starts
+        return starts if completed is None else self.complete_messages(starts, completed)
+
+    def complete_messages(self, starts: list[Message], completed: str) -> list[Message]:
+        """Its ``-complete`` messages, made from its start messages ``starts``
+        (as :meth:`start_messages` returns them) and stamped ``completed``."""
         return [messages.complete(m, completed) for m in starts] if self.sends_complete else []
 
     @abstractmethod

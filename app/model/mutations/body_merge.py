@@ -208,10 +208,7 @@ class BodyMergeUndo(Mutation):
             for i, (label, svs) in enumerate(zip(self.labels, self.cleaved, strict=True))
         ]
 
-    def messages(self, completed: str | None = None) -> list[Message]:
-        starts = self.start_messages()
-        if completed is None:
-            return starts
+    def complete_messages(self, starts: list[Message], completed: str) -> list[Message]:
         remain = self.target_size + sum(self.sizes)
         done = []
         for start, size in zip(starts, self.sizes, strict=True):

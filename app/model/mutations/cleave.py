@@ -145,10 +145,7 @@ class Cleave(Mutation):
         return [messages.cleave_start(orig=self.orig, cleaved=self.cleaved_label,
                                       supervoxels=self.cleaved, **self.common())]
 
-    def messages(self, completed: str | None = None) -> list[Message]:
-        starts = self.start_messages()
-        if completed is None:
-            return starts
+    def complete_messages(self, starts: list[Message], completed: str) -> list[Message]:
         sizes = {"CleavedSize": self.cleaved_size, "RemainSize": self.remain_size}
         return [messages.complete(m, completed, sizes) for m in starts]
 

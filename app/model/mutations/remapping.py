@@ -4,6 +4,7 @@ supervoxel lists their records keep in the blob store."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from itertools import accumulate
 
 import numpy as np
 from numpy.typing import NDArray
@@ -51,4 +52,5 @@ def decode_groups(data: bytes, counts: Sequence[int]) -> list[NDArray[np.uint64]
         raise InvalidMutationError(
             f"a supervoxel list holds {flat.size} ids, its record says {sum(counts)}"
         )
-    return list(np.split(flat, np.cumsum(counts)[:-1])) if counts else []
+    # (slices: np.split costs tens of µs on a few ids)
+    return [flat[end - n:end] for n, end in zip(counts, accumulate(counts), strict=True)]

@@ -247,10 +247,7 @@ class SplitSupervoxel(Mutation):
             supervoxel=self.supervoxel, body=self.body, split=self.split, remain=self.remain,
             split_ref=self.split_ref, **self.common())]
 
-    def messages(self, completed: str | None = None) -> list[Message]:
-        starts = self.start_messages()
-        if completed is None:
-            return starts
+    def complete_messages(self, starts: list[Message], completed: str) -> list[Message]:
         sizes = {"SplitSize": self.split_size, "RemainSize": self.remain_size}
         return [messages.complete(m, completed, sizes) for m in starts]
 
