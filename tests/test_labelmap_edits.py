@@ -310,6 +310,30 @@ def test_a_checkpoint_folds_a_large_overlay(built: Path, monkeypatch: pytest.Mon
         assert ds.verify().ok
 
 
+def test_a_checkpoint_writes_only_the_changed_rows(
+    built: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When the file lists every changed supervoxel, a checkpoint rewrites the
+    chunks of their rows: it never goes through the whole mapping."""
+    monkeypatch.setattr("app.model.labelmap.mapping_file._CHUNK_ROWS", 16)
+    with open_dataset(built, "r+", workers=2) as ds:
+        a, b = bodies_by_size(ds)[:2]
+        ds.merge(a, [b])
+        expected = ds.mapping_pairs()
+
+        def whole(_view: object) -> None:
+            raise AssertionError("the checkpoint read the whole mapping")
+
+        monkeypatch.setattr("app.model.labelmap.state.MappingView.pairs", whole)
+        ds.checkpoint()
+        monkeypatch.undo()
+        h5 = ds.store.h5
+        assert h5 is not None
+        np.testing.assert_array_equal(h5["mapping"][...], expected)
+    with open_dataset(built, "r") as ds:
+        assert ds.verify().ok
+
+
 def test_a_checkpoint_writes_rows_the_file_did_not_list(
     tmp_path: Path, crop: tuple[NDArray[np.uint64], NDArray[np.uint64]],
     monkeypatch: pytest.MonkeyPatch,

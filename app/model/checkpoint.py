@@ -27,6 +27,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import h5py
 import numpy as np
 
 from app.model.checkpoint_problem import ProblemFile, problem_path
@@ -36,8 +37,8 @@ from app.model.errors import CheckpointError, FileBusyError, FileWriteError, Sta
 from app.model.journal.file_locks import commit_guard
 from app.model.journal.journal import Journal
 from app.model.labelmap.mapping import Mapping
-from app.model.labelmap.mapping_file import write_file_mapping
-from app.model.labelmap.state import FOLD_AT
+from app.model.labelmap.mapping_file import write_changed_rows, write_file_mapping
+from app.model.labelmap.state import FOLD_AT, MappingView
 from app.model.priority import lower_thread_priority
 from app.model.storage.safefile import SafeFile
 from app.model.storage.store import PyramidStore
@@ -226,11 +227,10 @@ class Checkpointer:
                     assert block is not None
                     payload = store.encode_block(key[0], key[1], coord, block)
                 store.write_payload(key[0], key[1], coord, payload)
-            merged = None
+            fold = None
             if remapped:
-                assert view is not None and store.h5 is not None
-                merged = Mapping.from_pairs(view.pairs())
-                write_file_mapping(store.h5, merged, changed=view.changed())
+                assert view is not None and mapping is not None and store.h5 is not None
+                fold = _write_mapping(store.h5, view, folding=mapping.overlay_size >= FOLD_AT)
             store.set_attrs(
                 **{k: np.uint64(v) for k, v in values.items()}, journal_id=self._journal_id
             )
@@ -241,9 +241,9 @@ class Checkpointer:
                 self.safefile.commit()
             self._committed = values["checkpoint_mutation_id"]
             self._mapping_written = version
-            if merged is not None and mapping is not None and mapping.overlay_size >= FOLD_AT:
-                merged.build_reverse()  # (here, not in the next edit)
-                mapping.fold(merged, version)
+            if fold is not None and mapping is not None:
+                fold.build_reverse()  # (here, not in the next edit)
+                mapping.fold(fold, version)
             store.unstage([(key, staged.gen) for key, staged in items])
             return len(items)
 
@@ -341,3 +341,16 @@ def retry_delay(failures: int) -> float:
 
 def _is_disk_full(exc: BaseException) -> bool:
     return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
+
+
+def _write_mapping(h5: h5py.File, view: MappingView, *, folding: bool) -> Mapping | None:
+    """Write the rows of ``/mapping`` the mapping's changes (``view``'s overlay)
+    touch: only those (O(changes)) when the file lists exactly the base's
+    supervoxels, else through the whole mapping.  Returns the whole mapping
+    when ``folding`` (it becomes the new base), else None."""
+    changed = view.changed()
+    if not folding and write_changed_rows(h5, view.base.svs, view.body_of, changed):
+        return None
+    merged = Mapping.from_pairs(view.pairs())
+    write_file_mapping(h5, merged, changed=changed)
+    return merged if folding else None

@@ -9,6 +9,7 @@ rewrites only the chunks holding changed rows, in place.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import h5py
@@ -95,6 +96,42 @@ def write_file_mapping(
         chunks.update(range(moved_from // _CHUNK_ROWS, -(-n // _CHUNK_ROWS)))
     for start in (c * _CHUNK_ROWS for c in sorted(chunks)):
         node[start:start + _CHUNK_ROWS] = pairs[start:start + _CHUNK_ROWS]
+
+
+def write_changed_rows(
+    h5: h5py.File,
+    svs: NDArray[np.uint64],
+    body_of: Callable[[NDArray[np.uint64]], NDArray[np.uint64]],
+    changed: NDArray[np.uint64],
+) -> bool:
+    """Rewrite the chunks of ``/mapping`` that hold ``changed`` supervoxels, if
+    the file lists exactly ``svs`` (its rows' supervoxels, in order): the cost
+    of the changes, not of the mapping.  Returns False, writing nothing, if it
+    does not (a row to add, or another length): :func:`write_file_mapping`
+    then.
+
+    Parameters
+    ----------
+    h5 : h5py.File
+        The pyramid file, writable.
+    svs : NDArray[uint64], shape (n,)
+        The supervoxels the file's rows list (sorted).
+    body_of : callable
+        The current body of each of a sorted array of supervoxels.
+    changed : NDArray[uint64], shape (k,)
+        Sorted supervoxels whose body may differ from the file's.
+    """
+    node = h5.get(MAPPING_DATASET)
+    if node is None or node.shape[0] != svs.size:
+        return False
+    at = np.searchsorted(svs, changed)
+    if changed.size and (at.max() >= svs.size or not np.array_equal(svs[at], changed)):
+        return False
+    for chunk in np.unique(at // _CHUNK_ROWS).tolist():
+        rows = svs[chunk * _CHUNK_ROWS:(chunk + 1) * _CHUNK_ROWS]
+        node[chunk * _CHUNK_ROWS:chunk * _CHUNK_ROWS + rows.size] = np.stack(
+            [rows, body_of(rows)], axis=1)
+    return True
 
 
 def load_mapping_state(h5: h5py.File | None) -> MappingState | None:
