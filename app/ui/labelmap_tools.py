@@ -4,9 +4,8 @@ supervoxels, the cleave tool, and which commands a dataset's mode allows.
 In labelmap mode the voxels hold supervoxels and a mapping gives their bodies:
 the segmentation shows bodies, or supervoxels (:meth:`LabelmapTools.toggle_view`);
 an alt-click names the supervoxel under the cursor and its body, or, while
-cleaving, picks it.  A command not available in labelmap mode (none today: the
-seeded split there gives whole supervoxels to its parts) is disabled, its
-tooltip says why.  GUI thread only.
+cleaving, picks it.  The labelmap commands are disabled in voxel mode, their
+tooltips saying why.  GUI thread only.
 """
 
 from __future__ import annotations

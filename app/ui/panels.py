@@ -56,6 +56,18 @@ def action_button(action: QAction, parent: QWidget | None = None) -> QToolButton
     return button
 
 
+def button_grid(
+    actions: Mapping[str, QAction], rows: tuple[tuple[str, ...], ...], parent: QWidget
+) -> QGridLayout:
+    """A grid of :func:`action_button` buttons, one row of ``rows`` (action
+    names) per grid row."""
+    grid = QGridLayout()
+    for row, names in enumerate(rows):
+        for column, name in enumerate(names):
+            grid.addWidget(action_button(actions[name], parent), row, column)
+    return grid
+
+
 class BodyPanel(QGroupBox):
     """The selected bodies with their sizes (and, in labelmap mode, their supervoxel
     counts); go to a body by id; show only the selection.
@@ -296,12 +308,9 @@ class SeedSplitPanel(QGroupBox):
         tool.message.connect(self.status.setText)
         tool.groups_changed.connect(self._show_group)
 
-        grid = QGridLayout()
-        for row, names in enumerate((("seed_start", "seed_discard"),
+        grid = button_grid(actions, (("seed_start", "seed_discard"),
                                      ("seed_next_group", "seed_preview"),
-                                     ("seed_add_group", "seed_commit"))):
-            for column, name in enumerate(names):
-                grid.addWidget(action_button(actions[name], self), row, column)
+                                     ("seed_add_group", "seed_commit")), self)
         layout = QVBoxLayout(self)
         layout.addLayout(grid)
         layout.addWidget(self.group)
@@ -324,7 +333,7 @@ class SeedSplitPanel(QGroupBox):
 
 class CleavePanel(QGroupBox):
     """Labelmap tools: the supervoxel view, and cleave: start, commit, cancel (the
-    dock shows it in labelmap mode, in place of the split panels).
+    dock shows it in labelmap mode, beside the split panels).
 
     Parameters
     ----------
@@ -334,8 +343,7 @@ class CleavePanel(QGroupBox):
         Needs ``supervoxel_view``, ``cleave_start``, ``cleave_commit``, ``cleave_cancel``.
     """
 
-    HINT = ("select a body, Cleave..., then alt-click the supervoxels to move to a new body "
-            "(splits by voxels are not available in labelmap mode yet)")
+    HINT = "select a body, Cleave..., then alt-click the supervoxels to move to a new body"
 
     def __init__(self, tool: CleaveTool, actions: Mapping[str, QAction],
                  parent: QWidget | None = None) -> None:
@@ -343,11 +351,8 @@ class CleavePanel(QGroupBox):
         self.status = QLabel(self.HINT, self)
         self.status.setWordWrap(True)
         tool.message.connect(self.status.setText)
-        grid = QGridLayout()
-        for row, names in enumerate((("cleave_start", "supervoxel_view"),
-                                     ("cleave_commit", "cleave_cancel"))):
-            for column, name in enumerate(names):
-                grid.addWidget(action_button(actions[name], self), row, column)
+        grid = button_grid(actions, (("cleave_start", "supervoxel_view"),
+                                     ("cleave_commit", "cleave_cancel")), self)
         layout = QVBoxLayout(self)
         layout.addLayout(grid)
         layout.addWidget(self.status)
