@@ -16,7 +16,9 @@ Usage: python -m benchmarks.bench_labelmap [--size 512] [--reps 60] [--quick]
   sees bodies of the same size (the pairs of the pool take turns).  p50 and
   p95 per size.  Targets: p50 ≤ 1 ms, p95 ≤ 3 ms, and p50 on
   10,000-supervoxel bodies within 1.5× of the 10-supervoxel ones.  For
-  reference: the undos' p50 and p95, and the voxel-mode merge of the same
+  reference: the same edits back to back (no pause: on an idle VM whose
+  vCPU halts at once, every call after a pause runs on cold caches and costs
+  more), the undos' p50 and p95, and the voxel-mode merge of the same
   bodies (the volume mapped to bodies, built as a plain pyramid: its merge
   rewrites every voxel of the merged body).
 - **Agglomeration**: the shipped cube's ground-truth supervoxels (21,317, 0
@@ -166,18 +168,21 @@ class Latency:
     undo: list[float]
 
 
-def _timed(call: Callable[[], Any]) -> float:
-    """Seconds of ``call()``, made after a pause of ``THINK`` seconds."""
-    time.sleep(THINK)
+def _timed(call: Callable[[], Any], think: float) -> float:
+    """Seconds of ``call()``, made after a pause of ``think`` seconds."""
+    time.sleep(think)
     t0 = time.perf_counter()
     call()
     return time.perf_counter() - t0
 
 
-def edit_latency(path: Path, pools: Pools, reps: int, warmup: int) -> dict[int, Latency]:
+def edit_latency(
+    path: Path, pools: Pools, reps: int, warmup: int, think: float
+) -> dict[int, Latency]:
     """For each body size: ``reps`` merges of a pair of the pool (the pairs take
     turns) and ``reps`` cleaves of ``CLEAVED`` supervoxels off one of its bodies,
-    each timed alone and undone untimed, after ``warmup`` untimed rounds."""
+    each timed alone (after a pause of ``think`` seconds) and undone, after
+    ``warmup`` untimed rounds."""
     out: dict[int, Latency] = {}
     with open_dataset(path, "r+") as ds:
         for size in SIZES:
@@ -189,10 +194,10 @@ def edit_latency(path: Path, pools: Pools, reps: int, warmup: int) -> dict[int, 
                 target, merged = pairs[i % len(pairs)]
                 body = bodies[i % len(bodies)]
                 timed = [
-                    _timed(partial(ds.merge, target, [merged])),
-                    _timed(ds.undo),
-                    _timed(partial(ds.cleave, body, cut[body])),
-                    _timed(ds.undo),
+                    _timed(partial(ds.merge, target, [merged]), think),
+                    _timed(ds.undo, think),
+                    _timed(partial(ds.cleave, body, cut[body]), think),
+                    _timed(ds.undo, think),
                 ]
                 if i >= warmup:
                     merges.append(timed[0])
@@ -214,8 +219,8 @@ def voxel_merge_latency(path: Path, pools: Pools, reps: int) -> dict[int, list[f
             times = []
             for i in range(1 + reps):
                 target, merged = pairs[i % len(pairs)]
-                seconds = _timed(partial(ds.merge, target, [merged]))
-                _timed(ds.undo)
+                seconds = _timed(partial(ds.merge, target, [merged]), THINK)
+                _timed(ds.undo, THINK)
                 if i:
                     times.append(seconds)
             out[size] = times
@@ -240,6 +245,7 @@ class LatencyResult:
     reps: int
     build_s: float
     labelmap: dict[int, Latency]
+    back_to_back: dict[int, Latency]
     voxel: dict[int, list[float]] | None
 
 
@@ -267,11 +273,12 @@ def latency(tmp: Path, size: int, reps: int, quick: bool, voxel: bool) -> Latenc
         (tmp / "bodies.npy").unlink()
     else:
         del vol
-    timed = in_fresh_process(edit_latency, lm, pools, reps, 3)
+    timed = in_fresh_process(edit_latency, lm, pools, reps, 3, THINK)
+    back_to_back = in_fresh_process(edit_latency, lm, pools, reps, 3, 0.0)
     voxel_times = None
     if vx is not None:
         voxel_times = in_fresh_process(voxel_merge_latency, vx, pools, 3 if quick else 5)
-    return LatencyResult(size, n_svs, reps, build_s, timed, voxel_times)
+    return LatencyResult(size, n_svs, reps, build_s, timed, back_to_back, voxel_times)
 
 
 # ------------------------------------------------------------- agglomeration
@@ -491,6 +498,11 @@ def report(lat: LatencyResult | None, agg: AgglomerationResult | None) -> None:
             large = percentiles(getattr(lat.labelmap[SIZES[-1]], kind))[0]
             print(f"| {kind} p50, {SIZES[-1]:,} sv ÷ {SIZES[0]} sv | {large / small:.2f}× | "
                   f"≤ {FLAT:g}× | {met(large / small <= FLAT)} |")
+        for kind in ("merge", "cleave"):
+            for size in SIZES:
+                p50, p95 = percentiles(getattr(lat.back_to_back[size], kind))
+                print(f"| {kind}, bodies of {size:,} sv, back to back (no pause): p50 / p95 | "
+                      f"{p50:.2f} / {p95:.2f} ms | (reference) | |")
         for size in SIZES:
             p50, p95 = percentiles(lat.labelmap[size].undo)
             print(f"| undo of those edits, bodies of {size:,} sv: p50 / p95 | "

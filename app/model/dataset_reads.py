@@ -202,7 +202,7 @@ class DatasetReads:
         with self.snapshot():
             if self._mapping is None or supervoxels:
                 return self._index().label_size(int(label))
-            return int(self._index().label_sizes(self._body_supervoxels(int(label))).sum())
+            return self._index().labels_size(self._body_supervoxels(int(label)))
 
     def label_blocks(self, label: int) -> dict[Coord, int]:
         """s0 blocks holding ``label`` (a body, in labelmap mode) → its voxel count

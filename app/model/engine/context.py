@@ -78,7 +78,7 @@ class EngineContext:
             known = self._body_sizes.get(body)
         if known is not None:
             return known
-        size = int(self.supervoxel_sizes(self.supervoxels_of(body)).sum())
+        size = self.journal.labels_size(self.supervoxels_of(body))
         with self._sizes_lock:
             self._body_sizes[body] = size
         return size

@@ -398,6 +398,21 @@ class Journal:
             found[label] = found.get(label, 0) + count
         return np.array([found.get(k, 0) for k in keys], np.int64)
 
+    def labels_size(self, labels: NDArray[np.uint64]) -> int:
+        """Voxels of all of ``labels`` (1D, distinct) together in s0: summed by
+        SQLite, one query per 500 labels (a body's first edit asks for its size)."""
+        keys = [to_db(v) for v in labels.tolist()]
+        total = 0
+        for at in range(0, len(keys), 500):
+            part = keys[at:at + 500]
+            with self._lock:
+                row = self._conn.execute(
+                    "SELECT SUM(count) FROM label_index WHERE label IN "
+                    f"({','.join('?' * len(part))})", part
+                ).fetchone()
+            total += int(row[0] or 0)
+        return total
+
     def labels_blocks(self, labels: NDArray[np.uint64]) -> dict[Coord, int]:
         """s0 blocks holding any of ``labels`` (1D) → their voxel count in each."""
         blocks: dict[Coord, int] = {}
