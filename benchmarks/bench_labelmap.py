@@ -16,9 +16,9 @@ Usage: python -m benchmarks.bench_labelmap [--size 512] [--reps 60] [--quick]
   sees bodies of the same size (the pairs of the pool take turns).  p50 and
   p95 per size.  Targets: p50 ≤ 1 ms, p95 ≤ 3 ms, and p50 on
   10,000-supervoxel bodies within 1.5× of the 10-supervoxel ones.  For
-  reference: the same edits back to back (no pause: on an idle VM whose
-  vCPU halts at once, every call after a pause runs on cold caches and costs
-  more), the undos' p50 and p95, and the voxel-mode merge of the same
+  reference: the same edits back to back (no pause: on a shared VM every
+  call after a pause runs on cold caches and costs more), the undos' p50
+  and p95, and the voxel-mode merge of the same
   bodies (the volume mapped to bodies, built as a plain pyramid: its merge
   rewrites every voxel of the merged body).
 - **Agglomeration**: the shipped cube's ground-truth supervoxels (21,317, 0
