@@ -11,6 +11,7 @@ import pytest
 
 from app.model.errors import FormatError
 from app.model.labelmap import Mapping, read_mapping
+from app.model.labelmap.state import MappingState
 
 ROWS = np.array([[30, 7], [10, 7], [20, 0], [2**64 - 1, 5], [40, 30]], np.uint64)
 
@@ -94,3 +95,19 @@ def test_missing_files_and_datasets_are_named(tmp_path: Path) -> None:
         f["x"] = ROWS
     with pytest.raises(FormatError, match="no dataset /y"):
         read_mapping(f"{h5}:/y")
+
+
+def test_the_live_mappings_version_never_takes_a_value_again(mapping: Mapping) -> None:
+    """A view of the body view's cache is valid only for its version: a reset
+    (the mapping re-read) is a change too, and a fold (same pairs) is none."""
+    state = MappingState(mapping)
+    seen = [state.version]
+    state.move(np.array([10], np.uint64), 7, 30)
+    seen.append(state.version)
+    folded = Mapping.from_pairs(state.view().pairs())
+    folded.build_reverse()
+    assert state.fold(folded, state.version) and state.version == seen[-1]
+    state.reset(mapping)
+    seen.append(state.version)
+    assert len(set(seen)) == len(seen) == 3 and seen == sorted(seen)
+    assert state.body_of([10]).tolist() == [7]

@@ -101,26 +101,23 @@ def test_a_block_mapped_while_the_mapping_changes_is_not_kept() -> None:
     assert cache.bodies(KEY, block) is cache.bodies(KEY, block)
 
 
-def test_nothing_made_before_a_clear_is_served_after_it() -> None:
+def test_a_reset_mapping_serves_no_block_made_before_it_and_clear_frees_them() -> None:
     mapping = Mapping()
     cache = MappedBlocks(mapping, 1 << 20)
     block = svs()
     cache.bodies(KEY, block)
-    mapping.version = 0  # (the mapping re-read from the file: its version counts from 0)
-    mapping.divisor = 3
-    cache.clear()
-    np.testing.assert_array_equal(cache.bodies(KEY, block), block // 3)
 
-    def reset() -> None:  # (while a reader maps the block by the mapping before)
-        mapping.divisor, mapping.version = 4, 0
+    def reset() -> None:  # (the mapping re-read from the file while a reader maps)
+        mapping.change()
         cache.clear()
 
     other = ("labels", 0, 0, 0, 1)
     mapping.during = reset
-    np.testing.assert_array_equal(cache.bodies(other, block), block // 3)
+    np.testing.assert_array_equal(cache.bodies(other, block), block // 1)
+    assert cache.nbytes == 0  # (cleared, and the block made meanwhile not kept)
     mapping.during = lambda: None
     for key in (KEY, other):
-        np.testing.assert_array_equal(cache.bodies(key, block), block // 4)
+        np.testing.assert_array_equal(cache.bodies(key, block), block // 2)
         assert cache.bodies(key, block) is cache.bodies(key, block)
 
 

@@ -17,9 +17,10 @@ the *same* supervoxel array for its key and the mapping has the same version.
 - **The mapping that changes.**  A mapped block records the mapping's
   :attr:`~app.model.labelmap.state.MappingState.version` it was made at, read
   before and after the view that mapped it (a change between the two: not
-  kept); one of another version is never served.  :meth:`MappedBlocks.clear`
-  (the mapping re-read from the file: its version counts again from 0) starts
-  a new *epoch*: nothing made before it is served after it.
+  kept); one of another version is never served.  The version never repeats
+  (re-reading the mapping from the file counts as a change), so
+  :meth:`MappedBlocks.clear` only frees the memory of blocks no reader
+  will be served again.
 - **Memory.**  An LRU cache of as many bytes as the store's block cache
   (coarse blocks kept apart, as there): the blocks in view, which the app
   keeps within a share of the block cache, fit (uint64 supervoxels: as
@@ -32,7 +33,6 @@ the *same* supervoxel array for its key and the mapping has the same version.
 
 from __future__ import annotations
 
-import threading
 import weakref
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -51,8 +51,8 @@ class _View(Protocol):
 class VersionedMapping(Protocol):
     """What the cache needs of the live mapping
     (:class:`~app.model.labelmap.state.MappingState`): an immutable view, and a
-    version that changes with every change of the mapping (no earlier than the
-    views it serves)."""
+    version that changes with every change of the mapping, a reset included
+    (no earlier than the views it serves), and never takes a value again."""
 
     version: int
 
@@ -73,7 +73,6 @@ class _Mapped:
     bodies: NDArray[np.uint64]
     source: weakref.ref[NDArray[Any]]
     version: int
-    epoch: int
 
     @property
     def nbytes(self) -> int:
@@ -94,8 +93,6 @@ class MappedBlocks:
     def __init__(self, mapping: VersionedMapping, capacity_bytes: int) -> None:
         self._mapping = mapping
         self._cache: BlockCache[_Mapped] = BlockCache(capacity_bytes)
-        self._epoch = 0
-        self._lock = threading.Lock()
 
     @property
     def nbytes(self) -> int:
@@ -105,21 +102,16 @@ class MappedBlocks:
     def bodies(self, key: BlockKey, labels: NDArray[Any]) -> NDArray[np.uint64]:
         """Block ``key`` in bodies, given ``labels``: the supervoxel array the
         store serves for ``key`` now.  Read-only; cached."""
-        epoch = self._epoch
         version = self._mapping.version
         hit = self._cache.get(key)
-        if (hit is not None and hit.version == version and hit.epoch == epoch
-                and hit.source() is labels):
+        if hit is not None and hit.version == version and hit.source() is labels:
             return hit.bodies
         bodies = map_with(self._mapping.view(), labels)
         if self._mapping.version == version:  # (else stale at once: not kept)
-            self._cache.put(key, _Mapped(bodies, weakref.ref(labels), version, epoch),
+            self._cache.put(key, _Mapped(bodies, weakref.ref(labels), version),
                             coarse=key[1] > 0)
         return bodies
 
     def clear(self) -> None:
-        """Forget every mapped block, for good: one a reader is making now is
-        never served either (the mapping was reset)."""
-        with self._lock:
-            self._epoch += 1
-            self._cache.clear()
+        """Forget every mapped block (the mapping was reset: none is valid)."""
+        self._cache.clear()
