@@ -4,6 +4,7 @@ the Kafka events, replayed by a DVID client, against the same model)."""
 
 from __future__ import annotations
 
+import json
 import tempfile
 from pathlib import Path
 
@@ -20,11 +21,13 @@ from app.model.dataset import Dataset, open_dataset
 from app.model.demo import demo_cube_path
 from app.model.errors import InvalidMutationError
 from app.model.events.outbox_view import outbox_tail
+from tests.annotation_client import bodies_from_stream
 from tests.conftest import assert_matches_model
 from tests.dvid_client import client_messages, replay_stream
 
 SHAPE = (13, 22, 27)
 BLOCK = (4, 8, 8)
+ANNOTATIONS = "synapses"
 
 
 def real_crop() -> NDArray[np.uint64]:
@@ -74,7 +77,15 @@ class EditSession(CropSession):
 
     @initialize(rule=st.sampled_from(["labelmap", "labelblk"]))
     def open(self, rule: str) -> None:
-        self.open_crop(rule)
+        crop = self.open_crop(rule)
+        rng = np.random.default_rng(11)
+        flat = rng.choice(crop.size, 40, replace=False)
+        self.elements = [("PostSyn" if i % 3 else "PreSyn", (int(x), int(y), int(z)))
+                         for i, (z, y, x) in enumerate(zip(*np.unravel_index(flat, SHAPE),
+                                                           strict=True))]
+        assert self.ds is not None
+        self.ds.annotations.post(ANNOTATIONS, json.dumps(
+            [{"Pos": list(pos), "Kind": kind} for kind, pos in self.elements]))
 
     def _label_at(self, point: tuple[int, int, int]) -> int:
         return int(self.model[point])
@@ -162,11 +173,30 @@ class EditSession(CropSession):
             assert_matches_model(self.ds, self.model)
 
     @invariant()
+    def every_element_is_on_the_label_at_its_position(self) -> None:
+        """``get``, the counts and the annotation set's event stream agree with
+        the model's labels at the elements' positions."""
+        if self.ds is None:
+            return
+        expected: dict[int, set[tuple[str, tuple[int, int, int]]]] = {}
+        for kind, (x, y, z) in self.elements:
+            label = int(self.model[z, y, x])
+            if label:
+                expected.setdefault(label, set()).add((kind, (x, y, z)))
+        for label, found in expected.items():
+            got = self.ds.annotations.body(ANNOTATIONS, label)
+            assert {(e["Kind"], tuple(e["Pos"])) for e in got} == found
+            kinds = [k for k, _ in found]
+            assert self.ds.annotations.counts(ANNOTATIONS, label) == {
+                "PreSyn": kinds.count("PreSyn"), "PostSyn": kinds.count("PostSyn")}
+        assert bodies_from_stream(self.ds.path, ANNOTATIONS) == expected
+
+    @invariant()
     def the_event_stream_rebuilds_the_model(self) -> None:
         """A DVID client replaying the outbox's events onto the crop gets the model."""
         if self.ds is None:
             return
-        values = [e.payload for e in outbox_tail(self.ds.path, 1 << 20)]
+        values = [e.payload for e in outbox_tail(self.ds.path, 1 << 20) if e.instance is None]
         msgs = client_messages(values, self.ds.version_uuid, self.ds.blob, completes=False)
         rebuilt = replay_stream(self.crop, msgs, self.ds.blob, BLOCK)
         np.testing.assert_array_equal(rebuilt, self.model)

@@ -27,9 +27,11 @@ from app.model.errors import InvalidMutationError, NothingToUndoError
 from app.model.events.outbox_view import outbox_tail
 from app.model.labelmap import Mapping
 from app.model.labelmap.state import FOLD_AT
+from tests.annotation_client import bodies_from_stream
 from tests.labelmap_client import MappingClient
 
 SHAPE = (17, 30, 35)
+ANNOTATIONS = "synapses"
 BLOCK = (8, 8, 8)
 Model = dict[int, int]
 
@@ -76,6 +78,13 @@ class LabelmapSession(RuleBasedStateMachine):
         for sv in np.unique(svs).tolist():
             self.model.setdefault(sv, sv)
         self.start = dict(self.model)
+        rng = np.random.default_rng(7)
+        flat = rng.choice(svs.size, 40, replace=False)
+        self.elements = [("PreSyn" if i % 3 else "PostSyn", (int(x), int(y), int(z)))
+                         for i, (z, y, x) in enumerate(zip(*np.unravel_index(flat, SHAPE),
+                                                           strict=True))]
+        self.ds.annotations.post(ANNOTATIONS, json.dumps(
+            [{"Pos": list(pos), "Kind": kind} for kind, pos in self.elements]))
 
     def teardown(self) -> None:
         if self.ds is not None:
@@ -253,11 +262,30 @@ class LabelmapSession(RuleBasedStateMachine):
             assert self.ds.supervoxels_of(body).tolist() == svs
 
     @invariant()
+    def every_element_is_on_the_body_at_its_position(self) -> None:
+        if self.ds is None:
+            return
+        expected: dict[int, set[tuple[str, tuple[int, int, int]]]] = {}
+        for kind, (x, y, z) in self.elements:
+            body = self._body_at((z, y, x))
+            if body:
+                expected.setdefault(body, set()).add((kind, (x, y, z)))
+        for body, found in expected.items():
+            got = self.ds.annotations.body(ANNOTATIONS, body)
+            assert {(e["Kind"], tuple(e["Pos"])) for e in got} == found
+            kinds = [k for k, _ in found]
+            assert self.ds.annotations.counts(ANNOTATIONS, body) == {
+                "PreSyn": kinds.count("PreSyn"), "PostSyn": kinds.count("PostSyn")}
+        assert bodies_from_stream(self.ds.path, ANNOTATIONS) == expected
+
+    @invariant()
     def a_consumer_of_the_events_has_the_model(self) -> None:
         if self.ds is None:
             return
         client = MappingClient(self.crop, self.start, self.ds.blob)
         for event in outbox_tail(self.ds.path, 1 << 20):
+            if event.instance is not None:  # (the annotation set's events)
+                continue
             client.apply(json.loads(event.payload))
         np.testing.assert_array_equal(client.svs, self.svs)
         assert {sv: client.body(sv) for sv in self.model} == self.model

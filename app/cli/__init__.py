@@ -19,6 +19,7 @@ from typing import NoReturn
 
 from app import __version__
 from app.cli import (
+    annotation_commands,
     body_commands,
     edit_commands,
     events_commands,
@@ -32,8 +33,8 @@ from app.model.error_text import one_line
 from app.model.errors import CheckpointError, SegmendError
 
 COMMAND_MODULES = (
-    pyramid_commands, body_commands, labelmap_commands, edit_commands, events_commands,
-    export_commands,
+    pyramid_commands, body_commands, labelmap_commands, edit_commands, annotation_commands,
+    events_commands, export_commands,
 )
 CHECKPOINT_FAILED = 3
 """Exit status of an edit that is durable (its result printed) but that the HDF5

@@ -9,6 +9,7 @@ from typing import Any
 
 from app.cli.output import bounded_int, emit
 from app.cli.region_options import add_region_options, check_region_args, region_spans
+from app.model.annotations.elements import SYNAPTIC
 from app.model.bodies import BODY_ORDERS
 
 
@@ -23,8 +24,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--top", type=bounded_int(1), metavar="N", help="only the N largest (default: all)"
     )
     p.add_argument(
-        "--by", choices=BODY_ORDERS, default="size",
-        help="largest by voxel count (size, the default) or by s0 block count; ties by label",
+        "--by", choices=(*BODY_ORDERS, *SYNAPTIC), default="size",
+        help="largest by voxel count (size, the default) or by s0 block count, or most "
+             "PreSyn or PostSyn elements of --set (then the 50 first unless --top); ties "
+             "by label",
+    )
+    p.add_argument(
+        "--set", default="synapses", metavar="NAME",
+        help="the annotation set counted by --by PreSyn|PostSyn (default: synapses)",
     )
     p.add_argument(
         "--json", action="store_true",
@@ -53,9 +60,24 @@ def cmd_bodies(args: argparse.Namespace) -> int:
     from app.model.dataset import open_dataset
 
     with open_dataset(args.file, "r") as ds:
+        if args.by in SYNAPTIC:
+            ranked = ds.annotations.top(args.set, args.top or 50, args.by)
+            rows = [{"label": r["Label"], **ds.annotations.counts(args.set, r["Label"])}
+                    for r in ranked]
+            emit(args, rows, _format_synapse_counts)
+            return 0
         bodies = ds.bodies(by=args.by, top=args.top)
     emit(args, [b.as_json() for b in bodies], _format_bodies)
     return 0
+
+
+def _format_synapse_counts(rows: list[dict[str, int]]) -> str:
+    if not rows:
+        return "no bodies: the annotation set has no PreSyn or PostSyn element on a body"
+    head = f"{'label':>20} {'PreSyn':>8} {'PostSyn':>8}"
+    return "\n".join(
+        [head] + [f"{r['label']:>20} {r['PreSyn']:>8,} {r['PostSyn']:>8,}" for r in rows]
+    )
 
 
 def _format_bodies(rows: list[dict[str, int]]) -> str:

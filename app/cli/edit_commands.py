@@ -156,7 +156,7 @@ def _block(text: str) -> tuple[int, int, int]:
 
 
 @contextmanager
-def _writable(args: argparse.Namespace) -> Iterator[Dataset]:
+def writable(args: argparse.Namespace) -> Iterator[Dataset]:
     """The dataset open for writing, closed after the command.  If the command
     fails, a sidecar folder that opening made is removed again (when it holds
     no mutation): a refused command leaves nothing beside the file."""
@@ -232,7 +232,7 @@ def _remove_unused_sidecar(path: Path) -> None:
 
 def cmd_merge(args: argparse.Namespace) -> int:
     """``segmend merge FILE TARGET LABEL...`` prints ``{"MutationID": n}``."""
-    with _writable(args) as ds:
+    with writable(args) as ds:
         emit(args, {"MutationID": ds.merge(args.target, args.labels)})
     return 0
 
@@ -240,7 +240,7 @@ def cmd_merge(args: argparse.Namespace) -> int:
 def cmd_cleave(args: argparse.Namespace) -> int:
     """``segmend cleave FILE BODY SV... [--cleaved-label N]`` prints
     ``{"CleavedLabel": n, "MutationID": m}``."""
-    with _writable(args) as ds:
+    with writable(args) as ds:
         label, mutation_id = ds.cleave(args.body, args.svs, cleaved_label=args.cleaved_label)
         emit(args, {"CleavedLabel": label, "MutationID": mutation_id})
     return 0
@@ -251,7 +251,7 @@ def cmd_split_supervoxel(args: argparse.Namespace) -> int:
     --remain M]`` prints ``{"SplitSupervoxel": n, "RemainSupervoxel": m, "MutationID": k}``."""
     mask = check_region_args(args)
     data: Any = _read_rles(args)
-    with _writable(args) as ds:
+    with writable(args) as ds:
         if data is None:
             data = region_spans(args, mask, ds.shape)
         split, remain, mutation_id = ds.split_supervoxel(
@@ -280,7 +280,7 @@ def cmd_split(args: argparse.Namespace) -> int:
         return cmd_seeded_split(args)
     mask = check_region_args(args)
     data: Any = _read_rles(args)
-    with _writable(args) as ds:
+    with writable(args) as ds:
         if data is None:
             data = region_spans(args, mask, ds.shape)
         result = ds.split(args.target, data, new_label=args.new_label)
@@ -306,7 +306,7 @@ def cmd_seeded_split(args: argparse.Namespace) -> int:
     with open_dataset(args.file, "r") as reader:  # (bad seeds leave no folder beside the file)
         check_seeds(reader, args.target, args.seeds)
     new_labels = None if args.new_label is None else [args.new_label]
-    with _writable(args) as ds:
+    with writable(args) as ds:
         results = ds.split_by_seeds(args.target, args.seeds, new_labels=new_labels)
         made = [{"label": r.label, "MutationID": r.mutation_id} for r in results]
         emit(args, made[0] if len(made) == 1 else made)
@@ -315,7 +315,7 @@ def cmd_seeded_split(args: argparse.Namespace) -> int:
 
 def cmd_split_coarse(args: argparse.Namespace) -> int:
     """``segmend split-coarse FILE TARGET --block Z,Y,X ...``."""
-    with _writable(args) as ds:
+    with writable(args) as ds:
         result = ds.split_coarse(args.target, args.block, new_label=args.new_label)
         emit(args, {"label": result.label, "MutationID": result.mutation_id})
     return 0
@@ -323,7 +323,7 @@ def cmd_split_coarse(args: argparse.Namespace) -> int:
 
 def cmd_nextlabel(args: argparse.Namespace) -> int:
     """``segmend nextlabel FILE [N]`` prints ``{"start": a, "end": b}``."""
-    with _writable(args) as ds:
+    with writable(args) as ds:
         start, end = ds.next_label(args.n)
         emit(args, {"start": start, "end": end})
     return 0
@@ -337,7 +337,7 @@ def cmd_maxlabel(args: argparse.Namespace) -> int:
         with open_dataset(args.file, "r") as ds:
             emit(args, {"maxlabel": ds.max_label})
         return 0
-    with _writable(args) as ds:
+    with writable(args) as ds:
         mid = ds.set_max_label(args.value)
         emit(args, {"maxlabel": ds.max_label, "MutationID": mid})
     return 0
@@ -345,14 +345,14 @@ def cmd_maxlabel(args: argparse.Namespace) -> int:
 
 def cmd_undo(args: argparse.Namespace) -> int:
     """``segmend undo FILE``."""
-    with _writable(args) as ds:
+    with writable(args) as ds:
         emit(args, {"MutationID": ds.undo()})
     return 0
 
 
 def cmd_redo(args: argparse.Namespace) -> int:
     """``segmend redo FILE``."""
-    with _writable(args) as ds:
+    with writable(args) as ds:
         emit(args, {"MutationID": ds.redo()})
     return 0
 
@@ -379,7 +379,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
         except OSError as exc:
             raise SegmendError(f"cannot read {args.ops}: {exc.strerror}") from exc
     last = 0
-    with _deferred_interrupts() as interrupted, _writable(args) as ds:
+    with _deferred_interrupts() as interrupted, writable(args) as ds:
         results = applied_lines(ds, lines)
         more, size = True, 1
         while more and not interrupted.is_set():
@@ -470,7 +470,7 @@ def cmd_reindex(args: argparse.Namespace) -> int:
     """``segmend reindex FILE``: rebuild the label index."""
     cluster = cluster_of(args)
     unit = "block" if cluster is None else "task"
-    with _writable(args) as ds, progress_bar("reindex", unit=unit) as tick:
+    with writable(args) as ds, progress_bar("reindex", unit=unit) as tick:
         count = ds.reindex(tick, cluster=cluster)
     result: dict[str, Any] = {"labels": count}
     emit(args, result, lambda r: f"label index rebuilt: {r['labels']} labels")

@@ -33,6 +33,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import NDArray
 
+from app.model.annotations.access import Annotations
+from app.model.annotations.sets import AnnotationSets
 from app.model.bulk.cluster import Cluster, dask_client, default_workers
 from app.model.bulk.dask_check import recount_on_cluster, verify_on_cluster
 from app.model.bulk.index_check import check_label_index
@@ -165,6 +167,13 @@ class Dataset(DatasetReads):
             self._release()
             raise
         self.signals: EngineSignals = self._engine.signals if self._engine else EngineSignals()
+        sets = None
+        if self._engine is not None:
+            sets = AnnotationSets(self._engine, self.version_uuid, user)
+            self._engine.committer.after_record = sets.sync_after
+        self.annotations = Annotations(lambda: self._journal, self.snapshot, sets, str(self.path))
+        """The annotation sets (synapses, bookmarks): see
+        :class:`app.model.annotations.access.Annotations`."""
 
     # ----------------------------------------------------------------- opening
     def _open_writer(self, user: str | None, progress: Progress | None, cache_bytes: int) -> None:

@@ -77,6 +77,12 @@ class Committer:
         :class:`~app.model.errors.SegmendError`) to refuse the edit, which the
         engine then puts back.  The dataset sets it: edits are refused while
         checkpoints fail and too many blocks wait in memory.
+    after_record : callable or None
+        Called with the open transaction's cursor, a mutation's record and its
+        rewritten s0 blocks once they are written (before it commits): what it
+        writes is part of the mutation's transaction, and what it raises
+        refuses the edit.  The dataset sets it to keep its annotations synced
+        (:meth:`app.model.annotations.sets.AnnotationSets.sync_after`).
     """
 
     def __init__(
@@ -93,6 +99,8 @@ class Committer:
         self.uuid = uuid
         self.user = user
         self.admission: Callable[[], None] | None = None
+        self.after_record: Callable[[sqlite3.Cursor, Mutation, list[BlockChange]], None] | None
+        self.after_record = None
         self._ids = threading.Lock()
         self._counters_written: tuple[int, dict[str, int]] | None = None
         """(the journal transaction, the counters stored by it): known while it
@@ -130,6 +138,8 @@ class Committer:
             append_events(cur, record.mutation_id, starts)
             if completed is not None:
                 append_events(cur, record.mutation_id, record.complete_messages(starts, completed))
+            if self.after_record is not None:
+                self.after_record(cur, record, written)
             return record
 
         newest = max(max((row[0] for row in outcome.rows), default=0), outcome.new_label)

@@ -25,7 +25,7 @@ __all__ = ["BULKY_FIELDS", "MESSAGE_LIMIT", "encode_message", "go_json", "resolv
 MESSAGE_LIMIT = 980 * 1024
 
 #: The fields a message sent by reference leaves out (the lists that grow with an edit).
-BULKY_FIELDS: tuple[str, ...] = ("Labels", "CleavedSupervoxels", "SVSplits")
+BULKY_FIELDS: tuple[str, ...] = ("Labels", "CleavedSupervoxels", "SVSplits", "Delta")
 
 _GO_ESCAPES = str.maketrans({"<": "\\u003c", ">": "\\u003e", "&": "\\u0026",
                              "\u2028": "\\u2028", "\u2029": "\\u2029"})

@@ -33,6 +33,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from app.kernels import encode_rles
+from app.model.annotations.tables import create_annotation_schema
 from app.model.errors import FormatError, JournalWriteError, SegmendError
 from app.model.events.blobstore import create_blob_schema, get_blob, put_blob
 from app.model.events.outbox import create_outbox_schema, last_seq
@@ -146,6 +147,7 @@ class Journal:
             self._conn.executescript(_SCHEMA)
             create_outbox_schema(self._conn)
             create_blob_schema(self._conn)
+            create_annotation_schema(self._conn)
             if self.get_meta("schema_version") is None:
                 self._conn.execute(
                     "INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
@@ -155,6 +157,12 @@ class Journal:
     def connection(self) -> sqlite3.Connection:
         """The shared connection (hold :meth:`transaction` to write)."""
         return self._conn
+
+    @contextmanager
+    def reading(self) -> Iterator[sqlite3.Connection]:
+        """The shared connection, for reads, under the lock writers take."""
+        with self._lock:
+            yield self._conn
 
     @contextmanager
     def transaction(self, *, durable: bool = True) -> Iterator[sqlite3.Cursor]:

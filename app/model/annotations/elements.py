@@ -1,0 +1,200 @@
+"""Annotation elements in DVID's JSON form: parsed, checked, written back.
+
+An element (DVID ``annotation.Element``) is a point with a kind, tags,
+string properties and relationships to other points::
+
+    {"Pos": [x, y, z], "Kind": "PreSyn", "Tags": ["t"], "Prop": {"k": "v"},
+     "Rels": [{"Rel": "PreSynTo", "To": [x, y, z]}]}
+
+``Pos`` is in s0 voxels, ``x`` the fastest axis (the volume's last).  Kinds
+and relationships are DVID's strings (its Go code writes them as strings,
+never the numbers of its wiki).  Written back in DVID's field order, with
+``null`` for no tags, no properties or no relationships, as DVID does.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from app.model.errors import InvalidMutationError
+
+KINDS = ("PostSyn", "PreSyn", "Gap", "Note", "Unknown")
+"""DVID's element kinds (``ElementType``)."""
+SYNAPTIC = ("PreSyn", "PostSyn")
+"""The kinds counted per body (DVID's labelsz indexes)."""
+RELATIONSHIPS = ("PostSynTo", "PreSynTo", "ConvergentTo", "GroupedWith", "UnknownRelationship")
+"""DVID's relationship kinds (``RelationType``)."""
+
+Point = tuple[int, int, int]
+"""``(x, y, z)``: an element's position, s0 voxels."""
+
+
+@dataclass(frozen=True)
+class Relationship:
+    """A relationship to the element at ``to`` (``rel``: one of :data:`RELATIONSHIPS`)."""
+
+    rel: str
+    to: Point
+
+    def to_json(self) -> dict[str, Any]:
+        return {"Rel": self.rel, "To": list(self.to)}
+
+
+@dataclass(frozen=True)
+class Element:
+    """One annotation element (immutable).
+
+    Attributes
+    ----------
+    pos : (int, int, int)
+        ``(x, y, z)``, s0 voxels.
+    kind : str
+        One of :data:`KINDS`.
+    tags : tuple of str
+        Its tags, in the given order.
+    prop : tuple of (str, str)
+        Its properties, sorted by name (DVID's ``map[string]string``).
+    rels : tuple of Relationship
+        Its relationships, in the given order.
+    """
+
+    pos: Point
+    kind: str
+    tags: tuple[str, ...] = ()
+    prop: tuple[tuple[str, str], ...] = ()
+    rels: tuple[Relationship, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        """DVID's JSON object (``Pos, Kind, Tags, Prop, Rels``; ``null`` when empty)."""
+        return {
+            "Pos": list(self.pos),
+            "Kind": self.kind,
+            "Tags": list(self.tags) or None,
+            "Prop": dict(self.prop) or None,
+            "Rels": [r.to_json() for r in self.rels] or None,
+        }
+
+    def without_rels(self) -> dict[str, Any]:
+        """DVID's JSON object without ``Rels`` (its label and tag lists' form)."""
+        out = self.to_json()
+        del out["Rels"]
+        return out
+
+    def moved(self, to: Point) -> Element:
+        """The element at ``to``."""
+        return Element(to, self.kind, self.tags, self.prop, self.rels)
+
+    def relinked(self, old: Point, new: Point | None) -> Element:
+        """The element with its relationships to ``old`` pointing at ``new``
+        (None: dropped)."""
+        rels = tuple(
+            r if r.to != old else Relationship(r.rel, new)
+            for r in self.rels if r.to != old or new is not None
+        )
+        return Element(self.pos, self.kind, self.tags, self.prop, rels)
+
+
+def parse_elements(data: bytes | str, shape: tuple[int, int, int]) -> list[Element]:
+    """The elements of a DVID ``POST /elements`` body.
+
+    Parameters
+    ----------
+    data : bytes or str
+        A JSON list of element objects.
+    shape : (int, int, int)
+        The s0 volume's shape ``(z, y, x)``: positions must be inside it.
+
+    Raises
+    ------
+    app.model.errors.InvalidMutationError
+        Malformed JSON, an element that is not one (naming its index and the
+        field), a position outside the volume, an unknown kind or
+        relationship, or two elements at one position: one line.
+    """
+    try:
+        values = json.loads(data)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidMutationError(f"elements are not JSON: {exc}") from None
+    if not isinstance(values, list):
+        raise InvalidMutationError(
+            f"elements must be a JSON list of objects, got {type(values).__name__}")
+    out = [element_of(v, shape, f"element {i}") for i, v in enumerate(values)]
+    seen: dict[Point, int] = {}
+    for i, element in enumerate(out):
+        first = seen.setdefault(element.pos, i)
+        if first != i:
+            raise InvalidMutationError(
+                f"elements {first} and {i} are both at {list(element.pos)}")
+    return out
+
+
+def element_of(value: Any, shape: tuple[int, int, int], where: str) -> Element:
+    """One element of a JSON object (see :func:`parse_elements`)."""
+    if not isinstance(value, Mapping):
+        raise InvalidMutationError(f"{where} is not a JSON object")
+    pos = point_of(value.get("Pos"), shape, f"{where}: Pos")
+    kind = value.get("Kind", "Unknown")
+    if kind not in KINDS:
+        raise InvalidMutationError(
+            f"{where}: unknown Kind {kind!r} (one of {', '.join(KINDS)})")
+    tags = value.get("Tags") or []
+    if not isinstance(tags, list) or not all(isinstance(t, str) and t for t in tags):
+        raise InvalidMutationError(f"{where}: Tags must be a list of non-empty strings")
+    prop = value.get("Prop") or {}
+    if not isinstance(prop, Mapping) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in prop.items()):
+        raise InvalidMutationError(f"{where}: Prop must map strings to strings")
+    rels = value.get("Rels") or []
+    if not isinstance(rels, list):
+        raise InvalidMutationError(f"{where}: Rels must be a list")
+    return Element(
+        pos, kind, tuple(dict.fromkeys(tags)), tuple(sorted(prop.items())),
+        tuple(_relationship(r, shape, f"{where}: Rels[{j}]") for j, r in enumerate(rels)),
+    )
+
+
+def _relationship(value: Any, shape: tuple[int, int, int], where: str) -> Relationship:
+    if not isinstance(value, Mapping):
+        raise InvalidMutationError(f"{where} is not a JSON object")
+    rel = value.get("Rel")
+    if rel not in RELATIONSHIPS:
+        raise InvalidMutationError(
+            f"{where}: unknown Rel {rel!r} (one of {', '.join(RELATIONSHIPS)})")
+    return Relationship(rel, point_of(value.get("To"), shape, f"{where}: To"))
+
+
+def point_of(value: Any, shape: tuple[int, int, int], what: str) -> Point:
+    """``value`` as an ``(x, y, z)`` inside a volume of ``shape`` ``(z, y, x)``.
+
+    Raises
+    ------
+    app.model.errors.InvalidMutationError
+        Not three integers, or outside the volume: one line naming ``what``.
+    """
+    if (not isinstance(value, Sequence) or isinstance(value, str) or len(value) != 3
+            or not all(isinstance(v, int) and not isinstance(v, bool) for v in value)):
+        raise InvalidMutationError(f"{what} must be [x, y, z] integers, got {value!r}")
+    x, y, z = (int(v) for v in value)
+    if not (0 <= z < shape[0] and 0 <= y < shape[1] and 0 <= x < shape[2]):
+        raise InvalidMutationError(
+            f"{what} {[x, y, z]} is outside the volume (x < {shape[2]}, y < {shape[1]}, "
+            f"z < {shape[0]})")
+    return (x, y, z)
+
+
+def parse_point(text: str, shape: tuple[int, int, int]) -> Point:
+    """A ``x,y,z`` (or DVID's ``x_y_z``) command-line point, inside the volume."""
+    parts = text.replace("_", ",").split(",")
+    try:
+        values = [int(p) for p in parts]
+    except ValueError:
+        raise InvalidMutationError(f"a point is x,y,z integers, got {text!r}") from None
+    return point_of(values, shape, "point")
+
+
+def element_pos(label: int, kind: str, pos: Point) -> dict[str, Any]:
+    """DVID's ``ElementPos`` JSON (``Label, Kind, Pos``)."""
+    return {"Label": label, "Kind": kind, "Pos": list(pos)}
