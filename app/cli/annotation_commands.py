@@ -1,20 +1,30 @@
 """``segmend annotations FILE NAME ...``: an annotation set (synapses, bookmarks)
-in DVID's shapes: post, get, tag, delete, move, export."""
+in DVID's shapes: post, get, tag, delete, move, export; ``segmend body``: a
+body's annotation (status, name...); ``segmend protect``: the statuses that
+refuse merges and splits."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
 from app.cli.edit_commands import writable
 from app.cli.output import bounded_int, emit
+from app.model.annotations.body_fields import FIELDS
 
 _LABEL = bounded_int(1, (1 << 64) - 1)
 
 
+def _editing_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--kafka", metavar="HOST:PORT", help="also send the events to this broker")
+    p.add_argument("--topic-prefix", metavar="P", help="Kafka topic prefix")
+    p.add_argument("--user", help="user name recorded in the events (and as the body's user)")
+
+
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add ``annotations`` to the ``segmend`` parser."""
+    """Add ``annotations``, ``body`` and ``protect`` to the ``segmend`` parser."""
     p = sub.add_parser(
         "annotations",
         help="an annotation set (synapses, bookmarks): post, get, tag, delete, move, export",
@@ -25,9 +35,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument("file", help="the dataset")
     p.add_argument("name", help="the annotation set (e.g. synapses, bookmarks)")
-    p.add_argument("--kafka", metavar="HOST:PORT", help="also send the events to this broker")
-    p.add_argument("--topic-prefix", metavar="P", help="Kafka topic prefix")
-    p.add_argument("--user", help="user name recorded in the events")
+    _editing_options(p)
     actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
 
     a = actions.add_parser("post", help="add or replace elements (DVID POST /elements)")
@@ -55,6 +63,32 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
     a = actions.add_parser("export", help="every element, with relationships (a POST body)")
     a.set_defaults(func=cmd_export)
+
+    p = sub.add_parser(
+        "body",
+        help="a body's annotation (NeuTu's: status, name, class, comment, user): print it, "
+             "or change it",
+    )
+    p.add_argument("file", help="the dataset")
+    p.add_argument("body", type=_LABEL, help="the body")
+    p.add_argument("--set", metavar="JSON", help="replace the annotation with this JSON object")
+    for field in FIELDS:
+        p.add_argument(f"--{field}", metavar=field.upper(),
+                       help=f"set its {field} ('' removes it)")
+    p.add_argument("--delete", action="store_true", help="delete the annotation")
+    _editing_options(p)
+    p.set_defaults(func=cmd_body)
+
+    p = sub.add_parser(
+        "protect",
+        help="the body statuses that refuse merges and splits unless forced: print them, or "
+             "set them",
+    )
+    p.add_argument("file", help="the dataset")
+    p.add_argument("statuses", nargs="*", metavar="STATUS", help="the protected statuses")
+    p.add_argument("--none", action="store_true", help="protect no status")
+    _editing_options(p)
+    p.set_defaults(func=cmd_protect)
 
 
 def cmd_post(args: argparse.Namespace) -> int:
@@ -124,4 +158,51 @@ def cmd_move(args: argparse.Namespace) -> int:
         old, new = parse_point(args.old, ds.shape), parse_point(args.new, ds.shape)
         ds.annotations.move(args.name, old, new)
     emit(args, {"moved": list(old), "to": list(new)})
+    return 0
+
+
+def cmd_body(args: argparse.Namespace) -> int:
+    """``segmend body FILE BODY [--set JSON | --status S ... | --delete]``: prints
+    the annotation (``null``: none) once durable."""
+    from app.model.dataset import open_dataset
+    from app.model.errors import SegmendError
+
+    fields = {f: getattr(args, f) for f in FIELDS if getattr(args, f) is not None}
+    if sum((args.set is not None, bool(fields), args.delete)) > 1:
+        raise SegmendError("give --set, the field options or --delete, not several")
+    value = None
+    if args.set is not None:
+        try:
+            value = json.loads(args.set)
+        except ValueError as exc:
+            raise SegmendError(f"--set is not JSON: {exc}") from None
+    if value is None and not fields and not args.delete:
+        with open_dataset(args.file, "r") as ds:
+            emit(args, ds.body_annotations.get(args.body))
+        return 0
+    with writable(args) as ds:
+        if args.delete:
+            ds.body_annotations.delete(args.body)
+            result = None
+        elif value is not None:
+            result = ds.body_annotations.set(args.body, value)
+        else:
+            result = ds.body_annotations.update(args.body, **fields)
+    emit(args, result)
+    return 0
+
+
+def cmd_protect(args: argparse.Namespace) -> int:
+    """``segmend protect FILE [STATUS... | --none]``: prints the protected statuses."""
+    from app.model.dataset import open_dataset
+    from app.model.errors import SegmendError
+
+    if args.none and args.statuses:
+        raise SegmendError("give statuses or --none, not both")
+    if not args.none and not args.statuses:
+        with open_dataset(args.file, "r") as ds:
+            emit(args, list(ds.body_annotations.protected_statuses()))
+        return 0
+    with writable(args) as ds:
+        emit(args, list(ds.body_annotations.set_protected_statuses(args.statuses)))
     return 0

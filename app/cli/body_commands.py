@@ -34,6 +34,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="the annotation set counted by --by PreSyn|PostSyn (default: synapses)",
     )
     p.add_argument(
+        "--status", metavar="S",
+        help="instead: the body annotations whose status is S (a JSON list)",
+    )
+    p.add_argument(
         "--json", action="store_true",
         help='print a JSON list of {"label", "voxels", "blocks"} instead of a table',
     )
@@ -60,6 +64,9 @@ def cmd_bodies(args: argparse.Namespace) -> int:
     from app.model.dataset import open_dataset
 
     with open_dataset(args.file, "r") as ds:
+        if args.status is not None:
+            emit(args, ds.body_annotations.with_status(args.status))
+            return 0
         if args.by in SYNAPTIC:
             ranked = ds.annotations.top(args.set, args.top or 50, args.by)
             rows = [{"label": r["Label"], **ds.annotations.counts(args.set, r["Label"])}

@@ -104,6 +104,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument("--new-label", type=int, metavar="N", help=NEW_LABEL_HELP)
 
+    for name in ("merge", "cleave", "split-supervoxel", "split", "split-coarse"):
+        sub.choices[name].add_argument(
+            "--force", action="store_true",
+            help="edit even a body whose status is protected (segmend body, segmend protect)",
+        )
+
     p = mutating("nextlabel", "reserve N unused labels", cmd_nextlabel)
     p.add_argument("n", type=int, nargs="?", default=1, help="how many labels (default 1)")
 
@@ -233,7 +239,7 @@ def _remove_unused_sidecar(path: Path) -> None:
 def cmd_merge(args: argparse.Namespace) -> int:
     """``segmend merge FILE TARGET LABEL...`` prints ``{"MutationID": n}``."""
     with writable(args) as ds:
-        emit(args, {"MutationID": ds.merge(args.target, args.labels)})
+        emit(args, {"MutationID": ds.merge(args.target, args.labels, force=args.force)})
     return 0
 
 
@@ -241,7 +247,8 @@ def cmd_cleave(args: argparse.Namespace) -> int:
     """``segmend cleave FILE BODY SV... [--cleaved-label N]`` prints
     ``{"CleavedLabel": n, "MutationID": m}``."""
     with writable(args) as ds:
-        label, mutation_id = ds.cleave(args.body, args.svs, cleaved_label=args.cleaved_label)
+        label, mutation_id = ds.cleave(args.body, args.svs, cleaved_label=args.cleaved_label,
+                                       force=args.force)
         emit(args, {"CleavedLabel": label, "MutationID": mutation_id})
     return 0
 
@@ -255,7 +262,7 @@ def cmd_split_supervoxel(args: argparse.Namespace) -> int:
         if data is None:
             data = region_spans(args, mask, ds.shape)
         split, remain, mutation_id = ds.split_supervoxel(
-            args.supervoxel, data, split=args.split, remain=args.remain
+            args.supervoxel, data, split=args.split, remain=args.remain, force=args.force
         )
         emit(args, {"SplitSupervoxel": split, "RemainSupervoxel": remain,
                     "MutationID": mutation_id})
@@ -283,7 +290,7 @@ def cmd_split(args: argparse.Namespace) -> int:
     with writable(args) as ds:
         if data is None:
             data = region_spans(args, mask, ds.shape)
-        result = ds.split(args.target, data, new_label=args.new_label)
+        result = ds.split(args.target, data, new_label=args.new_label, force=args.force)
         emit(args, {"label": result.label, "MutationID": result.mutation_id})
     return 0
 
@@ -307,7 +314,8 @@ def cmd_seeded_split(args: argparse.Namespace) -> int:
         check_seeds(reader, args.target, args.seeds)
     new_labels = None if args.new_label is None else [args.new_label]
     with writable(args) as ds:
-        results = ds.split_by_seeds(args.target, args.seeds, new_labels=new_labels)
+        results = ds.split_by_seeds(args.target, args.seeds, new_labels=new_labels,
+                                     force=args.force)
         made = [{"label": r.label, "MutationID": r.mutation_id} for r in results]
         emit(args, made[0] if len(made) == 1 else made)
     return 0
@@ -316,7 +324,8 @@ def cmd_seeded_split(args: argparse.Namespace) -> int:
 def cmd_split_coarse(args: argparse.Namespace) -> int:
     """``segmend split-coarse FILE TARGET --block Z,Y,X ...``."""
     with writable(args) as ds:
-        result = ds.split_coarse(args.target, args.block, new_label=args.new_label)
+        result = ds.split_coarse(args.target, args.block, new_label=args.new_label,
+                                 force=args.force)
         emit(args, {"label": result.label, "MutationID": result.mutation_id})
     return 0
 

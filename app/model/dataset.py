@@ -21,6 +21,7 @@ from __future__ import annotations
 import atexit
 import logging
 import shutil
+import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -33,7 +34,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import NDArray
 
-from app.model.annotations.access import Annotations
+from app.model.annotations.access import Annotations, BodyAnnotations
+from app.model.annotations.body_values import BodyValues
 from app.model.annotations.sets import AnnotationSets
 from app.model.bulk.cluster import Cluster, dask_client, default_workers
 from app.model.bulk.dask_check import recount_on_cluster, verify_on_cluster
@@ -62,6 +64,7 @@ from app.model.journal.journal import Journal
 from app.model.journal.sidecar import journal_path, rollback_path, sidecar_dir
 from app.model.labelmap.mapping_file import load_mapping_state, read_file_mapping
 from app.model.labelmap.state import MappingState
+from app.model.mutations.base import BlockChange, Mutation
 from app.model.mutations.regions import SplitRegion
 from app.model.opening import (
     check_editable,
@@ -167,13 +170,21 @@ class Dataset(DatasetReads):
             self._release()
             raise
         self.signals: EngineSignals = self._engine.signals if self._engine else EngineSignals()
-        sets = None
+        self._annotation_sets: AnnotationSets | None = None
+        self._body_values: BodyValues | None = None
         if self._engine is not None:
-            sets = AnnotationSets(self._engine, self.version_uuid, user)
-            self._engine.committer.after_record = sets.sync_after
-        self.annotations = Annotations(lambda: self._journal, self.snapshot, sets, str(self.path))
+            self._annotation_sets = AnnotationSets(self._engine, self.version_uuid, user)
+            self._body_values = BodyValues(
+                self._engine.journal, self._engine.gate, self.version_uuid, user)
+            self._engine.committer.after_record = self._after_record
+        self.annotations = Annotations(
+            lambda: self._journal, self.snapshot, self._annotation_sets, str(self.path))
         """The annotation sets (synapses, bookmarks): see
         :class:`app.model.annotations.access.Annotations`."""
+        self.body_annotations = BodyAnnotations(
+            lambda: self._journal, self.snapshot, self._body_values, str(self.path))
+        """The body annotations (status, name...): see
+        :class:`app.model.annotations.access.BodyAnnotations`."""
 
     # ----------------------------------------------------------------- opening
     def _open_writer(self, user: str | None, progress: Progress | None, cache_bytes: int) -> None:
@@ -221,6 +232,20 @@ class Dataset(DatasetReads):
         self._engine.signals.mutation_started.connect(lambda _r: sender.wake())
         self._engine.signals.mutation_completed.connect(lambda _r: sender.wake())
         self.sender = sender
+
+    def _after_record(
+        self, cur: sqlite3.Cursor, record: Mutation, changes: list[BlockChange]
+    ) -> None:
+        """In each mutation's transaction: keep the annotations synced."""
+        assert self._annotation_sets is not None and self._body_values is not None
+        self._annotation_sets.sync_after(cur, record, changes)
+        self._body_values.sync_after(cur, record)
+
+    def _check_protected(self, bodies: Iterable[int], force: bool) -> None:
+        """Refuse to edit a body of a protected status, unless ``force``."""
+        if not force:
+            assert self._body_values is not None
+            self._body_values.check_editable(bodies)
 
     def _admit(self) -> None:
         """Before an edit is journaled (the commit thread): the file names its
@@ -327,16 +352,23 @@ class Dataset(DatasetReads):
             raise ReadOnlyError(f"{self.path} is open read-only")
         return self._engine
 
-    def merge(self, target: int, labels: Iterable[int]) -> int:
-        """Every voxel of ``labels`` becomes ``target``; returns the MutationID."""
-        return self.engine.merge(target, labels)
+    def merge(self, target: int, labels: Iterable[int], *, force: bool = False) -> int:
+        """Every voxel of ``labels`` becomes ``target``; returns the MutationID.
+        ``force``: even if a body's status is protected."""
+        engine, labels = self.engine, list(labels)
+        self._check_protected([target, *labels], force)
+        return engine.merge(target, labels)
 
     def cleave(
-        self, body: int, supervoxels: Iterable[int], *, cleaved_label: int | None = None
+        self, body: int, supervoxels: Iterable[int], *, cleaved_label: int | None = None,
+        force: bool = False,
     ) -> tuple[int, int]:
         """Supervoxels of ``body`` become a new body (or ``cleaved_label``), in
-        labelmap mode; returns (CleavedLabel, MutationID)."""
-        return self.engine.cleave(body, supervoxels, cleaved_label)
+        labelmap mode; returns (CleavedLabel, MutationID).  ``force``: even if
+        the body's status is protected."""
+        engine = self.engine
+        self._check_protected([body], force)
+        return engine.cleave(body, supervoxels, cleaved_label)
 
     def split(
         self,
@@ -346,8 +378,10 @@ class Dataset(DatasetReads):
         mask: NDArray[np.bool_] | None = None,
         offset: tuple[int, int, int] = (0, 0, 0),
         new_label: int | None = None,
+        force: bool = False,
     ) -> SplitResult:
-        """Voxels of ``target`` in a region become a new label.
+        """Voxels of ``target`` in a region become a new label (``force``: even if
+        its status is protected).
 
         Parameters
         ----------
@@ -359,6 +393,7 @@ class Dataset(DatasetReads):
             Use this unused label instead of allocating one.
         """
         engine = self.engine
+        self._check_protected([target], force)
         label, mid = engine.split(target, self._region(rles, mask, offset), new_label)
         return SplitResult(label, mid)
 
@@ -371,16 +406,20 @@ class Dataset(DatasetReads):
         offset: tuple[int, int, int] = (0, 0, 0),
         split: int | None = None,
         remain: int | None = None,
+        force: bool = False,
     ) -> tuple[int, int, int]:
         """Voxels of ``supervoxel`` in a region (as :meth:`split` takes it) become a
         new supervoxel, the others another (or ``split``, ``remain``); both stay
-        in its body, and its id is retired.  Labelmap mode only.
+        in its body, and its id is retired.  Labelmap mode only; ``force``: even
+        if its body's status is protected.
 
         Returns
         -------
         (SplitSupervoxel, RemainSupervoxel, MutationID)
         """
         engine = self.engine
+        if self.labelmap:
+            self._check_protected(self.mapping([supervoxel]).tolist(), force)
         return engine.split_supervoxel(supervoxel, self._region(rles, mask, offset), split, remain)
 
     def _region(
@@ -404,6 +443,7 @@ class Dataset(DatasetReads):
         seeds: Sequence[Sequence[Voxel]],
         *,
         new_labels: Sequence[int] | None = None,
+        force: bool = False,
     ) -> list[SplitResult]:
         """Split ``body`` among seed groups by a seeded watershed (see
         :func:`app.model.seeded_split.seeded_split`): one ordinary split per
@@ -427,8 +467,8 @@ class Dataset(DatasetReads):
         Raises
         ------
         app.model.errors.InvalidMutationError
-            Bad seeds or new labels: checked before the first split, so that
-            nothing changes.
+            Bad seeds or new labels, a protected body without ``force``: checked
+            before the first split, so that nothing changes.
         app.model.errors.ReadOnlyError
             The dataset is open read-only.
 
@@ -440,6 +480,7 @@ class Dataset(DatasetReads):
 
         if self._engine is None:  # (before the watershed's work)
             raise ReadOnlyError(f"{self.path} is open read-only")
+        self._check_protected([int(body)], force)
         labels = check_new_labels(self, int(body), len(seeds), new_labels)
         if self.labelmap:
             from app.model.labelmap.seeded_split import cleave_by_seeds
@@ -447,15 +488,19 @@ class Dataset(DatasetReads):
             return cleave_by_seeds(self, int(body), seeds, labels)
         parts = seeded_split(self, body, seeds)
         return [
-            self.split(body, mask=parts.mask(k), offset=parts.origin, new_label=label)
+            self.split(body, mask=parts.mask(k), offset=parts.origin, new_label=label, force=True)
             for k, label in enumerate(labels, start=1)
         ]
 
     def split_coarse(
-        self, target: int, blocks: Sequence[Sequence[int]], new_label: int | None = None
+        self, target: int, blocks: Sequence[Sequence[int]], new_label: int | None = None,
+        *, force: bool = False,
     ) -> SplitResult:
-        """Every voxel of ``target`` in the given s0 blocks (z, y, x) becomes a new label."""
-        label, mid = self.engine.split_coarse(target, blocks, new_label)
+        """Every voxel of ``target`` in the given s0 blocks (z, y, x) becomes a new
+        label (``force``: even if its status is protected)."""
+        engine = self.engine
+        self._check_protected([target], force)
+        label, mid = engine.split_coarse(target, blocks, new_label)
         return SplitResult(label, mid)
 
     def next_label(self, n: int = 1, start: int | None = None) -> tuple[int, int]:

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
 from typing import Any
 
-from app.model.annotations import tables
+from app.model.annotations import body_values, tables
+from app.model.annotations.body_fields import PROTECTED
+from app.model.annotations.body_values import BodyValues
 from app.model.annotations.elements import Point
 from app.model.annotations.sets import AnnotationSets
 from app.model.errors import InvalidMutationError, ReadOnlyError
@@ -24,7 +26,33 @@ Element = dict[str, Any]
 """An element's DVID JSON object."""
 
 
-class Annotations:
+class _JournalReads:
+    """Reads of a dataset's journal tables, inside its snapshot."""
+
+    def __init__(self, journal: Callable[[], Journal | None],
+                 snapshot: Callable[[], AbstractContextManager[object]], path: str) -> None:
+        self._journal = journal
+        self._snapshot = snapshot
+        self._path = path
+
+    def _read(self, query: Callable[[sqlite3.Connection], Any], empty: Any) -> Any:
+        with self._snapshot():
+            journal = self._journal()
+            if journal is None:
+                return empty
+            with journal.reading() as conn:
+                try:
+                    return query(conn)
+                except sqlite3.OperationalError as exc:  # (a journal older than annotations)
+                    if "no such table" not in str(exc):
+                        raise
+                    return empty
+
+    def _read_only(self) -> ReadOnlyError:
+        return ReadOnlyError(f"{self._path} is open read-only")
+
+
+class Annotations(_JournalReads):
     """The annotation sets of one open dataset.
 
     Parameters
@@ -42,10 +70,8 @@ class Annotations:
     def __init__(self, journal: Callable[[], Journal | None],
                  snapshot: Callable[[], AbstractContextManager[object]],
                  sets: AnnotationSets | None, path: str) -> None:
-        self._journal = journal
-        self._snapshot = snapshot
+        super().__init__(journal, snapshot, path)
         self._sets = sets
-        self._path = path
 
     # ------------------------------------------------------------------ reads
     def names(self) -> list[str]:
@@ -83,19 +109,6 @@ class Annotations:
         return self._read(lambda c: tables.counts_of(c, name, int(body)),
                           dict.fromkeys(("PreSyn", "PostSyn"), 0))
 
-    def _read(self, query: Callable[[sqlite3.Connection], Any], empty: Any) -> Any:
-        with self._snapshot():
-            journal = self._journal()
-            if journal is None:
-                return empty
-            with journal.reading() as conn:
-                try:
-                    return query(conn)
-                except sqlite3.OperationalError as exc:  # (a journal older than annotations)
-                    if "no such table" not in str(exc):
-                        raise
-                    return empty
-
     # --------------------------------------------------------------- commands
     def post(self, name: str, data: bytes | str) -> int:
         """Add or replace elements (DVID ``POST /elements``); returns how many."""
@@ -111,8 +124,61 @@ class Annotations:
 
     def _editing(self) -> AnnotationSets:
         if self._sets is None:
-            raise ReadOnlyError(f"{self._path} is open read-only")
+            raise self._read_only()
         return self._sets
+
+
+class BodyAnnotations(_JournalReads):
+    """The body annotations of one open dataset (status, name, class, comment):
+    see :mod:`app.model.annotations.body_values`.
+
+    Parameters
+    ----------
+    journal, snapshot, path
+        As :class:`Annotations` takes them.
+    values : BodyValues or None
+        The commands (None: the dataset is read-only).
+    """
+
+    def __init__(self, journal: Callable[[], Journal | None],
+                 snapshot: Callable[[], AbstractContextManager[object]],
+                 values: BodyValues | None, path: str) -> None:
+        super().__init__(journal, snapshot, path)
+        self._values = values
+
+    def get(self, body: int) -> dict[str, Any] | None:
+        """The annotation of ``body`` (None: none)."""
+        return self._read(lambda c: body_values.value_of(c, int(body)), None)
+
+    def with_status(self, status: str) -> list[dict[str, Any]]:
+        """The annotations whose status is ``status``, by body."""
+        return self._read(lambda c: body_values.with_status(c, status), [])
+
+    def protected_statuses(self) -> tuple[str, ...]:
+        """The statuses that refuse merges and splits unless forced."""
+        return self._read(body_values.protected_statuses, PROTECTED)
+
+    def set(self, body: int, value: dict[str, Any]) -> dict[str, Any]:
+        """Replace ``body``'s annotation with ``value`` (DVID ``POST /key``)."""
+        return self._editing().set(body, value)
+
+    def update(self, body: int, **fields: str | None) -> dict[str, Any]:
+        """Set some of ``status``, ``name``, ``class``, ``comment`` (``""``
+        removes one); returns the annotation."""
+        return self._editing().update(body, **fields)
+
+    def delete(self, body: int) -> bool:
+        """Delete ``body``'s annotation; returns whether it had one."""
+        return self._editing().delete(body)
+
+    def set_protected_statuses(self, statuses: Iterable[str]) -> tuple[str, ...]:
+        """Make ``statuses`` the protected ones."""
+        return self._editing().set_protected(statuses)
+
+    def _editing(self) -> BodyValues:
+        if self._values is None:
+            raise self._read_only()
+        return self._values
 
 
 def _elements(rows: list[str], relationships: bool) -> list[Element]:

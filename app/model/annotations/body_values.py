@@ -24,6 +24,7 @@ import sqlite3
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from app.model.annotations.body_fields import FIELDS, PROTECTED
 from app.model.engine.locks import Gate
 from app.model.errors import InvalidMutationError
 from app.model.events import outbox
@@ -37,32 +38,6 @@ from app.model.mutations.base import Mutation
 INSTANCE = "segmentation_annotations"
 """The keyvalue instance's name (the labels are ``segmentation``, as exported)."""
 KEYVALUE_TYPE = "keyvalue"
-STATUSES = (
-    "Orphan-artifact", "Orphan", "Orphan hotknife", "Not examined", "0.5assign", "Leaves",
-    "Anchor", "Cervical Anchor", "Soma Anchor", "Hard to trace", "Unimportant",
-    "Partially traced", "Prelim Roughly traced", "Roughly traced", "Traced in ROI", "Traced",
-    "Finalized",
-)
-"""NeuTu's statuses (its ``body_status_v2``), least to most finished."""
-PROTECTED = ("Finalized",)
-"""The statuses that refuse merges and splits by default."""
-FIELDS = ("status", "name", "class", "comment")
-"""The fields :meth:`BodyValues.update` sets."""
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS body_annotations (
-    body INTEGER PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS body_annotations_merged (
-    mutation_id INTEGER NOT NULL, body INTEGER NOT NULL, value TEXT NOT NULL,
-    PRIMARY KEY (mutation_id, body)) WITHOUT ROWID;
-"""
-
-
-def create_body_values_schema(conn: sqlite3.Connection) -> None:
-    """Create the body annotation tables if they do not exist (does not commit)."""
-    conn.executescript(_SCHEMA)
-
-
 def value_of(conn: sqlite3.Connection, body: int) -> dict[str, Any] | None:
     """The annotation of ``body`` (None: none)."""
     row = conn.execute("SELECT value FROM body_annotations WHERE body = ?",

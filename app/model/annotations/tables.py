@@ -7,8 +7,10 @@ block (an edit looks up the elements of the blocks it rewrote) and by body
 (a merge or a cleave, those of the bodies it remaps; ``get BODY``).
 ``annotation_tags`` lists each set's elements by tag, and
 ``annotation_counts`` counts each set's PreSyn and PostSyn elements per body
-(DVID's labelsz), indexed for ranking.  Every write happens in the journal
-transaction of the edit or the annotation command that makes it.
+(DVID's labelsz), indexed for ranking.  ``body_annotations`` holds each
+body's annotation (:mod:`app.model.annotations.body_values`), and
+``body_annotations_merged`` those a merge deleted, for its undo.  Every write
+happens in the journal transaction of the edit or the command that makes it.
 
 Bodies and supervoxels are stored as signed SQLite integers
 (:func:`app.model.journal.journal_db.to_db`); positions as ``x, y, z``.
@@ -42,6 +44,11 @@ CREATE TABLE IF NOT EXISTS annotation_counts (
     set_name TEXT NOT NULL, kind TEXT NOT NULL, body INTEGER NOT NULL, n INTEGER NOT NULL,
     PRIMARY KEY (set_name, kind, body)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS annotation_counts_rank ON annotation_counts (set_name, kind, n);
+CREATE TABLE IF NOT EXISTS body_annotations (
+    body INTEGER PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS body_annotations_merged (
+    mutation_id INTEGER NOT NULL, body INTEGER NOT NULL, value TEXT NOT NULL,
+    PRIMARY KEY (mutation_id, body)) WITHOUT ROWID;
 """
 
 

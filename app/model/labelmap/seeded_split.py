@@ -144,7 +144,8 @@ def cleave_by_seeds(
     made: list[SplitResult] = []
     try:
         for k, label in enumerate(labels, start=1):
-            cleaved, mutation_id = ds.cleave(body, plan.moved(k).tolist(), cleaved_label=label)
+            cleaved, mutation_id = ds.cleave(body, plan.moved(k).tolist(), cleaved_label=label,
+                                             force=True)  # (the caller checked the status)
             made.append(SplitResult(cleaved, mutation_id))
     except Exception as failure:
         _undo_made(ds, body, made, failure)

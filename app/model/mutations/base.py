@@ -343,6 +343,15 @@ class Mutation(ABC):
         ``blob`` reads the blob store."""
         return []
 
+    def merged_away(self) -> tuple[int, ...]:
+        """The bodies this mutation merged into another (their body annotations
+        go with them)."""
+        return ()
+
+    def undone(self) -> int | None:
+        """The MutationID of the mutation this one undoes (None: not an undo)."""
+        return None
+
     def body_sizes(self) -> dict[int, int | None]:
         """Bodies' voxels after this mutation, as its record knows them (labelmap
         kinds; None: changed, size not known)."""

@@ -67,6 +67,9 @@ class BodyMerge(Mutation):
     target_size: int
     redoes: int | None = None
 
+    def merged_away(self) -> tuple[int, ...]:
+        return self.labels
+
     @classmethod
     def plan(cls, ctx: EditContext, target: int, labels: list[int], redoes: int | None = None
              ) -> Plan:
@@ -173,6 +176,9 @@ class BodyMergeUndo(Mutation):
     cleaved: tuple[tuple[int, ...], ...]
     sizes: tuple[int, ...]
     target_size: int
+
+    def undone(self) -> int | None:
+        return self.undoes
 
     def fields(self) -> dict[str, Any]:
         return {

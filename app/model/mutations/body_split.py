@@ -264,6 +264,9 @@ class BodySplitUndo(Mutation):
     splits: tuple[SVSplit, ...]
     target_size: int
 
+    def undone(self) -> int | None:
+        return self.undoes
+
     @classmethod
     def plan(cls, ctx: EditContext, done: BodySplit) -> Plan:
         """The plan that gives ``done``'s voxels back to its target."""

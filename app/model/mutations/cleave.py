@@ -187,6 +187,9 @@ class CleaveUndo(Mutation):
     orig_size: int
     """The voxels of ``orig`` after the undo."""
 
+    def undone(self) -> int | None:
+        return self.undoes
+
     def fields(self) -> dict[str, Any]:
         return {"Undoes": self.undoes, "Of": "cleave", "OrigLabel": self.orig,
                 "CleavedLabel": self.cleaved_label, "CleavedSupervoxels": list(self.cleaved),

@@ -157,6 +157,9 @@ class Merge(Mutation):
     target_size: int
     redoes: int | None = None
 
+    def merged_away(self) -> tuple[int, ...]:
+        return self.labels
+
     @classmethod
     def plan(cls, ctx: EditContext, target: int, labels: list[int], redoes: int | None = None
              ) -> Plan:

@@ -125,6 +125,9 @@ class MergeUndo(Mutation):
     label_sizes: tuple[tuple[int, int], ...]
     splits: tuple[tuple[int, str], ...]
 
+    def undone(self) -> int | None:
+        return self.undoes
+
     def fields(self) -> dict[str, Any]:
         return {
             "Undoes": self.undoes,

@@ -296,6 +296,9 @@ class SplitSupervoxelUndo(Mutation):
     split: int
     remain: int
 
+    def undone(self) -> int | None:
+        return self.undoes
+
     @classmethod
     def plan(cls, ctx: EditContext, done: SplitSupervoxel) -> Plan:
         """The plan that relabels ``done``'s split and remain back to its supervoxel."""

@@ -258,6 +258,9 @@ class SplitUndoBase(Mutation):
     labels: tuple[int, ...]
     target_size: int
 
+    def undone(self) -> int | None:
+        return self.undoes
+
     @classmethod
     def plan(cls, ctx: EditContext, undone: int, target: int, label: int) -> Plan:
         """The plan that merges ``label`` back into ``target``."""
