@@ -20,29 +20,33 @@ from app.model.errors import InvalidMutationError
 from app.model.events.outbox_view import outbox_tail
 from app.model.labelmap import Mapping
 from tests.annotation_client import bodies_from_stream
+from tests.conftest import run_cli
 
 BLOCK = (16, 16, 16)
 NAME = "synapses"
 
 
+Crop = tuple[NDArray[np.uint64], NDArray[np.uint64], NDArray[np.uint64]]
+
+
 @pytest.fixture(scope="module")
-def crop(cube_path: Path) -> tuple[NDArray[np.uint64], NDArray[np.uint64]]:
-    """An odd-shaped crop (37, 50, 61) of the automated supervoxels, the shipped
-    mapping rows."""
+def crop(cube_path: Path) -> Crop:
+    """An odd-shaped crop (37, 50, 61) of the automated supervoxels and bodies,
+    and the shipped mapping rows."""
+    box = np.s_[100:137, 40:90, 50:111]
     with h5py.File(cube_path, "r") as f:
-        return f["automated/supervoxels"][100:137, 40:90, 50:111], f["automated/mapping"][...]
+        return (f["automated/supervoxels"][box], f["automated/bodies"][box],
+                f["automated/mapping"][...])
 
 
 @pytest.fixture(params=["voxel", "labelmap"])
-def ds(request: pytest.FixtureRequest, tmp_path: Path,
-       crop: tuple[NDArray[np.uint64], NDArray[np.uint64]]) -> Iterator[Dataset]:
+def ds(request: pytest.FixtureRequest, tmp_path: Path, crop: Crop) -> Iterator[Dataset]:
     """The crop in either mode (voxel mode: its bodies as labels), open for editing."""
-    svs, rows = crop
-    mapping = Mapping.from_pairs(rows)
-    labels = svs if request.param == "labelmap" else mapping.map_block(svs)
-    np.save(tmp_path / "labels.npy", labels)
+    svs, bodies, rows = crop
+    labelmap = request.param == "labelmap"
+    np.save(tmp_path / "labels.npy", svs if labelmap else bodies)
     path = build_pyramid(tmp_path / "labels.npy", tmp_path / "ds.h5", block_size=BLOCK,
-                         mapping=mapping if request.param == "labelmap" else None)
+                         mapping=Mapping.from_pairs(rows) if labelmap else None)
     with open_dataset(path, "r+", workers=2, checkpoint_interval=3600.0) as d:
         yield d
 
@@ -138,7 +142,7 @@ def test_posted_elements_are_read_back_in_dvids_shapes(ds: Dataset) -> None:
 @pytest.mark.parametrize(("elements", "message"), [
     ("[{", "not JSON"),
     ('{"Pos": [1, 2, 3]}', "must be a JSON list"),
-    ('[{"Pos": [1, 2]}]', "element 0: Pos must be [x, y, z]"),
+    ('[{"Pos": [1, 2]}]', "element 0: Pos must be"),
     ('[{"Pos": [1, 2, 3], "Kind": "Synapse"}]', "unknown Kind 'Synapse'"),
     ('[{"Pos": [1, 2, 999]}]', "outside the volume"),
     ('[{"Pos": [1, 2, 3], "Rels": [{"Rel": "Near", "To": [1, 1, 1]}]}]', "unknown Rel"),
@@ -246,3 +250,52 @@ def test_a_reader_sees_the_writers_elements(ds: Dataset) -> None:
     with open_dataset(ds.path, "r") as reader:
         assert reader.annotations.body(NAME, body) == ds.annotations.body(NAME, body)
         assert reader.annotations.top(NAME, 5) == ds.annotations.top(NAME, 5)
+
+
+def test_the_cli_posts_reads_moves_deletes_and_exports(
+        ds: Dataset, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    elements = synapses(ds, 12, seed=6)
+    body = two_bodies_with_elements(ds, elements)[0]
+    path = ds.path
+    ds.close()
+    source = tmp_path / "elements.json"
+    source.write_text(json.dumps(elements))
+    code, out, _ = run_cli(capsys, "annotations", path, NAME, "post", source)
+    assert (code, json.loads(out)) == (0, {"posted": 12})
+    code, out, _ = run_cli(capsys, "annotations", path, NAME, "get", body, "--relationships")
+    got = json.loads(out)
+    assert code == 0 and got and all(e["Rels"] for e in got)
+    x, y, z = got[0]["Pos"]
+    code, out, _ = run_cli(capsys, "annotations", path, NAME, "tag", "odd")
+    assert len(json.loads(out)) == sum(1 for e in elements if e["Tags"])
+    taken = {tuple(e["Pos"]) for e in elements}
+    free = next(p for p in ((x, y, z + d) for d in (1, -1, 2, -2)) if p not in taken)
+    code, out, _ = run_cli(capsys, "annotations", path, NAME, "move", f"{x},{y},{z}",
+                           ",".join(map(str, free)))
+    assert (code, json.loads(out)) == (0, {"moved": [x, y, z], "to": list(free)})
+    code, out, _ = run_cli(capsys, "annotations", path, NAME, "delete", "_".join(map(str, free)))
+    assert (code, json.loads(out)) == (0, {"deleted": list(free)})
+    code, out, _ = run_cli(capsys, "annotations", path, NAME, "export")
+    assert len(json.loads(out)) == 11
+    code, out, _ = run_cli(capsys, "bodies", path, "--by", "PostSyn", "--top", "3", "--json")
+    assert code == 0 and all(set(r) == {"label", "PreSyn", "PostSyn"} for r in json.loads(out))
+    bad = tmp_path / "bad.json"
+    bad.write_text('[{"Pos": [0, 0, 0], "Kind": "Synapse"}]')
+    code, _, err = run_cli(capsys, "annotations", path, NAME, "post", bad)
+    assert code != 0 and "unknown Kind" in err and err.count("\n") == 1
+    code, out, _ = run_cli(capsys, "annotations", path, NAME, "export")
+    assert len(json.loads(out)) == 11
+
+
+def test_a_refused_post_on_a_new_file_leaves_nothing_beside_it(
+        tmp_path: Path, crop: Crop, capsys: pytest.CaptureFixture[str]) -> None:
+    np.save(tmp_path / "labels.npy", crop[1])
+    path = build_pyramid(tmp_path / "labels.npy", tmp_path / "fresh.h5", block_size=BLOCK)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    data = path.read_bytes()
+    bad = tmp_path / "bad.json"
+    bad.write_text('[{"Pos": [0, 0, 9999]}]')
+    code, _, err = run_cli(capsys, "annotations", path, NAME, "post", bad)
+    assert code != 0 and "outside the volume" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([*before, "bad.json"])
+    assert path.read_bytes() == data
