@@ -20,11 +20,12 @@ import pytest
 import app.cli as cli
 from app.cli import events_commands
 from app.model.dataset_ids import dataset_uuids
-from app.model.events import blobstore, messages, outbox
+from app.model.events import blobstore, instances, messages, outbox
 from app.model.events import sender as sender_module
 from app.model.events.dvid_schemas import schema_problems
 from app.model.events.kafka_client import import_kafka
-from app.model.events.outbox import OutboxEvent, append_events
+from app.model.events.kafka_link import Routed
+from app.model.events.outbox import append_events
 from app.model.events.sender import OutboxSender, SenderStatus
 from app.model.events.settings import KafkaSettings
 from app.model.journal.sidecar import journal_path
@@ -247,6 +248,131 @@ def test_kill_9_mid_send_loses_nothing(
     assert first_occurrences(mids) == list(range(1, committed + 1))
 
 
+# --------------------------------------------------------------------------- other instances
+
+
+def _append_interleaved(
+    conn: sqlite3.Connection, expected: dict[str | None, list[tuple[int, bytes]]], first_mid: int
+) -> None:
+    """Three transactions, each with events of the labels and of every registered instance,
+    interleaved; ``expected[instance]`` gets each ``(seq, payload)``."""
+    names = sorted(instances.instance_uuids(conn))
+    for t in range(3):
+        for i, instance in enumerate([None, *names, None, *reversed(names)]):
+            mid = first_mid + 10 * t + i if instance is None else 0
+            payload = json.dumps({"Action": "x", "t": t, "i": i, "of": instance}).encode()
+            [seq] = append_events(conn, mid, "x", [payload], instance=instance)
+            expected[instance].append((seq, payload))
+        conn.commit()
+
+
+@pytest.mark.kafka
+def test_each_instance_has_its_topic_and_key(
+    kafka_broker: TansuBroker, journal: Path, conn: sqlite3.Connection  # noqa: F811
+) -> None:
+    """The labels' events and two instances' (one registered after the sender
+    started), interleaved in several transactions, each reach their own topic in
+    order, keyed by their data UUID."""
+    instances.create_instances_schema(conn)
+    syn = instances.register_instance(conn, "synapses", "annotation")
+    conn.commit()
+    expected: dict[str | None, list[tuple[int, bytes]]] = {None: [], "synapses": []}
+    with _sender(journal, kafka_broker.bootstrap, topic_prefix="t.") as sender:
+        _append_interleaved(conn, expected, 1)
+        sender.wake()
+        assert sender.flush(30.0), f"not flushed: {sender.status()}"
+        assert sender.status().last_sent_seq == outbox.last_seq(conn) == 12
+
+        kv = instances.register_instance(conn, "segmentation_annotations", "keyvalue")
+        expected["segmentation_annotations"] = []
+        _append_interleaved(conn, expected, 100)
+        sender.wake()
+        assert sender.flush(30.0), f"not flushed: {sender.status()}"
+        status = sender.status()
+    last = outbox.last_seq(conn)
+    assert last == 12 + 3 * 6
+    assert status.last_sent_seq == last and outbox.last_sent_seq(conn) == last
+    assert status.state == "connected" and status.backlog == 0 and status.last_error is None
+
+    keys = {None: DATA, "synapses": syn, "segmentation_annotations": kv}
+    admin = import_kafka().KafkaAdminClient(bootstrap_servers=[kafka_broker.bootstrap])
+    try:
+        topics = {name: f"t.dvidrepo-{REPO}-data-{uuid}" for name, uuid in keys.items()}
+        assert set(topics.values()) <= set(admin.list_topics())
+        for described in admin.describe_topics(list(topics.values())):
+            assert len(described["partitions"]) == 1, described
+    finally:
+        admin.close()
+    for name, topic in topics.items():
+        want = expected[name]
+        records = read_topic(kafka_broker.bootstrap, topic, expect=len(want))
+        assert [(seq, r.value) for seq, r in zip(seqs_of(records), records, strict=True)] == want
+        assert {r.key for r in records} == {keys[name].encode()}, name
+        assert all(json.loads(r.value)["of"] == name for r in records)
+
+
+class _RecordingLink:
+    """Stands in for ``KafkaLink``: acknowledges everything, keeps what it was given."""
+
+    def __init__(self) -> None:
+        self.producer: object = None
+        self.sent: list[Routed] = []
+
+    def connect(self) -> None:
+        self.producer = object()
+
+    def send(self, records: list[Routed]) -> tuple[int | None, str | None]:
+        self.sent.extend(records)
+        return records[-1].event.seq, None
+
+    def close(self) -> None:
+        self.producer = None
+
+
+def test_an_event_of_an_unknown_instance_waits_with_a_clear_error(
+    journal: Path, conn: sqlite3.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Routing, without a broker: an instance registered after the start is
+    found; an event naming no registered instance (written around the checks)
+    is not sent, nor any after it, and says why."""
+    links: list[_RecordingLink] = []
+
+    def make_link(*_args: object) -> _RecordingLink:
+        links.append(_RecordingLink())
+        return links[-1]
+
+    monkeypatch.setattr(sender_module, "KafkaLink", make_link)
+    instances.create_instances_schema(conn)
+    _append_merge(conn, 1)
+    with _sender(journal, "127.0.0.1:9") as sender:
+        assert sender.flush(30.0), f"not flushed: {sender.status()}"
+        bm = instances.register_instance(conn, "bookmarks", "annotation")
+        append_events(conn, 0, "element-post", [b"{}"], instance="bookmarks")
+        conn.commit()
+        sender.wake()
+        assert sender.flush(30.0), f"not flushed: {sender.status()}"
+        conn.execute(
+            "INSERT INTO outbox (mutation_id, action, payload, created, instance)"
+            " VALUES (0, 'x', x'7b7d', 0, 'ghost')"
+        )
+        conn.commit()
+        _append_merge(conn, 2)
+        sender.wake()
+        failed = status_event(sender, lambda status: "ghost" in (status.last_error or ""))
+        assert failed.wait(30.0), f"no error reported: {sender.status()}"
+        error = sender.status().last_error
+    sent = [(r.topic, r.key, r.event.seq) for link in links for r in link.sent]
+    assert sent == [
+        (TOPIC, DATA.encode(), 1),
+        (TOPIC, DATA.encode(), 2),
+        (f"dvidrepo-{REPO}-data-{bm}", bm.encode(), 3),
+    ]
+    assert error == (
+        "LookupError: outbox event 4 is of data instance 'ghost', which is not registered"
+    )
+    assert outbox.last_sent_seq(conn) == 3 and outbox.backlog(conn) == 3
+
+
 # --------------------------------------------------------------------------- bad configuration
 
 
@@ -310,10 +436,10 @@ class _HeldLink:
     def connect(self) -> None:
         self.producer = object()
 
-    def send(self, events: list[OutboxEvent], key: bytes) -> tuple[int | None, str | None]:
+    def send(self, records: list[Routed]) -> tuple[int | None, str | None]:
         self.hold.holding.set()
         if self.hold.release.wait(60.0):
-            return events[-1].seq, None
+            return records[-1].event.seq, None
         self.hold.gave_up.set()
         return None, "held by the test"
 
@@ -433,10 +559,12 @@ def test_cli_status_and_tail_with_kafka_off(
     assert status["state"] == "off" and status["broker"] is None
     assert status["backlog"] == 6 and status["events"] == 6 and status["last_seq"] == 6
     assert status["topic"] == _topic_of(path)
+    assert status["instances"] == []
 
     assert events_cli("events", "status", path) == 0
     text = capsys.readouterr().out
     assert "off" in text and "6 event(s) waiting" in text
+    assert "instance:" not in text
 
     assert events_cli("events", "tail", path, "-n", "2", "--json") == 0
     rows = json.loads(capsys.readouterr().out)
@@ -499,7 +627,7 @@ def test_cli_status_and_flush_with_a_broker(
 
     assert events_cli("events", "flush", path, "--kafka", kafka_broker.bootstrap, "--json") == 0
     result = json.loads(capsys.readouterr().out)
-    assert result["sent"] == 6 and result["backlog"] == 0
+    assert result["sent"] == 6 and result["backlog"] == 0 and result["instances"] == []
     assert outbox.backlog(conn) == 0
     records = read_topic(kafka_broker.bootstrap, _topic_of(path), expect=6)
     assert seqs_of(records) == [1, 2, 3, 4, 5, 6]
@@ -530,6 +658,84 @@ def test_cli_blob_get(
     assert f"no blob {missing}".encode() in capsysbinary.readouterr().err
     assert events_cli("blob", "get", path, "xyz") == 1
     assert b"not a blob reference: 'xyz'" in capsysbinary.readouterr().err
+
+
+def test_cli_status_and_tail_show_the_instances(
+    events_cli: Callable[..., int],
+    dataset: tuple[Path, sqlite3.Connection, str],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    path, conn, _ = dataset
+    instances.create_instances_schema(conn)
+    syn = instances.register_instance(conn, "synapses", "annotation")
+    kv = instances.register_instance(conn, "segmentation_annotations", "keyvalue")
+    append_events(conn, 0, "element-post", [b'{"Action":"element-post"}'], instance="synapses")
+    conn.commit()
+    repo, _data = dataset_uuids(path)
+
+    assert events_cli("events", "status", path, "--json", "--topic-prefix", "p-") == 0
+    status = json.loads(capsys.readouterr().out)
+    assert status["topic"] == f"p-{_topic_of(path)}" and status["backlog"] == 7
+    assert status["instances"] == [
+        {
+            "name": "segmentation_annotations",
+            "type": "keyvalue",
+            "data_uuid": kv,
+            "topic": f"p-dvidrepo-{repo}-data-{kv}",
+        },
+        {
+            "name": "synapses",
+            "type": "annotation",
+            "data_uuid": syn,
+            "topic": f"p-dvidrepo-{repo}-data-{syn}",
+        },
+    ]
+    assert events_cli("events", "status", path) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[:3] == [
+        f"topic:    {_topic_of(path)}",
+        f"instance: segmentation_annotations (keyvalue) -> dvidrepo-{repo}-data-{kv}",
+        f"instance: synapses (annotation) -> dvidrepo-{repo}-data-{syn}",
+    ]
+    assert lines[3].startswith("kafka:    off")
+
+    assert events_cli("events", "tail", path, "-n", "2", "--json") == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [(r["seq"], r["instance"], r["mutation_id"]) for r in rows] == [
+        (6, None, 3), (7, "synapses", 0),
+    ]
+    assert events_cli("events", "tail", path, "-n", "2") == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split()[:5] == ["6", "waiting", "labels", "mutation", "3"]
+    assert lines[1].split()[:5] == ["7", "waiting", "synapses", "mutation", "0"]
+
+
+@pytest.mark.kafka
+def test_cli_flush_sends_each_instance_to_its_topic(
+    kafka_broker: TansuBroker,  # noqa: F811
+    events_cli: Callable[..., int],
+    dataset: tuple[Path, sqlite3.Connection, str],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    path, conn, _ = dataset
+    instances.create_instances_schema(conn)
+    syn = instances.register_instance(conn, "synapses", "annotation")
+    append_events(conn, 0, "element-post", [b'{"Action":"element-post"}'], instance="synapses")
+    conn.commit()
+    assert events_cli("events", "flush", path, "--kafka", kafka_broker.bootstrap) == 0
+    out = capsys.readouterr().out.strip()
+    assert out == (
+        f"sent 7 event(s) to {_topic_of(path)} and the topics of synapses "
+        f"at {kafka_broker.bootstrap}"
+    )
+    repo, _data = dataset_uuids(path)
+    records = read_topic(kafka_broker.bootstrap, f"dvidrepo-{repo}-data-{syn}", expect=1)
+    assert [(r.key, r.value, seqs_of([r])) for r in records] == [
+        (syn.encode(), b'{"Action":"element-post"}', [7])
+    ]
+    assert seqs_of(read_topic(kafka_broker.bootstrap, _topic_of(path), expect=6)) == [
+        1, 2, 3, 4, 5, 6,
+    ]
 
 
 def test_status_does_not_create_a_journal(

@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 import sqlite3
 from pathlib import Path
 
 import pytest
 
-from app.model.errors import SegmendError
-from app.model.events import outbox
+from app.model.errors import InvalidMutationError, SegmendError
+from app.model.events import instances, outbox
 from app.model.events import sender as sender_module
 from app.model.events.kafka_client import import_kafka, producer_kwargs
 from app.model.events.outbox import OutboxEvent, append_events, mark_sent, pending
 from app.model.events.sender import OutboxSender, SenderStatus
 from app.model.events.settings import KafkaConfigError, KafkaSettings, load_settings, topic_name
+from app.model.journal.journal import Journal
+from app.model.journal.journal_db import connect
 from tests.conftest import connect_journal, status_event
 
 
@@ -126,6 +129,187 @@ def test_schema_creation_is_idempotent(conn: sqlite3.Connection) -> None:
     outbox.create_outbox_schema(conn)
     conn.commit()
     assert outbox.last_sent_seq(conn) == 1 and outbox.backlog(conn) == 1
+
+
+# --------------------------------------------------------------------------- instances
+
+
+@pytest.fixture
+def reg(conn: sqlite3.Connection) -> sqlite3.Connection:
+    """``conn`` with the instances registry too (as a journal opened for writing has it)."""
+    instances.create_instances_schema(conn)
+    return conn
+
+
+def test_register_instance_is_new_then_the_same(journal: Path, reg: sqlite3.Connection) -> None:
+    synapses = instances.register_instance(reg, "synapses", "annotation")
+    assert re.fullmatch(r"[0-9a-f]{32}", synapses)
+    kv = instances.register_instance(reg, "segmentation_annotations", "keyvalue")
+    assert kv != synapses
+    assert instances.register_instance(reg, "synapses", "annotation") == synapses
+    other = connect_journal(journal)
+    try:  # (in the caller's transaction: nothing seen before its commit)
+        assert instances.instance_uuids(other) == {}
+        reg.commit()
+        assert instances.instance_uuids(other) == {
+            "segmentation_annotations": kv,
+            "synapses": synapses,
+        }
+        assert instances.instance_types(other) == {
+            "segmentation_annotations": "keyvalue",
+            "synapses": "annotation",
+        }
+        instances.register_instance(reg, "bookmarks", "annotation")
+        reg.rollback()
+        assert "bookmarks" not in instances.instance_uuids(other)
+    finally:
+        other.close()
+    instances.create_instances_schema(reg)  # (idempotent)
+    assert instances.register_instance(reg, "synapses", "annotation") == synapses
+    assert len(instances.instance_uuids(reg)) == 2
+
+
+def test_an_instance_keeps_its_type(reg: sqlite3.Connection) -> None:
+    uuid = instances.register_instance(reg, "synapses", "annotation")
+    with pytest.raises(InvalidMutationError) as info:
+        instances.register_instance(reg, "synapses", "keyvalue")
+    assert str(info.value) == (
+        "data instance 'synapses' is registered as 'annotation', not 'keyvalue'"
+    )
+    assert instances.instance_types(reg) == {"synapses": "annotation"}
+    assert instances.instance_uuids(reg) == {"synapses": uuid}
+    with pytest.raises(InvalidMutationError, match="invalid datatype ''"):
+        instances.register_instance(reg, "bookmarks", "")
+
+
+@pytest.mark.parametrize(
+    "name", ["", "x" * 65, "has space", "a/b", "synapsés", "two\nlines", "tab\t", None, 7]
+)
+def test_bad_instance_names_are_refused(reg: sqlite3.Connection, name: object) -> None:
+    with pytest.raises(InvalidMutationError) as info:
+        instances.check_instance_name(name)  # type: ignore[arg-type]
+    message = str(info.value)
+    assert "\n" not in message and "invalid data instance name" in message
+    assert "1 to 64 letters, digits, '_', '-' or '.'" in message
+    with pytest.raises(InvalidMutationError):
+        instances.register_instance(reg, name, "annotation")  # type: ignore[arg-type]
+    assert instances.instance_uuids(reg) == {}
+
+
+@pytest.mark.parametrize("name", ["x" * 64, "a", "synapses", "my-labels_annotations.v2", "0"])
+def test_dvid_like_instance_names_are_taken(name: str) -> None:
+    assert instances.check_instance_name(name) == name
+
+
+def test_a_journal_without_a_registry_has_no_instances(conn: sqlite3.Connection) -> None:
+    assert instances.instance_uuids(conn) == {} and instances.instance_types(conn) == {}
+
+
+# --------------------------------------------------------------------------- outbox, instances
+
+
+def test_events_of_an_unregistered_instance_are_refused(reg: sqlite3.Connection) -> None:
+    with pytest.raises(ValueError, match="data instance 'synapses' is not registered"):
+        append_events(reg, 0, "element-post", _payloads(2), instance="synapses")
+    assert outbox.last_seq(reg) == 0
+    instances.register_instance(reg, "synapses", "annotation")
+    assert append_events(reg, 0, "element-post", _payloads(2), instance="synapses") == [1, 2]
+    with pytest.raises(ValueError, match="data instance 'bookmarks' is not registered"):
+        append_events(reg, 0, "element-post", _payloads(1), instance="bookmarks")
+    reg.commit()
+    assert outbox.last_seq(reg) == 2
+
+
+def test_events_carry_their_instance_labels_by_default(reg: sqlite3.Connection) -> None:
+    instances.register_instance(reg, "synapses", "annotation")
+    instances.register_instance(reg, "segmentation_annotations", "keyvalue")
+    append_events(reg, 1, "merge", _payloads(2))
+    append_events(reg, 0, "element-post", _payloads(1, 2), instance="synapses")
+    reg.commit()
+    append_events(reg, 0, "postkv", _payloads(1, 3), instance="segmentation_annotations")
+    append_events(reg, 2, "split", _payloads(1, 4), instance=None)
+    reg.commit()
+    stored = [row[0] for row in reg.execute("SELECT instance FROM outbox ORDER BY seq")]
+    assert stored == [None, None, "synapses", "segmentation_annotations", None]
+    events = pending(reg, 0, 100)
+    assert [(e.seq, e.mutation_id, e.instance) for e in events] == [
+        (1, 1, None), (2, 1, None), (3, 0, "synapses"), (4, 0, "segmentation_annotations"),
+        (5, 2, None),
+    ]
+    assert events[2] == OutboxEvent(3, 0, "element-post", b'{"n":2}', False, "synapses")
+    mark_sent(reg, 3)
+    assert [(e.seq, e.sent, e.instance) for e in outbox.tail(reg, 3)] == [
+        (3, True, "synapses"), (4, False, "segmentation_annotations"), (5, False, None),
+    ]
+
+
+_OLD_OUTBOX = (  # (the outbox as journals written before instances existed have it)
+    "CREATE TABLE outbox ("
+    " seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " mutation_id INTEGER NOT NULL,"
+    " action TEXT NOT NULL,"
+    " payload BLOB NOT NULL,"
+    " created REAL NOT NULL)"
+)
+
+
+def _columns(path: Path) -> list[str]:
+    conn = connect(path, readonly=True)
+    try:
+        return [row[1] for row in conn.execute("PRAGMA table_info(outbox)")]
+    finally:
+        conn.close()
+
+
+def test_an_old_journal_gets_the_instance_column_when_opened_for_writing(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "old.sqlite"
+    old = connect_journal(path)
+    old.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+    old.execute("INSERT INTO meta VALUES ('schema_version', '2')")
+    old.execute(_OLD_OUTBOX)
+    old.execute(
+        "CREATE TABLE outbox_state (id INTEGER PRIMARY KEY CHECK (id = 0),"
+        " last_sent_seq INTEGER NOT NULL)"
+    )
+    old.execute("INSERT INTO outbox_state VALUES (0, 1)")
+    old.executemany(
+        "INSERT INTO outbox (mutation_id, action, payload, created) VALUES (?, 'merge', ?, 0)",
+        [(1, b'{"n":0}'), (1, b'{"n":1}'), (2, b'{"n":2}')],
+    )
+    old.commit()
+    old.close()
+    assert "instance" not in _columns(path)
+
+    reader = connect(path, readonly=True)  # (a reader reads it as it is)
+    try:
+        assert [(e.seq, e.sent, e.instance) for e in outbox.tail(reader, 10)] == [
+            (1, True, None), (2, False, None), (3, False, None),
+        ]
+        assert [e.instance for e in pending(reader, 0, 10)] == [None, None]
+    finally:
+        reader.close()
+    Journal(path, readonly=True).close()
+    assert "instance" not in _columns(path)  # (a reader never writes)
+
+    journal = Journal(path)
+    try:
+        assert _columns(path).count("instance") == 1
+        conn = journal.connection
+        assert [(e.seq, e.instance) for e in outbox.tail(conn, 10)] == [
+            (1, None), (2, None), (3, None),
+        ]
+        with journal.transaction():
+            instances.register_instance(conn, "bookmarks", "annotation")
+            append_events(conn, 0, "element-post", _payloads(1), instance="bookmarks")
+        assert [(e.seq, e.instance) for e in pending(conn, 0, 10)] == [
+            (2, None), (3, None), (4, "bookmarks"),
+        ]
+    finally:
+        journal.close()
+    Journal(path).close()  # (again: nothing to add)
+    assert _columns(path).count("instance") == 1
 
 
 # --------------------------------------------------------------------------- settings

@@ -21,7 +21,12 @@ from app.cli.output import SQLITE_MAX_INT, bounded_int, emit
 from app.model.checkpoint_problem import read_checkpoint_problem
 from app.model.errors import SegmendError
 from app.model.events.outbox import OutboxEvent
-from app.model.events.outbox_view import outbox_counts, outbox_tail, read_blob
+from app.model.events.outbox_view import (
+    outbox_counts,
+    outbox_tail,
+    read_blob,
+    registered_instances,
+)
 from app.model.events.sender import OutboxSender, probe_broker
 from app.model.events.settings import KafkaSettings, load_settings, topic_name
 from app.model.journal.sidecar import journal_path
@@ -117,15 +122,25 @@ def _settings(args: argparse.Namespace) -> KafkaSettings:
 
 
 def cmd_events_status(args: argparse.Namespace) -> int:
-    """``segmend events status FILE``: backlog, topic, and whether the broker answers."""
+    """``segmend events status FILE``: backlog, topics, and whether the broker answers."""
     settings = _settings(args)
     repo_uuid, data_uuid = _uuids(args.file)
     counts = _outbox_counts(args.file)
+    others = [
+        {
+            "name": name,
+            "type": kind,
+            "data_uuid": uuid,
+            "topic": topic_name(settings.topic_prefix, repo_uuid, uuid),
+        }
+        for name, kind, uuid in registered_instances(args.file)
+    ]
     state, error = probe_broker(settings)
     result: dict[str, Any] = {
         "file": str(args.file),
         "journal": str(journal_path(args.file)),
         "topic": topic_name(settings.topic_prefix, repo_uuid, data_uuid),
+        "instances": others,
         "broker": settings.bootstrap_servers,
         "state": state,
         **counts,
@@ -140,6 +155,7 @@ def _format_status(r: dict[str, Any]) -> str:
     kafka = "off (no broker configured)" if r["state"] == "off" else f"{r['broker']} ({r['state']})"
     lines = [
         f"topic:    {r['topic']}",
+        *(f"instance: {i['name']} ({i['type']}) -> {i['topic']}" for i in r["instances"]),
         f"kafka:    {kafka}",
         f"backlog:  {r['backlog']} event(s) waiting "
         f"(sent up to seq {r['last_sent_seq']} of {r['last_seq']})",
@@ -157,7 +173,11 @@ def cmd_events_flush(args: argparse.Namespace) -> int:
     repo_uuid, data_uuid = _uuids(args.file)
     before = _outbox_counts(args.file)
     topic = topic_name(settings.topic_prefix, repo_uuid, data_uuid)
-    result: dict[str, Any] = {"topic": topic, "broker": settings.bootstrap_servers}
+    result: dict[str, Any] = {
+        "topic": topic,
+        "instances": [name for name, _kind, _uuid in registered_instances(args.file)],
+        "broker": settings.bootstrap_servers,
+    }
     if before["backlog"] == 0:
         emit(args, {**result, "sent": 0, "backlog": 0, "state": "idle"}, _format_flush)
         return 0
@@ -199,7 +219,8 @@ def cmd_events_flush(args: argparse.Namespace) -> int:
 def _format_flush(r: dict[str, Any]) -> str:
     if r["sent"] == 0 and r["backlog"] == 0:
         return f"nothing to send: the outbox of {r['topic']} is empty"
-    return f"sent {r['sent']} event(s) to {r['topic']} at {r['broker']}"
+    others = f" and the topics of {', '.join(r['instances'])}" if r["instances"] else ""
+    return f"sent {r['sent']} event(s) to {r['topic']}{others} at {r['broker']}"
 
 
 def _event_json(event: OutboxEvent) -> dict[str, Any]:
@@ -212,6 +233,7 @@ def _event_json(event: OutboxEvent) -> dict[str, Any]:
         "mutation_id": event.mutation_id,
         "action": event.action,
         "sent": event.sent,
+        "instance": event.instance,
         "message": message,
     }
 
@@ -228,8 +250,8 @@ def _format_tail(rows: list[dict[str, Any]]) -> str:
     if not rows:
         return "the outbox is empty"
     return "\n".join(
-        f"{r['seq']:>8}  {'sent   ' if r['sent'] else 'waiting'}  mutation {r['mutation_id']:<6} "
-        f"{json.dumps(r['message'], separators=(',', ':'))}"
+        f"{r['seq']:>8}  {'sent   ' if r['sent'] else 'waiting'}  {r['instance'] or 'labels':<10} "
+        f"mutation {r['mutation_id']:<6} {json.dumps(r['message'], separators=(',', ':'))}"
         for r in rows
     )
 

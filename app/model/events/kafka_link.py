@@ -1,4 +1,5 @@
-"""The link to the Kafka broker: a producer for one topic, and a reachability check.
+"""The link to the Kafka broker: a producer (each record naming its topic), and a
+reachability check.
 
 Every failure to reach the broker, connect to it or have it acknowledge becomes
 a :class:`BrokerDown` whose message is for people: it names the broker, adds
@@ -16,20 +17,35 @@ import logging
 import socket
 import threading
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
 
 from app.model.events.kafka_client import admin_kwargs, import_kafka, producer_kwargs
 from app.model.events.outbox import OutboxEvent
 from app.model.events.settings import KafkaSettings
 
-__all__ = ["BrokerDown", "KafkaLink", "check_broker", "close_quietly", "kafka_log_tap"]
+__all__ = [
+    "BrokerDown",
+    "KafkaLink",
+    "Routed",
+    "check_broker",
+    "close_quietly",
+    "kafka_log_tap",
+]
 
 log = logging.getLogger(__name__)
 
 
 class BrokerDown(Exception):
     """The broker could not be reached or did not acknowledge (message is for people)."""
+
+
+class Routed(NamedTuple):
+    """An outbox event with where it goes: its instance's topic, and the record key."""
+
+    topic: str
+    key: bytes
+    event: OutboxEvent
 
 
 class _KafkaLogTap(logging.Handler):
@@ -114,15 +130,17 @@ def close_quietly(obj: Any, *args: Any, **kwargs: Any) -> None:
 
 
 class KafkaLink:
-    """A producer (created lazily) for one topic; every failure becomes :class:`BrokerDown`."""
+    """A producer (created lazily) for records of any topic; every failure becomes
+    :class:`BrokerDown`.  Each topic is created (one partition) before its
+    first record, once per connection."""
 
     def __init__(
-        self, settings: KafkaSettings, topic: str, stopping: Callable[[], bool] = lambda: False
+        self, settings: KafkaSettings, stopping: Callable[[], bool] = lambda: False
     ) -> None:
         self.settings = settings
-        self.topic = topic
         self.stopping = stopping
         self.producer: Any = None
+        self._topics: set[str] = set()  # (made sure of since the producer was created)
 
     def _explain(self, exc: BaseException, since: float) -> str:
         name, message = type(exc).__name__, str(exc)
@@ -138,7 +156,7 @@ class KafkaLink:
         return self.settings.redact(f"Kafka at {self.settings.bootstrap_servers}: {text}")
 
     def connect(self) -> None:
-        """Create the producer and make sure the topic exists."""
+        """Create the producer (the topics are made sure of by :meth:`send`)."""
         if self.producer is not None:
             return
         _probe_tcp(self.settings)
@@ -154,10 +172,13 @@ class KafkaLink:
             for client in made:
                 close_quietly(client)
             raise BrokerDown(self._explain(exc, since)) from None
-        self._ensure_topic(kafka)
+        self._topics.clear()
 
-    def _ensure_topic(self, kafka: Any) -> None:
-        """Create the topic (one partition) if missing; failures are left to auto-creation."""
+    def _ensure_topics(self, topics: list[str]) -> None:
+        """Create the topics (one partition each) that are missing; failures are
+        left to auto-creation."""
+        kafka = import_kafka()
+        self._topics.update(topics)
         kwargs = admin_kwargs(self.settings)
         factory, made = _recording_factory(kafka.KafkaAdminClient)
         if factory is not None:
@@ -165,14 +186,16 @@ class KafkaLink:
         admin = None
         try:
             admin = kafka.KafkaAdminClient(**kwargs)
-            if self.topic not in admin.list_topics():
-                new_topic = kafka.admin.NewTopic(self.topic, num_partitions=1, replication_factor=1)
-                admin.create_topics([new_topic])
-        except kafka.errors.TopicAlreadyExistsError:
-            pass
+            existing = set(admin.list_topics())
+            for topic in topics:
+                if topic in existing:
+                    continue
+                new_topic = kafka.admin.NewTopic(topic, num_partitions=1, replication_factor=1)
+                with contextlib.suppress(kafka.errors.TopicAlreadyExistsError):
+                    admin.create_topics([new_topic])
         except Exception as exc:
             reason = self.settings.redact(str(exc))
-            log.warning("could not create Kafka topic %s: %s", self.topic, reason)
+            log.warning("could not create Kafka topics %s: %s", ", ".join(topics), reason)
         finally:
             if admin is not None:
                 close_quietly(admin)
@@ -180,26 +203,30 @@ class KafkaLink:
                 for client in made:
                     close_quietly(client)
 
-    def send(self, events: list[OutboxEvent], key: bytes) -> tuple[int | None, str | None]:
-        """Produce ``events`` in order and wait for their acknowledgement.
+    def send(self, records: Sequence[Routed]) -> tuple[int | None, str | None]:
+        """Produce ``records`` in order, each to its topic with its key, and wait
+        for their acknowledgement (creating each topic first if it is new).
 
         Returns
         -------
         (last_acked_seq, error)
-            The last ``seq`` of the acknowledged prefix of ``events`` (None if
+            The last ``seq`` of the acknowledged prefix of ``records`` (None if
             none) and, when not all were acknowledged, why.
         """
+        new_topics = [t for t in dict.fromkeys(r.topic for r in records) if t not in self._topics]
+        if new_topics:
+            self._ensure_topics(new_topics)
         since = time.monotonic()
         producer = self.producer
         futures = []
         error: str | None = None
         try:
-            for event in events:
+            for topic, key, event in records:
                 headers = [
                     ("segmend-seq", str(event.seq).encode()),
                     ("segmend-action", event.action.encode()),
                 ]
-                future = producer.send(self.topic, key=key, value=event.payload, headers=headers)
+                future = producer.send(topic, key=key, value=event.payload, headers=headers)
                 futures.append((event.seq, future))
             self._wait_for_acks(producer, futures)
         except BrokerDown as exc:
@@ -214,7 +241,7 @@ class KafkaLink:
                     error = self._explain(reason or TimeoutError("no acknowledgement"), since)
                 break
             acked = seq
-        if error is None and len(futures) < len(events):
+        if error is None and len(futures) < len(records):
             error = "Kafka: not every event could be queued"
         return acked, error
 
@@ -237,6 +264,7 @@ class KafkaLink:
     def close(self) -> None:
         """Close the producer, dropping records not yet acknowledged (they stay in the outbox)."""
         producer, self.producer = self.producer, None
+        self._topics.clear()
         if producer is not None:
             _close_producer(producer)
 
@@ -272,7 +300,7 @@ def check_broker(settings: KafkaSettings) -> str | None:
         Never raises for broker problems.
     """
     kafka_log_tap()
-    link = KafkaLink(settings, topic="")
+    link = KafkaLink(settings)
     try:
         _probe_tcp(settings)
         kafka = import_kafka()

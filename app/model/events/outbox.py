@@ -7,7 +7,15 @@ publishes them in ``seq`` order and advances a single high-water mark,
 ``last_sent_seq``, with :func:`mark_sent` once the broker has acknowledged them.
 An event is *sent* iff its ``seq <= last_sent_seq``; the backlog is the rest.
 
+Events belong to a DVID data instance, each with its own topic: ``instance``
+is NULL for the dataset's labels, else the name of an instance of the
+registry (:mod:`app.model.events.instances`).  One ``seq`` order and one mark
+cover them all.
+
 Tables: ``outbox`` (the events) and ``outbox_state`` (one row: the mark).
+Journals written before instances existed have no ``instance`` column:
+:func:`create_outbox_schema` (a writer's open) adds it, and the readers here
+read such a journal as it is (every event the labels').
 """
 
 from __future__ import annotations
@@ -16,6 +24,8 @@ import sqlite3
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+
+from app.model.events.instances import instance_uuids
 
 __all__ = [
     "OUTBOX_TABLE",
@@ -53,6 +63,8 @@ class OutboxEvent:
         The Kafka value: the message's JSON.
     sent : bool
         Whether the broker has acknowledged it.
+    instance : str or None
+        The data instance it belongs to (None: the dataset's labels).
     """
 
     seq: int
@@ -60,6 +72,7 @@ class OutboxEvent:
     action: str
     payload: bytes
     sent: bool
+    instance: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +98,8 @@ class OutboxCounts:
 
 
 def create_outbox_schema(conn: sqlite3.Connection) -> None:
-    """Create the outbox tables if they do not exist; does not commit.
+    """Create the outbox tables if they do not exist, and give an outbox of an
+    older journal its ``instance`` column; does not commit.
 
     Parameters
     ----------
@@ -98,8 +112,11 @@ def create_outbox_schema(conn: sqlite3.Connection) -> None:
         " mutation_id INTEGER NOT NULL,"
         " action TEXT NOT NULL,"
         " payload BLOB NOT NULL,"
-        " created REAL NOT NULL)"
+        " created REAL NOT NULL,"
+        " instance TEXT)"
     )
+    if not _has_instance_column(conn):
+        conn.execute(f"ALTER TABLE {OUTBOX_TABLE} ADD COLUMN instance TEXT")
     conn.execute(
         f"CREATE TABLE IF NOT EXISTS {_STATE_TABLE} ("
         " id INTEGER PRIMARY KEY CHECK (id = 0),"
@@ -108,8 +125,25 @@ def create_outbox_schema(conn: sqlite3.Connection) -> None:
     conn.execute(f"INSERT OR IGNORE INTO {_STATE_TABLE} (id, last_sent_seq) VALUES (0, 0)")
 
 
+def _has_instance_column(conn: sqlite3.Connection) -> bool:
+    """Whether the outbox has its ``instance`` column (older journals' has not)."""
+    row = conn.execute(
+        "SELECT 1 FROM pragma_table_info(?) WHERE name = 'instance'", (OUTBOX_TABLE,)
+    ).fetchone()
+    return row is not None
+
+
+def _instance_expr(conn: sqlite3.Connection) -> str:
+    """What to select as an event's instance: the column, or NULL if the journal has none."""
+    return "instance" if _has_instance_column(conn) else "NULL"
+
+
 def append_events(
-    conn: sqlite3.Connection, mutation_id: int, action: str, payloads: Sequence[bytes]
+    conn: sqlite3.Connection,
+    mutation_id: int,
+    action: str,
+    payloads: Sequence[bytes],
+    instance: str | None = None,
 ) -> list[int]:
     """Append events to the outbox in the caller's transaction; does not commit.
 
@@ -118,11 +152,16 @@ def append_events(
     conn : sqlite3.Connection
         The journal connection whose transaction records the mutation.
     mutation_id : int
-        The mutation the events belong to (``>= 0``).
+        The mutation the events belong to (``>= 0``; 0 for events that are not
+        a mutation's, e.g. an annotation's post).
     action : str
         The mutation's action (for display; each payload carries its own).
     payloads : sequence of bytes
         Encoded messages, in publication order.
+    instance : str or None
+        The data instance whose topic gets them: None for the dataset's
+        labels, else a name registered (in this transaction or before) with
+        :func:`app.model.events.instances.register_instance`.
 
     Returns
     -------
@@ -132,7 +171,8 @@ def append_events(
     Raises
     ------
     ValueError
-        On a negative mutation id, an empty action or a payload that is not bytes.
+        On a negative mutation id, an empty action, a payload that is not
+        bytes, or an instance that is not registered.
     """
     if isinstance(mutation_id, bool) or not isinstance(mutation_id, int) or mutation_id < 0:
         raise ValueError(f"mutation_id must be a non-negative integer, got {mutation_id!r}")
@@ -143,14 +183,27 @@ def append_events(
         if not isinstance(payload, bytes | bytearray | memoryview):
             raise ValueError(f"payload {i} must be bytes, got {type(payload).__name__}")
         rows.append(bytes(payload))
+    if instance is not None and (
+        not isinstance(instance, str) or instance not in instance_uuids(conn)
+    ):
+        raise ValueError(
+            f"data instance {instance!r} is not registered (register_instance first)"
+        )
     now = time.time()
     seqs = []
     for payload in rows:
-        cur = conn.execute(
-            f"INSERT INTO {OUTBOX_TABLE} (mutation_id, action, payload, created)"
-            " VALUES (?, ?, ?, ?)",
-            (mutation_id, action, payload, now),
-        )
+        if instance is None:  # (also into the outbox of a journal not migrated yet)
+            cur = conn.execute(
+                f"INSERT INTO {OUTBOX_TABLE} (mutation_id, action, payload, created)"
+                " VALUES (?, ?, ?, ?)",
+                (mutation_id, action, payload, now),
+            )
+        else:
+            cur = conn.execute(
+                f"INSERT INTO {OUTBOX_TABLE} (mutation_id, action, payload, created, instance)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (mutation_id, action, payload, now, instance),
+            )
         assert cur.lastrowid is not None
         seqs.append(int(cur.lastrowid))
     return seqs
@@ -168,9 +221,14 @@ def last_seq(conn: sqlite3.Connection) -> int:
     return int(row[0]) if row and row[0] is not None else 0
 
 
-def _events(rows: list[tuple[int, int, str, bytes]], sent_upto: int) -> list[OutboxEvent]:
+def _events(
+    rows: list[tuple[int, int, str, bytes, str | None]], sent_upto: int
+) -> list[OutboxEvent]:
     return [
-        OutboxEvent(int(s), int(m), str(a), bytes(p), int(s) <= sent_upto) for s, m, a, p in rows
+        OutboxEvent(
+            int(s), int(m), str(a), bytes(p), int(s) <= sent_upto, None if i is None else str(i)
+        )
+        for s, m, a, p, i in rows
     ]
 
 
@@ -189,7 +247,7 @@ def pending(conn: sqlite3.Connection, after_seq: int, limit: int) -> list[Outbox
         raise ValueError(f"limit must be positive, got {limit}")
     sent_upto = last_sent_seq(conn)
     rows = conn.execute(
-        f"SELECT seq, mutation_id, action, payload FROM {OUTBOX_TABLE}"
+        f"SELECT seq, mutation_id, action, payload, {_instance_expr(conn)} FROM {OUTBOX_TABLE}"
         " WHERE seq > ? ORDER BY seq LIMIT ?",
         (max(after_seq, sent_upto), limit),
     ).fetchall()
@@ -245,7 +303,8 @@ def tail(conn: sqlite3.Connection, n: int) -> list[OutboxEvent]:
         return []
     sent_upto = last_sent_seq(conn)
     rows = conn.execute(
-        f"SELECT seq, mutation_id, action, payload FROM {OUTBOX_TABLE} ORDER BY seq DESC LIMIT ?",
+        f"SELECT seq, mutation_id, action, payload, {_instance_expr(conn)} FROM {OUTBOX_TABLE}"
+        " ORDER BY seq DESC LIMIT ?",
         (n,),
     ).fetchall()
     return _events(rows[::-1], sent_upto)

@@ -14,12 +14,12 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from app.model.errors import SegmendError
-from app.model.events import blobstore, outbox
+from app.model.events import blobstore, instances, outbox
 from app.model.events.outbox import OutboxCounts, OutboxEvent
 from app.model.journal.journal_db import connect, table_exists
 from app.model.journal.sidecar import journal_path
 
-__all__ = ["outbox_counts", "outbox_tail", "read_blob"]
+__all__ = ["outbox_counts", "outbox_tail", "read_blob", "registered_instances"]
 
 
 @contextmanager
@@ -57,6 +57,17 @@ def outbox_tail(h5_path: str | Path, n: int) -> list[OutboxEvent]:
     """The last ``n`` events of the dataset's outbox, oldest first (sent or not)."""
     with _reading(h5_path, outbox.OUTBOX_TABLE) as conn:
         return [] if conn is None else outbox.tail(conn, n)
+
+
+def registered_instances(h5_path: str | Path) -> list[tuple[str, str, str]]:
+    """The dataset's other data instances as ``(name, type, data_uuid)``, by name
+    (none without a registry)."""
+    with _reading(h5_path, instances.INSTANCES_TABLE) as conn:
+        if conn is None:
+            return []
+        types = instances.instance_types(conn)
+        uuids = instances.instance_uuids(conn)
+    return [(name, types[name], uuids[name]) for name in sorted(uuids) if name in types]
 
 
 def read_blob(h5_path: str | Path, ref: str) -> bytes:

@@ -1,9 +1,11 @@
 """The outbox sender: a background thread publishing outbox events to Kafka.
 
 :class:`OutboxSender` reads the outbox of a journal with its own SQLite
-connection and produces each event, in ``seq`` order, to the dataset's topic
-with the dataset's ``data_uuid`` as the key (one partition key per dataset, so
-Kafka keeps their order).  It marks events sent only once the broker has
+connection and produces each event, in ``seq`` order, to its data instance's
+topic with that instance's data UUID as the key (one partition key per topic,
+so Kafka keeps their order): the dataset's ``data_uuid`` for the labels' events,
+the registry's (:mod:`app.model.events.instances`) for the other instances'.
+It marks events sent only once the broker has
 acknowledged them (``acks=all``); a crash at any point therefore loses nothing
 and at worst sends some events again (at-least-once delivery).  Each record
 carries the headers ``segmend-seq`` and ``segmend-action`` so consumers can
@@ -29,10 +31,12 @@ from typing import Any, Literal
 
 from psygnal import Signal
 
+from app.model.events.instances import instance_uuids
 from app.model.events.kafka_client import import_kafka
 from app.model.events.kafka_link import (
     BrokerDown,
     KafkaLink,
+    Routed,
     check_broker,
     close_quietly,
     kafka_log_tap,
@@ -65,7 +69,7 @@ class SenderStatus:
     last_sent_seq : int
         The highest outbox ``seq`` acknowledged.
     topic : str
-        The Kafka topic.
+        The Kafka topic of the labels (the other instances' are theirs).
     broker : str or None
         The bootstrap servers (None when off).
     """
@@ -105,8 +109,11 @@ class OutboxSender:
     settings : KafkaSettings
         Where to send; ``bootstrap_servers=None`` keeps the sender ``"off"``.
     repo_uuid, data_uuid : str
-        Name the topic (:func:`~app.model.events.settings.topic_name`);
-        ``data_uuid`` is also every record's key.
+        Name the labels' topic (:func:`~app.model.events.settings.topic_name`);
+        ``data_uuid`` is also the key of their records.  The events of another
+        data instance go to the topic named by ``repo_uuid`` and the
+        instance's data UUID (its key), read from the journal's registry when
+        the sender first meets the instance.
     batch_size : int
         Most events produced before waiting for acknowledgements.
     batch_bytes : int
@@ -145,8 +152,11 @@ class OutboxSender:
             raise ValueError("poll_interval and min_backoff must be positive")
         self.journal = Path(journal)
         self.settings = settings
+        self.repo_uuid = repo_uuid
         self.topic = topic_name(settings.topic_prefix, repo_uuid, data_uuid)
         self.key = data_uuid.encode()
+        # (the sender thread's: instance (None: the labels) -> topic, key)
+        self._routes: dict[str | None, tuple[str, bytes]] = {None: (self.topic, self.key)}
         self.batch_size = batch_size
         self.batch_bytes = batch_bytes
         self.poll_interval = poll_interval
@@ -321,7 +331,7 @@ class OutboxSender:
 
     def _run(self) -> None:
         link = (
-            KafkaLink(self.settings, self.topic, lambda: self._stopping)
+            KafkaLink(self.settings, lambda: self._stopping)
             if self.settings.enabled
             else None
         )
@@ -408,13 +418,14 @@ class OutboxSender:
         BrokerDown
             If some were not acknowledged (those that were are marked sent).
         """
+        records = self._routed(conn, events)
         self._set_status(backlog=backlog(conn))
         if link.producer is None:
             if self._status.state != "down":
                 self._set_status(state="connecting")
             link.connect()
             self._set_status(state="connected")
-        acked, error = link.send(events, self.key)
+        acked, error = link.send(records)
         if acked is not None:
             mark_sent(conn, acked)
             self._set_status(
@@ -427,6 +438,31 @@ class OutboxSender:
             raise BrokerDown(error)
         assert acked is not None
         return acked
+
+    def _routed(self, conn: sqlite3.Connection, events: list[OutboxEvent]) -> list[Routed]:
+        """``events`` with their topic and key; the registry is read again for
+        an instance not seen yet (registered after the sender started).
+
+        Raises
+        ------
+        LookupError
+            If an event names an instance the registry does not have.
+        """
+        records = []
+        for event in events:
+            route = self._routes.get(event.instance)
+            if route is None:
+                for name, data_uuid in instance_uuids(conn).items():
+                    topic = topic_name(self.settings.topic_prefix, self.repo_uuid, data_uuid)
+                    self._routes[name] = (topic, data_uuid.encode())
+                route = self._routes.get(event.instance)
+                if route is None:
+                    raise LookupError(
+                        f"outbox event {event.seq} is of data instance {event.instance!r}, "
+                        "which is not registered"
+                    )
+            records.append(Routed(route[0], route[1], event))
+        return records
 
     def _idle_off(self, conn: sqlite3.Connection, gen: int) -> None:
         """Kafka off: keep the status current, answer flushes, sleep."""

@@ -36,6 +36,7 @@ from app.kernels import encode_rles
 from app.model.annotations.tables import create_annotation_schema
 from app.model.errors import FormatError, JournalWriteError, SegmendError
 from app.model.events.blobstore import create_blob_schema, get_blob, put_blob
+from app.model.events.instances import create_instances_schema
 from app.model.events.outbox import create_outbox_schema, last_seq
 from app.model.geometry import Coord
 from app.model.journal.journal_db import connect, connect_reader, file_stamp, from_db, to_db
@@ -147,6 +148,7 @@ class Journal:
             self._conn.executescript(_SCHEMA)
             create_outbox_schema(self._conn)
             create_blob_schema(self._conn)
+            create_instances_schema(self._conn)
             create_annotation_schema(self._conn)
             if self.get_meta("schema_version") is None:
                 self._conn.execute(
