@@ -90,11 +90,13 @@ class Element:
     def relinked(self, old: Point, new: Point | None) -> Element:
         """The element with its relationships to ``old`` pointing at ``new``
         (None: dropped)."""
-        rels = tuple(
-            r if r.to != old else Relationship(r.rel, new)
-            for r in self.rels if r.to != old or new is not None
-        )
-        return Element(self.pos, self.kind, self.tags, self.prop, rels)
+        rels: list[Relationship] = []
+        for r in self.rels:
+            if r.to != old:
+                rels.append(r)
+            elif new is not None:
+                rels.append(Relationship(r.rel, new))
+        return Element(self.pos, self.kind, self.tags, self.prop, tuple(rels))
 
 
 def parse_elements(data: bytes | str, shape: tuple[int, int, int]) -> list[Element]:
