@@ -198,10 +198,13 @@ def test_the_demo_is_built_once_keeps_its_edits_and_is_rebuilt_on_request(
         build_demo(demo)
     assert demo.stat().st_mtime_ns == edited and journal_path(demo).exists()
 
-    assert build_demo(demo, discard_journal=True) == demo
-    assert not journal_path(demo).exists()
+    assert build_demo(demo, discard_journal=True) == demo  # (a fresh copy: its synapses only)
     assert dataset_info(demo)["mutations"] == 0
-    assert sorted(p.name for p in demo.parent.iterdir()) == ["demo-labelmap.h5"]
+    with open_dataset(demo, "r") as ds:
+        assert ds.annotations.names() == ["synapses"]
+        assert len(ds.annotations.export("synapses")) == 1056
+    assert sorted(p.name for p in demo.parent.iterdir()) == [
+        "demo-labelmap.h5", "demo-labelmap.h5.segmend"]
 
 
 def test_an_older_voxel_demo_is_the_voxel_one_never_the_default(tmp_path: Path) -> None:

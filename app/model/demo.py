@@ -30,6 +30,10 @@ if TYPE_CHECKING:
     from app.model.bulk.build import ProgressCallback
 
 DEMO_CUBE = "fib-medulla-250.h5"
+DEMO_SYNAPSES = "fib-medulla-250-synapses.json"
+"""The cube's synthetic synapses (DVID's element JSON; see ``resources/README.md``)."""
+SYNAPSE_SET = "synapses"
+"""The annotation set the demo's synapses are posted to."""
 DEMO_VOXEL_SIZE_NM = (10.0, 10.0, 10.0)
 DEMO_ATTRIBUTION = (
     "FIB-SEM Drosophila medulla, janelia-flyem/neuroproof_examples training_sample2 (CC BY)"
@@ -54,7 +58,9 @@ def build_demo(out: str | Path, *, progress: ProgressCallback | None = None,
                discard_journal: bool = False, labelmap: bool = True) -> Path:
     """Build the demo pyramid at ``out`` (and its folder): grayscale + the automated
     segmentation to proofread: its supervoxels and their mapping to bodies
-    (labelmap mode), or with ``labelmap`` false its bodies (voxel mode).
+    (labelmap mode), or with ``labelmap`` false its bodies (voxel mode); and
+    the cube's synthetic synapses posted to its ``synapses`` set (which makes
+    its journal, and builds its label index).
 
     ``discard_journal``: replace an edited demo, deleting its edits (a fresh copy).
 
@@ -66,10 +72,11 @@ def build_demo(out: str | Path, *, progress: ProgressCallback | None = None,
         If ``out`` has edits (a journal) and ``discard_journal`` is false.
     """
     from app.model.bulk.build import build_pyramid
+    from app.model.dataset import open_dataset
 
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     cube = demo_cube_path()
-    return build_pyramid(
+    path = build_pyramid(
         f"{cube}:/automated/{'supervoxels' if labelmap else 'bodies'}",
         out,
         image=f"{cube}:/raw",
@@ -79,6 +86,9 @@ def build_demo(out: str | Path, *, progress: ProgressCallback | None = None,
         created_by=f"segmend demo; data: {DEMO_ATTRIBUTION}",
         discard_journal=discard_journal,
     )
+    with open_dataset(path, "r+") as ds, as_file(files("app.resources") / DEMO_SYNAPSES) as src:
+        ds.annotations.post(SYNAPSE_SET, Path(src).read_bytes())
+    return path
 
 
 def demo_is_current(path: str | Path, *, labelmap: bool | None = True) -> bool:
