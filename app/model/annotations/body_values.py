@@ -78,6 +78,9 @@ class BodyValues:
         self.gate = gate
         self.uuid = uuid
         self.user = user
+        with journal.reading() as conn:
+            found = conn.execute("SELECT 1 FROM body_annotations LIMIT 1").fetchone()
+        self._any = found is not None  # (a merge then looks its bodies up; never reset)
 
     def set(self, body: int, value: dict[str, Any]) -> dict[str, Any]:
         """Make ``value`` (a JSON object) the annotation of ``body`` (its ``"body
@@ -147,6 +150,7 @@ class BodyValues:
             conn = cur.connection
             new = change(value_of(conn, body) or {})
             _put(conn, body, new, 0, self.uuid, now_go())
+        self._any = True
         return new
 
     # ------------------------------------------------------------ the sync hook
@@ -162,7 +166,7 @@ class BodyValues:
                     (undone,)).fetchall():
                 _put(conn, from_db(body), json.loads(value), stamp.mutation_id, stamp.uuid,
                      stamp.timestamp)
-        for body in record.merged_away():
+        for body in record.merged_away() if self._any else ():
             value = value_of(conn, body)
             if value is not None:
                 conn.execute("INSERT INTO body_annotations_merged VALUES (?, ?, ?)",
