@@ -299,3 +299,20 @@ def test_a_refused_post_on_a_new_file_leaves_nothing_beside_it(
     assert code != 0 and "outside the volume" in err
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([*before, "bad.json"])
     assert path.read_bytes() == data
+
+
+def test_verify_finds_an_element_on_the_wrong_body_and_a_wrong_count(ds: Dataset) -> None:
+    elements = synapses(ds, 30, seed=9)
+    ds.annotations.post(NAME, json.dumps(elements))
+    a, b = two_bodies_with_elements(ds, elements)
+    ds.merge(a, [b])
+    assert ds.verify().ok
+    assert ds._journal is not None
+    with ds._journal.transaction() as cur:  # (what a bug in the sync would leave)
+        x, y, z = elements[0]["Pos"]  # type: ignore[misc]
+        cur.execute("UPDATE annotation_elements SET body = ? WHERE x = ? AND y = ? AND z = ?",
+                    (b, x, y, z))
+        cur.execute("UPDATE annotation_counts SET n = n + 1 WHERE body = ?", (a,))
+    problems = ds.verify().problems
+    assert any("on body" in p and "the labels say" in p for p in problems)
+    assert any(f"count of body {a}" in p for p in problems)

@@ -36,6 +36,7 @@ from numpy.typing import NDArray
 
 from app.model.annotations.access import Annotations, BodyAnnotations
 from app.model.annotations.body_values import BodyValues
+from app.model.annotations.check import annotation_problems
 from app.model.annotations.sets import AnnotationSets
 from app.model.bulk.cluster import Cluster, dask_client, default_workers
 from app.model.bulk.dask_check import recount_on_cluster, verify_on_cluster
@@ -80,7 +81,7 @@ from app.model.storage.memory import recycle_block_memory
 from app.model.storage.ome_zarr_read import is_zarr_path
 from app.model.storage.pyramid_file import check_hdf5
 from app.model.storage.safefile import SafeFile
-from app.model.storage.store import PyramidStore
+from app.model.storage.store import LABELS, PyramidStore
 
 if TYPE_CHECKING:
     from app.model.seeded_split import Voxel
@@ -644,7 +645,9 @@ class Dataset(DatasetReads):
     # -------------------------------------------------------------- checking
     def verify(self, progress: Progress | None = None, cluster: Cluster | None = None
                ) -> VerifyReport:
-        """Every level == recompute from the level below; label index == recount.
+        """Every level == recompute from the level below; label index == recount;
+        every annotation element on the body at its position, synapse counts ==
+        recount.
 
         With a ``cluster`` its worker processes read the file itself (``progress``
         then counts tasks): it must hold every journaled edit.
@@ -666,13 +669,21 @@ class Dataset(DatasetReads):
             indexed = journal is not None and journal.get_meta("index_built") is not None
             rows = list(journal.label_index_rows()) if journal is not None and indexed else None
             with dask_client(cluster) as client:
-                return verify_on_cluster(client, self.path, index_rows=rows, progress=progress)
+                report = verify_on_cluster(client, self.path, index_rows=rows, progress=progress)
         with self.snapshot():
-            report = verify_levels(self.store, progress=progress)
-            if self._journal is not None and self._journal.get_meta("index_built"):
-                report.problems.extend(check_label_index(self.store, self._journal, self._pool))
-            if self._mapping is not None:
-                report.problems.extend(self._mapping_problems(self._mapping))
+            if cluster is None:
+                report = verify_levels(self.store, progress=progress)
+                if self._journal is not None and self._journal.get_meta("index_built"):
+                    report.problems.extend(
+                        check_label_index(self.store, self._journal, self._pool))
+                if self._mapping is not None:
+                    report.problems.extend(self._mapping_problems(self._mapping))
+            if self._journal is not None:
+                with self._journal.reading() as conn:
+                    report.problems.extend(annotation_problems(
+                        conn, self.store.block_size,
+                        lambda c: self.store.read_block(LABELS, 0, c),
+                        None if self._mapping is None else self._mapping.body_of))
         return report
 
     def _mapping_problems(self, mapping: MappingState) -> list[str]:

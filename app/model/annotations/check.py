@@ -1,0 +1,68 @@
+"""``verify``'s check of the annotations: every element on the body (and
+supervoxel) at its position, every synapse count equal to a recount."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from app.model.annotations.elements import SYNAPTIC
+from app.model.annotations.sets import labels_at
+from app.model.geometry import Coord
+from app.model.journal.journal_db import from_db
+
+SHOWN = 5
+"""Problems named per kind of problem (the rest are counted)."""
+
+
+def annotation_problems(
+    conn: sqlite3.Connection,
+    block_size: tuple[int, int, int],
+    read_block: Callable[[Coord], NDArray[Any]],
+    body_of: Callable[[NDArray[np.uint64]], NDArray[np.uint64]] | None,
+) -> list[str]:
+    """What is wrong with the annotation tables (empty: nothing).
+
+    Parameters
+    ----------
+    conn : sqlite3.Connection
+        The journal, in a read transaction (or under the writer's lock).
+    block_size : (int, int, int)
+        The s0 block shape ``(z, y, x)``.
+    read_block : callable
+        The s0 labels (supervoxels in labelmap mode) of a block.
+    body_of : callable or None
+        The mapping (None: voxel mode).
+    """
+    try:
+        rows = conn.execute(
+            "SELECT set_name, x, y, z, kind, body, sv FROM annotation_elements").fetchall()
+        counted = conn.execute("SELECT set_name, kind, body, n FROM annotation_counts").fetchall()
+    except sqlite3.OperationalError as exc:  # (a journal older than annotations)
+        if "no such table" in str(exc):
+            return []
+        raise
+    labels = labels_at([(x, y, z) for _, x, y, z, *_ in rows], block_size, read_block, body_of)
+    wrong = [f"{name} element at {[x, y, z]}: on body {from_db(body)} (supervoxel "
+             f"{from_db(sv)}), the labels say {b} ({s})"
+             for (name, x, y, z, _, body, sv), (s, b) in zip(rows, labels, strict=True)
+             if (from_db(sv), from_db(body)) != (s, b)]
+    recount = Counter((name, kind, from_db(body)) for name, _, _, _, kind, body, _ in rows
+                      if kind in SYNAPTIC and body != 0)
+    stored = {(name, kind, from_db(body)): n for name, kind, body, n in counted}
+    miscounted = [f"{name} {kind} count of body {body}: {stored.get(k, 0)}, a recount "
+                  f"gives {recount.get(k, 0)}"
+                  for k in sorted(set(recount) | set(stored))
+                  for name, kind, body in [k] if stored.get(k, 0) != recount.get(k, 0)]
+    return [*_shown(wrong, "elements on the wrong body"),
+            *_shown(miscounted, "wrong synapse counts")]
+
+
+def _shown(problems: list[str], what: str) -> list[str]:
+    extra = len(problems) - SHOWN
+    return problems[:SHOWN] + ([f"... and {extra} more {what}"] if extra > 0 else [])
