@@ -54,6 +54,12 @@ def value_for(action: argparse.Action, file: Path, inputs: Path, out_dir: Path) 
         "mask": str(inputs / "mask.npy"),
         "label": "1",
         "body": "1",
+        "name": "synapses",
+        "elements": str(inputs / "elements.json"),
+        "point": "1,1,1",
+        "old": "1,1,1",
+        "new": "2,2,2",
+        "tag": "t",
     }
     if action.dest in values:
         return [values[action.dest]]
@@ -64,9 +70,16 @@ def value_for(action: argparse.Action, file: Path, inputs: Path, out_dir: Path) 
 
 def command_line(words: tuple[str, ...], file: Path, inputs: Path, out_dir: Path) -> list[str]:
     """``words`` with every required argument (positionals, required options and
-    one option of each required group)."""
+    one option of each required group); the positionals of a command that has
+    subcommands come before the subcommand's word (``annotations FILE NAME post``)."""
     parser = subparser(words)
-    argv = list(words)
+    argv = []
+    for depth, word in enumerate(words):
+        argv.append(word)
+        if depth < len(words) - 1:
+            argv += [v for a in subparser(words[:depth + 1])._actions
+                     if not a.option_strings and not isinstance(a, argparse._SubParsersAction)
+                     for v in value_for(a, file, inputs, out_dir)]
     for action in parser._actions:
         if not action.option_strings and action.nargs not in ("?", "*"):
             argv += value_for(action, file, inputs, out_dir)
@@ -121,13 +134,14 @@ def pyramid(tmp_path_factory: pytest.TempPathFactory, real_sources: tuple[str, s
 
 @pytest.fixture
 def inputs(tmp_path: Path) -> Path:
-    """The other inputs commands need: an op, a region (RLEs)."""
+    """The other inputs commands need: an op, a region (RLEs), elements."""
     folder = tmp_path / "inputs"
     folder.mkdir()
     (folder / "ops.jsonl").write_text('{"Action": "merge", "Target": 1, "Labels": [2]}\n')
     (folder / "region.rle").write_bytes(bytes([0, 3, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0])
                                         + np.array([0, 0, 0, 1], "<i4").tobytes())
     np.save(folder / "mask.npy", np.ones((1, 1, 1), bool))
+    (folder / "elements.json").write_text('[{"Pos": [1, 1, 1], "Kind": "PreSyn"}]')
     return folder
 
 
