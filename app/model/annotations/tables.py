@@ -94,15 +94,10 @@ def has_elements(conn: sqlite3.Connection) -> bool:
 
 
 def in_blocks(conn: sqlite3.Connection, blocks: Sequence[Coord]) -> list[Stored]:
-    """The elements of every set in the s0 ``blocks`` ``(z, y, x)``."""
-    out: list[Stored] = []
-    for at in range(0, len(blocks), 300):
-        part = blocks[at:at + 300]
-        values = ",".join("(?,?,?)" for _ in part)
-        out += map(_stored, conn.execute(
-            f"SELECT {_STORED} FROM annotation_elements WHERE (bz, by, bx) IN (VALUES {values})",
-            [v for c in part for v in c]))
-    return out
+    """The elements of every set in the s0 ``blocks`` ``(z, y, x)`` (one index
+    lookup per block: SQLite scans the table for a row-value ``IN``)."""
+    query = f"SELECT {_STORED} FROM annotation_elements WHERE bz = ? AND by = ? AND bx = ?"
+    return [_stored(row) for block in blocks for row in conn.execute(query, block)]
 
 
 def of_bodies(conn: sqlite3.Connection, bodies: Iterable[int]) -> list[Stored]:
