@@ -36,7 +36,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("file", help="the dataset")
     p.add_argument("name", help="the annotation set (e.g. synapses, bookmarks)")
     _editing_options(p)
-    actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+    actions = p.add_subparsers(dest="action", metavar="ACTION", required=True,
+                               help="what to do with the set")
 
     a = actions.add_parser("post", help="add or replace elements (DVID POST /elements)")
     a.add_argument("elements", type=Path, help="a JSON list of elements ('-': standard input)")
