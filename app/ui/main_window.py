@@ -177,7 +177,8 @@ class SegmendWindow(QObject):
                       ("seed_start", "seed_next_group", "seed_add_group", "seed_preview",
                        "seed_commit", "seed_discard"),
                       ("supervoxel_view", "cleave_start", "cleave_commit", "cleave_cancel"),
-                      ("show_selected_only", "body_meshes", "goto", "clear_selection")):
+                      ("show_selected_only", "body_meshes", "goto", "next_body",
+                       "clear_selection")):
             for name in names:
                 self.proofread_menu.addAction(a[name])
             self.proofread_menu.addSeparator()

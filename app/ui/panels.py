@@ -28,6 +28,7 @@ from qtpy.QtWidgets import (
     QSpinBox,
     QTableWidget,
     QTableWidgetItem,
+    QTabWidget,
     QToolButton,
     QVBoxLayout,
     QWidget,
@@ -70,7 +71,8 @@ def button_grid(
 
 class BodyPanel(QGroupBox):
     """The selected bodies with their sizes (and, in labelmap mode, their supervoxel
-    counts); go to a body by id; show only the selection.
+    counts), and pages beside that table (:meth:`add_page`); go to a body by id;
+    show only the selection.
 
     Parameters
     ----------
@@ -143,7 +145,13 @@ class BodyPanel(QGroupBox):
         buttons.addWidget(action_button(actions["clear_selection"], self), 1, 0, 1, 2)
         layout = QVBoxLayout(self)
         layout.addLayout(top)
-        layout.addWidget(self.table)
+        self.tabs = QTabWidget(self)
+        self.tabs.setDocumentMode(True)
+        self.tabs.addTab(self.table, "sizes")
+        # (a tab widget takes its tallest page's size hint, whatever the page's maximum)
+        self.tabs.setMaximumHeight(self.table.maximumHeight()
+                                   + self.tabs.tabBar().sizeHint().height())
+        layout.addWidget(self.tabs)
         layout.addWidget(self.show_only)
         layout.addLayout(buttons)
         layout.addWidget(self.summary)
@@ -159,6 +167,12 @@ class BodyPanel(QGroupBox):
         self.supervoxel_counts.clear()
         self.table.setColumnHidden(3, not dataset.labelmap)
         self._on_selection(self.selection.ids)
+
+    def add_page(self, page: QWidget, title: str, tip: str) -> None:
+        """Show ``page`` (about the selected bodies) in a tab beside their sizes."""
+        self.tabs.setTabToolTip(self.tabs.addTab(page, title), tip)
+        self.tabs.setMaximumHeight(max(self.tabs.maximumHeight(), page.sizeHint().height()
+                                       + self.tabs.tabBar().sizeHint().height()))
 
     def focus_goto(self) -> None:
         """Put the cursor in the body id field."""

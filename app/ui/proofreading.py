@@ -2,8 +2,10 @@
 
 :class:`ProofreadingWidget` puts together, over a napari viewer and a
 :class:`~app.ui.controller.Session`: the dataset's layers, click selection,
-the body / split / history panels, and the ``QAction`` s that carry segmend's
-keyboard shortcuts (window-wide, see :mod:`app.ui.shortcuts`).
+the body (with the bodies' status page) / split / history / bookmarks panels,
+the synapses of the selected bodies (:mod:`app.ui.synapse_layer`), *Next body*
+down the PostSyn ranking (:mod:`app.ui.next_body`), and the ``QAction`` s that
+carry segmend's keyboard shortcuts (window-wide, see :mod:`app.ui.shortcuts`).
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ from qtpy.QtWidgets import (
 from app.model.geometry import Coord
 from app.ui import registry
 from app.ui.body_meshes import BodyMeshes
+from app.ui.body_status import BodyStatusPage
+from app.ui.bookmarks import BookmarksPanel
 from app.ui.compat import camera
 from app.ui.controller import Session
 from app.ui.deferred import DeferredUpdates
@@ -36,6 +40,7 @@ from app.ui.layer_controls import adapt_controls
 from app.ui.layer_data import PATH, ROLE
 from app.ui.layers import DatasetLayers
 from app.ui.messages import MessageReporter
+from app.ui.next_body import NextBody
 from app.ui.opening import stage_text
 from app.ui.panels import BodyPanel, CleavePanel, HistoryPanel, SeedSplitPanel, SplitPanel
 from app.ui.seed_split import SeedSplitTool
@@ -44,6 +49,7 @@ from app.ui.settings import AppSettings
 from app.ui.shortcuts import SHORTCUTS, shortcut, tooltip
 from app.ui.split_canvas import SplitTool
 from app.ui.stats import DatasetStats
+from app.ui.synapse_layer import SynapseLayers
 from app.ui.texts import count
 
 if TYPE_CHECKING:
@@ -86,6 +92,9 @@ class ProofreadingWidget(QWidget):
         self.body_meshes = BodyMeshes(self.viewer, self.session, self.selection, self.layers, self)
         self.labelmap = LabelmapTools(self.viewer, self.session, self.selection, self.layers,
                                       self.picker, self)
+        self.synapses = SynapseLayers(self.viewer, self.session, self.selection, self.layers,
+                                      self)
+        self.next_body = NextBody(self.session, self)
         self.note = EditNote(self.session, self)
         self.note.changed.connect(self._show_status)
         self.commands = self._make_commands()
@@ -97,6 +106,11 @@ class ProofreadingWidget(QWidget):
         open_button.setToolTip("Open a segmend pyramid (HDF5)")
         open_button.clicked.connect(self.open_dialog)
         self.body_panel = BodyPanel(self.session, self.selection, self.commands, self)
+        self.status_page = BodyStatusPage(self.session, self.selection, self)
+        self.body_panel.add_page(self.status_page, "status",
+                                 "status, name and PreSyn / PostSyn counts of each body; set "
+                                 "the status and name of the highlighted one")
+        self.bookmarks_panel = BookmarksPanel(self.viewer, self.session, self)
         self.split_panel = SplitPanel(self.split_tool, self.commands, self)
         self.seed_panel = SeedSplitPanel(self.seed_tool, self.commands, self)
         self.cleave_panel = CleavePanel(self.labelmap.cleave, self.commands, self)
@@ -117,6 +131,7 @@ class ProofreadingWidget(QWidget):
         column.addWidget(self.seed_panel)
         column.addWidget(self.cleave_panel)
         column.addWidget(self.history_panel, 1)
+        column.addWidget(self.bookmarks_panel)
         column.addWidget(self.status_label)
         scroll = QScrollArea(self)
         scroll.setWidgetResizable(True)
@@ -148,6 +163,11 @@ class ProofreadingWidget(QWidget):
         self.seed_tool.discarded.connect(self._update_enabled)
         self.seed_tool.committed.connect(self._seeded_split_done)
         self.labelmap.message.connect(self._show_status)
+        for source in (self.status_page, self.bookmarks_panel, self.next_body):
+            source.message.connect(self._show_status)
+        self.status_page.refused.connect(
+            lambda: self.body_panel.tabs.setCurrentWidget(self.status_page))
+        self.next_body.found.connect(self.goto_body)
         cleave = self.labelmap.cleave
         for signal in (cleave.started, cleave.discarded, cleave.committed):
             signal.connect(self._update_enabled)
@@ -194,6 +214,7 @@ class ProofreadingWidget(QWidget):
             "show_selected_only": None,
             "body_meshes": None,
             "goto": self.focus_goto,
+            "next_body": self.next_body.next,
             "clear_selection": self.selection.clear,
             "help": self.show_help,
         }
@@ -250,6 +271,7 @@ class ProofreadingWidget(QWidget):
                      "seed_discard"):
             a[name].setEnabled(self.seed_tool.active)
         a["goto"].setEnabled(has)
+        a["next_body"].setEnabled(has)
         a["clear_selection"].setEnabled(n > 0)
         self.labelmap.update_enabled(a)
 
@@ -413,20 +435,23 @@ class ProofreadingWidget(QWidget):
         self._update_enabled()
 
     # ------------------------------------------------------------- navigation
-    def goto_body(self, label: int) -> None:
-        """Jump to body ``label`` (its densest block) and select it."""
+    def goto_body(self, label: int, about: str = "") -> None:
+        """Jump to body ``label`` (its densest block) and select it; ``about``: what
+        the status line adds about it."""
         label = int(label)
-        self.session.read(lambda ds: locate_body(ds, label), lambda zyx: self._go(label, zyx),
+        self.session.read(lambda ds: locate_body(ds, label),
+                          lambda zyx: self._go(label, zyx, about),
                           name=f"go to {label}", on_error=self._goto_failed)
 
     def _goto_failed(self, exc: BaseException) -> None:
         self.reporter.error(exc, context="go to body")
 
-    def _go(self, label: int, zyx: Coord) -> None:
+    def _go(self, label: int, zyx: Coord, about: str = "") -> None:
         self.viewer.dims.set_point(0, zyx[0])
         camera(self.viewer).center = tuple(float(v) for v in zyx)
         self.selection.set([label])
-        self._status(f"body {label} at z={zyx[0]}, y={zyx[1]}, x={zyx[2]}")
+        about = f" ({about})" if about else ""
+        self._status(f"body {label}{about} at z={zyx[0]}, y={zyx[1]}, x={zyx[2]}")
 
     # ------------------------------------------------------------------- misc
     def show_help(self) -> None:

@@ -70,6 +70,8 @@ SHORTCUTS: tuple[Shortcut, ...] = (
     Shortcut("body_meshes", "3D bodies", "Shift+B",
              "Toggle a 3D view of the selected bodies as surfaces (switches to 3D display)"),
     Shortcut("goto", "Go to body...", "J", "Type a body id and jump to it"),
+    Shortcut("next_body", "Next body by synapses", "N",
+             "Go to the next body ranked by PostSyn synapses (most first) and select it"),
     Shortcut("clear_selection", "Clear selection", "Ctrl+Shift+A", "Select nothing"),
     Shortcut("help", "segmend keyboard shortcuts", "F1", "Show this list"),
 )

@@ -19,7 +19,13 @@ canvas taking most of it):
 - ``labelmap-cleave.png``: the app driven in-process on the cube's supervoxels
   and their mapping (labelmap mode) -- three bodies merged, then a cleave of
   that body in progress in the supervoxel view: two supervoxels picked (red),
-  the body's others (blue).
+  the body's others (blue);
+- ``synapses.png``: the app driven in-process on the same labelmap dataset with
+  the shipped synthetic synapses posted -- *Next body* (N) has gone to the body
+  with the most PostSyn elements, and the body presynaptic to most of them is
+  added: their synapses and partner arrows on a thick slice of the planes
+  around the view, their status (the first one's just set) and counts in the
+  Bodies panel's *status* tab.
 """
 
 from __future__ import annotations
@@ -51,6 +57,14 @@ CLEAVE_MERGED = (250, 164, 25466)
 into the first before the cleave."""
 CLEAVE_VIEW = ((CLEAVE_PLANE, 100, 88), 4.2)
 """The view of the cleave: its centre (z, y, x) and zoom."""
+SYNAPSES_JSON = Path(__file__).resolve().parents[2] / "resources" / "fib-medulla-250-synapses.json"
+"""The shipped synthetic synapses (DVID POST JSON)."""
+SYNAPSE_SLAB = 6
+"""Planes on each side of the plane shown whose synapses the picture shows (a thick slice)."""
+SYNAPSE_ZOOM = 7.0
+"""The synapse picture's zoom."""
+SYNAPSE_STATUS, SYNAPSE_NAME = "Roughly traced", "to review"
+"""The status and name the synapse picture sets on its first body."""
 
 
 def _segmend(*args: str) -> None:
@@ -73,6 +87,8 @@ def main(out_dir: Path, names: list[str]) -> None:
         "split": lambda out: split_shot(demo(), out),
         "bodies3d": lambda out: bodies3d_shot(demo(), out),
         "labelmap-cleave": lambda out: cleave_shot(labelmap_dataset(work / "labelmap.h5"), out),
+        "synapses": lambda out: synapses_shot(
+            with_synapses(labelmap_dataset(work / "synapses.h5")), out),
     }
 
     def demo() -> Path:
@@ -246,6 +262,62 @@ def cleave_shot(path: Path, out: Path) -> None:
         d.wait(d.idle)
         d.shoot(out)
 
+
+
+def with_synapses(path: Path) -> Path:
+    """Post the shipped synthetic synapses into the dataset at ``path`` as ``synapses``."""
+    from app.model.dataset import open_dataset
+
+    with open_dataset(path, "r+") as ds:
+        ds.annotations.post("synapses", SYNAPSES_JSON.read_text())
+    return path
+
+
+def synapses_shot(path: Path, out: Path) -> None:
+    """Open a dataset with synapses, go to the body with the most PostSyn elements
+    (*Next body*), add the body presynaptic to most of them to the selection, show a
+    thick slice around the plane holding most of their synapses, centred on them,
+    save the window."""
+    from collections import Counter
+
+    import numpy as np
+
+    from app.ui.compat import camera
+
+    with _driven() as d:
+        win = d.win
+        ds = d.open(path)
+        widget = win.widget
+        body = int(ds.annotations.top("synapses", 1)[0]["Label"])
+        widget.commands["next_body"].trigger()
+        d.wait(lambda: widget.selection.ids == [body] and d.idle())
+        pres = Counter(int(ds.labels(0)[x_y_z[2], x_y_z[1], x_y_z[0]])
+                       for e in ds.annotations.body("synapses", body, relationships=True)
+                       for x_y_z in (r["To"] for r in e["Rels"] or ()
+                                     if r["Rel"] == "PostSynTo"))
+        partner = next(label for label, _n in pres.most_common() if label not in (0, body))
+        bodies = [body, partner]
+        widget.selection.set(bodies)
+        page = widget.status_page
+        widget.body_panel.tabs.setCurrentWidget(page)
+        d.wait(lambda: widget.synapses.shown == tuple(bodies)
+               and set(bodies) <= set(page.infos) and d.idle())
+        page.status_combo.setCurrentIndex(page.status_combo.findData(SYNAPSE_STATUS))
+        page.name_edit.setText(SYNAPSE_NAME)
+        page.apply()
+        d.wait(lambda: page.infos[body].status == SYNAPSE_STATUS and d.idle())
+        zyx = np.array([e["Pos"][::-1] for b in bodies
+                        for e in ds.annotations.body("synapses", b)])
+        near = [np.abs(zyx[:, 0] - z) <= SYNAPSE_SLAB for z in range(ds.shape[0])]
+        z = int(np.argmax([n.sum() for n in near]))
+        win.viewer.dims.margin_left = win.viewer.dims.margin_right = (
+            float(SYNAPSE_SLAB), 0.0, 0.0)
+        win.viewer.dims.set_point(0, z)
+        view = camera(win.viewer)
+        view.center = (float(z), *map(float, zyx[near[z], 1:].mean(axis=0)))
+        view.zoom = SYNAPSE_ZOOM
+        d.wait(d.idle)
+        d.shoot(out)
 
 if __name__ == "__main__":
     main(Path(sys.argv[1]) if len(sys.argv) > 1 else Path("docs/screenshots"), sys.argv[2:])
