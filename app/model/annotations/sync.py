@@ -103,14 +103,14 @@ def _changed(
         return np.where(moved[at] == svs, target[at], before)
 
     changed: dict[tuple[str, int, int, int], tuple[Row, int, int]] = {}
-    size = np.asarray(block_size, np.int64)
     rewritten = {c.coord: c.new for c in changes if c.new is not None}
     for coord, block in rewritten.items():
         rows = tables.in_block(conn, coord)
         if not rows:
             continue
         pos, old_svs, old_bodies = tables.labels_of(rows)
-        svs = _labels_at(block, pos[:, ::-1] - np.asarray(coord, np.int64) * size)
+        origin = np.multiply(coord, block_size)
+        svs = _labels_at(block, pos[:, ::-1] - origin)
         bodies = svs if body_of is None else after(svs, body_of(svs))
         at = np.flatnonzero((svs != old_svs) | (bodies != old_bodies))
         for i, body, sv in zip(at.tolist(), bodies[at].tolist(), svs[at].tolist(), strict=True):
@@ -128,8 +128,9 @@ def _changed(
 
 def _final_targets(moves: Sequence[Move]) -> tuple[NDArray[np.uint64], NDArray[np.uint64]]:
     """The moved supervoxels (sorted, distinct) and each one's body after every move."""
-    if not moves:
-        return np.zeros(0, np.uint64), np.zeros(0, np.uint64)
+    if len(moves) < 2:  # (a move's supervoxels are sorted and distinct)
+        svs = np.asarray(moves[0].svs if moves else (), np.uint64)
+        return svs, np.full(svs.size, moves[0].target if moves else 0, np.uint64)
     svs = np.concatenate([m.svs for m in moves]).astype(np.uint64)
     to = np.concatenate([np.full(m.svs.size, m.target, np.uint64) for m in moves])
     order = np.argsort(svs, kind="stable")  # (a supervoxel's later moves after its earlier)

@@ -185,10 +185,12 @@ def relabel(conn: sqlite3.Connection, changes: Sequence[tuple[Row, int, int]]) -
     """Give elements (rows) a new ``(body, sv)`` each, counts included."""
     where = "WHERE set_name = ? AND x = ? AND y = ? AND z = ?"
     new = sorted((r, to_db(body), to_db(sv)) for r, body, sv in changes)  # (the table's order)
-    conn.executemany(f"UPDATE annotation_elements SET body = ? {where}",  # (fewer indexes)
-                     [(body, *r[:4]) for r, body, sv in new if sv == r[6]])
-    conn.executemany(f"UPDATE annotation_elements SET body = ?, sv = ? {where}",
-                     [(body, sv, *r[:4]) for r, body, sv in new if sv != r[6]])
+    same = [(body, *r[:4]) for r, body, sv in new if sv == r[6]]  # (fewer indexes to update)
+    other = [(body, sv, *r[:4]) for r, body, sv in new if sv != r[6]]
+    if same:
+        conn.executemany(f"UPDATE annotation_elements SET body = ? {where}", same)
+    if other:
+        conn.executemany(f"UPDATE annotation_elements SET body = ?, sv = ? {where}", other)
     moved = [(r[0], r[4], r[5], body) for r, body, _ in new if body != r[5]]
     deltas = Counter((name, kind, from_db(body)) for name, kind, _, body in moved)
     deltas.subtract((name, kind, from_db(old)) for name, kind, old, _ in moved)
@@ -205,9 +207,10 @@ def count(conn: sqlite3.Connection, deltas: Mapping[tuple[str, str, int], int]) 
     conn.executemany(
         "INSERT INTO annotation_counts VALUES (?, ?, ?, ?) ON CONFLICT (set_name, kind, body) "
         "DO UPDATE SET n = n + excluded.n", rows)
-    conn.executemany(
-        "DELETE FROM annotation_counts WHERE set_name = ? AND kind = ? AND body = ? AND n = 0",
-        [r[:3] for r in rows])
+    fallen = [r[:3] for r in rows if r[3] < 0]
+    if fallen:
+        conn.executemany("DELETE FROM annotation_counts WHERE set_name = ? AND kind = ? "
+                         "AND body = ? AND n = 0", fallen)
 
 
 @contextmanager
