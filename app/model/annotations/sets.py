@@ -33,10 +33,12 @@ from numpy.typing import NDArray
 
 from app.model.annotations import tables
 from app.model.annotations.elements import (
+    Batch,
     Element,
     Point,
     element_pos,
     parse_elements,
+    paused_gc,
     point_of,
 )
 from app.model.annotations.sync import delta_message, sync_elements
@@ -102,18 +104,20 @@ class AnnotationSets:
             The journal refused the write: nothing changes.
         """
         name = check_instance_name(name)
-        elements = parse_elements(data, self.engine.shape)
-        with self.engine.gate.exclusive():
-            labels = self._labels_at([e.pos for e in elements])
-            with self.journal.transaction() as cur:
-                conn = cur.connection
-                register_instance(conn, name, ANNOTATION_TYPE)
-                replaced = tables.remove(conn, name, [e.pos for e in elements])
-                placed = [(e, body, sv) for e, (sv, body) in zip(elements, labels, strict=True)]
-                tables.put(conn, name, placed, self.engine.store.block_size)
-                self._send(conn, name, "element-post", {}, replaced, placed)
-            self._any = self._any or bool(elements)
-        return len(elements)
+        with paused_gc():
+            batch = parse_elements(data, self.engine.shape)
+            with self.engine.gate.exclusive():
+                svs, bodies = self._labels_at(batch.pos)
+                with (self.journal.reading() as locked,  # (the lock, through the reset)
+                      tables.roomy_cache(locked, len(batch)),
+                      self.journal.transaction() as cur):
+                    conn = cur.connection
+                    register_instance(conn, name, ANNOTATION_TYPE)
+                    replaced = tables.remove(conn, name, batch.pos)
+                    tables.put(conn, name, batch, svs, bodies, self.engine.store.block_size)
+                    self._send(conn, name, "element-post", {}, replaced, batch, bodies)
+                self._any = self._any or bool(len(batch))
+        return len(batch)
 
     def delete(self, name: str, pos: Point) -> None:
         """Delete the element of set ``name`` at ``pos`` and the relationships
@@ -129,10 +133,10 @@ class AnnotationSets:
             conn = cur.connection
             element = self._element(conn, name, pos)
             partners = _relinked(conn, name, element, None)
-            removed = tables.remove(conn, name, [pos, *partners])
-            self._put_back(conn, name, partners)
+            removed = tables.remove(conn, name, np.array([pos, *partners], np.int64))
+            self._put(conn, name, list(partners.values()))
             self._send(conn, name, "element-delete", {"Point": list(pos)},
-                       [s for s in removed if s.pos == pos], [])
+                       [s for s in removed if s.pos == pos], Batch.of([]), np.zeros(0, np.uint64))
 
     def move(self, name: str, old: Point, new: Point) -> None:
         """Move the element of set ``name`` at ``old`` to ``new``, with the
@@ -147,7 +151,7 @@ class AnnotationSets:
         old = point_of(list(old), self.engine.shape, "point")
         new = point_of(list(new), self.engine.shape, "new point")
         with self.engine.gate.exclusive():
-            [(sv, body)] = self._labels_at([new])
+            svs, bodies = self._labels_at(np.array([new], np.int64))
             with self.journal.transaction() as cur:
                 conn = cur.connection
                 element = self._element(conn, name, old)
@@ -155,12 +159,12 @@ class AnnotationSets:
                     raise InvalidMutationError(
                         f"annotation set {name!r} already has an element at {list(new)}")
                 partners = _relinked(conn, name, element, new)
-                removed = tables.remove(conn, name, [old, *partners])
-                self._put_back(conn, name, partners)
-                moved = (element.moved(new), body, sv)
-                tables.put(conn, name, [moved], self.engine.store.block_size)
+                removed = tables.remove(conn, name, np.array([old, *partners], np.int64))
+                self._put(conn, name, list(partners.values()))
+                moved = Batch.of([element.moved(new)])
+                tables.put(conn, name, moved, svs, bodies, self.engine.store.block_size)
                 self._send(conn, name, "element-move", {"From": list(old), "To": list(new)},
-                           [s for s in removed if s.pos == old], [moved])
+                           [s for s in removed if s.pos == old], moved, bodies)
 
     # ----------------------------------------------------------------- helpers
     def _element(self, conn: sqlite3.Connection, name: str, pos: Point) -> Element:
@@ -170,21 +174,28 @@ class AnnotationSets:
                 f"annotation set {name!r} has no element at {list(pos)}")
         return found
 
-    def _put_back(self, conn: sqlite3.Connection, name: str,
-                  partners: dict[Point, tuple[Element, int, int]]) -> None:
-        tables.put(conn, name, list(partners.values()), self.engine.store.block_size)
+    def _put(self, conn: sqlite3.Connection, name: str,
+             placed: Sequence[tuple[Element, int, int]]) -> None:
+        """Write elements ``(element, body, sv)`` of set ``name``."""
+        tables.put(conn, name, Batch.of([e for e, _, _ in placed]),
+                   np.array([sv for _, _, sv in placed], np.uint64),
+                   np.array([body for _, body, _ in placed], np.uint64),
+                   self.engine.store.block_size)
 
-    def _labels_at(self, points: Sequence[Point]) -> list[tuple[int, int]]:
-        """``(supervoxel, body)`` at each point (in voxel mode the label twice)."""
-        return labels_at(points, self.engine.store.block_size, self.engine.context.read_block,
-                         None if self.engine.mapping is None else self.engine.mapping.body_of)
+    def _labels_at(self, xyz: NDArray[np.int64]) -> tuple[NDArray[np.uint64], NDArray[np.uint64]]:
+        """The supervoxels and the bodies at ``(x, y, z)`` (n, 3) (in voxel mode
+        the labels twice)."""
+        return label_arrays(xyz, self.engine.store.block_size, self.engine.context.read_block,
+                            None if self.engine.mapping is None else self.engine.mapping.body_of)
 
     def _send(self, conn: sqlite3.Connection, name: str, action: str, fields: dict[str, Any],
-              removed: Sequence[tables.Stored], placed: Sequence[tuple[Element, int, int]]
+              removed: Sequence[tables.Stored], added: Batch, bodies: NDArray[np.uint64]
               ) -> None:
-        """Append the command's message to set ``name``'s events."""
+        """Append the command's message to set ``name``'s events: ``removed``
+        leave their bodies, ``added`` join ``bodies``."""
         delta = {
-            "Add": [element_pos(body, e.kind, e.pos) for e, body, _ in placed if body],
+            "Add": [element_pos(body, kind, pos) for body, kind, pos
+                    in zip(bodies.tolist(), added.kinds, added.pos.tolist(), strict=True) if body],
             "Del": [element_pos(s.body, s.kind, s.pos) for s in removed if s.body],
         }
         msg = delta_message(action, delta, self.uuid, now_go())
@@ -215,22 +226,34 @@ def labels_at(
     read_block: Callable[[Coord], NDArray[Any]],
     body_of: Callable[[NDArray[np.uint64]], NDArray[np.uint64]] | None,
 ) -> list[tuple[int, int]]:
-    """``(label, body)`` at each ``(x, y, z)`` of ``points``: the s0 label there
-    (each block read once) and its body (``body_of``; None: the label)."""
-    if not points:
-        return []
-    xyz = np.asarray(points, np.int64).reshape(-1, 3)
-    zyx = xyz[:, ::-1]
-    size = np.asarray(block_size, np.int64)
-    blocks = zyx // size
-    labels = np.zeros(len(points), np.uint64)
-    keys, inverse = np.unique(blocks, axis=0, return_inverse=True)
-    order = np.argsort(inverse.ravel(), kind="stable")
-    bounds = np.searchsorted(inverse.ravel()[order], np.arange(len(keys) + 1))
-    for k, key in enumerate(keys.tolist()):
-        at = order[bounds[k]:bounds[k + 1]]
-        block = read_block((key[0], key[1], key[2]))
-        local = zyx[at] - np.asarray(key, np.int64) * size
-        labels[at] = block[local[:, 0], local[:, 1], local[:, 2]]
-    bodies = labels if body_of is None else body_of(labels)
+    """``(label, body)`` at each ``(x, y, z)`` of ``points`` (:func:`label_arrays`)."""
+    labels, bodies = label_arrays(np.asarray(points, np.int64).reshape(-1, 3), block_size,
+                                  read_block, body_of)
     return list(zip(labels.tolist(), bodies.tolist(), strict=True))
+
+
+def label_arrays(
+    xyz: NDArray[np.int64],
+    block_size: tuple[int, int, int],
+    read_block: Callable[[Coord], NDArray[Any]],
+    body_of: Callable[[NDArray[np.uint64]], NDArray[np.uint64]] | None,
+) -> tuple[NDArray[np.uint64], NDArray[np.uint64]]:
+    """The labels at ``(x, y, z)`` (n, 3): the s0 label there (each block read
+    once) and its body (``body_of``; None: the label)."""
+    labels = np.zeros(len(xyz), np.uint64)
+    if len(xyz):
+        zyx = xyz[:, ::-1]
+        size = np.asarray(block_size, np.int64)
+        blocks = zyx // size
+        grid = blocks.max(axis=0) + 1
+        order = np.argsort((blocks[:, 0] * grid[1] + blocks[:, 1]) * grid[2] + blocks[:, 2],
+                           kind="stable")
+        ordered = blocks[order]
+        starts = np.flatnonzero(np.append(True, (ordered[1:] != ordered[:-1]).any(axis=1)))
+        for start, end in zip(starts.tolist(), [*starts[1:].tolist(), len(order)], strict=True):
+            at = order[start:end]
+            key = ordered[start]
+            block = read_block((int(key[0]), int(key[1]), int(key[2])))
+            local = zyx[at] - key * size
+            labels[at] = block[local[:, 0], local[:, 1], local[:, 2]]
+    return labels, labels if body_of is None else body_of(labels)

@@ -14,8 +14,10 @@ on the mutation's kind; two facts of its record say what changed:
   the elements of a move's source body whose supervoxel moved take its
   target.
 
-So the cost grows with the elements of the edited blocks and bodies, never
-with the set.  The messages are DVID's (``datatype/annotation/sync.go``:
+So the cost grows with the elements of the edited blocks and of the moved
+supervoxels (of a few of them looked up by supervoxel, else of their source
+bodies), never with the set; the elements are handled as arrays, and only
+those that change become Python objects.  The messages are DVID's (``datatype/annotation/sync.go``:
 ``{"Action", "Delta": {"Add": [ElementPos], "Del": [ElementPos]},
 "MutationID", "Timestamp", "UUID"}``, ``null`` for an empty list), with two
 fixes: only elements whose body changed are listed (DVID's ``mutate-block``
@@ -34,11 +36,12 @@ import numpy as np
 from numpy.typing import NDArray
 
 from app.model.annotations import tables
-from app.model.annotations.elements import element_pos
-from app.model.annotations.tables import Stored
+from app.model.annotations.elements import element_pos, paused_gc
+from app.model.annotations.tables import Row
 from app.model.events import outbox
 from app.model.events.blobstore import put_blob
 from app.model.events.encoding import encode_message
+from app.model.journal.journal_db import from_db
 from app.model.mutations.base import BlockChange, Message, Move, Mutation
 from app.model.storage.palette_block import PaletteBlock
 
@@ -71,73 +74,93 @@ def sync_elements(
     block_size : (int, int, int)
         The s0 block shape ``(z, y, x)``.
     """
-    target = _final_targets(moves)
+    with paused_gc():  # (thousands of short-lived objects: no collection of the heap)
+        changed = _changed(conn, changes, moves, body_of, block_size)
+        if not changed:
+            return
+        tables.relabel(conn, changed)
+        for name, message in _messages(record, changed).items():
+            payload = encode_message(message, lambda data: put_blob(conn, data))
+            outbox.append_events(conn, record.mutation_id, record.action, [payload],
+                                 instance=name)
 
-    def bodies(svs: NDArray[np.uint64]) -> NDArray[np.uint64]:
-        if body_of is None:
-            return svs
-        out = body_of(svs).copy()
-        for i, sv in enumerate(svs.tolist()):
-            out[i] = target.get(sv, out[i])
-        return out
 
-    changed: dict[tuple[str, tuple[int, int, int]], tuple[Stored, int, int]] = {}
+def _changed(
+    conn: sqlite3.Connection,
+    changes: Sequence[BlockChange],
+    moves: Sequence[Move],
+    body_of: BodyOf | None,
+    block_size: tuple[int, int, int],
+) -> list[tuple[Row, int, int]]:
+    """The elements whose labels changed: ``(row, body, sv)``, their new ones."""
+    moved, target = _final_targets(moves)
+
+    def after(svs: NDArray[np.uint64], before: NDArray[np.uint64]) -> NDArray[np.uint64]:
+        """The bodies of ``svs`` after the moves (``before``: those not moved)."""
+        if not moved.size:
+            return before
+        at = np.minimum(np.searchsorted(moved, svs), moved.size - 1)
+        return np.where(moved[at] == svs, target[at], before)
+
+    changed: dict[tuple[str, int, int, int], tuple[Row, int, int]] = {}
     rewritten = {c.coord: c.new for c in changes if c.new is not None}
-    by_block: dict[tuple[int, int, int], list[Stored]] = {}
-    for s in tables.in_blocks(conn, list(rewritten)):
-        x, y, z = s.pos
-        key = (z // block_size[0], y // block_size[1], x // block_size[2])
-        by_block.setdefault(key, []).append(s)
-    for coord, found in by_block.items():
-        origin = [c * b for c, b in zip(coord, block_size, strict=True)]
-        svs = _labels_at(rewritten[coord], [(s.pos[2] - origin[0], s.pos[1] - origin[1],
-                                             s.pos[0] - origin[2]) for s in found])
-        for s, sv, body in zip(found, svs.tolist(), bodies(svs).tolist(), strict=True):
-            if (sv, body) != (s.sv, s.body):
-                changed[(s.set_name, s.pos)] = (s, body, sv)
-    sources = {m.source for m in moves if m.source}
-    for s in tables.of_bodies(conn, sorted(sources)) if sources else []:
-        body = target.get(s.sv)
-        if body is not None and body != s.body and (s.set_name, s.pos) not in changed:
-            changed[(s.set_name, s.pos)] = (s, body, s.sv)
-    if not changed:
-        return
-    relabelled = list(changed.values())
-    tables.relabel(conn, relabelled)
-    for name, message in _messages(record, relabelled).items():
-        payload = encode_message(message, lambda data: put_blob(conn, data))
-        outbox.append_events(conn, record.mutation_id, record.action, [payload], instance=name)
+    for coord, block in rewritten.items():
+        rows = tables.in_block(conn, coord)
+        if not rows:
+            continue
+        pos, old_svs, old_bodies = tables.labels_of(rows)
+        origin = np.multiply(coord, block_size)
+        svs = _labels_at(block, pos[:, ::-1] - origin)
+        bodies = svs if body_of is None else after(svs, body_of(svs))
+        at = np.flatnonzero((svs != old_svs) | (bodies != old_bodies))
+        for i, body, sv in zip(at.tolist(), bodies[at].tolist(), svs[at].tolist(), strict=True):
+            changed[rows[i][:4]] = (rows[i], body, sv)
+    sources = sorted({m.source for m in moves if m.source})
+    rows = tables.of_bodies(conn, sources, moved) if sources else []
+    if rows:
+        _, svs, old_bodies = tables.labels_of(rows)
+        bodies = after(svs, old_bodies)
+        at = np.flatnonzero(bodies != old_bodies)
+        for i, body, sv in zip(at.tolist(), bodies[at].tolist(), svs[at].tolist(), strict=True):
+            changed.setdefault(rows[i][:4], (rows[i], body, sv))
+    return list(changed.values())
 
 
-def _final_targets(moves: Sequence[Move]) -> dict[int, int]:
-    """Each moved supervoxel → its body after every move."""
-    out: dict[int, int] = {}
-    for move in moves:
-        out.update(dict.fromkeys(move.svs.tolist(), move.target))
-    return out
+def _final_targets(moves: Sequence[Move]) -> tuple[NDArray[np.uint64], NDArray[np.uint64]]:
+    """The moved supervoxels (sorted, distinct) and each one's body after every move."""
+    if len(moves) < 2:  # (a move's supervoxels are sorted and distinct)
+        svs = np.asarray(moves[0].svs if moves else (), np.uint64)
+        return svs, np.full(svs.size, moves[0].target if moves else 0, np.uint64)
+    svs = np.concatenate([m.svs for m in moves]).astype(np.uint64)
+    to = np.concatenate([np.full(m.svs.size, m.target, np.uint64) for m in moves])
+    order = np.argsort(svs, kind="stable")  # (a supervoxel's later moves after its earlier)
+    svs, to = svs[order], to[order]
+    last = np.append(svs[1:] != svs[:-1], True)
+    return svs[last], to[last]
 
 
 def _labels_at(block: NDArray[np.uint64] | PaletteBlock,
-               local: list[tuple[int, int, int]]) -> NDArray[np.uint64]:
-    """The labels of a block at local ``(z, y, x)`` positions."""
-    z, y, x = (np.array(a, np.intp) for a in zip(*local, strict=True))
+               local: NDArray[np.int64]) -> NDArray[np.uint64]:
+    """The labels of a block at local ``(z, y, x)`` positions (n, 3)."""
+    z, y, x = local.T
     if isinstance(block, PaletteBlock):
         return np.asarray(block.labels[block.index[z, y, x]], np.uint64)
     return np.asarray(block[z, y, x], np.uint64)
 
 
-def _messages(record: Mutation, relabelled: list[tuple[Stored, int, int]]
+def _messages(record: Mutation, relabelled: list[tuple[Row, int, int]]
               ) -> dict[str, Message]:
     """One sync message per set whose elements changed body."""
     deltas: dict[str, dict[str, list[dict[str, Any]]]] = {}
-    for s, body, _sv in relabelled:
-        if body == s.body:
+    for (name, x, y, z, kind, stored, _), body, _sv in relabelled:
+        old = from_db(stored)
+        if body == old:
             continue
-        delta = deltas.setdefault(s.set_name, {"Add": [], "Del": []})
+        delta = deltas.get(name) or deltas.setdefault(name, {"Add": [], "Del": []})
         if body:
-            delta["Add"].append(element_pos(body, s.kind, s.pos))
-        if s.body:
-            delta["Del"].append(element_pos(s.body, s.kind, s.pos))
+            delta["Add"].append(element_pos(body, kind, (x, y, z)))
+        if old:
+            delta["Del"].append(element_pos(old, kind, (x, y, z)))
     return {name: delta_message(record.action, delta, record.stamp.uuid,
                                 record.stamp.timestamp, record.mutation_id)
             for name, delta in sorted(deltas.items()) if delta["Add"] or delta["Del"]}

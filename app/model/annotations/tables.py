@@ -1,10 +1,12 @@
 """The journal's annotation tables: elements, their tags, synapse counts per body.
 
 Every element is one row of ``annotation_elements``, keyed by its set and
-position, holding its JSON (relationships included: DVID's block copy), its
-kind, its s0 block, and the supervoxel and body at its position: indexed by
-block (an edit looks up the elements of the blocks it rewrote) and by body
-(a merge or a cleave, those of the bodies it remaps; ``get BODY``).
+position, holding its kind, its s0 block, and the supervoxel and body at its
+position: indexed by block (an edit looks up the elements of the blocks it
+rewrote) and by body (a merge or a cleave, those of the bodies it remaps;
+``get BODY``), the body index holding what a merge reads.  Its JSON
+(relationships included: DVID's block copy) is a row of ``annotation_json``
+with the same key, out of the way of the edits, which rewrite labels only.
 ``annotation_tags`` lists each set's elements by tag, and
 ``annotation_counts`` counts each set's PreSyn and PostSyn elements per body
 (DVID's labelsz), indexed for ranking.  ``body_annotations`` holds each
@@ -20,26 +22,40 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from itertools import repeat
+from typing import NamedTuple
 
-from app.model.annotations.elements import SYNAPTIC, Element, Point, element_of
+import numpy as np
+from numpy.typing import NDArray
+
+from app.model.annotations.elements import SYNAPTIC, Batch, Element, Point, element_of
 from app.model.geometry import Coord
 from app.model.journal.journal_db import from_db, to_db
 
-_SCHEMA = """
+_ELEMENTS = """
 CREATE TABLE IF NOT EXISTS annotation_elements (
     set_name TEXT NOT NULL, x INTEGER NOT NULL, y INTEGER NOT NULL, z INTEGER NOT NULL,
     kind TEXT NOT NULL, body INTEGER NOT NULL, sv INTEGER NOT NULL,
     bz INTEGER NOT NULL, by INTEGER NOT NULL, bx INTEGER NOT NULL,
+    PRIMARY KEY (set_name, x, y, z)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS annotation_json (
+    set_name TEXT NOT NULL, x INTEGER NOT NULL, y INTEGER NOT NULL, z INTEGER NOT NULL,
     element TEXT NOT NULL,
     PRIMARY KEY (set_name, x, y, z)) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS annotation_elements_body ON annotation_elements (body);
+"""
+
+_SCHEMA = _ELEMENTS + """
+CREATE INDEX IF NOT EXISTS annotation_elements_body
+    ON annotation_elements (body, sv, set_name, x, y, z, kind);
 CREATE INDEX IF NOT EXISTS annotation_elements_block ON annotation_elements (bz, by, bx);
 CREATE TABLE IF NOT EXISTS annotation_tags (
     set_name TEXT NOT NULL, tag TEXT NOT NULL,
     x INTEGER NOT NULL, y INTEGER NOT NULL, z INTEGER NOT NULL,
     PRIMARY KEY (set_name, tag, x, y, z)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS annotation_tags_at ON annotation_tags (set_name, x, y, z);
 CREATE TABLE IF NOT EXISTS annotation_counts (
     set_name TEXT NOT NULL, kind TEXT NOT NULL, body INTEGER NOT NULL, n INTEGER NOT NULL,
     PRIMARY KEY (set_name, kind, body)) WITHOUT ROWID;
@@ -51,14 +67,39 @@ CREATE TABLE IF NOT EXISTS body_annotations_merged (
     PRIMARY KEY (mutation_id, body)) WITHOUT ROWID;
 """
 
+SEEKS = 1_000
+"""Supervoxels up to which a body's elements on them are looked up one by one."""
+
+BULK = 10_000
+"""Elements from which a write gets a larger page cache (:func:`roomy_cache`)."""
+
+_BULK_CACHE_KIB = 256 << 10
+"""That cache (KiB): the indexes of a million elements, whose rows go in out
+of their order, stay in memory instead of being written out and read back."""
+
 
 def create_annotation_schema(conn: sqlite3.Connection) -> None:
-    """Create the annotation tables if they do not exist (does not commit)."""
+    """Create the annotation tables if they do not exist, moving the JSON of a
+    journal's elements to ``annotation_json`` if they hold it (its first
+    segmend wrote it in ``annotation_elements``)."""
+    columns = [r[1] for r in conn.execute("PRAGMA table_info(annotation_elements)")]
+    if "element" in columns:
+        conn.executescript(f"""
+            BEGIN IMMEDIATE;
+            ALTER TABLE annotation_elements RENAME TO annotation_elements_old;
+            DROP INDEX annotation_elements_body;
+            DROP INDEX annotation_elements_block;
+            {_ELEMENTS}
+            INSERT INTO annotation_elements SELECT set_name, x, y, z, kind, body, sv, bz, by, bx
+                FROM annotation_elements_old;
+            INSERT INTO annotation_json SELECT set_name, x, y, z, element
+                FROM annotation_elements_old;
+            DROP TABLE annotation_elements_old;
+            COMMIT;""")
     conn.executescript(_SCHEMA)
 
 
-@dataclass(frozen=True)
-class Stored:
+class Stored(NamedTuple):
     """An element as stored: where it is, what it is, its labels.
 
     Attributes
@@ -80,12 +121,32 @@ class Stored:
     sv: int
 
 
+Row = tuple[str, int, int, int, str, int, int]
+"""An element's ``set_name, x, y, z, kind, body, sv`` as stored (labels signed:
+:func:`~app.model.journal.journal_db.to_db`)."""
+
 _STORED = "set_name, x, y, z, kind, body, sv"
 
 
-def _stored(row: tuple[str, int, int, int, str, int, int]) -> Stored:
+def stored(row: Row) -> Stored:
+    """The :class:`Stored` of a row."""
     name, x, y, z, kind, body, sv = row
     return Stored(name, (x, y, z), kind, from_db(body), from_db(sv))
+
+
+def labels_of(rows: Sequence[Row]) -> tuple[NDArray[np.int64], NDArray[np.uint64],
+                                            NDArray[np.uint64]]:
+    """The ``(x, y, z)`` (n, 3), supervoxels and bodies of rows."""
+    if not rows:
+        return np.zeros((0, 3), np.int64), np.zeros(0, np.uint64), np.zeros(0, np.uint64)
+    _, x, y, z, _, body, sv = zip(*rows, strict=True)
+    return (np.array((x, y, z), np.int64).T, np.array(sv, np.int64).view(np.uint64),
+            np.array(body, np.int64).view(np.uint64))
+
+
+def _db(labels: NDArray[np.uint64]) -> list[int]:
+    """:func:`~app.model.journal.journal_db.to_db` of each label."""
+    return np.asarray(labels, np.uint64).view(np.int64).tolist()
 
 
 def has_elements(conn: sqlite3.Connection) -> bool:
@@ -93,83 +154,141 @@ def has_elements(conn: sqlite3.Connection) -> bool:
     return conn.execute("SELECT 1 FROM annotation_elements LIMIT 1").fetchone() is not None
 
 
-def in_blocks(conn: sqlite3.Connection, blocks: Sequence[Coord]) -> list[Stored]:
-    """The elements of every set in the s0 ``blocks`` ``(z, y, x)`` (one index
-    lookup per block: SQLite scans the table for a row-value ``IN``)."""
-    query = f"SELECT {_STORED} FROM annotation_elements WHERE bz = ? AND by = ? AND bx = ?"
-    return [_stored(row) for block in blocks for row in conn.execute(query, block)]
+def in_block(conn: sqlite3.Connection, block: Coord) -> list[Row]:
+    """The elements of every set in the s0 ``block`` ``(z, y, x)`` (by index)."""
+    return conn.execute(f"SELECT {_STORED} FROM annotation_elements "
+                        "WHERE bz = ? AND by = ? AND bx = ?", block).fetchall()
 
 
-def of_bodies(conn: sqlite3.Connection, bodies: Iterable[int]) -> list[Stored]:
-    """The elements of every set whose body is one of ``bodies``."""
-    keys = [to_db(b) for b in bodies]
-    out: list[Stored] = []
-    for at in range(0, len(keys), 500):
-        part = keys[at:at + 500]
-        out += map(_stored, conn.execute(
-            f"SELECT {_STORED} FROM annotation_elements WHERE body IN "
-            f"({','.join('?' * len(part))})", part))
+def of_bodies(conn: sqlite3.Connection, bodies: Sequence[int], svs: NDArray[np.uint64]
+              ) -> list[Row]:
+    """The elements of every set whose body is one of ``bodies`` and whose
+    supervoxel one of ``svs`` (sorted; up to :data:`SEEKS` of them, looked up
+    one by one, else each body's read whole and sifted), by body and supervoxel."""
+    out: list[Row] = []
+    for body in bodies:
+        if svs.size > SEEKS:
+            rows = conn.execute(f"SELECT {_STORED} FROM annotation_elements WHERE body = ?",
+                                (to_db(body),)).fetchall()
+            out += [rows[i] for i in np.flatnonzero(np.isin(labels_of(rows)[1], svs))]
+            continue
+        keys = _db(svs)
+        for at in range(0, len(keys), 500):
+            part = keys[at:at + 500]
+            out += conn.execute(
+                f"SELECT {_STORED} FROM annotation_elements WHERE body = ? AND sv IN "
+                f"({','.join('?' * len(part))})", (to_db(body), *part))
     return out
 
 
-def relabel(conn: sqlite3.Connection, changes: Sequence[tuple[Stored, int, int]]) -> None:
-    """Give elements a new ``(body, sv)`` each, counts included."""
-    conn.executemany(
-        "UPDATE annotation_elements SET body = ?, sv = ? "
-        "WHERE set_name = ? AND x = ? AND y = ? AND z = ?",
-        [(to_db(body), to_db(sv), s.set_name, *s.pos) for s, body, sv in changes])
-    count(conn, [(s.set_name, s.kind, s.body, -1) for s, body, _ in changes if body != s.body])
-    count(conn, [(s.set_name, s.kind, body, 1) for s, body, _ in changes if body != s.body])
+def relabel(conn: sqlite3.Connection, changes: Sequence[tuple[Row, int, int]]) -> None:
+    """Give elements (rows) a new ``(body, sv)`` each, counts included."""
+    where = "WHERE set_name = ? AND x = ? AND y = ? AND z = ?"
+    new = sorted((r, to_db(body), to_db(sv)) for r, body, sv in changes)  # (the table's order)
+    same = [(body, *r[:4]) for r, body, sv in new if sv == r[6]]  # (fewer indexes to update)
+    other = [(body, sv, *r[:4]) for r, body, sv in new if sv != r[6]]
+    if same:
+        conn.executemany(f"UPDATE annotation_elements SET body = ? {where}", same)
+    if other:
+        conn.executemany(f"UPDATE annotation_elements SET body = ?, sv = ? {where}", other)
+    moved = [(r[0], r[4], r[5], body) for r, body, _ in new if body != r[5]]
+    deltas = Counter((name, kind, from_db(body)) for name, kind, _, body in moved)
+    deltas.subtract((name, kind, from_db(old)) for name, kind, old, _ in moved)
+    count(conn, deltas)
 
 
-def count(conn: sqlite3.Connection, deltas: Iterable[tuple[str, str, int, int]]) -> None:
-    """Add ``(set, kind, body, delta)`` to the synapse counts (PreSyn and PostSyn
-    only; body 0 is not counted; a count reaching 0 is deleted)."""
-    rows = [(name, kind, to_db(body), d) for name, kind, body, d in deltas
-            if kind in SYNAPTIC and body != 0]
+def count(conn: sqlite3.Connection, deltas: Mapping[tuple[str, str, int], int]) -> None:
+    """Add ``{(set, kind, body): delta}`` to the synapse counts (PreSyn and
+    PostSyn only; body 0 is not counted; a count reaching 0 is deleted)."""
+    rows = [(name, kind, to_db(body), d) for (name, kind, body), d in deltas.items()
+            if d and kind in SYNAPTIC and body != 0]
     if not rows:
         return
     conn.executemany(
         "INSERT INTO annotation_counts VALUES (?, ?, ?, ?) ON CONFLICT (set_name, kind, body) "
         "DO UPDATE SET n = n + excluded.n", rows)
-    conn.executemany(
-        "DELETE FROM annotation_counts WHERE set_name = ? AND kind = ? AND body = ? AND n = 0",
-        [r[:3] for r in rows])
+    fallen = [r[:3] for r in rows if r[3] < 0]
+    if fallen:
+        conn.executemany("DELETE FROM annotation_counts WHERE set_name = ? AND kind = ? "
+                         "AND body = ? AND n = 0", fallen)
 
 
-def put(conn: sqlite3.Connection, name: str, placed: Sequence[tuple[Element, int, int]],
-        block_size: tuple[int, int, int]) -> None:
-    """Write elements ``(element, body, sv)`` of set ``name`` (new positions:
-    :func:`remove` those they replace first), tags and counts included."""
-    bz, by, bx = block_size
+@contextmanager
+def roomy_cache(conn: sqlite3.Connection, elements: int) -> Iterator[None]:
+    """A larger page cache inside, if ``elements`` are at least :data:`BULK`
+    (put the transaction that writes them inside)."""
+    if elements < BULK:
+        yield
+        return
+    [(size,)] = conn.execute("PRAGMA cache_size").fetchall()
+    conn.execute(f"PRAGMA cache_size = {-_BULK_CACHE_KIB}")
+    try:
+        yield
+    finally:
+        conn.execute(f"PRAGMA cache_size = {int(size)}")
+
+
+def put(conn: sqlite3.Connection, name: str, batch: Batch, svs: NDArray[np.uint64],
+        bodies: NDArray[np.uint64], block_size: tuple[int, int, int]) -> None:
+    """Write the elements of ``batch`` in set ``name``, on supervoxels ``svs``
+    and bodies ``bodies`` (new positions: :func:`remove` those they replace
+    first), tags and counts included."""
+    pos = batch.pos
+    x, y, z = pos.T
+    order = _table_order(pos)
+    blocks = pos[order, ::-1] // np.asarray(block_size, np.int64)
+    at = order.tolist()
+    xs, ys, zs = x[order].tolist(), y[order].tolist(), z[order].tolist()
     conn.executemany(
-        "INSERT INTO annotation_elements VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [(name, *e.pos, e.kind, to_db(body), to_db(sv), e.pos[2] // bz, e.pos[1] // by,
-          e.pos[0] // bx, json.dumps(e.to_json(), separators=(",", ":")))
-         for e, body, sv in placed])
+        "INSERT INTO annotation_elements VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        zip(repeat(name), xs, ys, zs, [batch.kinds[i] for i in at], _db(bodies[order]),
+            _db(svs[order]), *blocks.T.tolist()))
+    conn.executemany("INSERT INTO annotation_json VALUES (?, ?, ?, ?, ?)",
+                     zip(repeat(name), xs, ys, zs, [batch.texts[i] for i in at]))
     conn.executemany("INSERT INTO annotation_tags VALUES (?, ?, ?, ?, ?)",
-                     [(name, t, *e.pos) for e, _, _ in placed for t in e.tags])
-    count(conn, [(name, e.kind, body, 1) for e, body, _ in placed])
+                     [(name, t, *pos[i].tolist()) for i, tags in enumerate(batch.tags)
+                      for t in tags])
+    count(conn, Counter(zip(repeat(name), batch.kinds, bodies.tolist())))
 
 
-def remove(conn: sqlite3.Connection, name: str, points: Sequence[Point]) -> list[Stored]:
-    """Delete the elements of set ``name`` at ``points`` (those there), tags and
-    counts included; returns those deleted."""
-    found = [s for s in (at(conn, name, p) for p in points) if s is not None]
-    gone = [s.pos for s in found]
-    conn.executemany("DELETE FROM annotation_elements WHERE set_name = ? AND x = ? AND y = ? "
-                     "AND z = ?", [(name, *p) for p in gone])
-    conn.executemany("DELETE FROM annotation_tags WHERE set_name = ? AND x = ? AND y = ? "
-                     "AND z = ?", [(name, *p) for p in gone])
-    count(conn, [(name, s.kind, s.body, -1) for s in found])
+def remove(conn: sqlite3.Connection, name: str, pos: NDArray[np.int64]) -> list[Stored]:
+    """Delete the elements of set ``name`` at ``pos`` ``(x, y, z)`` (n, 3)
+    (those there), tags and counts included; returns those deleted, in the
+    order of ``pos``."""
+    if not len(pos) or conn.execute("SELECT 1 FROM annotation_elements WHERE set_name = ? "
+                                    "LIMIT 1", (name,)).fetchone() is None:
+        return []
+    order = _table_order(pos)
+    conn.execute("CREATE TEMP TABLE IF NOT EXISTS annotation_points "
+                 "(i INTEGER NOT NULL, x INTEGER NOT NULL, y INTEGER NOT NULL, z INTEGER NOT NULL)")
+    conn.executemany("INSERT INTO temp.annotation_points VALUES (?, ?, ?, ?)",
+                     zip(order.tolist(), *pos[order].T.tolist(), strict=True))
+    rows = conn.execute(
+        "SELECT p.i, e.set_name, e.x, e.y, e.z, e.kind, e.body, e.sv FROM temp.annotation_points "
+        "p JOIN annotation_elements e ON e.set_name = ? AND e.x = p.x AND e.y = p.y AND e.z = p.z "
+        "ORDER BY p.rowid", (name,)).fetchall()
+    conn.execute("DELETE FROM temp.annotation_points")
+    gone = [(name, x, y, z) for _, _, x, y, z, *_ in rows]
+    for table in ("annotation_elements", "annotation_json", "annotation_tags"):
+        conn.executemany(f"DELETE FROM {table} WHERE set_name = ? AND x = ? AND y = ? AND z = ?",
+                         gone)
+    found = [stored(r[1:]) for r in sorted(rows)]
+    count(conn, {k: -n for k, n in Counter((name, s.kind, s.body) for s in found).items()})
     return found
+
+
+def _table_order(pos: NDArray[np.int64]) -> NDArray[np.intp]:
+    """The order of positions ``(x, y, z)`` (n, 3) in the tables (x, then y,
+    then z): rows written or looked up in it go next to the last ones."""
+    x, y, z = pos.T
+    return np.argsort((x * (int(y.max(initial=0)) + 1) + y) * (int(z.max(initial=0)) + 1) + z)
 
 
 def at(conn: sqlite3.Connection, name: str, pos: Point) -> Stored | None:
     """The element of set ``name`` at ``pos``, if any."""
     row = conn.execute(f"SELECT {_STORED} FROM annotation_elements WHERE set_name = ? "
                        "AND x = ? AND y = ? AND z = ?", (name, *pos)).fetchone()
-    return None if row is None else _stored(row)
+    return None if row is None else stored(row)
 
 
 def elements_at(conn: sqlite3.Connection, name: str, points: Iterable[Point]
@@ -178,7 +297,7 @@ def elements_at(conn: sqlite3.Connection, name: str, points: Iterable[Point]
     shape = (1 << 31, 1 << 31, 1 << 31)  # (stored elements were checked when posted)
     out = {}
     for p in points:
-        row = conn.execute("SELECT element FROM annotation_elements WHERE set_name = ? "
+        row = conn.execute("SELECT element FROM annotation_json WHERE set_name = ? "
                            "AND x = ? AND y = ? AND z = ?", (name, *p)).fetchone()
         if row is not None:
             out[p] = element_of(json.loads(row[0]), shape, "stored element")
@@ -188,22 +307,23 @@ def elements_at(conn: sqlite3.Connection, name: str, points: Iterable[Point]
 def body_elements(conn: sqlite3.Connection, name: str, body: int) -> list[str]:
     """The JSON of set ``name``'s elements on ``body``, sorted by position (z, y, x)."""
     return [r[0] for r in conn.execute(
-        "SELECT element FROM annotation_elements WHERE body = ? AND set_name = ? "
-        "ORDER BY z, y, x", (to_db(body), name))]
+        "SELECT j.element FROM annotation_elements e JOIN annotation_json j "
+        "ON j.set_name = e.set_name AND j.x = e.x AND j.y = e.y AND j.z = e.z "
+        "WHERE e.body = ? AND e.set_name = ? ORDER BY e.z, e.y, e.x", (to_db(body), name))]
 
 
 def tagged(conn: sqlite3.Connection, name: str, tag: str) -> list[str]:
     """The JSON of set ``name``'s elements tagged ``tag``, sorted by position (z, y, x)."""
     return [r[0] for r in conn.execute(
-        "SELECT e.element FROM annotation_tags t JOIN annotation_elements e "
-        "ON e.set_name = t.set_name AND e.x = t.x AND e.y = t.y AND e.z = t.z "
+        "SELECT j.element FROM annotation_tags t JOIN annotation_json j "
+        "ON j.set_name = t.set_name AND j.x = t.x AND j.y = t.y AND j.z = t.z "
         "WHERE t.set_name = ? AND t.tag = ? ORDER BY t.z, t.y, t.x", (name, tag))]
 
 
 def all_elements(conn: sqlite3.Connection, name: str) -> list[str]:
     """The JSON of every element of set ``name``, sorted by position (z, y, x)."""
     return [r[0] for r in conn.execute(
-        "SELECT element FROM annotation_elements WHERE set_name = ? ORDER BY z, y, x", (name,))]
+        "SELECT element FROM annotation_json WHERE set_name = ? ORDER BY z, y, x", (name,))]
 
 
 def set_names(conn: sqlite3.Connection) -> list[str]:

@@ -1,0 +1,67 @@
+"""The annotation tables of a journal (issue 17): a journal whose elements hold
+their JSON in ``annotation_elements`` (as its first segmend wrote them) is
+moved to ``annotation_json`` by the next writer, every element, tag and count
+kept."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from app.model.bulk.build import build_pyramid
+from app.model.dataset import open_dataset
+from app.model.journal.sidecar import journal_path
+from app.model.labelmap import Mapping
+
+FIRST_LAYOUT = """
+ALTER TABLE annotation_elements RENAME TO new_elements;
+DROP INDEX annotation_elements_body;
+DROP INDEX annotation_elements_block;
+CREATE TABLE annotation_elements (
+    set_name TEXT NOT NULL, x INTEGER NOT NULL, y INTEGER NOT NULL, z INTEGER NOT NULL,
+    kind TEXT NOT NULL, body INTEGER NOT NULL, sv INTEGER NOT NULL,
+    bz INTEGER NOT NULL, by INTEGER NOT NULL, bx INTEGER NOT NULL,
+    element TEXT NOT NULL,
+    PRIMARY KEY (set_name, x, y, z)) WITHOUT ROWID;
+CREATE INDEX annotation_elements_body ON annotation_elements (body);
+CREATE INDEX annotation_elements_block ON annotation_elements (bz, by, bx);
+INSERT INTO annotation_elements SELECT e.*, j.element FROM new_elements e JOIN annotation_json j
+    USING (set_name, x, y, z);
+DROP TABLE new_elements;
+DROP TABLE annotation_json;
+"""
+
+
+def test_a_journal_of_the_first_layout_is_moved_to_the_json_table(
+        tmp_path: Path, cube_path: Path) -> None:
+    with h5py.File(cube_path, "r") as f:
+        np.save(tmp_path / "svs.npy", f["automated/supervoxels"][:40, :48, :56])
+        rows = f["automated/mapping"][...]
+    path = build_pyramid(tmp_path / "svs.npy", tmp_path / "ds.h5", block_size=(16, 16, 16),
+                         mapping=Mapping.from_pairs(rows))
+    points = [(x, 2 * x % 48, x % 40) for x in range(56)]
+    elements = [{"Pos": list(p), "Kind": "PostSyn" if p[0] % 3 else "PreSyn",
+                 "Tags": ["t"] if p[0] % 2 else None, "Prop": {"n": str(p[0])},
+                 "Rels": [{"Rel": "PostSynTo", "To": [0, 0, 0]}] if p[0] else None}
+                for p in points]
+    with open_dataset(path, "r+") as ds:
+        ds.annotations.post("synapses", json.dumps(elements))
+        before = (ds.annotations.export("synapses"), ds.annotations.tag("synapses", "t"),
+                  ds.annotations.top("synapses", 100))
+    with sqlite3.connect(journal_path(path)) as conn:
+        conn.executescript(FIRST_LAYOUT)
+    with open_dataset(path, "r+") as ds:
+        assert (ds.annotations.export("synapses"), ds.annotations.tag("synapses", "t"),
+                ds.annotations.top("synapses", 100)) == before
+        labels = np.asarray(ds.labels(0)[...])
+        body = before[2][0]["Label"]
+        assert len(ds.annotations.body("synapses", body)) == sum(
+            1 for x, y, z in points if labels[z, y, x] == body)
+        assert ds.verify().ok
+    with sqlite3.connect(journal_path(path)) as conn:
+        columns = [r[1] for r in conn.execute("PRAGMA table_info(annotation_elements)")]
+    assert "element" not in columns
