@@ -10,7 +10,8 @@ volume: PreSyn sites at random voxels, each with 1–4 PostSyn partners (drawn
 at random offsets of at most 6 voxels per axis, a ``conf`` property each, and
 the relationships both ways (``PreSynTo`` each partner, ``PostSynTo`` the
 PreSyn); a synapse with a position another element has is left out.  Each
-timed part runs in a fresh process, after ``os.sync()``.
+timed part runs in a fresh process, after ``os.sync()``; the table's header
+gives the machine's cores and its load averages at the start and at the end.
 
 - **Edit latency** (target 1): the synthetic volume of ``bench_labelmap``
   (``size``³, 8³ box supervoxels, 64³ blocks; pools of bodies of 10, 100,
@@ -46,6 +47,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import statistics
 import tempfile
@@ -355,9 +357,14 @@ def _ms(times: list[float]) -> str:
     return f"{p50:.2f} / {p95:.2f} ms"
 
 
-def report(lat: LatencyResult | None, imp: ImportResult | None) -> None:
-    """Print the one table of results, each target with whether it is met."""
+def report(lat: LatencyResult | None, imp: ImportResult | None,
+           load: tuple[tuple[float, ...], tuple[float, ...]]) -> None:
+    """Print the one table of results, each target with whether it is met
+    (``load``: the load averages at the start and at the end)."""
     print("\n## Synced point annotations (issue 17)\n")
+    print(f"Machine: {os.cpu_count()} cores; load average (1, 5, 15 min) "
+          f"{' / '.join(f'{v:.1f}' for v in load[0])} at the start, "
+          f"{' / '.join(f'{v:.1f}' for v in load[1])} at the end.")
     if lat:
         print(f"Edit latency: {lat.size}³ volume of {lat.n_svs:,} box supervoxels, 64³ blocks; "
               f"{lat.synapses:,} synapses posted in {lat.post_s:.1f} s into one of two copies; "
@@ -426,13 +433,14 @@ def main() -> None:
         parser.error("--size must be a multiple of 64")
     reps = args.reps or (15 if args.quick else 40)
     elements = args.elements or (200_000 if args.quick else IMPORT_N)
+    start = os.getloadavg()
     with tempfile.TemporaryDirectory() as tmp:
         lat = imp = None
         if args.only != "import":
             lat = latency(Path(tmp), size, reps, args.synapses, args.quick, not args.no_voxel)
         if args.only != "latency":
             imp = importing(Path(tmp), elements)
-        report(lat, imp)
+        report(lat, imp, (start, os.getloadavg()))
 
 
 if __name__ == "__main__":

@@ -41,7 +41,7 @@ from app.model.annotations.tables import Row
 from app.model.events import outbox
 from app.model.events.blobstore import put_blob
 from app.model.events.encoding import encode_message
-from app.model.journal.journal_db import from_db
+from app.model.journal.journal_db import from_db, to_db
 from app.model.mutations.base import BlockChange, Message, Move, Mutation
 from app.model.storage.palette_block import PaletteBlock
 
@@ -93,50 +93,45 @@ def _changed(
     block_size: tuple[int, int, int],
 ) -> list[tuple[Row, int, int]]:
     """The elements whose labels changed: ``(row, body, sv)``, their new ones."""
-    moved, target = _final_targets(moves)
+    target = _final_targets(moves)
+    changed: dict[tuple[str, int, int, int], tuple[Row, int, int]] = {}
+    rewritten = {c.coord: c.new for c in changes if c.new is not None}
+    moved = np.array(sorted(target) if rewritten else (), np.uint64)
+    to = np.array([target[sv] for sv in moved.tolist()], np.uint64)
 
     def after(svs: NDArray[np.uint64], before: NDArray[np.uint64]) -> NDArray[np.uint64]:
         """The bodies of ``svs`` after the moves (``before``: those not moved)."""
         if not moved.size:
             return before
         at = np.minimum(np.searchsorted(moved, svs), moved.size - 1)
-        return np.where(moved[at] == svs, target[at], before)
+        return np.where(moved[at] == svs, to[at], before)
 
-    changed: dict[tuple[str, int, int, int], tuple[Row, int, int]] = {}
-    rewritten = {c.coord: c.new for c in changes if c.new is not None}
     for coord, block in rewritten.items():
         rows = tables.in_block(conn, coord)
         if not rows:
             continue
         pos, old_svs, old_bodies = tables.labels_of(rows)
-        origin = np.multiply(coord, block_size)
-        svs = _labels_at(block, pos[:, ::-1] - origin)
+        svs = _labels_at(block, pos[:, ::-1] - np.multiply(coord, block_size))
         bodies = svs if body_of is None else after(svs, body_of(svs))
         at = np.flatnonzero((svs != old_svs) | (bodies != old_bodies))
         for i, body, sv in zip(at.tolist(), bodies[at].tolist(), svs[at].tolist(), strict=True):
             changed[rows[i][:4]] = (rows[i], body, sv)
     sources = sorted({m.source for m in moves if m.source})
-    rows = tables.of_bodies(conn, sources, moved) if sources else []
-    if rows:
-        _, svs, old_bodies = tables.labels_of(rows)
-        bodies = after(svs, old_bodies)
-        at = np.flatnonzero(bodies != old_bodies)
-        for i, body, sv in zip(at.tolist(), bodies[at].tolist(), svs[at].tolist(), strict=True):
-            changed.setdefault(rows[i][:4], (rows[i], body, sv))
+    if sources:
+        stored = {to_db(sv): to_db(body) for sv, body in target.items()}  # (as rows hold them)
+        for row in tables.of_bodies(conn, sources, sorted(target)):
+            body = stored.get(row[6])
+            if body is not None and body != row[5]:
+                changed.setdefault(row[:4], (row, from_db(body), from_db(row[6])))
     return list(changed.values())
 
 
-def _final_targets(moves: Sequence[Move]) -> tuple[NDArray[np.uint64], NDArray[np.uint64]]:
-    """The moved supervoxels (sorted, distinct) and each one's body after every move."""
-    if len(moves) < 2:  # (a move's supervoxels are sorted and distinct)
-        svs = np.asarray(moves[0].svs if moves else (), np.uint64)
-        return svs, np.full(svs.size, moves[0].target if moves else 0, np.uint64)
-    svs = np.concatenate([m.svs for m in moves]).astype(np.uint64)
-    to = np.concatenate([np.full(m.svs.size, m.target, np.uint64) for m in moves])
-    order = np.argsort(svs, kind="stable")  # (a supervoxel's later moves after its earlier)
-    svs, to = svs[order], to[order]
-    last = np.append(svs[1:] != svs[:-1], True)
-    return svs[last], to[last]
+def _final_targets(moves: Sequence[Move]) -> dict[int, int]:
+    """Each moved supervoxel → its body after every move."""
+    out: dict[int, int] = {}
+    for move in moves:
+        out.update(dict.fromkeys(move.svs.tolist(), move.target))
+    return out
 
 
 def _labels_at(block: NDArray[np.uint64] | PaletteBlock,

@@ -160,19 +160,19 @@ def in_block(conn: sqlite3.Connection, block: Coord) -> list[Row]:
                         "WHERE bz = ? AND by = ? AND bx = ?", block).fetchall()
 
 
-def of_bodies(conn: sqlite3.Connection, bodies: Sequence[int], svs: NDArray[np.uint64]
+def of_bodies(conn: sqlite3.Connection, bodies: Sequence[int], svs: Sequence[int]
               ) -> list[Row]:
     """The elements of every set whose body is one of ``bodies`` and whose
-    supervoxel one of ``svs`` (sorted; up to :data:`SEEKS` of them, looked up
-    one by one, else each body's read whole and sifted), by body and supervoxel."""
+    supervoxel one of ``svs`` (up to :data:`SEEKS` of them, looked up one by
+    one, else each body's read whole and sifted), by body and supervoxel."""
+    keys = [to_db(sv) for sv in svs]
     out: list[Row] = []
     for body in bodies:
-        if svs.size > SEEKS:
-            rows = conn.execute(f"SELECT {_STORED} FROM annotation_elements WHERE body = ?",
-                                (to_db(body),)).fetchall()
-            out += [rows[i] for i in np.flatnonzero(np.isin(labels_of(rows)[1], svs))]
+        if len(keys) > SEEKS:
+            wanted = set(keys)
+            out += [r for r in conn.execute(f"SELECT {_STORED} FROM annotation_elements "
+                                            "WHERE body = ?", (to_db(body),)) if r[6] in wanted]
             continue
-        keys = _db(svs)
         for at in range(0, len(keys), 500):
             part = keys[at:at + 500]
             out += conn.execute(
