@@ -77,6 +77,7 @@ from benchmarks.bench_labelmap import (
     in_fresh_process,
     met,
     percentiles,
+    pool_pairs,
 )
 
 NAME = "synapses"
@@ -244,10 +245,7 @@ def latency(tmp: Path, size: int, reps: int, n: int, quick: bool, voxel: bool
     synapses into a copy of each, and time paired edits in fresh processes."""
     vol = box_supervoxels(size)
     n_svs = (size // BOX) ** 3
-    pairs_per_size = (
-        {10: 2, 100: 2, 1_000: 2, 10_000: 1} if quick else {10: 8, 100: 8, 1_000: 8, 10_000: 4}
-    )
-    rows, pools = body_mapping(n_svs, pairs_per_size)
+    rows, pools = body_mapping(n_svs, pool_pairs(quick))
     np.save(tmp / "svs.npy", vol)
     built = {"labelmap": build_pyramid(tmp / "svs.npy", tmp / "labelmap.h5",
                                        mapping=Mapping.from_pairs(rows))}

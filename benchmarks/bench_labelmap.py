@@ -123,6 +123,12 @@ def box_supervoxels(size: int) -> NDArray[np.uint64]:
     )
 
 
+def pool_pairs(quick: bool) -> dict[int, int]:
+    """The pairs of bodies each size's pool holds (fewer with ``quick``)."""
+    return {10: 2, 100: 2, 1_000: 2, 10_000: 1} if quick else {
+        10: 8, 100: 8, 1_000: 8, 10_000: 4}
+
+
 def body_mapping(n_svs: int, pairs_per_size: dict[int, int]) -> tuple[NDArray[np.uint64], Pools]:
     """Rows (supervoxel, body) of supervoxels ``1..n_svs`` grouped into bodies of
     consecutive supervoxels, each named by its first one (an identity-ish
@@ -254,10 +260,7 @@ def latency(tmp: Path, size: int, reps: int, quick: bool, voxel: bool) -> Latenc
     time edits on it in fresh processes."""
     vol = box_supervoxels(size)
     n_svs = (size // BOX) ** 3
-    pairs_per_size = (
-        {10: 2, 100: 2, 1_000: 2, 10_000: 1} if quick else {10: 8, 100: 8, 1_000: 8, 10_000: 4}
-    )
-    rows, pools = body_mapping(n_svs, pairs_per_size)
+    rows, pools = body_mapping(n_svs, pool_pairs(quick))
     np.save(tmp / "svs.npy", vol)
     t0 = time.perf_counter()
     lm = build_pyramid(tmp / "svs.npy", tmp / "labelmap.h5", mapping=Mapping.from_pairs(rows))

@@ -8,19 +8,15 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-from app.cli.edit_commands import writable
+from app.cli.edit_commands import add_editing_options, writable
 from app.cli.output import bounded_int, emit
 from app.model.annotations.body_fields import FIELDS
 
 _LABEL = bounded_int(1, (1 << 64) - 1)
-
-
-def _editing_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--kafka", metavar="HOST:PORT", help="also send the events to this broker")
-    p.add_argument("--topic-prefix", metavar="P", help="Kafka topic prefix")
-    p.add_argument("--user", help="user name recorded in the events (and as the body's user)")
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -35,7 +31,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument("file", help="the dataset")
     p.add_argument("name", help="the annotation set (e.g. synapses, bookmarks)")
-    _editing_options(p)
+    add_editing_options(p)
     actions = p.add_subparsers(dest="action", metavar="ACTION", required=True,
                                help="what to do with the set")
 
@@ -77,7 +73,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         p.add_argument(f"--{field}", metavar=field.upper(),
                        help=f"set its {field} ('' removes it)")
     p.add_argument("--delete", action="store_true", help="delete the annotation")
-    _editing_options(p)
+    add_editing_options(p)
     p.set_defaults(func=cmd_body)
 
     p = sub.add_parser(
@@ -88,7 +84,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("file", help="the dataset")
     p.add_argument("statuses", nargs="*", metavar="STATUS", help="the protected statuses")
     p.add_argument("--none", action="store_true", help="protect no status")
-    _editing_options(p)
+    add_editing_options(p)
     p.set_defaults(func=cmd_protect)
 
 
@@ -110,34 +106,32 @@ def _read(path: Path) -> bytes:
         raise SegmendError(f"cannot read {path}: {exc.strerror}") from None
 
 
-def cmd_get(args: argparse.Namespace) -> int:
-    """``get BODY [--relationships]``: a JSON list."""
+def _read_set(args: argparse.Namespace, read: Callable[[Any], object]) -> int:
+    """Print, as JSON, what ``read(ds.annotations)`` returns from the dataset
+    opened read-only."""
     from app.model.dataset import open_dataset
 
     with open_dataset(args.file, "r") as ds:
-        found = ds.annotations.body(args.name, args.body, relationships=args.relationships)
+        found = read(ds.annotations)
     emit(args, found)
     return 0
+
+
+def cmd_get(args: argparse.Namespace) -> int:
+    """``get BODY [--relationships]``: a JSON list."""
+    return _read_set(args, lambda a: a.body(args.name, args.body,
+                                            relationships=args.relationships))
 
 
 def cmd_tag(args: argparse.Namespace) -> int:
     """``tag TAG [--relationships]``: a JSON list."""
-    from app.model.dataset import open_dataset
-
-    with open_dataset(args.file, "r") as ds:
-        found = ds.annotations.tag(args.name, args.tag, relationships=args.relationships)
-    emit(args, found)
-    return 0
+    return _read_set(args, lambda a: a.tag(args.name, args.tag,
+                                           relationships=args.relationships))
 
 
 def cmd_export(args: argparse.Namespace) -> int:
     """``export``: every element as a JSON list (what ``post`` takes)."""
-    from app.model.dataset import open_dataset
-
-    with open_dataset(args.file, "r") as ds:
-        found = ds.annotations.export(args.name)
-    emit(args, found)
-    return 0
+    return _read_set(args, lambda a: a.export(args.name))
 
 
 def cmd_delete(args: argparse.Namespace) -> int:

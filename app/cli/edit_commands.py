@@ -33,6 +33,18 @@ are done (the last checkpoint runs meanwhile); past that, or at the broker's
 first failure, they wait in the outbox."""
 
 
+def add_editing_options(p: argparse.ArgumentParser) -> None:
+    """``--kafka``, ``--topic-prefix`` and ``--user``: the options of every
+    command that writes a dataset (:func:`writable` reads them)."""
+    p.add_argument("--kafka", metavar="HOST:PORT", help="also send the events to this broker")
+    p.add_argument("--topic-prefix", metavar="P", help="Kafka topic prefix")
+    p.add_argument(
+        "--user",
+        help="user name recorded in the mutation and its events (default: [user] name in "
+             "the config file, else the login name)",
+    )
+
+
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add this module's commands to the ``segmend`` parser."""
 
@@ -41,13 +53,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     ) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_text)
         p.add_argument("file", help="the dataset (a segmend pyramid)")
-        p.add_argument("--kafka", metavar="HOST:PORT", help="also send the events to this broker")
-        p.add_argument("--topic-prefix", metavar="P", help="Kafka topic prefix")
-        p.add_argument(
-            "--user",
-            help="user name recorded in the mutation and its events (default: [user] name in "
-                 "the config file, else the login name)",
-        )
+        add_editing_options(p)
         p.add_argument(
             "--json", action="store_true",
             help="accepted for symmetry: edits always print their results as JSON lines",
