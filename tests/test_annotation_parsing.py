@@ -18,8 +18,8 @@ from app.model.annotations.elements import (
     Batch,
     Point,
     element_of,
-    parse_elements,
 )
+from app.model.annotations.parsing import parse_elements
 from app.model.errors import InvalidMutationError
 
 SHAPE = (5, 6, 7)

@@ -1,7 +1,7 @@
 """The annotation tables of a journal (issue 17): a journal whose elements hold
 their JSON in ``annotation_elements`` (as its first segmend wrote them) is
 moved to ``annotation_json`` by the next writer, every element, tag and count
-kept."""
+kept; a bulk post indexes the elements anew, and reads stay right."""
 
 from __future__ import annotations
 
@@ -11,7 +11,9 @@ from pathlib import Path
 
 import h5py
 import numpy as np
+import pytest
 
+from app.model.annotations import tables
 from app.model.bulk.build import build_pyramid
 from app.model.dataset import open_dataset
 from app.model.journal.sidecar import journal_path
@@ -65,3 +67,37 @@ def test_a_journal_of_the_first_layout_is_moved_to_the_json_table(
     with sqlite3.connect(journal_path(path)) as conn:
         columns = [r[1] for r in conn.execute("PRAGMA table_info(annotation_elements)")]
     assert "element" not in columns
+
+
+def _indexes(path: Path) -> list[str]:
+    with sqlite3.connect(journal_path(path)) as conn:
+        return sorted(r[0] for r in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'index' "
+            "AND tbl_name = 'annotation_elements' AND sql IS NOT NULL"))
+
+
+def test_bulk_posts_index_the_elements_anew_and_reads_stay_right(
+        tmp_path: Path, cube_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tables, "BULK", 20)  # (a post of 20 elements or more is bulk)
+    with h5py.File(cube_path, "r") as f:
+        np.save(tmp_path / "svs.npy", f["automated/supervoxels"][:32, :32, :32])
+        rows = f["automated/mapping"][...]
+    path = build_pyramid(tmp_path / "svs.npy", tmp_path / "ds.h5", block_size=(16, 16, 16),
+                         mapping=Mapping.from_pairs(rows))
+    grid = [(x, y, z) for z in range(0, 32, 3) for y in range(0, 32, 3) for x in range(0, 32, 5)]
+    posts = [grid[:60], grid[60:90], grid[90:]]  # (bulk into nothing, not bulk, bulk)
+    with open_dataset(path, "r+") as ds:
+        names = _indexes(path)
+        labels = np.asarray(ds.labels(0)[...])
+        for points in posts:
+            ds.annotations.post("synapses", json.dumps(
+                [{"Pos": list(p), "Kind": "PreSyn"} for p in points]))
+            assert _indexes(path) == names == ["annotation_elements_block",
+                                               "annotation_elements_body"]
+        posted = [p for points in posts for p in points]
+        bodies = [int(labels[z, y, x]) for x, y, z in posted]  # (labels: the bodies)
+        for body in set(bodies) - {0}:
+            got = [tuple(e["Pos"]) for e in ds.annotations.body("synapses", body)]
+            assert sorted(got) == sorted(p for p, b in zip(posted, bodies, strict=True)
+                                         if b == body)
+        assert ds.verify().ok

@@ -424,3 +424,11 @@ def test_go_json_sorts_keys_and_escapes_as_go() -> None:
     )
     with pytest.raises(ValueError, match="not valid Unicode"):
         encoding.go_json({"User": "\udce9"})
+
+
+def test_go_json_writes_raw_json_values_as_they_are_in_sorted_place() -> None:
+    raw = encoding.RawJSON('{"Add":[{"Label":1,"Kind":"PreSyn","Pos":[1,2,3]}],"Del":null}')
+    text = encoding.go_json({"UUID": "<u>", "Delta": raw, "Action": "merge"})
+    assert text == (b'{"Action":"merge","Delta":' + raw.encode()
+                    + b',"UUID":"\\u003cu\\u003e"}')
+    assert json.loads(text)["Delta"] == json.loads(raw)

@@ -8,11 +8,12 @@ Lists come back sorted by position (``z, y, x``): DVID promises no order.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
 from typing import Any
+
+import msgspec
 
 from app.model.annotations import body_values, tables
 from app.model.annotations.body_fields import PROTECTED
@@ -185,7 +186,7 @@ def _elements(rows: list[str], relationships: bool) -> list[Element]:
     """The elements of stored JSON texts, decoded in one call (a body's 10,000
     elements: no garbage collection of the heap meanwhile)."""
     with paused_gc():
-        out: list[Element] = json.loads(f"[{','.join(rows)}]")
+        out: list[Element] = msgspec.json.decode(f"[{','.join(rows)}]")
     if not relationships:
         for element in out:
             del element["Rels"]

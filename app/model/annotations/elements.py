@@ -11,23 +11,18 @@ and relationships are DVID's strings (its Go code writes them as strings,
 never the numbers of its wiki).  Written back in DVID's field order, with
 ``null`` for no tags, no properties or no relationships, as DVID does.
 
-A post is parsed into a :class:`Batch`, column by column: elements of the
-usual shape are checked and written back as JSON text in one loop, without
-an :class:`Element` each; the first element that is not of that shape sends
-the whole list through :func:`element_of`, which names the problem (or
-accepts it).  Both give the same batch.
+A post is parsed into a :class:`Batch` (:mod:`app.model.annotations.parsing`).
 """
 
 from __future__ import annotations
 
 import gc
-import json
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from json.encoder import encode_basestring_ascii
 from typing import Any
 
+import msgspec
 import numpy as np
 from numpy.typing import NDArray
 
@@ -90,8 +85,8 @@ class Element:
         }
 
     def text(self) -> str:
-        """:meth:`to_json` as compact JSON text (as stored)."""
-        return json.dumps(self.to_json(), separators=(",", ":"))
+        """:meth:`to_json` as compact JSON text, UTF-8 (as stored)."""
+        return msgspec.json.encode(self.to_json()).decode()
 
     def without_rels(self) -> dict[str, Any]:
         """DVID's JSON object without ``Rels`` (its label and tag lists' form)."""
@@ -160,123 +155,6 @@ def paused_gc() -> Iterator[None]:
             gc.enable()
 
 
-def parse_elements(data: bytes | str, shape: tuple[int, int, int]) -> Batch:
-    """The elements of a DVID ``POST /elements`` body.
-
-    Parameters
-    ----------
-    data : bytes or str
-        A JSON list of element objects.
-    shape : (int, int, int)
-        The s0 volume's shape ``(z, y, x)``: positions must be inside it.
-
-    Raises
-    ------
-    app.model.errors.InvalidMutationError
-        Malformed JSON, an element that is not one (naming its index and the
-        field), a position outside the volume, an unknown kind or
-        relationship, or two elements at one position: one line.
-    """
-    with paused_gc():
-        try:
-            values = json.loads(data)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise InvalidMutationError(f"elements are not JSON: {exc}") from None
-        if not isinstance(values, list):
-            raise InvalidMutationError(
-                f"elements must be a JSON list of objects, got {type(values).__name__}")
-        batch = _usual(values, shape)
-        if batch is None:
-            batch = Batch.of([element_of(v, shape, f"element {i}") for i, v in enumerate(values)])
-        _check_distinct(batch.pos, shape)
-    return batch
-
-
-def _check_distinct(pos: NDArray[np.int64], shape: tuple[int, int, int]) -> None:
-    """Raise if two of the positions ``(x, y, z)``, inside ``shape``, are one."""
-    ordered = np.sort((pos[:, 2] * shape[1] + pos[:, 1]) * shape[2] + pos[:, 0])
-    if not (ordered[1:] == ordered[:-1]).any():
-        return
-    seen: dict[Point, int] = {}
-    for i, p in enumerate(map(tuple, pos.tolist())):
-        first = seen.setdefault(p, i)
-        if first != i:
-            raise InvalidMutationError(f"elements {first} and {i} are both at {list(p)}")
-
-
-_KINDS = frozenset(KINDS)
-_RELATIONSHIPS = frozenset(RELATIONSHIPS)
-
-
-def _usual(values: list[Any], shape: tuple[int, int, int]) -> Batch | None:
-    """The batch of ``values`` if each is an element of the usual shape (JSON
-    objects, integer positions inside the volume, known kinds and
-    relationships, string tags and properties), else None."""
-    zs, ys, xs = shape
-    flat: list[int] = []
-    kinds: list[str] = []
-    tag_lists: list[tuple[str, ...]] = []
-    texts: list[str] = []
-    esc = encode_basestring_ascii  # (raises TypeError if given anything but a string)
-    try:
-        for v in values:
-            if type(v) is not dict:
-                return None
-            pos = v.get("Pos")
-            if type(pos) is not list or len(pos) != 3:
-                return None
-            x, y, z = pos
-            if not (type(x) is int and type(y) is int and type(z) is int
-                    and 0 <= x < xs and 0 <= y < ys and 0 <= z < zs):
-                return None
-            kind = v.get("Kind", "Unknown")
-            if type(kind) is not str or kind not in _KINDS:
-                return None
-            tags = v.get("Tags") or ()
-            if tags:
-                if type(tags) is not list or "" in tags:
-                    return None
-                tags = tuple(dict.fromkeys(tags))
-                tag_text = "[" + ",".join([esc(t) for t in tags]) + "]"
-            else:
-                tag_text = "null"
-            prop = v.get("Prop")
-            if prop:
-                if type(prop) is not dict:
-                    return None
-                prop_text = "{" + ",".join(
-                    [esc(k) + ":" + esc(p) for k, p in sorted(prop.items())]) + "}"
-            else:
-                prop_text = "null"
-            rels = v.get("Rels")
-            if rels:
-                if type(rels) is not list:
-                    return None
-                parts = []
-                for r in rels:
-                    if type(r) is not dict:
-                        return None
-                    rel, to = r.get("Rel"), r.get("To")
-                    if type(to) is not list or len(to) != 3 or rel not in _RELATIONSHIPS:
-                        return None
-                    a, b, c = to
-                    if not (type(a) is int and type(b) is int and type(c) is int
-                            and 0 <= a < xs and 0 <= b < ys and 0 <= c < zs):
-                        return None
-                    parts.append(f'{{"Rel":"{rel}","To":[{a},{b},{c}]}}')
-                rel_text = "[" + ",".join(parts) + "]"
-            else:
-                rel_text = "null"
-            flat += pos
-            kinds.append(kind)
-            tag_lists.append(tags)
-            texts.append(f'{{"Pos":[{x},{y},{z}],"Kind":"{kind}","Tags":{tag_text},'
-                         f'"Prop":{prop_text},"Rels":{rel_text}}}')
-    except TypeError:  # (a tag or property that is not a string, an unhashable name)
-        return None
-    return Batch(np.array(flat, np.int64).reshape(-1, 3), kinds, tag_lists, texts)
-
-
 def element_of(value: Any, shape: tuple[int, int, int], where: str) -> Element:
     """One element of a JSON object (see :func:`parse_elements`)."""
     if not isinstance(value, Mapping):
@@ -339,8 +217,3 @@ def parse_point(text: str, shape: tuple[int, int, int]) -> Point:
     except ValueError:
         raise InvalidMutationError(f"a point is x,y,z integers, got {text!r}") from None
     return point_of(values, shape, "point")
-
-
-def element_pos(label: int, kind: str, pos: Point) -> dict[str, Any]:
-    """DVID's ``ElementPos`` JSON (``Label, Kind, Pos``)."""
-    return {"Label": label, "Kind": kind, "Pos": list(pos)}

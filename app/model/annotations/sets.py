@@ -36,12 +36,11 @@ from app.model.annotations.elements import (
     Batch,
     Element,
     Point,
-    element_pos,
-    parse_elements,
     paused_gc,
     point_of,
 )
-from app.model.annotations.sync import delta_message, sync_elements
+from app.model.annotations.parsing import parse_elements
+from app.model.annotations.sync import ElementPositions, delta_message, sync_elements
 from app.model.engine.engine import MutationEngine
 from app.model.errors import InvalidMutationError
 from app.model.events import outbox
@@ -193,12 +192,11 @@ class AnnotationSets:
               ) -> None:
         """Append the command's message to set ``name``'s events: ``removed``
         leave their bodies, ``added`` join ``bodies``."""
-        delta = {
-            "Add": [element_pos(body, kind, pos) for body, kind, pos
-                    in zip(bodies.tolist(), added.kinds, added.pos.tolist(), strict=True) if body],
-            "Del": [element_pos(s.body, s.kind, s.pos) for s in removed if s.body],
-        }
-        msg = delta_message(action, delta, self.uuid, now_go())
+        add = ElementPositions(
+            (body, kind, x, y, z) for body, kind, (x, y, z)
+            in zip(bodies.tolist(), added.kinds, added.pos.tolist(), strict=True) if body)
+        delete = ElementPositions((s.body, s.kind, *s.pos) for s in removed if s.body)
+        msg = delta_message(action, add, delete, self.uuid, now_go())
         msg.update(fields)
         if self.user:
             msg["User"] = self.user

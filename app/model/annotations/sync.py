@@ -29,19 +29,18 @@ background list).
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 from numpy.typing import NDArray
 
 from app.model.annotations import tables
-from app.model.annotations.elements import element_pos, paused_gc
+from app.model.annotations.elements import paused_gc
 from app.model.annotations.tables import Row
 from app.model.events import outbox
 from app.model.events.blobstore import put_blob
-from app.model.events.encoding import encode_message
-from app.model.journal.journal_db import from_db, to_db
+from app.model.events.encoding import RawJSON, encode_message
+from app.model.journal.journal_db import from_db
 from app.model.mutations.base import BlockChange, Message, Move, Mutation
 from app.model.storage.palette_block import PaletteBlock
 
@@ -118,12 +117,17 @@ def _changed(
             changed[rows[i][:4]] = (rows[i], body, sv)
     sources = sorted({m.source for m in moves if m.source})
     if sources:
-        stored = {to_db(sv): to_db(body) for sv, body in target.items()}  # (as rows hold them)
-        for row in tables.of_bodies(conn, sources, sorted(target)):
+        stored = dict(zip(_db(target.keys()), _db(target.values()), strict=True))  # (as rows)
+        for row in tables.of_bodies(conn, sources, sorted(stored)):
             body = stored.get(row[6])
             if body is not None and body != row[5]:
                 changed.setdefault(row[:4], (row, from_db(body), from_db(row[6])))
     return list(changed.values())
+
+
+def _db(labels: Iterable[int]) -> list[int]:
+    """Labels as rows hold them (:func:`~app.model.journal.journal_db.to_db`)."""
+    return np.fromiter(labels, np.uint64).view(np.int64).tolist()
 
 
 def _final_targets(moves: Sequence[Move]) -> dict[int, int]:
@@ -146,26 +150,40 @@ def _labels_at(block: NDArray[np.uint64] | PaletteBlock,
 def _messages(record: Mutation, relabelled: list[tuple[Row, int, int]]
               ) -> dict[str, Message]:
     """One sync message per set whose elements changed body."""
-    deltas: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    deltas: dict[str, tuple[ElementPositions, ElementPositions]] = {}
     for (name, x, y, z, kind, stored, _), body, _sv in relabelled:
         old = from_db(stored)
         if body == old:
             continue
-        delta = deltas.get(name) or deltas.setdefault(name, {"Add": [], "Del": []})
+        add, delete = deltas.get(name) or deltas.setdefault(name, (ElementPositions(),
+                                                                   ElementPositions()))
         if body:
-            delta["Add"].append(element_pos(body, kind, (x, y, z)))
+            add.append((body, kind, x, y, z))
         if old:
-            delta["Del"].append(element_pos(old, kind, (x, y, z)))
-    return {name: delta_message(record.action, delta, record.stamp.uuid,
+            delete.append((old, kind, x, y, z))
+    return {name: delta_message(record.action, add, delete, record.stamp.uuid,
                                 record.stamp.timestamp, record.mutation_id)
-            for name, delta in sorted(deltas.items()) if delta["Add"] or delta["Del"]}
+            for name, (add, delete) in sorted(deltas.items()) if add or delete}
 
 
-def delta_message(action: str, delta: dict[str, list[dict[str, Any]]], uuid: str,
+class ElementPositions(list[tuple[int, str, int, int, int]]):
+    """A list of DVID's ``ElementPos`` (``{"Label", "Kind", "Pos"}``), each
+    ``(label, kind, x, y, z)``."""
+
+    def json(self) -> str:
+        """The list as Go writes it (``null`` when empty)."""
+        return "[" + ",".join(map(_ELEMENT_POS.__mod__, self)) + "]" if self else "null"
+
+
+_ELEMENT_POS = '{"Label":%d,"Kind":"%s","Pos":[%d,%d,%d]}'
+"""An ``ElementPos`` (its kind one of :data:`~.elements.KINDS`: nothing to escape)."""
+
+
+def delta_message(action: str, add: ElementPositions, delete: ElementPositions, uuid: str,
                   timestamp: str, mutation_id: int | None = None) -> Message:
     """A DVID annotation message with a ``Delta`` (``null`` for an empty list)."""
     msg: Message = {"Action": action,
-                    "Delta": {"Add": delta.get("Add") or None, "Del": delta.get("Del") or None}}
+                    "Delta": RawJSON(f'{{"Add":{add.json()},"Del":{delete.json()}}}')}
     if mutation_id is not None:
         msg["MutationID"] = mutation_id
     msg["Timestamp"] = timestamp

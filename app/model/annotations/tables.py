@@ -47,10 +47,13 @@ CREATE TABLE IF NOT EXISTS annotation_json (
     PRIMARY KEY (set_name, x, y, z)) WITHOUT ROWID;
 """
 
-_SCHEMA = _ELEMENTS + """
+_ELEMENT_INDEXES = """
 CREATE INDEX IF NOT EXISTS annotation_elements_body
     ON annotation_elements (body, sv, set_name, x, y, z, kind);
 CREATE INDEX IF NOT EXISTS annotation_elements_block ON annotation_elements (bz, by, bx);
+"""
+
+_SCHEMA = _ELEMENTS + _ELEMENT_INDEXES + """
 CREATE TABLE IF NOT EXISTS annotation_tags (
     set_name TEXT NOT NULL, tag TEXT NOT NULL,
     x INTEGER NOT NULL, y INTEGER NOT NULL, z INTEGER NOT NULL,
@@ -160,12 +163,12 @@ def in_block(conn: sqlite3.Connection, block: Coord) -> list[Row]:
                         "WHERE bz = ? AND by = ? AND bx = ?", block).fetchall()
 
 
-def of_bodies(conn: sqlite3.Connection, bodies: Sequence[int], svs: Sequence[int]
+def of_bodies(conn: sqlite3.Connection, bodies: Sequence[int], keys: Sequence[int]
               ) -> list[Row]:
     """The elements of every set whose body is one of ``bodies`` and whose
-    supervoxel one of ``svs`` (up to :data:`SEEKS` of them, looked up one by
-    one, else each body's read whole and sifted), by body and supervoxel."""
-    keys = [to_db(sv) for sv in svs]
+    supervoxel one of ``keys`` (as stored: :func:`~app.model.journal.journal_db.to_db`;
+    up to :data:`SEEKS` of them, looked up one by one, else each body's read
+    whole and sifted), by body and supervoxel."""
     out: list[Row] = []
     for body in bodies:
         if len(keys) > SEEKS:
@@ -228,6 +231,23 @@ def roomy_cache(conn: sqlite3.Connection, elements: int) -> Iterator[None]:
         conn.execute(f"PRAGMA cache_size = {int(size)}")
 
 
+@contextmanager
+def _indexed_after(conn: sqlite3.Connection, elements: int) -> Iterator[None]:
+    """Index ``annotation_elements`` anew after the writes inside, if they add
+    at least :data:`BULK` elements and no fewer than it holds (one sort per
+    index is faster than as many scattered inserts; inside the transaction,
+    so a reader never sees the table without them)."""
+    if elements < BULK or conn.execute(
+            "SELECT count(*) FROM annotation_elements").fetchone()[0] > elements:
+        yield
+        return
+    conn.execute("DROP INDEX annotation_elements_body")
+    conn.execute("DROP INDEX annotation_elements_block")
+    yield
+    for statement in _ELEMENT_INDEXES.split(";")[:-1]:
+        conn.execute(statement)
+
+
 def put(conn: sqlite3.Connection, name: str, batch: Batch, svs: NDArray[np.uint64],
         bodies: NDArray[np.uint64], block_size: tuple[int, int, int]) -> None:
     """Write the elements of ``batch`` in set ``name``, on supervoxels ``svs``
@@ -239,10 +259,11 @@ def put(conn: sqlite3.Connection, name: str, batch: Batch, svs: NDArray[np.uint6
     blocks = pos[order, ::-1] // np.asarray(block_size, np.int64)
     at = order.tolist()
     xs, ys, zs = x[order].tolist(), y[order].tolist(), z[order].tolist()
-    conn.executemany(
-        "INSERT INTO annotation_elements VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        zip(repeat(name), xs, ys, zs, [batch.kinds[i] for i in at], _db(bodies[order]),
-            _db(svs[order]), *blocks.T.tolist()))
+    with _indexed_after(conn, len(batch)):
+        conn.executemany(
+            "INSERT INTO annotation_elements VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            zip(repeat(name), xs, ys, zs, [batch.kinds[i] for i in at], _db(bodies[order]),
+                _db(svs[order]), *blocks.T.tolist()))
     conn.executemany("INSERT INTO annotation_json VALUES (?, ?, ?, ?, ?)",
                      zip(repeat(name), xs, ys, zs, [batch.texts[i] for i in at]))
     conn.executemany("INSERT INTO annotation_tags VALUES (?, ?, ?, ?, ?)",
