@@ -1,7 +1,8 @@
-"""The annotation tables of a journal (issue 17): a journal whose elements hold
-their JSON in ``annotation_elements`` (as its first segmend wrote them) is
-moved to ``annotation_json`` by the next writer, every element, tag and count
-kept; a bulk post indexes the elements anew, and reads stay right."""
+"""The annotation tables of a journal (issue 17): a journal whose
+``annotation_elements`` holds the elements' bodies (and, as its first segmend
+wrote them, their JSON) is moved to this layout by the next writer, every
+element, tag and count kept; a bulk post indexes the elements anew, and reads
+stay right."""
 
 from __future__ import annotations
 
@@ -19,27 +20,36 @@ from app.model.dataset import open_dataset
 from app.model.journal.sidecar import journal_path
 from app.model.labelmap import Mapping
 
-FIRST_LAYOUT = """
+_OLD_ELEMENTS = """
 ALTER TABLE annotation_elements RENAME TO new_elements;
-DROP INDEX annotation_elements_body;
 DROP INDEX annotation_elements_block;
 CREATE TABLE annotation_elements (
     set_name TEXT NOT NULL, x INTEGER NOT NULL, y INTEGER NOT NULL, z INTEGER NOT NULL,
     kind TEXT NOT NULL, body INTEGER NOT NULL, sv INTEGER NOT NULL,
-    bz INTEGER NOT NULL, by INTEGER NOT NULL, bx INTEGER NOT NULL,
-    element TEXT NOT NULL,
+    bz INTEGER NOT NULL, by INTEGER NOT NULL, bx INTEGER NOT NULL{element_column},
     PRIMARY KEY (set_name, x, y, z)) WITHOUT ROWID;
-CREATE INDEX annotation_elements_body ON annotation_elements (body);
+CREATE INDEX annotation_elements_body ON annotation_elements ({body_index});
 CREATE INDEX annotation_elements_block ON annotation_elements (bz, by, bx);
-INSERT INTO annotation_elements SELECT e.*, j.element FROM new_elements e JOIN annotation_json j
-    USING (set_name, x, y, z);
+INSERT INTO annotation_elements SELECT e.set_name, e.x, e.y, e.z, e.kind, b.body, e.sv,
+    e.bz, e.by, e.bx{element} FROM new_elements e JOIN annotation_bodies b USING (set_name, x, y, z)
+    JOIN annotation_json j USING (set_name, x, y, z);
 DROP TABLE new_elements;
-DROP TABLE annotation_json;
+DROP TABLE annotation_bodies;
 """
 
+LAYOUTS = {
+    # the first: each element's JSON and body in annotation_elements
+    "first": _OLD_ELEMENTS.format(element_column=", element TEXT NOT NULL", body_index="body",
+                                  element=", j.element") + "DROP TABLE annotation_json;",
+    # the second: its JSON in annotation_json, its body still in annotation_elements
+    "second": _OLD_ELEMENTS.format(element_column="",
+                                   body_index="body, sv, set_name, x, y, z, kind", element=""),
+}
 
-def test_a_journal_of_the_first_layout_is_moved_to_the_json_table(
-        tmp_path: Path, cube_path: Path) -> None:
+
+@pytest.mark.parametrize("layout", sorted(LAYOUTS))
+def test_a_journal_of_an_earlier_layout_is_moved_to_this_one(
+        tmp_path: Path, cube_path: Path, layout: str) -> None:
     with h5py.File(cube_path, "r") as f:
         np.save(tmp_path / "svs.npy", f["automated/supervoxels"][:40, :48, :56])
         rows = f["automated/mapping"][...]
@@ -55,7 +65,7 @@ def test_a_journal_of_the_first_layout_is_moved_to_the_json_table(
         before = (ds.annotations.export("synapses"), ds.annotations.tag("synapses", "t"),
                   ds.annotations.top("synapses", 100))
     with sqlite3.connect(journal_path(path)) as conn:
-        conn.executescript(FIRST_LAYOUT)
+        conn.executescript(LAYOUTS[layout])
     with open_dataset(path, "r+") as ds:
         assert (ds.annotations.export("synapses"), ds.annotations.tag("synapses", "t"),
                 ds.annotations.top("synapses", 100)) == before
@@ -66,7 +76,7 @@ def test_a_journal_of_the_first_layout_is_moved_to_the_json_table(
         assert ds.verify().ok
     with sqlite3.connect(journal_path(path)) as conn:
         columns = [r[1] for r in conn.execute("PRAGMA table_info(annotation_elements)")]
-    assert "element" not in columns
+    assert "element" not in columns and "body" not in columns
 
 
 def _indexes(path: Path) -> list[str]:
@@ -92,8 +102,7 @@ def test_bulk_posts_index_the_elements_anew_and_reads_stay_right(
         for points in posts:
             ds.annotations.post("synapses", json.dumps(
                 [{"Pos": list(p), "Kind": "PreSyn"} for p in points]))
-            assert _indexes(path) == names == ["annotation_elements_block",
-                                               "annotation_elements_body"]
+            assert _indexes(path) == names == ["annotation_elements_block"]
         posted = [p for points in posts for p in points]
         bodies = [int(labels[z, y, x]) for x, y, z in posted]  # (labels: the bodies)
         for body in set(bodies) - {0}:

@@ -310,7 +310,7 @@ def test_verify_finds_an_element_on_the_wrong_body_and_a_wrong_count(ds: Dataset
     assert ds._journal is not None
     with ds._journal.transaction() as cur:  # (what a bug in the sync would leave)
         x, y, z = elements[0]["Pos"]  # type: ignore[misc]
-        cur.execute("UPDATE annotation_elements SET body = ? WHERE x = ? AND y = ? AND z = ?",
+        cur.execute("UPDATE annotation_bodies SET body = ? WHERE x = ? AND y = ? AND z = ?",
                     (b, x, y, z))
         cur.execute("UPDATE annotation_counts SET n = n + 1 WHERE body = ?", (a,))
     problems = ds.verify().problems

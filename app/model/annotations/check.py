@@ -1,5 +1,5 @@
 """``verify``'s check of the annotations: every element on the body (and
-supervoxel) at its position, every synapse count equal to a recount."""
+supervoxel) at its position, once, every synapse count equal to a recount."""
 
 from __future__ import annotations
 
@@ -41,18 +41,28 @@ def annotation_problems(
     """
     try:
         rows = conn.execute(
-            "SELECT set_name, x, y, z, kind, body, sv FROM annotation_elements").fetchall()
+            "SELECT set_name, x, y, z, kind, sv FROM annotation_elements").fetchall()
+        entries = conn.execute(
+            "SELECT set_name, x, y, z, kind, body, sv FROM annotation_bodies").fetchall()
         counted = conn.execute("SELECT set_name, kind, body, n FROM annotation_counts").fetchall()
     except sqlite3.OperationalError as exc:  # (a journal older than annotations)
         if "no such table" in str(exc):
             return []
         raise
     labels = labels_at([(x, y, z) for _, x, y, z, *_ in rows], block_size, read_block, body_of)
-    wrong = [f"{name} element at {[x, y, z]}: on body {from_db(body)} (supervoxel "
-             f"{from_db(sv)}), the labels say {b} ({s})"
-             for (name, x, y, z, _, body, sv), (s, b) in zip(rows, labels, strict=True)
-             if (from_db(sv), from_db(body)) != (s, b)]
-    recount = Counter((name, kind, from_db(body)) for name, _, _, _, kind, body, _ in rows
+    on_body = {(name, x, y, z): (kind, from_db(body), from_db(sv))
+               for name, x, y, z, kind, body, sv in entries}
+    wrong = []
+    for (name, x, y, z, kind, sv), (s, b) in zip(rows, labels, strict=True):
+        entry = on_body.pop((name, x, y, z), None)
+        if entry is None:
+            wrong.append(f"{name} element at {[x, y, z]}: on no body, the labels say {b} ({s})")
+        elif entry != (kind, b, s) or from_db(sv) != s:
+            wrong.append(f"{name} element at {[x, y, z]}: on body {entry[1]} (supervoxel "
+                         f"{from_db(sv)}), the labels say {b} ({s})")
+    wrong += [f"{name} body entry at {[x, y, z]} (body {body}): no element there"
+              for (name, x, y, z), (_, body, _) in sorted(on_body.items())]
+    recount = Counter((name, kind, from_db(body)) for name, _, _, _, kind, body, _ in entries
                       if kind in SYNAPTIC and body != 0)
     stored = {(name, kind, from_db(body)): n for name, kind, body, n in counted}
     miscounted = [f"{name} {kind} count of body {body}: {stored.get(k, 0)}, a recount "

@@ -84,11 +84,8 @@ class AnnotationSets:
         to do, at no cost, while no set holds an element)."""
         if not self._any:
             return
-        mapping = self.engine.mapping
-        sync_elements(
-            cur.connection, record, changes, record.moves(self.journal.get_blob),
-            None if mapping is None else mapping.body_of, self.engine.store.block_size,
-        )
+        sync_elements(cur.connection, record, changes, record.moves(self.journal.get_blob),
+                      self._body_of(), self.engine.store.block_size)
 
     # ---------------------------------------------------------------- commands
     def post(self, name: str, data: bytes | str) -> int:
@@ -112,7 +109,7 @@ class AnnotationSets:
                       self.journal.transaction() as cur):
                     conn = cur.connection
                     register_instance(conn, name, ANNOTATION_TYPE)
-                    replaced = tables.remove(conn, name, batch.pos)
+                    replaced = tables.remove(conn, name, batch.pos, self._body_of())
                     tables.put(conn, name, batch, svs, bodies, self.engine.store.block_size)
                     self._send(conn, name, "element-post", {}, replaced, batch, bodies)
                 self._any = self._any or bool(len(batch))
@@ -131,8 +128,9 @@ class AnnotationSets:
         with self.engine.gate.exclusive(), self.journal.transaction() as cur:
             conn = cur.connection
             element = self._element(conn, name, pos)
-            partners = _relinked(conn, name, element, None)
-            removed = tables.remove(conn, name, np.array([pos, *partners], np.int64))
+            partners = _relinked(conn, name, element, None, self._body_of())
+            removed = tables.remove(conn, name, np.array([pos, *partners], np.int64),
+                                   self._body_of())
             self._put(conn, name, list(partners.values()))
             self._send(conn, name, "element-delete", {"Point": list(pos)},
                        [s for s in removed if s.pos == pos], Batch.of([]), np.zeros(0, np.uint64))
@@ -154,11 +152,12 @@ class AnnotationSets:
             with self.journal.transaction() as cur:
                 conn = cur.connection
                 element = self._element(conn, name, old)
-                if new != old and tables.at(conn, name, new) is not None:
+                if new != old and tables.at(conn, name, new, self._body_of()) is not None:
                     raise InvalidMutationError(
                         f"annotation set {name!r} already has an element at {list(new)}")
-                partners = _relinked(conn, name, element, new)
-                removed = tables.remove(conn, name, np.array([old, *partners], np.int64))
+                partners = _relinked(conn, name, element, new, self._body_of())
+                removed = tables.remove(conn, name, np.array([old, *partners], np.int64),
+                                       self._body_of())
                 self._put(conn, name, list(partners.values()))
                 moved = Batch.of([element.moved(new)])
                 tables.put(conn, name, moved, svs, bodies, self.engine.store.block_size)
@@ -181,11 +180,15 @@ class AnnotationSets:
                    np.array([body for _, body, _ in placed], np.uint64),
                    self.engine.store.block_size)
 
+    def _body_of(self) -> tables.BodyOf:
+        """The mapping (None: voxel mode)."""
+        return None if self.engine.mapping is None else self.engine.mapping.body_of
+
     def _labels_at(self, xyz: NDArray[np.int64]) -> tuple[NDArray[np.uint64], NDArray[np.uint64]]:
         """The supervoxels and the bodies at ``(x, y, z)`` (n, 3) (in voxel mode
         the labels twice)."""
         return label_arrays(xyz, self.engine.store.block_size, self.engine.context.read_block,
-                            None if self.engine.mapping is None else self.engine.mapping.body_of)
+                            self._body_of())
 
     def _send(self, conn: sqlite3.Connection, name: str, action: str, fields: dict[str, Any],
               removed: Sequence[tables.Stored], added: Batch, bodies: NDArray[np.uint64]
@@ -204,15 +207,15 @@ class AnnotationSets:
         outbox.append_events(conn, 0, action, [payload], instance=name)
 
 
-def _relinked(conn: sqlite3.Connection, name: str, element: Element, to: Point | None
-              ) -> dict[Point, tuple[Element, int, int]]:
+def _relinked(conn: sqlite3.Connection, name: str, element: Element, to: Point | None,
+              body_of: tables.BodyOf) -> dict[Point, tuple[Element, int, int]]:
     """The partners ``element`` names, their relationships to it moved to ``to``
-    (None: dropped), with their stored body and supervoxel."""
+    (None: dropped), with their body (``body_of``) and supervoxel."""
     out = {}
     named = {r.to for r in element.rels} - {element.pos}
     found = tables.elements_at(conn, name, sorted(named))
     for pos, partner in found.items():
-        stored = tables.at(conn, name, pos)
+        stored = tables.at(conn, name, pos, body_of)
         assert stored is not None
         out[pos] = (partner.relinked(element.pos, to), stored.body, stored.sv)
     return out

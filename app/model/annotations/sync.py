@@ -29,7 +29,7 @@ background list).
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 from numpy.typing import NDArray
@@ -44,16 +44,13 @@ from app.model.journal.journal_db import from_db
 from app.model.mutations.base import BlockChange, Message, Move, Mutation
 from app.model.storage.palette_block import PaletteBlock
 
-BodyOf = Callable[[NDArray[np.uint64]], NDArray[np.uint64]]
-"""The bodies of supervoxels (1D uint64) before the mutation's moves."""
-
 
 def sync_elements(
     conn: sqlite3.Connection,
     record: Mutation,
     changes: Sequence[BlockChange],
     moves: Sequence[Move],
-    body_of: BodyOf | None,
+    body_of: tables.BodyOf,
     block_size: tuple[int, int, int],
 ) -> None:
     """Relabel the elements ``record`` changed and send its sync messages.
@@ -88,7 +85,7 @@ def _changed(
     conn: sqlite3.Connection,
     changes: Sequence[BlockChange],
     moves: Sequence[Move],
-    body_of: BodyOf | None,
+    body_of: tables.BodyOf,
     block_size: tuple[int, int, int],
 ) -> list[tuple[Row, int, int]]:
     """The elements whose labels changed: ``(row, body, sv)``, their new ones."""
@@ -106,7 +103,7 @@ def _changed(
         return np.where(moved[at] == svs, to[at], before)
 
     for coord, block in rewritten.items():
-        rows = tables.in_block(conn, coord)
+        rows = tables.in_block(conn, coord, body_of)
         if not rows:
             continue
         pos, old_svs, old_bodies = tables.labels_of(rows)

@@ -1,13 +1,16 @@
-"""The journal's annotation tables: elements, their tags, synapse counts per body.
+"""The journal's annotation tables: elements, their bodies, tags, synapse counts per body.
 
 Every element is one row of ``annotation_elements``, keyed by its set and
-position, holding its kind, its s0 block, and the supervoxel and body at its
-position: indexed by block (an edit looks up the elements of the blocks it
-rewrote) and by body (a merge or a cleave, those of the bodies it remaps;
-``get BODY``), the body index holding what a merge reads.  Its JSON
-(relationships included: DVID's block copy) is a row of ``annotation_json``
-with the same key, out of the way of the edits, which rewrite labels only.
-``annotation_tags`` lists each set's elements by tag, and
+position, holding its kind, its s0 block and the supervoxel at its position,
+indexed by block (an edit looks up the elements of the blocks it rewrote).
+Its body (the label at its position: in labelmap mode its supervoxel's body)
+is a row of ``annotation_bodies``, keyed by body first: a body's elements lie
+together there, so a merge or a cleave, which moves them from body to body,
+rewrites a few pages of that table, and ``get BODY`` reads one range.  The
+element's row does not hold its body, so an edit leaves it alone unless the
+label under it changed.  Its JSON (relationships included: DVID's block copy)
+is a row of ``annotation_json`` with the same key, out of the way of the
+edits.  ``annotation_tags`` lists each set's elements by tag, and
 ``annotation_counts`` counts each set's PreSyn and PostSyn elements per body
 (DVID's labelsz), indexed for ranking.  ``body_annotations`` holds each
 body's annotation (:mod:`app.model.annotations.body_values`), and
@@ -23,7 +26,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from itertools import repeat
 from typing import NamedTuple
@@ -38,22 +41,23 @@ from app.model.journal.journal_db import from_db, to_db
 _ELEMENTS = """
 CREATE TABLE IF NOT EXISTS annotation_elements (
     set_name TEXT NOT NULL, x INTEGER NOT NULL, y INTEGER NOT NULL, z INTEGER NOT NULL,
-    kind TEXT NOT NULL, body INTEGER NOT NULL, sv INTEGER NOT NULL,
+    kind TEXT NOT NULL, sv INTEGER NOT NULL,
     bz INTEGER NOT NULL, by INTEGER NOT NULL, bx INTEGER NOT NULL,
     PRIMARY KEY (set_name, x, y, z)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS annotation_bodies (
+    body INTEGER NOT NULL, sv INTEGER NOT NULL, set_name TEXT NOT NULL,
+    x INTEGER NOT NULL, y INTEGER NOT NULL, z INTEGER NOT NULL, kind TEXT NOT NULL,
+    PRIMARY KEY (body, sv, set_name, x, y, z)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS annotation_json (
     set_name TEXT NOT NULL, x INTEGER NOT NULL, y INTEGER NOT NULL, z INTEGER NOT NULL,
     element TEXT NOT NULL,
     PRIMARY KEY (set_name, x, y, z)) WITHOUT ROWID;
 """
 
-_ELEMENT_INDEXES = """
-CREATE INDEX IF NOT EXISTS annotation_elements_body
-    ON annotation_elements (body, sv, set_name, x, y, z, kind);
-CREATE INDEX IF NOT EXISTS annotation_elements_block ON annotation_elements (bz, by, bx);
-"""
+_BLOCK_INDEX = """
+CREATE INDEX IF NOT EXISTS annotation_elements_block ON annotation_elements (bz, by, bx)"""
 
-_SCHEMA = _ELEMENTS + _ELEMENT_INDEXES + """
+_SCHEMA = _ELEMENTS + _BLOCK_INDEX + """;
 CREATE TABLE IF NOT EXISTS annotation_tags (
     set_name TEXT NOT NULL, tag TEXT NOT NULL,
     x INTEGER NOT NULL, y INTEGER NOT NULL, z INTEGER NOT NULL,
@@ -82,24 +86,32 @@ of their order, stay in memory instead of being written out and read back."""
 
 
 def create_annotation_schema(conn: sqlite3.Connection) -> None:
-    """Create the annotation tables if they do not exist, moving the JSON of a
-    journal's elements to ``annotation_json`` if they hold it (its first
-    segmend wrote it in ``annotation_elements``)."""
+    """Create the annotation tables if they do not exist, moving the elements
+    of a journal whose ``annotation_elements`` holds their bodies (and, as its
+    first segmend wrote it, their JSON) to this layout."""
     columns = [r[1] for r in conn.execute("PRAGMA table_info(annotation_elements)")]
-    if "element" in columns:
+    if "body" in columns:
+        json_rows = ("INSERT INTO annotation_json SELECT set_name, x, y, z, element "
+                     "FROM annotation_elements_old;" if "element" in columns else "")
         conn.executescript(f"""
             BEGIN IMMEDIATE;
             ALTER TABLE annotation_elements RENAME TO annotation_elements_old;
-            DROP INDEX annotation_elements_body;
-            DROP INDEX annotation_elements_block;
+            DROP INDEX IF EXISTS annotation_elements_body;
+            DROP INDEX IF EXISTS annotation_elements_block;
             {_ELEMENTS}
-            INSERT INTO annotation_elements SELECT set_name, x, y, z, kind, body, sv, bz, by, bx
+            INSERT INTO annotation_elements SELECT set_name, x, y, z, kind, sv, bz, by, bx
                 FROM annotation_elements_old;
-            INSERT INTO annotation_json SELECT set_name, x, y, z, element
+            INSERT INTO annotation_bodies SELECT body, sv, set_name, x, y, z, kind
                 FROM annotation_elements_old;
+            {json_rows}
             DROP TABLE annotation_elements_old;
             COMMIT;""")
     conn.executescript(_SCHEMA)
+
+
+BodyOf = Callable[[NDArray[np.uint64]], NDArray[np.uint64]] | None
+"""The bodies of supervoxels (1D uint64) as the elements stand (None: voxel
+mode, a label is its body)."""
 
 
 class Stored(NamedTuple):
@@ -125,10 +137,12 @@ class Stored(NamedTuple):
 
 
 Row = tuple[str, int, int, int, str, int, int]
-"""An element's ``set_name, x, y, z, kind, body, sv`` as stored (labels signed:
+"""An element's ``set_name, x, y, z, kind, body, sv`` (labels signed:
 :func:`~app.model.journal.journal_db.to_db`)."""
 
 _STORED = "set_name, x, y, z, kind, body, sv"
+_KEY = "WHERE set_name = ? AND x = ? AND y = ? AND z = ?"
+_BODY_KEY = "WHERE body = ? AND sv = ? AND set_name = ? AND x = ? AND y = ? AND z = ?"
 
 
 def stored(row: Row) -> Stored:
@@ -152,15 +166,26 @@ def _db(labels: NDArray[np.uint64]) -> list[int]:
     return np.asarray(labels, np.uint64).view(np.int64).tolist()
 
 
+def _with_bodies(rows: list[tuple[str, int, int, int, str, int]], body_of: BodyOf
+                 ) -> list[Row]:
+    """Rows ``set_name, x, y, z, kind, sv`` with the body of each supervoxel."""
+    if body_of is None or not rows:
+        return [(*r[:5], r[5], r[5]) for r in rows]
+    svs = np.array([r[5] for r in rows], np.int64).view(np.uint64)
+    bodies = _db(body_of(svs))
+    return [(*r[:5], body, r[5]) for r, body in zip(rows, bodies, strict=True)]
+
+
 def has_elements(conn: sqlite3.Connection) -> bool:
     """Whether any set holds an element."""
     return conn.execute("SELECT 1 FROM annotation_elements LIMIT 1").fetchone() is not None
 
 
-def in_block(conn: sqlite3.Connection, block: Coord) -> list[Row]:
+def in_block(conn: sqlite3.Connection, block: Coord, body_of: BodyOf) -> list[Row]:
     """The elements of every set in the s0 ``block`` ``(z, y, x)`` (by index)."""
-    return conn.execute(f"SELECT {_STORED} FROM annotation_elements "
-                        "WHERE bz = ? AND by = ? AND bx = ?", block).fetchall()
+    return _with_bodies(conn.execute(
+        "SELECT set_name, x, y, z, kind, sv FROM annotation_elements "
+        "WHERE bz = ? AND by = ? AND bx = ?", block).fetchall(), body_of)
 
 
 def of_bodies(conn: sqlite3.Connection, bodies: Sequence[int], keys: Sequence[int]
@@ -173,31 +198,60 @@ def of_bodies(conn: sqlite3.Connection, bodies: Sequence[int], keys: Sequence[in
     for body in bodies:
         if len(keys) > SEEKS:
             wanted = set(keys)
-            out += [r for r in conn.execute(f"SELECT {_STORED} FROM annotation_elements "
+            out += [r for r in conn.execute(f"SELECT {_STORED} FROM annotation_bodies "
                                             "WHERE body = ?", (to_db(body),)) if r[6] in wanted]
             continue
         for at in range(0, len(keys), 500):
             part = keys[at:at + 500]
             out += conn.execute(
-                f"SELECT {_STORED} FROM annotation_elements WHERE body = ? AND sv IN "
+                f"SELECT {_STORED} FROM annotation_bodies WHERE body = ? AND sv IN "
                 f"({','.join('?' * len(part))})", (to_db(body), *part))
     return out
 
 
 def relabel(conn: sqlite3.Connection, changes: Sequence[tuple[Row, int, int]]) -> None:
-    """Give elements (rows) a new ``(body, sv)`` each, counts included."""
-    where = "WHERE set_name = ? AND x = ? AND y = ? AND z = ?"
-    new = sorted((r, to_db(body), to_db(sv)) for r, body, sv in changes)  # (the table's order)
-    same = [(body, *r[:4]) for r, body, sv in new if sv == r[6]]  # (fewer indexes to update)
-    other = [(body, sv, *r[:4]) for r, body, sv in new if sv != r[6]]
-    if same:
-        conn.executemany(f"UPDATE annotation_elements SET body = ? {where}", same)
-    if other:
-        conn.executemany(f"UPDATE annotation_elements SET body = ?, sv = ? {where}", other)
-    moved = [(r[0], r[4], r[5], body) for r, body, _ in new if body != r[5]]
-    deltas = Counter((name, kind, from_db(body)) for name, kind, _, body in moved)
-    deltas.subtract((name, kind, from_db(old)) for name, kind, old, _ in moved)
+    """Give elements (rows) a new ``(body, sv)`` each, counts included: a body
+    whose elements all go to one other body on their supervoxels (a merge's)
+    is moved in two statements."""
+    new = [(to_db(body), to_db(sv), r) for r, body, sv in changes]
+    resited = sorted((sv, *r[:4]) for _, sv, r in new if sv != r[6])
+    if resited:
+        conn.executemany(f"UPDATE annotation_elements SET sv = ? {_KEY}", resited)
+    moves = Counter((r[0], r[4], r[5], body, sv == r[6]) for body, sv, r in new)
+    whole = _whole_bodies(conn, moves)
+    for old, body in whole.items():
+        conn.execute("INSERT INTO annotation_bodies SELECT ?, sv, set_name, x, y, z, kind "
+                     "FROM annotation_bodies WHERE body = ?", (body, old))
+        conn.execute("DELETE FROM annotation_bodies WHERE body = ?", (old,))
+    rest = sorted((body, sv, r) for body, sv, r in new if r[5] not in whole)
+    conn.executemany(f"DELETE FROM annotation_bodies {_BODY_KEY}",
+                     sorted((r[5], r[6], *r[:4]) for _, _, r in rest))
+    conn.executemany("INSERT INTO annotation_bodies VALUES (?, ?, ?, ?, ?, ?, ?)",
+                     [(body, sv, *r[:5]) for body, sv, r in rest])
+    deltas: Counter[tuple[str, str, int]] = Counter()
+    for (name, kind, old, body, _), n in moves.items():
+        if body != old:
+            deltas[name, kind, from_db(body)] += n
+            deltas[name, kind, from_db(old)] -= n
     count(conn, deltas)
+
+
+def _whole_bodies(conn: sqlite3.Connection,
+                  moves: Mapping[tuple[str, str, int, int, bool], int]) -> dict[int, int]:
+    """``{old: new}`` bodies (as stored) whose every element goes to one new
+    body on its supervoxel, of ``{(set, kind, old, new, same sv): elements}``."""
+    targets: dict[int, set[tuple[int, bool]]] = {}
+    sizes: Counter[int] = Counter()
+    for (_, _, old, body, same), n in moves.items():
+        targets.setdefault(old, set()).add((body, same))
+        sizes[old] += n
+    whole = {}
+    for old, to in targets.items():
+        [(body, same)] = to if len(to) == 1 else [(old, False)]
+        if same and body != old and sizes[old] == conn.execute(
+                "SELECT count(*) FROM annotation_bodies WHERE body = ?", (old,)).fetchone()[0]:
+            whole[old] = body
+    return whole
 
 
 def count(conn: sqlite3.Connection, deltas: Mapping[tuple[str, str, int], int]) -> None:
@@ -233,19 +287,17 @@ def roomy_cache(conn: sqlite3.Connection, elements: int) -> Iterator[None]:
 
 @contextmanager
 def _indexed_after(conn: sqlite3.Connection, elements: int) -> Iterator[None]:
-    """Index ``annotation_elements`` anew after the writes inside, if they add
-    at least :data:`BULK` elements and no fewer than it holds (one sort per
-    index is faster than as many scattered inserts; inside the transaction,
-    so a reader never sees the table without them)."""
+    """Index ``annotation_elements`` by block anew after the writes inside, if
+    they add at least :data:`BULK` elements and no fewer than it holds (one
+    sort is faster than as many scattered inserts; inside the transaction, so
+    a reader never sees the table without its index)."""
     if elements < BULK or conn.execute(
             "SELECT count(*) FROM annotation_elements").fetchone()[0] > elements:
         yield
         return
-    conn.execute("DROP INDEX annotation_elements_body")
     conn.execute("DROP INDEX annotation_elements_block")
     yield
-    for statement in _ELEMENT_INDEXES.split(";")[:-1]:
-        conn.execute(statement)
+    conn.execute(_BLOCK_INDEX)
 
 
 def put(conn: sqlite3.Connection, name: str, batch: Batch, svs: NDArray[np.uint64],
@@ -259,11 +311,15 @@ def put(conn: sqlite3.Connection, name: str, batch: Batch, svs: NDArray[np.uint6
     blocks = pos[order, ::-1] // np.asarray(block_size, np.int64)
     at = order.tolist()
     xs, ys, zs = x[order].tolist(), y[order].tolist(), z[order].tolist()
+    kinds = [batch.kinds[i] for i in at]
+    sv_keys = _db(svs[order])
     with _indexed_after(conn, len(batch)):
         conn.executemany(
-            "INSERT INTO annotation_elements VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            zip(repeat(name), xs, ys, zs, [batch.kinds[i] for i in at], _db(bodies[order]),
-                _db(svs[order]), *blocks.T.tolist()))
+            "INSERT INTO annotation_elements VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            zip(repeat(name), xs, ys, zs, kinds, sv_keys, *blocks.T.tolist()))
+    conn.executemany(
+        "INSERT INTO annotation_bodies VALUES (?, ?, ?, ?, ?, ?, ?)",
+        sorted(zip(_db(bodies[order]), sv_keys, repeat(name), xs, ys, zs, kinds)))
     conn.executemany("INSERT INTO annotation_json VALUES (?, ?, ?, ?, ?)",
                      zip(repeat(name), xs, ys, zs, [batch.texts[i] for i in at]))
     conn.executemany("INSERT INTO annotation_tags VALUES (?, ?, ?, ?, ?)",
@@ -272,10 +328,11 @@ def put(conn: sqlite3.Connection, name: str, batch: Batch, svs: NDArray[np.uint6
     count(conn, Counter(zip(repeat(name), batch.kinds, bodies.tolist())))
 
 
-def remove(conn: sqlite3.Connection, name: str, pos: NDArray[np.int64]) -> list[Stored]:
+def remove(conn: sqlite3.Connection, name: str, pos: NDArray[np.int64], body_of: BodyOf
+           ) -> list[Stored]:
     """Delete the elements of set ``name`` at ``pos`` ``(x, y, z)`` (n, 3)
-    (those there), tags and counts included; returns those deleted, in the
-    order of ``pos``."""
+    (those there), on the bodies ``body_of`` gives, tags and counts included;
+    returns those deleted, in the order of ``pos``."""
     if not len(pos) or conn.execute("SELECT 1 FROM annotation_elements WHERE set_name = ? "
                                     "LIMIT 1", (name,)).fetchone() is None:
         return []
@@ -284,18 +341,20 @@ def remove(conn: sqlite3.Connection, name: str, pos: NDArray[np.int64]) -> list[
                  "(i INTEGER NOT NULL, x INTEGER NOT NULL, y INTEGER NOT NULL, z INTEGER NOT NULL)")
     conn.executemany("INSERT INTO temp.annotation_points VALUES (?, ?, ?, ?)",
                      zip(order.tolist(), *pos[order].T.tolist(), strict=True))
-    rows = conn.execute(
-        "SELECT p.i, e.set_name, e.x, e.y, e.z, e.kind, e.body, e.sv FROM temp.annotation_points "
+    found = conn.execute(
+        "SELECT p.i, e.set_name, e.x, e.y, e.z, e.kind, e.sv FROM temp.annotation_points "
         "p JOIN annotation_elements e ON e.set_name = ? AND e.x = p.x AND e.y = p.y AND e.z = p.z "
         "ORDER BY p.rowid", (name,)).fetchall()
     conn.execute("DELETE FROM temp.annotation_points")
-    gone = [(name, x, y, z) for _, _, x, y, z, *_ in rows]
+    rows = _with_bodies([r[1:] for r in sorted(found)], body_of)
+    gone = [r[:4] for r in rows]
     for table in ("annotation_elements", "annotation_json", "annotation_tags"):
-        conn.executemany(f"DELETE FROM {table} WHERE set_name = ? AND x = ? AND y = ? AND z = ?",
-                         gone)
-    found = [stored(r[1:]) for r in sorted(rows)]
-    count(conn, {k: -n for k, n in Counter((name, s.kind, s.body) for s in found).items()})
-    return found
+        conn.executemany(f"DELETE FROM {table} {_KEY}", gone)
+    conn.executemany(f"DELETE FROM annotation_bodies {_BODY_KEY}",
+                     sorted((r[5], r[6], *r[:4]) for r in rows))
+    removed = [stored(r) for r in rows]
+    count(conn, {k: -n for k, n in Counter((name, s.kind, s.body) for s in removed).items()})
+    return removed
 
 
 def _table_order(pos: NDArray[np.int64]) -> NDArray[np.intp]:
@@ -305,11 +364,11 @@ def _table_order(pos: NDArray[np.int64]) -> NDArray[np.intp]:
     return np.argsort((x * (int(y.max(initial=0)) + 1) + y) * (int(z.max(initial=0)) + 1) + z)
 
 
-def at(conn: sqlite3.Connection, name: str, pos: Point) -> Stored | None:
-    """The element of set ``name`` at ``pos``, if any."""
-    row = conn.execute(f"SELECT {_STORED} FROM annotation_elements WHERE set_name = ? "
-                       "AND x = ? AND y = ? AND z = ?", (name, *pos)).fetchone()
-    return None if row is None else stored(row)
+def at(conn: sqlite3.Connection, name: str, pos: Point, body_of: BodyOf) -> Stored | None:
+    """The element of set ``name`` at ``pos``, if any (on the body ``body_of`` gives)."""
+    rows = conn.execute(f"SELECT set_name, x, y, z, kind, sv FROM annotation_elements {_KEY}",
+                        (name, *pos)).fetchall()
+    return stored(_with_bodies(rows, body_of)[0]) if rows else None
 
 
 def elements_at(conn: sqlite3.Connection, name: str, points: Iterable[Point]
@@ -318,8 +377,7 @@ def elements_at(conn: sqlite3.Connection, name: str, points: Iterable[Point]
     shape = (1 << 31, 1 << 31, 1 << 31)  # (stored elements were checked when posted)
     out = {}
     for p in points:
-        row = conn.execute("SELECT element FROM annotation_json WHERE set_name = ? "
-                           "AND x = ? AND y = ? AND z = ?", (name, *p)).fetchone()
+        row = conn.execute(f"SELECT element FROM annotation_json {_KEY}", (name, *p)).fetchone()
         if row is not None:
             out[p] = element_of(json.loads(row[0]), shape, "stored element")
     return out
@@ -328,9 +386,9 @@ def elements_at(conn: sqlite3.Connection, name: str, points: Iterable[Point]
 def body_elements(conn: sqlite3.Connection, name: str, body: int) -> list[str]:
     """The JSON of set ``name``'s elements on ``body``, sorted by position (z, y, x)."""
     return [r[0] for r in conn.execute(
-        "SELECT j.element FROM annotation_elements e JOIN annotation_json j "
-        "ON j.set_name = e.set_name AND j.x = e.x AND j.y = e.y AND j.z = e.z "
-        "WHERE e.body = ? AND e.set_name = ? ORDER BY e.z, e.y, e.x", (to_db(body), name))]
+        "SELECT j.element FROM annotation_bodies b JOIN annotation_json j "
+        "ON j.set_name = b.set_name AND j.x = b.x AND j.y = b.y AND j.z = b.z "
+        "WHERE b.body = ? AND b.set_name = ? ORDER BY b.z, b.y, b.x", (to_db(body), name))]
 
 
 def tagged(conn: sqlite3.Connection, name: str, tag: str) -> list[str]:
