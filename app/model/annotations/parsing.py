@@ -82,10 +82,10 @@ def _reader(shape: tuple[int, int, int]) -> msgspec.json.Decoder[Any]:
     point = tuple[Annotated[int, msgspec.Meta(ge=0, lt=xs)],
                   Annotated[int, msgspec.Meta(ge=0, lt=ys)],
                   Annotated[int, msgspec.Meta(ge=0, lt=zs)]]
-    rel = msgspec.defstruct("Rel", [("Rel", _Rel), ("To", point)])
+    rel = msgspec.defstruct("Rel", [("Rel", _Rel), ("To", point)], gc=False)
     element = msgspec.defstruct("Element", [
         ("Pos", point), ("Kind", _Kind, "Unknown"), ("Tags", list[_Tag] | None, None),
-        ("Prop", dict[str, str] | None, None), ("Rels", list[rel] | None, None)])  # type: ignore[valid-type]
+        ("Prop", dict[str, str] | None, None), ("Rels", list[rel] | None, None)], gc=False)  # type: ignore[valid-type]
     return msgspec.json.Decoder(list[element])  # type: ignore[valid-type]
 
 
