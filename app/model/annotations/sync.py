@@ -29,7 +29,7 @@ background list).
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from numpy.typing import NDArray
@@ -114,17 +114,14 @@ def _changed(
             changed[rows[i][:4]] = (rows[i], body, sv)
     sources = sorted({m.source for m in moves if m.source})
     if sources:
-        stored = dict(zip(_db(target.keys()), _db(target.values()), strict=True))  # (as rows)
+        stored = dict(zip(tables.db_labels(np.fromiter(target.keys(), np.uint64)),
+                          tables.db_labels(np.fromiter(target.values(), np.uint64)),
+                          strict=True))  # (as rows hold them)
         for row in tables.of_bodies(conn, sources, sorted(stored)):
             body = stored.get(row[6])
             if body is not None and body != row[5]:
                 changed.setdefault(row[:4], (row, from_db(body), from_db(row[6])))
     return list(changed.values())
-
-
-def _db(labels: Iterable[int]) -> list[int]:
-    """Labels as rows hold them (:func:`~app.model.journal.journal_db.to_db`)."""
-    return np.fromiter(labels, np.uint64).view(np.int64).tolist()
 
 
 def _final_targets(moves: Sequence[Move]) -> dict[int, int]:

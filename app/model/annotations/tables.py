@@ -161,7 +161,7 @@ def labels_of(rows: Sequence[Row]) -> tuple[NDArray[np.int64], NDArray[np.uint64
             np.array(body, np.int64).view(np.uint64))
 
 
-def _db(labels: NDArray[np.uint64]) -> list[int]:
+def db_labels(labels: NDArray[np.uint64]) -> list[int]:
     """:func:`~app.model.journal.journal_db.to_db` of each label."""
     return np.asarray(labels, np.uint64).view(np.int64).tolist()
 
@@ -172,7 +172,7 @@ def _with_bodies(rows: list[tuple[str, int, int, int, str, int]], body_of: BodyO
     if body_of is None or not rows:
         return [(*r[:5], r[5], r[5]) for r in rows]
     svs = np.array([r[5] for r in rows], np.int64).view(np.uint64)
-    bodies = _db(body_of(svs))
+    bodies = db_labels(body_of(svs))
     return [(*r[:5], body, r[5]) for r, body in zip(rows, bodies, strict=True)]
 
 
@@ -312,14 +312,14 @@ def put(conn: sqlite3.Connection, name: str, batch: Batch, svs: NDArray[np.uint6
     at = order.tolist()
     xs, ys, zs = x[order].tolist(), y[order].tolist(), z[order].tolist()
     kinds = [batch.kinds[i] for i in at]
-    sv_keys = _db(svs[order])
+    sv_keys = db_labels(svs[order])
     with _indexed_after(conn, len(batch)):
         conn.executemany(
             "INSERT INTO annotation_elements VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             zip(repeat(name), xs, ys, zs, kinds, sv_keys, *blocks.T.tolist()))
     conn.executemany(
         "INSERT INTO annotation_bodies VALUES (?, ?, ?, ?, ?, ?, ?)",
-        sorted(zip(_db(bodies[order]), sv_keys, repeat(name), xs, ys, zs, kinds)))
+        sorted(zip(db_labels(bodies[order]), sv_keys, repeat(name), xs, ys, zs, kinds)))
     conn.executemany("INSERT INTO annotation_json VALUES (?, ?, ?, ?, ?)",
                      zip(repeat(name), xs, ys, zs, [batch.texts[i] for i in at]))
     conn.executemany("INSERT INTO annotation_tags VALUES (?, ?, ?, ?, ?)",
