@@ -122,3 +122,11 @@ def opened(window: SegmendWindow, demo_path: Path, qtbot: Any) -> SegmendWindow:
         window.open_path(demo_path)
     wait_idle(qtbot, window)
     return window
+
+
+@pytest.fixture
+def said(window: SegmendWindow) -> list[str]:
+    """The dock's status lines, in order."""
+    lines: list[str] = []
+    window.widget.status_message.connect(lines.append)
+    return lines

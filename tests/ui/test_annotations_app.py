@@ -44,14 +44,6 @@ def syn(window: SegmendWindow, demo_path: Path, qtbot: Any) -> SegmendWindow:
     return window
 
 
-@pytest.fixture
-def said(window: SegmendWindow) -> list[str]:
-    """The dock's status lines, in order."""
-    lines: list[str] = []
-    window.widget.status_message.connect(lines.append)
-    return lines
-
-
 def dataset(win: SegmendWindow) -> Dataset:
     ds = win.session.dataset
     assert ds is not None

@@ -51,14 +51,6 @@ def labelmap_master(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def said(window: SegmendWindow) -> list[str]:
-    """The dock's status lines, in order."""
-    lines: list[str] = []
-    window.widget.status_message.connect(lines.append)
-    return lines
-
-
-@pytest.fixture
 def lm(window: SegmendWindow, labelmap_master: Path, tmp_path: Path, said: list[str],
        qtbot: Any) -> SegmendWindow:
     """The window with a private copy of the labelmap dataset open and drawn."""

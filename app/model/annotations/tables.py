@@ -195,9 +195,9 @@ def of_bodies(conn: sqlite3.Connection, bodies: Sequence[int], keys: Sequence[in
     up to :data:`SEEKS` of them, looked up one by one, else each body's read
     whole and sifted), by body and supervoxel."""
     out: list[Row] = []
+    wanted = set(keys) if len(keys) > SEEKS else None
     for body in bodies:
-        if len(keys) > SEEKS:
-            wanted = set(keys)
+        if wanted is not None:
             out += [r for r in conn.execute(f"SELECT {_STORED} FROM annotation_bodies "
                                             "WHERE body = ?", (to_db(body),)) if r[6] in wanted]
             continue
@@ -247,7 +247,9 @@ def _whole_bodies(conn: sqlite3.Connection,
         sizes[old] += n
     whole = {}
     for old, to in targets.items():
-        [(body, same)] = to if len(to) == 1 else [(old, False)]
+        if len(to) != 1:
+            continue
+        [(body, same)] = to
         if same and body != old and sizes[old] == conn.execute(
                 "SELECT count(*) FROM annotation_bodies WHERE body = ?", (old,)).fetchone()[0]:
             whole[old] = body
