@@ -36,6 +36,7 @@ with warnings.catch_warnings():
 
 from qtpy.QtCore import QSettings
 
+from app.model.dataset import Dataset
 from app.model.demo import build_demo
 from app.model.events import settings as event_settings
 from app.ui.main_window import SegmendWindow
@@ -106,6 +107,13 @@ def window(make_napari_viewer: Callable[..., Any], qtbot: Any) -> Iterator[Segme
     win.qt_window.resize(1400, 900)
     yield weakref.proxy(win)
     win.shutdown()
+
+
+def dataset(win: SegmendWindow) -> Dataset:
+    """The window's open dataset (one must be)."""
+    ds = win.session.dataset
+    assert ds is not None
+    return ds
 
 
 def wait_idle(qtbot: Any, win: SegmendWindow, timeout: int = WAIT_MS) -> None:

@@ -18,14 +18,14 @@ from napari.utils.colormaps.standardize_color import transform_color
 from qtpy.QtCore import Qt
 from qtpy.QtTest import QTest
 
-from app.model.dataset import Dataset, open_dataset
+from app.model.dataset import open_dataset
 from app.ui.annotation_jobs import BOOKMARKS, SYNAPSES
 from app.ui.body_status import PROTECTED_HINT
 from app.ui.compat import camera
 from app.ui.help import ShortcutsDialog, native_key
 from app.ui.main_window import SegmendWindow
 from app.ui.synapse_layer import POINTS_NAME, POSTSYN_COLOR, PRESYN_COLOR
-from tests.ui.conftest import WAIT_MS, wait_idle
+from tests.ui.conftest import WAIT_MS, dataset, wait_idle
 
 pytestmark = pytest.mark.gui
 
@@ -42,12 +42,6 @@ def syn(window: SegmendWindow, demo_path: Path, qtbot: Any) -> SegmendWindow:
         window.open_path(demo_path)
     wait_idle(qtbot, window)
     return window
-
-
-def dataset(win: SegmendWindow) -> Dataset:
-    ds = win.session.dataset
-    assert ds is not None
-    return ds
 
 
 def ranked(win: SegmendWindow, n: int) -> list[int]:

@@ -20,13 +20,13 @@ import pytest
 from qtpy.QtCore import Qt
 
 from app.model.bulk.build import build_pyramid
-from app.model.dataset import Dataset, open_dataset
+from app.model.dataset import open_dataset
 from app.model.demo import demo_cube_path
 from app.model.storage.layout import LABELS_GROUP, SUPERVOXELS
 from app.ui import registry
 from app.ui.lazy import CachedLevel
 from app.ui.main_window import SegmendWindow
-from tests.ui.conftest import WAIT_MS, wait_idle
+from tests.ui.conftest import WAIT_MS, dataset, wait_idle
 from tests.ui.test_app import click_canvas, shown_at
 
 pytestmark = pytest.mark.gui
@@ -60,12 +60,6 @@ def lm(window: SegmendWindow, labelmap_master: Path, tmp_path: Path, said: list[
         window.open_path(path)
     wait_idle(qtbot, window)
     return window
-
-
-def dataset(win: SegmendWindow) -> Dataset:
-    ds = win.session.dataset
-    assert ds is not None
-    return ds
 
 
 def plane(win: SegmendWindow, kind: str) -> np.ndarray[Any, Any]:
