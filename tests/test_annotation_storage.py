@@ -1,7 +1,7 @@
 """The annotation tables of a journal (issue 17): a journal whose
-``annotation_elements`` holds the elements' bodies (and, as its first segmend
-wrote them, their JSON) is moved to this layout by the next writer, every
-element, tag and count kept; a bulk post indexes the elements anew, and reads
+``annotation_elements`` holds the elements' bodies, or whose ``annotation_json``
+holds their JSON, is moved to this layout by the next writer, every element,
+tag and count kept; a bulk post indexes the elements anew, and reads
 stay right."""
 
 from __future__ import annotations
@@ -17,33 +17,47 @@ import pytest
 from app.model.annotations import tables
 from app.model.bulk.build import build_pyramid
 from app.model.dataset import open_dataset
+from app.model.errors import FormatError
 from app.model.journal.sidecar import journal_path
 from app.model.labelmap import Mapping
 
-_OLD_ELEMENTS = """
+
+def _earlier(body: bool, element: bool) -> str:
+    """SQL turning a journal of this layout into an earlier one: each element's
+    body in ``annotation_elements`` (else in ``annotation_bodies``), its JSON
+    there too (else in ``annotation_json``)."""
+    body_index = "body" if element else "body, sv, set_name, x, y, z, kind"
+    return f"""
+CREATE TABLE annotation_json (
+    set_name TEXT NOT NULL, x INTEGER NOT NULL, y INTEGER NOT NULL, z INTEGER NOT NULL,
+    element TEXT NOT NULL, PRIMARY KEY (set_name, x, y, z)) WITHOUT ROWID;
+INSERT INTO annotation_json SELECT set_name, x, y, z, element FROM annotation_elements;
 ALTER TABLE annotation_elements RENAME TO new_elements;
 DROP INDEX annotation_elements_block;
 CREATE TABLE annotation_elements (
     set_name TEXT NOT NULL, x INTEGER NOT NULL, y INTEGER NOT NULL, z INTEGER NOT NULL,
-    kind TEXT NOT NULL, body INTEGER NOT NULL, sv INTEGER NOT NULL,
-    bz INTEGER NOT NULL, by INTEGER NOT NULL, bx INTEGER NOT NULL{element_column},
+    kind TEXT NOT NULL{", body INTEGER NOT NULL" if body else ""}, sv INTEGER NOT NULL,
+    bz INTEGER NOT NULL, by INTEGER NOT NULL, bx INTEGER NOT NULL
+    {", element TEXT NOT NULL" if element else ""},
     PRIMARY KEY (set_name, x, y, z)) WITHOUT ROWID;
-CREATE INDEX annotation_elements_body ON annotation_elements ({body_index});
+{f"CREATE INDEX annotation_elements_body ON annotation_elements ({body_index});" if body else ""}
 CREATE INDEX annotation_elements_block ON annotation_elements (bz, by, bx);
-INSERT INTO annotation_elements SELECT e.set_name, e.x, e.y, e.z, e.kind, b.body, e.sv,
-    e.bz, e.by, e.bx{element} FROM new_elements e JOIN annotation_bodies b USING (set_name, x, y, z)
-    JOIN annotation_json j USING (set_name, x, y, z);
+INSERT INTO annotation_elements SELECT e.set_name, e.x, e.y, e.z,
+    e.kind{", b.body" if body else ""}, e.sv, e.bz, e.by, e.bx{", e.element" if element else ""}
+    FROM new_elements e JOIN annotation_bodies b USING (set_name, x, y, z);
 DROP TABLE new_elements;
-DROP TABLE annotation_bodies;
+{"DROP TABLE annotation_bodies;" if body else ""}
+{"DROP TABLE annotation_json;" if element else ""}
 """
+
 
 LAYOUTS = {
     # the first: each element's JSON and body in annotation_elements
-    "first": _OLD_ELEMENTS.format(element_column=", element TEXT NOT NULL", body_index="body",
-                                  element=", j.element") + "DROP TABLE annotation_json;",
+    "first": _earlier(body=True, element=True),
     # the second: its JSON in annotation_json, its body still in annotation_elements
-    "second": _OLD_ELEMENTS.format(element_column="",
-                                   body_index="body, sv, set_name, x, y, z, kind", element=""),
+    "second": _earlier(body=True, element=False),
+    # the third: its JSON in annotation_json, its body in annotation_bodies
+    "third": _earlier(body=False, element=False),
 }
 
 
@@ -66,6 +80,8 @@ def test_a_journal_of_an_earlier_layout_is_moved_to_this_one(
                   ds.annotations.top("synapses", 100))
     with sqlite3.connect(journal_path(path)) as conn:
         conn.executescript(LAYOUTS[layout])
+    with open_dataset(path, "r") as ds, pytest.raises(FormatError, match="earlier layout; open"):
+        ds.annotations.body("synapses", before[2][0]["Label"])  # (a reader converts nothing)
     with open_dataset(path, "r+") as ds:
         assert (ds.annotations.export("synapses"), ds.annotations.tag("synapses", "t"),
                 ds.annotations.top("synapses", 100)) == before
@@ -76,7 +92,9 @@ def test_a_journal_of_an_earlier_layout_is_moved_to_this_one(
         assert ds.verify().ok
     with sqlite3.connect(journal_path(path)) as conn:
         columns = [r[1] for r in conn.execute("PRAGMA table_info(annotation_elements)")]
-    assert "element" not in columns and "body" not in columns
+        json_table = conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'annotation_json'"
+                                  ).fetchone()
+    assert "element" in columns and "body" not in columns and json_table is None
 
 
 def _indexes(path: Path) -> list[str]:

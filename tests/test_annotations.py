@@ -118,7 +118,7 @@ def two_bodies_with_elements(ds: Dataset, elements: list[dict[str, object]]) -> 
 
 # ------------------------------------------------------------------- commands
 def test_posted_elements_are_read_back_in_dvids_shapes(ds: Dataset) -> None:
-    elements = synapses(ds)
+    elements = synapses(ds, 400)  # (its rows, and its 133 tags, fill whole statements and more)
     assert ds.annotations.post(NAME, json.dumps(elements)) == len(elements)
     assert_synced(ds, elements, set())
     body = two_bodies_with_elements(ds, elements)[0]

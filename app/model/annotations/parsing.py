@@ -108,5 +108,5 @@ def _usual(data: bytes | str, shape: tuple[int, int, int]) -> Batch | None:
         if not e.Rels:
             e.Rels = None
     pos = np.array([e.Pos for e in elements], np.int64).reshape(-1, 3)
-    return Batch(pos, [e.Kind for e in elements], tags,
-                 [_WRITE.encode(e).decode() for e in elements])
+    texts = _WRITE.encode_lines(elements).decode().split("\n")  # (JSON escapes newlines)
+    return Batch(pos, [e.Kind for e in elements], tags, texts[:-1])
