@@ -1,5 +1,6 @@
 """``verify``'s check of the annotations: every element on the body (and
-supervoxel) at its position, once, every synapse count equal to a recount."""
+supervoxel) at its position, once, in its block, with its JSON; every
+synapse count equal to a recount."""
 
 from __future__ import annotations
 
@@ -41,7 +42,8 @@ def annotation_problems(
     """
     try:
         rows = conn.execute(
-            "SELECT set_name, x, y, z, kind, sv FROM annotation_elements").fetchall()
+            "SELECT bz, by, bx, set_name, x, y, z, kind, sv FROM annotation_blocks").fetchall()
+        texts = set(conn.execute("SELECT set_name, x, y, z FROM annotation_elements"))
         entries = conn.execute(
             "SELECT set_name, x, y, z, kind, body, sv FROM annotation_bodies").fetchall()
         counted = conn.execute("SELECT set_name, kind, body, n FROM annotation_counts").fetchall()
@@ -49,12 +51,19 @@ def annotation_problems(
         if "no such table" in str(exc):
             return []
         raise
-    labels = labels_at([(x, y, z) for _, x, y, z, *_ in rows], block_size, read_block, body_of)
+    labels = labels_at([(x, y, z) for *_, x, y, z, _, _ in rows], block_size, read_block,
+                       body_of)
     on_body = {(name, x, y, z): (kind, from_db(body), from_db(sv))
                for name, x, y, z, kind, body, sv in entries}
     wrong = []
-    for (name, x, y, z, kind, sv), (s, b) in zip(rows, labels, strict=True):
+    for (*block, name, x, y, z, kind, sv), (s, b) in zip(rows, labels, strict=True):
         entry = on_body.pop((name, x, y, z), None)
+        if (name, x, y, z) in texts:
+            texts.remove((name, x, y, z))
+        else:
+            wrong.append(f"{name} element at {[x, y, z]}: no JSON")
+        if block != [z // block_size[0], y // block_size[1], x // block_size[2]]:
+            wrong.append(f"{name} element at {[x, y, z]}: listed in block {block}")
         if entry is None:
             wrong.append(f"{name} element at {[x, y, z]}: on no body, the labels say {b} ({s})")
         elif entry != (kind, b, s) or from_db(sv) != s:
@@ -62,6 +71,8 @@ def annotation_problems(
                          f"{from_db(sv)}), the labels say {b} ({s})")
     wrong += [f"{name} body entry at {[x, y, z]} (body {body}): no element there"
               for (name, x, y, z), (_, body, _) in sorted(on_body.items())]
+    wrong += [f"{name} element JSON at {[x, y, z]}: no element there"
+              for name, x, y, z in sorted(texts)]
     recount = Counter((name, kind, from_db(body)) for name, _, _, _, kind, body, _ in entries
                       if kind in SYNAPTIC and body != 0)
     stored = {(name, kind, from_db(body)): n for name, kind, body, n in counted}

@@ -109,7 +109,8 @@ class AnnotationSets:
                       self.journal.transaction() as cur):
                     conn = cur.connection
                     register_instance(conn, name, ANNOTATION_TYPE)
-                    replaced = tables.remove(conn, name, batch.pos, self._body_of())
+                    replaced = tables.remove(conn, name, batch.pos, self._body_of(),
+                                             self.engine.store.block_size)
                     tables.put(conn, name, batch, svs, bodies, self.engine.store.block_size)
                     self._send(conn, name, "element-post", {}, replaced, batch, bodies)
                 self._any = self._any or bool(len(batch))
@@ -128,9 +129,10 @@ class AnnotationSets:
         with self.engine.gate.exclusive(), self.journal.transaction() as cur:
             conn = cur.connection
             element = self._element(conn, name, pos)
-            partners = _relinked(conn, name, element, None, self._body_of())
+            partners = _relinked(conn, name, element, None, self._body_of(),
+                                 self.engine.store.block_size)
             removed = tables.remove(conn, name, np.array([pos, *partners], np.int64),
-                                   self._body_of())
+                                   self._body_of(), self.engine.store.block_size)
             self._put(conn, name, list(partners.values()))
             self._send(conn, name, "element-delete", {"Point": list(pos)},
                        [s for s in removed if s.pos == pos], Batch.of([]), np.zeros(0, np.uint64))
@@ -152,12 +154,14 @@ class AnnotationSets:
             with self.journal.transaction() as cur:
                 conn = cur.connection
                 element = self._element(conn, name, old)
-                if new != old and tables.at(conn, name, new, self._body_of()) is not None:
+                if new != old and tables.at(conn, name, new, self._body_of(),
+                                            self.engine.store.block_size) is not None:
                     raise InvalidMutationError(
                         f"annotation set {name!r} already has an element at {list(new)}")
-                partners = _relinked(conn, name, element, new, self._body_of())
+                partners = _relinked(conn, name, element, new, self._body_of(),
+                                     self.engine.store.block_size)
                 removed = tables.remove(conn, name, np.array([old, *partners], np.int64),
-                                       self._body_of())
+                                       self._body_of(), self.engine.store.block_size)
                 self._put(conn, name, list(partners.values()))
                 moved = Batch.of([element.moved(new)])
                 tables.put(conn, name, moved, svs, bodies, self.engine.store.block_size)
@@ -208,14 +212,16 @@ class AnnotationSets:
 
 
 def _relinked(conn: sqlite3.Connection, name: str, element: Element, to: Point | None,
-              body_of: tables.BodyOf) -> dict[Point, tuple[Element, int, int]]:
+              body_of: tables.BodyOf, block_size: tuple[int, int, int]
+              ) -> dict[Point, tuple[Element, int, int]]:
     """The partners ``element`` names, their relationships to it moved to ``to``
-    (None: dropped), with their body (``body_of``) and supervoxel."""
+    (None: dropped), with their body (``body_of``) and supervoxel
+    (``block_size``: the s0 block shape ``(z, y, x)``)."""
     out = {}
     named = {r.to for r in element.rels} - {element.pos}
     found = tables.elements_at(conn, name, sorted(named))
     for pos, partner in found.items():
-        stored = tables.at(conn, name, pos, body_of)
+        stored = tables.at(conn, name, pos, body_of, block_size)
         assert stored is not None
         out[pos] = (partner.relinked(element.pos, to), stored.body, stored.sv)
     return out

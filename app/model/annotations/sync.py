@@ -74,7 +74,7 @@ def sync_elements(
         changed = _changed(conn, changes, moves, body_of, block_size)
         if not changed:
             return
-        tables.relabel(conn, changed)
+        tables.relabel(conn, changed, block_size)
         for name, message in _messages(record, changed).items():
             payload = encode_message(message, lambda data: put_blob(conn, data))
             outbox.append_events(conn, record.mutation_id, record.action, [payload],

@@ -1,20 +1,22 @@
 """The journal's annotation tables: elements, their bodies, tags, synapse counts per body.
 
 Every element is one row of ``annotation_elements``, keyed by its set and
-position, holding its kind, the supervoxel at its position, its s0 block and
-its JSON (relationships included: DVID's block copy), indexed by block (an
-edit looks up the elements of the blocks it rewrote).
-Its body (the label at its position: in labelmap mode its supervoxel's body)
-is a row of ``annotation_bodies``, keyed by body first: a body's elements lie
-together there, so a merge or a cleave, which moves them from body to body,
-rewrites a few pages of that table, and ``get BODY`` reads one range.  The
-element's row does not hold its body, so an edit leaves it alone unless the
-label under it changed.  ``annotation_tags`` lists each set's elements by tag, and
-``annotation_counts`` counts each set's PreSyn and PostSyn elements per body
-(DVID's labelsz), indexed for ranking.  ``body_annotations`` holds each
-body's annotation (:mod:`app.model.annotations.body_values`), and
-``body_annotations_merged`` those a merge deleted, for its undo.  Every write
-happens in the journal transaction of the edit or the command that makes it.
+position, holding its JSON (relationships included: DVID's block copy), and
+one row of ``annotation_blocks``, keyed by its s0 block, set and position,
+holding its kind and the supervoxel at its position: an edit reads the
+elements of the blocks it rewrote as ranges of that narrow table, and the
+labels it changes under them are rewritten on the pages of those blocks, not
+scattered over the elements.  Its body (the label at its position: in
+labelmap mode its supervoxel's body) is a row of ``annotation_bodies``,
+keyed by body first: a body's elements lie together there, so a merge or a
+cleave, which moves them from body to body, rewrites a few pages of that
+table, and ``get BODY`` reads one range.  ``annotation_tags`` lists each
+set's elements by tag, and ``annotation_counts`` counts each set's PreSyn and
+PostSyn elements per body (DVID's labelsz), indexed for ranking.
+``body_annotations`` holds each body's annotation
+(:mod:`app.model.annotations.body_values`), and ``body_annotations_merged``
+those a merge deleted, for its undo.  Every write happens in the journal
+transaction of the edit or the command that makes it.
 
 Bodies and supervoxels are stored as signed SQLite integers
 (:func:`app.model.journal.journal_db.to_db`); positions as ``x, y, z``.
@@ -40,19 +42,20 @@ from app.model.journal.journal_db import from_db, to_db
 _ELEMENTS = """
 CREATE TABLE IF NOT EXISTS annotation_elements (
     set_name TEXT NOT NULL, x INTEGER NOT NULL, y INTEGER NOT NULL, z INTEGER NOT NULL,
-    kind TEXT NOT NULL, sv INTEGER NOT NULL,
-    bz INTEGER NOT NULL, by INTEGER NOT NULL, bx INTEGER NOT NULL, element TEXT NOT NULL,
+    element TEXT NOT NULL,
     PRIMARY KEY (set_name, x, y, z)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS annotation_blocks (
+    bz INTEGER NOT NULL, by INTEGER NOT NULL, bx INTEGER NOT NULL, set_name TEXT NOT NULL,
+    x INTEGER NOT NULL, y INTEGER NOT NULL, z INTEGER NOT NULL, kind TEXT NOT NULL,
+    sv INTEGER NOT NULL,
+    PRIMARY KEY (bz, by, bx, set_name, x, y, z)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS annotation_bodies (
     body INTEGER NOT NULL, sv INTEGER NOT NULL, set_name TEXT NOT NULL,
     x INTEGER NOT NULL, y INTEGER NOT NULL, z INTEGER NOT NULL, kind TEXT NOT NULL,
     PRIMARY KEY (body, sv, set_name, x, y, z)) WITHOUT ROWID;
 """
 
-_BLOCK_INDEX = """
-CREATE INDEX IF NOT EXISTS annotation_elements_block ON annotation_elements (bz, by, bx)"""
-
-_SCHEMA = _ELEMENTS + _BLOCK_INDEX + """;
+_SCHEMA = _ELEMENTS + """
 CREATE TABLE IF NOT EXISTS annotation_tags (
     set_name TEXT NOT NULL, tag TEXT NOT NULL,
     x INTEGER NOT NULL, y INTEGER NOT NULL, z INTEGER NOT NULL,
@@ -86,8 +89,10 @@ of their order, stay in memory instead of being written out and read back."""
 def create_annotation_schema(conn: sqlite3.Connection) -> None:
     """Create the annotation tables if they do not exist, moving the elements
     of a journal of an earlier layout to this one: its ``annotation_elements``
-    holding their bodies (and their JSON, as the first segmend wrote it; else
-    in ``annotation_json``, as the second and the third did)."""
+    holding their kinds, supervoxels and blocks, and their bodies (as the
+    first and the second segmend wrote it; else in ``annotation_bodies``, as
+    the third did) and their JSON (as the first did; else in
+    ``annotation_json``)."""
     if earlier_layout(conn):
         columns = [r[1] for r in conn.execute("PRAGMA table_info(annotation_elements)")]
         in_json = "element" not in columns
@@ -99,9 +104,11 @@ def create_annotation_schema(conn: sqlite3.Connection) -> None:
             DROP INDEX IF EXISTS annotation_elements_body;
             DROP INDEX IF EXISTS annotation_elements_block;
             {_ELEMENTS}
-            INSERT INTO annotation_elements SELECT e.set_name, e.x, e.y, e.z, e.kind, e.sv,
-                e.bz, e.by, e.bx, {"j" if in_json else "e"}.element FROM annotation_elements_old e
+            INSERT INTO annotation_elements SELECT e.set_name, e.x, e.y, e.z,
+                {"j" if in_json else "e"}.element FROM annotation_elements_old e
                 {"JOIN annotation_json j USING (set_name, x, y, z)" if in_json else ""};
+            INSERT INTO annotation_blocks SELECT bz, by, bx, set_name, x, y, z, kind, sv
+                FROM annotation_elements_old ORDER BY bz, by, bx, set_name, x, y, z;
             {bodies}
             DROP TABLE annotation_elements_old;
             DROP TABLE IF EXISTS annotation_json;
@@ -113,7 +120,7 @@ def earlier_layout(conn: sqlite3.Connection) -> bool:
     """Whether the journal's annotation tables are of an earlier layout (a
     writer opening it moves them to this one: :func:`create_annotation_schema`)."""
     columns = [r[1] for r in conn.execute("PRAGMA table_info(annotation_elements)")]
-    return bool(columns) and ("body" in columns or "element" not in columns)
+    return "sv" in columns
 
 
 BodyOf = Callable[[NDArray[np.uint64]], NDArray[np.uint64]] | None
@@ -150,6 +157,8 @@ Row = tuple[str, int, int, int, str, int, int]
 _STORED = "set_name, x, y, z, kind, body, sv"
 _KEY = "WHERE set_name = ? AND x = ? AND y = ? AND z = ?"
 _BODY_KEY = "WHERE body = ? AND sv = ? AND set_name = ? AND x = ? AND y = ? AND z = ?"
+_BLOCK_KEY = ("WHERE bz = ?1 AND by = ?2 AND bx = ?3 AND set_name = ?4 "
+              "AND x = ?5 AND y = ?6 AND z = ?7")
 
 
 def stored(row: Row) -> Stored:
@@ -207,10 +216,16 @@ def has_elements(conn: sqlite3.Connection) -> bool:
 
 
 def in_block(conn: sqlite3.Connection, block: Coord, body_of: BodyOf) -> list[Row]:
-    """The elements of every set in the s0 ``block`` ``(z, y, x)`` (by index)."""
+    """The elements of every set in the s0 ``block`` ``(z, y, x)`` (one range)."""
     return _with_bodies(conn.execute(
-        "SELECT set_name, x, y, z, kind, sv FROM annotation_elements "
+        "SELECT set_name, x, y, z, kind, sv FROM annotation_blocks "
         "WHERE bz = ? AND by = ? AND bx = ?", block).fetchall(), body_of)
+
+
+def _block_of(pos: Point, block_size: tuple[int, int, int]) -> Coord:
+    """The s0 block ``(z, y, x)`` of a position ``(x, y, z)``."""
+    x, y, z = pos
+    return (z // block_size[0], y // block_size[1], x // block_size[2])
 
 
 def of_bodies(conn: sqlite3.Connection, bodies: Sequence[int], keys: Sequence[int]
@@ -234,14 +249,16 @@ def of_bodies(conn: sqlite3.Connection, bodies: Sequence[int], keys: Sequence[in
     return out
 
 
-def relabel(conn: sqlite3.Connection, changes: Sequence[tuple[Row, int, int]]) -> None:
+def relabel(conn: sqlite3.Connection, changes: Sequence[tuple[Row, int, int]],
+            block_size: tuple[int, int, int]) -> None:
     """Give elements (rows) a new ``(body, sv)`` each, counts included: a body
     whose elements all go to one other body on their supervoxels (a merge's)
-    is moved in two statements."""
+    is moved in two statements.  ``block_size``: the s0 block shape ``(z, y, x)``."""
     new = [(to_db(body), to_db(sv), r) for r, body, sv in changes]
-    resited = sorted((sv, *r[:4]) for _, sv, r in new if sv != r[6])
+    resited = sorted((*_block_of(r[1:4], block_size), *r[:4], sv)
+                     for _, sv, r in new if sv != r[6])
     if resited:
-        conn.executemany(f"UPDATE annotation_elements SET sv = ? {_KEY}", resited)
+        conn.executemany(f"UPDATE annotation_blocks SET sv = ?8 {_BLOCK_KEY}", resited)
     moves = Counter((r[0], r[4], r[5], body, sv == r[6]) for body, sv, r in new)
     whole = _whole_bodies(conn, moves)
     for old, body in whole.items():
@@ -311,21 +328,6 @@ def roomy_cache(conn: sqlite3.Connection, elements: int) -> Iterator[None]:
         conn.execute(f"PRAGMA cache_size = {int(size)}")
 
 
-@contextmanager
-def _indexed_after(conn: sqlite3.Connection, elements: int) -> Iterator[None]:
-    """Index ``annotation_elements`` by block anew after the writes inside, if
-    they add at least :data:`BULK` elements and no fewer than it holds (one
-    sort is faster than as many scattered inserts; inside the transaction, so
-    a reader never sees the table without its index)."""
-    if elements < BULK or conn.execute(
-            "SELECT count(*) FROM annotation_elements").fetchone()[0] > elements:
-        yield
-        return
-    conn.execute("DROP INDEX annotation_elements_block")
-    yield
-    conn.execute(_BLOCK_INDEX)
-
-
 def put(conn: sqlite3.Connection, name: str, batch: Batch, svs: NDArray[np.uint64],
         bodies: NDArray[np.uint64], block_size: tuple[int, int, int]) -> None:
     """Write the elements of ``batch`` in set ``name``, on supervoxels ``svs``
@@ -334,15 +336,13 @@ def put(conn: sqlite3.Connection, name: str, batch: Batch, svs: NDArray[np.uint6
     pos = batch.pos
     x, y, z = pos.T
     order = _table_order(pos)
-    blocks = pos[order, ::-1] // np.asarray(block_size, np.int64)
-    at = order.tolist()
-    xs, ys, zs = x[order].tolist(), y[order].tolist(), z[order].tolist()
-    kinds = [batch.kinds[i] for i in at]
-    sv_keys = db_labels(svs[order])
-    with _indexed_after(conn, len(batch)):
-        _insert(conn, "annotation_elements", 10,
-                zip(repeat(name), xs, ys, zs, kinds, sv_keys, *blocks.T.tolist(),
-                    [batch.texts[i] for i in at]))
+    _insert(conn, "annotation_elements", 5, zip(repeat(name), *pos[order].T.tolist(),
+                                                [batch.texts[i] for i in order.tolist()]))
+    blocks = _blocks(pos, block_size)
+    by_block = _block_order(pos, blocks)
+    _insert(conn, "annotation_blocks", 9,
+            zip(*blocks[by_block].T.tolist(), repeat(name), *pos[by_block].T.tolist(),
+                [batch.kinds[i] for i in by_block.tolist()], db_labels(svs[by_block])))
     by_body = np.lexsort((z, y, x, svs.view(np.int64), bodies.view(np.int64)))  # (its key)
     _insert(conn, "annotation_bodies", 7,
             zip(db_labels(bodies[by_body]), db_labels(svs[by_body]), repeat(name),
@@ -352,26 +352,34 @@ def put(conn: sqlite3.Connection, name: str, batch: Batch, svs: NDArray[np.uint6
     count(conn, Counter(zip(repeat(name), batch.kinds, bodies.tolist())))
 
 
-def remove(conn: sqlite3.Connection, name: str, pos: NDArray[np.int64], body_of: BodyOf
-           ) -> list[Stored]:
+def remove(conn: sqlite3.Connection, name: str, pos: NDArray[np.int64], body_of: BodyOf,
+           block_size: tuple[int, int, int]) -> list[Stored]:
     """Delete the elements of set ``name`` at ``pos`` ``(x, y, z)`` (n, 3)
     (those there), on the bodies ``body_of`` gives, tags and counts included;
-    returns those deleted, in the order of ``pos``."""
+    returns those deleted, in the order of ``pos``.  ``block_size``: the s0
+    block shape ``(z, y, x)``."""
     if not len(pos) or conn.execute("SELECT 1 FROM annotation_elements WHERE set_name = ? "
                                     "LIMIT 1", (name,)).fetchone() is None:
         return []
-    order = _table_order(pos)
-    conn.execute("CREATE TEMP TABLE IF NOT EXISTS annotation_points "
-                 "(i INTEGER NOT NULL, x INTEGER NOT NULL, y INTEGER NOT NULL, z INTEGER NOT NULL)")
-    _insert(conn, "temp.annotation_points", 4,
-            zip(order.tolist(), *pos[order].T.tolist(), strict=True))
+    blocks = _blocks(pos, block_size)
+    order = _block_order(pos, blocks)
+    conn.execute("CREATE TEMP TABLE IF NOT EXISTS annotation_points (i INTEGER NOT NULL, "
+                 "bz INTEGER NOT NULL, by INTEGER NOT NULL, bx INTEGER NOT NULL, "
+                 "x INTEGER NOT NULL, y INTEGER NOT NULL, z INTEGER NOT NULL)")
+    _insert(conn, "temp.annotation_points", 7,
+            zip(order.tolist(), *blocks[order].T.tolist(), *pos[order].T.tolist(),
+                strict=True))
     found = conn.execute(
-        "SELECT p.i, e.set_name, e.x, e.y, e.z, e.kind, e.sv FROM temp.annotation_points "
-        "p JOIN annotation_elements e ON e.set_name = ? AND e.x = p.x AND e.y = p.y AND e.z = p.z "
-        "ORDER BY p.rowid", (name,)).fetchall()
+        "SELECT p.i, b.set_name, b.x, b.y, b.z, b.kind, b.sv FROM temp.annotation_points p "
+        "JOIN annotation_blocks b ON b.bz = p.bz AND b.by = p.by AND b.bx = p.bx "
+        "AND b.set_name = ? AND b.x = p.x AND b.y = p.y AND b.z = p.z ORDER BY p.rowid",
+        (name,)).fetchall()
     conn.execute("DELETE FROM temp.annotation_points")
-    rows = _with_bodies([r[1:] for r in found], body_of)  # (in the table's order: deleted
-    gone = [r[:4] for r in rows]                            # there, they are not scattered)
+    rows = _with_bodies([r[1:] for r in found], body_of)  # (each table's rows are deleted
+    i = np.array([r[0] for r in found], np.intp)          # in its order: not scattered)
+    conn.executemany(f"DELETE FROM annotation_blocks {_BLOCK_KEY}",
+                     [(*b, *r[:4]) for b, r in zip(blocks[i].tolist(), rows, strict=True)])
+    gone = [rows[j][:4] for j in _table_order(pos[i]).tolist()]
     conn.executemany(f"DELETE FROM annotation_elements {_KEY}", gone)
     if conn.execute("SELECT 1 FROM annotation_tags WHERE set_name = ? LIMIT 1",
                     (name,)).fetchone() is not None:
@@ -380,21 +388,34 @@ def remove(conn: sqlite3.Connection, name: str, pos: NDArray[np.int64], body_of:
                      sorted((r[5], r[6], *r[:4]) for r in rows))
     removed = Counter((name, r[4], from_db(r[5])) for r in rows)
     count(conn, {k: -n for k, n in removed.items()})
-    in_order = np.argsort(np.array([r[0] for r in found], np.int64), kind="stable")
-    return [stored(rows[i]) for i in in_order.tolist()]
+    return [stored(rows[j]) for j in np.argsort(i, kind="stable").tolist()]
 
 
 def _table_order(pos: NDArray[np.int64]) -> NDArray[np.intp]:
-    """The order of positions ``(x, y, z)`` (n, 3) in the tables (x, then y,
-    then z): rows written or looked up in it go next to the last ones."""
+    """The order of positions ``(x, y, z)`` (n, 3) in the tables keyed by
+    position (x, then y, then z): rows written or looked up in it go next to
+    the last ones."""
     x, y, z = pos.T
     return np.argsort((x * (int(y.max(initial=0)) + 1) + y) * (int(z.max(initial=0)) + 1) + z)
 
 
-def at(conn: sqlite3.Connection, name: str, pos: Point, body_of: BodyOf) -> Stored | None:
-    """The element of set ``name`` at ``pos``, if any (on the body ``body_of`` gives)."""
-    rows = conn.execute(f"SELECT set_name, x, y, z, kind, sv FROM annotation_elements {_KEY}",
-                        (name, *pos)).fetchall()
+def _blocks(pos: NDArray[np.int64], block_size: tuple[int, int, int]) -> NDArray[np.int64]:
+    """The s0 blocks ``(z, y, x)`` (n, 3) of positions ``(x, y, z)`` (n, 3)."""
+    return pos[:, ::-1] // np.asarray(block_size, np.int64)
+
+
+def _block_order(pos: NDArray[np.int64], blocks: NDArray[np.int64]) -> NDArray[np.intp]:
+    """The order of positions ``(x, y, z)`` (n, 3) in ``annotation_blocks``
+    (by block ``(z, y, x)`` (n, 3), then position)."""
+    return np.lexsort((*pos.T[::-1], *blocks.T[::-1]))
+
+
+def at(conn: sqlite3.Connection, name: str, pos: Point, body_of: BodyOf,
+       block_size: tuple[int, int, int]) -> Stored | None:
+    """The element of set ``name`` at ``pos``, if any (on the body ``body_of``
+    gives; ``block_size``: the s0 block shape ``(z, y, x)``)."""
+    rows = conn.execute(f"SELECT set_name, x, y, z, kind, sv FROM annotation_blocks {_BLOCK_KEY}",
+                        (*_block_of(pos, block_size), name, *pos)).fetchall()
     return stored(_with_bodies(rows, body_of)[0]) if rows else None
 
 
