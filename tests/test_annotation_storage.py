@@ -81,8 +81,11 @@ def test_a_journal_of_an_earlier_layout_is_moved_to_this_one(
                   ds.annotations.top("synapses", 100))
     with sqlite3.connect(journal_path(path)) as conn:
         conn.executescript(LAYOUTS[layout])
-    with open_dataset(path, "r") as ds, pytest.raises(FormatError, match="earlier layout; open"):
-        ds.annotations.body("synapses", before[2][0]["Label"])  # (a reader converts nothing)
+    with open_dataset(path, "r") as ds:  # (a reader converts nothing)
+        with pytest.raises(FormatError, match="earlier layout; open"):
+            ds.annotations.body("synapses", before[2][0]["Label"])
+        with pytest.raises(FormatError, match="earlier layout; open"):
+            ds.verify()
     with open_dataset(path, "r+") as ds:
         assert (ds.annotations.export("synapses"), ds.annotations.tag("synapses", "t"),
                 ds.annotations.top("synapses", 100)) == before

@@ -316,3 +316,23 @@ def test_verify_finds_an_element_on_the_wrong_body_and_a_wrong_count(ds: Dataset
     problems = ds.verify().problems
     assert any("on body" in p and "the labels say" in p for p in problems)
     assert any(f"count of body {a}" in p for p in problems)
+
+
+def test_verify_finds_an_element_in_the_wrong_block_or_not_in_both_tables(ds: Dataset
+                                                                          ) -> None:
+    elements = synapses(ds, 30, seed=9)
+    ds.annotations.post(NAME, json.dumps(elements))
+    assert ds.verify().ok
+    assert ds._journal is not None
+    (x, y, z), (x2, y2, z2), (x3, y3, z3) = (e["Pos"] for e in elements[:3])  # type: ignore[misc]
+    with ds._journal.transaction() as cur:  # (what a bug in a write would leave)
+        cur.execute("UPDATE annotation_blocks SET bz = bz + 1 WHERE x = ? AND y = ? AND z = ?",
+                    (x, y, z))
+        cur.execute("DELETE FROM annotation_elements WHERE x = ? AND y = ? AND z = ?",
+                    (x2, y2, z2))
+        cur.execute("DELETE FROM annotation_blocks WHERE x = ? AND y = ? AND z = ?",
+                    (x3, y3, z3))
+    problems = ds.verify().problems
+    assert any(f"element at {[x, y, z]}: listed in block" in p for p in problems)
+    assert any(f"element at {[x2, y2, z2]}: no JSON" in p for p in problems)
+    assert any(f"element JSON at {[x3, y3, z3]}: no element there" in p for p in problems)

@@ -12,8 +12,10 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from app.model.annotations import tables
 from app.model.annotations.elements import SYNAPTIC
 from app.model.annotations.sets import labels_at
+from app.model.errors import FormatError
 from app.model.geometry import Coord
 from app.model.journal.journal_db import from_db
 
@@ -47,9 +49,12 @@ def annotation_problems(
         entries = conn.execute(
             "SELECT set_name, x, y, z, kind, body, sv FROM annotation_bodies").fetchall()
         counted = conn.execute("SELECT set_name, kind, body, n FROM annotation_counts").fetchall()
-    except sqlite3.OperationalError as exc:  # (a journal older than annotations)
+    except sqlite3.OperationalError as exc:
+        if tables.earlier_layout(conn):
+            raise FormatError("its annotations are in an earlier layout; open it for editing "
+                              "once to convert them, then verify") from None
         if "no such table" in str(exc):
-            return []
+            return []  # (a journal older than annotations)
         raise
     labels = labels_at([(x, y, z) for *_, x, y, z, _, _ in rows], block_size, read_block,
                        body_of)
