@@ -51,8 +51,8 @@ def annotation_problems(
         counted = conn.execute("SELECT set_name, kind, body, n FROM annotation_counts").fetchall()
     except sqlite3.OperationalError as exc:
         if tables.earlier_layout(conn):
-            raise FormatError("its annotations are in an earlier layout; open it for editing "
-                              "once to convert them, then verify") from None
+            raise FormatError("the journal's annotations are in an earlier layout; open the "
+                              "file for editing once to convert them, then verify") from None
         if "no such table" in str(exc):
             return []  # (a journal older than annotations)
         raise
