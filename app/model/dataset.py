@@ -683,7 +683,8 @@ class Dataset(DatasetReads):
                     report.problems.extend(annotation_problems(
                         conn, self.store.block_size,
                         lambda c: self.store.read_block(LABELS, 0, c),
-                        None if self._mapping is None else self._mapping.body_of))
+                        None if self._mapping is None else self._mapping.body_of,
+                        str(self.path)))
         return report
 
     def _mapping_problems(self, mapping: MappingState) -> list[str]:

@@ -20,7 +20,7 @@ from app.model.annotations.body_fields import PROTECTED
 from app.model.annotations.body_values import BodyValues
 from app.model.annotations.elements import Point, paused_gc
 from app.model.annotations.sets import AnnotationSets
-from app.model.errors import FormatError, InvalidMutationError, ReadOnlyError
+from app.model.errors import InvalidMutationError, ReadOnlyError
 from app.model.journal.journal import Journal
 
 Element = dict[str, Any]
@@ -42,16 +42,7 @@ class _JournalReads:
             if journal is None:
                 return empty
             with journal.reading() as conn:
-                try:
-                    return query(conn)
-                except sqlite3.OperationalError as exc:
-                    if tables.earlier_layout(conn):
-                        raise FormatError(
-                            f"{self._path}: its annotations are in an earlier layout; open "
-                            "it for editing once to convert them") from None
-                    if "no such table" not in str(exc):
-                        raise
-                    return empty  # (a journal older than annotations)
+                return tables.read(conn, query, empty, str(self._path))
 
     def _read_only(self) -> ReadOnlyError:
         return ReadOnlyError(f"{self._path} is open read-only")

@@ -15,7 +15,6 @@ from numpy.typing import NDArray
 from app.model.annotations import tables
 from app.model.annotations.elements import SYNAPTIC
 from app.model.annotations.sets import labels_at
-from app.model.errors import FormatError
 from app.model.geometry import Coord
 from app.model.journal.journal_db import from_db
 
@@ -28,6 +27,7 @@ def annotation_problems(
     block_size: tuple[int, int, int],
     read_block: Callable[[Coord], NDArray[Any]],
     body_of: Callable[[NDArray[np.uint64]], NDArray[np.uint64]] | None,
+    where: str,
 ) -> list[str]:
     """What is wrong with the annotation tables (empty: nothing).
 
@@ -41,33 +41,31 @@ def annotation_problems(
         The s0 labels (supervoxels in labelmap mode) of a block.
     body_of : callable or None
         The mapping (None: voxel mode).
+    where : str
+        The dataset, named in the error of a journal of an earlier layout.
+
+    Raises
+    ------
+    app.model.errors.FormatError
+        The annotation tables are of an earlier layout (:func:`.tables.read`).
     """
-    try:
-        rows = conn.execute(
-            "SELECT bz, by, bx, set_name, x, y, z, kind, sv FROM annotation_blocks").fetchall()
-        texts = set(conn.execute("SELECT set_name, x, y, z FROM annotation_elements"))
-        entries = conn.execute(
-            "SELECT set_name, x, y, z, kind, body, sv FROM annotation_bodies").fetchall()
-        counted = conn.execute("SELECT set_name, kind, body, n FROM annotation_counts").fetchall()
-    except sqlite3.OperationalError as exc:
-        if tables.earlier_layout(conn):
-            raise FormatError("the journal's annotations are in an earlier layout; open the "
-                              "file for editing once to convert them, then verify") from None
-        if "no such table" in str(exc):
-            return []  # (a journal older than annotations)
-        raise
-    labels = labels_at([(x, y, z) for *_, x, y, z, _, _ in rows], block_size, read_block,
-                       body_of)
+    found = tables.read(conn, _stored, None, where)
+    if found is None:
+        return []
+    rows, texts, entries, counted = found
+    points = [(x, y, z) for *_, x, y, z, _, _ in rows]
+    labels = labels_at(points, block_size, read_block, body_of)
+    blocks = tables.blocks_of(np.array(points), block_size).tolist()
     on_body = {(name, x, y, z): (kind, from_db(body), from_db(sv))
                for name, x, y, z, kind, body, sv in entries}
     wrong = []
-    for (*block, name, x, y, z, kind, sv), (s, b) in zip(rows, labels, strict=True):
+    for (*block, name, x, y, z, kind, sv), (s, b), at in zip(rows, labels, blocks, strict=True):
         entry = on_body.pop((name, x, y, z), None)
         if (name, x, y, z) in texts:
             texts.remove((name, x, y, z))
         else:
             wrong.append(f"{name} element at {[x, y, z]}: no JSON")
-        if block != [z // block_size[0], y // block_size[1], x // block_size[2]]:
+        if block != at:
             wrong.append(f"{name} element at {[x, y, z]}: listed in block {block}")
         if entry is None:
             wrong.append(f"{name} element at {[x, y, z]}: on no body, the labels say {b} ({s})")
@@ -87,6 +85,17 @@ def annotation_problems(
                   for name, kind, body in [k] if stored.get(k, 0) != recount.get(k, 0)]
     return [*_shown(wrong, "elements on the wrong body"),
             *_shown(miscounted, "wrong synapse counts")]
+
+
+def _stored(conn: sqlite3.Connection) -> tuple[list[Any], set[Any], list[Any], list[Any]]:
+    """Every row of ``annotation_blocks``, the keys of ``annotation_elements``,
+    every row of ``annotation_bodies`` and of ``annotation_counts``."""
+    return (conn.execute("SELECT bz, by, bx, set_name, x, y, z, kind, sv FROM annotation_blocks"
+                         ).fetchall(),
+            set(conn.execute("SELECT set_name, x, y, z FROM annotation_elements")),
+            conn.execute("SELECT set_name, x, y, z, kind, body, sv FROM annotation_bodies"
+                         ).fetchall(),
+            conn.execute("SELECT set_name, kind, body, n FROM annotation_counts").fetchall())
 
 
 def _shown(problems: list[str], what: str) -> list[str]:

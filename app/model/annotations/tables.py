@@ -30,14 +30,17 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from itertools import chain, repeat
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
 
 from app.model.annotations.elements import SYNAPTIC, Batch, Element, Point, element_of
+from app.model.errors import FormatError
 from app.model.geometry import Coord
 from app.model.journal.journal_db import from_db, to_db
+
+T = TypeVar("T")
 
 _ELEMENTS = """
 CREATE TABLE IF NOT EXISTS annotation_elements (
@@ -121,6 +124,27 @@ def earlier_layout(conn: sqlite3.Connection) -> bool:
     writer opening it moves them to this one: :func:`create_annotation_schema`)."""
     columns = [r[1] for r in conn.execute("PRAGMA table_info(annotation_elements)")]
     return "sv" in columns
+
+
+def read(conn: sqlite3.Connection, query: Callable[[sqlite3.Connection], T], empty: T,
+         where: str) -> T:
+    """``query(conn)``, or ``empty`` for a journal older than annotations.
+
+    Raises
+    ------
+    app.model.errors.FormatError
+        The tables are of an earlier layout, which a reader does not convert
+        (one line, naming ``where``).
+    """
+    try:
+        return query(conn)
+    except sqlite3.OperationalError as exc:
+        if earlier_layout(conn):
+            raise FormatError(f"{where}: its annotations are in an earlier layout; open it "
+                              "for editing once to convert them") from None
+        if "no such table" not in str(exc):
+            raise
+        return empty
 
 
 BodyOf = Callable[[NDArray[np.uint64]], NDArray[np.uint64]] | None
@@ -222,12 +246,6 @@ def in_block(conn: sqlite3.Connection, block: Coord, body_of: BodyOf) -> list[Ro
         "WHERE bz = ? AND by = ? AND bx = ?", block).fetchall(), body_of)
 
 
-def _block_of(pos: Point, block_size: tuple[int, int, int]) -> Coord:
-    """The s0 block ``(z, y, x)`` of a position ``(x, y, z)``."""
-    x, y, z = pos
-    return (z // block_size[0], y // block_size[1], x // block_size[2])
-
-
 def of_bodies(conn: sqlite3.Connection, bodies: Sequence[int], keys: Sequence[int]
               ) -> list[Row]:
     """The elements of every set whose body is one of ``bodies`` and whose
@@ -255,10 +273,11 @@ def relabel(conn: sqlite3.Connection, changes: Sequence[tuple[Row, int, int]],
     whose elements all go to one other body on their supervoxels (a merge's)
     is moved in two statements.  ``block_size``: the s0 block shape ``(z, y, x)``."""
     new = [(to_db(body), to_db(sv), r) for r, body, sv in changes]
-    resited = sorted((*_block_of(r[1:4], block_size), *r[:4], sv)
-                     for _, sv, r in new if sv != r[6])
+    resited = [(sv, r) for _, sv, r in new if sv != r[6]]
     if resited:
-        conn.executemany(f"UPDATE annotation_blocks SET sv = ?8 {_BLOCK_KEY}", resited)
+        blocks = blocks_of(np.array([r[1:4] for _, r in resited]), block_size).tolist()
+        conn.executemany(f"UPDATE annotation_blocks SET sv = ?8 {_BLOCK_KEY}", sorted(
+            (*b, *r[:4], sv) for b, (sv, r) in zip(blocks, resited, strict=True)))
     moves = Counter((r[0], r[4], r[5], body, sv == r[6]) for body, sv, r in new)
     whole = _whole_bodies(conn, moves)
     for old, body in whole.items():
@@ -338,7 +357,7 @@ def put(conn: sqlite3.Connection, name: str, batch: Batch, svs: NDArray[np.uint6
     order = _table_order(pos)
     _insert(conn, "annotation_elements", 5, zip(repeat(name), *pos[order].T.tolist(),
                                                 [batch.texts[i] for i in order.tolist()]))
-    blocks = _blocks(pos, block_size)
+    blocks = blocks_of(pos, block_size)
     by_block = _block_order(pos, blocks)
     _insert(conn, "annotation_blocks", 9,
             zip(*blocks[by_block].T.tolist(), repeat(name), *pos[by_block].T.tolist(),
@@ -361,7 +380,7 @@ def remove(conn: sqlite3.Connection, name: str, pos: NDArray[np.int64], body_of:
     if not len(pos) or conn.execute("SELECT 1 FROM annotation_elements WHERE set_name = ? "
                                     "LIMIT 1", (name,)).fetchone() is None:
         return []
-    blocks = _blocks(pos, block_size)
+    blocks = blocks_of(pos, block_size)
     order = _block_order(pos, blocks)
     conn.execute("CREATE TEMP TABLE IF NOT EXISTS annotation_points (i INTEGER NOT NULL, "
                  "bz INTEGER NOT NULL, by INTEGER NOT NULL, bx INTEGER NOT NULL, "
@@ -399,9 +418,9 @@ def _table_order(pos: NDArray[np.int64]) -> NDArray[np.intp]:
     return np.argsort((x * (int(y.max(initial=0)) + 1) + y) * (int(z.max(initial=0)) + 1) + z)
 
 
-def _blocks(pos: NDArray[np.int64], block_size: tuple[int, int, int]) -> NDArray[np.int64]:
+def blocks_of(pos: NDArray[np.int64], block_size: tuple[int, int, int]) -> NDArray[np.int64]:
     """The s0 blocks ``(z, y, x)`` (n, 3) of positions ``(x, y, z)`` (n, 3)."""
-    return pos[:, ::-1] // np.asarray(block_size, np.int64)
+    return np.asarray(pos, np.int64).reshape(-1, 3)[:, ::-1] // np.asarray(block_size, np.int64)
 
 
 def _block_order(pos: NDArray[np.int64], blocks: NDArray[np.int64]) -> NDArray[np.intp]:
@@ -415,7 +434,8 @@ def at(conn: sqlite3.Connection, name: str, pos: Point, body_of: BodyOf,
     """The element of set ``name`` at ``pos``, if any (on the body ``body_of``
     gives; ``block_size``: the s0 block shape ``(z, y, x)``)."""
     rows = conn.execute(f"SELECT set_name, x, y, z, kind, sv FROM annotation_blocks {_BLOCK_KEY}",
-                        (*_block_of(pos, block_size), name, *pos)).fetchall()
+                        (*blocks_of(np.array(pos), block_size)[0].tolist(), name, *pos)
+                        ).fetchall()
     return stored(_with_bodies(rows, body_of)[0]) if rows else None
 
 
