@@ -44,7 +44,7 @@ def outcome(parse: Any, data: str) -> tuple[Any, ...]:
         batch = parse(data, SHAPE)
     except InvalidMutationError as exc:
         return ("error", str(exc))
-    return (batch.pos.tolist(), batch.kinds, batch.tags, batch.texts)
+    return (batch.pos.tolist(), batch.kinds.tolist(), batch.tags, batch.texts)
 
 
 coordinate = st.one_of(st.integers(-1, 7), st.sampled_from([True, 1.0, "1", None]))

@@ -15,6 +15,7 @@ from app.kernels.downsample import (
     downsample_palette_into,
     downsampled_shape,
 )
+from app.kernels.element_text import element_positions_json
 from app.kernels.mapping import check_mapping, map_block, map_ids
 from app.kernels.palette import gather, palettize, split_index
 from app.kernels.relabel import (
@@ -48,6 +49,7 @@ __all__ = [
     "downsample_labels_into",
     "downsample_palette_into",
     "downsampled_shape",
+    "element_positions_json",
     "encode_rles",
     "gather",
     "index_dtype",

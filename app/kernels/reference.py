@@ -7,6 +7,7 @@ Numba kernels. None of them modifies its inputs.
 
 from __future__ import annotations
 
+import json
 import struct
 from collections import Counter
 from typing import Any
@@ -20,6 +21,7 @@ __all__ = [
     "count_in_ref",
     "downsample_image_ref",
     "downsample_labels_ref",
+    "element_positions_json_ref",
     "encode_rles_ref",
     "label_counts_ref",
     "map_block_ref",
@@ -350,3 +352,16 @@ def canonical_rles_ref(spans: NDArray[Any]) -> NDArray[np.int32]:
         else:
             rows.append([x, y, z, 1])
     return np.array(rows, dtype=np.int32).reshape(-1, 4)
+
+
+# --------------------------------------------------------------------------- element text
+
+
+def element_positions_json_ref(labels: ArrayLike, kinds: ArrayLike, pos: ArrayLike,
+                               kind_names: tuple[str, ...]) -> str:
+    """Go's JSON of ``[]ElementPos``: one ``{"Label","Kind","Pos"}`` object per
+    element, ``null`` for none (Python's ``json`` module, compact)."""
+    items = [{"Label": label, "Kind": kind_names[kind], "Pos": p}
+             for label, kind, p in zip(_ints(labels), _ints(kinds),
+                                       np.asarray(pos).reshape(-1, 3).tolist(), strict=True)]
+    return json.dumps(items or None, separators=(",", ":"))

@@ -30,6 +30,8 @@ from app.model.errors import InvalidMutationError
 
 KINDS = ("PostSyn", "PreSyn", "Gap", "Note", "Unknown")
 """DVID's element kinds (``ElementType``)."""
+KIND_CODES = {kind: code for code, kind in enumerate(KINDS)}
+"""Each kind's code: its index in :data:`KINDS` (a :class:`Batch`'s ``kinds``)."""
 SYNAPTIC = ("PreSyn", "PostSyn")
 """The kinds counted per body (DVID's labelsz indexes)."""
 RELATIONSHIPS = ("PostSynTo", "PreSynTo", "ConvergentTo", "GroupedWith", "UnknownRelationship")
@@ -84,9 +86,9 @@ class Element:
             "Rels": [r.to_json() for r in self.rels] or None,
         }
 
-    def text(self) -> str:
+    def text(self) -> bytes:
         """:meth:`to_json` as compact JSON text, UTF-8 (as stored)."""
-        return msgspec.json.encode(self.to_json()).decode()
+        return msgspec.json.encode(self.to_json())
 
     def without_rels(self) -> dict[str, Any]:
         """DVID's JSON object without ``Rels`` (its label and tag lists' form)."""
@@ -118,18 +120,18 @@ class Batch:
     ----------
     pos : NDArray[np.int64], shape (n, 3)
         Their ``(x, y, z)``.
-    kinds : list of str
-        Their kinds.
+    kinds : NDArray[np.uint8], shape (n,)
+        Their kinds' codes (:data:`KIND_CODES`).
     tags : list of tuple of str
         Their tags.
-    texts : list of str
+    texts : list of bytes
         Their :meth:`Element.text`.
     """
 
     pos: NDArray[np.int64]
-    kinds: list[str]
+    kinds: NDArray[np.uint8]
     tags: list[tuple[str, ...]]
-    texts: list[str]
+    texts: list[bytes]
 
     def __len__(self) -> int:
         return len(self.kinds)
@@ -138,8 +140,13 @@ class Batch:
     def of(cls, elements: Sequence[Element]) -> Batch:
         """The batch of ``elements``."""
         return cls(np.array([e.pos for e in elements], np.int64).reshape(-1, 3),
-                   [e.kind for e in elements], [e.tags for e in elements],
+                   kind_codes([e.kind for e in elements]), [e.tags for e in elements],
                    [e.text() for e in elements])
+
+
+def kind_codes(kinds: Sequence[str]) -> NDArray[np.uint8]:
+    """The codes (:data:`KIND_CODES`) of ``kinds`` (each one of :data:`KINDS`)."""
+    return np.fromiter(map(KIND_CODES.__getitem__, kinds), np.uint8, len(kinds))
 
 
 @contextmanager

@@ -13,13 +13,15 @@ from __future__ import annotations
 
 import json
 from functools import cache
+from itertools import chain
+from operator import attrgetter
 from typing import Annotated, Any, Literal
 
 import msgspec
 import numpy as np
 from numpy.typing import NDArray
 
-from app.model.annotations.elements import Batch, Point, element_of, paused_gc
+from app.model.annotations.elements import Batch, Point, element_of, kind_codes, paused_gc
 from app.model.errors import InvalidMutationError
 
 _Kind = Literal["PostSyn", "PreSyn", "Gap", "Note", "Unknown"]
@@ -95,18 +97,18 @@ def _usual(data: bytes | str, shape: tuple[int, int, int]) -> Batch | None:
         elements = _reader(shape).decode(data)
     except (msgspec.ValidationError, msgspec.DecodeError):
         return None
-    tags: list[tuple[str, ...]] = []
-    for e in elements:  # (DVID writes no tags, properties or relationships as null)
-        if e.Tags:
+    tags: list[tuple[str, ...]] = [()] * len(elements)
+    for i, e in enumerate(elements):  # (DVID writes no tags, properties or relationships
+        if e.Tags:                     # as null)
             e.Tags = list(dict.fromkeys(e.Tags))
-            tags.append(tuple(e.Tags))
+            tags[i] = tuple(e.Tags)
         else:
             e.Tags = None
-            tags.append(())
         if not e.Prop:
             e.Prop = None
         if not e.Rels:
             e.Rels = None
-    pos = np.array([e.Pos for e in elements], np.int64).reshape(-1, 3)
-    texts = _WRITE.encode_lines(elements).decode().split("\n")  # (JSON escapes newlines)
-    return Batch(pos, [e.Kind for e in elements], tags, texts[:-1])
+    pos = np.fromiter(chain.from_iterable(map(attrgetter("Pos"), elements)), np.int64,
+                      3 * len(elements)).reshape(-1, 3)
+    texts = _WRITE.encode_lines(elements).split(b"\n")  # (JSON escapes newlines)
+    return Batch(pos, kind_codes(list(map(attrgetter("Kind"), elements))), tags, texts[:-1])

@@ -199,10 +199,9 @@ class AnnotationSets:
               ) -> None:
         """Append the command's message to set ``name``'s events: ``removed``
         leave their bodies, ``added`` join ``bodies``."""
-        add = ElementPositions(
-            (body, kind, x, y, z) for body, kind, (x, y, z)
-            in zip(bodies.tolist(), added.kinds, added.pos.tolist(), strict=True) if body)
-        delete = ElementPositions((s.body, s.kind, *s.pos) for s in removed if s.body)
+        on = bodies != 0
+        add = ElementPositions(bodies[on], added.kinds[on], added.pos[on])
+        delete = ElementPositions.of([(s.body, s.kind, *s.pos) for s in removed if s.body])
         msg = delta_message(action, add, delete, self.uuid, now_go())
         msg.update(fields)
         if self.user:

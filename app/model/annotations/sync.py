@@ -30,12 +30,14 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
 
+from app.kernels import element_positions_json
 from app.model.annotations import tables
-from app.model.annotations.elements import paused_gc
+from app.model.annotations.elements import KINDS, kind_codes, paused_gc
 from app.model.annotations.tables import Row
 from app.model.events import outbox
 from app.model.events.blobstore import put_blob
@@ -144,33 +146,54 @@ def _labels_at(block: NDArray[np.uint64] | PaletteBlock,
 def _messages(record: Mutation, relabelled: list[tuple[Row, int, int]]
               ) -> dict[str, Message]:
     """One sync message per set whose elements changed body."""
-    deltas: dict[str, tuple[ElementPositions, ElementPositions]] = {}
+    Items = list[tuple[int, str, int, int, int]]
+    deltas: dict[str, tuple[Items, Items]] = {}
     for (name, x, y, z, kind, stored, _), body, _sv in relabelled:
         old = from_db(stored)
         if body == old:
             continue
-        add, delete = deltas.get(name) or deltas.setdefault(name, (ElementPositions(),
-                                                                   ElementPositions()))
+        add, delete = deltas.get(name) or deltas.setdefault(name, ([], []))
         if body:
             add.append((body, kind, x, y, z))
         if old:
             delete.append((old, kind, x, y, z))
-    return {name: delta_message(record.action, add, delete, record.stamp.uuid,
+    return {name: delta_message(record.action, ElementPositions.of(add),
+                                ElementPositions.of(delete), record.stamp.uuid,
                                 record.stamp.timestamp, record.mutation_id)
             for name, (add, delete) in sorted(deltas.items()) if add or delete}
 
 
-class ElementPositions(list[tuple[int, str, int, int, int]]):
-    """A list of DVID's ``ElementPos`` (``{"Label", "Kind", "Pos"}``), each
-    ``(label, kind, x, y, z)``."""
+@dataclass(frozen=True)
+class ElementPositions:
+    """A list of DVID's ``ElementPos`` (``{"Label", "Kind", "Pos"}``), column by column.
+
+    Attributes
+    ----------
+    labels : NDArray[np.uint64], shape (n,)
+        Each element's label (its body).
+    kinds : NDArray[np.uint8], shape (n,)
+        Each element's kind's code (:data:`~.elements.KIND_CODES`).
+    pos : NDArray[np.int64], shape (n, 3)
+        Each element's ``(x, y, z)``.
+    """
+
+    labels: NDArray[np.uint64]
+    kinds: NDArray[np.uint8]
+    pos: NDArray[np.int64]
+
+    @classmethod
+    def of(cls, items: Sequence[tuple[int, str, int, int, int]]) -> ElementPositions:
+        """The list of ``(label, kind, x, y, z)`` items."""
+        return cls(np.array([i[0] for i in items], np.uint64),
+                   kind_codes([i[1] for i in items]),
+                   np.array([i[2:] for i in items], np.int64).reshape(-1, 3))
+
+    def __len__(self) -> int:
+        return len(self.labels)
 
     def json(self) -> str:
         """The list as Go writes it (``null`` when empty)."""
-        return "[" + ",".join(map(_ELEMENT_POS.__mod__, self)) + "]" if self else "null"
-
-
-_ELEMENT_POS = '{"Label":%d,"Kind":"%s","Pos":[%d,%d,%d]}'
-"""An ``ElementPos`` (its kind one of :data:`~.elements.KINDS`: nothing to escape)."""
+        return element_positions_json(self.labels, self.kinds, self.pos, KINDS)
 
 
 def delta_message(action: str, add: ElementPositions, delete: ElementPositions, uuid: str,

@@ -35,7 +35,15 @@ from typing import NamedTuple, TypeVar
 import numpy as np
 from numpy.typing import NDArray
 
-from app.model.annotations.elements import SYNAPTIC, Batch, Element, Point, element_of
+from app.model.annotations.elements import (
+    KIND_CODES,
+    KINDS,
+    SYNAPTIC,
+    Batch,
+    Element,
+    Point,
+    element_of,
+)
 from app.model.errors import FormatError
 from app.model.geometry import Coord
 from app.model.journal.journal_db import from_db, to_db
@@ -87,6 +95,9 @@ _ROWS_PER_INSERT = 128
 _BULK_CACHE_KIB = 256 << 10
 """That cache (KiB): the indexes of a million elements, whose rows go in out
 of their order, stay in memory instead of being written out and read back."""
+
+_KIND_NAMES = np.array(KINDS, object)
+"""The kinds by their codes (:data:`~.elements.KIND_CODES`)."""
 
 
 def create_annotation_schema(conn: sqlite3.Connection) -> None:
@@ -207,12 +218,13 @@ def db_labels(labels: NDArray[np.uint64]) -> list[int]:
 
 
 def _insert(conn: sqlite3.Connection, table: str, width: int,
-            rows: Iterable[Sequence[object]]) -> None:
-    """Insert ``rows`` of ``width`` values each into ``table``,
-    :data:`_ROWS_PER_INSERT` to a statement (the rest one by one).  An
-    ``executemany`` binds and steps each statement from Python: a million
-    rows go in about 40 % faster this way than one row a statement."""
-    one = f"({', '.join('?' * width)})"
+            rows: Iterable[Sequence[object]], one: str | None = None) -> None:
+    """Insert ``rows`` of ``width`` values each into ``table`` (``one``: a
+    row's SQL, ``(?, ?, …)`` by default), :data:`_ROWS_PER_INSERT` to a
+    statement (the rest one by one).  An ``executemany`` binds and steps each
+    statement from Python: a million rows go in about 40 % faster this way
+    than one row a statement."""
+    one = one or f"({', '.join('?' * width)})"
     values = list(chain.from_iterable(rows))
     step = width * _ROWS_PER_INSERT
     whole = len(values) // step * step
@@ -353,22 +365,28 @@ def put(conn: sqlite3.Connection, name: str, batch: Batch, svs: NDArray[np.uint6
     and bodies ``bodies`` (new positions: :func:`remove` those they replace
     first), tags and counts included."""
     pos = batch.pos
-    x, y, z = pos.T
     order = _table_order(pos)
-    _insert(conn, "annotation_elements", 5, zip(repeat(name), *pos[order].T.tolist(),
-                                                [batch.texts[i] for i in order.tolist()]))
+    texts = np.array(batch.texts, object)  # (UTF-8: stored as the text it is)
+    _insert(conn, "annotation_elements", 5,
+            zip(repeat(name), *pos[order].T.tolist(), texts[order].tolist()),
+            "(?, ?, ?, ?, CAST(? AS TEXT))")
     blocks = blocks_of(pos, block_size)
-    by_block = _block_order(pos, blocks)
+    by_block = _block_order(pos, blocks, block_size)
     _insert(conn, "annotation_blocks", 9,
             zip(*blocks[by_block].T.tolist(), repeat(name), *pos[by_block].T.tolist(),
-                [batch.kinds[i] for i in by_block.tolist()], db_labels(svs[by_block])))
-    by_body = np.lexsort((z, y, x, svs.view(np.int64), bodies.view(np.int64)))  # (its key)
+                _KIND_NAMES[batch.kinds[by_block]].tolist(), db_labels(svs[by_block])))
+    by_body = np.lexsort((_position_keys(pos), svs.view(np.int64), bodies.view(np.int64)))
     _insert(conn, "annotation_bodies", 7,
             zip(db_labels(bodies[by_body]), db_labels(svs[by_body]), repeat(name),
-                *pos[by_body].T.tolist(), [batch.kinds[i] for i in by_body.tolist()]))
+                *pos[by_body].T.tolist(), _KIND_NAMES[batch.kinds[by_body]].tolist()))
     _insert(conn, "annotation_tags", 5, [(name, t, *pos[i].tolist())
                                          for i, tags in enumerate(batch.tags) for t in tags])
-    count(conn, Counter(zip(repeat(name), batch.kinds, bodies.tolist())))
+    counted: dict[tuple[str, str, int], int] = {}
+    for kind in SYNAPTIC:
+        on, n = np.unique(bodies[batch.kinds == KIND_CODES[kind]], return_counts=True)
+        counted.update(zip(((name, kind, body) for body in on.tolist()), n.tolist(),
+                           strict=True))
+    count(conn, counted)
 
 
 def remove(conn: sqlite3.Connection, name: str, pos: NDArray[np.int64], body_of: BodyOf,
@@ -381,7 +399,7 @@ def remove(conn: sqlite3.Connection, name: str, pos: NDArray[np.int64], body_of:
                                     "LIMIT 1", (name,)).fetchone() is None:
         return []
     blocks = blocks_of(pos, block_size)
-    order = _block_order(pos, blocks)
+    order = _block_order(pos, blocks, block_size)
     conn.execute("CREATE TEMP TABLE IF NOT EXISTS annotation_points (i INTEGER NOT NULL, "
                  "bz INTEGER NOT NULL, by INTEGER NOT NULL, bx INTEGER NOT NULL, "
                  "x INTEGER NOT NULL, y INTEGER NOT NULL, z INTEGER NOT NULL)")
@@ -414,8 +432,13 @@ def _table_order(pos: NDArray[np.int64]) -> NDArray[np.intp]:
     """The order of positions ``(x, y, z)`` (n, 3) in the tables keyed by
     position (x, then y, then z): rows written or looked up in it go next to
     the last ones."""
+    return np.argsort(_position_keys(pos))
+
+
+def _position_keys(pos: NDArray[np.int64]) -> NDArray[np.int64]:
+    """One integer per position ``(x, y, z)`` (n, 3), in their order (x, then y, then z)."""
     x, y, z = pos.T
-    return np.argsort((x * (int(y.max(initial=0)) + 1) + y) * (int(z.max(initial=0)) + 1) + z)
+    return (x * (int(y.max(initial=0)) + 1) + y) * (int(z.max(initial=0)) + 1) + z
 
 
 def blocks_of(pos: NDArray[np.int64], block_size: tuple[int, int, int]) -> NDArray[np.int64]:
@@ -423,10 +446,16 @@ def blocks_of(pos: NDArray[np.int64], block_size: tuple[int, int, int]) -> NDArr
     return np.asarray(pos, np.int64).reshape(-1, 3)[:, ::-1] // np.asarray(block_size, np.int64)
 
 
-def _block_order(pos: NDArray[np.int64], blocks: NDArray[np.int64]) -> NDArray[np.intp]:
+def _block_order(pos: NDArray[np.int64], blocks: NDArray[np.int64],
+                 block_size: tuple[int, int, int]) -> NDArray[np.intp]:
     """The order of positions ``(x, y, z)`` (n, 3) in ``annotation_blocks``
-    (by block ``(z, y, x)`` (n, 3), then position)."""
-    return np.lexsort((*pos.T[::-1], *blocks.T[::-1]))
+    (by block ``(z, y, x)`` (n, 3), then position; ``block_size``: the s0
+    block shape ``(z, y, x)``)."""
+    grid = blocks.max(axis=0, initial=0) + 1
+    bz, by, bx = block_size
+    local = pos - blocks[:, ::-1] * (bx, by, bz)
+    return np.argsort((((blocks[:, 0] * grid[1] + blocks[:, 1]) * grid[2] + blocks[:, 2])
+                       * bx + local[:, 0]) * by * bz + local[:, 1] * bz + local[:, 2])
 
 
 def at(conn: sqlite3.Connection, name: str, pos: Point, body_of: BodyOf,
