@@ -200,6 +200,39 @@ def test_merge_split_undo_redo_keep_every_element_on_its_body(ds: Dataset) -> No
         assert_synced(ds, elements, {a, b, new})
 
 
+def elements_a_split_half_takes(ds: Dataset) -> tuple[list[dict[str, object]], NDArray[np.int64]]:
+    """Three elements on one supervoxel in one block: two side by side (the
+    first two), the third apart; and the ``(z, y, x)`` of the first."""
+    svs = np.asarray(ds.supervoxels(0)[...])
+    grid = np.array(BLOCK)
+    for z, y, x in np.argwhere((svs[:, :, :-1] == svs[:, :, 1:]) & (svs[:, :, :-1] > 0)).tolist():
+        if x % grid[2] == grid[2] - 1:  # (its neighbour in the next block)
+            continue
+        lo = np.array([z, y, x]) // grid * grid
+        block = svs[lo[0]:lo[0] + grid[0], lo[1]:lo[1] + grid[1], lo[2]:lo[2] + grid[2]]
+        apart = [p for p in np.argwhere(block == svs[z, y, x]).tolist()
+                 if max(abs(a - b) for a, b in zip(p, [z - lo[0], y - lo[1], x - lo[2]],
+                                                   strict=True)) > 2]
+        if apart:
+            third = (np.array(apart[0]) + lo).tolist()
+            points = [[x, y, z], [x + 1, y, z], third[::-1]]
+            return ([{"Pos": p, "Kind": "PostSyn"} for p in points],
+                    np.array([z, y, x], np.int64))
+    raise AssertionError("no supervoxel with three voxels so placed")
+
+
+def test_a_split_moves_only_the_elements_it_takes_from_a_block(ds: Dataset) -> None:
+    elements, (z, y, x) = elements_a_split_half_takes(ds)
+    ds.annotations.post(NAME, json.dumps(elements))
+    body = int(ds.labels(0)[z, y, x])
+    new = ds.split(body, mask=np.ones((1, 1, 2), bool), offset=(z, y, x)).label
+    assert_synced(ds, elements, {body, new})
+    assert ds.annotations.counts(NAME, new) == {"PreSyn": 0, "PostSyn": 2}
+    ds.undo()
+    assert_synced(ds, elements, {body, new})
+    assert ds.verify().ok
+
+
 def test_a_cleave_moves_the_elements_of_the_cleaved_supervoxels(ds: Dataset) -> None:
     if not ds.labelmap:
         pytest.skip("cleave is a labelmap edit")

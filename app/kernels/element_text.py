@@ -13,6 +13,8 @@ a kind is given as its index into them.
 
 from __future__ import annotations
 
+from functools import cache
+
 import numpy as np
 from numba import njit
 from numpy.typing import NDArray
@@ -138,17 +140,22 @@ def element_positions_json(labels: NDArray[np.uint64], kinds: NDArray[np.uint8],
     labels, kinds, pos = _checked(labels, kinds, pos, len(kind_names))
     if not labels.size:
         return "null"
-    if not all(name.isascii() and name.isalnum() for name in kind_names):
-        raise ValueError(f"kind names must be ASCII letters and digits, got {kind_names!r}")
-    width = max(map(len, kind_names))
-    names = np.zeros((len(kind_names), width), np.uint8)
-    for i, name in enumerate(kind_names):
-        names[i, :len(name)] = np.frombuffer(name.encode(), np.uint8)
-    sizes = np.array([len(n) for n in kind_names], np.int64)
+    names, sizes = _names(kind_names)
     fixed = _OPEN.size + _KIND.size + _POS.size + 2 + _CLOSE.size  # (the 2: Pos's commas)
     out = np.empty(_text_size(labels, kinds, pos, sizes, fixed), np.uint8)
     _write_text(labels, kinds, pos, names, sizes, _OPEN, _KIND, _POS, _CLOSE, out)
     return out.tobytes().decode("ascii")
+
+
+@cache
+def _names(kind_names: tuple[str, ...]) -> tuple[NDArray[np.uint8], NDArray[np.int64]]:
+    """The names' bytes, a row each (zero-padded), and their lengths."""
+    if not all(name.isascii() and name.isalnum() for name in kind_names):
+        raise ValueError(f"kind names must be ASCII letters and digits, got {kind_names!r}")
+    names = np.zeros((len(kind_names), max(map(len, kind_names))), np.uint8)
+    for i, name in enumerate(kind_names):
+        names[i, :len(name)] = np.frombuffer(name.encode(), np.uint8)
+    return names, np.array([len(n) for n in kind_names], np.int64)
 
 
 def _checked(labels: NDArray[np.uint64], kinds: NDArray[np.uint8], pos: NDArray[np.int64],

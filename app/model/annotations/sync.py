@@ -42,7 +42,6 @@ from app.model.annotations.tables import Row
 from app.model.events import outbox
 from app.model.events.blobstore import put_blob
 from app.model.events.encoding import RawJSON, encode_message
-from app.model.journal.journal_db import from_db
 from app.model.mutations.base import BlockChange, Message, Move, Mutation
 from app.model.storage.palette_block import PaletteBlock
 
@@ -89,12 +88,10 @@ def _changed(
     moves: Sequence[Move],
     body_of: tables.BodyOf,
     block_size: tuple[int, int, int],
-) -> list[tuple[Row, int, int]]:
-    """The elements whose labels changed: ``(row, body, sv)``, their new ones."""
+) -> tables.Relabelling:
+    """The elements whose labels changed, with their new ones."""
     target = _final_targets(moves)
-    changed: dict[tuple[str, int, int, int], tuple[Row, int, int]] = {}
-    rewritten = {c.coord: c.new for c in changes if c.new is not None}
-    moved = np.array(sorted(target) if rewritten else (), np.uint64)
+    moved = np.array(sorted(target), np.uint64)
     to = np.array([target[sv] for sv in moved.tolist()], np.uint64)
 
     def after(svs: NDArray[np.uint64], before: NDArray[np.uint64]) -> NDArray[np.uint64]:
@@ -104,26 +101,35 @@ def _changed(
         at = np.minimum(np.searchsorted(moved, svs), moved.size - 1)
         return np.where(moved[at] == svs, to[at], before)
 
-    for coord, block in rewritten.items():
-        rows = tables.in_block(conn, coord, body_of)
-        if not rows:
+    rows: list[Row] = []
+    bodies: list[NDArray[np.uint64]] = []
+    svs: list[NDArray[np.uint64]] = []
+    for coord, block in ((c.coord, c.new) for c in changes if c.new is not None):
+        found = tables.in_block(conn, coord, body_of)
+        if not found:
             continue
-        pos, old_svs, old_bodies = tables.labels_of(rows)
-        svs = _labels_at(block, pos[:, ::-1] - np.multiply(coord, block_size))
-        bodies = svs if body_of is None else after(svs, body_of(svs))
-        at = np.flatnonzero((svs != old_svs) | (bodies != old_bodies))
-        for i, body, sv in zip(at.tolist(), bodies[at].tolist(), svs[at].tolist(), strict=True):
-            changed[rows[i][:4]] = (rows[i], body, sv)
+        pos, old_svs, old_bodies = tables.labels_of(found)
+        now = _labels_at(block, pos[:, ::-1] - np.multiply(coord, block_size))
+        now_bodies = now if body_of is None else after(now, body_of(now))
+        at = np.flatnonzero((now != old_svs) | (now_bodies != old_bodies))
+        rows += [found[i] for i in at.tolist()]
+        bodies.append(now_bodies[at])
+        svs.append(now[at])
     sources = sorted({m.source for m in moves if m.source})
-    if sources:
-        stored = dict(zip(tables.db_labels(np.fromiter(target.keys(), np.uint64)),
-                          tables.db_labels(np.fromiter(target.values(), np.uint64)),
-                          strict=True))  # (as rows hold them)
-        for row in tables.of_bodies(conn, sources, sorted(stored)):
-            body = stored.get(row[6])
-            if body is not None and body != row[5]:
-                changed.setdefault(row[:4], (row, from_db(body), from_db(row[6])))
-    return list(changed.values())
+    if sources:  # (their elements on moved supervoxels, not in a rewritten block)
+        found = tables.of_bodies(conn, sources, tables.db_labels(moved))
+        _, old_svs, old_bodies = tables.labels_of(found)
+        now_bodies = after(old_svs, old_bodies)
+        keep = now_bodies != old_bodies
+        if rows:
+            seen = {r[:4] for r in rows}
+            keep &= np.array([r[:4] not in seen for r in found], bool)
+        at = np.flatnonzero(keep)
+        rows += [found[i] for i in at.tolist()]
+        bodies.append(now_bodies[at])
+        svs.append(old_svs[at])
+    return tables.Relabelling.of(rows, np.concatenate([np.zeros(0, np.uint64), *bodies]),
+                                 np.concatenate([np.zeros(0, np.uint64), *svs]))
 
 
 def _final_targets(moves: Sequence[Move]) -> dict[int, int]:
@@ -143,24 +149,23 @@ def _labels_at(block: NDArray[np.uint64] | PaletteBlock,
     return np.asarray(block[z, y, x], np.uint64)
 
 
-def _messages(record: Mutation, relabelled: list[tuple[Row, int, int]]
-              ) -> dict[str, Message]:
+def _messages(record: Mutation, change: tables.Relabelling) -> dict[str, Message]:
     """One sync message per set whose elements changed body."""
-    Items = list[tuple[int, str, int, int, int]]
-    deltas: dict[str, tuple[Items, Items]] = {}
-    for (name, x, y, z, kind, stored, _), body, _sv in relabelled:
-        old = from_db(stored)
-        if body == old:
-            continue
-        add, delete = deltas.get(name) or deltas.setdefault(name, ([], []))
-        if body:
-            add.append((body, kind, x, y, z))
-        if old:
-            delete.append((old, kind, x, y, z))
-    return {name: delta_message(record.action, ElementPositions.of(add),
-                                ElementPositions.of(delete), record.stamp.uuid,
-                                record.stamp.timestamp, record.mutation_id)
-            for name, (add, delete) in sorted(deltas.items()) if add or delete}
+    names = np.array([r[0] for r in change.rows], object)
+    kinds = kind_codes([r[4] for r in change.rows])
+    moved = change.bodies != change.old_bodies
+    out = {}
+    for name in sorted(set(names[moved].tolist())):
+        ours = moved & (names == name)
+        add = ours & (change.bodies != 0)
+        delete = ours & (change.old_bodies != 0)
+        if add.any() or delete.any():
+            out[name] = delta_message(
+                record.action,
+                ElementPositions(change.bodies[add], kinds[add], change.pos[add]),
+                ElementPositions(change.old_bodies[delete], kinds[delete], change.pos[delete]),
+                record.stamp.uuid, record.stamp.timestamp, record.mutation_id)
+    return out
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,7 @@ import sqlite3
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from itertools import chain, repeat
 from typing import NamedTuple, TypeVar
 
@@ -212,6 +213,41 @@ def labels_of(rows: Sequence[Row]) -> tuple[NDArray[np.int64], NDArray[np.uint64
             np.array(body, np.int64).view(np.uint64))
 
 
+@dataclass(frozen=True)
+class Relabelling:
+    """Elements to give new labels, column by column (:meth:`of`).
+
+    Attributes
+    ----------
+    rows : list of Row
+        The elements as stored.
+    pos : NDArray[np.int64], shape (n, 3)
+        Their ``(x, y, z)``.
+    old_bodies, old_svs : NDArray[np.uint64], shape (n,)
+        Their body and supervoxel as stored.
+    bodies, svs : NDArray[np.uint64], shape (n,)
+        Their new ones.
+    """
+
+    rows: list[Row]
+    pos: NDArray[np.int64]
+    old_bodies: NDArray[np.uint64]
+    old_svs: NDArray[np.uint64]
+    bodies: NDArray[np.uint64]
+    svs: NDArray[np.uint64]
+
+    @classmethod
+    def of(cls, rows: list[Row], bodies: NDArray[np.uint64], svs: NDArray[np.uint64]
+           ) -> Relabelling:
+        """``rows`` to move to ``bodies`` and ``svs``."""
+        pos, old_svs, old_bodies = labels_of(rows)
+        return cls(rows, pos, old_bodies, old_svs, np.asarray(bodies, np.uint64),
+                   np.asarray(svs, np.uint64))
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+
 def db_labels(labels: NDArray[np.uint64]) -> list[int]:
     """:func:`~app.model.journal.journal_db.to_db` of each label."""
     return np.asarray(labels, np.uint64).view(np.int64).tolist()
@@ -253,9 +289,11 @@ def has_elements(conn: sqlite3.Connection) -> bool:
 
 def in_block(conn: sqlite3.Connection, block: Coord, body_of: BodyOf) -> list[Row]:
     """The elements of every set in the s0 ``block`` ``(z, y, x)`` (one range)."""
-    return _with_bodies(conn.execute(
-        "SELECT set_name, x, y, z, kind, sv FROM annotation_blocks "
-        "WHERE bz = ? AND by = ? AND bx = ?", block).fetchall(), body_of)
+    where = "FROM annotation_blocks WHERE bz = ? AND by = ? AND bx = ?"
+    if body_of is None:  # (voxel mode: the label is the body)
+        return conn.execute(f"SELECT set_name, x, y, z, kind, sv, sv {where}", block).fetchall()
+    return _with_bodies(conn.execute(f"SELECT set_name, x, y, z, kind, sv {where}",
+                                     block).fetchall(), body_of)
 
 
 def of_bodies(conn: sqlite3.Connection, bodies: Sequence[int], keys: Sequence[int]
@@ -279,52 +317,84 @@ def of_bodies(conn: sqlite3.Connection, bodies: Sequence[int], keys: Sequence[in
     return out
 
 
-def relabel(conn: sqlite3.Connection, changes: Sequence[tuple[Row, int, int]],
+def relabel(conn: sqlite3.Connection, change: Relabelling,
             block_size: tuple[int, int, int]) -> None:
-    """Give elements (rows) a new ``(body, sv)`` each, counts included: a body
-    whose elements all go to one other body on their supervoxels (a merge's)
-    is moved in two statements.  ``block_size``: the s0 block shape ``(z, y, x)``."""
-    new = [(to_db(body), to_db(sv), r) for r, body, sv in changes]
-    resited = [(sv, r) for _, sv, r in new if sv != r[6]]
-    if resited:
-        blocks = blocks_of(np.array([r[1:4] for _, r in resited]), block_size).tolist()
-        conn.executemany(f"UPDATE annotation_blocks SET sv = ?8 {_BLOCK_KEY}", sorted(
-            (*b, *r[:4], sv) for b, (sv, r) in zip(blocks, resited, strict=True)))
-    moves = Counter((r[0], r[4], r[5], body, sv == r[6]) for body, sv, r in new)
+    """Give elements their new ``(body, sv)``, counts included: a body whose
+    elements all go to one other body, on their supervoxels (a labelmap
+    merge's) or on one (a voxel-mode merge's), is moved in two statements.
+    ``block_size``: the s0 block shape ``(z, y, x)``."""
+    rows = change.rows
+    old, body = change.old_bodies.view(np.int64), change.bodies.view(np.int64)
+    old_sv, sv = change.old_svs.view(np.int64), change.svs.view(np.int64)
+    resited = np.flatnonzero(sv != old_sv)
+    if resited.size:
+        _resite(conn, rows, blocks_of(change.pos[resited], block_size), resited,
+                old_sv[resited], sv[resited])
+    to_sv = [None if same else s for s, same in zip(sv.tolist(), (sv == old_sv).tolist(),
+                                                      strict=True)]  # (None: its own)
+    moves = Counter(zip((r[0] for r in rows), (r[4] for r in rows), old.tolist(),
+                        body.tolist(), to_sv, strict=True))
     whole = _whole_bodies(conn, moves)
-    for old, body in whole.items():
-        conn.execute("INSERT INTO annotation_bodies SELECT ?, sv, set_name, x, y, z, kind "
-                     "FROM annotation_bodies WHERE body = ?", (body, old))
-        conn.execute("DELETE FROM annotation_bodies WHERE body = ?", (old,))
-    rest = sorted((body, sv, r) for body, sv, r in new if r[5] not in whole)
+    for source, (target, target_sv) in whole.items():
+        conn.execute("INSERT INTO annotation_bodies SELECT ?1, coalesce(?2, sv), set_name, "
+                     "x, y, z, kind FROM annotation_bodies WHERE body = ?3",
+                     (target, target_sv, source))
+        conn.execute("DELETE FROM annotation_bodies WHERE body = ?", (source,))
+    rest = [i for i, source in enumerate(old.tolist()) if source not in whole]
     conn.executemany(f"DELETE FROM annotation_bodies {_BODY_KEY}",
-                     sorted((r[5], r[6], *r[:4]) for _, _, r in rest))
-    _insert(conn, "annotation_bodies", 7, [(body, sv, *r[:5]) for body, sv, r in rest])
+                     sorted((rows[i][5], rows[i][6], *rows[i][:4]) for i in rest))
+    _insert(conn, "annotation_bodies", 7, sorted(
+        (b, s, *rows[i][:5]) for i, b, s in zip(rest, body[rest].tolist(), sv[rest].tolist(),
+                                                strict=True)))
     deltas: Counter[tuple[str, str, int]] = Counter()
-    for (name, kind, old, body, _), n in moves.items():
-        if body != old:
-            deltas[name, kind, from_db(body)] += n
-            deltas[name, kind, from_db(old)] -= n
+    for (name, kind, source, target, _), n in moves.items():
+        if target != source:
+            deltas[name, kind, from_db(target)] += n
+            deltas[name, kind, from_db(source)] -= n
     count(conn, deltas)
 
 
+def _resite(conn: sqlite3.Connection, rows: list[Row], blocks: NDArray[np.int64],
+            at: NDArray[np.intp], old: NDArray[np.int64], new: NDArray[np.int64]) -> None:
+    """Move the elements ``rows[at]`` in s0 ``blocks`` ``(z, y, x)`` (n, 3)
+    from supervoxels ``old`` to ``new`` (as stored) in ``annotation_blocks``:
+    where they are all of a block's elements on an old supervoxel (a voxel
+    merge's, a relabelled supervoxel's), in one statement."""
+    groups: dict[tuple[int, int, int, int, int], list[int]] = {}
+    for b, i, source, target in zip(blocks.tolist(), at.tolist(), old.tolist(), new.tolist(),
+                                    strict=True):
+        groups.setdefault((*b, source, target), []).append(i)
+    one_by_one = []
+    on = "WHERE bz = ? AND by = ? AND bx = ? AND sv = ?"
+    for (bz, by, bx, source, target), members in groups.items():
+        if len(members) > 1 and conn.execute(  # (those still on it: each row is one group's)
+                f"SELECT count(*) FROM annotation_blocks {on}",
+                (bz, by, bx, source)).fetchone()[0] == len(members):
+            conn.execute(f"UPDATE annotation_blocks SET sv = ? {on}", (target, bz, by, bx, source))
+        else:
+            one_by_one += [(bz, by, bx, *rows[i][:4], target) for i in members]
+    conn.executemany(f"UPDATE annotation_blocks SET sv = ?8 {_BLOCK_KEY}", sorted(one_by_one))
+
+
 def _whole_bodies(conn: sqlite3.Connection,
-                  moves: Mapping[tuple[str, str, int, int, bool], int]) -> dict[int, int]:
-    """``{old: new}`` bodies (as stored) whose every element goes to one new
-    body on its supervoxel, of ``{(set, kind, old, new, same sv): elements}``."""
-    targets: dict[int, set[tuple[int, bool]]] = {}
+                  moves: Mapping[tuple[str, str, int, int, int | None], int]
+                  ) -> dict[int, tuple[int, int | None]]:
+    """``{old: (new, sv)}`` bodies (as stored) whose every element goes to one
+    new body and one supervoxel (None: each its own), of ``{(set, kind, old,
+    new, sv or None): elements}``."""
+    targets: dict[int, set[tuple[int, int | None]]] = {}
     sizes: Counter[int] = Counter()
-    for (_, _, old, body, same), n in moves.items():
-        targets.setdefault(old, set()).add((body, same))
+    for (_, _, old, body, sv), n in moves.items():
+        targets.setdefault(old, set()).add((body, sv))
         sizes[old] += n
     whole = {}
     for old, to in targets.items():
         if len(to) != 1:
             continue
-        [(body, same)] = to
-        if same and body != old and sizes[old] == conn.execute(
+        [(body, sv)] = to
+        if body != old and sizes[old] == conn.execute(
                 "SELECT count(*) FROM annotation_bodies WHERE body = ?", (old,)).fetchone()[0]:
-            whole[old] = body
+            whole[old] = (body, sv)
     return whole
 
 
