@@ -98,8 +98,9 @@ def _usual(data: bytes | str, shape: tuple[int, int, int]) -> Batch | None:
     except (msgspec.ValidationError, msgspec.DecodeError):
         return None
     tags: list[tuple[str, ...]] = [()] * len(elements)
-    for i, e in enumerate(elements):  # (DVID writes no tags, properties or relationships
-        if e.Tags:                     # as null)
+    # (DVID writes no tags, properties or relationships as null)
+    for i, e in enumerate(elements):
+        if e.Tags:
             e.Tags = list(dict.fromkeys(e.Tags))
             tags[i] = tuple(e.Tags)
         else:

@@ -38,6 +38,7 @@ from numpy.typing import NDArray
 from app.kernels import element_positions_json
 from app.model.annotations import tables
 from app.model.annotations.elements import KINDS, kind_codes, paused_gc
+from app.model.annotations.relabelling import Relabelling, relabel
 from app.model.annotations.tables import Row
 from app.model.events import outbox
 from app.model.events.blobstore import put_blob
@@ -75,7 +76,7 @@ def sync_elements(
         changed = _changed(conn, changes, moves, body_of, block_size)
         if not changed:
             return
-        tables.relabel(conn, changed, block_size)
+        relabel(conn, changed, block_size)
         for name, message in _messages(record, changed).items():
             payload = encode_message(message, lambda data: put_blob(conn, data))
             outbox.append_events(conn, record.mutation_id, record.action, [payload],
@@ -88,7 +89,7 @@ def _changed(
     moves: Sequence[Move],
     body_of: tables.BodyOf,
     block_size: tuple[int, int, int],
-) -> tables.Relabelling:
+) -> Relabelling:
     """The elements whose labels changed, with their new ones."""
     target = _final_targets(moves)
     moved = np.array(sorted(target), np.uint64)
@@ -128,7 +129,7 @@ def _changed(
         rows += [found[i] for i in at.tolist()]
         bodies.append(now_bodies[at])
         svs.append(old_svs[at])
-    return tables.Relabelling.of(rows, np.concatenate([np.zeros(0, np.uint64), *bodies]),
+    return Relabelling.of(rows, np.concatenate([np.zeros(0, np.uint64), *bodies]),
                                  np.concatenate([np.zeros(0, np.uint64), *svs]))
 
 
@@ -149,7 +150,7 @@ def _labels_at(block: NDArray[np.uint64] | PaletteBlock,
     return np.asarray(block[z, y, x], np.uint64)
 
 
-def _messages(record: Mutation, change: tables.Relabelling) -> dict[str, Message]:
+def _messages(record: Mutation, change: Relabelling) -> dict[str, Message]:
     """One sync message per set whose elements changed body."""
     names = np.array([r[0] for r in change.rows], object)
     kinds = kind_codes([r[4] for r in change.rows])
@@ -192,9 +193,6 @@ class ElementPositions:
         return cls(np.array([i[0] for i in items], np.uint64),
                    kind_codes([i[1] for i in items]),
                    np.array([i[2:] for i in items], np.int64).reshape(-1, 3))
-
-    def __len__(self) -> int:
-        return len(self.labels)
 
     def json(self) -> str:
         """The list as Go writes it (``null`` when empty)."""

@@ -29,7 +29,6 @@ import sqlite3
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from itertools import chain, repeat
 from typing import NamedTuple, TypeVar
 
@@ -91,7 +90,7 @@ BULK = 10_000
 """Elements from which a write gets a larger page cache (:func:`roomy_cache`)."""
 
 _ROWS_PER_INSERT = 128
-"""Rows one statement of :func:`_insert` writes."""
+"""Rows one statement of :func:`insert_rows` writes."""
 
 _BULK_CACHE_KIB = 256 << 10
 """That cache (KiB): the indexes of a million elements, whose rows go in out
@@ -192,8 +191,8 @@ Row = tuple[str, int, int, int, str, int, int]
 
 _STORED = "set_name, x, y, z, kind, body, sv"
 _KEY = "WHERE set_name = ? AND x = ? AND y = ? AND z = ?"
-_BODY_KEY = "WHERE body = ? AND sv = ? AND set_name = ? AND x = ? AND y = ? AND z = ?"
-_BLOCK_KEY = ("WHERE bz = ?1 AND by = ?2 AND bx = ?3 AND set_name = ?4 "
+BODY_KEY = "WHERE body = ? AND sv = ? AND set_name = ? AND x = ? AND y = ? AND z = ?"
+BLOCK_KEY = ("WHERE bz = ?1 AND by = ?2 AND bx = ?3 AND set_name = ?4 "
               "AND x = ?5 AND y = ?6 AND z = ?7")
 
 
@@ -213,47 +212,12 @@ def labels_of(rows: Sequence[Row]) -> tuple[NDArray[np.int64], NDArray[np.uint64
             np.array(body, np.int64).view(np.uint64))
 
 
-@dataclass(frozen=True)
-class Relabelling:
-    """Elements to give new labels, column by column (:meth:`of`).
-
-    Attributes
-    ----------
-    rows : list of Row
-        The elements as stored.
-    pos : NDArray[np.int64], shape (n, 3)
-        Their ``(x, y, z)``.
-    old_bodies, old_svs : NDArray[np.uint64], shape (n,)
-        Their body and supervoxel as stored.
-    bodies, svs : NDArray[np.uint64], shape (n,)
-        Their new ones.
-    """
-
-    rows: list[Row]
-    pos: NDArray[np.int64]
-    old_bodies: NDArray[np.uint64]
-    old_svs: NDArray[np.uint64]
-    bodies: NDArray[np.uint64]
-    svs: NDArray[np.uint64]
-
-    @classmethod
-    def of(cls, rows: list[Row], bodies: NDArray[np.uint64], svs: NDArray[np.uint64]
-           ) -> Relabelling:
-        """``rows`` to move to ``bodies`` and ``svs``."""
-        pos, old_svs, old_bodies = labels_of(rows)
-        return cls(rows, pos, old_bodies, old_svs, np.asarray(bodies, np.uint64),
-                   np.asarray(svs, np.uint64))
-
-    def __len__(self) -> int:
-        return len(self.rows)
-
-
 def db_labels(labels: NDArray[np.uint64]) -> list[int]:
     """:func:`~app.model.journal.journal_db.to_db` of each label."""
     return np.asarray(labels, np.uint64).view(np.int64).tolist()
 
 
-def _insert(conn: sqlite3.Connection, table: str, width: int,
+def insert_rows(conn: sqlite3.Connection, table: str, width: int,
             rows: Iterable[Sequence[object]], one: str | None = None) -> None:
     """Insert ``rows`` of ``width`` values each into ``table`` (``one``: a
     row's SQL, ``(?, ?, …)`` by default), :data:`_ROWS_PER_INSERT` to a
@@ -317,87 +281,6 @@ def of_bodies(conn: sqlite3.Connection, bodies: Sequence[int], keys: Sequence[in
     return out
 
 
-def relabel(conn: sqlite3.Connection, change: Relabelling,
-            block_size: tuple[int, int, int]) -> None:
-    """Give elements their new ``(body, sv)``, counts included: a body whose
-    elements all go to one other body, on their supervoxels (a labelmap
-    merge's) or on one (a voxel-mode merge's), is moved in two statements.
-    ``block_size``: the s0 block shape ``(z, y, x)``."""
-    rows = change.rows
-    old, body = change.old_bodies.view(np.int64), change.bodies.view(np.int64)
-    old_sv, sv = change.old_svs.view(np.int64), change.svs.view(np.int64)
-    resited = np.flatnonzero(sv != old_sv)
-    if resited.size:
-        _resite(conn, rows, blocks_of(change.pos[resited], block_size), resited,
-                old_sv[resited], sv[resited])
-    to_sv = [None if same else s for s, same in zip(sv.tolist(), (sv == old_sv).tolist(),
-                                                      strict=True)]  # (None: its own)
-    moves = Counter(zip((r[0] for r in rows), (r[4] for r in rows), old.tolist(),
-                        body.tolist(), to_sv, strict=True))
-    whole = _whole_bodies(conn, moves)
-    for source, (target, target_sv) in whole.items():
-        conn.execute("INSERT INTO annotation_bodies SELECT ?1, coalesce(?2, sv), set_name, "
-                     "x, y, z, kind FROM annotation_bodies WHERE body = ?3",
-                     (target, target_sv, source))
-        conn.execute("DELETE FROM annotation_bodies WHERE body = ?", (source,))
-    rest = [i for i, source in enumerate(old.tolist()) if source not in whole]
-    conn.executemany(f"DELETE FROM annotation_bodies {_BODY_KEY}",
-                     sorted((rows[i][5], rows[i][6], *rows[i][:4]) for i in rest))
-    _insert(conn, "annotation_bodies", 7, sorted(
-        (b, s, *rows[i][:5]) for i, b, s in zip(rest, body[rest].tolist(), sv[rest].tolist(),
-                                                strict=True)))
-    deltas: Counter[tuple[str, str, int]] = Counter()
-    for (name, kind, source, target, _), n in moves.items():
-        if target != source:
-            deltas[name, kind, from_db(target)] += n
-            deltas[name, kind, from_db(source)] -= n
-    count(conn, deltas)
-
-
-def _resite(conn: sqlite3.Connection, rows: list[Row], blocks: NDArray[np.int64],
-            at: NDArray[np.intp], old: NDArray[np.int64], new: NDArray[np.int64]) -> None:
-    """Move the elements ``rows[at]`` in s0 ``blocks`` ``(z, y, x)`` (n, 3)
-    from supervoxels ``old`` to ``new`` (as stored) in ``annotation_blocks``:
-    where they are all of a block's elements on an old supervoxel (a voxel
-    merge's, a relabelled supervoxel's), in one statement."""
-    groups: dict[tuple[int, int, int, int, int], list[int]] = {}
-    for b, i, source, target in zip(blocks.tolist(), at.tolist(), old.tolist(), new.tolist(),
-                                    strict=True):
-        groups.setdefault((*b, source, target), []).append(i)
-    one_by_one = []
-    on = "WHERE bz = ? AND by = ? AND bx = ? AND sv = ?"
-    for (bz, by, bx, source, target), members in groups.items():
-        if len(members) > 1 and conn.execute(  # (those still on it: each row is one group's)
-                f"SELECT count(*) FROM annotation_blocks {on}",
-                (bz, by, bx, source)).fetchone()[0] == len(members):
-            conn.execute(f"UPDATE annotation_blocks SET sv = ? {on}", (target, bz, by, bx, source))
-        else:
-            one_by_one += [(bz, by, bx, *rows[i][:4], target) for i in members]
-    conn.executemany(f"UPDATE annotation_blocks SET sv = ?8 {_BLOCK_KEY}", sorted(one_by_one))
-
-
-def _whole_bodies(conn: sqlite3.Connection,
-                  moves: Mapping[tuple[str, str, int, int, int | None], int]
-                  ) -> dict[int, tuple[int, int | None]]:
-    """``{old: (new, sv)}`` bodies (as stored) whose every element goes to one
-    new body and one supervoxel (None: each its own), of ``{(set, kind, old,
-    new, sv or None): elements}``."""
-    targets: dict[int, set[tuple[int, int | None]]] = {}
-    sizes: Counter[int] = Counter()
-    for (_, _, old, body, sv), n in moves.items():
-        targets.setdefault(old, set()).add((body, sv))
-        sizes[old] += n
-    whole = {}
-    for old, to in targets.items():
-        if len(to) != 1:
-            continue
-        [(body, sv)] = to
-        if body != old and sizes[old] == conn.execute(
-                "SELECT count(*) FROM annotation_bodies WHERE body = ?", (old,)).fetchone()[0]:
-            whole[old] = (body, sv)
-    return whole
-
-
 def count(conn: sqlite3.Connection, deltas: Mapping[tuple[str, str, int], int]) -> None:
     """Add ``{(set, kind, body): delta}`` to the synapse counts (PreSyn and
     PostSyn only; body 0 is not counted; a count reaching 0 is deleted)."""
@@ -437,19 +320,19 @@ def put(conn: sqlite3.Connection, name: str, batch: Batch, svs: NDArray[np.uint6
     pos = batch.pos
     order = _table_order(pos)
     texts = np.array(batch.texts, object)  # (UTF-8: stored as the text it is)
-    _insert(conn, "annotation_elements", 5,
+    insert_rows(conn, "annotation_elements", 5,
             zip(repeat(name), *pos[order].T.tolist(), texts[order].tolist()),
             "(?, ?, ?, ?, CAST(? AS TEXT))")
     blocks = blocks_of(pos, block_size)
     by_block = _block_order(pos, blocks, block_size)
-    _insert(conn, "annotation_blocks", 9,
+    insert_rows(conn, "annotation_blocks", 9,
             zip(*blocks[by_block].T.tolist(), repeat(name), *pos[by_block].T.tolist(),
                 _KIND_NAMES[batch.kinds[by_block]].tolist(), db_labels(svs[by_block])))
     by_body = np.lexsort((_position_keys(pos), svs.view(np.int64), bodies.view(np.int64)))
-    _insert(conn, "annotation_bodies", 7,
+    insert_rows(conn, "annotation_bodies", 7,
             zip(db_labels(bodies[by_body]), db_labels(svs[by_body]), repeat(name),
                 *pos[by_body].T.tolist(), _KIND_NAMES[batch.kinds[by_body]].tolist()))
-    _insert(conn, "annotation_tags", 5, [(name, t, *pos[i].tolist())
+    insert_rows(conn, "annotation_tags", 5, [(name, t, *pos[i].tolist())
                                          for i, tags in enumerate(batch.tags) for t in tags])
     counted: dict[tuple[str, str, int], int] = {}
     for kind in SYNAPTIC:
@@ -473,7 +356,7 @@ def remove(conn: sqlite3.Connection, name: str, pos: NDArray[np.int64], body_of:
     conn.execute("CREATE TEMP TABLE IF NOT EXISTS annotation_points (i INTEGER NOT NULL, "
                  "bz INTEGER NOT NULL, by INTEGER NOT NULL, bx INTEGER NOT NULL, "
                  "x INTEGER NOT NULL, y INTEGER NOT NULL, z INTEGER NOT NULL)")
-    _insert(conn, "temp.annotation_points", 7,
+    insert_rows(conn, "temp.annotation_points", 7,
             zip(order.tolist(), *blocks[order].T.tolist(), *pos[order].T.tolist(),
                 strict=True))
     found = conn.execute(
@@ -484,14 +367,14 @@ def remove(conn: sqlite3.Connection, name: str, pos: NDArray[np.int64], body_of:
     conn.execute("DELETE FROM temp.annotation_points")
     rows = _with_bodies([r[1:] for r in found], body_of)  # (each table's rows are deleted
     i = np.array([r[0] for r in found], np.intp)          # in its order: not scattered)
-    conn.executemany(f"DELETE FROM annotation_blocks {_BLOCK_KEY}",
+    conn.executemany(f"DELETE FROM annotation_blocks {BLOCK_KEY}",
                      [(*b, *r[:4]) for b, r in zip(blocks[i].tolist(), rows, strict=True)])
     gone = [rows[j][:4] for j in _table_order(pos[i]).tolist()]
     conn.executemany(f"DELETE FROM annotation_elements {_KEY}", gone)
     if conn.execute("SELECT 1 FROM annotation_tags WHERE set_name = ? LIMIT 1",
                     (name,)).fetchone() is not None:
         conn.executemany(f"DELETE FROM annotation_tags {_KEY}", gone)
-    conn.executemany(f"DELETE FROM annotation_bodies {_BODY_KEY}",
+    conn.executemany(f"DELETE FROM annotation_bodies {BODY_KEY}",
                      sorted((r[5], r[6], *r[:4]) for r in rows))
     removed = Counter((name, r[4], from_db(r[5])) for r in rows)
     count(conn, {k: -n for k, n in removed.items()})
@@ -532,7 +415,7 @@ def at(conn: sqlite3.Connection, name: str, pos: Point, body_of: BodyOf,
        block_size: tuple[int, int, int]) -> Stored | None:
     """The element of set ``name`` at ``pos``, if any (on the body ``body_of``
     gives; ``block_size``: the s0 block shape ``(z, y, x)``)."""
-    rows = conn.execute(f"SELECT set_name, x, y, z, kind, sv FROM annotation_blocks {_BLOCK_KEY}",
+    rows = conn.execute(f"SELECT set_name, x, y, z, kind, sv FROM annotation_blocks {BLOCK_KEY}",
                         (*blocks_of(np.array(pos), block_size)[0].tolist(), name, *pos)
                         ).fetchall()
     return stored(_with_bodies(rows, body_of)[0]) if rows else None
