@@ -66,7 +66,6 @@ class Relabelling:
         return len(self.rows)
 
 
-
 def relabel(conn: sqlite3.Connection, change: Relabelling,
             block_size: tuple[int, int, int]) -> None:
     """Give elements their new ``(body, sv)``, counts included: a body whose

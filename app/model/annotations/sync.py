@@ -130,7 +130,7 @@ def _changed(
         bodies.append(now_bodies[at])
         svs.append(old_svs[at])
     return Relabelling.of(rows, np.concatenate([np.zeros(0, np.uint64), *bodies]),
-                                 np.concatenate([np.zeros(0, np.uint64), *svs]))
+                          np.concatenate([np.zeros(0, np.uint64), *svs]))
 
 
 def _final_targets(moves: Sequence[Move]) -> dict[int, int]:

@@ -193,7 +193,7 @@ _STORED = "set_name, x, y, z, kind, body, sv"
 _KEY = "WHERE set_name = ? AND x = ? AND y = ? AND z = ?"
 BODY_KEY = "WHERE body = ? AND sv = ? AND set_name = ? AND x = ? AND y = ? AND z = ?"
 BLOCK_KEY = ("WHERE bz = ?1 AND by = ?2 AND bx = ?3 AND set_name = ?4 "
-              "AND x = ?5 AND y = ?6 AND z = ?7")
+             "AND x = ?5 AND y = ?6 AND z = ?7")
 
 
 def stored(row: Row) -> Stored:
@@ -218,7 +218,7 @@ def db_labels(labels: NDArray[np.uint64]) -> list[int]:
 
 
 def insert_rows(conn: sqlite3.Connection, table: str, width: int,
-            rows: Iterable[Sequence[object]], one: str | None = None) -> None:
+                rows: Iterable[Sequence[object]], one: str | None = None) -> None:
     """Insert ``rows`` of ``width`` values each into ``table`` (``one``: a
     row's SQL, ``(?, ?, …)`` by default), :data:`_ROWS_PER_INSERT` to a
     statement (the rest one by one).  An ``executemany`` binds and steps each
@@ -321,19 +321,19 @@ def put(conn: sqlite3.Connection, name: str, batch: Batch, svs: NDArray[np.uint6
     order = _table_order(pos)
     texts = np.array(batch.texts, object)  # (UTF-8: stored as the text it is)
     insert_rows(conn, "annotation_elements", 5,
-            zip(repeat(name), *pos[order].T.tolist(), texts[order].tolist()),
-            "(?, ?, ?, ?, CAST(? AS TEXT))")
+               zip(repeat(name), *pos[order].T.tolist(), texts[order].tolist()),
+               "(?, ?, ?, ?, CAST(? AS TEXT))")
     blocks = blocks_of(pos, block_size)
     by_block = _block_order(pos, blocks, block_size)
     insert_rows(conn, "annotation_blocks", 9,
-            zip(*blocks[by_block].T.tolist(), repeat(name), *pos[by_block].T.tolist(),
-                _KIND_NAMES[batch.kinds[by_block]].tolist(), db_labels(svs[by_block])))
+               zip(*blocks[by_block].T.tolist(), repeat(name), *pos[by_block].T.tolist(),
+                   _KIND_NAMES[batch.kinds[by_block]].tolist(), db_labels(svs[by_block])))
     by_body = np.lexsort((_position_keys(pos), svs.view(np.int64), bodies.view(np.int64)))
     insert_rows(conn, "annotation_bodies", 7,
-            zip(db_labels(bodies[by_body]), db_labels(svs[by_body]), repeat(name),
-                *pos[by_body].T.tolist(), _KIND_NAMES[batch.kinds[by_body]].tolist()))
+               zip(db_labels(bodies[by_body]), db_labels(svs[by_body]), repeat(name),
+                   *pos[by_body].T.tolist(), _KIND_NAMES[batch.kinds[by_body]].tolist()))
     insert_rows(conn, "annotation_tags", 5, [(name, t, *pos[i].tolist())
-                                         for i, tags in enumerate(batch.tags) for t in tags])
+                                             for i, tags in enumerate(batch.tags) for t in tags])
     counted: dict[tuple[str, str, int], int] = {}
     for kind in SYNAPTIC:
         on, n = np.unique(bodies[batch.kinds == KIND_CODES[kind]], return_counts=True)
@@ -357,8 +357,8 @@ def remove(conn: sqlite3.Connection, name: str, pos: NDArray[np.int64], body_of:
                  "bz INTEGER NOT NULL, by INTEGER NOT NULL, bx INTEGER NOT NULL, "
                  "x INTEGER NOT NULL, y INTEGER NOT NULL, z INTEGER NOT NULL)")
     insert_rows(conn, "temp.annotation_points", 7,
-            zip(order.tolist(), *blocks[order].T.tolist(), *pos[order].T.tolist(),
-                strict=True))
+               zip(order.tolist(), *blocks[order].T.tolist(), *pos[order].T.tolist(),
+                   strict=True))
     found = conn.execute(
         "SELECT p.i, b.set_name, b.x, b.y, b.z, b.kind, b.sv FROM temp.annotation_points p "
         "JOIN annotation_blocks b ON b.bz = p.bz AND b.by = p.by AND b.bx = p.bx "
