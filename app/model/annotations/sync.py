@@ -16,14 +16,16 @@ on the mutation's kind; two facts of its record say what changed:
 
 So the cost grows with the elements of the edited blocks and of the moved
 supervoxels (of a few of them looked up by supervoxel, else of their source
-bodies), never with the set; the elements are handled as arrays, and only
-those that change become Python objects.  The messages are DVID's (``datatype/annotation/sync.go``:
-``{"Action", "Delta": {"Add": [ElementPos], "Del": [ElementPos]},
-"MutationID", "Timestamp", "UUID"}``, ``null`` for an empty list), with two
-fixes: only elements whose body changed are listed (DVID's ``mutate-block``
-lists every element of the block), and nothing is sent when none did (DVID's
-``split`` is sent even empty).  Body 0 is never listed (DVID keeps no
-background list).
+bodies), never with the set, and an edit of bodies without elements costs
+one lookup per body, whatever their size; the elements are handled as
+arrays, and only those that change become Python objects.
+
+The messages are DVID's (``datatype/annotation/sync.go``: ``{"Action",
+"Delta": {"Add": [ElementPos], "Del": [ElementPos]}, "MutationID",
+"Timestamp", "UUID"}``, ``null`` for an empty list), with two fixes: only
+elements whose body changed are listed (DVID's ``mutate-block`` lists every
+element of the block), and nothing is sent when none did (DVID's ``split``
+is sent even empty).  Body 0 is never listed (DVID keeps no background list).
 """
 
 from __future__ import annotations
@@ -91,9 +93,12 @@ def _changed(
     block_size: tuple[int, int, int],
 ) -> Relabelling:
     """The elements whose labels changed, with their new ones."""
-    target = _final_targets(moves)
-    moved = np.array(sorted(target), np.uint64)
-    to = np.array([target[sv] for sv in moved.tolist()], np.uint64)
+    blocks = [(c.coord, c.new) for c in changes if c.new is not None]
+    sources = [body for body in sorted({m.source for m in moves if m.source})
+               if tables.on_body(conn, body)]  # (a body without elements loses none)
+    if not blocks and not sources:
+        return Relabelling.of([], np.zeros(0, np.uint64), np.zeros(0, np.uint64))
+    moved, to = _final_targets(moves)
 
     def after(svs: NDArray[np.uint64], before: NDArray[np.uint64]) -> NDArray[np.uint64]:
         """The bodies of ``svs`` after the moves (``before``: those not moved)."""
@@ -105,7 +110,7 @@ def _changed(
     rows: list[Row] = []
     bodies: list[NDArray[np.uint64]] = []
     svs: list[NDArray[np.uint64]] = []
-    for coord, block in ((c.coord, c.new) for c in changes if c.new is not None):
+    for coord, block in blocks:
         found = tables.in_block(conn, coord, body_of)
         if not found:
             continue
@@ -116,7 +121,6 @@ def _changed(
         rows += [found[i] for i in at.tolist()]
         bodies.append(now_bodies[at])
         svs.append(now[at])
-    sources = sorted({m.source for m in moves if m.source})
     if sources:  # (their elements on moved supervoxels, not in a rewritten block)
         found = tables.of_bodies(conn, sources, tables.db_labels(moved))
         _, old_svs, old_bodies = tables.labels_of(found)
@@ -133,12 +137,16 @@ def _changed(
                           np.concatenate([np.zeros(0, np.uint64), *svs]))
 
 
-def _final_targets(moves: Sequence[Move]) -> dict[int, int]:
-    """Each moved supervoxel → its body after every move."""
-    out: dict[int, int] = {}
-    for move in moves:
-        out.update(dict.fromkeys(move.svs.tolist(), move.target))
-    return out
+def _final_targets(moves: Sequence[Move]) -> tuple[NDArray[np.uint64], NDArray[np.uint64]]:
+    """The moved supervoxels, sorted and distinct, and each one's body after
+    every move (the last move of a supervoxel holds)."""
+    if not moves:
+        return np.zeros(0, np.uint64), np.zeros(0, np.uint64)
+    svs = np.concatenate([m.svs for m in moves]).astype(np.uint64, copy=False)
+    targets = np.repeat(np.array([m.target for m in moves], np.uint64),
+                        [len(m.svs) for m in moves])
+    moved, last = np.unique(svs[::-1], return_index=True)
+    return moved, targets[::-1][last]
 
 
 def _labels_at(block: NDArray[np.uint64] | PaletteBlock,

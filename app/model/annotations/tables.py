@@ -251,6 +251,12 @@ def has_elements(conn: sqlite3.Connection) -> bool:
     return conn.execute("SELECT 1 FROM annotation_elements LIMIT 1").fetchone() is not None
 
 
+def on_body(conn: sqlite3.Connection, body: int) -> bool:
+    """Whether an element of any set is on ``body``."""
+    return conn.execute("SELECT 1 FROM annotation_bodies WHERE body = ? LIMIT 1",
+                        (to_db(body),)).fetchone() is not None
+
+
 def in_block(conn: sqlite3.Connection, block: Coord, body_of: BodyOf) -> list[Row]:
     """The elements of every set in the s0 ``block`` ``(z, y, x)`` (one range)."""
     where = "FROM annotation_blocks WHERE bz = ? AND by = ? AND bx = ?"
