@@ -402,9 +402,9 @@ def report(lat: LatencyResult | None, imp: ImportResult | None,
           f"{' / '.join(f'{v:.1f}' for v in load[1])} at the end.")
     if lat:
         print(f"Edit latency: {lat.size}³ volume of {lat.n_svs:,} box supervoxels, 64³ blocks; "
-              f"{lat.synapses:,} synapses posted in {lat.post_s:.1f} s into one of two copies; "
-              f"the same edits on both in turns, each after {THINK * 1e3:g} ms, durable, "
-              f"undone before the next.")
+              f"{lat.synapses:,} synapses posted in {lat.post_s:.1f} s into one of three "
+              f"copies, as many off the edited bodies into another; the same edits on the "
+              f"three in turns, each after {THINK * 1e3:g} ms, durable, undone before the next.")
     if imp:
         print(f"Import: the FIB cube (250³, labelmap mode), {imp.elements:,} elements in one "
               f"JSON list of {imp.chars / 1e6:.0f} MB.")

@@ -106,7 +106,7 @@ class AnnotationSets:
                 svs, bodies = self._labels_at(batch.pos)
                 with (self.journal.reading() as locked,  # (the lock, through the reset)
                       tables.roomy_cache(locked, len(batch)),
-                      self.journal.transaction() as cur):
+                      self.journal.transaction(large=len(batch) >= tables.BULK) as cur):
                     conn = cur.connection
                     register_instance(conn, name, ANNOTATION_TYPE)
                     replaced = tables.remove(conn, name, batch.pos, self._body_of(),

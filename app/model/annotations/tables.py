@@ -87,7 +87,9 @@ SEEKS = 1_000
 """Supervoxels up to which a body's elements on them are looked up one by one."""
 
 BULK = 10_000
-"""Elements from which a write gets a larger page cache (:func:`roomy_cache`)."""
+"""Elements from which a write gets a larger page cache (:func:`roomy_cache`)
+and is a large transaction (its checkpoint in the background:
+:meth:`~app.model.journal.journal.Journal.transaction`)."""
 
 _ROWS_PER_INSERT = 128
 """Rows one statement of :func:`insert_rows` writes."""

@@ -40,6 +40,7 @@ from app.model.events.instances import create_instances_schema
 from app.model.events.outbox import create_outbox_schema, last_seq
 from app.model.geometry import Coord
 from app.model.journal.journal_db import connect, connect_reader, file_stamp, from_db, to_db
+from app.model.journal.wal_checkpoint import BackgroundCheckpoint
 
 __all__ = ["SCHEMA_VERSION", "Journal", "from_db", "to_db"]
 
@@ -77,6 +78,9 @@ def _is_write_failure(exc: sqlite3.Error) -> bool:
     code = getattr(exc, "sqlite_errorcode", None)
     return code is not None and code & 0xFF in _WRITE_FAILURES
 
+
+_AUTOCHECKPOINT_PAGES = 1000
+"""Pages in the write-ahead log from which a commit checkpoints it (SQLite's default)."""
 
 RECENT_BLOBS = 8
 """Blobs a writer keeps after putting them (blobs are immutable: a reference
@@ -119,6 +123,7 @@ class Journal:
         self._deferring = 0  # (open deferred() blocks)
         self._unsynced = False  # (a transaction committed since the last fsync)
         self._recent_blobs: dict[str, bytes] = {}  # (put last, oldest first)
+        self._wal_checkpoint = BackgroundCheckpoint(self.path)
         self.transaction_id = 0
         """Counts the write transactions begun (the open one's, inside one)."""
         self.last_committed = 0
@@ -167,13 +172,17 @@ class Journal:
             yield self._conn
 
     @contextmanager
-    def transaction(self, *, durable: bool = True) -> Iterator[sqlite3.Cursor]:
+    def transaction(self, *, durable: bool = True, large: bool = False
+                    ) -> Iterator[sqlite3.Cursor]:
         """A write transaction, committed on exit or rolled back on error.
 
         ``durable`` commits are fsync'ed (they survive power loss), unless
         inside :meth:`deferred`; others survive a killed process but may be
         lost with the machine's power until the next durable commit or
-        :meth:`sync`.
+        :meth:`sync`.  A ``large`` one (hundreds of MB: a bulk import)
+        returns once committed: the copy of what it wrote from the log into
+        the database file follows on a thread of its own
+        (:mod:`~app.model.journal.wal_checkpoint`).
 
         Raises
         ------
@@ -194,7 +203,13 @@ class Journal:
             self.transaction_id += 1
             try:
                 yield cur
-                cur.execute("COMMIT")
+                if large:  # (SQLite's own checkpoint would copy it inside the commit)
+                    cur.execute("PRAGMA wal_autocheckpoint = 0")
+                try:
+                    cur.execute("COMMIT")
+                finally:
+                    if large:
+                        cur.execute(f"PRAGMA wal_autocheckpoint = {_AUTOCHECKPOINT_PAGES}")
                 self._unsynced = not durable
                 self.last_committed = self.transaction_id
             except BaseException as exc:
@@ -202,6 +217,8 @@ class Journal:
                 if isinstance(exc, sqlite3.Error):
                     raise self._write_error(exc) from exc
                 raise
+            if large:
+                self._wal_checkpoint.start()
 
     def sync(self) -> None:
         """Make every committed transaction durable, if one is not: fsync the
@@ -291,7 +308,8 @@ class Journal:
                 self._conn.execute("COMMIT")
 
     def close(self) -> None:
-        """Close the connection."""
+        """Close the connection (once a checkpoint under way has ended)."""
+        self._wal_checkpoint.join()
         with self._lock:
             self._conn.close()
 
