@@ -142,6 +142,9 @@ def _final_targets(moves: Sequence[Move]) -> tuple[NDArray[np.uint64], NDArray[n
     every move (the last move of a supervoxel holds)."""
     if not moves:
         return np.zeros(0, np.uint64), np.zeros(0, np.uint64)
+    if len(moves) == 1:  # (its supervoxels are sorted and distinct)
+        svs = np.asarray(moves[0].svs, np.uint64)
+        return svs, np.full(svs.size, moves[0].target, np.uint64)
     svs = np.concatenate([m.svs for m in moves]).astype(np.uint64, copy=False)
     targets = np.repeat(np.array([m.target for m in moves], np.uint64),
                         [len(m.svs) for m in moves])
