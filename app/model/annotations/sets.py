@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -102,8 +103,10 @@ class AnnotationSets:
         name = check_instance_name(name)
         with paused_gc():
             batch = parse_elements(data, self.engine.shape)
-            with self.engine.gate.exclusive():
+            with self.engine.gate.exclusive(), ThreadPoolExecutor(1) as beside:
                 svs, bodies = self._labels_at(batch.pos)
+                # (the message's list, written by a kernel that needs no GIL, beside the rows)
+                added = beside.submit(_added(batch, bodies).json)
                 with (self.journal.reading() as locked,  # (the lock, through the reset)
                       tables.roomy_cache(locked, len(batch)),
                       self.journal.transaction(large=len(batch) >= tables.BULK) as cur):
@@ -112,7 +115,7 @@ class AnnotationSets:
                     replaced = tables.remove(conn, name, batch.pos, self._body_of(),
                                              self.engine.store.block_size)
                     tables.put(conn, name, batch, svs, bodies, self.engine.store.block_size)
-                    self._send(conn, name, "element-post", {}, replaced, batch, bodies)
+                    self._send(conn, name, "element-post", {}, replaced, added.result())
                 self._any = self._any or bool(len(batch))
         return len(batch)
 
@@ -135,7 +138,7 @@ class AnnotationSets:
                                    self._body_of(), self.engine.store.block_size)
             self._put(conn, name, list(partners.values()))
             self._send(conn, name, "element-delete", {"Point": list(pos)},
-                       [s for s in removed if s.pos == pos], Batch.of([]), np.zeros(0, np.uint64))
+                       [s for s in removed if s.pos == pos], "null")
 
     def move(self, name: str, old: Point, new: Point) -> None:
         """Move the element of set ``name`` at ``old`` to ``new``, with the
@@ -166,7 +169,7 @@ class AnnotationSets:
                 moved = Batch.of([element.moved(new)])
                 tables.put(conn, name, moved, svs, bodies, self.engine.store.block_size)
                 self._send(conn, name, "element-move", {"From": list(old), "To": list(new)},
-                           [s for s in removed if s.pos == old], moved, bodies)
+                           [s for s in removed if s.pos == old], _added(moved, bodies).json())
 
     # ----------------------------------------------------------------- helpers
     def _element(self, conn: sqlite3.Connection, name: str, pos: Point) -> Element:
@@ -195,19 +198,23 @@ class AnnotationSets:
                             self._body_of())
 
     def _send(self, conn: sqlite3.Connection, name: str, action: str, fields: dict[str, Any],
-              removed: Sequence[tables.Stored], added: Batch, bodies: NDArray[np.uint64]
-              ) -> None:
+              removed: Sequence[tables.Stored], added: str) -> None:
         """Append the command's message to set ``name``'s events: ``removed``
-        leave their bodies, ``added`` join ``bodies``."""
-        on = bodies != 0
-        add = ElementPositions(bodies[on], added.kinds[on], added.pos[on])
+        leave their bodies, the list ``added`` (its JSON: :func:`_added`)
+        join theirs."""
         delete = ElementPositions.of([(s.body, s.kind, *s.pos) for s in removed if s.body])
-        msg = delta_message(action, add, delete, self.uuid, now_go())
+        msg = delta_message(action, added, delete.json(), self.uuid, now_go())
         msg.update(fields)
         if self.user:
             msg["User"] = self.user
         payload = encode_message(msg, lambda data: put_blob(conn, data))
         outbox.append_events(conn, 0, action, [payload], instance=name)
+
+
+def _added(batch: Batch, bodies: NDArray[np.uint64]) -> ElementPositions:
+    """The elements of ``batch`` joining ``bodies`` (those on body 0 join none)."""
+    on = bodies != 0
+    return ElementPositions(bodies[on], batch.kinds[on], batch.pos[on])
 
 
 def _relinked(conn: sqlite3.Connection, name: str, element: Element, to: Point | None,

@@ -174,8 +174,9 @@ def _messages(record: Mutation, change: Relabelling) -> dict[str, Message]:
         if add.any() or delete.any():
             out[name] = delta_message(
                 record.action,
-                ElementPositions(change.bodies[add], kinds[add], change.pos[add]),
-                ElementPositions(change.old_bodies[delete], kinds[delete], change.pos[delete]),
+                ElementPositions(change.bodies[add], kinds[add], change.pos[add]).json(),
+                ElementPositions(change.old_bodies[delete], kinds[delete],
+                                 change.pos[delete]).json(),
                 record.stamp.uuid, record.stamp.timestamp, record.mutation_id)
     return out
 
@@ -210,11 +211,11 @@ class ElementPositions:
         return element_positions_json(self.labels, self.kinds, self.pos, KINDS)
 
 
-def delta_message(action: str, add: ElementPositions, delete: ElementPositions, uuid: str,
-                  timestamp: str, mutation_id: int | None = None) -> Message:
-    """A DVID annotation message with a ``Delta`` (``null`` for an empty list)."""
-    msg: Message = {"Action": action,
-                    "Delta": RawJSON(f'{{"Add":{add.json()},"Del":{delete.json()}}}')}
+def delta_message(action: str, add: str, delete: str, uuid: str, timestamp: str,
+                  mutation_id: int | None = None) -> Message:
+    """A DVID annotation message with a ``Delta`` of the ``Add`` and ``Del``
+    lists ``add`` and ``delete`` (their JSON: :meth:`ElementPositions.json`)."""
+    msg: Message = {"Action": action, "Delta": RawJSON(f'{{"Add":{add},"Del":{delete}}}')}
     if mutation_id is not None:
         msg["MutationID"] = mutation_id
     msg["Timestamp"] = timestamp

@@ -29,7 +29,7 @@ import sqlite3
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from itertools import chain, repeat
+from itertools import chain, compress, repeat
 from typing import NamedTuple, TypeVar
 
 import numpy as np
@@ -340,8 +340,9 @@ def put(conn: sqlite3.Connection, name: str, batch: Batch, svs: NDArray[np.uint6
     insert_rows(conn, "annotation_bodies", 7,
                zip(db_labels(bodies[by_body]), db_labels(svs[by_body]), repeat(name),
                    *pos[by_body].T.tolist(), _KIND_NAMES[batch.kinds[by_body]].tolist()))
+    tagged = list(compress(range(len(batch.tags)), batch.tags))  # (most have none)
     insert_rows(conn, "annotation_tags", 5, [(name, t, *pos[i].tolist())
-                                             for i, tags in enumerate(batch.tags) for t in tags])
+                                             for i in tagged for t in batch.tags[i]])
     counted: dict[tuple[str, str, int], int] = {}
     for kind in SYNAPTIC:
         on, n = np.unique(bodies[batch.kinds == KIND_CODES[kind]], return_counts=True)
