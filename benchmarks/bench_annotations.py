@@ -20,8 +20,8 @@ gives the machine's cores and its load averages at the start and at the end.
   elsewhere (none on a body of the pools) into another, none into the third.
   One process opens the three copies and makes the same edits on each, in
   turns (each copy first in every third round), so that the machine's load
-  weighs on all alike: for each body size, ``reps`` merges of a pair of the pool and
-  ``reps`` cleaves of 3 supervoxels off one of its bodies, each timed alone,
+  weighs on all alike: for each body size, ``reps`` merges of a pair of the
+  pool and ``reps`` cleaves of 3 supervoxels off one of its bodies, each timed alone,
   durable as the API returns, after a pause of 50 ms, and undone before the
   next (the undos timed too, for reference), after 3 untimed rounds.  How many
   synapses each edit moved is counted on the copies that have them (the
@@ -231,8 +231,8 @@ def paired_latency(bare: Path, loaded: Path, away: Path, pools: Pools, reps: int
             pairs, bodies = pools.pairs[size], pools.bodies(size)
             cut = ({x: [int(v) for v in s.supervoxels_of(x)[-CLEAVED:]] for x in bodies}
                    if cleave else {})
-            runs = {k: Paired([], [], [], [], []) for k in (("merge", "cleave", "undo") if cleave
-                                                     else ("merge",))}
+            kinds = ("merge", "cleave", "undo") if cleave else ("merge",)
+            runs = {k: Paired([], [], [], [], []) for k in kinds}
             for i in range(warmup + reps):
                 target, merged = pairs[i % len(pairs)]
                 body = bodies[i % len(bodies)]
