@@ -60,8 +60,8 @@ def _read(path: Path, key: str) -> str | None:
         reader.close()
 
 
-def _autocheckpoint(journal: Journal) -> int:
-    return int(journal.connection.execute("PRAGMA wal_autocheckpoint").fetchone()[0])
+def _pragma(journal: Journal, name: str) -> int:
+    return int(journal.connection.execute(f"PRAGMA {name}").fetchone()[0])
 
 
 def test_an_ordinary_transaction_is_copied_into_the_file_inside_its_commit(
@@ -75,10 +75,11 @@ def test_an_ordinary_transaction_is_copied_into_the_file_inside_its_commit(
 def test_a_large_transaction_is_copied_into_the_file_after_its_commit(
         journal: Journal, held: tuple[threading.Event, threading.Event]) -> None:
     release, done = held
-    before = journal.path.stat().st_size
+    before, cache = journal.path.stat().st_size, _pragma(journal, "cache_size")
     _write(journal, large=True)
     assert journal.path.stat().st_size == before  # (committed in the log)
-    assert _autocheckpoint(journal) == 1000  # (SQLite's own, back for the next commits)
+    assert _pragma(journal, "wal_autocheckpoint") == 1000  # (SQLite's, for the next commits)
+    assert _pragma(journal, "cache_size") == cache
     assert _read(journal.path, f"k{ROWS - 1}") == VALUE
     release.set()
     assert done.wait(timeout=60)

@@ -107,9 +107,7 @@ class AnnotationSets:
                 svs, bodies = self._labels_at(batch.pos)
                 # (the message's list, written by a kernel that needs no GIL, beside the rows)
                 added = beside.submit(_added(batch, bodies).json)
-                with (self.journal.reading() as locked,  # (the lock, through the reset)
-                      tables.roomy_cache(locked, len(batch)),
-                      self.journal.transaction(large=len(batch) >= tables.BULK) as cur):
+                with self.journal.transaction(large=len(batch) >= tables.BULK) as cur:
                     conn = cur.connection
                     register_instance(conn, name, ANNOTATION_TYPE)
                     replaced = tables.remove(conn, name, batch.pos, self._body_of(),

@@ -27,8 +27,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from itertools import chain, compress, repeat
 from typing import NamedTuple, TypeVar
 
@@ -87,16 +86,12 @@ SEEKS = 1_000
 """Supervoxels up to which a body's elements on them are looked up one by one."""
 
 BULK = 10_000
-"""Elements from which a write gets a larger page cache (:func:`roomy_cache`)
-and is a large transaction (its checkpoint in the background:
+"""Elements from which a write is a large journal transaction (a larger page
+cache, its checkpoint in the background:
 :meth:`~app.model.journal.journal.Journal.transaction`)."""
 
 _ROWS_PER_INSERT = 128
 """Rows one statement of :func:`insert_rows` writes."""
-
-_BULK_CACHE_KIB = 256 << 10
-"""That cache (KiB): the indexes of a million elements, whose rows go in out
-of their order, stay in memory instead of being written out and read back."""
 
 _KIND_NAMES = np.array(KINDS, object)
 """The kinds by their codes (:data:`~.elements.KIND_CODES`)."""
@@ -303,21 +298,6 @@ def count(conn: sqlite3.Connection, deltas: Mapping[tuple[str, str, int], int]) 
     if fallen:
         conn.executemany("DELETE FROM annotation_counts WHERE set_name = ? AND kind = ? "
                          "AND body = ? AND n = 0", fallen)
-
-
-@contextmanager
-def roomy_cache(conn: sqlite3.Connection, elements: int) -> Iterator[None]:
-    """A larger page cache inside, if ``elements`` are at least :data:`BULK`
-    (put the transaction that writes them inside)."""
-    if elements < BULK:
-        yield
-        return
-    [(size,)] = conn.execute("PRAGMA cache_size").fetchall()
-    conn.execute(f"PRAGMA cache_size = {-_BULK_CACHE_KIB}")
-    try:
-        yield
-    finally:
-        conn.execute(f"PRAGMA cache_size = {int(size)}")
 
 
 def put(conn: sqlite3.Connection, name: str, batch: Batch, svs: NDArray[np.uint64],

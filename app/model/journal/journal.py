@@ -79,8 +79,10 @@ def _is_write_failure(exc: sqlite3.Error) -> bool:
     return code is not None and code & 0xFF in _WRITE_FAILURES
 
 
-_AUTOCHECKPOINT_PAGES = 1000
-"""Pages in the write-ahead log from which a commit checkpoints it (SQLite's default)."""
+_LARGE_CACHE_KIB = 256 << 10
+"""The page cache (KiB) of a large transaction: the indexes of a million
+annotation elements, whose rows go in out of their order, stay in memory
+instead of being written out and read back."""
 
 RECENT_BLOBS = 8
 """Blobs a writer keeps after putting them (blobs are immutable: a reference
@@ -179,10 +181,10 @@ class Journal:
         ``durable`` commits are fsync'ed (they survive power loss), unless
         inside :meth:`deferred`; others survive a killed process but may be
         lost with the machine's power until the next durable commit or
-        :meth:`sync`.  A ``large`` one (hundreds of MB: a bulk import)
-        returns once committed: the copy of what it wrote from the log into
-        the database file follows on a thread of its own
-        (:mod:`~app.model.journal.wal_checkpoint`).
+        :meth:`sync`.  A ``large`` one (hundreds of MB: a bulk import) has
+        a page cache of :data:`_LARGE_CACHE_KIB` and returns once committed:
+        the copy of what it wrote from the log into the database file follows
+        on a thread of its own (:mod:`~app.model.journal.wal_checkpoint`).
 
         Raises
         ------
@@ -190,7 +192,7 @@ class Journal:
             If SQLite fails (disk full, I/O error): nothing of the transaction
             was written.
         """
-        with self._lock:
+        with self._lock, self._large(large):
             durable = durable and not self._deferring
             cur = self._conn.cursor()
             try:
@@ -203,13 +205,7 @@ class Journal:
             self.transaction_id += 1
             try:
                 yield cur
-                if large:  # (SQLite's own checkpoint would copy it inside the commit)
-                    cur.execute("PRAGMA wal_autocheckpoint = 0")
-                try:
-                    cur.execute("COMMIT")
-                finally:
-                    if large:
-                        cur.execute(f"PRAGMA wal_autocheckpoint = {_AUTOCHECKPOINT_PAGES}")
+                cur.execute("COMMIT")
                 self._unsynced = not durable
                 self.last_committed = self.transaction_id
             except BaseException as exc:
@@ -217,8 +213,27 @@ class Journal:
                 if isinstance(exc, sqlite3.Error):
                     raise self._write_error(exc) from exc
                 raise
-            if large:
-                self._wal_checkpoint.start()
+
+    @contextmanager
+    def _large(self, large: bool) -> Iterator[None]:
+        """Around a transaction (inside the lock), if ``large``: the
+        connection's page cache is :data:`_LARGE_CACHE_KIB` and SQLite does not
+        checkpoint the log when it commits (it would copy a large one inside
+        its commit); both are as they were after, and if it committed, the
+        checkpoint starts on its own thread."""
+        if not large:
+            yield
+            return
+        saved = [(name, int(self._conn.execute(f"PRAGMA {name}").fetchone()[0]))
+                 for name in ("cache_size", "wal_autocheckpoint")]
+        self._conn.execute(f"PRAGMA cache_size = {-_LARGE_CACHE_KIB}")
+        self._conn.execute("PRAGMA wal_autocheckpoint = 0")
+        try:
+            yield
+        finally:
+            for name, value in saved:
+                self._conn.execute(f"PRAGMA {name} = {value}")
+        self._wal_checkpoint.start()  # (not after an error: it leaves at the yield)
 
     def sync(self) -> None:
         """Make every committed transaction durable, if one is not: fsync the
